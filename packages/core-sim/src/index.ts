@@ -1,0 +1,2 @@
+// @lakebed/core-sim entry point: filled in by the package's own modules.
+export {};

@@ -1,0 +1,2 @@
+// @lakebed/native-cuda entry point: filled in by the package's own modules.
+export {};

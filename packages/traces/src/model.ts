@@ -1,0 +1,151 @@
+/**
+ * The trace model every importer produces and every consumer (the simulator, the CLI, the tests)
+ * reads. It is the contract between packages: change it only together with its consumers.
+ *
+ * A trace is kept as columns (struct of arrays), one set per device, so that the replay loop can
+ * copy them into WebAssembly linear memory in one go and never call back into JavaScript per event.
+ *
+ * Invariants (checked by `checkDeviceTrace` in validate.ts):
+ *  INV-TRACE-1  every column of `events` has exactly `events.length` entries.
+ *  INV-TRACE-2  `stream[i]` indexes `streams`; `streams` is sorted ascending by raw value, so stream
+ *               index order is PyTorch's own `cudaStream_t` pointer order (its free-block sets sort
+ *               by stream pointer first).
+ *  INV-TRACE-3  `blockId` names an allocation: ids 0 .. initialLiveBlocks-1 are the blocks live in
+ *               `initialState`; every `Alloc` event gets the next id in trace order; `FreeRequested`
+ *               and `FreeCompleted` carry the id of the allocation they free. Other actions have -1.
+ *  INV-TRACE-4  sizes and addresses are whole numbers of bytes below 2^53 (exact in a float64).
+ */
+
+/** What happened at one trace entry. Values are stable: they cross the Wasm boundary as u8. */
+export enum Action {
+  /** a block was handed out: addr = block address, size = the caller's unrounded request */
+  Alloc = 1,
+  /** the caller freed a block: addr, size = requested size; it may wait on stream events */
+  FreeRequested = 2,
+  /** the block really returned to the cache (immediately, or once its stream events completed) */
+  FreeCompleted = 3,
+  /** cudaMalloc of a new segment: addr = base, size = segment bytes */
+  SegmentAlloc = 4,
+  /** cudaFree of a whole segment (empty_cache or the out-of-memory path) */
+  SegmentFree = 5,
+  /** expandable segments: pages mapped at addr, size bytes */
+  SegmentMap = 6,
+  /** expandable segments: pages unmapped */
+  SegmentUnmap = 7,
+  /** the allocator gave up: size = rounded request, addr = bytes the driver reported free */
+  Oom = 8,
+  /** a snapshot was taken (addr 0, size = active bytes); no effect on the allocator */
+  Snapshot = 9,
+  /** any other recorded action (user_defined, annotate); no effect on the allocator */
+  Other = 10,
+}
+
+export const ACTION_NAMES: Readonly<Record<Action, string>> = {
+  [Action.Alloc]: "alloc",
+  [Action.FreeRequested]: "free_requested",
+  [Action.FreeCompleted]: "free_completed",
+  [Action.SegmentAlloc]: "segment_alloc",
+  [Action.SegmentFree]: "segment_free",
+  [Action.SegmentMap]: "segment_map",
+  [Action.SegmentUnmap]: "segment_unmap",
+  [Action.Oom]: "oom",
+  [Action.Snapshot]: "snapshot",
+  [Action.Other]: "other",
+};
+
+/** One device's trace entries as columns, oldest first. */
+export interface EventColumns {
+  length: number;
+  action: Uint8Array;
+  /** bytes; for Oom, the free bytes the driver reported */
+  addr: Float64Array;
+  /** bytes; see Action for what each action records */
+  size: Float64Array;
+  /** index into DeviceTrace.streams */
+  stream: Uint32Array;
+  /** microseconds since the Unix epoch; NaN where the file did not record time */
+  timeUs: Float64Array;
+  /** allocation identity, see INV-TRACE-3 */
+  blockId: Int32Array;
+}
+
+export type BlockStateKind = "allocated" | "pending_free" | "inactive";
+
+/** A block inside a segment, as PyTorch's snapshot reports it. */
+export interface BlockState {
+  address: number;
+  /** bytes, a multiple of 512 */
+  size: number;
+  /** the unrounded request of the allocation that owns it (stale for inactive blocks) */
+  requestedSize: number;
+  state: BlockStateKind;
+  /** allocation identity (INV-TRACE-3); -1 for inactive blocks */
+  blockId: number;
+}
+
+/**
+ * One segment: a cudaMalloc'd range, or one contiguous mapped range of an expandable segment.
+ * INV-TRACE-5: its blocks are in address order and tile [address, address + totalSize) exactly.
+ */
+export interface SegmentState {
+  address: number;
+  totalSize: number;
+  /** index into DeviceTrace.streams */
+  stream: number;
+  pool: "small" | "large";
+  expandable: boolean;
+  blocks: BlockState[];
+}
+
+export interface DeviceTrace {
+  device: number;
+  events: EventColumns;
+  /** raw cudaStream_t values as recorded, ascending (INV-TRACE-2) */
+  streams: bigint[];
+  /** the allocator state just before events[0]; empty when the trace is complete */
+  initialState: SegmentState[];
+  /** the state at the end, from the snapshot's `segments` */
+  finalState: SegmentState[];
+  /** true when the trace starts from an empty allocator (nothing was live or cached before it) */
+  complete: boolean;
+  /** number of blocks live in initialState (their blockIds are 0 .. initialLiveBlocks-1) */
+  initialLiveBlocks: number;
+}
+
+/** PyTorch's allocator settings as the snapshot recorded them (`allocator_settings`). */
+export interface AllocatorSettings {
+  /** the PYTORCH_CUDA_ALLOC_CONF string, "" when none */
+  conf: string;
+  /** bytes; -1 when unlimited */
+  maxSplitSize: number;
+  garbageCollectionThreshold: number;
+  expandableSegments: boolean;
+  /** divisions for each of the 16 power-of-two size buckets (1 MiB .. 32 GiB starts); 0 = off */
+  roundupPower2Divisions: number[];
+  /** every key as recorded, for display */
+  raw: Record<string, string | number | boolean>;
+}
+
+export type TraceFormat = "pickle" | "json" | "arrow";
+
+export interface Trace {
+  /** the path the trace was read from */
+  file: string;
+  format: TraceFormat;
+  gzip: boolean;
+  /** null for files that predate `allocator_settings` (PyTorch before about 2.3) */
+  allocatorSettings: AllocatorSettings | null;
+  /** devices that have events or segments, by ordinal */
+  devices: DeviceTrace[];
+  /** legacy PyTorch 2.0 layout (blocks with `history`, no per-event trace) */
+  legacy: boolean;
+  /** `external_annotations`: user ranges such as Optimizer.step */
+  annotations: Annotation[];
+}
+
+export interface Annotation {
+  name: string;
+  stage: "START" | "END";
+  device: number;
+  timeUs: number;
+}
