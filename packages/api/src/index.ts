@@ -1,2 +1,10 @@
-// @lakebed/api entry point: filled in by the package's own modules.
-export {};
+// @lakebed/api: the typed API behind the lakebed CLI.
+export { loadTrace } from "./load.js";
+export { describeTrace, allocationEvents } from "./describe.js";
+export type { TraceInfo, DeviceInfo } from "./describe.js";
+export { replayTrace, resolvePolicy, POLICIES } from "./replay.js";
+export type { ReplayRequest, ReplayDocument, DeviceReplayDocument, PolicyName } from "./replay.js";
+export { verifyTrace, compareDevice, compareLayouts } from "./verify.js";
+export type { VerifyDocument, DeviceVerifyDocument, SegmentMismatch, SegmentEventView } from "./verify.js";
+export { parseBytes, formatBytes, formatCount } from "./units.js";
+export { main } from "./cli.js";

@@ -1,0 +1,73 @@
+import { Command, CommanderError } from "commander";
+import { TraceError } from "@lakebed/traces";
+import { infoCommand } from "./commands/info.js";
+import { replayCommand } from "./commands/replay.js";
+import { verifyCommand } from "./commands/verify.js";
+import { convertCommand } from "./commands/convert.js";
+import { warn } from "./output.js";
+import { POLICIES } from "./replay.js";
+
+/**
+ * The `lakebed` command line. Every command that reports takes --json and then prints exactly one
+ * JSON document on stdout. Bad input is one line on stderr and exit status 1; usage errors exit 2.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let status = 0;
+  const run = (command: (...args: any[]) => Promise<number>) => async (...args: any[]) => {
+    status = await command(...args.slice(0, -1));
+  };
+  const program = new Command("lakebed")
+    .description("Replay PyTorch GPU allocation traces through GPU memory policies.")
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  program
+    .command("info")
+    .description("devices, events, time span, recorded PyTorch settings, and whether the trace is complete")
+    .argument("<trace>", "a PyTorch memory snapshot (.pickle, .pickle.gz, .json) or a converted .arrow trace")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(infoCommand));
+
+  program
+    .command("replay")
+    .description("replay a trace through a policy and report peak memory, device calls and OOMs")
+    .argument("<trace>", "trace file")
+    .option("--policy <name>", `one of ${POLICIES.join(", ")} (default: the policy the trace was recorded with)`)
+    .option("--conf <settings>", "PYTORCH_CUDA_ALLOC_CONF-style settings, e.g. max_split_size_mb:128,roundup_power2_divisions:4 (default: the recorded settings)")
+    .option("--capacity <bytes>", "device capacity, e.g. 40GiB (default: unlimited)")
+    .option("--check", "check the policy's invariants after every event (slow)")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(replayCommand));
+
+  program
+    .command("verify")
+    .description("replay with the recorded settings and compare segment events and the final layout with PyTorch's")
+    .argument("<trace>", "trace file")
+    .option("--capacity <bytes>", "the device capacity the trace was recorded under (set_per_process_memory_fraction x total)")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(verifyCommand));
+
+  program
+    .command("convert")
+    .description("convert a snapshot to lakebed's on-disk format (an Apache Arrow IPC file, readable by pandas, polars and DuckDB)")
+    .argument("<trace>", "trace file")
+    .argument("<output>", "output .arrow file")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(convertCommand));
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return status;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof TraceError || error instanceof Error) {
+      warn(error.message.split("\n")[0]);
+      if (!(error instanceof TraceError) && process.env.LAKEBED_DEBUG) process.stderr.write(`${error.stack}\n`);
+      return 1;
+    }
+    warn(String(error));
+    return 1;
+  }
+}

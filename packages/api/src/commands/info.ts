@@ -1,0 +1,37 @@
+import { describeTrace } from "../describe.js";
+import { loadTrace } from "../load.js";
+import { renderTable } from "../table.js";
+import { formatBytes } from "../units.js";
+import { writeJson, writeHuman } from "../output.js";
+
+export async function infoCommand(file: string, options: { json?: boolean }): Promise<number> {
+  const trace = await loadTrace(file, !options.json);
+  const info = describeTrace(trace);
+  if (options.json) {
+    writeJson(info);
+    return 0;
+  }
+  const s = info.allocatorSettings;
+  const lines = [
+    `${info.file}: ${info.format}${info.gzip ? " (gzip)" : ""}${info.legacy ? ", legacy PyTorch 2.0 layout" : ""}`,
+    s
+      ? `settings: ${s.conf === "" ? "(PYTORCH_CUDA_ALLOC_CONF empty)" : s.conf}; expandable_segments ${s.expandableSegments}, max_split_size ${s.maxSplitSize < 0 ? "unlimited" : formatBytes(s.maxSplitSize)}, garbage_collection_threshold ${s.garbageCollectionThreshold}, roundup_power2_divisions [${s.roundupPower2Divisions.join(",")}]`
+      : "settings: not recorded (PyTorch before about 2.3): replays assume PyTorch's defaults",
+    renderTable(
+      ["device", "events", "allocs", "streams", "span", "complete", "start state", "final reserved", "final allocated"],
+      info.devices.map((d) => [
+        d.device,
+        d.events,
+        d.actions.alloc ?? 0,
+        d.streams.length,
+        d.seconds === null ? "n/a" : `${d.seconds.toFixed(2)} s`,
+        d.complete ? "yes" : "no",
+        d.complete ? "empty" : `${d.initialSegments} segments, ${formatBytes(d.initialReservedBytes)}, ${d.initialLiveBlocks} live`,
+        formatBytes(d.finalReservedBytes),
+        formatBytes(d.finalAllocatedBytes),
+      ]),
+    ),
+  ];
+  writeHuman(lines.join("\n"));
+  return 0;
+}

@@ -1,0 +1,113 @@
+import type { Trace } from "@lakebed/traces";
+import {
+  confFromSettings,
+  parseAllocConf,
+  replayDevice,
+  type AllocatorConf,
+  type DeviceReplayResult,
+} from "@lakebed/core-sim";
+
+/** The policies `lakebed replay` can run. */
+export const POLICIES = ["caching", "expandable"] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+export interface ReplayRequest {
+  /** default: the policy the trace was recorded with */
+  policy?: PolicyName;
+  /**
+   * PYTORCH_CUDA_ALLOC_CONF-style settings. As in PyTorch, a settings string is the whole
+   * configuration: keys it does not name take PyTorch's defaults. Default: the recorded settings.
+   */
+  conf?: string;
+  /** device capacity in bytes (PyTorch's per-process limit); default: unlimited */
+  capacityBytes?: number;
+  /** use the segment addresses the trace recorded where the replay asks for the same segments */
+  traceAddresses?: boolean;
+  /** call the policy's isValid() after every N events (0: never) */
+  checkEvery?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** One device's figures in `replay --json`. Sizes are bytes. */
+export interface DeviceReplayDocument {
+  device: number;
+  events: number;
+  peakAllocatedBytes: number;
+  peakReservedBytes: number;
+  peakRequestedBytes: number;
+  deviceAllocs: number;
+  deviceFrees: number;
+  ooms: number;
+  allocRetries: number;
+  driverCalls: Record<string, number>;
+  allocatorSeconds: number;
+  /** every statistic under torch.cuda.memory_stats() names */
+  stats: Record<string, number>;
+}
+
+export interface ReplayDocument {
+  policy: PolicyName;
+  conf: string;
+  capacityBytes: number | null;
+  events: number;
+  /** wall-clock seconds the replay took on this machine */
+  seconds: number;
+  devices: DeviceReplayDocument[];
+}
+
+/** Resolves what a replay request means for this trace: which policy and which settings. */
+export function resolvePolicy(trace: Trace, request: ReplayRequest): { policy: PolicyName; conf: AllocatorConf; confText: string } {
+  const recorded = trace.allocatorSettings;
+  const confText = request.conf ?? recorded?.conf ?? "";
+  const conf = request.conf !== undefined ? parseAllocConf(request.conf) : confFromSettings(recorded);
+  const policy = request.policy ?? (conf.expandableSegments ? "expandable" : "caching");
+  return { policy, conf: { ...conf, expandableSegments: policy === "expandable" }, confText };
+}
+
+export function replayTrace(trace: Trace, request: ReplayRequest = {}): { document: ReplayDocument; results: DeviceReplayResult[] } {
+  const { policy, conf, confText } = resolvePolicy(trace, request);
+  const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
+  const started = performance.now();
+  let before = 0;
+  const results = trace.devices.map((device) => {
+    const result = replayDevice(device, {
+      policy,
+      conf,
+      capacityBytes: request.capacityBytes,
+      traceAddresses: request.traceAddresses ?? true,
+      checkEvery: request.checkEvery,
+      onProgress: request.onProgress && ((done: number) => request.onProgress!(before + done, total)),
+    });
+    before += device.events.length;
+    return result;
+  });
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    results,
+    document: {
+      policy,
+      conf: confText,
+      capacityBytes: request.capacityBytes ?? null,
+      events: total,
+      seconds,
+      devices: results.map(toDocument),
+    },
+  };
+}
+
+function toDocument(r: DeviceReplayResult): DeviceReplayDocument {
+  return {
+    device: r.device,
+    events: r.events,
+    peakAllocatedBytes: r.peakAllocatedBytes,
+    peakReservedBytes: r.peakReservedBytes,
+    peakRequestedBytes: r.peakRequestedBytes,
+    deviceAllocs: r.deviceAllocs,
+    deviceFrees: r.deviceFrees,
+    ooms: r.ooms,
+    allocRetries: r.allocRetries,
+    driverCalls: r.driverCalls,
+    allocatorSeconds: r.allocatorSeconds,
+    stats: r.stats,
+  };
+}

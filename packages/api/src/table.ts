@@ -1,0 +1,15 @@
+import Table from "cli-table3";
+
+/**
+ * Human tables for the terminal. Numbers are right-aligned so that columns of sizes can be read
+ * down; the JSON output carries exact bytes, tables carry readable units.
+ */
+export function renderTable(head: string[], rows: (string | number)[][]): string {
+  const table = new Table({
+    head,
+    style: { head: [], border: [], compact: true },
+    colAligns: head.map((_, i) => (i === 0 ? "left" : "right")),
+  });
+  for (const row of rows) table.push(row.map(String));
+  return table.toString();
+}

@@ -1,0 +1,166 @@
+import { Action, ACTION_NAMES, type DeviceTrace, type SegmentState, type Trace } from "@lakebed/traces";
+import type { DeviceReplayResult } from "@lakebed/core-sim";
+import { allocationEvents } from "./describe.js";
+import { replayTrace, type ReplayRequest } from "./replay.js";
+
+/**
+ * `lakebed verify`: replay a trace with the settings PyTorch recorded and compare what the emulator
+ * did at the device level (segment_alloc/free, segment_map/unmap) with what PyTorch did, event by
+ * event, then compare the final segment and block layout with the snapshot's.
+ *
+ * Device-level events are compared by (action, address, bytes) and by how many allocation requests
+ * came before them: PyTorch logs a segment_alloc just before the alloc that caused it, while the
+ * emulator logs it while serving that alloc, so trace positions differ by design but the number of
+ * requests served before each segment event must not.
+ */
+export interface SegmentEventView {
+  /** index of the trace entry (for the trace) or of the trace entry being served (for the emulator) */
+  eventIndex: number;
+  action: string;
+  addr: number;
+  size: number;
+  /** allocation requests (alloc and oom entries) before this event */
+  requestsBefore: number;
+}
+
+export interface SegmentMismatch {
+  /** position in the sequence of segment events (0 = the first segment event) */
+  position: number;
+  expected: SegmentEventView | null;
+  actual: SegmentEventView | null;
+}
+
+export interface DeviceVerifyDocument {
+  device: number;
+  segmentEventsCompared: number;
+  firstMismatch: SegmentMismatch | null;
+  finalStateMatches: boolean;
+  /** the first difference in the final layout, in words; null when it matches */
+  finalStateDifference: string | null;
+  /** whether the trace started from an empty allocator (else the replay began from a rebuilt state) */
+  complete: boolean;
+}
+
+export interface VerifyDocument {
+  match: boolean;
+  /** why the trace cannot be verified, when it cannot */
+  reason?: string;
+  policy?: string;
+  devices: DeviceVerifyDocument[];
+}
+
+const SEGMENT_ACTIONS = new Set<number>([Action.SegmentAlloc, Action.SegmentFree, Action.SegmentMap, Action.SegmentUnmap]);
+
+export function verifyTrace(trace: Trace, request: Pick<ReplayRequest, "capacityBytes" | "onProgress" | "checkEvery"> = {}): VerifyDocument {
+  const unverifiable = whyUnverifiable(trace);
+  if (unverifiable) return { match: false, reason: unverifiable, devices: [] };
+  const { document, results } = replayTrace(trace, { ...request, traceAddresses: true });
+  const devices = trace.devices.map((d, i) => compareDevice(d, results[i]));
+  return {
+    match: devices.every((d) => d.firstMismatch === null && d.finalStateMatches),
+    policy: document.policy,
+    devices,
+  };
+}
+
+function whyUnverifiable(trace: Trace): string | null {
+  if (trace.devices.length === 0) return "the file holds no device with segments or trace entries";
+  if (trace.legacy) {
+    return "legacy PyTorch 2.0 snapshot: it holds the allocator state but no trace of allocation events (its trace is a single 'snapshot' entry), so there is nothing to replay";
+  }
+  if (trace.devices.every((d) => allocationEvents(d) === 0)) {
+    return "the snapshot holds allocator state but no allocation events (recorded with _record_memory_history(enabled='state') or without a trace), so there is nothing to replay";
+  }
+  return null;
+}
+
+export function compareDevice(trace: DeviceTrace, result: DeviceReplayResult): DeviceVerifyDocument {
+  const requestsBefore = requestCounter(trace);
+  const expected: SegmentEventView[] = [];
+  for (let i = 0; i < trace.events.length; i++) {
+    const action = trace.events.action[i];
+    if (!SEGMENT_ACTIONS.has(action)) continue;
+    expected.push({
+      eventIndex: i,
+      action: ACTION_NAMES[action as Action],
+      addr: trace.events.addr[i],
+      size: trace.events.size[i],
+      requestsBefore: requestsBefore[i],
+    });
+  }
+  const actual: SegmentEventView[] = result.segmentEvents.map((e) => ({
+    eventIndex: e.eventIndex,
+    action: ACTION_NAMES[e.action as Action],
+    addr: e.addr,
+    size: e.size,
+    requestsBefore: e.eventIndex < requestsBefore.length ? requestsBefore[e.eventIndex] : requestsBefore[requestsBefore.length - 1] ?? 0,
+  }));
+  let firstMismatch: SegmentMismatch | null = null;
+  const n = Math.max(expected.length, actual.length);
+  for (let k = 0; k < n; k++) {
+    const e = expected[k] ?? null;
+    const a = actual[k] ?? null;
+    if (e && a && sameSegmentEvent(e, a)) continue;
+    firstMismatch = { position: k, expected: e, actual: a };
+    break;
+  }
+  const finalStateDifference = compareLayouts(trace.finalState, result.finalSegments);
+  return {
+    device: trace.device,
+    segmentEventsCompared: firstMismatch ? firstMismatch.position : n,
+    firstMismatch,
+    finalStateMatches: finalStateDifference === null,
+    finalStateDifference,
+    complete: trace.complete,
+  };
+}
+
+function sameSegmentEvent(e: SegmentEventView, a: SegmentEventView): boolean {
+  return e.action === a.action && e.addr === a.addr && e.size === a.size && e.requestsBefore === a.requestsBefore;
+}
+
+/** requestsBefore[i] = number of alloc and oom entries strictly before entry i. */
+function requestCounter(trace: DeviceTrace): Uint32Array {
+  const counts = new Uint32Array(trace.events.length + 1);
+  let n = 0;
+  for (let i = 0; i < trace.events.length; i++) {
+    counts[i] = n;
+    const a = trace.events.action[i];
+    if (a === Action.Alloc || a === Action.Oom) n++;
+  }
+  counts[trace.events.length] = n;
+  return counts;
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** Returns the first difference between two layouts in words, or null when they are the same. */
+export function compareLayouts(expected: SegmentState[], actual: SegmentState[]): string | null {
+  const byAddress = (a: SegmentState, b: SegmentState) => a.address - b.address;
+  const want = [...expected].sort(byAddress);
+  const got = [...actual].sort(byAddress);
+  for (let i = 0; i < Math.max(want.length, got.length); i++) {
+    const w = want[i];
+    const g = got[i];
+    if (!w) return `the emulator has an extra segment at ${hex(g.address)} (${g.totalSize} bytes)`;
+    if (!g) return `the emulator lacks the segment at ${hex(w.address)} (${w.totalSize} bytes)`;
+    if (w.address !== g.address || w.totalSize !== g.totalSize) {
+      return `segment ${i}: snapshot has ${hex(w.address)} (${w.totalSize} bytes), emulator ${hex(g.address)} (${g.totalSize} bytes)`;
+    }
+    if (w.pool !== g.pool || w.expandable !== g.expandable || w.stream !== g.stream) {
+      return `segment ${hex(w.address)}: snapshot pool ${w.pool}/stream ${w.stream}/expandable ${w.expandable}, emulator ${g.pool}/${g.stream}/${g.expandable}`;
+    }
+    for (let j = 0; j < Math.max(w.blocks.length, g.blocks.length); j++) {
+      const wb = w.blocks[j];
+      const gb = g.blocks[j];
+      if (!wb || !gb) return `segment ${hex(w.address)}: snapshot has ${w.blocks.length} blocks, emulator ${g.blocks.length}`;
+      if (wb.address !== gb.address || wb.size !== gb.size || wb.state !== gb.state) {
+        return `segment ${hex(w.address)} block ${j}: snapshot ${hex(wb.address)} ${wb.size} bytes ${wb.state}, emulator ${hex(gb.address)} ${gb.size} bytes ${gb.state}`;
+      }
+      if (wb.state !== "inactive" && wb.requestedSize !== gb.requestedSize) {
+        return `block ${hex(wb.address)}: snapshot requested ${wb.requestedSize} bytes, emulator ${gb.requestedSize}`;
+      }
+    }
+  }
+  return null;
+}
