@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// lakebed's benchmark. Speed is reported as a ratio against a reference measured in the same run
+// on the same machine, never as an absolute threshold:
+//  1. import + replay of the largest shared trace vs CPython's C unpickler loading the same file
+//     (`pickle.load(open(F, 'rb'))`, the floor any Python tool pays before it can look at a trace);
+//  2. replay speed, events per second, for every policy on every shared trace.
+// Results go to bench/results.json and bench/results.md (committed).
+//
+// Usage: npm run bench [-- --runs 7]
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, statSync, writeFileSync, readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { tmpdir, cpus } from "node:os";
+import { join, resolve, dirname, basename } from "node:path";
+import { fileURLToPath } from "node:url";
+import { readTrace } from "@lakebed/traces";
+import { replayTrace, POLICIES } from "@lakebed/api";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const shared = resolve(root, "../shared/traces");
+const runsArg = process.argv.indexOf("--runs");
+const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const log = (s) => process.stderr.write(`${s}\n`);
+
+function sharedTraceFiles() {
+  return readdirSync(shared)
+    .filter((f) => f.endsWith(".pickle.gz"))
+    .sort()
+    .map((f) => join(shared, f));
+}
+
+/** Seconds CPython's pickle.load takes on `file`, measured inside the interpreter, median of runs. */
+function pythonPickleLoadSeconds(file) {
+  const code = "import pickle,sys,time\nt=time.perf_counter()\npickle.load(open(sys.argv[1],'rb'))\nprint(time.perf_counter()-t)";
+  const times = [];
+  for (let i = 0; i < runs; i++) times.push(Number(execFileSync("python3", ["-c", code, file], { encoding: "utf8" }).trim()));
+  return median(times);
+}
+
+async function lakebedSeconds(file) {
+  const importTimes = [];
+  const replayTimes = [];
+  let events = 0;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const trace = await readTrace(file);
+    const t1 = performance.now();
+    const { document } = replayTrace(trace);
+    const t2 = performance.now();
+    importTimes.push((t1 - t0) / 1000);
+    replayTimes.push((t2 - t1) / 1000);
+    events = document.events;
+  }
+  return { importSeconds: median(importTimes), replaySeconds: median(replayTimes), events };
+}
+
+async function main() {
+  const files = sharedTraceFiles();
+  const largest = files.reduce((a, b) => (gunzipSync(readFileSync(a)).length >= gunzipSync(readFileSync(b)).length ? a : b));
+  const plain = join(mkdtempSync(join(tmpdir(), "lakebed-bench-")), basename(largest).replace(/\.gz$/, ""));
+  writeFileSync(plain, gunzipSync(readFileSync(largest)));
+  log(`import + replay of ${basename(plain)} (${(statSync(plain).size / 2 ** 20).toFixed(1)} MiB) vs CPython pickle.load, ${runs} runs each`);
+  const python = pythonPickleLoadSeconds(plain);
+  const lakebed = await lakebedSeconds(plain);
+  const total = lakebed.importSeconds + lakebed.replaySeconds;
+  const importVsPython = {
+    trace: basename(plain),
+    bytes: statSync(plain).size,
+    events: lakebed.events,
+    pythonPickleLoadSeconds: python,
+    lakebedImportSeconds: lakebed.importSeconds,
+    lakebedReplaySeconds: lakebed.replaySeconds,
+    ratio: total / python,
+  };
+  log(`  CPython pickle.load ${python.toFixed(3)} s; lakebed import ${lakebed.importSeconds.toFixed(3)} s + replay ${lakebed.replaySeconds.toFixed(3)} s; ratio ${importVsPython.ratio.toFixed(2)}`);
+
+  const replaySpeed = [];
+  for (const file of files) {
+    const trace = await readTrace(file);
+    for (const policy of POLICIES) {
+      const times = [];
+      let events = 0;
+      for (let i = 0; i < runs; i++) {
+        const { document } = replayTrace(trace, { policy, traceAddresses: false });
+        times.push(document.seconds);
+        events = document.events;
+      }
+      const seconds = median(times);
+      replaySpeed.push({ trace: basename(file), policy, events, seconds, eventsPerSecond: Math.round(events / seconds) });
+      log(`  ${basename(file)} ${policy}: ${Math.round(events / seconds).toLocaleString("en-US")} events/s`);
+    }
+  }
+  const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, node: process.version, python: execFileSync("python3", ["--version"], { encoding: "utf8" }).trim() };
+  const results = { date: new Date().toISOString(), machine, runs, importVsPython, replaySpeed };
+  writeFileSync(join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(root, "bench/results.md"), renderMarkdown(results));
+  log("wrote bench/results.json and bench/results.md");
+}
+
+function renderMarkdown(r) {
+  const iv = r.importVsPython;
+  const lines = [
+    "# Benchmark results",
+    "",
+    `Measured ${r.date.slice(0, 10)} on ${r.machine.cpu} (${r.machine.cores} cores), Node ${r.machine.node}, ${r.machine.python}; median of ${r.runs} runs. Regenerate with \`npm run bench\`.`,
+    "",
+    "## Import and replay vs CPython's unpickler",
+    "",
+    `The largest shared trace, ${iv.trace} (${(iv.bytes / 2 ** 20).toFixed(1)} MiB, ${iv.events.toLocaleString("en-US")} events), uncompressed.`,
+    "The reference is `pickle.load(open(F, 'rb'))` in CPython (its C unpickler), timed inside the interpreter.",
+    "",
+    "| step | seconds |",
+    "|---|---:|",
+    `| CPython pickle.load (reference) | ${iv.pythonPickleLoadSeconds.toFixed(3)} |`,
+    `| lakebed import to columns | ${iv.lakebedImportSeconds.toFixed(3)} |`,
+    `| lakebed replay (recorded policy) | ${iv.lakebedReplaySeconds.toFixed(3)} |`,
+    `| **ratio (import + replay) / pickle.load** | **${iv.ratio.toFixed(2)}** |`,
+    "",
+    "## Replay speed",
+    "",
+    "| trace | policy | events | events/s |",
+    "|---|---|---:|---:|",
+    ...r.replaySpeed.map((s) => `| ${s.trace} | ${s.policy} | ${s.events.toLocaleString("en-US")} | ${s.eventsPerSecond.toLocaleString("en-US")} |`),
+    "",
+  ];
+  return lines.join("\n");
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench: ${error.stack ?? error}\n`);
+  process.exitCode = 1;
+});
