@@ -4,6 +4,7 @@ import { infoCommand } from "./commands/info.js";
 import { replayCommand } from "./commands/replay.js";
 import { verifyCommand } from "./commands/verify.js";
 import { convertCommand } from "./commands/convert.js";
+import { compareCommand } from "./commands/compare.js";
 import { warn } from "./output.js";
 import { POLICIES } from "./replay.js";
 
@@ -36,8 +37,20 @@ export async function main(argv: string[]): Promise<number> {
     .option("--conf <settings>", "PYTORCH_CUDA_ALLOC_CONF-style settings, e.g. max_split_size_mb:128,roundup_power2_divisions:4 (default: the recorded settings)")
     .option("--capacity <bytes>", "device capacity, e.g. 40GiB (default: unlimited)")
     .option("--check", "check the policy's invariants after every event (slow)")
+    .option("--find-min-capacity", "also search the smallest device capacity (to 2 MiB) that replays without an OOM")
     .option("--json", "print one JSON document on stdout")
     .action(run(replayCommand));
+
+  program
+    .command("compare")
+    .description("replay a trace through several policies and compare peak memory, device calls and allocator time")
+    .argument("<trace>", "trace file")
+    .option("--policies <list>", `comma-separated policies (default: ${POLICIES.join(",")})`)
+    .option("--conf <settings>", "PYTORCH_CUDA_ALLOC_CONF-style settings for every policy (default: the recorded settings)")
+    .option("--capacity <bytes>", "device capacity, e.g. 40GiB (default: unlimited)")
+    .option("--find-min-capacity", "search the smallest device capacity (to 2 MiB) that replays without an OOM, per policy")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(compareCommand));
 
   program
     .command("verify")

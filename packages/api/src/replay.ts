@@ -43,6 +43,8 @@ export interface DeviceReplayDocument {
   allocatorSeconds: number;
   /** every statistic under torch.cuda.memory_stats() names */
   stats: Record<string, number>;
+  /** with --find-min-capacity: the smallest capacity (to 2 MiB) that replays without an OOM */
+  minCapacityBytes?: number;
 }
 
 export interface ReplayDocument {

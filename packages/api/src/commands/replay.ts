@@ -4,6 +4,7 @@ import { POLICIES, replayTrace, type PolicyName } from "../replay.js";
 import { renderTable } from "../table.js";
 import { formatBytes, formatCount, parseBytes } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
+import { findMinCapacity } from "../capacity-search.js";
 
 export interface ReplayCliOptions {
   policy?: string;
@@ -11,6 +12,7 @@ export interface ReplayCliOptions {
   capacity?: string;
   json?: boolean;
   check?: boolean;
+  findMinCapacity?: boolean;
 }
 
 export function parsePolicy(name: string | undefined): PolicyName | undefined {
@@ -38,6 +40,10 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   } finally {
     progress.stop();
   }
+  if (options.findMinCapacity) {
+    const mins = findMinCapacity(trace, { policy: document.policy, conf: options.conf });
+    document.devices = document.devices.map((d, i) => ({ ...d, minCapacityBytes: mins[i].minCapacityBytes }));
+  }
   if (options.json) {
     writeJson(document);
     return 0;
@@ -46,7 +52,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
     [
       `${file}: policy ${document.policy}${document.conf ? ` (${document.conf})` : ""}, capacity ${document.capacityBytes === null ? "unlimited" : formatBytes(document.capacityBytes)}`,
       renderTable(
-        ["device", "events", "peak allocated", "peak reserved", "reserved/allocated", "device allocs", "device frees", "OOMs", "allocator time"],
+        ["device", "events", "peak allocated", "peak reserved", "reserved/allocated", "device allocs", "device frees", "OOMs", "allocator time", ...(options.findMinCapacity ? ["min capacity"] : [])],
         document.devices.map((d) => [
           d.device,
           formatCount(d.events),
@@ -57,6 +63,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
           formatCount(d.deviceFrees),
           d.ooms,
           `${(d.allocatorSeconds * 1000).toFixed(1)} ms`,
+          ...(options.findMinCapacity ? [d.minCapacityBytes === undefined || Number.isNaN(d.minCapacityBytes) ? "n/a" : formatBytes(d.minCapacityBytes)] : []),
         ]),
       ),
       `replayed ${formatCount(document.events)} events in ${document.seconds.toFixed(3)} s (${formatCount(Math.round(document.events / Math.max(document.seconds, 1e-9)))} events/s)`,

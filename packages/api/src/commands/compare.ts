@@ -1,0 +1,74 @@
+import { loadTrace } from "../load.js";
+import { startProgress } from "../progress.js";
+import { findMinCapacity } from "../capacity-search.js";
+import { POLICIES, replayTrace, type PolicyName, type ReplayDocument } from "../replay.js";
+import { renderTable } from "../table.js";
+import { formatBytes, formatCount, parseBytes } from "../units.js";
+import { writeHuman, writeJson } from "../output.js";
+import { parsePolicy } from "./replay.js";
+
+export interface CompareCliOptions {
+  policies?: string;
+  conf?: string;
+  capacity?: string;
+  findMinCapacity?: boolean;
+  json?: boolean;
+  html?: string;
+}
+
+/** A replay document with the minimum capacity per device, when it was searched for. */
+export type CompareResult = ReplayDocument & { devices: (ReplayDocument["devices"][number] & { minCapacityBytes?: number })[] };
+
+export async function compareCommand(file: string, options: CompareCliOptions): Promise<number> {
+  const policies = (options.policies ?? POLICIES.join(","))
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((p) => parsePolicy(p) as PolicyName);
+  const capacityBytes = options.capacity === undefined ? undefined : parseBytes(options.capacity, "--capacity");
+  const trace = await loadTrace(file, !options.json);
+  const results: CompareResult[] = [];
+  for (const policy of policies) {
+    const progress = startProgress(`replay ${policy}`, "events", !options.json);
+    try {
+      const { document } = replayTrace(trace, { policy, conf: options.conf, capacityBytes, onProgress: (d, t) => progress.update(d, t) });
+      const result: CompareResult = document;
+      if (options.findMinCapacity) {
+        const mins = findMinCapacity(trace, { policy, conf: options.conf });
+        result.devices = result.devices.map((d, i) => ({ ...d, minCapacityBytes: mins[i].minCapacityBytes }));
+      }
+      results.push(result);
+    } finally {
+      progress.stop();
+    }
+  }
+  if (options.json) {
+    writeJson({ results });
+    return 0;
+  }
+  const head = ["policy", "device", "peak allocated", "peak reserved", "reserved/allocated", "device allocs", "device frees", "OOMs", "allocator time"];
+  if (options.findMinCapacity) head.push("min capacity");
+  writeHuman(
+    renderTable(
+      head,
+      results.flatMap((r) =>
+        r.devices.map((d) => {
+          const row = [
+            r.policy,
+            d.device,
+            formatBytes(d.peakAllocatedBytes),
+            formatBytes(d.peakReservedBytes),
+            d.peakAllocatedBytes > 0 ? (d.peakReservedBytes / d.peakAllocatedBytes).toFixed(3) : "n/a",
+            formatCount(d.deviceAllocs),
+            formatCount(d.deviceFrees),
+            d.ooms,
+            `${(d.allocatorSeconds * 1000).toFixed(1)} ms`,
+          ];
+          if (options.findMinCapacity) row.push(d.minCapacityBytes === undefined || Number.isNaN(d.minCapacityBytes) ? "n/a" : formatBytes(d.minCapacityBytes));
+          return row;
+        }),
+      ),
+    ),
+  );
+  return 0;
+}
