@@ -49,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--conf <settings>", "PYTORCH_CUDA_ALLOC_CONF-style settings for every policy (default: the recorded settings)")
     .option("--capacity <bytes>", "device capacity, e.g. 40GiB (default: unlimited)")
     .option("--find-min-capacity", "search the smallest device capacity (to 2 MiB) that replays without an OOM, per policy")
+    .option("--html <file>", "also write a self-contained HTML report with charts")
     .option("--json", "print one JSON document on stdout")
     .action(run(compareCommand));
 

@@ -26,6 +26,10 @@ export interface ReplayRequest {
   /** call the policy's isValid() after every N events (0: never) */
   checkEvery?: number;
   onProgress?: (done: number, total: number) => void;
+  /** record a timeline of about this many points (the highest value in each window of events) */
+  timelinePoints?: number;
+  /** capture the segment layout right after this event index */
+  layoutAtEvent?: number;
 }
 
 /** One device's figures in `replay --json`. Sizes are bytes. */
@@ -78,6 +82,8 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
       capacityBytes: request.capacityBytes,
       traceAddresses: request.traceAddresses ?? true,
       checkEvery: request.checkEvery,
+      timelinePoints: request.timelinePoints,
+      layoutAtEvent: request.layoutAtEvent,
       onProgress: request.onProgress && ((done: number) => request.onProgress!(before + done, total)),
     });
     before += device.events.length;

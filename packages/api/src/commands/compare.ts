@@ -6,6 +6,9 @@ import { renderTable } from "../table.js";
 import { formatBytes, formatCount, parseBytes } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
 import { parsePolicy } from "./replay.js";
+import { writeFileSync } from "node:fs";
+import { buildReport } from "../report/build-report.js";
+import { renderHtmlReport } from "../report/html-report.js";
 
 export interface CompareCliOptions {
   policies?: string;
@@ -41,6 +44,14 @@ export async function compareCommand(file: string, options: CompareCliOptions): 
     } finally {
       progress.stop();
     }
+  }
+  if (options.html) {
+    const minCapacities = options.findMinCapacity
+      ? new Map(results.map((r) => [r.policy, r.devices.map((d) => d.minCapacityBytes ?? Number.NaN)] as const))
+      : undefined;
+    const data = buildReport(trace, { policies, conf: options.conf, capacityBytes, minCapacities });
+    writeFileSync(options.html, renderHtmlReport(data));
+    if (!options.json) process.stderr.write(`lakebed: wrote ${options.html}\n`);
   }
   if (options.json) {
     writeJson({ results });
