@@ -1,0 +1,272 @@
+import { describeOp, MiB, type Op } from "../generators/program.js";
+import type { AllocatorUnderTest, LiveBlock, PolicyUnderTest } from "./allocator-under-test.js";
+import {
+  checkBlockShape,
+  checkDisjoint,
+  checkPhysical,
+  checkReleased,
+  checkReserved,
+  fail,
+  Violation,
+} from "./guarantees.js";
+import { checkStats } from "./stats-identities.js";
+
+/**
+ * The reference model and the policy side by side. The model is the plain truth of what the caller
+ * did: which of its allocations are live, with which request and stream, what limit it set, how many
+ * mallocs failed. After every step the harness checks the policy's report against the model and the
+ * guarantees in guarantees.ts; the first broken guarantee throws a StepFailure naming the step.
+ */
+export class StepFailure extends Error {
+  constructor(
+    readonly guarantee: string,
+    readonly stepIndex: number,
+    readonly op: Op,
+    readonly detail: string,
+  ) {
+    super(`${guarantee} at step ${stepIndex} (${describeOp(op)}): ${detail}`);
+  }
+}
+
+/** What one step gave back, for comparing two runs of the same program. */
+export type StepResult = { address: number; sizeBytes: number } | null | "-";
+
+interface LiveRecord {
+  handle: number;
+  address: number;
+  sizeBytes: number;
+  requestedBytes: number;
+  stream: number;
+}
+
+/** a range of freed memory and the stream that last used it, until the device gets it back */
+interface Taint {
+  start: number;
+  end: number;
+  stream: number;
+}
+
+/** Requests the harness considers satisfiable with no limit (1 TiB; larger would be absurd). */
+const SANE_REQUEST_BYTES = 2 ** 40;
+/** Slack for the policy's own segment rounding when checking G-OOM (PyTorch's largest: 20 MiB). */
+const SEGMENT_SLACK_BYTES = 20 * MiB + 2 * MiB;
+
+export class CheckedAllocator {
+  readonly ops: Op[] = [];
+  readonly results: StepResult[] = [];
+  private readonly aut: AllocatorUnderTest;
+  private readonly live = new Map<number, LiveRecord>();
+  private readonly failed = new Set<number>();
+  private readonly used = new Set<number>();
+  private capacityBytes: number | null = null;
+  private ooms = 0;
+  private prevStats: Record<string, number> | null = null;
+  private peak = { count: 0, bytes: 0, requested: 0, reserved: 0 };
+  private liveBytes = 0;
+  private requestedBytes = 0;
+  private taints: Taint[] = [];
+
+  constructor(readonly policy: PolicyUnderTest) {
+    this.aut = policy.create();
+  }
+
+  /** program ids of live allocations, oldest first */
+  liveIds(): number[] {
+    return [...this.live.keys()];
+  }
+
+  apply(op: Op): void {
+    const step = this.ops.length;
+    this.ops.push(op);
+    try {
+      this.results.push(this.execute(op));
+      this.drainDeviceEvents();
+      this.checkState(op);
+    } catch (e) {
+      if (e instanceof Violation) throw new StepFailure(e.guarantee, step, op, e.detail);
+      if (e instanceof StepFailure) throw e;
+      throw new StepFailure("G-NO-THROW", step, op, `the policy threw: ${(e as Error)?.message ?? String(e)}`);
+    }
+  }
+
+  /** the statistics after the last step */
+  finalStats(): Record<string, number> {
+    return this.aut.stats();
+  }
+
+  dispose(): void {
+    this.aut.dispose();
+  }
+
+  private execute(op: Op): StepResult {
+    switch (op.op) {
+      case "alloc":
+        return this.malloc(op);
+      case "free": {
+        if (this.failed.has(op.id)) return "-";
+        const rec = this.live.get(op.id);
+        if (!rec) throw new Error(`program error: free of #${op.id} that is not live`);
+        this.aut.free(rec.handle);
+        this.live.delete(op.id);
+        this.liveBytes -= rec.sizeBytes;
+        this.requestedBytes -= rec.requestedBytes;
+        this.taints.push({ start: rec.address, end: rec.address + rec.sizeBytes, stream: rec.stream });
+        return "-";
+      }
+      case "emptyCache":
+        this.aut.emptyCache();
+        return "-";
+      case "setCapacity":
+        this.aut.setCapacity(op.bytes);
+        this.capacityBytes = op.bytes;
+        return "-";
+    }
+  }
+
+  private malloc(op: Extract<Op, { op: "alloc" }>): StepResult {
+    if (this.used.has(op.id)) throw new Error(`program error: id #${op.id} allocated twice`);
+    this.used.add(op.id);
+    const reservedBefore = this.reserved();
+    const a = this.aut.malloc(op.bytes, op.stream);
+    const reservedAfter = this.reserved();
+    if (this.capacityBytes !== null && reservedAfter > reservedBefore && reservedAfter > this.capacityBytes) {
+      fail("G-CAPACITY", `reserved grew from ${reservedBefore} B to ${reservedAfter} B, past the limit of ${this.capacityBytes} B`);
+    }
+    if (a === null) {
+      this.ooms++;
+      this.failed.add(op.id);
+      if (this.capacityBytes === null && op.bytes <= SANE_REQUEST_BYTES) fail("G-OOM", `out of memory with no limit`);
+      if (this.capacityBytes !== null && this.live.size === 0 && op.bytes + SEGMENT_SLACK_BYTES <= this.capacityBytes) {
+        fail("G-OOM", `out of memory with nothing live and a limit of ${this.capacityBytes} B`);
+      }
+      return null;
+    }
+    checkBlockShape(a, op.bytes);
+    for (const r of this.live.values()) if (r.handle === a.handle) fail("G-MODEL", `handle ${a.handle} given to two live blocks`);
+    this.checkStream(a.address, a.address + a.sizeBytes, op.stream);
+    this.live.set(op.id, { handle: a.handle, address: a.address, sizeBytes: a.sizeBytes, requestedBytes: op.bytes, stream: op.stream });
+    this.liveBytes += a.sizeBytes;
+    this.requestedBytes += op.bytes;
+    return { address: a.address, sizeBytes: a.sizeBytes };
+  }
+
+  private reserved(): number {
+    let total = 0;
+    for (const r of this.aut.reservedRanges()) total += r.sizeBytes;
+    return total;
+  }
+
+  /** G-STREAM: the block [start, end) handed to `stream` holds no memory another stream freed since its last release */
+  private checkStream(start: number, end: number, stream: number): void {
+    if (!this.aut.drainDeviceEvents) return;
+    this.drainDeviceEvents();
+    for (const t of this.taints) {
+      if (t.start < end && t.end > start && t.stream !== stream) {
+        fail("G-STREAM", `block at 0x${start.toString(16)} for stream ${stream} reuses memory stream ${t.stream} freed at 0x${t.start.toString(16)} with no release in between`);
+      }
+    }
+    this.untaint(start, end);
+  }
+
+  private drainDeviceEvents(): void {
+    if (!this.aut.drainDeviceEvents) return;
+    for (const e of this.aut.drainDeviceEvents()) {
+      if (e.action === "segment_free" || e.action === "segment_unmap") this.untaint(e.address, e.address + e.sizeBytes);
+    }
+  }
+
+  private untaint(start: number, end: number): void {
+    const out: Taint[] = [];
+    for (const t of this.taints) {
+      if (t.end <= start || t.start >= end) out.push(t);
+      else {
+        if (t.start < start) out.push({ start: t.start, end: start, stream: t.stream });
+        if (t.end > end) out.push({ start: end, end: t.end, stream: t.stream });
+      }
+    }
+    this.taints = out;
+  }
+
+  private checkState(op: Op): void {
+    if (!this.aut.isValid()) fail("G-VALID", "isValid() returned false");
+    const blocks = this.aut.liveBlocks();
+    this.checkModel(blocks);
+    checkDisjoint(blocks);
+    const ranges = this.aut.reservedRanges();
+    checkReserved(ranges, blocks);
+    if (this.policy.virtualMemory && this.aut.physicalMappings) checkPhysical(this.aut.physicalMappings(), blocks);
+    if (op.op === "emptyCache") checkReleased(ranges, blocks);
+
+    const reservedBytes = ranges.reduce((s, r) => s + r.sizeBytes, 0);
+    this.peak.count = Math.max(this.peak.count, this.live.size);
+    this.peak.bytes = Math.max(this.peak.bytes, this.liveBytes);
+    this.peak.requested = Math.max(this.peak.requested, this.requestedBytes);
+    this.peak.reserved = Math.max(this.peak.reserved, reservedBytes);
+    const stats = this.aut.stats();
+    checkStats(stats, this.prevStats, {
+      liveCount: this.live.size,
+      liveBytes: this.liveBytes,
+      requestedBytes: this.requestedBytes,
+      reservedBytes,
+      peakLiveCount: this.peak.count,
+      peakLiveBytes: this.peak.bytes,
+      peakRequestedBytes: this.peak.requested,
+      peakReservedBytes: this.peak.reserved,
+      ooms: this.ooms,
+    });
+    this.prevStats = stats;
+  }
+
+  /** G-MODEL: the policy's live blocks are exactly the caller's, where the caller was told */
+  private checkModel(blocks: readonly LiveBlock[]): void {
+    if (blocks.length !== this.live.size) fail("G-MODEL", `the policy reports ${blocks.length} live blocks, the caller holds ${this.live.size}`);
+    const byHandle = new Map(blocks.map((b) => [b.handle, b]));
+    for (const [id, r] of this.live) {
+      const b = byHandle.get(r.handle);
+      if (!b) fail("G-MODEL", `allocation #${id} (handle ${r.handle}) is missing from the live blocks`);
+      if (b.address !== r.address || b.sizeBytes !== r.sizeBytes) {
+        fail("G-MODEL", `allocation #${id} moved or changed size: [0x${r.address.toString(16)}, +${r.sizeBytes}) is now [0x${b.address.toString(16)}, +${b.sizeBytes})`);
+      }
+      if (b.requestedBytes !== r.requestedBytes) fail("G-MODEL", `allocation #${id} requested ${r.requestedBytes} B, the policy says ${b.requestedBytes} B`);
+      if (b.stream !== r.stream) fail("G-MODEL", `allocation #${id} is on stream ${r.stream}, the policy says ${b.stream}`);
+    }
+  }
+}
+
+/** What a whole program gave: the result of every step and the final statistics. */
+export interface ProgramRun {
+  results: StepResult[];
+  finalStats: Record<string, number>;
+}
+
+/** Runs a program on a fresh instance of the policy, checking every step; throws StepFailure. */
+export function runProgram(policy: PolicyUnderTest, ops: readonly Op[]): ProgramRun {
+  const h = new CheckedAllocator(policy);
+  try {
+    for (const o of ops) h.apply(o);
+    return { results: h.results, finalStats: h.finalStats() };
+  } finally {
+    h.dispose();
+  }
+}
+
+/** G-DETERMINISM: a second run of the program on a fresh instance gives the same results. */
+export function checkDeterminism(policy: PolicyUnderTest, ops: readonly Op[], first: ProgramRun): void {
+  const again = runProgram(policy, ops);
+  for (let i = 0; i < ops.length; i++) {
+    const a = JSON.stringify(first.results[i]);
+    const b = JSON.stringify(again.results[i]);
+    if (a !== b) throw new StepFailure("G-DETERMINISM", i, ops[i], `first run gave ${a}, second run ${b}`);
+  }
+  for (const k of new Set([...Object.keys(first.finalStats), ...Object.keys(again.finalStats)])) {
+    if (first.finalStats[k] !== again.finalStats[k]) {
+      throw new StepFailure("G-DETERMINISM", ops.length - 1, ops[ops.length - 1], `final ${k} was ${first.finalStats[k]}, then ${again.finalStats[k]}`);
+    }
+  }
+}
+
+/** Runs a program twice, checking every guarantee; throws StepFailure on the first broken one. */
+export function checkProgram(policy: PolicyUnderTest, ops: readonly Op[]): void {
+  const first = runProgram(policy, ops);
+  if (ops.length > 0) checkDeterminism(policy, ops, first);
+}
