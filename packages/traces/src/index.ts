@@ -12,3 +12,9 @@ export type {
   Annotation,
 } from "./model.js";
 export { TraceError } from "./trace-error.js";
+export { readTrace, readTraceSync, parseTrace } from "./read-trace.js";
+export type { ReadTraceOptions } from "./read-trace.js";
+export { writeTraceArrow, traceToArrowBytes, ARROW_FORMAT_VERSION } from "./arrow-format.js";
+export { decodePickle, ContainerSink, SKIPPED } from "./pickle-decoder.js";
+export type { PickleShaper, DecodeOptions, ContainerKind } from "./pickle-decoder.js";
+export { checkDeviceTrace } from "./validate.js";

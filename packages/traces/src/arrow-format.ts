@@ -1,0 +1,232 @@
+/**
+ * lakebed's on-disk trace format: an Apache Arrow IPC file ("Feather v2"), readable as-is by pandas
+ * (`pd.read_feather`), polars (`pl.read_ipc`), DuckDB and pyarrow.
+ *
+ * One row per trace event, devices one after another, each device's events oldest first:
+ *
+ *   column     Arrow type                    meaning
+ *   device     Int16                         device ordinal
+ *   action     Dictionary<Utf8, Int8>        PyTorch's action string; index = Action - 1, so the
+ *                                            dictionary is ACTION_NAMES in Action order ("other"
+ *                                            stands for any action PyTorch named otherwise)
+ *   addr       Int64                         bytes; for oom, the free bytes the driver reported
+ *   size       Int64                         bytes (see Action)
+ *   stream     Int64                         raw cudaStream_t value (not the renumbered index)
+ *   time_us    Float64                       µs since the Unix epoch; NaN where not recorded
+ *   block_id   Int32                         INV-TRACE-3; -1 for actions that are not alloc/free
+ *
+ * Schema metadata (all values are strings):
+ *   lakebed.format_version   "1"
+ *   lakebed.trace            JSON: { legacy, allocatorSettings, annotations, source: {file, format,
+ *                            gzip}, devices: [{ device, events, streams (decimal strings),
+ *                            initialState, finalState, complete, initialLiveBlocks }] }
+ *
+ * Everything the Trace model holds is kept, so reading the file back gives an equal Trace (only
+ * `file`, `format` and `gzip` describe the Arrow file instead of the original).
+ */
+import { writeFile } from "node:fs/promises";
+import {
+  Dictionary,
+  Field,
+  Float64,
+  Int16,
+  Int32,
+  Int64,
+  Int8,
+  Schema,
+  Table,
+  Utf8,
+  RecordBatch,
+  Struct,
+  makeData,
+  tableFromIPC,
+  tableToIPC,
+  vectorFromArray,
+  type Data,
+  type DataType,
+} from "apache-arrow";
+import { Action, ACTION_NAMES, type DeviceTrace, type Trace } from "./model.js";
+import { TraceError } from "./trace-error.js";
+
+export const ARROW_FORMAT_VERSION = "1";
+const MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
+/** dictionary of the action column, index = Action - 1 */
+const ACTION_DICTIONARY = (Object.keys(ACTION_NAMES) as unknown as Action[])
+  .map(Number)
+  .sort((a, b) => a - b)
+  .map((a) => ACTION_NAMES[a as Action]);
+const ACTION_TYPE = new Dictionary(new Utf8(), new Int8(), 0, false);
+
+interface DeviceMeta {
+  device: number;
+  events: number;
+  streams: string[];
+  initialState: DeviceTrace["initialState"];
+  finalState: DeviceTrace["finalState"];
+  complete: boolean;
+  initialLiveBlocks: number;
+}
+
+interface TraceMeta {
+  legacy: boolean;
+  allocatorSettings: Trace["allocatorSettings"];
+  annotations: Trace["annotations"];
+  source: { file: string; format: string; gzip: boolean };
+  devices: DeviceMeta[];
+}
+
+export function isArrowTrace(bytes: Uint8Array): boolean {
+  return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
+}
+
+/** The Arrow IPC file bytes for `trace`. */
+export function traceToArrowBytes(trace: Trace): Uint8Array {
+  const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
+  const device = new Int16Array(total);
+  const action = new Int8Array(total);
+  const addr = new BigInt64Array(total);
+  const size = new BigInt64Array(total);
+  const stream = new BigInt64Array(total);
+  const timeUs = new Float64Array(total);
+  const blockId = new Int32Array(total);
+  let row = 0;
+  for (const d of trace.devices) {
+    const e = d.events;
+    const rawStreams = d.streams.map((s) => BigInt.asIntN(64, s));
+    for (let i = 0; i < e.length; i++, row++) {
+      device[row] = d.device;
+      action[row] = e.action[i] - 1;
+      addr[row] = BigInt(e.addr[i]);
+      size[row] = BigInt(e.size[i]);
+      stream[row] = rawStreams[e.stream[i]];
+      timeUs[row] = e.timeUs[i];
+      blockId[row] = e.blockId[i];
+    }
+  }
+  const dictionary = vectorFromArray(ACTION_DICTIONARY, new Utf8());
+  const columns: [string, Data<DataType>][] = [
+    ["device", makeData({ type: new Int16(), length: total, data: device })],
+    ["action", makeData({ type: ACTION_TYPE, length: total, data: action, dictionary })],
+    ["addr", makeData({ type: new Int64(), length: total, data: addr })],
+    ["size", makeData({ type: new Int64(), length: total, data: size })],
+    ["stream", makeData({ type: new Int64(), length: total, data: stream })],
+    ["time_us", makeData({ type: new Float64(), length: total, data: timeUs })],
+    ["block_id", makeData({ type: new Int32(), length: total, data: blockId })],
+  ];
+  const meta: TraceMeta = {
+    legacy: trace.legacy,
+    allocatorSettings: trace.allocatorSettings,
+    annotations: trace.annotations,
+    source: { file: trace.file, format: trace.format, gzip: trace.gzip },
+    devices: trace.devices.map((d) => ({
+      device: d.device,
+      events: d.events.length,
+      streams: d.streams.map(String),
+      initialState: d.initialState,
+      finalState: d.finalState,
+      complete: d.complete,
+      initialLiveBlocks: d.initialLiveBlocks,
+    })),
+  };
+  const metadata = new Map([
+    ["lakebed.format_version", ARROW_FORMAT_VERSION],
+    ["lakebed.trace", JSON.stringify(meta, (_k, v) => (typeof v === "number" && Number.isNaN(v) ? null : v))],
+  ]);
+  const fields = columns.map(([name, data]) => new Field(name, data.type, false));
+  const schema = new Schema(fields, metadata);
+  const struct = makeData({ type: new Struct(fields), length: total, nullCount: 0, children: columns.map(([, data]) => data) });
+  const table = new Table(schema, [new RecordBatch(schema, struct)]);
+  return tableToIPC(table, "file");
+}
+
+export async function writeTraceArrow(trace: Trace, path: string): Promise<void> {
+  await writeFile(path, traceToArrowBytes(trace));
+}
+
+/** Reads lakebed's Arrow trace file from memory; `source` describes the file being read. */
+export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; gzip: boolean }): Trace {
+  const { file } = source;
+  let table: Table;
+  try {
+    table = tableFromIPC(bytes);
+  } catch (error) {
+    throw new TraceError(file, `not a readable Arrow IPC file: ${(error instanceof Error ? error.message : String(error)).split("\n")[0]}`);
+  }
+  const version = table.schema.metadata.get("lakebed.format_version");
+  const metaText = table.schema.metadata.get("lakebed.trace");
+  if (version === undefined || metaText === undefined) throw new TraceError(file, "an Arrow file, but not a lakebed trace (no lakebed.trace metadata)");
+  if (version !== ARROW_FORMAT_VERSION) throw new TraceError(file, `lakebed Arrow trace format version ${version} is not supported (this build reads version ${ARROW_FORMAT_VERSION})`);
+  let meta: TraceMeta;
+  try {
+    meta = JSON.parse(metaText);
+  } catch {
+    throw new TraceError(file, "lakebed.trace metadata is not valid JSON");
+  }
+  const total = table.numRows;
+  if (!Array.isArray(meta.devices) || meta.devices.reduce((n, d) => n + d.events, 0) !== total) {
+    throw new TraceError(file, `lakebed.trace metadata does not describe the ${total} rows of the file`);
+  }
+  const column = (name: string): unknown[] | ArrayLike<unknown> => {
+    const vector = table.getChild(name);
+    if (vector === null) throw new TraceError(file, `lakebed Arrow trace has no ${name} column`);
+    return vector.toArray();
+  };
+  const addr = column("addr") as ArrayLike<bigint>;
+  const size = column("size") as ArrayLike<bigint>;
+  const stream = column("stream") as ArrayLike<bigint>;
+  const timeUs = column("time_us") as ArrayLike<number>;
+  const blockId = column("block_id") as ArrayLike<number>;
+  const action = actionCodes(table, file);
+  let row = 0;
+  const devices = meta.devices.map((m): DeviceTrace => {
+    const n = m.events;
+    const streams = m.streams.map((s) => BigInt(s));
+    const streamIndex = new Map(streams.map((s, i) => [BigInt.asIntN(64, s), i]));
+    const events = {
+      length: n,
+      action: action.slice(row, row + n),
+      addr: new Float64Array(n),
+      size: new Float64Array(n),
+      stream: new Uint32Array(n),
+      timeUs: new Float64Array(n),
+      blockId: new Int32Array(n),
+    };
+    for (let i = 0; i < n; i++, row++) {
+      events.addr[i] = Number(addr[row]);
+      events.size[i] = Number(size[row]);
+      const s = streamIndex.get(stream[row]);
+      if (s === undefined) throw new TraceError(file, `stream ${stream[row]} is not among the device's streams`, { device: m.device, eventIndex: i });
+      events.stream[i] = s;
+      events.timeUs[i] = timeUs[row];
+      events.blockId[i] = blockId[row];
+    }
+    return {
+      device: m.device,
+      events,
+      streams,
+      initialState: m.initialState,
+      finalState: m.finalState,
+      complete: m.complete,
+      initialLiveBlocks: m.initialLiveBlocks,
+    };
+  });
+  const annotations = meta.annotations.map((a) => ({ ...a, timeUs: a.timeUs ?? NaN }));
+  return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices, legacy: meta.legacy, annotations };
+}
+
+/** The action column as Action codes, whatever dictionary order the file uses. */
+function actionCodes(table: Table, file: string): Uint8Array {
+  const vector = table.getChild("action");
+  if (vector === null) throw new TraceError(file, "lakebed Arrow trace has no action column");
+  const out = new Uint8Array(table.numRows);
+  const byName = new Map(Object.entries(ACTION_NAMES).map(([code, name]) => [name, Number(code)]));
+  let row = 0;
+  for (const data of vector.data) {
+    const names = data.dictionary?.toArray() as string[] | undefined;
+    if (names === undefined) throw new TraceError(file, "lakebed Arrow trace: the action column is not dictionary-encoded");
+    const codes = names.map((name) => byName.get(name) ?? Action.Other);
+    const indices = data.values as ArrayLike<number>;
+    for (let i = 0; i < data.length; i++) out[row++] = codes[indices[i]];
+  }
+  return out;
+}

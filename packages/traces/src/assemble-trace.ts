@@ -1,0 +1,109 @@
+/**
+ * Turns what a reader decoded (event columns by device, plus the snapshot's segments, settings and
+ * annotations as plain values) into the Trace model: streams renumbered, final and initial states,
+ * block identities, completeness. Pickle and JSON input share it; Arrow input carries the result.
+ */
+import type { Annotation, DeviceTrace, EventColumns, SegmentState, Trace, TraceFormat } from "./model.js";
+import type { RawDeviceEvents } from "./column-builder.js";
+import { readSegments, type RawSegment } from "./snapshot-segments.js";
+import { readAllocatorSettings, isRecord } from "./settings.js";
+import { buildStreamTable, renumberStreamColumn } from "./streams.js";
+import { rebuildInitialState, type WorkSegment } from "./initial-state.js";
+import { assignBlockIds } from "./block-ids.js";
+
+export interface DecodedSnapshot {
+  file: string;
+  format: TraceFormat;
+  gzip: boolean;
+  /** the `segments` value, or the whole input when it is a bare segments list */
+  segments: unknown;
+  events: RawDeviceEvents[];
+  allocatorSettings: unknown;
+  annotations: unknown;
+}
+
+export function assembleTrace(decoded: DecodedSnapshot): Trace {
+  const { file } = decoded;
+  const allocatorSettings = readAllocatorSettings(decoded.allocatorSettings, file);
+  const { segments, legacy } = readSegments(decoded.segments, file);
+  const ordinals = new Set<number>();
+  for (const e of decoded.events) if (e.length > 0) ordinals.add(e.device);
+  for (const s of segments) ordinals.add(s.device);
+  const devices = [...ordinals].sort((a, b) => a - b).map((device): DeviceTrace => {
+    const raw = decoded.events.find((e) => e.device === device) ?? emptyEvents(device);
+    const deviceSegments = segments.filter((s) => s.device === device).sort((a, b) => a.address - b.address);
+    const table = buildStreamTable([...raw.rawStreams, ...deviceSegments.map((s) => s.rawStream)]);
+    renumberStreamColumn(raw.stream, raw.rawStreams, table);
+    const finalState = deviceSegments.map((s) => toSegmentState(s, table.indexOf(s.rawStream)));
+    const columns = { length: raw.length, action: raw.action, addr: raw.addr, size: raw.size, stream: raw.stream, timeUs: raw.timeUs };
+    const work = rebuildInitialState(finalState.map(toWorkSegment), { ...columns, blockId: new Int32Array(0) }, { file, device, settings: allocatorSettings });
+    const initialState = work.map(fromWorkSegment);
+    const { blockId, initialLiveBlocks } = assignBlockIds(columns, initialState, finalState, { file, device });
+    const events: EventColumns = { ...columns, blockId };
+    return { device, events, streams: table.streams, initialState, finalState, complete: initialState.length === 0, initialLiveBlocks };
+  });
+  return {
+    file,
+    format: decoded.format,
+    gzip: decoded.gzip,
+    allocatorSettings,
+    devices,
+    legacy,
+    annotations: readAnnotations(decoded.annotations),
+  };
+}
+
+function emptyEvents(device: number): RawDeviceEvents {
+  return {
+    device,
+    length: 0,
+    action: new Uint8Array(0),
+    addr: new Float64Array(0),
+    size: new Float64Array(0),
+    stream: new Uint32Array(0),
+    timeUs: new Float64Array(0),
+    rawStreams: [],
+  };
+}
+
+function toSegmentState(s: RawSegment, stream: number): SegmentState {
+  return {
+    address: s.address,
+    totalSize: s.totalSize,
+    stream,
+    pool: s.pool,
+    expandable: s.expandable,
+    blocks: s.blocks.map((b) => ({ ...b, blockId: -1 })),
+  };
+}
+
+function toWorkSegment(s: SegmentState): WorkSegment {
+  return { ...s, blocks: s.blocks.map((b) => ({ address: b.address, size: b.size, requestedSize: b.requestedSize, state: b.state, origin: -1 })) };
+}
+
+function fromWorkSegment(s: WorkSegment): SegmentState {
+  return {
+    address: s.address,
+    totalSize: s.totalSize,
+    stream: s.stream,
+    pool: s.pool,
+    expandable: s.expandable,
+    blocks: s.blocks.map((b) => ({ address: b.address, size: b.size, requestedSize: b.requestedSize, state: b.state, blockId: -1 })),
+  };
+}
+
+/** `external_annotations` are display-only: malformed entries are dropped rather than failing the import. */
+function readAnnotations(value: unknown): Annotation[] {
+  if (!Array.isArray(value)) return [];
+  const out: Annotation[] = [];
+  for (const a of value) {
+    if (!isRecord(a) || (a.stage !== "START" && a.stage !== "END") || typeof a.name !== "string") continue;
+    out.push({
+      name: a.name,
+      stage: a.stage,
+      device: typeof a.device === "number" ? a.device : 0,
+      timeUs: typeof a.time_us === "number" ? a.time_us : typeof a.time_us === "bigint" ? Number(a.time_us) : NaN,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,38 @@
+/**
+ * A PyTorch snapshot pickle -> DecodedSnapshot. The top-level value is the snapshot dict
+ * (reference B3), or a bare segments list (`torch.cuda.memory_snapshot()` pickled by a user).
+ */
+import { decodePickle } from "./pickle-decoder.js";
+import { ColumnBuilder, describe } from "./column-builder.js";
+import { SnapshotShaper } from "./snapshot-shaper.js";
+import { isRecord } from "./settings.js";
+import { TraceError } from "./trace-error.js";
+import type { DecodedSnapshot } from "./assemble-trace.js";
+
+export function decodeSnapshotPickle(
+  bytes: Uint8Array,
+  source: { file: string; gzip: boolean },
+  onProgress?: (bytesDone: number, bytesTotal: number) => void,
+): DecodedSnapshot {
+  const columns = new ColumnBuilder(source.file);
+  const shaper = new SnapshotShaper(source.file, columns);
+  const root = decodePickle(bytes, { file: source.file, shaper, onProgress });
+  const base = { file: source.file, format: "pickle" as const, gzip: source.gzip };
+  if (Array.isArray(root)) {
+    return { ...base, segments: root, events: [], allocatorSettings: undefined, annotations: undefined };
+  }
+  if (!isRecord(root) || !("segments" in root || "device_traces" in root)) {
+    throw new TraceError(source.file, `not a PyTorch memory snapshot: the pickle holds ${describe(root)} without segments or device_traces`);
+  }
+  if (root.device_traces !== undefined && !shaper.isDeviceTraces(root.device_traces)) {
+    throw new TraceError(source.file, `malformed snapshot: device_traces is ${describe(root.device_traces)}, expected a list of lists`);
+  }
+  const events = columns.finish();
+  for (const list of shaper.deviceLists) {
+    const built = events.find((e) => e.device === list.device)?.length ?? 0;
+    if (list.appended !== built) {
+      throw new TraceError(source.file, `malformed snapshot: device_traces[${list.device}] holds ${list.appended} entries but ${built} were decoded (an entry referenced twice?)`, { device: list.device });
+    }
+  }
+  return { ...base, segments: root.segments, events, allocatorSettings: root.allocator_settings, annotations: root.external_annotations };
+}

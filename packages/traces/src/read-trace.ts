@@ -1,0 +1,134 @@
+/**
+ * The entry point: reads a trace file in any supported format into the Trace model.
+ *
+ * The format is detected from the content, never from the file name:
+ *   1f 8b            gzip: decompressed with node:zlib, then detected again (once)
+ *   "ARROW1"         lakebed's Arrow IPC trace file (arrow-format.ts)
+ *   '{' or '['       a snapshot saved with json.dump (leading whitespace and a UTF-8 BOM allowed)
+ *   anything else    a pickle; the data-only decoder refuses whatever is not plain data
+ *
+ * Progress is reported in bytes of the file on disk: decoding reports how far it got into the
+ * (decompressed) payload, scaled to the file size, and the last call is (size, size).
+ */
+import { readFileSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { gunzip, gunzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { constants as bufferConstants } from "node:buffer";
+import type { Trace } from "./model.js";
+import { TraceError } from "./trace-error.js";
+import { decodeSnapshotPickle } from "./pickle-input.js";
+import { decodeSnapshotJson } from "./json-input.js";
+import { assembleTrace } from "./assemble-trace.js";
+import { isArrowTrace, readTraceArrowBytes } from "./arrow-format.js";
+
+export interface ReadTraceOptions {
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+const gunzipAsync = promisify(gunzip);
+/** A decompressed trace larger than this is refused (a gzip bomb must not exhaust memory). */
+const MAX_DECOMPRESSED_BYTES = Math.min(bufferConstants.MAX_LENGTH, 4 * 1024 ** 3 - 1);
+
+export async function readTrace(path: string, opts: ReadTraceOptions = {}): Promise<Trace> {
+  const bytes = await readInput(path);
+  const payload = isGzip(bytes) ? await gunzipChecked(path, () => gunzipAsync(bytes, { maxOutputLength: MAX_DECOMPRESSED_BYTES })) : bytes;
+  return decodeTrace(payload, path, isGzip(bytes), bytes.length, opts);
+}
+
+export function readTraceSync(path: string, opts: ReadTraceOptions = {}): Trace {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
+  }
+  const payload = isGzip(bytes) ? gunzipCheckedSync(path, () => gunzipSync(bytes, { maxOutputLength: MAX_DECOMPRESSED_BYTES })) : bytes;
+  return decodeTrace(payload, path, isGzip(bytes), bytes.length, opts);
+}
+
+/** Decodes a trace held in memory; `file` names it in errors. */
+export function parseTrace(bytes: Uint8Array, file: string, opts: ReadTraceOptions = {}): Trace {
+  const payload = isGzip(bytes) ? gunzipCheckedSync(file, () => gunzipSync(bytes, { maxOutputLength: MAX_DECOMPRESSED_BYTES })) : bytes;
+  return decodeTrace(payload, file, isGzip(bytes), bytes.length, opts);
+}
+
+function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes: number, opts: ReadTraceOptions): Trace {
+  const { onProgress } = opts;
+  if (payload.length === 0) throw new TraceError(file, gzip ? "the gzip stream is empty" : "the file is empty");
+  const scaled = onProgress === undefined ? undefined : (done: number, total: number) => onProgress(Math.round((done / total) * fileBytes), fileBytes);
+  let trace: Trace;
+  if (isArrowTrace(payload)) {
+    trace = readTraceArrowBytes(payload, { file, gzip });
+  } else if (looksLikeJson(payload)) {
+    trace = assembleTrace(decodeSnapshotJson(parseJson(payload, file), { file, gzip }));
+  } else {
+    trace = assembleTrace(decodeSnapshotPickle(payload, { file, gzip }, scaled));
+  }
+  onProgress?.(fileBytes, fileBytes);
+  return trace;
+}
+
+async function readInput(path: string): Promise<Uint8Array> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new TraceError(path, "not a regular file");
+    return await readFile(path);
+  } catch (error) {
+    if (error instanceof TraceError) throw error;
+    throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
+  }
+}
+
+function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+async function gunzipChecked(file: string, run: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  try {
+    return await run();
+  } catch (error) {
+    throw gunzipError(file, error);
+  }
+}
+
+function gunzipCheckedSync(file: string, run: () => Uint8Array): Uint8Array {
+  try {
+    return run();
+  } catch (error) {
+    throw gunzipError(file, error);
+  }
+}
+
+function gunzipError(file: string, error: unknown): TraceError {
+  if (error instanceof RangeError || (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+    return new TraceError(file, `decompressed trace is larger than ${MAX_DECOMPRESSED_BYTES} bytes`);
+  }
+  return new TraceError(file, `not a valid gzip file: ${errorText(error)}`);
+}
+
+function looksLikeJson(bytes: Uint8Array): boolean {
+  let i = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
+  return i < bytes.length && (bytes[i] === 0x7b || bytes[i] === 0x5b);
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+function parseJson(bytes: Uint8Array, file: string): unknown {
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new TraceError(file, "invalid JSON: the file is not valid UTF-8");
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new TraceError(file, `invalid JSON: ${errorText(error)}`);
+  }
+}
+
+function errorText(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0];
+}

@@ -1,0 +1,44 @@
+/**
+ * `allocator_settings` (reference B6) -> AllocatorSettings. Files older than about PyTorch 2.3 have
+ * no such key: they get null, and consumers fall back to PyTorch's defaults.
+ */
+import type { AllocatorSettings } from "./model.js";
+import { TraceError } from "./trace-error.js";
+import { describe } from "./column-builder.js";
+
+/** The 16 roundup buckets, keyed by their start in MiB as the snapshot writes them. */
+const ROUNDUP_BUCKET_KEYS = ["1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096", "8192", "16384", "32768"];
+
+export function readAllocatorSettings(value: unknown, file: string): AllocatorSettings | null {
+  if (value === undefined || value === null) return null;
+  if (!isRecord(value)) throw new TraceError(file, `malformed snapshot: allocator_settings is ${describe(value)}, expected a dict`);
+  const raw: Record<string, string | number | boolean> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") raw[key] = v;
+    else if (typeof v === "bigint") raw[key] = Number(v);
+    else if (key !== "roundup_power2_divisions" && v !== null) raw[key] = JSON.stringify(v) ?? String(v);
+  }
+  const divisions = value.roundup_power2_divisions;
+  const roundupPower2Divisions = ROUNDUP_BUCKET_KEYS.map((key, bucket) => {
+    if (divisions === undefined || divisions === null) return 0;
+    const d = Array.isArray(divisions) ? divisions[bucket] : isRecord(divisions) ? divisions[key] : undefined;
+    if (d === undefined) return 0;
+    if (typeof d !== "number" || !Number.isInteger(d) || d < 0) {
+      throw new TraceError(file, `malformed snapshot: roundup_power2_divisions[${key}] is ${describe(d)}, expected a whole number`);
+    }
+    return d;
+  });
+  const maxSplit = value.max_split_size;
+  return {
+    conf: typeof value.PYTORCH_CUDA_ALLOC_CONF === "string" ? value.PYTORCH_CUDA_ALLOC_CONF : "",
+    maxSplitSize: typeof maxSplit === "number" && maxSplit >= 0 ? maxSplit : -1,
+    garbageCollectionThreshold: typeof value.garbage_collection_threshold === "number" ? value.garbage_collection_threshold : 0,
+    expandableSegments: value.expandable_segments === true,
+    roundupPower2Divisions,
+    raw,
+  };
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}

@@ -1,0 +1,112 @@
+/**
+ * Tells the pickle decoder how a PyTorch snapshot is laid out (reference B3-B5), so that it can
+ * stream `device_traces` entries straight into typed columns and skip stack frames:
+ *
+ *   { "segments": [...],                     ordinary values (a few thousand dicts at most)
+ *     "device_traces": [                     DeviceTracesSink
+ *        [ {entry}, {entry}, ... ],          DeviceEventsSink per device ordinal, in order
+ *        ... ],                              each {entry} is ENTRY: its items go to ColumnBuilder
+ *     ... }
+ *   any container under a "frames" key      SKIPPED (strings inside are still memoized)
+ *
+ * Pickle writes a container before its items, so the shaper recognises a container by the value
+ * beneath it on the stack (see PickleShaper.open): its dict key, or the list receiving it, or the
+ * previous item of that list.
+ */
+import { ContainerSink, SKIPPED, type ContainerKind, type PickleShaper } from "./pickle-decoder.js";
+import type { ColumnBuilder } from "./column-builder.js";
+import { TraceError } from "./trace-error.js";
+
+/** `device_traces`: its items must be the per-device lists. */
+class DeviceTracesSink extends ContainerSink {
+  constructor(private readonly file: string) {
+    super();
+  }
+  setItems(): void {
+    throw new TraceError(this.file, "malformed snapshot: device_traces is a dict, expected a list");
+  }
+  appendItems(items: unknown[], from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      if (!(items[i] instanceof DeviceEventsSink)) {
+        throw new TraceError(this.file, "malformed snapshot: an item of device_traces is not a list of trace entries");
+      }
+    }
+  }
+}
+
+/** `device_traces[d]`: counts the entries appended, to catch an entry referenced twice. */
+export class DeviceEventsSink extends ContainerSink {
+  appended = 0;
+  constructor(
+    private readonly file: string,
+    readonly device: number,
+    private readonly entry: ContainerSink,
+  ) {
+    super();
+  }
+  setItems(): void {
+    throw new TraceError(this.file, `malformed snapshot: device_traces[${this.device}] is a dict, expected a list`);
+  }
+  appendItems(items: unknown[], from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      if (items[i] !== this.entry) {
+        throw new TraceError(this.file, "malformed snapshot: a trace entry is not a dict", {
+          device: this.device,
+          eventIndex: this.appended,
+        });
+      }
+      this.appended++;
+    }
+  }
+}
+
+/** One trace entry being decoded: its items go to the column builder's current row. */
+class EntrySink extends ContainerSink {
+  constructor(private readonly columns: ColumnBuilder) {
+    super();
+  }
+  setItems(items: unknown[], from: number, to: number): void {
+    for (let i = from; i < to; i += 2) this.columns.setField(items[i], items[i + 1]);
+  }
+  appendItems(): void {
+    this.columns.setField("action", undefined); // a list where an entry dict belongs: reported as a bad entry
+  }
+}
+
+export class SnapshotShaper implements PickleShaper {
+  private readonly deviceTraces: DeviceTracesSink;
+  private readonly entry: EntrySink;
+  /** the per-device lists in order; index = device ordinal */
+  readonly deviceLists: DeviceEventsSink[] = [];
+
+  constructor(
+    private readonly file: string,
+    private readonly columns: ColumnBuilder,
+  ) {
+    this.deviceTraces = new DeviceTracesSink(file);
+    this.entry = new EntrySink(columns);
+  }
+
+  open(kind: ContainerKind, owner: unknown): ContainerSink | undefined {
+    if (owner === "frames") return SKIPPED;
+    if (kind === "list") {
+      if (owner === "device_traces") return this.deviceTraces;
+      if (owner === this.deviceTraces || owner instanceof DeviceEventsSink) {
+        const list = new DeviceEventsSink(this.file, this.deviceLists.length, this.entry);
+        this.deviceLists.push(list);
+        return list;
+      }
+      return undefined;
+    }
+    if (owner instanceof DeviceEventsSink || owner === this.entry) {
+      this.columns.beginRow(this.deviceLists.length - 1);
+      return this.entry;
+    }
+    return undefined;
+  }
+
+  /** The value the decoder leaves where `device_traces` was; callers use the builder instead. */
+  isDeviceTraces(value: unknown): boolean {
+    return value === this.deviceTraces;
+  }
+}
