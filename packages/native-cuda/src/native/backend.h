@@ -1,0 +1,44 @@
+// The seam between the bookkeeping (driver_core) and a real memory system, like mimalloc's prim.h:
+// each method is exactly one driver call (one cuMem* call, or one system call for the host), with
+// native values in and out. A backend keeps no tables; DriverCore validates every argument against
+// its tables before calling, so a backend may assume ranges are reserved, mapped and accessible.
+//
+// Addresses and sizes are uint64_t bytes. `native` is the backend's own physical handle: a
+// CUmemGenericAllocationHandle for cuda, a memfd file descriptor for host.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "status.h"
+
+namespace lakebed {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const char* kind() const = 0;
+  // One line for humans: the device name and driver version, or "host memory (memfd)".
+  virtual std::string description() const = 0;
+  // Allocation granularity (bytes) for memCreate/map sizes and offsets: 2 MiB on H100 and host.
+  virtual uint64_t granularityBytes() const = 0;
+
+  virtual Status memCreate(uint64_t bytes, uint64_t* native) = 0;
+  virtual Status memRelease(uint64_t native) = 0;
+  virtual Status addressReserve(uint64_t bytes, uint64_t alignmentBytes, uint64_t* va) = 0;
+  virtual Status addressFree(uint64_t va, uint64_t bytes) = 0;
+  virtual Status map(uint64_t va, uint64_t bytes, uint64_t native, uint64_t offsetBytes) = 0;
+  virtual Status setAccess(uint64_t va, uint64_t bytes) = 0;
+  virtual Status unmap(uint64_t va, uint64_t bytes) = 0;
+  virtual Status malloc(uint64_t bytes, uint64_t* va) = 0;
+  virtual Status free(uint64_t va, uint64_t bytes) = 0;
+  virtual Status copyToHost(void* dst, uint64_t va, uint64_t bytes) = 0;
+  virtual Status copyFromHost(uint64_t va, const void* src, uint64_t bytes) = 0;
+  virtual Status memset(uint64_t va, uint8_t value, uint64_t bytes) = 0;
+  virtual Status memGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) = 0;
+  // Called once after DriverCore released everything; the cuda backend drops its context here.
+  virtual void close() = 0;
+};
+
+}  // namespace lakebed

@@ -1,0 +1,201 @@
+// cuda driver: one driver API call per device call (see backend.h); DriverCore has already checked
+// ranges, handles and access, so a failure here is the driver's own.
+#include "cuda_driver.h"
+
+#include <string>
+
+#include "cuda_loader.h"
+
+namespace lakebed {
+
+namespace {
+
+using namespace cu;
+
+Status FromCu(const CudaApi& api, const char* call, CUresult r) {
+  if (r == CUDA_SUCCESS) return Status::Ok();
+  const std::string message = std::string(call) + " failed: " + CudaErrorText(api, r);
+  return Status::Make(r == CUDA_ERROR_OUT_OF_MEMORY ? Status::Code::kOutOfMemory
+                                                    : Status::Code::kDriver,
+                      CudaErrorName(api, r), message);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const CudaApi* api, int ordinal, CUdevice device, CUcontext context,
+              uint64_t granularityBytes, std::string name)
+      : api_(*api),
+        ordinal_(ordinal),
+        device_(device),
+        context_(context),
+        granularity_(granularityBytes),
+        name_(std::move(name)) {}
+
+  const char* kind() const override { return "cuda"; }
+  uint64_t granularityBytes() const override { return granularity_; }
+  std::string description() const override {
+    return name_ + " (device " + std::to_string(ordinal_) + ", CUDA driver " +
+           std::to_string(api_.driverVersion / 1000) + "." +
+           std::to_string(api_.driverVersion % 1000 / 10) + ")";
+  }
+
+  Status memCreate(uint64_t bytes, uint64_t* native) override {
+    const CUmemAllocationProp prop = Prop(ordinal_);
+    CUmemGenericAllocationHandle handle = 0;
+    Status s = Bind();
+    if (!s.ok()) return s;
+    s = FromCu(api_, "cuMemCreate", api_.cuMemCreate(&handle, bytes, &prop, 0));
+    if (s.ok()) *native = handle;
+    return s;
+  }
+
+  Status memRelease(uint64_t native) override {
+    return FromCu(api_, "cuMemRelease", api_.cuMemRelease(native));
+  }
+
+  Status addressReserve(uint64_t bytes, uint64_t alignmentBytes, uint64_t* va) override {
+    CUdeviceptr ptr = 0;
+    Status s = FromCu(api_, "cuMemAddressReserve",
+                      api_.cuMemAddressReserve(&ptr, bytes, alignmentBytes, 0, 0));
+    if (s.ok()) *va = ptr;
+    return s;
+  }
+
+  Status addressFree(uint64_t va, uint64_t bytes) override {
+    return FromCu(api_, "cuMemAddressFree", api_.cuMemAddressFree(va, bytes));
+  }
+
+  Status map(uint64_t va, uint64_t bytes, uint64_t native, uint64_t offsetBytes) override {
+    return FromCu(api_, "cuMemMap", api_.cuMemMap(va, bytes, offsetBytes, native, 0));
+  }
+
+  Status setAccess(uint64_t va, uint64_t bytes) override {
+    CUmemAccessDesc desc{};
+    desc.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    desc.location.id = ordinal_;
+    desc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    return FromCu(api_, "cuMemSetAccess", api_.cuMemSetAccess(va, bytes, &desc, 1));
+  }
+
+  Status unmap(uint64_t va, uint64_t bytes) override {
+    return FromCu(api_, "cuMemUnmap", api_.cuMemUnmap(va, bytes));
+  }
+
+  Status malloc(uint64_t bytes, uint64_t* va) override {
+    CUdeviceptr ptr = 0;
+    Status s = Bind();
+    if (!s.ok()) return s;
+    s = FromCu(api_, "cuMemAlloc", api_.cuMemAlloc(&ptr, bytes));
+    if (s.ok()) *va = ptr;
+    return s;
+  }
+
+  Status free(uint64_t va, uint64_t) override {
+    Status s = Bind();
+    if (!s.ok()) return s;
+    return FromCu(api_, "cuMemFree", api_.cuMemFree(va));
+  }
+
+  // Synchronous copies through pageable host memory: the call returns with the data in place.
+  Status copyToHost(void* dst, uint64_t va, uint64_t bytes) override {
+    Status s = Bind();
+    if (!s.ok()) return s;
+    return FromCu(api_, "cuMemcpyDtoH", api_.cuMemcpyDtoH(dst, va, bytes));
+  }
+
+  Status copyFromHost(uint64_t va, const void* src, uint64_t bytes) override {
+    Status s = Bind();
+    if (!s.ok()) return s;
+    return FromCu(api_, "cuMemcpyHtoD", api_.cuMemcpyHtoD(va, src, bytes));
+  }
+
+  Status memset(uint64_t va, uint8_t value, uint64_t bytes) override {
+    Status s = Bind();
+    if (!s.ok()) return s;
+    return FromCu(api_, "cuMemsetD8", api_.cuMemsetD8(va, value, bytes));
+  }
+
+  Status memGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) override {
+    size_t freeB = 0, totalB = 0;
+    Status s = Bind();
+    if (!s.ok()) return s;
+    s = FromCu(api_, "cuMemGetInfo", api_.cuMemGetInfo(&freeB, &totalB));
+    *freeBytes = freeB;
+    *totalBytes = totalB;
+    return s;
+  }
+
+  void close() override {
+    if (context_) api_.cuDevicePrimaryCtxRelease(device_);
+    context_ = nullptr;
+  }
+
+  static CUmemAllocationProp Prop(int ordinal) {
+    CUmemAllocationProp prop{};
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = ordinal;
+    return prop;
+  }
+
+ private:
+  // The calls that work through "the current context" (allocation, copies) need ours current on
+  // this thread; the JS thread may have had another device's driver made current meanwhile.
+  // cuCtxSetCurrent is a thread-local store, far cheaper than any call it precedes. The virtual
+  // memory calls (reserve, map, set access, unmap, release) name their device explicitly or act
+  // on the process's address space, so they go without it.
+  Status Bind() { return FromCu(api_, "cuCtxSetCurrent", api_.cuCtxSetCurrent(context_)); }
+
+  const CudaApi& api_;
+  const int ordinal_;
+  const CUdevice device_;
+  CUcontext context_;
+  const uint64_t granularity_;
+  const std::string name_;
+};
+
+}  // namespace
+
+Status OpenCudaBackend(int ordinal, std::unique_ptr<Backend>* out) {
+  std::string why;
+  const CudaApi* api = LoadCuda(&why);
+  if (!api) return Status::Make(Status::Code::kDriver, "UNAVAILABLE", why);
+  if (ordinal < 0 || ordinal >= api->deviceCount)
+    return Status::Invalid("device " + std::to_string(ordinal) + " does not exist (" +
+                           std::to_string(api->deviceCount) + " device(s))");
+  CUdevice device = 0;
+  Status s = FromCu(*api, "cuDeviceGet", api->cuDeviceGet(&device, ordinal));
+  if (!s.ok()) return s;
+  int vmm = 0;
+  s = FromCu(*api, "cuDeviceGetAttribute",
+             api->cuDeviceGetAttribute(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+                                       device));
+  if (!s.ok()) return s;
+  if (!vmm)
+    return Status::Make(Status::Code::kDriver, "CUDA_ERROR_NOT_SUPPORTED",
+                        "device " + std::to_string(ordinal) +
+                            " does not support the virtual memory management API");
+  char name[256] = {0};
+  api->cuDeviceGetName(name, sizeof name - 1, device);
+  CUcontext context = nullptr;
+  s = FromCu(*api, "cuDevicePrimaryCtxRetain", api->cuDevicePrimaryCtxRetain(&context, device));
+  if (!s.ok()) return s;
+  // From here on a failure must give the context back: nothing of a failed open stays behind.
+  s = FromCu(*api, "cuCtxSetCurrent", api->cuCtxSetCurrent(context));
+  size_t granularity = 0;
+  if (s.ok()) {
+    const CUmemAllocationProp prop = CudaBackend::Prop(ordinal);
+    s = FromCu(*api, "cuMemGetAllocationGranularity",
+               api->cuMemGetAllocationGranularity(&granularity, &prop,
+                                                  CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+  }
+  if (!s.ok()) {
+    api->cuDevicePrimaryCtxRelease(device);
+    return s;
+  }
+  *out = std::make_unique<CudaBackend>(api, ordinal, device, context, granularity, name);
+  return Status::Ok();
+}
+
+}  // namespace lakebed

@@ -1,0 +1,101 @@
+// DriverCore: one open driver, independent of Node. It owns the live tables, the per-call counters,
+// fault injection and the optional capacity, and calls its Backend once per device call. Every
+// call runs the same steps, in this order:
+//   1. refuse if torn down;
+//   2. validate arguments and table state (granularity, ranges, handle ids): kInvalid, no driver
+//      call, nothing changed;
+//   3. fault injection (fault_injection.h);
+//   4. capacity (memCreate/malloc only): kOutOfMemory;
+//   5. the one backend call;
+//   6. only if it succeeded, update the tables.
+// So every failure, real or injected, leaves the tables exactly as they were (the "never leaks"
+// contract): there is nothing to roll back because nothing was recorded before the driver agreed.
+//
+// The policy (which chunk goes where) never lives here: this class only applies what it is asked.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "call_kinds.h"
+#include "fault_injection.h"
+#include "handle_table.h"
+#include "status.h"
+
+namespace lakebed {
+
+struct CallCounters {
+  std::array<uint64_t, kCallKindCount> calls{};     // every call that reached DriverCore
+  std::array<uint64_t, kCallKindCount> failures{};  // of those, the ones that did not succeed
+  std::array<uint64_t, kCallKindCount> ooms{};      // of the failures, out-of-memory results
+};
+
+struct TeardownReport {
+  uint64_t unmapped = 0;
+  uint64_t addressesFreed = 0;
+  uint64_t handlesReleased = 0;
+  uint64_t mallocsFreed = 0;
+  std::vector<std::string> errors;  // driver calls that failed while tearing down
+};
+
+class DriverCore {
+ public:
+  // capacityBytes == 0: no limit beyond the device's own.
+  DriverCore(std::unique_ptr<Backend> backend, uint64_t capacityBytes);
+  ~DriverCore();
+  DriverCore(const DriverCore&) = delete;
+  DriverCore& operator=(const DriverCore&) = delete;
+
+  const char* kind() const { return backend_->kind(); }
+  std::string description() const { return backend_->description(); }
+  uint64_t granularityBytes() const { return granularity_; }
+  uint64_t capacityBytes() const { return capacity_; }
+  bool closed() const { return closed_; }
+
+  Status MemCreate(uint64_t bytes, uint32_t* handle);
+  Status MemRelease(uint32_t handle);
+  Status AddressReserve(uint64_t bytes, uint64_t alignmentBytes, uint64_t* va);
+  Status AddressFree(uint64_t va, uint64_t bytes);
+  Status Map(uint64_t va, uint64_t bytes, uint32_t handle, uint64_t offsetBytes);
+  Status SetAccess(uint64_t va, uint64_t bytes);
+  Status Unmap(uint64_t va, uint64_t bytes);
+  Status Malloc(uint64_t bytes, uint64_t* va);
+  Status Free(uint64_t va);
+  Status CopyToHost(uint64_t va, void* dst, uint64_t bytes);
+  Status CopyFromHost(uint64_t va, const void* src, uint64_t bytes);
+  Status Memset(uint64_t va, uint8_t value, uint64_t bytes);
+  Status MemGetInfo(uint64_t* freeBytes, uint64_t* totalBytes);
+  Status FillPattern(uint64_t va, uint64_t bytes, uint64_t seed);
+  // *mismatchedBytes: how many probed bytes differ from the pattern (0: the check passed).
+  Status CheckPattern(uint64_t va, uint64_t bytes, uint64_t seed, uint64_t* mismatchedBytes);
+
+  // Releases everything, newest first within each table, in dependency order (mappings, then
+  // reservations, then handles, then mallocs), then closes the backend. Idempotent. Fault
+  // injection is off during teardown: exit cleanup must not be made to fail on purpose.
+  TeardownReport Teardown();
+
+  FaultInjector& faults() { return faults_; }
+  const CallCounters& counters() const { return counters_; }
+  const LiveTables& tables() const { return tables_; }
+
+ private:
+  Status Finish(CallKind kind, Status status);
+  Status Closed() const;
+  Status CheckRange(uint64_t va, uint64_t bytes, bool granular) const;
+  Status CheckAccessible(uint64_t va, uint64_t bytes) const;
+
+  std::unique_ptr<Backend> backend_;
+  const uint64_t granularity_;
+  const uint64_t capacity_;
+  bool closed_ = false;
+  LiveTables tables_;
+  FaultInjector faults_;
+  CallCounters counters_;
+  std::vector<uint8_t> probe_;  // scratch for pattern probes
+};
+
+}  // namespace lakebed
