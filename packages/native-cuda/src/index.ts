@@ -1,2 +1,19 @@
-// @lakebed/native-cuda entry point: filled in by the package's own modules.
-export {};
+// @lakebed/native-cuda: the native Device drivers (CUDA virtual memory API and host memfd).
+export { openDriver, OOM } from "./driver.js";
+export type {
+  Driver,
+  DriverCounters,
+  DriverInfo,
+  DriverKind,
+  FailEvery,
+  LeakReport,
+  MemInfo,
+  OpenDriverOptions,
+  TeardownReport,
+} from "./driver.js";
+export { DeviceError } from "./errors.js";
+export type { DeviceErrorCode, DeviceErrorDetails } from "./errors.js";
+export { CALL_KINDS } from "./call-kinds.js";
+export type { CallKind } from "./call-kinds.js";
+export { doctor } from "./doctor.js";
+export type { DoctorReport, DriverAvailability } from "./doctor.js";

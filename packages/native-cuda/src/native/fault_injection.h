@@ -32,8 +32,8 @@ class FaultInjector {
     if (every_[i] == 0) return Status::Ok();
     if (++seen_[i] % every_[i] != 0) return Status::Ok();
     injected_[i]++;
-    const std::string why =
-        "injected fault (every " + std::to_string(every_[i]) + " " + CallName(kind) + " calls)";
+    const std::string why = std::string("injected fault (failEvery ") + CallName(kind) + ": " +
+                            std::to_string(every_[i]) + ")";
     if (CallFaultShape(kind) == FaultShape::kOom)
       return Status::Make(Status::Code::kOutOfMemory, driverOomName, why);
     return Status::Make(Status::Code::kInjected, "INJECTED", why);

@@ -1,0 +1,41 @@
+// The shape of what the C++ addon exports (src/native/addon.cc). Private to this package: users
+// get the validated Driver from openDriver().
+import type { DeviceError, DeviceErrorDetails } from "./errors.js";
+
+export interface NativeDriverObject {
+  memCreate(bytes: number): number;
+  memRelease(handle: number): void;
+  addressReserve(bytes: number, alignment: number): number;
+  addressFree(va: number, bytes: number): void;
+  map(va: number, bytes: number, handle: number, offset: number): void;
+  setAccess(va: number, bytes: number): void;
+  unmap(va: number, bytes: number): void;
+  malloc(bytes: number): number;
+  free(va: number): void;
+  copyToHost(va: number, dst: ArrayBufferView, bytes: number): void;
+  copyFromHost(va: number, src: ArrayBufferView, bytes: number): void;
+  memset(va: number, value: number, bytes: number): void;
+  memGetInfo(): { free: number; total: number };
+  fillPattern(va: number, bytes: number, seed: number): void;
+  checkPattern(va: number, bytes: number, seed: number): number;
+  info(): {
+    kind: "host" | "cuda";
+    description: string;
+    granularity: number;
+    capacity: number;
+    closed: boolean;
+  };
+  counters(): unknown;
+  leakReport(): unknown;
+  isValid(): string | null;
+  setFailEvery(call: string, n: number): void;
+  teardown(): unknown;
+}
+
+export interface NativeBinding {
+  Driver: new (kind: string, capacityBytes: number, device: number) => NativeDriverObject;
+  probe(kind: string): { available: boolean; reason: string; devices?: number; driverVersion?: number };
+  setErrorClass(cls: new (message: string, details: DeviceErrorDetails) => DeviceError): void;
+  callKinds: readonly string[];
+  OOM: number;
+}
