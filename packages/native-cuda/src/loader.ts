@@ -49,6 +49,9 @@ function tryLoad(path: string): NativeBinding {
     );
   }
   binding.setErrorClass(DeviceError);
+  // process.exit() does not run the addon's env cleanup hooks on the main thread; 'exit' does
+  // run, on every way out but a fatal signal (then the kernel and the CUDA driver free it all).
+  process.once("exit", () => binding.teardownAll());
   return binding;
 }
 

@@ -36,6 +36,8 @@ export interface NativeBinding {
   Driver: new (kind: string, capacityBytes: number, device: number) => NativeDriverObject;
   probe(kind: string): { available: boolean; reason: string; devices?: number; driverVersion?: number };
   setErrorClass(cls: new (message: string, details: DeviceErrorDetails) => DeviceError): void;
+  /** exit cleanup of every open driver of this thread */
+  teardownAll(): void;
   callKinds: readonly string[];
   OOM: number;
 }

@@ -8,8 +8,11 @@
 //     treat OOM as an ordinary answer (try stitching, free the cache, retry), not an exception;
 //   - every other failure throws the DeviceError class that the JS side defined and registered
 //     with setErrorClass, carrying {call, driver, code, driverError};
-//   - a cleanup hook tears every open driver down when its environment ends (process exit, or
-//     the end of a worker thread), so nothing a driver made outlives it.
+//   - nothing a driver made outlives it: an env cleanup hook tears each open driver down when its
+//     environment ends (normal exit, the end of a worker thread); process.exit() skips those
+//     hooks on the main thread, so the JS loader also calls teardownAll() from process 'exit';
+//     a driver collected as garbage is torn down by its finalizer. After SIGKILL the kernel
+//     (memfds, mappings) or the CUDA driver (the process's context) frees everything.
 #include <napi.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "call_kinds.h"
@@ -32,9 +36,12 @@ namespace {
 constexpr double kOom = -1;
 constexpr double kMaxExact = 9007199254740992.0;  // 2^53
 
+class DriverWrap;
+
 // Per-environment state: each worker thread loads its own copy of the module.
 struct AddonData {
   Napi::FunctionReference errorClass;
+  std::set<DriverWrap*> open;  // every driver of this env not yet destroyed
 };
 
 std::atomic<uint64_t> driversOpened{0};  // process-wide, so memfd labels differ across workers
@@ -139,6 +146,8 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     }
     core_ = std::make_unique<DriverCore>(std::move(backend), capacityBytes);
     env_ = env;
+    data_ = env.GetInstanceData<AddonData>();
+    data_->open.insert(this);
     napi_add_env_cleanup_hook(env_, &DriverWrap::OnEnvExit, this);
     hooked_ = true;
   }
@@ -147,24 +156,31 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     // Garbage-collected while still open: release everything now rather than at exit.
     if (hooked_) napi_remove_env_cleanup_hook(env_, &DriverWrap::OnEnvExit, this);
     hooked_ = false;
+    data_->open.erase(this);
     core_.reset();  // DriverCore's destructor tears down whatever is left
   }
 
- private:
-  static void OnEnvExit(void* arg) {
-    auto* self = static_cast<DriverWrap*>(arg);
-    self->hooked_ = false;
-    const TeardownReport r = self->core_->Teardown();
+  // Exit cleanup (the env hook, or teardownAll from process 'exit'): a no-op once closed.
+  void ExitCleanup() {
+    if (core_->closed()) return;
+    const TeardownReport r = core_->Teardown();
     // LAKEBED_NATIVE_DEBUG=1 shows what exit cleanup released (the tests read this line).
     const char* debug = std::getenv("LAKEBED_NATIVE_DEBUG");
     if (debug && *debug && *debug != '0')
       fprintf(stderr,
               "lakebed-native: exit cleanup of %s driver: unmapped %llu, freed %llu reservations, "
               "released %llu handles, freed %llu mallocs, %zu errors\n",
-              self->kind_.c_str(), static_cast<unsigned long long>(r.unmapped),
+              kind_.c_str(), static_cast<unsigned long long>(r.unmapped),
               static_cast<unsigned long long>(r.addressesFreed),
               static_cast<unsigned long long>(r.handlesReleased),
               static_cast<unsigned long long>(r.mallocsFreed), r.errors.size());
+  }
+
+ private:
+  static void OnEnvExit(void* arg) {
+    auto* self = static_cast<DriverWrap*>(arg);
+    self->hooked_ = false;
+    self->ExitCleanup();
   }
 
   void Check(Napi::Env env, const char* call, const Status& s) {
@@ -434,8 +450,17 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
   std::unique_ptr<DriverCore> core_;
   std::string kind_;
   napi_env env_ = nullptr;
+  AddonData* data_ = nullptr;  // outlives every driver of its env (freed after all finalizers)
   bool hooked_ = false;
 };
+
+// teardownAll(): exit cleanup of every driver of this env (process 'exit' calls it).
+Napi::Value TeardownAll(const Napi::CallbackInfo& info) {
+  AddonData* data = info.Env().GetInstanceData<AddonData>();
+  const std::set<DriverWrap*> open = data->open;  // a copy: teardown never erases, but be safe
+  for (DriverWrap* driver : open) driver->ExitCleanup();
+  return info.Env().Undefined();
+}
 
 // probe(kind) -> {available, reason}: whether a driver of that kind can open here, and why not.
 Napi::Value Probe(const Napi::CallbackInfo& info) {
@@ -479,6 +504,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Driver", DriverWrap::Define(env));
   exports.Set("probe", Napi::Function::New<Probe>(env, "probe"));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
+  exports.Set("teardownAll", Napi::Function::New<TeardownAll>(env, "teardownAll"));
   exports.Set("callKinds", kinds);
   exports.Set("OOM", Napi::Number::New(env, kOom));
   return exports;
