@@ -11,14 +11,22 @@ const SMALL_SIZE_BYTES = 1024 * 1024;
 const MIB_LOG2 = 20;
 const ROUNDUP_BUCKETS = 16;
 
-/** `round_size`: the block size PyTorch carves for a request of `requestBytes`. */
-export function roundRequest(requestBytes: number, settings: AllocatorSettings | null): number {
+/**
+ * The roundup divisions that matter for `settings`: null when no bucket has divisions > 1 (the
+ * default), so that rounding is plain 512-byte rounding without a bucket lookup.
+ */
+export function power2Divisions(settings: AllocatorSettings | null): readonly number[] | null {
+  return settings !== null && settings.roundupPower2Divisions.some((d) => d > 1) ? settings.roundupPower2Divisions : null;
+}
+
+/** `round_size`: the block size PyTorch carves for a request; `divisions` from power2Divisions. */
+export function roundRequest(requestBytes: number, divisions: readonly number[] | null): number {
   if (requestBytes < MIN_BLOCK_BYTES) return MIN_BLOCK_BYTES;
-  const divisions = settings === null ? 0 : settings.roundupPower2Divisions[bucketOf(requestBytes)] ?? 0;
-  if (divisions > 1 && requestBytes > MIN_BLOCK_BYTES * divisions) {
+  const d = divisions === null ? 0 : divisions[bucketOf(requestBytes)] ?? 0;
+  if (d > 1 && requestBytes > MIN_BLOCK_BYTES * d) {
     const floorPow2 = 2 ** Math.floor(Math.log2(requestBytes));
     if (floorPow2 === requestBytes) return requestBytes;
-    const step = floorPow2 / divisions;
+    const step = floorPow2 / d;
     if (step === 0) return floorPow2 * 2;
     return Math.ceil(requestBytes / step) * step;
   }

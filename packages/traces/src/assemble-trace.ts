@@ -10,6 +10,7 @@ import { readAllocatorSettings, isRecord } from "./settings.js";
 import { buildStreamTable, renumberStreamColumn } from "./streams.js";
 import { rebuildInitialState, type WorkSegment } from "./initial-state.js";
 import { assignBlockIds } from "./block-ids.js";
+import { blockIdsFromEmptyStart } from "./empty-start.js";
 
 export interface DecodedSnapshot {
   file: string;
@@ -36,7 +37,12 @@ export function assembleTrace(decoded: DecodedSnapshot): Trace {
     renumberStreamColumn(raw.stream, raw.rawStreams, table);
     const finalState = deviceSegments.map((s) => toSegmentState(s, table.indexOf(s.rawStream)));
     const columns = { length: raw.length, action: raw.action, addr: raw.addr, size: raw.size, stream: raw.stream, timeUs: raw.timeUs };
-    const work = rebuildInitialState(finalState.map(toWorkSegment), { ...columns, blockId: new Int32Array(0) }, { file, device, settings: allocatorSettings });
+    const provenComplete = blockIdsFromEmptyStart(columns, finalState);
+    if (provenComplete !== null) {
+      const events: EventColumns = { ...columns, blockId: provenComplete };
+      return { device, events, streams: table.streams, initialState: [], finalState, complete: true, initialLiveBlocks: 0 };
+    }
+    const work = rebuildInitialState(finalState.map(toWorkSegment), columns, { file, device, settings: allocatorSettings });
     const initialState = work.map(fromWorkSegment);
     const { blockId, initialLiveBlocks } = assignBlockIds(columns, initialState, finalState, { file, device });
     const events: EventColumns = { ...columns, blockId };

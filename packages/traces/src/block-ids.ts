@@ -1,68 +1,96 @@
 /**
- * Block identities (INV-TRACE-3), in one forward pass over a device's events from the rebuilt start
- * state: blocks live at the start get ids 0 .. initialLiveBlocks-1 in address order; each alloc takes
- * the next id; free_requested and free_completed carry the id of the live block at their address (it
+ * Block identities (INV-TRACE-3), in one forward pass over a device's events from the start state:
+ * blocks live at the start get ids 0 .. initialLiveBlocks-1 in address order; each alloc takes the
+ * next id; free_requested and free_completed carry the id of the live block at their address (it
  * stays live until free_completed). Other actions get -1.
  */
 import { Action, type EventColumns, type SegmentState } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { hex } from "./initial-state.js";
+import { AddressTable } from "./address-table.js";
 
 export interface BlockIdResult {
   blockId: Int32Array;
   initialLiveBlocks: number;
 }
 
+export type EventsWithoutIds = Omit<EventColumns, "blockId">;
+
 /**
- * Fills blockId for `events`, numbers the live blocks of `initialState` and labels the live blocks
- * of `finalState` (both modified in place).
+ * Numbers the events' blocks, with `live` holding the blocks live at the start and `firstId` the next
+ * id. Returns the index of the first event that does not fit (an alloc at a live address, a free of
+ * an address not live), or -1 when all do; `live` then holds the blocks live at the end.
  */
-export function assignBlockIds(
-  events: Omit<EventColumns, "blockId">,
-  initialState: SegmentState[],
-  finalState: SegmentState[],
-  where: { file: string; device: number },
-): BlockIdResult {
-  const live = new Map<number, number>();
-  let nextId = 0;
-  for (const seg of initialState) {
-    for (const b of seg.blocks) {
-      if (b.state === "inactive") continue;
-      b.blockId = nextId++;
-      live.set(b.address, b.blockId);
-    }
-  }
-  const initialLiveBlocks = nextId;
+export function numberEvents(events: EventsWithoutIds, blockId: Int32Array, live: AddressTable, firstId: number): number {
+  let nextId = firstId;
   const n = events.length;
-  const blockId = new Int32Array(n);
-  const fail = (i: number, detail: string): never => {
-    throw new TraceError(where.file, detail, { device: where.device, eventIndex: i });
-  };
+  const action = events.action;
+  const addr = events.addr;
   for (let i = 0; i < n; i++) {
-    const action = events.action[i] as Action;
-    const addr = events.addr[i];
-    if (action === Action.Alloc) {
-      if (live.has(addr)) fail(i, `alloc of ${hex(addr)} while the block there is still live`);
+    const a = action[i] as Action;
+    if (a === Action.Alloc) {
+      if (live.get(addr[i]) >= 0) return i;
       blockId[i] = nextId;
-      live.set(addr, nextId++);
-    } else if (action === Action.FreeRequested || action === Action.FreeCompleted) {
-      const id = live.get(addr);
-      if (id === undefined) fail(i, `free of address ${hex(addr)} that was never allocated`);
-      blockId[i] = id!;
-      if (action === Action.FreeCompleted) live.delete(addr);
+      live.set(addr[i], nextId++);
+    } else if (a === Action.FreeRequested) {
+      const id = live.get(addr[i]);
+      if (id < 0) return i;
+      blockId[i] = id;
+    } else if (a === Action.FreeCompleted) {
+      const id = live.delete(addr[i]);
+      if (id < 0) return i;
+      blockId[i] = id;
     } else {
       blockId[i] = -1;
     }
   }
+  return -1;
+}
+
+/**
+ * Fills blockId for `events`, numbers the live blocks of `initialState` and labels the live blocks
+ * of `finalState` (both modified in place). A mismatch is a TraceError: the initial state was rebuilt
+ * from these very events, so it means the trace contradicts itself.
+ */
+export function assignBlockIds(
+  events: EventsWithoutIds,
+  initialState: SegmentState[],
+  finalState: SegmentState[],
+  where: { file: string; device: number },
+): BlockIdResult {
+  const live = new AddressTable();
+  let initialLiveBlocks = 0;
+  for (const seg of initialState) {
+    for (const b of seg.blocks) {
+      if (b.state === "inactive") continue;
+      b.blockId = initialLiveBlocks++;
+      live.set(b.address, b.blockId);
+    }
+  }
+  const blockId = new Int32Array(events.length);
+  const bad = numberEvents(events, blockId, live, initialLiveBlocks);
+  if (bad >= 0) {
+    const addr = hex(events.addr[bad]);
+    const detail = events.action[bad] === Action.Alloc ? `alloc of ${addr} while the block there is still live` : `free of address ${addr} that was never allocated`;
+    throw new TraceError(where.file, detail, { device: where.device, eventIndex: bad });
+  }
+  if (!labelFinalBlocks(finalState, live)) {
+    throw new TraceError(where.file, "the final state's live blocks differ from those the trace leaves live", { device: where.device });
+  }
+  return { blockId, initialLiveBlocks };
+}
+
+/** Sets blockId on the live blocks of `finalState` from `live`; false unless they are exactly `live`. */
+export function labelFinalBlocks(finalState: SegmentState[], live: AddressTable): boolean {
+  let count = 0;
   for (const seg of finalState) {
     for (const b of seg.blocks) {
       if (b.state === "inactive") continue;
       const id = live.get(b.address);
-      if (id === undefined) {
-        throw new TraceError(where.file, `the final state holds a live block at ${hex(b.address)} that the trace does not account for`, { device: where.device });
-      }
+      if (id < 0) return false;
       b.blockId = id;
+      count++;
     }
   }
-  return { blockId, initialLiveBlocks };
+  return count === live.size;
 }

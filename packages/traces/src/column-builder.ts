@@ -14,8 +14,55 @@ import { TraceError } from "./trace-error.js";
 export type RawStream = number | bigint;
 
 const INITIAL_CAPACITY = 1024;
-/** stream column value while an entry has not named its stream (PyTorch's default stream then) */
-const NO_STREAM = 0xffffffff;
+
+/**
+ * The keys of a trace entry the columns keep (reference B5), as the index of their slot in
+ * ColumnBuilder.pending. Numeric fields are positive; Action is negative because its value is a
+ * string (see ContainerSink.keyCode for what the sign means to the decoder).
+ */
+export enum Field {
+  Action = -1,
+  Ignored = 0,
+  Addr = 1,
+  DeviceFree = 2,
+  Size = 3,
+  Stream = 4,
+  TimeUs = 5,
+}
+const PENDING_SLOTS = 6;
+
+export function fieldOf(key: string): Field {
+  switch (key) {
+    case "action":
+      return Field.Action;
+    case "addr":
+      return Field.Addr;
+    case "device_free":
+      return Field.DeviceFree;
+    case "size":
+      return Field.Size;
+    case "stream":
+      return Field.Stream;
+    case "time_us":
+      return Field.TimeUs;
+    default:
+      return Field.Ignored;
+  }
+}
+
+/** Action strings are memoized by the pickle (and interned by the decoder), so this is a pointer compare chain. */
+function actionOf(name: string): Action {
+  switch (name) {
+    case "alloc":
+      return Action.Alloc;
+    case "free_requested":
+      return Action.FreeRequested;
+    case "free_completed":
+      return Action.FreeCompleted;
+    default:
+      return ACTION_BY_NAME.get(name) ?? Action.Other;
+  }
+}
 
 const ACTION_BY_NAME: ReadonlyMap<string, Action> = new Map([
   ["alloc", Action.Alloc],
@@ -83,90 +130,126 @@ class DeviceColumns {
 }
 
 export class ColumnBuilder {
+  /**
+   * The entry being decoded: numeric values by Field (NaN = not given), written by setField and, on
+   * the decoder's fast path, directly (EntrySink exposes it as its `row`). It is checked and moved
+   * into the columns when the next entry begins, or at finish.
+   */
+  readonly pending = new Float64Array(PENDING_SLOTS);
+  private pendingAction = 0;
+  private pendingBigStream: bigint | undefined;
   private readonly devices: DeviceColumns[] = [];
   private current: DeviceColumns | undefined;
-  private row = -1;
+  private open = false;
+  /** the last stream value seen and its provisional id (streams rarely change between entries) */
+  private lastRawStream = NaN;
+  private lastStreamId = 0;
 
   constructor(private readonly file: string) {}
 
   /** Starts a new trace entry on `device` (entries of one device arrive oldest first). */
   beginRow(device: number): void {
+    if (this.open) this.commit();
     let columns = this.devices[device];
     if (columns === undefined) {
       columns = new DeviceColumns(device);
       this.devices[device] = columns;
     }
-    if (columns.length === columns.capacity) columns.grow();
-    const row = columns.length++;
-    columns.action[row] = 0;
-    columns.addr[row] = NaN;
-    columns.size[row] = NaN;
-    columns.stream[row] = NO_STREAM;
-    columns.timeUs[row] = NaN;
+    if (this.current !== columns) this.lastRawStream = NaN;
     this.current = columns;
-    this.row = row;
+    this.pending.fill(NaN);
+    this.pendingAction = 0;
+    this.pendingBigStream = undefined;
+    this.open = true;
   }
 
   /** Records one key of the current entry; unknown keys (frames, compile_context, ...) are ignored. */
   setField(key: unknown, value: unknown): void {
-    const columns = this.current!;
-    const row = this.row;
-    switch (key) {
-      case "action":
+    const field = typeof key === "string" ? fieldOf(key) : Field.Ignored;
+    if (field === Field.Ignored) return;
+    if (field > 0 && typeof value === "number") this.pending[field] = value;
+    else this.setOther(field, value);
+  }
+
+  /** A value for `field` that is not a number stored into `pending` directly. */
+  setOther(field: Field, value: unknown): void {
+    switch (field) {
+      case Field.Action:
         if (typeof value !== "string") this.fail(`action is ${describe(value)}, expected a string`);
-        columns.action[row] = ACTION_BY_NAME.get(value as string) ?? Action.Other;
+        this.pendingAction = actionOf(value as string);
         break;
-      case "addr":
-        // an oom entry's addr column holds device_free; a stray addr key must not overwrite it
-        if (columns.action[row] !== Action.Oom) columns.addr[row] = this.byteCount("addr", value);
+      case Field.Stream:
+        if (typeof value === "bigint") this.pendingBigStream = value;
+        else if (typeof value === "number") this.pending[Field.Stream] = value;
+        else this.fail(`stream is ${describe(value)}, expected an integer`);
         break;
-      case "device_free":
-        columns.addr[row] = this.byteCount("device_free", value);
-        break;
-      case "size":
-        columns.size[row] = this.byteCount("size", value);
-        break;
-      case "stream":
-        if (typeof value === "bigint" || (typeof value === "number" && Number.isInteger(value))) {
-          columns.stream[row] = columns.streamId(value);
-        } else {
-          this.fail(`stream is ${describe(value)}, expected an integer`);
-        }
-        break;
-      case "time_us":
-        if (typeof value === "number" && Number.isFinite(value)) columns.timeUs[row] = value;
-        else if (typeof value === "bigint") columns.timeUs[row] = Number(value);
+      case Field.TimeUs:
+        if (typeof value === "bigint") this.pending[Field.TimeUs] = Number(value);
+        else if (typeof value === "number") this.pending[Field.TimeUs] = value;
         else if (value !== null) this.fail(`time_us is ${describe(value)}, expected a number`);
+        break;
+      case Field.Addr:
+        this.fail(`addr ${describe(value)} is not a byte count (a whole number from 0 to 2^53)`);
+        break;
+      case Field.DeviceFree:
+        this.fail(`device_free ${describe(value)} is not a byte count (a whole number from 0 to 2^53)`);
+        break;
+      case Field.Size:
+        this.fail(`size ${describe(value)} is not a byte count (a whole number from 0 to 2^53)`);
         break;
       default:
         break;
     }
   }
 
-  /** Checks that every entry said what it needs, and hands over the trimmed columns by device. */
+  /** Checks the pending entry and appends it to its device's columns. */
+  private commit(): void {
+    const columns = this.current!;
+    const p = this.pending;
+    const action = this.pendingAction as Action;
+    if (this.pendingAction === 0) this.fail("trace entry has no action");
+    // an oom entry has no addr; its addr column holds device_free, the bytes the driver reported free
+    const addrField = action === Action.Oom ? Field.DeviceFree : Field.Addr;
+    const addr = p[addrField];
+    const size = p[Field.Size];
+    if (!isByteCount(addr)) {
+      if (addr === addr) this.fail(`${addrField === Field.Addr ? "addr" : "device_free"} ${addr} is not a byte count (a whole number from 0 to 2^53)`);
+      if (needsAddr(action)) this.fail(`${actionLabel(action)} entry has no addr`);
+    }
+    if (!isByteCount(size)) {
+      if (size === size) this.fail(`size ${size} is not a byte count (a whole number from 0 to 2^53)`);
+      if (needsSize(action)) this.fail(`${actionLabel(action)} entry has no size`);
+    }
+    const stream = p[Field.Stream];
+    let streamId: number;
+    if (stream === this.lastRawStream) {
+      streamId = this.lastStreamId;
+    } else if (this.pendingBigStream !== undefined) {
+      streamId = columns.streamId(this.pendingBigStream);
+    } else {
+      if (stream === stream && !Number.isInteger(stream)) this.fail(`stream ${stream} is not an integer`);
+      // an entry without a stream was on PyTorch's default stream, 0
+      streamId = columns.streamId(stream === stream ? stream : 0);
+      this.lastRawStream = stream;
+      this.lastStreamId = streamId;
+    }
+    if (columns.length === columns.capacity) columns.grow();
+    const row = columns.length++;
+    columns.action[row] = action;
+    columns.addr[row] = addr === addr ? addr : 0;
+    columns.size[row] = size === size ? size : 0;
+    columns.stream[row] = streamId;
+    columns.timeUs[row] = Number.isFinite(p[Field.TimeUs]) ? p[Field.TimeUs] : NaN;
+    this.open = false;
+  }
+
+  /** Hands over the trimmed columns by device. */
   finish(): RawDeviceEvents[] {
+    if (this.open) this.commit();
     const out: RawDeviceEvents[] = [];
     for (const columns of this.devices) {
       if (columns === undefined) continue;
       const n = columns.length;
-      let defaultStream = -1;
-      for (let i = 0; i < n; i++) {
-        const action = columns.action[i] as Action;
-        const where = { device: columns.device, eventIndex: i };
-        if (columns.action[i] === 0) throw new TraceError(this.file, "trace entry has no action", where);
-        if (Number.isNaN(columns.size[i])) {
-          if (needsSize(action)) throw new TraceError(this.file, `${actionLabel(action)} entry has no size`, where);
-          columns.size[i] = 0;
-        }
-        if (Number.isNaN(columns.addr[i])) {
-          if (needsAddr(action)) throw new TraceError(this.file, `${actionLabel(action)} entry has no addr`, where);
-          columns.addr[i] = 0;
-        }
-        if (columns.stream[i] === NO_STREAM) {
-          if (defaultStream < 0) defaultStream = columns.streamId(0);
-          columns.stream[i] = defaultStream;
-        }
-      }
       out.push({
         device: columns.device,
         length: n,
@@ -181,16 +264,16 @@ export class ColumnBuilder {
     return out;
   }
 
-  /** A byte count or address: a whole number in [0, 2^53) (INV-TRACE-4). */
-  private byteCount(key: string, value: unknown): number {
-    if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
-    return this.fail(`${key} ${describe(value)} is not a byte count (a whole number from 0 to 2^53)`);
-  }
-
+  /** Errors name the entry being decoded: its index is the number of entries committed before it. */
   private fail(detail: string): never {
     const columns = this.current!;
-    throw new TraceError(this.file, detail, { device: columns.device, eventIndex: this.row });
+    throw new TraceError(this.file, detail, { device: columns.device, eventIndex: columns.length });
   }
+}
+
+/** A byte count or address: a whole number in [0, 2^53) (INV-TRACE-4). NaN is not. */
+function isByteCount(x: number): boolean {
+  return x >= 0 && x <= Number.MAX_SAFE_INTEGER && Math.floor(x) === x;
 }
 
 function needsSize(action: Action): boolean {

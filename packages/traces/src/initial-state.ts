@@ -26,7 +26,7 @@
  */
 import { Action, type AllocatorSettings, type BlockStateKind, type EventColumns } from "./model.js";
 import { TraceError } from "./trace-error.js";
-import { roundRequest, wouldSplit } from "./allocator-rounding.js";
+import { power2Divisions, roundRequest, wouldSplit } from "./allocator-rounding.js";
 
 const MIN_BLOCK_BYTES = 512;
 const SMALL_SEGMENT_BYTES = 2 * 1024 * 1024;
@@ -58,7 +58,7 @@ export interface UndoContext {
 }
 
 /** Undoes `events` from last to first on `segments` (the final state, sorted by address; modified). */
-export function rebuildInitialState(segments: WorkSegment[], events: EventColumns, ctx: UndoContext): WorkSegment[] {
+export function rebuildInitialState(segments: WorkSegment[], events: Omit<EventColumns, "blockId">, ctx: UndoContext): WorkSegment[] {
   const state = new SegmentMap(segments, ctx);
   for (let i = events.length - 1; i >= 0; i--) {
     const addr = events.addr[i];
@@ -95,11 +95,14 @@ export function rebuildInitialState(segments: WorkSegment[], events: EventColumn
 
 class SegmentMap {
   event = -1;
+  private readonly divisions: readonly number[] | null;
 
   constructor(
     readonly segments: WorkSegment[],
     private readonly ctx: UndoContext,
-  ) {}
+  ) {
+    this.divisions = power2Divisions(ctx.settings);
+  }
 
   undoAlloc(addr: number): void {
     const seg = this.segmentHolding(addr, "alloc");
@@ -121,17 +124,25 @@ class SegmentMap {
       this.fail(`undoing free_completed of ${hex(addr)}: expected the memory to be free after it, found ${this.describeAt(seg, addr)}`);
     }
     const available = free.address + free.size - addr;
-    let rounded = roundRequest(requestBytes, this.ctx.settings);
+    let rounded = roundRequest(requestBytes, this.divisions);
     if (rounded > available) rounded = Math.max(MIN_BLOCK_BYTES, Math.ceil(requestBytes / MIN_BLOCK_BYTES) * MIN_BLOCK_BYTES);
     if (rounded > available) {
       this.fail(`undoing free_completed of ${hex(addr)}: a block for a ${requestBytes}-byte request needs ${rounded} bytes, only ${available} are free there`);
     }
     const size = wouldSplit(rounded, available - rounded, seg, this.ctx.settings) ? rounded : available;
-    const pieces: WorkBlock[] = [];
-    if (addr > free.address) pieces.push(inactive(free.address, addr - free.address, free.requestedSize));
-    pieces.push({ address: addr, size, requestedSize: requestBytes, state: "pending_free", origin: -1 });
-    if (size < available) pieces.push(inactive(addr + size, available - size, free.requestedSize));
-    seg.blocks.splice(bi, 1, ...pieces);
+    // carve in place: `free` keeps whichever piece comes first, new objects only for the others
+    const block: WorkBlock = { address: addr, size, requestedSize: requestBytes, state: "pending_free", origin: -1 };
+    const tail = size < available ? inactive(addr + size, available - size, free.requestedSize) : undefined;
+    if (addr > free.address) {
+      free.size = addr - free.address;
+      if (tail === undefined) seg.blocks.splice(bi + 1, 0, block);
+      else seg.blocks.splice(bi + 1, 0, block, tail);
+    } else if (tail === undefined) {
+      seg.blocks[bi] = block;
+    } else {
+      seg.blocks[bi] = block;
+      seg.blocks.splice(bi + 1, 0, tail);
+    }
   }
 
   undoFreeRequested(addr: number): void {

@@ -22,6 +22,7 @@
  * containers, because memo entries are shared across the whole file.
  */
 import { TraceError } from "./trace-error.js";
+import { StringDecoder, readLittleEndianInt, readSmallUnsigned } from "./pickle-scalars.js";
 import { Op, describeRefusedOpcode } from "./pickle-opcodes.js";
 
 export type ContainerKind = "dict" | "list";
@@ -31,6 +32,18 @@ export abstract class ContainerSink {
   /** items[from], items[from+1] are the first key and value; `to` is exclusive; (to - from) is even */
   abstract setItems(items: unknown[], from: number, to: number): void;
   abstract appendItems(items: unknown[], from: number, to: number): void;
+  /**
+   * The fast path for dict sinks (all three or none): items are handed over one pair at a time as
+   * soon as both are decoded, without the value stack, and integers without leaving the decoder.
+   * keyCode classifies a key once per distinct key (the decoder caches it by memo index):
+   *   0    the value is decoded (memo entries must exist) and dropped
+   *   > 0  an integer value is stored in row[code]; any other value goes to setOther(code, value)
+   *   < 0  every value goes to setOther(code, value)
+   * Together they must behave exactly like setItems on the same pairs.
+   */
+  keyCode?(key: string): number;
+  row?: Float64Array;
+  setOther?(code: number, value: unknown): void;
 }
 
 /** The sink for skipped containers: drops everything. */
@@ -67,15 +80,17 @@ export interface DecodeOptions {
 const MAX_MARK_DEPTH = 10_000;
 /** LONG4 integers longer than this are bad input (real snapshots use LONG1 with at most 8 bytes). */
 const MAX_LONG_BYTES = 1024;
-/** Short ASCII strings are interned through a small cache: a snapshot repeats "N/A" once per event. */
-const STRING_CACHE_MAX_LENGTH = 32;
-const STRING_CACHE_SLOTS = 4096;
 const PROGRESS_EVERY_OPS = 1 << 20;
+const KEY_CODE_CACHE = 1 << 16;
 const TWO_POW_32 = 4294967296;
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** Decodes one pickle from `bytes` (bytes after its STOP are ignored, as pickle.loads does). */
+/**
+ * Decodes one pickle from `bytes` (bytes after its STOP are ignored, as pickle.loads does).
+ *
+ * Written for V8: one function whose position, stack and memo are locals (no closure captures
+ * them, so they live in registers), bounds checks inline, and a fast path for dicts whose sink takes
+ * pairs directly (trace entries), which never puts their numbers on the value stack.
+ */
 export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown {
   const { file, shaper, onProgress } = options;
   const buf = bytes;
@@ -84,220 +99,243 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo: unknown[] = [];
-  const stringCache: (string | undefined)[] = new Array(STRING_CACHE_SLOTS).fill(undefined);
+  const strings = new StringDecoder();
+  // fast path key codes by memo index, for the sink they were asked of (keys sit at low memo indices)
+  const keyCodes = new Int32Array(KEY_CODE_CACHE).fill(-1);
+  let pairSink: ContainerSink | undefined;
   let pos = 0;
   let opStart = 0;
   let opCount = 0;
 
-  const fail = (detail: string, at = opStart): never => {
-    throw new TraceError(file, detail, { byteOffset: at });
-  };
-  const truncated = (): never => fail(`truncated pickle: input ends inside the opcode at byte ${opStart}`, end);
-  const need = (n: number): void => {
-    if (pos + n > end) truncated();
-  };
-  const underflow = (what: string): never => fail(`malformed pickle: ${what} with too few values on the stack`);
-  const popMark = (what: string): number => {
-    if (marks.length === 0) fail(`malformed pickle: ${what} without a MARK`);
-    return marks.pop()!;
-  };
-  const top = (what: string): unknown => {
-    if (stack.length === 0 || marks.length > 0 && marks[marks.length - 1] === stack.length) underflow(what);
-    return stack[stack.length - 1];
-  };
-
-  const readString = (n: number): string => {
-    if (n > end - pos) fail(`malformed pickle: string of ${n} bytes runs past the end of the input (${end - pos} bytes left)`);
-    const start = pos;
-    pos += n;
-    if (n <= STRING_CACHE_MAX_LENGTH) {
-      let hash = n;
-      let ascii = true;
-      for (let i = start; i < start + n; i++) {
-        const b = buf[i];
-        if (b >= 0x80) {
-          ascii = false;
-          break;
-        }
-        hash = (Math.imul(hash, 31) + b) | 0;
-      }
-      if (ascii) {
-        const slot = hash & (STRING_CACHE_SLOTS - 1);
-        const cached = stringCache[slot];
-        if (cached !== undefined && cached.length === n) {
-          let same = true;
-          for (let i = 0; i < n; i++) {
-            if (cached.charCodeAt(i) !== buf[start + i]) {
-              same = false;
-              break;
-            }
-          }
-          if (same) return cached;
-        }
-        const s = String.fromCharCode.apply(null, buf.subarray(start, start + n) as unknown as number[]);
-        stringCache[slot] = s;
-        return s;
-      }
-    }
-    try {
-      return utf8.decode(buf.subarray(start, start + n));
-    } catch {
-      return fail("malformed pickle: string is not valid UTF-8");
-    }
-  };
-
-  const readBytes = (n: number): Uint8Array => {
-    if (n > end - pos) fail(`malformed pickle: bytes of length ${n} run past the end of the input`);
-    const out = buf.slice(pos, pos + n);
-    pos += n;
-    return out;
-  };
-
-  /** little-endian two's complement integer of n bytes at pos */
-  const readLong = (n: number): number | bigint => {
-    if (n > end - pos) fail(`malformed pickle: integer of ${n} bytes runs past the end of the input`);
-    const start = pos;
-    pos += n;
-    if (n === 0) return 0;
-    const negative = buf[start + n - 1] >= 0x80;
-    if (!negative && n <= 8) {
-      let value = 0;
-      let scale = 1;
-      for (let i = start; i < start + n; i++) {
-        value += buf[i] * scale;
-        scale *= 256;
-      }
-      // every partial sum is an integer no larger than the total, so a total within the safe range is exact
-      if (value <= Number.MAX_SAFE_INTEGER) return value;
-    }
-    let big = 0n;
-    for (let i = start + n - 1; i >= start; i--) big = (big << 8n) | BigInt(buf[i]);
-    if (negative) big -= 1n << BigInt(8 * n);
-    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
-  };
-
-  const openContainer = (kind: ContainerKind): unknown => {
-    const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
-    if (owner === SKIPPED) return SKIPPED;
-    const shaped = shaper === undefined ? undefined : shaper.open(kind, owner);
-    if (shaped !== undefined) return shaped;
-    return kind === "dict" ? Object.create(null) : [];
-  };
-
-  const setItems = (target: unknown, from: number, to: number): void => {
-    if (target instanceof ContainerSink) {
-      target.setItems(stack, from, to);
-      return;
-    }
-    if (typeof target !== "object" || target === null || Object.getPrototypeOf(target) !== null) {
-      fail("malformed pickle: SETITEM(S) on a value that is not a dict");
-    }
-    const dict = target as Record<string, unknown>;
-    for (let i = from; i < to; i += 2) {
-      const key = stack[i];
-      if (typeof key === "string") dict[key] = stack[i + 1];
-      else if (typeof key === "number" || typeof key === "bigint") dict[String(key)] = stack[i + 1];
-      else fail(`malformed snapshot: dict key of type ${key === null ? "None" : Array.isArray(key) ? "tuple" : typeof key}`);
-    }
-  };
-
-  const appendItems = (target: unknown, from: number, to: number): void => {
-    if (target instanceof ContainerSink) {
-      target.appendItems(stack, from, to);
-      return;
-    }
-    if (!Array.isArray(target)) fail("malformed pickle: APPEND(S) on a value that is not a list");
-    const list = target as unknown[];
-    for (let i = from; i < to; i++) list.push(stack[i]);
-  };
-
-  const itemsSinceMark = (what: string): unknown[] => {
-    const m = popMark(what);
-    return stack.splice(m);
-  };
-
   for (;;) {
-    if (pos >= end) truncated();
+    if (pos >= end) throw truncated(file, opStart, end);
     opStart = pos;
     const op = buf[pos++];
     if ((++opCount & (PROGRESS_EVERY_OPS - 1)) === 0 && onProgress !== undefined) onProgress(pos, end);
     switch (op) {
       case Op.PROTO: {
-        need(1);
+        if (pos + 1 > end) throw truncated(file, opStart, end);
         const version = buf[pos++];
-        if (version < 2 || version > 5) fail(`unsupported pickle protocol ${version} (2 to 5 are accepted)`);
+        if (version < 2 || version > 5) throw bad(file, `unsupported pickle protocol ${version} (2 to 5 are accepted)`, opStart);
         break;
       }
       case Op.FRAME: {
-        need(8);
+        if (pos + 8 > end) throw truncated(file, opStart, end);
         const frameLength = view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
         pos += 8;
-        if (frameLength > end - pos) fail(`truncated pickle: a frame of ${frameLength} bytes runs past the end of the input (${end - pos} bytes left)`);
+        if (frameLength > end - pos) {
+          throw bad(file, `truncated pickle: a frame of ${frameLength} bytes runs past the end of the input (${end - pos} bytes left)`, opStart);
+        }
         break;
       }
-      case Op.STOP: {
-        if (stack.length === 0) underflow("STOP");
+      case Op.STOP:
+        if (stack.length === 0) throw underflow(file, "STOP", opStart);
         if (onProgress !== undefined) onProgress(end, end);
         return stack[stack.length - 1];
-      }
       case Op.MARK:
-        if (marks.length >= MAX_MARK_DEPTH) fail(`malformed pickle: nesting deeper than ${MAX_MARK_DEPTH} levels`);
+        if (marks.length >= MAX_MARK_DEPTH) throw bad(file, `malformed pickle: nesting deeper than ${MAX_MARK_DEPTH} levels`, opStart);
         marks.push(stack.length);
         break;
-      case Op.EMPTY_DICT:
-        stack.push(openContainer("dict"));
+      case Op.EMPTY_DICT: {
+        const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
+        const dict = owner === SKIPPED ? SKIPPED : (shaper?.open("dict", owner) ?? Object.create(null));
+        stack.push(dict);
+        if (!(dict instanceof ContainerSink) || dict.row === undefined || dict.keyCode === undefined || dict.setOther === undefined) break;
+        const row = dict.row;
+        if (dict !== pairSink) {
+          pairSink = dict;
+          keyCodes.fill(-1);
+        }
+        // --- fast path: MEMOIZE? MARK (key value)* SETITEMS with flat values, pairs straight to the sink.
+        // At the first opcode outside that shape, the stack is left exactly as the general loop would
+        // have it there (the MARK open, a key read but not yet paired pushed) and the loop goes on.
+        if (pos < end && buf[pos] === Op.MEMOIZE) {
+          memo.push(dict);
+          pos++;
+        }
+        if (pos >= end || buf[pos] !== Op.MARK || marks.length >= MAX_MARK_DEPTH) break;
+        pos++;
+        marks.push(stack.length);
+        for (;;) {
+          if (pos >= end) break;
+          opStart = pos;
+          let kop = buf[pos];
+          let key: unknown = undefined;
+          let code = -1;
+          if (kop === Op.SETITEMS) {
+            pos++;
+            marks.pop();
+            break;
+          }
+          if (kop === Op.BINGET || kop === Op.LONG_BINGET) {
+            const width = kop === Op.BINGET ? 1 : 4;
+            if (pos + 1 + width > end) break;
+            const index = width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true);
+            key = index < memo.length ? memo[index] : undefined;
+            if (typeof key !== "string") break;
+            pos += 1 + width;
+            if (index < keyCodes.length) {
+              code = keyCodes[index];
+              if (code < 0) code = keyCodes[index] = dict.keyCode(key);
+            } else {
+              code = dict.keyCode(key);
+            }
+          } else if (kop === Op.SHORT_BINUNICODE) {
+            if (pos + 2 > end) break;
+            const n = buf[pos + 1];
+            if (pos + 2 + n > end) break;
+            key = strings.decode(buf, pos + 2, n);
+            if (key === undefined) break;
+            pos += 2 + n;
+            code = dict.keyCode(key as string);
+            if (pos < end && buf[pos] === Op.MEMOIZE) {
+              if (memo.length < keyCodes.length) keyCodes[memo.length] = code;
+              memo.push(key);
+              pos++;
+            }
+          } else {
+            break;
+          }
+          opStart = pos;
+          kop = pos < end ? buf[pos] : -1;
+          let value: unknown = undefined;
+          let num = 0;
+          let isNum = false;
+          switch (kop) {
+            case Op.BININT1:
+              if (pos + 2 <= end) {
+                num = buf[pos + 1];
+                isNum = true;
+                pos += 2;
+              }
+              break;
+            case Op.BININT2:
+              if (pos + 3 <= end) {
+                num = buf[pos + 1] | (buf[pos + 2] << 8);
+                isNum = true;
+                pos += 3;
+              }
+              break;
+            case Op.BININT:
+              if (pos + 5 <= end) {
+                num = view.getInt32(pos + 1, true);
+                isNum = true;
+                pos += 5;
+              }
+              break;
+            case Op.LONG1: {
+              if (pos + 2 > end) break;
+              const n = buf[pos + 1];
+              if (pos + 2 + n > end) break;
+              num = readSmallUnsigned(buf, pos + 2, n);
+              if (num === num) {
+                isNum = true;
+              } else {
+                value = readLittleEndianInt(buf, pos + 2, n);
+                if (typeof value === "number") {
+                  num = value;
+                  isNum = true;
+                }
+              }
+              pos += 2 + n;
+              break;
+            }
+            case Op.BINGET:
+            case Op.LONG_BINGET: {
+              const width = kop === Op.BINGET ? 1 : 4;
+              if (pos + 1 + width > end) break;
+              const index = width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true);
+              value = index < memo.length ? memo[index] : undefined;
+              if (value !== undefined) pos += 1 + width;
+              break;
+            }
+            case Op.SHORT_BINUNICODE: {
+              if (pos + 2 > end) break;
+              const n = buf[pos + 1];
+              if (pos + 2 + n > end) break;
+              value = strings.decode(buf, pos + 2, n);
+              if (value === undefined) break;
+              pos += 2 + n;
+              if (pos < end && buf[pos] === Op.MEMOIZE) {
+                memo.push(value);
+                pos++;
+              }
+              break;
+            }
+            case Op.NONE:
+              value = null;
+              pos++;
+              break;
+            default:
+              break;
+          }
+          if (isNum) {
+            if (code > 0) row[code] = num;
+            else if (code < 0) dict.setOther(code, num);
+          } else if (value === undefined) {
+            stack.push(key); // a value the fast path does not take (a frames list, say): the loop decodes it
+            break;
+          } else if (code !== 0) {
+            dict.setOther(code, value);
+          }
+        }
         break;
-      case Op.EMPTY_LIST:
-        stack.push(openContainer("list"));
+      }
+      case Op.EMPTY_LIST: {
+        const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
+        stack.push(owner === SKIPPED ? SKIPPED : (shaper?.open("list", owner) ?? []));
         break;
+      }
       case Op.EMPTY_TUPLE:
       case Op.EMPTY_SET:
         stack.push([]);
         break;
       case Op.SETITEM: {
         const n = stack.length;
-        if (n < 3 || (marks.length > 0 && marks[marks.length - 1] > n - 3)) underflow("SETITEM");
-        setItems(stack[n - 3], n - 2, n);
+        if (n < 3 || (marks.length > 0 && marks[marks.length - 1] > n - 3)) throw underflow(file, "SETITEM", opStart);
+        setItems(stack, stack[n - 3], n - 2, n, file, opStart);
         stack.length = n - 2;
         break;
       }
       case Op.SETITEMS: {
-        const m = popMark("SETITEMS");
-        if (m < 1) underflow("SETITEMS");
-        if ((stack.length - m) & 1) fail("malformed pickle: SETITEMS with an odd number of values");
-        setItems(stack[m - 1], m, stack.length);
+        if (marks.length === 0) throw noMark(file, "SETITEMS", opStart);
+        const m = marks.pop()!;
+        if (m < 1) throw underflow(file, "SETITEMS", opStart);
+        if ((stack.length - m) & 1) throw bad(file, "malformed pickle: SETITEMS with an odd number of values", opStart);
+        setItems(stack, stack[m - 1], m, stack.length, file, opStart);
         stack.length = m;
         break;
       }
       case Op.APPEND: {
         const n = stack.length;
-        if (n < 2 || (marks.length > 0 && marks[marks.length - 1] > n - 2)) underflow("APPEND");
-        appendItems(stack[n - 2], n - 1, n);
+        if (n < 2 || (marks.length > 0 && marks[marks.length - 1] > n - 2)) throw underflow(file, "APPEND", opStart);
+        appendItems(stack, stack[n - 2], n - 1, n, file, opStart);
         stack.length = n - 1;
         break;
       }
       case Op.APPENDS:
       case Op.ADDITEMS: {
-        const m = popMark("APPENDS");
-        if (m < 1) underflow("APPENDS");
-        appendItems(stack[m - 1], m, stack.length);
+        if (marks.length === 0) throw noMark(file, "APPENDS", opStart);
+        const m = marks.pop()!;
+        if (m < 1) throw underflow(file, "APPENDS", opStart);
+        appendItems(stack, stack[m - 1], m, stack.length, file, opStart);
         stack.length = m;
         break;
       }
       case Op.TUPLE:
       case Op.FROZENSET:
       case Op.LIST:
-        stack.push(itemsSinceMark("TUPLE"));
+        if (marks.length === 0) throw noMark(file, "TUPLE", opStart);
+        stack.push(stack.splice(marks.pop()!));
         break;
       case Op.DICT: {
-        const items = itemsSinceMark("DICT");
-        if (items.length & 1) fail("malformed pickle: DICT with an odd number of values");
+        if (marks.length === 0) throw noMark(file, "DICT", opStart);
+        const m = marks.pop()!;
+        if ((stack.length - m) & 1) throw bad(file, "malformed pickle: DICT with an odd number of values", opStart);
         const dict = Object.create(null);
-        const at = stack.length;
+        setItems(stack, dict, m, stack.length, file, opStart);
+        stack.length = m;
         stack.push(dict);
-        for (const item of items) stack.push(item);
-        setItems(dict, at + 1, stack.length);
-        stack.length = at + 1;
         break;
       }
       case Op.TUPLE1:
@@ -305,91 +343,77 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
       case Op.TUPLE3: {
         const k = op - Op.TUPLE1 + 1;
         const n = stack.length;
-        if (n < k || (marks.length > 0 && marks[marks.length - 1] > n - k)) underflow("TUPLE1/2/3");
+        if (n < k || (marks.length > 0 && marks[marks.length - 1] > n - k)) throw underflow(file, "TUPLE1/2/3", opStart);
         stack.push(stack.splice(n - k));
         break;
       }
       case Op.POP:
         if (marks.length > 0 && marks[marks.length - 1] === stack.length) marks.pop();
-        else if (stack.length === 0) underflow("POP");
+        else if (stack.length === 0) throw underflow(file, "POP", opStart);
         else stack.pop();
         break;
       case Op.POP_MARK:
-        stack.length = popMark("POP_MARK");
+        if (marks.length === 0) throw noMark(file, "POP_MARK", opStart);
+        stack.length = marks.pop()!;
         break;
       case Op.DUP:
-        stack.push(top("DUP"));
+        if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "DUP", opStart);
+        stack.push(stack[stack.length - 1]);
         break;
-      case Op.SHORT_BINUNICODE: {
-        need(1);
-        const n = buf[pos++];
-        stack.push(readString(n));
-        break;
-      }
-      case Op.BINUNICODE: {
-        need(4);
-        const n = view.getUint32(pos, true);
-        pos += 4;
-        stack.push(readString(n));
-        break;
-      }
+      case Op.SHORT_BINUNICODE:
+      case Op.BINUNICODE:
       case Op.BINUNICODE8: {
-        need(8);
-        const n = view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
-        pos += 8;
-        stack.push(readString(n));
+        const width = op === Op.SHORT_BINUNICODE ? 1 : op === Op.BINUNICODE ? 4 : 8;
+        if (pos + width > end) throw truncated(file, opStart, end);
+        const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+        pos += width;
+        if (n > end - pos) throw bad(file, `malformed pickle: a string of ${n} bytes runs past the end of the input (${end - pos} bytes left)`, opStart);
+        const s = strings.decode(buf, pos, n);
+        if (s === undefined) throw bad(file, "malformed pickle: string is not valid UTF-8", opStart);
+        pos += n;
+        stack.push(s);
         break;
       }
-      case Op.SHORT_BINBYTES: {
-        need(1);
-        const n = buf[pos++];
-        stack.push(readBytes(n));
-        break;
-      }
-      case Op.BINBYTES: {
-        need(4);
-        const n = view.getUint32(pos, true);
-        pos += 4;
-        stack.push(readBytes(n));
-        break;
-      }
+      case Op.SHORT_BINBYTES:
+      case Op.BINBYTES:
       case Op.BINBYTES8: {
-        need(8);
-        const n = view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
-        pos += 8;
-        stack.push(readBytes(n));
+        const width = op === Op.SHORT_BINBYTES ? 1 : op === Op.BINBYTES ? 4 : 8;
+        if (pos + width > end) throw truncated(file, opStart, end);
+        const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+        pos += width;
+        if (n > end - pos) throw bad(file, `malformed pickle: bytes of length ${n} run past the end of the input (${end - pos} bytes left)`, opStart);
+        stack.push(buf.slice(pos, pos + n));
+        pos += n;
         break;
       }
       case Op.BININT1:
-        need(1);
+        if (pos + 1 > end) throw truncated(file, opStart, end);
         stack.push(buf[pos++]);
         break;
       case Op.BININT2:
-        need(2);
+        if (pos + 2 > end) throw truncated(file, opStart, end);
         stack.push(buf[pos] | (buf[pos + 1] << 8));
         pos += 2;
         break;
       case Op.BININT:
-        need(4);
+        if (pos + 4 > end) throw truncated(file, opStart, end);
         stack.push(view.getInt32(pos, true));
         pos += 4;
         break;
-      case Op.LONG1: {
-        need(1);
-        const n = buf[pos++];
-        stack.push(readLong(n));
-        break;
-      }
+      case Op.LONG1:
       case Op.LONG4: {
-        need(4);
-        const n = view.getInt32(pos, true);
-        pos += 4;
-        if (n < 0 || n > MAX_LONG_BYTES) fail(`malformed pickle: LONG4 integer of ${n} bytes (at most ${MAX_LONG_BYTES} accepted)`);
-        stack.push(readLong(n));
+        const width = op === Op.LONG1 ? 1 : 4;
+        if (pos + width > end) throw truncated(file, opStart, end);
+        const n = width === 1 ? buf[pos] : view.getInt32(pos, true);
+        pos += width;
+        if (n < 0 || n > MAX_LONG_BYTES) throw bad(file, `malformed pickle: LONG4 integer of ${n} bytes (at most ${MAX_LONG_BYTES} accepted)`, opStart);
+        if (n > end - pos) throw bad(file, `malformed pickle: an integer of ${n} bytes runs past the end of the input`, opStart);
+        stack.push(readLittleEndianInt(buf, pos, n));
+        pos += n;
         break;
       }
       case Op.BINFLOAT:
-        need(8);
+        if (pos + 8 > end) throw truncated(file, opStart, end);
         stack.push(view.getFloat64(pos, false));
         pos += 8;
         break;
@@ -403,45 +427,79 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         stack.push(null);
         break;
       case Op.MEMOIZE:
-        memo.push(top("MEMOIZE"));
+        if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "MEMOIZE", opStart);
+        memo.push(stack[stack.length - 1]);
         break;
       case Op.BINPUT:
       case Op.LONG_BINPUT: {
-        let index: number;
-        if (op === Op.BINPUT) {
-          need(1);
-          index = buf[pos++];
-        } else {
-          need(4);
-          index = view.getUint32(pos, true);
-          pos += 4;
-        }
-        // a memo index can never exceed the number of opcodes in the input; refusing larger ones
-        // keeps a hostile index from allocating a huge memo
-        if (index > end) fail(`malformed pickle: memo index ${index} is larger than the input`);
-        const value = top("BINPUT");
+        const width = op === Op.BINPUT ? 1 : 4;
+        if (pos + width > end) throw truncated(file, opStart, end);
+        const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
+        pos += width;
+        // a memo index never exceeds the number of opcodes in the input; refusing larger ones keeps a
+        // hostile index from allocating a huge memo
+        if (index > end) throw bad(file, `malformed pickle: memo index ${index} is larger than the input`, opStart);
+        if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "BINPUT", opStart);
         while (memo.length < index) memo.push(undefined);
-        memo[index] = value;
+        memo[index] = stack[stack.length - 1];
+        if (index < keyCodes.length) keyCodes[index] = -1; // the cached key code was for the old value
         break;
       }
       case Op.BINGET:
       case Op.LONG_BINGET: {
-        let index: number;
-        if (op === Op.BINGET) {
-          need(1);
-          index = buf[pos++];
-        } else {
-          need(4);
-          index = view.getUint32(pos, true);
-          pos += 4;
-        }
+        const width = op === Op.BINGET ? 1 : 4;
+        if (pos + width > end) throw truncated(file, opStart, end);
+        const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
+        pos += width;
         const value = index < memo.length ? memo[index] : undefined;
-        if (value === undefined) fail(`malformed pickle: memo index ${index} out of range (memo holds ${memo.length} values)`);
+        if (value === undefined) throw bad(file, `malformed pickle: memo index ${index} out of range (the memo holds ${memo.length} values)`, opStart);
         stack.push(value);
         break;
       }
       default:
-        fail(describeRefusedOpcode(op));
+        throw bad(file, describeRefusedOpcode(op), opStart);
     }
   }
+}
+
+function setItems(stack: unknown[], target: unknown, from: number, to: number, file: string, at: number): void {
+  if (target instanceof ContainerSink) {
+    target.setItems(stack, from, to);
+    return;
+  }
+  if (typeof target !== "object" || target === null || Object.getPrototypeOf(target) !== null) {
+    throw bad(file, "malformed pickle: SETITEM(S) on a value that is not a dict", at);
+  }
+  const dict = target as Record<string, unknown>;
+  for (let i = from; i < to; i += 2) {
+    const key = stack[i];
+    if (typeof key === "string") dict[key] = stack[i + 1];
+    else if (typeof key === "number" || typeof key === "bigint") dict[String(key)] = stack[i + 1];
+    else throw bad(file, `malformed snapshot: a dict key is ${key === null ? "None" : Array.isArray(key) ? "a tuple" : typeof key}, expected a string`, at);
+  }
+}
+
+function appendItems(stack: unknown[], target: unknown, from: number, to: number, file: string, at: number): void {
+  if (target instanceof ContainerSink) {
+    target.appendItems(stack, from, to);
+    return;
+  }
+  if (!Array.isArray(target)) throw bad(file, "malformed pickle: APPEND(S) on a value that is not a list", at);
+  for (let i = from; i < to; i++) target.push(stack[i]);
+}
+
+function bad(file: string, detail: string, at: number): TraceError {
+  return new TraceError(file, detail, { byteOffset: at });
+}
+
+function truncated(file: string, opStart: number, end: number): TraceError {
+  return bad(file, `truncated pickle: the input ends (at byte ${end}) inside the opcode at byte ${opStart}, before STOP`, end);
+}
+
+function underflow(file: string, what: string, at: number): TraceError {
+  return bad(file, `malformed pickle: ${what} with too few values on the stack`, at);
+}
+
+function noMark(file: string, what: string, at: number): TraceError {
+  return bad(file, `malformed pickle: ${what} without a MARK`, at);
 }

@@ -14,7 +14,7 @@
  * previous item of that list.
  */
 import { ContainerSink, SKIPPED, type ContainerKind, type PickleShaper } from "./pickle-decoder.js";
-import type { ColumnBuilder } from "./column-builder.js";
+import { fieldOf, type ColumnBuilder, type Field } from "./column-builder.js";
 import { TraceError } from "./trace-error.js";
 
 /** `device_traces`: its items must be the per-device lists. */
@@ -60,13 +60,21 @@ export class DeviceEventsSink extends ContainerSink {
   }
 }
 
-/** One trace entry being decoded: its items go to the column builder's current row. */
+/** One trace entry being decoded: its items go to the column builder's pending entry. */
 class EntrySink extends ContainerSink {
+  override readonly row: Float64Array;
   constructor(private readonly columns: ColumnBuilder) {
     super();
+    this.row = columns.pending;
   }
   setItems(items: unknown[], from: number, to: number): void {
     for (let i = from; i < to; i += 2) this.columns.setField(items[i], items[i + 1]);
+  }
+  override keyCode(key: string): number {
+    return fieldOf(key);
+  }
+  override setOther(code: number, value: unknown): void {
+    this.columns.setOther(code as Field, value);
   }
   appendItems(): void {
     this.columns.setField("action", undefined); // a list where an entry dict belongs: reported as a bad entry
