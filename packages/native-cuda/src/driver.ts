@@ -86,9 +86,9 @@ export interface TeardownReport {
 }
 
 /**
- * One open driver. Sizes and offsets are bytes; addresses (va) are plain numbers, exact below
- * 2^53. Sizes given to memCreate/addressReserve/map/setAccess/unmap, and mapped addresses and
- * offsets, are multiples of granularity(). Every failure other than OOM throws DeviceError.
+ * One open driver. Sizes are bytes; addresses (va) are plain numbers, exact below 2^53. Sizes
+ * given to memCreate/addressReserve/map/setAccess/unmap, and mapped addresses, are multiples of
+ * granularity(). Every failure other than OOM throws DeviceError.
  */
 export interface Driver {
   readonly kind: DriverKind;
@@ -102,7 +102,9 @@ export interface Driver {
   addressReserve(bytes: number, alignment?: number): number;
   /** cuMemAddressFree: the exact (va, bytes) reserved, once nothing is mapped in it */
   addressFree(va: number, bytes: number): void;
-  /** cuMemMap: [va, va+bytes) inside one reservation, unmapped, from handle at offset */
+  /** cuMemMap: [va, va+bytes) inside one reservation and not yet mapped, from the start of
+   * handle (bytes <= the handle's size). offset must be 0, as CUDA requires (an H100 on driver 580
+   * answers CUDA_ERROR_NOT_SUPPORTED to any other); both drivers refuse it alike. */
   map(va: number, bytes: number, handle: number, offset?: number): void;
   /** cuMemSetAccess read-write: the range must be exactly covered by whole mappings */
   setAccess(va: number, bytes: number): void;
@@ -180,8 +182,8 @@ class NativeDriver implements Driver {
   map(va: number, bytes: number, handle: number, offset = 0): void {
     const c = this.check;
     const offsetBytes = c.integer("map", "offset", offset);
-    if (offsetBytes % this.granularityBytes !== 0) {
-      throw invalid(this.kind, "map", `offset must be a multiple of ${this.granularityBytes} bytes`);
+    if (offsetBytes !== 0) {
+      throw invalid(this.kind, "map", "offset must be 0 (cuMemMap maps a handle from its start)");
     }
     this.native.map(
       c.alignedVa("map", va),

@@ -81,21 +81,22 @@ describe("host driver", () => {
     expect(d.isValid()).toBeNull();
   });
 
-  it("maps part of a larger handle at an offset", () => {
+  it("maps the start of a larger handle, and refuses an offset as CUDA does", () => {
     const d = host();
     const G = d.granularity();
     const big = d.memCreate(3 * G);
     const va = d.addressReserve(3 * G);
     d.map(va, 3 * G, big);
     d.setAccess(va, 3 * G);
-    d.copyFromHost(va + 2 * G, bytesOf(7, 16));
-    const window = d.addressReserve(G);
-    d.map(window, G, big, 2 * G);
-    d.setAccess(window, G);
+    d.copyFromHost(va + G - 8, bytesOf(7, 16));
+    const window = d.addressReserve(2 * G);
+    d.map(window, 2 * G, big);
+    d.setAccess(window, 2 * G);
     const seen = new Uint8Array(16);
-    d.copyToHost(window, seen);
+    d.copyToHost(window + G - 8, seen);
     expect(seen.every((b) => b === 7)).toBe(true);
-    expectCode(() => d.map(d.addressReserve(2 * G), 2 * G, big, 2 * G), "INVALID", /runs past handle/);
+    expectCode(() => d.map(d.addressReserve(G), G, big, G), "INVALID", /offset must be 0/);
+    expectCode(() => d.map(d.addressReserve(4 * G), 4 * G, big), "INVALID", /runs past handle/);
   });
 
   it("unmap keeps the reservation; access ends with the mapping", () => {
@@ -285,7 +286,7 @@ describe("argument validation", () => {
     expectCode(() => d.memCreate(2 ** 53), "INVALID");
     expectCode(() => d.addressReserve(G, 3), "INVALID", /power of two/);
     expectCode(() => d.map(G + 1, G, 1), "INVALID", /va must be/);
-    expectCode(() => d.map(G, G, 1, 5), "INVALID", /offset/);
+    expectCode(() => d.map(G, G, 1, 5), "INVALID", /offset must be 0/);
     expectCode(() => d.copyToHost(G, [1, 2] as unknown as Uint8Array), "INVALID", /buffer/);
     expectCode(() => d.copyToHost(G, new Uint8Array(4), 8), "INVALID", /fewer than 8/);
     expectCode(() => d.memset(G, 256, 1), "INVALID", /byte/);

@@ -157,26 +157,29 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     if (hooked_) napi_remove_env_cleanup_hook(env_, &DriverWrap::OnEnvExit, this);
     hooked_ = false;
     data_->open.erase(this);
-    core_.reset();  // DriverCore's destructor tears down whatever is left
+    Cleanup("garbage collection");
   }
 
   // Exit cleanup (the env hook, or teardownAll from process 'exit'): a no-op once closed.
-  void ExitCleanup() {
+  void ExitCleanup() { Cleanup("exit cleanup"); }
+
+ private:
+  // Tears down a driver its owner did not tear down. LAKEBED_NATIVE_DEBUG=1 prints what was
+  // released, one line on stderr (the tests and the GPU check read it).
+  void Cleanup(const char* why) {
     if (core_->closed()) return;
     const TeardownReport r = core_->Teardown();
-    // LAKEBED_NATIVE_DEBUG=1 shows what exit cleanup released (the tests read this line).
     const char* debug = std::getenv("LAKEBED_NATIVE_DEBUG");
     if (debug && *debug && *debug != '0')
       fprintf(stderr,
-              "lakebed-native: exit cleanup of %s driver: unmapped %llu, freed %llu reservations, "
+              "lakebed-native: %s of %s driver: unmapped %llu, freed %llu reservations, "
               "released %llu handles, freed %llu mallocs, %zu errors\n",
-              kind_.c_str(), static_cast<unsigned long long>(r.unmapped),
+              why, kind_.c_str(), static_cast<unsigned long long>(r.unmapped),
               static_cast<unsigned long long>(r.addressesFreed),
               static_cast<unsigned long long>(r.handlesReleased),
               static_cast<unsigned long long>(r.mallocsFreed), r.errors.size());
   }
 
- private:
   static void OnEnvExit(void* arg) {
     auto* self = static_cast<DriverWrap*>(arg);
     self->hooked_ = false;

@@ -157,8 +157,11 @@ Status DriverCore::Map(uint64_t va, uint64_t bytes, uint32_t handle, uint64_t of
   if (closed_) return Finish(k, Closed());
   Status s = CheckRange(va, bytes, true);
   if (!s.ok()) return Finish(k, s);
-  if (offsetBytes % granularity_ != 0)
-    return Finish(k, Status::Invalid("offset must be a multiple of " + Bytes(granularity_)));
+  // cuMemMap documents "offset: currently must be zero", and an H100 on driver 580 answers
+  // CUDA_ERROR_NOT_SUPPORTED to any other (bench/results). The host driver could map at an
+  // offset, but refuses too: a policy that runs on host memory must also run on the GPU.
+  if (offsetBytes != 0)
+    return Finish(k, Status::Invalid("offset must be 0 (cuMemMap maps a handle from its start)"));
   auto h = tables_.handles.find(handle);
   if (h == tables_.handles.end() || h->second.released)
     return Finish(k, Status::Invalid("handle " + std::to_string(handle) + " is not live"));

@@ -11,7 +11,7 @@
 //   INV-NAT-3  every mapping lies inside one reservation; reservation.mappings counts them.
 //   INV-NAT-4  mappings never overlap one another.
 //   INV-NAT-5  the running totals (live counts, byte sums) equal what a walk of the tables gives.
-//   INV-NAT-6  offset + bytes of a mapping fit inside its handle.
+//   INV-NAT-6  offset + bytes of a mapping fit inside its handle (offset is 0 today: driver_core).
 //
 //   reservation [va ............................................ va+bytes)
 //                 | mapping A (handle 3) | mapping B (handle 7) |  (unmapped: PROT_NONE / no PTEs)
