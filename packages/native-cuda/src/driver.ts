@@ -102,9 +102,10 @@ export interface Driver {
   addressReserve(bytes: number, alignment?: number): number;
   /** cuMemAddressFree: the exact (va, bytes) reserved, once nothing is mapped in it */
   addressFree(va: number, bytes: number): void;
-  /** cuMemMap: [va, va+bytes) inside one reservation and not yet mapped, from the start of
-   * handle (bytes <= the handle's size). offset must be 0, as CUDA requires (an H100 on driver 580
-   * answers CUDA_ERROR_NOT_SUPPORTED to any other); both drivers refuse it alike. */
+  /** cuMemMap: the whole handle at [va, va+bytes), inside one reservation and not yet mapped.
+   * bytes must equal the handle's size and offset must be 0: an H100 on driver 580 answers
+   * CUDA_ERROR_NOT_SUPPORTED to a map of part of a handle or at an offset, so both drivers refuse
+   * them alike (INVALID), and what works on host memory works on the GPU. */
   map(va: number, bytes: number, handle: number, offset?: number): void;
   /** cuMemSetAccess read-write: the range must be exactly covered by whole mappings */
   setAccess(va: number, bytes: number): void;

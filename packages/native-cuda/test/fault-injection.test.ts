@@ -98,13 +98,13 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
         break;
       }
       case "map": {
-        // stitch: the next free slot of a reservation gets a whole (or the first part of a) handle
+        // stitch: the next free slot of a reservation gets a whole handle, if it fits
         if (liveHandles.length === 0 || reservations.length === 0) continue;
         const [va, r] = pick(rand, reservations);
         const used = r.mapped.reduce((s, x) => s + x.bytes, 0);
         const [id, h] = pick(rand, liveHandles);
-        const bytes = Math.min(h.bytes, r.bytes - used);
-        if (bytes <= 0) continue;
+        const bytes = h.bytes;
+        if (bytes > r.bytes - used) continue;
         ok = attempt(() => d.map(va + used, bytes, id));
         if (ok) {
           r.mapped.push({ va: va + used, bytes, handle: id, access: false });

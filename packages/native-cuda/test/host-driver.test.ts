@@ -81,22 +81,25 @@ describe("host driver", () => {
     expect(d.isValid()).toBeNull();
   });
 
-  it("maps the start of a larger handle, and refuses an offset as CUDA does", () => {
+  it("maps a larger handle whole, and refuses part of one or an offset, as CUDA does", () => {
     const d = host();
     const G = d.granularity();
     const big = d.memCreate(3 * G);
     const va = d.addressReserve(3 * G);
     d.map(va, 3 * G, big);
     d.setAccess(va, 3 * G);
-    d.copyFromHost(va + G - 8, bytesOf(7, 16));
-    const window = d.addressReserve(2 * G);
-    d.map(window, 2 * G, big);
-    d.setAccess(window, 2 * G);
+    d.copyFromHost(va + 2 * G - 8, bytesOf(7, 16)); // across its inner 2 MiB boundary
+    const again = d.addressReserve(3 * G);
+    d.map(again, 3 * G, big);
+    d.setAccess(again, 3 * G);
     const seen = new Uint8Array(16);
-    d.copyToHost(window + G - 8, seen);
+    d.copyToHost(again + 2 * G - 8, seen);
     expect(seen.every((b) => b === 7)).toBe(true);
+    expectCode(() => d.map(d.addressReserve(2 * G), 2 * G, big), "INVALID", /covers its whole handle: handle \d+ has 6291456 bytes, not 4194304/);
     expectCode(() => d.map(d.addressReserve(G), G, big, G), "INVALID", /offset must be 0/);
-    expectCode(() => d.map(d.addressReserve(4 * G), 4 * G, big), "INVALID", /runs past handle/);
+    // the part-handle map reached the addon and was refused there; the offset one never left JS
+    expect(d.counters().calls.map).toBe(3);
+    expect(d.counters().failures.map).toBe(1);
   });
 
   it("unmap keeps the reservation; access ends with the mapping", () => {
@@ -127,11 +130,13 @@ describe("host driver", () => {
   it("refuses overlapping maps, maps outside a reservation and freeing a mapped reservation", () => {
     const d = host();
     const G = d.granularity();
-    const h = d.memCreate(2 * G);
+    const h = d.memCreate(G);
+    const big = d.memCreate(2 * G);
     const va = d.addressReserve(2 * G);
     d.map(va, G, h);
     expectCode(() => d.map(va, G, h), "INVALID", /overlaps/);
-    expectCode(() => d.map(va + G, 2 * G, h), "INVALID", /not inside one reservation/);
+    expectCode(() => d.map(va + G, 2 * G, big), "INVALID", /not inside one reservation/);
+    expectCode(() => d.map(va + G, G, big), "INVALID", /covers its whole handle/);
     expectCode(() => d.addressFree(va, 2 * G), "INVALID", /still holds 1 mapping/);
     expectCode(() => d.addressFree(va, G), "INVALID", /has 4194304 bytes/);
     expectCode(() => d.map(va + G, G, 12345), "INVALID", /handle 12345 is not live/);
