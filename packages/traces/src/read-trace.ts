@@ -27,6 +27,7 @@ export interface ReadTraceOptions {
 }
 
 const gunzipAsync = promisify(gunzip);
+const PICKLE_PROTO = 0x80;
 /** A decompressed trace larger than this is refused (a gzip bomb must not exhaust memory). */
 const MAX_DECOMPRESSED_BYTES = Math.min(bufferConstants.MAX_LENGTH, 4 * 1024 ** 3 - 1);
 
@@ -63,10 +64,22 @@ function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes
   } else if (looksLikeJson(payload)) {
     trace = assembleTrace(decodeSnapshotJson(parseJson(payload, file), { file, gzip }));
   } else {
-    trace = assembleTrace(decodeSnapshotPickle(payload, { file, gzip }, scaled));
+    trace = assembleTrace(decodePickleOrExplain(payload, file, gzip, scaled));
   }
   onProgress?.(fileBytes, fileBytes);
   return trace;
+}
+
+/** A file that fails on its very first byte is most likely not a pickle at all: say what was expected. */
+function decodePickleOrExplain(payload: Uint8Array, file: string, gzip: boolean, onProgress?: (done: number, total: number) => void) {
+  try {
+    return decodeSnapshotPickle(payload, { file, gzip }, onProgress);
+  } catch (error) {
+    if (error instanceof TraceError && error.where.byteOffset === 0 && payload[0] !== PICKLE_PROTO) {
+      throw new TraceError(file, `not a trace file lakebed reads (a PyTorch snapshot pickle, its JSON, or lakebed's Arrow format): ${error.detail}`, error.where);
+    }
+    throw error;
+  }
 }
 
 async function readInput(path: string): Promise<Uint8Array> {
