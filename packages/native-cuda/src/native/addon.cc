@@ -94,6 +94,19 @@ uint64_t U64(const Napi::CallbackInfo& info, size_t i, const std::string& driver
 
 Napi::Number Num(Napi::Env env, uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 
+// One JS object per table row, in the table's (address or id) order; fill sets its fields.
+template <class Table, class Fill>
+Napi::Array ListOf(Napi::Env env, const Table& table, Fill fill) {
+  Napi::Array out = Napi::Array::New(env, table.size());
+  uint32_t i = 0;
+  for (const auto& [key, record] : table) {
+    Napi::Object o = Napi::Object::New(env);
+    fill(o, key, record);
+    out.Set(i++, o);
+  }
+  return out;
+}
+
 class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -373,40 +386,29 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
   Napi::Value LeakReport(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const LiveTables& t = core_->tables();
-    Napi::Array handles = Napi::Array::New(env);
-    for (const auto& [id, h] : t.handles) {
-      Napi::Object o = Napi::Object::New(env);
+    Napi::Array handles = ListOf(env, t.handles, [&](Napi::Object o, uint32_t id, const HandleRecord& h) {
       o.Set("handle", Num(env, id));
       o.Set("bytes", Num(env, h.bytes));
       o.Set("mappings", Num(env, h.mappings));
       o.Set("released", h.released);
-      handles.Set(handles.Length(), o);
-    }
-    Napi::Array reservations = Napi::Array::New(env);
-    for (const auto& [va, r] : t.reservations) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("va", Num(env, va));
-      o.Set("bytes", Num(env, r.bytes));
-      o.Set("mappings", Num(env, r.mappings));
-      reservations.Set(reservations.Length(), o);
-    }
-    Napi::Array mappings = Napi::Array::New(env);
-    for (const auto& [va, m] : t.mappings) {
-      Napi::Object o = Napi::Object::New(env);
+    });
+    Napi::Array reservations =
+        ListOf(env, t.reservations, [&](Napi::Object o, uint64_t va, const ReservationRecord& r) {
+          o.Set("va", Num(env, va));
+          o.Set("bytes", Num(env, r.bytes));
+          o.Set("mappings", Num(env, r.mappings));
+        });
+    Napi::Array mappings = ListOf(env, t.mappings, [&](Napi::Object o, uint64_t va, const MappingRecord& m) {
       o.Set("va", Num(env, va));
       o.Set("bytes", Num(env, m.bytes));
       o.Set("handle", Num(env, m.handle));
       o.Set("offset", Num(env, m.offsetBytes));
       o.Set("access", m.access);
-      mappings.Set(mappings.Length(), o);
-    }
-    Napi::Array mallocs = Napi::Array::New(env);
-    for (const auto& [va, m] : t.mallocs) {
-      Napi::Object o = Napi::Object::New(env);
+    });
+    Napi::Array mallocs = ListOf(env, t.mallocs, [&](Napi::Object o, uint64_t va, const MallocRecord& m) {
       o.Set("va", Num(env, va));
       o.Set("bytes", Num(env, m.bytes));
-      mallocs.Set(mallocs.Length(), o);
-    }
+    });
     Napi::Object out = Napi::Object::New(env);
     out.Set("clean", t.empty());
     out.Set("handles", handles);

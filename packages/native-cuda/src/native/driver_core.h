@@ -83,10 +83,24 @@ class DriverCore {
   const LiveTables& tables() const { return tables_; }
 
  private:
+  // Steps 1-3 of every call: torn down? `validate` (step 2)? an injected fault? Ok when the call
+  // may go on to the driver.
+  template <class Validate>
+  Status Admit(CallKind kind, Validate validate) {
+    if (closed_) return Closed();
+    Status s = validate();
+    if (!s.ok()) return s;
+    return faults_.Check(kind, OomName());
+  }
+  // Counts the call and its outcome (step 6 happened in the caller when the status is Ok).
   Status Finish(CallKind kind, Status status);
   Status Closed() const;
+  const char* OomName() const;
   Status CheckRange(uint64_t va, uint64_t bytes, bool granular) const;
   Status CheckAccessible(uint64_t va, uint64_t bytes) const;
+  // [va, va+bytes) is exactly covered by whole mappings (cuMemUnmap/cuMemSetAccess); their vas.
+  Status CheckTiled(uint64_t va, uint64_t bytes, std::vector<uint64_t>* keys) const;
+  Status CheckCapacity(uint64_t bytes) const;
 
   std::unique_ptr<Backend> backend_;
   const uint64_t granularity_;
