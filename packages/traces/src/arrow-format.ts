@@ -25,6 +25,8 @@
  * `file`, `format` and `gzip` describe the Arrow file instead of the original).
  */
 import { writeFile } from "node:fs/promises";
+import { gzip } from "node:zlib";
+import { promisify } from "node:util";
 import {
   Dictionary,
   Field,
@@ -49,6 +51,7 @@ import { Action, ACTION_NAMES, type DeviceTrace, type Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
 
 export const ARROW_FORMAT_VERSION = "1";
+const gzipAsync = promisify(gzip);
 const MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
 /** dictionary of the action column, index = Action - 1 */
 const ACTION_DICTIONARY = (Object.keys(ACTION_NAMES) as unknown as Action[])
@@ -139,8 +142,13 @@ export function traceToArrowBytes(trace: Trace): Uint8Array {
   return tableToIPC(table, "file");
 }
 
+/**
+ * Writes `trace` as an Arrow IPC file. A path ending in ".gz" gets the same bytes gzip-compressed
+ * (readTrace reads either; pandas, polars and DuckDB need the plain file).
+ */
 export async function writeTraceArrow(trace: Trace, path: string): Promise<void> {
-  await writeFile(path, traceToArrowBytes(trace));
+  const bytes = traceToArrowBytes(trace);
+  await writeFile(path, path.endsWith(".gz") ? await gzipAsync(bytes) : bytes);
 }
 
 /** Reads lakebed's Arrow trace file from memory; `source` describes the file being read. */
