@@ -81,10 +81,14 @@ export class AddressTable {
   }
 }
 
-/** Block addresses are multiples of 512 below 2^53: mix the bits above the low nine. */
+/**
+ * Block addresses are multiples of 512 below 2^53. The hash splits addr / 512 into two parts that
+ * fit int32 using float arithmetic only: `| 0` on a double beyond 2^31 takes V8's slow path.
+ */
 function slotOf(addr: number, mask: number): number {
-  const lo = (addr / 512) | 0;
-  const hi = (addr / 2199023255552) | 0; // 2^41
-  const h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  const units = addr / 512;
+  const high = Math.floor(units / 65536);
+  const low = units - high * 65536;
+  const h = Math.imul(low ^ Math.imul(high | 0, 0x9e3779b1), 0x85ebca6b);
   return (h ^ (h >>> 15)) & mask;
 }

@@ -157,7 +157,8 @@ export class ColumnBuilder {
     }
     if (this.current !== columns) this.lastRawStream = NaN;
     this.current = columns;
-    this.pending.fill(NaN);
+    const p = this.pending;
+    for (let i = 0; i < PENDING_SLOTS; i++) p[i] = NaN;
     this.pendingAction = 0;
     this.pendingBigStream = undefined;
     this.open = true;

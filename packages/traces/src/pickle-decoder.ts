@@ -15,58 +15,17 @@
  *   str -> string;  bytes -> Uint8Array (a copy);  int -> number when exact (|n| <= 2^53 - 1), else bigint
  *   float -> number;  True/False -> boolean;  None -> null
  *
- * Streaming: a caller passes a `PickleShaper`, asked at every new dict or list what to build. It can
- * return a ContainerSink (items are handed to the sink instead of being stored: this is how trace
- * entries go straight into typed columns), SKIPPED (items are dropped: used for stack frames), or
- * undefined for an ordinary container. Strings are decoded and memoized even inside skipped
- * containers, because memo entries are shared across the whole file.
+ * Streaming: a caller passes a PickleShaper (pickle-shaping.ts), asked at every new dict or list
+ * what to build: a sink that takes its items (trace entries go straight into typed columns so),
+ * SKIPPED (stack frames), or an ordinary container. Strings are decoded and memoized even inside
+ * skipped containers, because memo entries are shared across the whole file.
  */
 import { TraceError } from "./trace-error.js";
-import { StringDecoder, readLittleEndianInt, readSmallUnsigned } from "./pickle-scalars.js";
+import { StringDecoder, readLittleEndianInt } from "./pickle-scalars.js";
+import { PickleMemo } from "./pickle-memo.js";
+import { FlatDictDecoder } from "./pickle-flat-dict.js";
 import { Op, describeRefusedOpcode } from "./pickle-opcodes.js";
-
-export type ContainerKind = "dict" | "list";
-
-/** Receives a container's items instead of a JS object; see PickleShaper. */
-export abstract class ContainerSink {
-  /** items[from], items[from+1] are the first key and value; `to` is exclusive; (to - from) is even */
-  abstract setItems(items: unknown[], from: number, to: number): void;
-  abstract appendItems(items: unknown[], from: number, to: number): void;
-  /**
-   * The fast path for dict sinks (all three or none): items are handed over one pair at a time as
-   * soon as both are decoded, without the value stack, and integers without leaving the decoder.
-   * keyCode classifies a key once per distinct key (the decoder caches it by memo index):
-   *   0    the value is decoded (memo entries must exist) and dropped
-   *   > 0  an integer value is stored in row[code]; any other value goes to setOther(code, value)
-   *   < 0  every value goes to setOther(code, value)
-   * Together they must behave exactly like setItems on the same pairs.
-   */
-  keyCode?(key: string): number;
-  row?: Float64Array;
-  setOther?(code: number, value: unknown): void;
-}
-
-/** The sink for skipped containers: drops everything. */
-class DiscardSink extends ContainerSink {
-  setItems(): void {}
-  appendItems(): void {}
-}
-
-/**
- * The value that stands for a skipped container. A container opened directly above a skipped one on
- * the stack is skipped too: it is either inside it, or the next item of a list whose items are being
- * skipped (dict values always have their key string between them and the previous value).
- */
-export const SKIPPED: ContainerSink = new DiscardSink();
-
-export interface PickleShaper {
-  /**
-   * Called for each new dict or list (EMPTY_DICT / EMPTY_LIST) not inside a skipped container.
-   * `owner` is the value just beneath it on the stack: the dict key when it is a dict value, the list
-   * that will receive it (or the previous item of that list) when it is a list item.
-   */
-  open(kind: ContainerKind, owner: unknown): ContainerSink | undefined;
-}
+import { ContainerSink, SKIPPED, type PickleShaper } from "./pickle-shaping.js";
 
 export interface DecodeOptions {
   /** names the input in error messages */
@@ -81,15 +40,15 @@ const MAX_MARK_DEPTH = 10_000;
 /** LONG4 integers longer than this are bad input (real snapshots use LONG1 with at most 8 bytes). */
 const MAX_LONG_BYTES = 1024;
 const PROGRESS_EVERY_OPS = 1 << 20;
-const KEY_CODE_CACHE = 1 << 16;
 const TWO_POW_32 = 4294967296;
 
 /**
  * Decodes one pickle from `bytes` (bytes after its STOP are ignored, as pickle.loads does).
  *
- * Written for V8: one function whose position, stack and memo are locals (no closure captures
- * them, so they live in registers), bounds checks inline, and a fast path for dicts whose sink takes
- * pairs directly (trace entries), which never puts their numbers on the value stack.
+ * Written for V8: one function whose position and stack are locals (no closure captures them, so
+ * they live in registers), bounds checks inline, opcodes an inlined enum (the switch is a jump
+ * table), and dicts whose sink takes pairs directly (trace entries) handed to FlatDictDecoder, a
+ * small function that V8 optimizes on its own.
  */
 export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown {
   const { file, shaper, onProgress } = options;
@@ -98,10 +57,9 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const stack: unknown[] = [];
   const marks: number[] = [];
-  const memo: unknown[] = [];
+  const memo = new PickleMemo();
   const strings = new StringDecoder();
-  // fast path key codes by memo index, for the sink they were asked of (keys sit at low memo indices)
-  const keyCodes = new Int32Array(KEY_CODE_CACHE).fill(-1);
+  const flat = new FlatDictDecoder(buf, memo, strings);
   let pairSink: ContainerSink | undefined;
   let pos = 0;
   let opStart = 0;
@@ -140,145 +98,11 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
         const dict = owner === SKIPPED ? SKIPPED : (shaper?.open("dict", owner) ?? Object.create(null));
         stack.push(dict);
-        if (!(dict instanceof ContainerSink) || dict.row === undefined || dict.keyCode === undefined || dict.setOther === undefined) break;
-        const row = dict.row;
         if (dict !== pairSink) {
+          if (!(dict instanceof ContainerSink) || dict.row === undefined || dict.keyCode === undefined || dict.setOther === undefined) break;
           pairSink = dict;
-          keyCodes.fill(-1);
         }
-        // --- fast path: MEMOIZE? MARK (key value)* SETITEMS with flat values, pairs straight to the sink.
-        // At the first opcode outside that shape, the stack is left exactly as the general loop would
-        // have it there (the MARK open, a key read but not yet paired pushed) and the loop goes on.
-        if (pos < end && buf[pos] === Op.MEMOIZE) {
-          memo.push(dict);
-          pos++;
-        }
-        if (pos >= end || buf[pos] !== Op.MARK || marks.length >= MAX_MARK_DEPTH) break;
-        pos++;
-        marks.push(stack.length);
-        for (;;) {
-          if (pos >= end) break;
-          opStart = pos;
-          let kop = buf[pos];
-          let key: unknown = undefined;
-          let code = -1;
-          if (kop === Op.SETITEMS) {
-            pos++;
-            marks.pop();
-            break;
-          }
-          if (kop === Op.BINGET || kop === Op.LONG_BINGET) {
-            const width = kop === Op.BINGET ? 1 : 4;
-            if (pos + 1 + width > end) break;
-            const index = width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true);
-            key = index < memo.length ? memo[index] : undefined;
-            if (typeof key !== "string") break;
-            pos += 1 + width;
-            if (index < keyCodes.length) {
-              code = keyCodes[index];
-              if (code < 0) code = keyCodes[index] = dict.keyCode(key);
-            } else {
-              code = dict.keyCode(key);
-            }
-          } else if (kop === Op.SHORT_BINUNICODE) {
-            if (pos + 2 > end) break;
-            const n = buf[pos + 1];
-            if (pos + 2 + n > end) break;
-            key = strings.decode(buf, pos + 2, n);
-            if (key === undefined) break;
-            pos += 2 + n;
-            code = dict.keyCode(key as string);
-            if (pos < end && buf[pos] === Op.MEMOIZE) {
-              if (memo.length < keyCodes.length) keyCodes[memo.length] = code;
-              memo.push(key);
-              pos++;
-            }
-          } else {
-            break;
-          }
-          opStart = pos;
-          kop = pos < end ? buf[pos] : -1;
-          let value: unknown = undefined;
-          let num = 0;
-          let isNum = false;
-          switch (kop) {
-            case Op.BININT1:
-              if (pos + 2 <= end) {
-                num = buf[pos + 1];
-                isNum = true;
-                pos += 2;
-              }
-              break;
-            case Op.BININT2:
-              if (pos + 3 <= end) {
-                num = buf[pos + 1] | (buf[pos + 2] << 8);
-                isNum = true;
-                pos += 3;
-              }
-              break;
-            case Op.BININT:
-              if (pos + 5 <= end) {
-                num = view.getInt32(pos + 1, true);
-                isNum = true;
-                pos += 5;
-              }
-              break;
-            case Op.LONG1: {
-              if (pos + 2 > end) break;
-              const n = buf[pos + 1];
-              if (pos + 2 + n > end) break;
-              num = readSmallUnsigned(buf, pos + 2, n);
-              if (num === num) {
-                isNum = true;
-              } else {
-                value = readLittleEndianInt(buf, pos + 2, n);
-                if (typeof value === "number") {
-                  num = value;
-                  isNum = true;
-                }
-              }
-              pos += 2 + n;
-              break;
-            }
-            case Op.BINGET:
-            case Op.LONG_BINGET: {
-              const width = kop === Op.BINGET ? 1 : 4;
-              if (pos + 1 + width > end) break;
-              const index = width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true);
-              value = index < memo.length ? memo[index] : undefined;
-              if (value !== undefined) pos += 1 + width;
-              break;
-            }
-            case Op.SHORT_BINUNICODE: {
-              if (pos + 2 > end) break;
-              const n = buf[pos + 1];
-              if (pos + 2 + n > end) break;
-              value = strings.decode(buf, pos + 2, n);
-              if (value === undefined) break;
-              pos += 2 + n;
-              if (pos < end && buf[pos] === Op.MEMOIZE) {
-                memo.push(value);
-                pos++;
-              }
-              break;
-            }
-            case Op.NONE:
-              value = null;
-              pos++;
-              break;
-            default:
-              break;
-          }
-          if (isNum) {
-            if (code > 0) row[code] = num;
-            else if (code < 0) dict.setOther(code, num);
-          } else if (value === undefined) {
-            stack.push(key); // a value the fast path does not take (a frames list, say): the loop decodes it
-            break;
-          } else if (code !== 0) {
-            dict.setOther(code, value);
-          }
-        }
+        pos = flat.decode(pos, pairSink!, stack, marks);
         break;
       }
       case Op.EMPTY_LIST: {
@@ -440,9 +264,8 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         // hostile index from allocating a huge memo
         if (index > end) throw bad(file, `malformed pickle: memo index ${index} is larger than the input`, opStart);
         if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "BINPUT", opStart);
-        while (memo.length < index) memo.push(undefined);
-        memo[index] = stack[stack.length - 1];
-        if (index < keyCodes.length) keyCodes[index] = -1; // the cached key code was for the old value
+        memo.set(index, stack[stack.length - 1]);
+        flat.forgetKey(index);
         break;
       }
       case Op.BINGET:
@@ -451,7 +274,7 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         if (pos + width > end) throw truncated(file, opStart, end);
         const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
         pos += width;
-        const value = index < memo.length ? memo[index] : undefined;
+        const value = memo.get(index);
         if (value === undefined) throw bad(file, `malformed pickle: memo index ${index} out of range (the memo holds ${memo.length} values)`, opStart);
         stack.push(value);
         break;

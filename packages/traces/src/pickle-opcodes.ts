@@ -7,55 +7,56 @@
  * opcodes exist only so that the error can say what the file tried to do.
  */
 
-export const Op = {
+/** Byte values; an enum so that the bundler inlines them and `switch` compiles to a jump table. */
+export enum Op {
   // --- allowed: framing and protocol ---
-  PROTO: 0x80,
-  FRAME: 0x95,
-  STOP: 0x2e, // '.'
+  PROTO = 0x80,
+  FRAME = 0x95,
+  STOP = 0x2e, // '.'
   // --- allowed: containers ---
-  MARK: 0x28, // '('
-  EMPTY_DICT: 0x7d, // '}'
-  EMPTY_LIST: 0x5d, // ']'
-  EMPTY_TUPLE: 0x29, // ')'
-  EMPTY_SET: 0x8f,
-  SETITEM: 0x73, // 's'
-  SETITEMS: 0x75, // 'u'
-  APPEND: 0x61, // 'a'
-  APPENDS: 0x65, // 'e'
-  ADDITEMS: 0x90,
-  TUPLE: 0x74, // 't'
-  TUPLE1: 0x85,
-  TUPLE2: 0x86,
-  TUPLE3: 0x87,
-  FROZENSET: 0x91,
-  DICT: 0x64, // 'd' (protocol 0/1 form of a marked dict)
-  LIST: 0x6c, // 'l'
-  POP: 0x30, // '0'
-  POP_MARK: 0x31, // '1'
-  DUP: 0x32, // '2'
+  MARK = 0x28, // '('
+  EMPTY_DICT = 0x7d, // '}'
+  EMPTY_LIST = 0x5d, // ']'
+  EMPTY_TUPLE = 0x29, // ')'
+  EMPTY_SET = 0x8f,
+  SETITEM = 0x73, // 's'
+  SETITEMS = 0x75, // 'u'
+  APPEND = 0x61, // 'a'
+  APPENDS = 0x65, // 'e'
+  ADDITEMS = 0x90,
+  TUPLE = 0x74, // 't'
+  TUPLE1 = 0x85,
+  TUPLE2 = 0x86,
+  TUPLE3 = 0x87,
+  FROZENSET = 0x91,
+  DICT = 0x64, // 'd' (protocol 0/1 form of a marked dict)
+  LIST = 0x6c, // 'l'
+  POP = 0x30, // '0'
+  POP_MARK = 0x31, // '1'
+  DUP = 0x32, // '2'
   // --- allowed: scalars ---
-  SHORT_BINUNICODE: 0x8c,
-  BINUNICODE: 0x58, // 'X'
-  BINUNICODE8: 0x8d,
-  SHORT_BINBYTES: 0x43, // 'C'
-  BINBYTES: 0x42, // 'B'
-  BINBYTES8: 0x8e,
-  BININT: 0x4a, // 'J'
-  BININT1: 0x4b, // 'K'
-  BININT2: 0x4d, // 'M'
-  LONG1: 0x8a,
-  LONG4: 0x8b,
-  BINFLOAT: 0x47, // 'G'
-  NEWTRUE: 0x88,
-  NEWFALSE: 0x89,
-  NONE: 0x4e, // 'N'
+  SHORT_BINUNICODE = 0x8c,
+  BINUNICODE = 0x58, // 'X'
+  BINUNICODE8 = 0x8d,
+  SHORT_BINBYTES = 0x43, // 'C'
+  BINBYTES = 0x42, // 'B'
+  BINBYTES8 = 0x8e,
+  BININT = 0x4a, // 'J'
+  BININT1 = 0x4b, // 'K'
+  BININT2 = 0x4d, // 'M'
+  LONG1 = 0x8a,
+  LONG4 = 0x8b,
+  BINFLOAT = 0x47, // 'G'
+  NEWTRUE = 0x88,
+  NEWFALSE = 0x89,
+  NONE = 0x4e, // 'N'
   // --- allowed: memo ---
-  MEMOIZE: 0x94,
-  BINPUT: 0x71, // 'q'
-  LONG_BINPUT: 0x72, // 'r'
-  BINGET: 0x68, // 'h'
-  LONG_BINGET: 0x6a, // 'j'
-} as const;
+  MEMOIZE = 0x94,
+  BINPUT = 0x71, // 'q'
+  LONG_BINPUT = 0x72, // 'r'
+  BINGET = 0x68, // 'h'
+  LONG_BINGET = 0x6a, // 'j'
+}
 
 /**
  * Opcodes that exist in the pickle protocol but are refused: they import or call Python objects,

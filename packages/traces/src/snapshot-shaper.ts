@@ -13,7 +13,7 @@
  * beneath it on the stack (see PickleShaper.open): its dict key, or the list receiving it, or the
  * previous item of that list.
  */
-import { ContainerSink, SKIPPED, type ContainerKind, type PickleShaper } from "./pickle-decoder.js";
+import { ContainerSink, SKIPPED, type ContainerKind, type PickleShaper } from "./pickle-shaping.js";
 import { fieldOf, type ColumnBuilder, type Field } from "./column-builder.js";
 import { TraceError } from "./trace-error.js";
 
@@ -96,6 +96,11 @@ export class SnapshotShaper implements PickleShaper {
   }
 
   open(kind: ContainerKind, owner: unknown): ContainerSink | undefined {
+    if (kind === "dict" && owner === this.entry) {
+      // the common case first: the next trace entry of the same device
+      this.columns.beginRow(this.deviceLists.length - 1);
+      return this.entry;
+    }
     if (owner === "frames") return SKIPPED;
     if (kind === "list") {
       if (owner === "device_traces") return this.deviceTraces;
@@ -106,7 +111,7 @@ export class SnapshotShaper implements PickleShaper {
       }
       return undefined;
     }
-    if (owner instanceof DeviceEventsSink || owner === this.entry) {
+    if (owner === this.entry || owner instanceof DeviceEventsSink) {
       this.columns.beginRow(this.deviceLists.length - 1);
       return this.entry;
     }

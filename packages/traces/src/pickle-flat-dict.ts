@@ -1,0 +1,187 @@
+/**
+ * The decoder's fast path for a dict whose sink takes pairs directly (ContainerSink.keyCode/row/
+ * setOther): `MEMOIZE? MARK (key value)* SETITEMS` with string keys and flat values, which is how
+ * PyTorch writes every trace entry. Pairs go straight to the sink and integers never leave this
+ * function, so a trace entry costs no allocation at all.
+ *
+ * At the first opcode outside that shape it stops and leaves the stack exactly as the general loop
+ * would have it there (the MARK open, a key read but not yet paired pushed), and the loop goes on:
+ * a frames list, say, is decoded (and skipped) by the general loop, and SETITEMS then hands the rest
+ * of the pairs to the sink's setItems. Bounds failures also just stop here; the general loop reports
+ * them at the same opcode.
+ *
+ * It is its own small function so that V8 optimizes it alone, with monomorphic feedback, rather than
+ * as a corner of the decoder's big loop.
+ */
+import { Op } from "./pickle-opcodes.js";
+import type { ContainerSink } from "./pickle-shaping.js";
+import type { PickleMemo } from "./pickle-memo.js";
+import { readLittleEndianInt, readSmallUnsigned, type StringDecoder } from "./pickle-scalars.js";
+
+/** Key codes are cached for memo indices below this (keys are memoized early in a file). */
+const KEY_CODE_CACHE = 1 << 16;
+/** keyCodes entry for a memo index whose key has not been classified yet */
+const KEY_UNKNOWN = -0x80000000;
+
+export class FlatDictDecoder {
+  private readonly view: DataView;
+  private readonly end: number;
+  /** the key code of the string at each memo index, for `sink` */
+  private readonly keyCodes = new Int32Array(KEY_CODE_CACHE).fill(KEY_UNKNOWN);
+  private sink: ContainerSink | undefined;
+
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly memo: PickleMemo,
+    private readonly strings: StringDecoder,
+  ) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.end = buf.length;
+  }
+
+  /** BINPUT replaced the memo value at `index`: a cached key code for it is stale. */
+  forgetKey(index: number): void {
+    if (index < KEY_CODE_CACHE) this.keyCodes[index] = KEY_UNKNOWN;
+  }
+
+  /**
+   * Decodes the items of `sink`, just pushed on `stack`, from `pos` (right after its EMPTY_DICT);
+   * returns the position where the general loop goes on.
+   */
+  decode(start: number, sink: ContainerSink, stack: unknown[], marks: number[]): number {
+    const { buf, view, end, memo, strings, keyCodes } = this;
+    if (sink !== this.sink) {
+      this.sink = sink;
+      keyCodes.fill(KEY_UNKNOWN);
+    }
+    const row = sink.row!;
+    let pos = start;
+    if (pos < end && buf[pos] === Op.MEMOIZE) {
+      memo.push(sink);
+      pos++;
+    }
+    if (pos >= end || buf[pos] !== Op.MARK) return pos;
+    pos++;
+    marks.push(stack.length);
+    for (;;) {
+      if (pos >= end) return pos;
+      // the key: a memoized string, or a new one (then usually memoized)
+      let op = buf[pos];
+      let key: unknown;
+      let code: number;
+      if (op === Op.SETITEMS) {
+        marks.pop();
+        return pos + 1;
+      } else if (op === Op.BINGET || op === Op.LONG_BINGET) {
+        const width = op === Op.BINGET ? 1 : 4;
+        if (pos + 1 + width > end) return pos;
+        const index = width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true);
+        key = memo.get(index);
+        if (typeof key !== "string") return pos;
+        pos += 1 + width;
+        if (index < KEY_CODE_CACHE) {
+          code = keyCodes[index];
+          if (code === KEY_UNKNOWN) code = keyCodes[index] = sink.keyCode!(key);
+        } else {
+          code = sink.keyCode!(key);
+        }
+      } else if (op === Op.SHORT_BINUNICODE) {
+        if (pos + 2 > end) return pos;
+        const n = buf[pos + 1];
+        if (pos + 2 + n > end) return pos;
+        key = strings.decode(buf, pos + 2, n);
+        if (key === undefined) return pos;
+        pos += 2 + n;
+        code = sink.keyCode!(key as string);
+        if (pos < end && buf[pos] === Op.MEMOIZE) {
+          if (memo.length < KEY_CODE_CACHE) keyCodes[memo.length] = code;
+          memo.push(key);
+          pos++;
+        }
+      } else {
+        return pos;
+      }
+      // the value: an integer stays a number in a register; anything else is a JS value
+      op = pos < end ? buf[pos] : -1;
+      let value: unknown = undefined;
+      let num = 0;
+      let isNum = false;
+      switch (op) {
+        case Op.BININT1:
+          if (pos + 2 <= end) {
+            num = buf[pos + 1];
+            isNum = true;
+            pos += 2;
+          }
+          break;
+        case Op.BININT2:
+          if (pos + 3 <= end) {
+            num = buf[pos + 1] | (buf[pos + 2] << 8);
+            isNum = true;
+            pos += 3;
+          }
+          break;
+        case Op.BININT:
+          if (pos + 5 <= end) {
+            num = view.getInt32(pos + 1, true);
+            isNum = true;
+            pos += 5;
+          }
+          break;
+        case Op.LONG1: {
+          if (pos + 2 > end) break;
+          const n = buf[pos + 1];
+          if (pos + 2 + n > end) break;
+          num = readSmallUnsigned(buf, pos + 2, n);
+          if (num === num) {
+            isNum = true;
+          } else {
+            value = readLittleEndianInt(buf, pos + 2, n);
+            if (typeof value === "number") {
+              num = value;
+              isNum = true;
+            }
+          }
+          pos += 2 + n;
+          break;
+        }
+        case Op.BINGET:
+        case Op.LONG_BINGET: {
+          const width = op === Op.BINGET ? 1 : 4;
+          if (pos + 1 + width > end) break;
+          value = memo.get(width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true));
+          if (value !== undefined) pos += 1 + width;
+          break;
+        }
+        case Op.SHORT_BINUNICODE: {
+          if (pos + 2 > end) break;
+          const n = buf[pos + 1];
+          if (pos + 2 + n > end) break;
+          value = strings.decode(buf, pos + 2, n);
+          if (value === undefined) break;
+          pos += 2 + n;
+          if (pos < end && buf[pos] === Op.MEMOIZE) {
+            memo.push(value);
+            pos++;
+          }
+          break;
+        }
+        case Op.NONE:
+          value = null;
+          pos++;
+          break;
+        default:
+          break;
+      }
+      if (isNum) {
+        if (code > 0) row[code] = num;
+        else if (code < 0) sink.setOther!(code, num);
+      } else if (value === undefined) {
+        stack.push(key); // a value this path does not take: the general loop decodes it
+        return pos;
+      } else if (code !== 0) {
+        sink.setOther!(code, value);
+      }
+    }
+  }
+}
