@@ -8,7 +8,7 @@ import type { RawDeviceEvents } from "./column-builder.js";
 import { readSegments, type RawSegment } from "./snapshot-segments.js";
 import { readAllocatorSettings, isRecord } from "./settings.js";
 import { buildStreamTable, renumberStreamColumn } from "./streams.js";
-import { rebuildInitialState, type WorkSegment } from "./initial-state.js";
+import { rebuildInitialState } from "./initial-state.js";
 import { assignBlockIds } from "./block-ids.js";
 import { blockIdsFromEmptyStart } from "./empty-start.js";
 
@@ -42,8 +42,7 @@ export function assembleTrace(decoded: DecodedSnapshot): Trace {
       const events: EventColumns = { ...columns, blockId: provenComplete };
       return { device, events, streams: table.streams, initialState: [], finalState, complete: true, initialLiveBlocks: 0 };
     }
-    const work = rebuildInitialState(finalState.map(toWorkSegment), columns, { file, device, settings: allocatorSettings });
-    const initialState = work.map(fromWorkSegment);
+    const initialState = rebuildInitialState(finalState, columns, { file, device, settings: allocatorSettings });
     const { blockId, initialLiveBlocks } = assignBlockIds(columns, initialState, finalState, { file, device });
     const events: EventColumns = { ...columns, blockId };
     return { device, events, streams: table.streams, initialState, finalState, complete: initialState.length === 0, initialLiveBlocks };
@@ -80,21 +79,6 @@ function toSegmentState(s: RawSegment, stream: number): SegmentState {
     pool: s.pool,
     expandable: s.expandable,
     blocks: s.blocks.map((b) => ({ ...b, blockId: -1 })),
-  };
-}
-
-function toWorkSegment(s: SegmentState): WorkSegment {
-  return { ...s, blocks: s.blocks.map((b) => ({ address: b.address, size: b.size, requestedSize: b.requestedSize, state: b.state, origin: -1 })) };
-}
-
-function fromWorkSegment(s: WorkSegment): SegmentState {
-  return {
-    address: s.address,
-    totalSize: s.totalSize,
-    stream: s.stream,
-    pool: s.pool,
-    expandable: s.expandable,
-    blocks: s.blocks.map((b) => ({ address: b.address, size: b.size, requestedSize: b.requestedSize, state: b.state, blockId: -1 })),
   };
 }
 

@@ -24,7 +24,7 @@
  * inactive block in intermediate states. Any allocation whose alloc is also in the trace merges back
  * when that alloc is undone, so the rebuilt start state, and completeness, are exact for them.
  */
-import { Action, type AllocatorSettings, type BlockStateKind, type EventColumns } from "./model.js";
+import { Action, type AllocatorSettings, type BlockStateKind, type EventColumns, type SegmentState } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { power2Divisions, roundRequest, wouldSplit } from "./allocator-rounding.js";
 
@@ -57,9 +57,12 @@ export interface UndoContext {
   settings: AllocatorSettings | null;
 }
 
-/** Undoes `events` from last to first on `segments` (the final state, sorted by address; modified). */
-export function rebuildInitialState(segments: WorkSegment[], events: Omit<EventColumns, "blockId">, ctx: UndoContext): WorkSegment[] {
-  const state = new SegmentMap(segments, ctx);
+/**
+ * The state just before events[0]: `finalState` (sorted by address; left unchanged) with `events`
+ * undone from last to first. Blocks carry blockId -1 (block-ids.ts numbers them).
+ */
+export function rebuildInitialState(finalState: SegmentState[], events: Omit<EventColumns, "blockId">, ctx: UndoContext): SegmentState[] {
+  const state = new SegmentMap(finalState.map(toWorkSegment), ctx);
   for (let i = events.length - 1; i >= 0; i--) {
     const addr = events.addr[i];
     const size = events.size[i];
@@ -90,7 +93,16 @@ export function rebuildInitialState(segments: WorkSegment[], events: Omit<EventC
         break;
     }
   }
-  return state.segments;
+  return state.segments.map(fromWorkSegment);
+}
+
+function toWorkSegment(s: SegmentState): WorkSegment {
+  return { ...s, blocks: s.blocks.map((b) => ({ address: b.address, size: b.size, requestedSize: b.requestedSize, state: b.state, origin: -1 })) };
+}
+
+function fromWorkSegment(s: WorkSegment): SegmentState {
+  const blocks = s.blocks.map((b) => ({ address: b.address, size: b.size, requestedSize: b.requestedSize, state: b.state, blockId: -1 }));
+  return { address: s.address, totalSize: s.totalSize, stream: s.stream, pool: s.pool, expandable: s.expandable, blocks };
 }
 
 class SegmentMap {
