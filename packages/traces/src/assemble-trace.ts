@@ -6,7 +6,8 @@
 import type { Annotation, DeviceTrace, EventColumns, SegmentState, Trace, TraceFormat } from "./model.js";
 import type { RawDeviceEvents } from "./column-builder.js";
 import { readSegments, type RawSegment } from "./snapshot-segments.js";
-import { readAllocatorSettings, isRecord } from "./settings.js";
+import { readAllocatorSettings } from "./settings.js";
+import { isRecord } from "./decoded-values.js";
 import { buildStreamTable, renumberStreamColumn } from "./streams.js";
 import { rebuildInitialState } from "./initial-state.js";
 import { assignBlockIds } from "./block-ids.js";

@@ -7,8 +7,9 @@
  * order of first appearance here; streams.ts renumbers them by raw value later (INV-TRACE-2), once
  * the streams of the final segments are known too.
  */
-import { Action } from "./model.js";
+import { Action, ACTION_NAMES } from "./model.js";
 import { TraceError } from "./trace-error.js";
+import { describe } from "./decoded-values.js";
 
 /** Raw `cudaStream_t` as recorded: a number when exact, else a bigint. */
 export type RawStream = number | bigint;
@@ -64,17 +65,10 @@ function actionOf(name: string): Action {
   }
 }
 
-const ACTION_BY_NAME: ReadonlyMap<string, Action> = new Map([
-  ["alloc", Action.Alloc],
-  ["free_requested", Action.FreeRequested],
-  ["free_completed", Action.FreeCompleted],
-  ["segment_alloc", Action.SegmentAlloc],
-  ["segment_free", Action.SegmentFree],
-  ["segment_map", Action.SegmentMap],
-  ["segment_unmap", Action.SegmentUnmap],
-  ["oom", Action.Oom],
-  ["snapshot", Action.Snapshot],
-]);
+/** PyTorch's action names; "other" is lakebed's name for the rest, never a PyTorch one. */
+const ACTION_BY_NAME: ReadonlyMap<string, Action> = new Map(
+  (Object.entries(ACTION_NAMES) as [string, string][]).filter(([, name]) => name !== "other").map(([code, name]) => [name, Number(code) as Action]),
+);
 
 /** The columns of one device as read, before stream renumbering and block identities. */
 export interface RawDeviceEvents {
@@ -215,11 +209,11 @@ export class ColumnBuilder {
     const size = p[Field.Size];
     if (!isByteCount(addr)) {
       if (addr === addr) this.fail(`${addrField === Field.Addr ? "addr" : "device_free"} ${addr} is not a byte count (a whole number from 0 to 2^53)`);
-      if (needsAddr(action)) this.fail(`${actionLabel(action)} entry has no addr`);
+      if (needsAddr(action)) this.fail(`${ACTION_NAMES[action]} entry has no addr`);
     }
     if (!isByteCount(size)) {
       if (size === size) this.fail(`size ${size} is not a byte count (a whole number from 0 to 2^53)`);
-      if (needsSize(action)) this.fail(`${actionLabel(action)} entry has no size`);
+      if (needsSize(action)) this.fail(`${ACTION_NAMES[action]} entry has no size`);
     }
     const stream = p[Field.Stream];
     let streamId: number;
@@ -283,19 +277,4 @@ function needsSize(action: Action): boolean {
 
 function needsAddr(action: Action): boolean {
   return action !== Action.Other && action !== Action.Snapshot && action !== Action.Oom;
-}
-
-function actionLabel(action: Action): string {
-  for (const [name, value] of ACTION_BY_NAME) if (value === action) return name;
-  return "other";
-}
-
-/** A short description of a decoded value for error messages. */
-export function describe(value: unknown): string {
-  if (value === null) return "None";
-  if (value === undefined) return "missing";
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value);
-  if (Array.isArray(value)) return "a list";
-  return "a dict";
 }

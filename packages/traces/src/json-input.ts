@@ -2,8 +2,8 @@
  * A snapshot saved with `json.dump` (tuples become arrays), already parsed -> DecodedSnapshot, through
  * the same column builder as pickles.
  */
-import { ColumnBuilder, describe } from "./column-builder.js";
-import { isRecord } from "./settings.js";
+import { ColumnBuilder } from "./column-builder.js";
+import { describe, isRecord } from "./decoded-values.js";
 import { TraceError } from "./trace-error.js";
 import type { DecodedSnapshot } from "./assemble-trace.js";
 

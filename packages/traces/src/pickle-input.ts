@@ -3,9 +3,9 @@
  * (reference B3), or a bare segments list (`torch.cuda.memory_snapshot()` pickled by a user).
  */
 import { decodePickle } from "./pickle-decoder.js";
-import { ColumnBuilder, describe } from "./column-builder.js";
+import { ColumnBuilder } from "./column-builder.js";
+import { describe, isRecord } from "./decoded-values.js";
 import { SnapshotShaper } from "./snapshot-shaper.js";
-import { isRecord } from "./settings.js";
 import { TraceError } from "./trace-error.js";
 import type { DecodedSnapshot } from "./assemble-trace.js";
 

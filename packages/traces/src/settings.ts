@@ -4,7 +4,7 @@
  */
 import type { AllocatorSettings } from "./model.js";
 import { TraceError } from "./trace-error.js";
-import { describe } from "./column-builder.js";
+import { describe, isRecord } from "./decoded-values.js";
 
 /** The 16 roundup buckets, keyed by their start in MiB as the snapshot writes them. */
 const ROUNDUP_BUCKET_KEYS = ["1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096", "8192", "16384", "32768"];
@@ -37,8 +37,4 @@ export function readAllocatorSettings(value: unknown, file: string): AllocatorSe
     roundupPower2Divisions,
     raw,
   };
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }

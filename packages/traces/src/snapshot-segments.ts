@@ -8,8 +8,7 @@
 import type { BlockStateKind } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import type { RawStream } from "./column-builder.js";
-import { describe } from "./column-builder.js";
-import { isRecord } from "./settings.js";
+import { describe, isRecord } from "./decoded-values.js";
 
 /** A segment as read: like SegmentState but with its raw stream, before stream renumbering. */
 export interface RawSegment {

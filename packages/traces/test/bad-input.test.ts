@@ -1,8 +1,7 @@
-import { describe, expect, it, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { haveShared, scratchFolder, shared } from "./fixtures.js";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { TraceError, readTrace, readTraceSync } from "@lakebed/traces";
 import { PickleWriter } from "./pickle-writer.js";
@@ -11,19 +10,10 @@ import { PickleWriter } from "./pickle-writer.js";
  * Bad input never crashes, hangs or runs anything: it is a TraceError whose message is one line
  * that names the file (and, for a trace entry, the device and event index).
  */
-const shared = fileURLToPath(new URL("../../../../shared/traces/", import.meta.url));
-const haveShared = existsSync(shared);
-let dir: string;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "lakebed-traces-bad-"));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
+const scratch = scratchFolder("bad");
 
 function write(name: string, bytes: Uint8Array | string): string {
-  const file = join(dir, name);
+  const file = join(scratch(), name);
   writeFileSync(file, bytes);
   return file;
 }
@@ -207,8 +197,8 @@ describe("malformed pickles", () => {
 
   it("an empty file, a missing file, a directory", async () => {
     expect((await errorFor("empty.pickle", new Uint8Array(0))).message).toContain("the file is empty");
-    await expect(readTrace(join(dir, "missing.pickle"))).rejects.toThrow(/missing\.pickle: cannot read the file/);
-    await expect(readTrace(dir)).rejects.toThrow(/not a regular file/);
+    await expect(readTrace(join(scratch(), "missing.pickle"))).rejects.toThrow(/missing\.pickle: cannot read the file/);
+    await expect(readTrace(scratch())).rejects.toThrow(/not a regular file/);
   });
 });
 

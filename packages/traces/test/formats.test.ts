@@ -1,8 +1,7 @@
-import { describe, expect, it, beforeAll, afterAll } from "vitest";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { haveShared, scratchFolder, shared } from "./fixtures.js";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { decodePickle, readTrace, writeTraceArrow, type Trace } from "@lakebed/traces";
 
@@ -11,16 +10,7 @@ import { decodePickle, readTrace, writeTraceArrow, type Trace } from "@lakebed/t
  * lists) reads as the same trace as its pickle, plain or gzip-compressed, and lakebed's Arrow file
  * reads back as the trace it was written from.
  */
-const shared = fileURLToPath(new URL("../../../../shared/traces/", import.meta.url));
-const haveShared = existsSync(shared);
-let dir: string;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "lakebed-traces-formats-"));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
+const scratch = scratchFolder("formats");
 
 /**
  * Expects two traces to hold the same content (all but the description of the file each was read
@@ -68,7 +58,7 @@ describe.skipIf(!haveShared)("JSON input reads like the pickle it was saved from
     it(name, async () => {
       const fromPickle = await readTrace(shared + name);
       const json = asJson(shared + name, dropFrames);
-      const plain = join(dir, name.replace(/\W/g, "_") + ".json");
+      const plain = join(scratch(), name.replace(/\W/g, "_") + ".json");
       writeFileSync(plain, json);
       const zipped = `${plain}.gz`;
       writeFileSync(zipped, gzipSync(json));
@@ -83,7 +73,7 @@ describe.skipIf(!haveShared)("JSON input reads like the pickle it was saved from
 
   it("a bare segments list (torch.cuda.memory_snapshot()) is a state-only trace", async () => {
     const snapshot = JSON.parse(asJson(shared + "public/silmont.forward_bf16_128.pickle"));
-    const file = join(dir, "bare-segments.json");
+    const file = join(scratch(), "bare-segments.json");
     writeFileSync(file, JSON.stringify(snapshot.segments));
     const trace = await readTrace(file);
     expect(trace.devices).toHaveLength(1);
@@ -98,7 +88,7 @@ describe.skipIf(!haveShared)("Arrow files read back as the trace they were writt
   for (const name of allTraceFiles()) {
     it(name, async () => {
       const original = await readTrace(shared + name);
-      const file = join(dir, name.replace(/\W/g, "_") + ".arrow");
+      const file = join(scratch(), name.replace(/\W/g, "_") + ".arrow");
       await writeTraceArrow(original, file);
       expect(readFileSync(file).subarray(0, 6).toString("latin1")).toBe("ARROW1");
       const back = await readTrace(file);
@@ -117,7 +107,7 @@ describe.skipIf(!haveShared)("Arrow files read back as the trace they were writt
 
   it("an Arrow file that is not a lakebed trace is refused", async () => {
     const original = await readTrace(shared + "two_streams.def.pickle.gz");
-    const file = join(dir, "damaged.arrow");
+    const file = join(scratch(), "damaged.arrow");
     await writeTraceArrow(original, file);
     const bytes = readFileSync(file);
     writeFileSync(file, bytes.subarray(0, bytes.length - 100));

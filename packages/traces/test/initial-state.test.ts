@@ -1,8 +1,7 @@
-import { describe, expect, it, beforeAll, afterAll } from "vitest";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { haveShared, scratchFolder, shared } from "./fixtures.js";
 import { Action, checkDeviceTrace, readTrace, type Trace } from "@lakebed/traces";
 // internal: the backward rebuild, to check it against the forward proof on real traces
 import { rebuildInitialState } from "../src/initial-state.js";
@@ -12,18 +11,9 @@ import { rebuildInitialState } from "../src/initial-state.js";
  * on small hand-made snapshots (JSON, as json.dump writes them) where the right answer is known,
  * and on every real trace recorded from a fresh allocator, where it must be empty.
  */
-const shared = fileURLToPath(new URL("../../../../shared/traces/", import.meta.url));
-const haveShared = existsSync(shared);
 const MiB = 1024 * 1024;
 const BASE = 0x7f0000000000;
-let dir: string;
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "lakebed-traces-initial-"));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
+const scratch = scratchFolder("initial");
 
 type Block = [address: number, size: number, state: "active_allocated" | "active_pending_free" | "inactive", requested?: number];
 interface Seg {
@@ -51,7 +41,7 @@ async function snapshot(name: string, segments: Seg[], entries: Entry[], setting
     device_traces: [entries.map(([action, addr, size, stream], i) => ({ action, addr, size, stream: stream ?? 0, time_us: 1_700_000_000_000_000 + i }))],
     allocator_settings: settings,
   };
-  const file = join(dir, `${name}.json`);
+  const file = join(scratch(), `${name}.json`);
   writeFileSync(file, JSON.stringify(doc));
   const trace = await readTrace(file);
   for (const d of trace.devices) expect(checkDeviceTrace(d)).toBeNull();

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { haveShared, shared } from "./fixtures.js";
 import { ACTION_NAMES, Action, checkDeviceTrace, readTrace, readTraceSync, type DeviceTrace, type Trace } from "@lakebed/traces";
 
 /**
@@ -9,8 +8,6 @@ import { ACTION_NAMES, Action, checkDeviceTrace, readTrace, readTraceSync, type 
  * counting actions per device, distinct streams of events and segments, segments and live blocks of
  * the final state per device); Python is not used when the tests run.
  */
-const shared = fileURLToPath(new URL("../../../../shared/traces/", import.meta.url));
-const haveShared = existsSync(shared);
 
 interface Expected {
   settings: boolean;
