@@ -5,6 +5,7 @@ import { replayCommand } from "./commands/replay.js";
 import { verifyCommand } from "./commands/verify.js";
 import { convertCommand } from "./commands/convert.js";
 import { compareCommand } from "./commands/compare.js";
+import { doctorCommand } from "./commands/doctor.js";
 import { warn } from "./output.js";
 import { POLICIES } from "./replay.js";
 
@@ -68,6 +69,12 @@ export async function main(argv: string[]): Promise<number> {
     .argument("<output>", "output .arrow file")
     .option("--json", "print one JSON document on stdout")
     .action(run(convertCommand));
+
+  program
+    .command("doctor")
+    .description("say which device drivers (sim, host, cuda) work on this machine, and why not")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(doctorCommand));
 
   try {
     await program.parseAsync(argv, { from: "user" });
