@@ -1,2 +1,8 @@
-// @lakebed/core-sim entry point: filled in by the package's own modules.
-export {};
+// @lakebed/core-sim: GPU memory policies compiled to WebAssembly (PyTorch's caching allocator and
+// its expandable segments), a simulated device, and the replay loop.
+export { replayDevice, H100_TOTAL_BYTES } from "./replay-device.js";
+export type { ReplayOptions, DeviceReplayResult, SegmentEvent, Timeline, PolicyName } from "./replay-device.js";
+export { parseAllocConf, confFromSettings, defaultAllocConf, ROUNDUP_BUCKETS } from "./conf.js";
+export type { AllocatorConf } from "./conf.js";
+export { STAT_NAMES } from "./stats-table.js";
+export { DEVICE_CALL_NAMES } from "./device-calls.js";

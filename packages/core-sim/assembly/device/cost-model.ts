@@ -1,0 +1,83 @@
+// Simulated time per driver call: the figures DESIGN.md measured on an NVIDIA H100 80GB (driver
+// 580, CUDA 13), one call at a time. This file is the only copy of that table.
+//
+// Where the table gives figures at several sizes, a call is charged by linear interpolation in
+// bytes between the two measured points around its size; below the smallest point it costs what
+// the smallest point costs, above the largest it follows the line through the last two points
+// (a 4.7 GB cudaFree is charged about 3.4 ms). Where the table gives a range without sizes
+// ("1 to 8"), the call costs the middle of the range. Calls the table does not list are marked
+// ASSUMED below.
+//
+// | call             | measured (us)                                   | charged             |
+// |------------------|-------------------------------------------------|---------------------|
+// | memCreate        | 2 MiB 14, 20 MiB 14, 64 MiB 14, 512 MiB 25       | interpolated        |
+// | memRelease       | 2 MiB 17, 512 MiB 369                            | interpolated        |
+// | addressReserve   | 1 to 8                                           | 4.5                 |
+// | addressFree      | not measured                                     | 4.5 (ASSUMED: as reserve) |
+// | map              | 1 to 2 (any size)                                | 1.5                 |
+// | setAccess        | one 2 MiB mapping 35, one 512 MiB mapping 60     | interpolated        |
+// | unmap            | 23 to 30                                         | 26.5                |
+// | malloc           | 2 MiB 56, 512 MiB 118                            | interpolated        |
+// | free             | 2 MiB 48, 512 MiB 417                            | interpolated        |
+// | copyToHost/From  | not measured                                     | 10 + bytes / 25 GB/s (ASSUMED: PCIe 5 x16 class) |
+// | memset           | not measured                                     | 5 + bytes / 1.5 TB/s (ASSUMED: HBM3 class) |
+// | memGetInfo       | not measured                                     | 1 (ASSUMED)         |
+
+import {
+  CALL_MEM_CREATE, CALL_MEM_RELEASE, CALL_ADDRESS_RESERVE, CALL_ADDRESS_FREE, CALL_MAP,
+  CALL_SET_ACCESS, CALL_UNMAP, CALL_MALLOC, CALL_FREE, CALL_COPY_TO_HOST, CALL_COPY_FROM_HOST,
+  CALL_MEMSET, CALL_MEM_GET_INFO,
+} from "./device";
+
+const MiB: f64 = 1048576;
+
+// Measured points, (bytes, microseconds), ascending in bytes.
+const MEM_CREATE_POINTS: StaticArray<f64> = [2 * MiB, 14, 20 * MiB, 14, 64 * MiB, 14, 512 * MiB, 25];
+const MEM_RELEASE_POINTS: StaticArray<f64> = [2 * MiB, 17, 512 * MiB, 369];
+const SET_ACCESS_POINTS: StaticArray<f64> = [2 * MiB, 35, 512 * MiB, 60];
+const MALLOC_POINTS: StaticArray<f64> = [2 * MiB, 56, 512 * MiB, 118];
+const FREE_POINTS: StaticArray<f64> = [2 * MiB, 48, 512 * MiB, 417];
+
+const ADDRESS_RESERVE_US: f64 = 4.5;
+const ADDRESS_FREE_US: f64 = 4.5;
+const MAP_US: f64 = 1.5;
+const UNMAP_US: f64 = 26.5;
+const COPY_FIXED_US: f64 = 10;
+const COPY_BYTES_PER_US: f64 = 25e9 / 1e6;
+const MEMSET_FIXED_US: f64 = 5;
+const MEMSET_BYTES_PER_US: f64 = 1.5e12 / 1e6;
+const MEM_GET_INFO_US: f64 = 1;
+
+/** Linear interpolation over (bytes, us) pairs; see the header for the ends. */
+function interpolate(points: StaticArray<f64>, bytes: f64): f64 {
+  const n = points.length >> 1;
+  if (bytes <= points[0]) return points[1];
+  let i = 1;
+  while (i < n - 1 && bytes > points[2 * i]) i++;
+  const x0 = points[2 * (i - 1)];
+  const y0 = points[2 * (i - 1) + 1];
+  const x1 = points[2 * i];
+  const y1 = points[2 * i + 1];
+  return y0 + ((y1 - y0) * (bytes - x0)) / (x1 - x0);
+}
+
+/** Simulated microseconds for one call of `kind` on `bytes`. */
+export function callMicros(kind: i32, bytes: u64): f64 {
+  const b = <f64>bytes;
+  switch (kind) {
+    case CALL_MEM_CREATE: return interpolate(MEM_CREATE_POINTS, b);
+    case CALL_MEM_RELEASE: return interpolate(MEM_RELEASE_POINTS, b);
+    case CALL_ADDRESS_RESERVE: return ADDRESS_RESERVE_US;
+    case CALL_ADDRESS_FREE: return ADDRESS_FREE_US;
+    case CALL_MAP: return MAP_US;
+    case CALL_SET_ACCESS: return interpolate(SET_ACCESS_POINTS, b);
+    case CALL_UNMAP: return UNMAP_US;
+    case CALL_MALLOC: return interpolate(MALLOC_POINTS, b);
+    case CALL_FREE: return interpolate(FREE_POINTS, b);
+    case CALL_COPY_TO_HOST:
+    case CALL_COPY_FROM_HOST: return COPY_FIXED_US + b / COPY_BYTES_PER_US;
+    case CALL_MEMSET: return MEMSET_FIXED_US + b / MEMSET_BYTES_PER_US;
+    case CALL_MEM_GET_INFO: return MEM_GET_INFO_US;
+  }
+  return 0;
+}

@@ -1,0 +1,83 @@
+// The Device: the one seam between a memory policy and whatever holds the memory. It mirrors the
+// CUDA driver calls a policy needs and nothing more. Policies never call a driver directly; they
+// hold a Device, and the replay picks which one:
+//
+//   SimulatedDevice (simulated.ts)  counts bytes and calls, enforces a capacity, charges time from
+//                                   the H100 cost model, and hands out addresses (address-oracle.ts,
+//                                   address-model.ts).
+//   ImportedDevice  (imported.ts)   forwards every call to the host through Wasm imports, which
+//                                   packages/native-cuda binds to the CUDA or host-memory driver.
+//
+// Units: sizes and addresses are bytes (u64 inside the Wasm; f64 at the boundary, exact below
+// 2^53). Physical handles are positive i32 ids. Sizes given to memCreate, addressReserve, map,
+// setAccess and unmap are multiples of GRANULARITY_BYTES; a map covers one whole handle.
+
+export const GRANULARITY_BYTES: u64 = 2 << 20;
+
+/** What memCreate returns when the device has no physical memory left. */
+export const NO_HANDLE: i32 = -1;
+/** What malloc and addressReserve return when they fail (0 is never a device address). */
+export const NO_ADDRESS: u64 = 0;
+
+/**
+ * The driver calls, in the order of packages/native-cuda's CALL_KINDS table (src/call-kinds.ts
+ * there), so the two count the same things under the same names. The TypeScript side of this
+ * package names them in src/device-calls.ts, in this order.
+ */
+export const CALL_MEM_CREATE: i32 = 0;
+export const CALL_MEM_RELEASE: i32 = 1;
+export const CALL_ADDRESS_RESERVE: i32 = 2;
+export const CALL_ADDRESS_FREE: i32 = 3;
+export const CALL_MAP: i32 = 4;
+export const CALL_SET_ACCESS: i32 = 5;
+export const CALL_UNMAP: i32 = 6;
+export const CALL_MALLOC: i32 = 7;
+export const CALL_FREE: i32 = 8;
+export const CALL_COPY_TO_HOST: i32 = 9;
+export const CALL_COPY_FROM_HOST: i32 = 10;
+export const CALL_MEMSET: i32 = 11;
+export const CALL_MEM_GET_INFO: i32 = 12;
+export const CALL_KINDS: i32 = 13;
+
+export abstract class Device {
+  /** cuMemCreate: a physical allocation of `bytes`; its handle (> 0), or NO_HANDLE when out of memory. */
+  abstract memCreate(bytes: u64): i32;
+  /** cuMemRelease: gives a handle back (after its mapping is gone). */
+  abstract memRelease(handle: i32): void;
+  /** cuMemAddressReserve: a virtual range of `bytes`; its base, or NO_ADDRESS. */
+  abstract addressReserve(bytes: u64, alignmentBytes: u64): u64;
+  /** cuMemAddressFree: the exact range addressReserve gave. */
+  abstract addressFree(va: u64, bytes: u64): void;
+  /** cuMemMap: the whole handle at [va, va + bytes), inside a reservation. */
+  abstract map(va: u64, bytes: u64, handle: i32): void;
+  /** cuMemSetAccess (read-write, this device): a range covered by whole mappings. */
+  abstract setAccess(va: u64, bytes: u64): void;
+  /** cuMemUnmap: a range covered by whole mappings; the reservation stays. */
+  abstract unmap(va: u64, bytes: u64): void;
+  /** cudaMalloc: `bytes` of plain device memory; its address, or NO_ADDRESS when out of memory. */
+  abstract malloc(bytes: u64): u64;
+  /** cudaFree of an address malloc gave. */
+  abstract free(va: u64): void;
+  /** cudaMemcpy device -> host: into this instance's linear memory at hostPtr. */
+  abstract copyToHost(va: u64, hostPtr: usize, bytes: u64): void;
+  /** cudaMemcpy host -> device: from this instance's linear memory at hostPtr. */
+  abstract copyFromHost(va: u64, hostPtr: usize, bytes: u64): void;
+  /** cudaMemGetInfo: free bytes. */
+  abstract memGetInfo(): u64;
+  /** total bytes of the device (a device property; not a driver call) */
+  abstract totalBytes(): u64;
+  /**
+   * Would `bytes` of physical memory fit now? A question the replay asks to tell an empty_cache
+   * from the out-of-memory path; not a driver call (a real device answers from memGetInfo).
+   */
+  abstract canAllocate(bytes: u64): bool;
+
+  // State that existed before a replay began (a trace recorded mid-run): the policy rebuilds its
+  // segments and tells the device what they hold. Only a simulated device can adopt memory.
+  /** a cudaMalloc'd range */
+  abstract adoptMalloc(va: u64, bytes: u64): void;
+  /** a virtual reservation */
+  abstract adoptReservation(va: u64, bytes: u64): void;
+  /** a mapped, accessible physical allocation; returns its handle */
+  abstract adoptMapping(va: u64, bytes: u64): i32;
+}

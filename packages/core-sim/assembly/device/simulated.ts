@@ -1,0 +1,243 @@
+// The simulated device: a driver made of bookkeeping. It checks every call the way the real
+// driver would refuse it (a map outside a reservation, a double free), counts calls and bytes per
+// call kind, enforces a capacity of physical memory (handles + cudaMalloc'd bytes), charges the
+// time of each call from the H100 cost model, and hands out addresses from the trace (the address
+// oracle) or from the address model.
+
+import {
+  Device, NO_ADDRESS, NO_HANDLE, GRANULARITY_BYTES, CALL_KINDS, CALL_MEM_CREATE, CALL_MEM_RELEASE,
+  CALL_ADDRESS_RESERVE, CALL_ADDRESS_FREE, CALL_MAP, CALL_SET_ACCESS, CALL_UNMAP, CALL_MALLOC,
+  CALL_FREE, CALL_COPY_TO_HOST, CALL_COPY_FROM_HOST, CALL_MEM_GET_INFO,
+} from "./device";
+import { callMicros } from "./cost-model";
+import { RangeList } from "./range-list";
+import { AddressOracle } from "./address-oracle";
+import { modelMallocAddress, modelReserveAddress } from "./address-model";
+
+export class SimulatedDevice extends Device {
+  /** physical bytes the device has (handles + mallocs may not exceed it) */
+  capacityBytes: u64;
+  /** what cudaMemGetInfo reports as total */
+  deviceTotalBytes: u64;
+  oracle: AddressOracle | null = null;
+
+  physicalBytes: u64 = 0;
+  peakPhysicalBytes: u64 = 0;
+  micros: f64 = 0;
+  calls: StaticArray<i64> = new StaticArray<i64>(CALL_KINDS);
+  callBytes: StaticArray<i64> = new StaticArray<i64>(CALL_KINDS);
+
+  mallocs: RangeList = new RangeList();
+  reservations: RangeList = new RangeList();
+  /** tag: the handle mapped there */
+  mappings: RangeList = new RangeList();
+  /** handle id -> bytes (0: released or never made); handle 0 is unused */
+  private handleBytes: StaticArray<u64> = new StaticArray<u64>(256);
+  private handleMapped: StaticArray<bool> = new StaticArray<bool>(256);
+  private freeHandles: StaticArray<i32> = new StaticArray<i32>(256);
+  private freeHandleCount: i32 = 0;
+  private handleCount: i32 = 1;
+  liveHandles: i32 = 0;
+
+  constructor(capacityBytes: u64, deviceTotalBytes: u64) {
+    super();
+    this.capacityBytes = capacityBytes;
+    this.deviceTotalBytes = deviceTotalBytes;
+  }
+
+  private charge(kind: i32, bytes: u64): void {
+    unchecked((this.calls[kind] += 1));
+    unchecked((this.callBytes[kind] += <i64>bytes));
+    this.micros += callMicros(kind, bytes);
+  }
+
+  private take(bytes: u64): bool {
+    if (this.physicalBytes + bytes > this.capacityBytes) return false;
+    this.physicalBytes += bytes;
+    if (this.physicalBytes > this.peakPhysicalBytes) this.peakPhysicalBytes = this.physicalBytes;
+    return true;
+  }
+
+  memCreate(bytes: u64): i32 {
+    assert(bytes > 0 && bytes % GRANULARITY_BYTES == 0, "memCreate: size is not a multiple of the granularity");
+    this.charge(CALL_MEM_CREATE, bytes);
+    if (!this.take(bytes)) return NO_HANDLE;
+    return this.newHandle(bytes);
+  }
+
+  memRelease(handle: i32): void {
+    assert(handle > 0 && handle < this.handleCount && this.handleBytes[handle] != 0, "memRelease: unknown handle");
+    assert(!this.handleMapped[handle], "memRelease: handle still mapped (the simulated driver wants unmap first)");
+    const bytes = this.handleBytes[handle];
+    this.charge(CALL_MEM_RELEASE, bytes);
+    this.physicalBytes -= bytes;
+    this.dropHandle(handle);
+  }
+
+  addressReserve(bytes: u64, alignmentBytes: u64): u64 {
+    assert(bytes > 0 && bytes % GRANULARITY_BYTES == 0, "addressReserve: size is not a multiple of the granularity");
+    this.charge(CALL_ADDRESS_RESERVE, bytes);
+    let va = NO_ADDRESS;
+    const oracle = this.oracle;
+    if (oracle) va = oracle.takeReservation(bytes, this.reservations, this.mallocs);
+    if (va == NO_ADDRESS || (alignmentBytes > 0 && va % alignmentBytes != 0)) {
+      va = modelReserveAddress(bytes, this.reservations, this.mallocs);
+    }
+    this.reservations.insert(va, bytes, 0);
+    return va;
+  }
+
+  addressFree(va: u64, bytes: u64): void {
+    const i = this.reservations.indexOf(va);
+    assert(i >= 0 && this.reservations.size(i) == bytes, "addressFree: not a reservation");
+    assert(!this.mappings.overlaps(va, bytes), "addressFree: the reservation still has mappings");
+    this.charge(CALL_ADDRESS_FREE, bytes);
+    this.reservations.removeAt(i);
+  }
+
+  map(va: u64, bytes: u64, handle: i32): void {
+    assert(handle > 0 && handle < this.handleCount && this.handleBytes[handle] == bytes, "map: the mapping must cover one whole handle");
+    assert(!this.handleMapped[handle], "map: handle already mapped");
+    assert(this.reservations.covers(va, bytes), "map: range outside a reservation");
+    this.charge(CALL_MAP, bytes);
+    this.mappings.insert(va, bytes, handle);
+    this.handleMapped[handle] = true;
+  }
+
+  setAccess(va: u64, bytes: u64): void {
+    assert(this.coveredByMappings(va, bytes), "setAccess: range not covered by mappings");
+    this.charge(CALL_SET_ACCESS, bytes);
+  }
+
+  unmap(va: u64, bytes: u64): void {
+    assert(this.coveredByMappings(va, bytes), "unmap: range not covered by whole mappings");
+    this.charge(CALL_UNMAP, bytes);
+    let i = this.mappings.indexOf(va);
+    const end = va + bytes;
+    while (i < this.mappings.count && this.mappings.start(i) < end) {
+      this.handleMapped[this.mappings.tag(i)] = false;
+      this.mappings.removeAt(i);
+    }
+  }
+
+  malloc(bytes: u64): u64 {
+    assert(bytes > 0, "malloc: zero bytes");
+    this.charge(CALL_MALLOC, bytes);
+    if (!this.take(bytes)) return NO_ADDRESS;
+    let va = NO_ADDRESS;
+    const oracle = this.oracle;
+    if (oracle) va = oracle.takeMalloc(bytes, this.mallocs, this.reservations);
+    if (va == NO_ADDRESS) va = modelMallocAddress(bytes, this.mallocs, this.reservations);
+    if (va == NO_ADDRESS) {
+      this.physicalBytes -= bytes;
+      return NO_ADDRESS;
+    }
+    this.mallocs.insert(va, bytes, 0);
+    return va;
+  }
+
+  free(va: u64): void {
+    const i = this.mallocs.indexOf(va);
+    assert(i >= 0, "free: not a cudaMalloc'd address");
+    const bytes = this.mallocs.size(i);
+    this.charge(CALL_FREE, bytes);
+    this.physicalBytes -= bytes;
+    this.mallocs.removeAt(i);
+  }
+
+  copyToHost(va: u64, hostPtr: usize, bytes: u64): void {
+    assert(this.coveredByMappings(va, bytes) || this.mallocs.covers(va, bytes), "copyToHost: range not accessible");
+    this.charge(CALL_COPY_TO_HOST, bytes);
+  }
+
+  copyFromHost(va: u64, hostPtr: usize, bytes: u64): void {
+    assert(this.coveredByMappings(va, bytes) || this.mallocs.covers(va, bytes), "copyFromHost: range not accessible");
+    this.charge(CALL_COPY_FROM_HOST, bytes);
+  }
+
+  memGetInfo(): u64 {
+    this.charge(CALL_MEM_GET_INFO, 0);
+    return this.freeBytes();
+  }
+
+  /** free bytes, without charging a call (for the replay's own questions) */
+  freeBytes(): u64 {
+    return this.capacityBytes > this.physicalBytes ? this.capacityBytes - this.physicalBytes : 0;
+  }
+
+  totalBytes(): u64 {
+    return this.deviceTotalBytes;
+  }
+
+  canAllocate(bytes: u64): bool {
+    return this.physicalBytes + bytes <= this.capacityBytes;
+  }
+
+  adoptMalloc(va: u64, bytes: u64): void {
+    this.physicalBytes += bytes;
+    if (this.physicalBytes > this.peakPhysicalBytes) this.peakPhysicalBytes = this.physicalBytes;
+    this.mallocs.insert(va, bytes, 0);
+  }
+
+  adoptReservation(va: u64, bytes: u64): void {
+    this.reservations.insert(va, bytes, 0);
+  }
+
+  adoptMapping(va: u64, bytes: u64): i32 {
+    this.physicalBytes += bytes;
+    if (this.physicalBytes > this.peakPhysicalBytes) this.peakPhysicalBytes = this.physicalBytes;
+    const handle = this.newHandle(bytes);
+    this.mappings.insert(va, bytes, handle);
+    this.handleMapped[handle] = true;
+    return handle;
+  }
+
+  /** [va, va + bytes) starts and ends on mapping boundaries with no gap inside. */
+  private coveredByMappings(va: u64, bytes: u64): bool {
+    let i = this.mappings.indexOf(va);
+    if (i < 0) return false;
+    let at = va;
+    const end = va + bytes;
+    while (at < end) {
+      if (i >= this.mappings.count || this.mappings.start(i) != at) return false;
+      at += this.mappings.size(i);
+      i++;
+    }
+    return at == end;
+  }
+
+  private newHandle(bytes: u64): i32 {
+    let h: i32;
+    if (this.freeHandleCount > 0) {
+      h = this.freeHandles[--this.freeHandleCount];
+    } else {
+      if (this.handleCount == this.handleBytes.length) this.growHandles();
+      h = this.handleCount++;
+    }
+    this.handleBytes[h] = bytes;
+    this.handleMapped[h] = false;
+    this.liveHandles++;
+    return h;
+  }
+
+  private dropHandle(h: i32): void {
+    this.handleBytes[h] = 0;
+    if (this.freeHandleCount == this.freeHandles.length) {
+      const grown = new StaticArray<i32>(this.freeHandles.length * 2);
+      memory.copy(changetype<usize>(grown), changetype<usize>(this.freeHandles), <usize>this.freeHandleCount << 2);
+      this.freeHandles = grown;
+    }
+    this.freeHandles[this.freeHandleCount++] = h;
+    this.liveHandles--;
+  }
+
+  private growHandles(): void {
+    const n = this.handleBytes.length * 2;
+    const bytes = new StaticArray<u64>(n);
+    const mapped = new StaticArray<bool>(n);
+    memory.copy(changetype<usize>(bytes), changetype<usize>(this.handleBytes), <usize>this.handleCount << 3);
+    memory.copy(changetype<usize>(mapped), changetype<usize>(this.handleMapped), <usize>this.handleCount);
+    this.handleBytes = bytes;
+    this.handleMapped = mapped;
+  }
+}

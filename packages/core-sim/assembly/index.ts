@@ -1,0 +1,211 @@
+// The Wasm exports: flat functions over numbers, nothing managed crosses the boundary. Sizes and
+// addresses are f64 (whole bytes); pointers are offsets into this instance's memory, for the
+// TypeScript side to view as typed arrays. One instance serves one replay (or one live policy):
+//
+//   setup -> setConf / setRoundupDivisions -> eventsAllocate (+ write the columns) -> start
+//     -> adoptSegment / adoptBlock / adoptDone (a trace recorded mid-run)
+//     -> replay(from, to, checkEvery) ... -> read stats, segment log, layout, device counters
+//
+// A policy can also be driven directly, one request at a time (policyMalloc, policyFree, ...),
+// which is what the property tests do.
+
+import { Device, CALL_KINDS } from "./device/device";
+import { SimulatedDevice } from "./device/simulated";
+import { ImportedDevice } from "./device/imported";
+import { AllocatorConfig, UNLIMITED } from "./policies/config";
+import { roundSize, allocationSize, shouldSplitRemainder } from "./policies/rounding";
+import { STAT_COUNT } from "./policies/stats";
+import { Policy } from "./policies/policy";
+import { CachingAllocator } from "./policies/caching";
+import { SegmentLog } from "./replay/segment-log";
+import { Layout } from "./replay/layout";
+import { Replay, EventColumns, buildOracle, COUNTERS } from "./replay/replay";
+
+export const POLICY_CACHING: i32 = 0;
+export const POLICY_EXPANDABLE: i32 = 1;
+export const DEVICE_SIMULATED: i32 = 0;
+export const DEVICE_IMPORTED: i32 = 1;
+
+let policyKind: i32 = POLICY_CACHING;
+let capacity: u64 = 0;
+let device: Device | null = null;
+let simulated: SimulatedDevice | null = null;
+const conf = new AllocatorConfig();
+const log = new SegmentLog();
+const layout = new Layout();
+let events: EventColumns | null = null;
+let blockIdCount: i32 = 0;
+let policy: Policy | null = null;
+let replayState: Replay | null = null;
+
+/**
+ * Chooses the policy and the device. capacityBytes: PyTorch's per-process limit
+ * (set_per_process_memory_fraction x total), 0 for none. deviceTotalBytes: the device's memory
+ * (what cudaMemGetInfo reports as total; the simulated device holds at most max(total, capacity)).
+ */
+export function setup(kind: i32, deviceKind: i32, capacityBytes: f64, deviceTotalBytes: f64): void {
+  policyKind = kind;
+  capacity = <u64>capacityBytes;
+  const total = <u64>deviceTotalBytes;
+  if (deviceKind == DEVICE_SIMULATED) {
+    const sim = new SimulatedDevice(max(total, capacity), total);
+    simulated = sim;
+    device = sim;
+  } else {
+    device = new ImportedDevice();
+  }
+}
+
+/** maxSplitSizeBytes < 0: unlimited. gcThreshold 0: off. */
+export function setConf(maxSplitSizeBytes: f64, maxNonSplitRoundingBytes: f64, gcThreshold: f64, expandable: i32, largeSegmentBytes: f64): void {
+  conf.maxSplitSizeBytes = maxSplitSizeBytes < 0 ? UNLIMITED : <u64>maxSplitSizeBytes;
+  conf.maxNonSplitRoundingBytes = <u64>maxNonSplitRoundingBytes;
+  conf.garbageCollectionThreshold = gcThreshold;
+  conf.expandableSegments = expandable != 0;
+  conf.largeSegmentBytes = <u64>largeSegmentBytes;
+}
+
+export function setRoundupDivisions(bucket: i32, divisions: i32): void {
+  conf.roundupDivisions[bucket] = <u32>divisions;
+}
+
+/** Room for `length` events and for allocation ids 0 .. blockIds-1. */
+export function eventsAllocate(length: i32, blockIds: i32): void {
+  events = new EventColumns(length);
+  blockIdCount = blockIds;
+}
+
+export function eventsAction(): usize { return changetype<EventColumns>(events).action; }
+export function eventsAddr(): usize { return changetype<EventColumns>(events).addr; }
+export function eventsSize(): usize { return changetype<EventColumns>(events).size; }
+export function eventsStream(): usize { return changetype<EventColumns>(events).stream; }
+export function eventsBlockId(): usize { return changetype<EventColumns>(events).blockId; }
+
+/** Makes the policy; with traceAddresses the simulated device takes segment bases from the trace. */
+export function start(traceAddresses: i32, timelinePoints: i32): void {
+  if (policyKind == POLICY_EXPANDABLE) conf.expandableSegments = true;
+  const dev = changetype<Device>(device);
+  const caching = new CachingAllocator(dev, log, conf);
+  if (capacity > 0) caching.setAllowedMax(capacity);
+  policy = caching;
+  if (events == null) events = new EventColumns(0);
+  const ev = changetype<EventColumns>(events);
+  if (traceAddresses != 0 && simulated != null) changetype<SimulatedDevice>(simulated).oracle = buildOracle(ev);
+  const r = new Replay(caching, ev, blockIdCount);
+  r.setTimeline(timelinePoints);
+  replayState = r;
+}
+
+@inline function thePolicy(): Policy { return changetype<Policy>(policy); }
+@inline function theReplay(): Replay { return changetype<Replay>(replayState); }
+
+export function adoptSegment(address: f64, stream: i32, small: i32, expandable: i32): void {
+  thePolicy().adoptSegment(<u64>address, stream, small != 0, expandable != 0);
+}
+
+/** state: 0 allocated, 1 pending free, 2 inactive. */
+export function adoptBlock(address: f64, size: f64, requested: f64, state: i32, blockId: i32): void {
+  const h = thePolicy().adoptBlock(<u64>address, <u64>size, <u64>requested, <u8>state, blockId);
+  if (h >= 0) theReplay().adoptHandle(blockId, h);
+}
+
+export function adoptDone(): void {
+  thePolicy().adoptDone();
+}
+
+/** Replays events [from, to); -1, or the event after which isValid failed (see brokenInvariant). */
+export function replay(from: i32, to: i32, checkEvery: i32): i32 {
+  return theReplay().run(from, to, checkEvery);
+}
+
+/** The trace event being replayed (for error messages). */
+export function currentEvent(): i32 { return log.currentEvent; }
+
+/** The number of the invariant found broken (INV-CACHE-n), 0 when none. */
+export function brokenInvariant(): i32 {
+  const r = replayState;
+  if (r != null && r.brokenInvariant != 0) return r.brokenInvariant;
+  return thePolicy().brokenInvariant();
+}
+
+// ---- results ------------------------------------------------------------------------------------
+
+export function statCount(): i32 { return STAT_COUNT; }
+export function statValue(i: i32): f64 { return <f64>thePolicy().stats.get(i); }
+export function replayCounterCount(): i32 { return COUNTERS; }
+export function replayCounter(i: i32): f64 { return <f64>theReplay().counters[i]; }
+export function peakReservedEventIndex(): i32 { return theReplay().peakReservedEvent; }
+
+export function segmentLogCount(): i32 { return log.count; }
+export function segmentLogEventIndex(): usize { return changetype<usize>(log.eventIndex); }
+export function segmentLogAction(): usize { return changetype<usize>(log.action); }
+export function segmentLogAddr(): usize { return changetype<usize>(log.addr); }
+export function segmentLogSize(): usize { return changetype<usize>(log.size); }
+
+export function timelineCount(): i32 { return theReplay().timelineCount; }
+export function timelineEvent(): usize { return changetype<usize>(theReplay().timelineEvent); }
+export function timelineAllocated(): usize { return changetype<usize>(theReplay().timelineAllocated); }
+export function timelineReserved(): usize { return changetype<usize>(theReplay().timelineReserved); }
+
+/** Writes the current layout; returns its segment count (then read the layout columns). */
+export function layoutWrite(): i32 {
+  thePolicy().writeLayout(layout);
+  return layout.segmentCount;
+}
+export function layoutBlockCount(): i32 { return layout.blockCount; }
+export function layoutSegAddress(): usize { return changetype<usize>(layout.segAddress); }
+export function layoutSegSize(): usize { return changetype<usize>(layout.segSize); }
+export function layoutSegStream(): usize { return changetype<usize>(layout.segStream); }
+export function layoutSegSmall(): usize { return changetype<usize>(layout.segSmall); }
+export function layoutSegExpandable(): usize { return changetype<usize>(layout.segExpandable); }
+export function layoutSegFirstBlock(): usize { return changetype<usize>(layout.segFirstBlock); }
+export function layoutSegBlockCount(): usize { return changetype<usize>(layout.segBlockCount); }
+export function layoutBlkAddress(): usize { return changetype<usize>(layout.blkAddress); }
+export function layoutBlkSize(): usize { return changetype<usize>(layout.blkSize); }
+export function layoutBlkRequested(): usize { return changetype<usize>(layout.blkRequested); }
+export function layoutBlkState(): usize { return changetype<usize>(layout.blkState); }
+export function layoutBlkTraceId(): usize { return changetype<usize>(layout.blkTraceId); }
+
+export function deviceCallKinds(): i32 { return CALL_KINDS; }
+/** calls of one kind the simulated device served (0 on an imported device) */
+export function deviceCalls(kind: i32): f64 {
+  return simulated != null ? <f64>changetype<SimulatedDevice>(simulated).calls[kind] : 0;
+}
+export function deviceCallBytes(kind: i32): f64 {
+  return simulated != null ? <f64>changetype<SimulatedDevice>(simulated).callBytes[kind] : 0;
+}
+/** simulated microseconds spent in device calls */
+export function deviceMicros(): f64 {
+  return simulated != null ? changetype<SimulatedDevice>(simulated).micros : 0;
+}
+export function devicePeakPhysicalBytes(): f64 {
+  return simulated != null ? <f64>changetype<SimulatedDevice>(simulated).peakPhysicalBytes : 0;
+}
+
+// ---- driving a policy directly ------------------------------------------------------------------
+
+/** A block for the request, or -1 when out of memory. */
+export function policyMalloc(requestBytes: f64, stream: i32): i32 {
+  return thePolicy().malloc(<u64>requestBytes, stream);
+}
+/** free: the request and its completion at once (no other stream used the block). */
+export function policyFree(handle: i32): void {
+  thePolicy().freeRequest(handle);
+  thePolicy().freeComplete(handle);
+}
+export function policyFreeRequest(handle: i32): void { thePolicy().freeRequest(handle); }
+export function policyFreeComplete(handle: i32): void { thePolicy().freeComplete(handle); }
+export function policyEmptyCache(): void { thePolicy().emptyCache(); }
+export function policyBlockAddress(handle: i32): f64 { return <f64>thePolicy().handleAddress(handle); }
+export function policyBlockSize(handle: i32): f64 { return <f64>thePolicy().handleSize(handle); }
+
+// ---- PyTorch's sizing rules, for tests and tools --------------------------------------------------
+
+/** round_size under the current settings */
+export function roundSizeBytes(requestBytes: f64): f64 { return <f64>roundSize(conf, <u64>requestBytes); }
+/** get_allocation_size under the current settings */
+export function allocationSizeBytes(roundedBytes: f64): f64 { return <f64>allocationSize(conf, <u64>roundedBytes); }
+/** should_split for a free block of blockBytes serving a rounded request, in the given pool */
+export function shouldSplitBytes(blockBytes: f64, roundedBytes: f64, small: i32): i32 {
+  return shouldSplitRemainder(conf, small != 0, <u64>blockBytes, <u64>roundedBytes) ? 1 : 0;
+}

@@ -1,0 +1,214 @@
+// The caching allocator's isValid: one walk over every live block record, recomputing what the
+// allocator keeps incrementally, and checking it against the numbered invariants listed at the top
+// of caching.ts. Returns the number of the first broken invariant, 0 when all hold. O(blocks).
+
+import {
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, bAddr, bSize,
+  bRequested, bPrev, bNext, bLeft, bRight, bStream, bSegment, bEnd, hasFlag, isSplit, isExpandable,
+  blockIdBound, isLive,
+} from "../memory/block-table";
+import { BY_SIZE, BY_ADDRESS, setWellFormed } from "../memory/free-set";
+import {
+  STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_INACTIVE_SPLIT, STAT_ALLOCATED_BYTES,
+  STAT_RESERVED_BYTES, STAT_ACTIVE_BYTES, STAT_INACTIVE_SPLIT_BYTES, STAT_REQUESTED_BYTES,
+  ARRAY_STAT_KINDS, POOL_ALL, POOL_SMALL, POOL_LARGE, SCALAR_OVERSIZE_ALLOCATIONS,
+  SCALAR_OVERSIZE_SEGMENTS, METRIC_CURRENT, METRIC_PEAK, statIndex,
+} from "./stats";
+import { MIN_BLOCK_BYTES } from "./rounding";
+import { CachingAllocator } from "./caching";
+import { SimulatedDevice } from "../device/simulated";
+
+const INV_TILING: i32 = 1;
+const INV_DISJOINT: i32 = 2;
+const INV_FREE_SETS: i32 = 3;
+const INV_MERGED: i32 = 4;
+const INV_SEGMENT_SHAPE: i32 = 5;
+const INV_STATS: i32 = 6;
+const INV_BOUNDS: i32 = 7;
+
+// Recomputed current values: [kind * 3 + pool].
+const recomputed = new StaticArray<i64>(ARRAY_STAT_KINDS * 3);
+
+@inline function add(kind: i32, small: bool, amount: i64): void {
+  unchecked((recomputed[kind * 3 + POOL_ALL] += amount));
+  const p = kind * 3 + (small ? POOL_SMALL : POOL_LARGE);
+  unchecked((recomputed[p] += amount));
+}
+
+/** Members of a free-set subtree, or -1 when one does not belong there. */
+function countMembers(t: i32, small: bool, mapped: bool): i32 {
+  if (t == NO_BLOCK) return 0;
+  if (!isLive(t) || hasFlag(t, FLAG_SMALL) != small || hasFlag(t, FLAG_MAPPED) != mapped ||
+      hasFlag(t, FLAG_ALLOCATED) || hasFlag(t, FLAG_PENDING)) return -1;
+  const l = countMembers(bLeft(t), small, mapped);
+  const r = countMembers(bRight(t), small, mapped);
+  if (l < 0 || r < 0) return -1;
+  return 1 + l + r;
+}
+
+@inline function isFree(b: i32): bool {
+  return !hasFlag(b, FLAG_ALLOCATED) && !hasFlag(b, FLAG_PENDING);
+}
+
+export function brokenCachingInvariant(a: CachingAllocator): i32 {
+  for (let i = 0; i < recomputed.length; i++) unchecked((recomputed[i] = 0));
+  let oversizeAllocations: i64 = 0;
+  let oversizeSegments: i64 = 0;
+  let pending: i32 = 0;
+  let freeMapped = new StaticArray<i32>(2); // [large, small]
+  let freeUnmapped = new StaticArray<i32>(2);
+  let ordinaryHeads: i32 = 0;
+  let expandableHeads: i32 = 0;
+  const maxSplit = a.conf.maxSplitSizeBytes;
+  const simulated = a.device instanceof SimulatedDevice ? changetype<SimulatedDevice>(a.device) : null;
+
+  const bound = blockIdBound();
+  for (let b = 0; b < bound; b++) {
+    if (!isLive(b)) continue;
+    const size = bSize(b);
+    const small = hasFlag(b, FLAG_SMALL);
+    const mapped = hasFlag(b, FLAG_MAPPED);
+    const allocated = hasFlag(b, FLAG_ALLOCATED);
+    const isPending = hasFlag(b, FLAG_PENDING);
+    const expandable = isExpandable(b);
+
+    // INV-CACHE-1: tiling
+    if (size == 0 || size % MIN_BLOCK_BYTES != 0) return INV_TILING;
+    if (allocated && isPending) return INV_TILING;
+    const p = bPrev(b);
+    const n = bNext(b);
+    if (p != NO_BLOCK && (!isLive(p) || bNext(p) != b || bEnd(p) != bAddr(b))) return INV_TILING;
+    if (n != NO_BLOCK && (!isLive(n) || bPrev(n) != b || bEnd(b) != bAddr(n))) return INV_TILING;
+
+    // INV-CACHE-5: a segment is homogeneous
+    if (n != NO_BLOCK && (bStream(n) != bStream(b) || hasFlag(n, FLAG_SMALL) != small || bSegment(n) != bSegment(b))) {
+      return INV_SEGMENT_SHAPE;
+    }
+
+    // INV-CACHE-3: set membership follows the state
+    const inTree = hasFlag(b, FLAG_IN_TREE);
+    if (!mapped) {
+      if (!expandable || allocated || isPending || !inTree) return INV_FREE_SETS;
+      unchecked((freeUnmapped[small ? 1 : 0] += 1));
+    } else if (!allocated && !isPending) {
+      if (!inTree) return INV_FREE_SETS;
+      unchecked((freeMapped[small ? 1 : 0] += 1));
+    } else if (inTree) {
+      return INV_FREE_SETS;
+    }
+
+    // INV-CACHE-4: free neighbours alike in mapping are merged
+    if (n != NO_BLOCK && isFree(b) && isFree(n) && hasFlag(n, FLAG_MAPPED) == mapped) return INV_MERGED;
+
+    // INV-CACHE-5: pages
+    if (expandable) {
+      const es = a.segments[bSegment(b)];
+      if (es == null) return INV_SEGMENT_SHAPE;
+      const page = es.pageBytes;
+      const first = es.pageOf(bAddr(b));
+      const last = es.pageOf(bEnd(b) - 1);
+      if (!mapped) {
+        if ((bAddr(b) - es.base) % page != 0 || size % page != 0) return INV_SEGMENT_SHAPE;
+      } else {
+        for (let i = first; i <= last; i++) if (!es.isPageMapped(i)) return INV_SEGMENT_SHAPE;
+        add(STAT_RESERVED_BYTES, small, <i64>size);
+      }
+      if (p == NO_BLOCK) {
+        // INV-CACHE-1/2: the chain spans exactly the reservation
+        if (bAddr(b) != es.base || chainBytes(b) != es.vaBytes()) return INV_TILING;
+        // INV-CACHE-5: the pages mapped blocks touch are all the mapped pages (none hides in an
+        // unmapped block)
+        if (mappedPagesTouched(b, page, es.base) != es.mappedPages) return INV_SEGMENT_SHAPE;
+        expandableHeads++;
+      }
+    } else if (p == NO_BLOCK) {
+      const segmentBytes = chainBytes(b);
+      add(STAT_SEGMENT, small, 1);
+      add(STAT_RESERVED_BYTES, small, <i64>segmentBytes);
+      if (segmentBytes >= maxSplit) oversizeSegments++;
+      ordinaryHeads++;
+      if (simulated) {
+        // INV-CACHE-1/2: the chain spans exactly one range the device handed out
+        const i = simulated.mallocs.indexOf(bAddr(b));
+        if (i < 0 || simulated.mallocs.size(i) != segmentBytes) return INV_DISJOINT;
+      }
+    }
+
+    // INV-CACHE-6: recompute the stats
+    if (allocated) {
+      add(STAT_ALLOCATION, small, 1);
+      add(STAT_ALLOCATED_BYTES, small, <i64>size);
+      if (size >= maxSplit) oversizeAllocations++;
+    }
+    if (allocated || isPending) {
+      add(STAT_ACTIVE, small, 1);
+      add(STAT_ACTIVE_BYTES, small, <i64>size);
+      add(STAT_REQUESTED_BYTES, small, <i64>bRequested(b));
+    }
+    if (isPending) pending++;
+    if (mapped && isFree(b) && !expandable && isSplit(b)) {
+      add(STAT_INACTIVE_SPLIT, small, 1);
+      add(STAT_INACTIVE_SPLIT_BYTES, small, <i64>size);
+    }
+  }
+
+  // INV-CACHE-2: every device range is one segment, every live reservation one chain
+  if (simulated) {
+    if (simulated.mallocs.count != ordinaryHeads) return INV_DISJOINT;
+    if (simulated.reservations.count != expandableHeads) return INV_DISJOINT;
+  }
+
+  // INV-CACHE-3: the sets hold exactly the free blocks, in order
+  if (countMembers(a.large.blocks, false, true) != freeMapped[0]) return INV_FREE_SETS;
+  if (countMembers(a.small.blocks, true, true) != freeMapped[1]) return INV_FREE_SETS;
+  if (countMembers(a.large.unmapped, false, false) != freeUnmapped[0]) return INV_FREE_SETS;
+  if (countMembers(a.small.unmapped, true, false) != freeUnmapped[1]) return INV_FREE_SETS;
+  if (!setWellFormed(BY_SIZE, a.large.blocks) || !setWellFormed(BY_SIZE, a.small.blocks)) return INV_FREE_SETS;
+  if (!setWellFormed(BY_ADDRESS, a.large.unmapped) || !setWellFormed(BY_ADDRESS, a.small.unmapped)) return INV_FREE_SETS;
+
+  // INV-CACHE-6: the kept stats equal the recomputed ones
+  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
+    for (let pool = 0; pool < 3; pool++) {
+      if (a.stats.get(statIndex(kind, pool, METRIC_CURRENT)) != unchecked(recomputed[kind * 3 + pool])) return INV_STATS;
+    }
+  }
+  if (a.stats.get(SCALAR_OVERSIZE_ALLOCATIONS + METRIC_CURRENT) != oversizeAllocations) return INV_STATS;
+  if (a.stats.get(SCALAR_OVERSIZE_SEGMENTS + METRIC_CURRENT) != oversizeSegments) return INV_STATS;
+
+  // INV-CACHE-7: bounds
+  if (pending != a.pendingBlocks) return INV_BOUNDS;
+  for (let pool = 0; pool < 3; pool++) {
+    const allocatedBytes = a.stats.current(STAT_ALLOCATED_BYTES, pool);
+    const activeBytes = a.stats.current(STAT_ACTIVE_BYTES, pool);
+    if (allocatedBytes > activeBytes || activeBytes > a.stats.current(STAT_RESERVED_BYTES, pool)) return INV_BOUNDS;
+  }
+  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
+    for (let pool = 0; pool < 3; pool++) {
+      if (a.stats.peak(kind, pool) < a.stats.current(kind, pool)) return INV_BOUNDS;
+    }
+  }
+  if (<i64>a.totalAllocatedBytes != a.stats.current(STAT_RESERVED_BYTES, POOL_ALL)) return INV_BOUNDS;
+  return 0;
+}
+
+/** Distinct pages touched by the mapped blocks of the chain starting at head. */
+function mappedPagesTouched(head: i32, page: u64, base: u64): i32 {
+  let pages: i32 = 0;
+  let lastCounted: i64 = -1;
+  for (let b = head; b != NO_BLOCK; b = bNext(b)) {
+    if (!hasFlag(b, FLAG_MAPPED)) continue;
+    let first = <i64>((bAddr(b) - base) / page);
+    const last = <i64>((bEnd(b) - 1 - base) / page);
+    if (first <= lastCounted) first = lastCounted + 1;
+    if (last >= first) pages += <i32>(last - first + 1);
+    if (last > lastCounted) lastCounted = last;
+  }
+  return pages;
+}
+
+/** Bytes of the chain starting at head. */
+function chainBytes(head: i32): u64 {
+  let bytes: u64 = 0;
+  for (let b = head; b != NO_BLOCK; b = bNext(b)) bytes += bSize(b);
+  return bytes;
+}

@@ -1,0 +1,73 @@
+// What the replay loop asks of a memory policy. Every policy (caching and expandable segments
+// today; stitching, tiering, dedup and handover later) extends Policy and talks to memory only
+// through its Device.
+//
+// Handles: malloc returns a block handle (a block-table id), valid until the block's free
+// completes. The replay keeps the trace's allocation id -> handle table; a policy remembers the
+// trace id of each live block only to report it in layouts.
+
+import { Device } from "../device/device";
+import { Stats } from "./stats";
+import { SegmentLog } from "../replay/segment-log";
+import { Layout } from "../replay/layout";
+
+export const NO_HANDLE_BLOCK: i32 = -1;
+
+export abstract class Policy {
+  device: Device;
+  stats: Stats = new Stats();
+  log: SegmentLog;
+  /**
+   * Trace ids of blocks whose pending free the policy completed on its own (a full stream
+   * synchronization in empty_cache or the out-of-memory path). The replay drains it and ignores
+   * those blocks' later free_completed events.
+   */
+  selfCompleted: StaticArray<i32> = new StaticArray<i32>(16);
+  selfCompletedCount: i32 = 0;
+
+  constructor(device: Device, log: SegmentLog) {
+    this.device = device;
+    this.log = log;
+  }
+
+  /** A block of at least requestBytes for `stream`: its handle, or -1 when out of memory. */
+  abstract malloc(requestBytes: u64, stream: i32): i32;
+  /** The caller freed the block; it may still wait on other streams (free_requested). */
+  abstract freeRequest(handle: i32): void;
+  /** The block's stream events completed: it returns to the cache (free_completed). */
+  abstract freeComplete(handle: i32): void;
+  /** torch.cuda.empty_cache(): give every cached segment or page that holds no block back. */
+  abstract emptyCache(): void;
+  /**
+   * Would a malloc of this request, made now, give memory back to the device before it returns
+   * (reclaim cached segments, collect garbage, or free and retry)? Asks without changing anything.
+   */
+  abstract mallocWouldRelease(requestBytes: u64, stream: i32): bool;
+  /** 0 when every invariant holds, else the number of the first broken one. */
+  abstract brokenInvariant(): i32;
+  isValid(): bool {
+    return this.brokenInvariant() == 0;
+  }
+  /** The current segments and blocks. */
+  abstract writeLayout(out: Layout): void;
+  abstract handleAddress(handle: i32): u64;
+  abstract handleSize(handle: i32): u64;
+  /** Tags a live block with the trace's allocation id (for layouts). */
+  abstract setTraceId(handle: i32, traceId: i32): void;
+
+  // Rebuilding the state at the start of a trace recorded mid-run, one segment at a time in
+  // ascending address order: beginSegment, then its blocks in address order.
+  abstract adoptSegment(address: u64, stream: i32, small: bool, expandable: bool): void;
+  /** state: BLOCK_ALLOCATED, BLOCK_PENDING_FREE or BLOCK_INACTIVE; returns the handle (-1 for inactive) */
+  abstract adoptBlock(address: u64, size: u64, requested: u64, state: u8, traceId: i32): i32;
+  abstract adoptDone(): void;
+
+  noteSelfCompleted(traceId: i32): void {
+    if (this.selfCompletedCount == this.selfCompleted.length) {
+      const grown = new StaticArray<i32>(this.selfCompleted.length * 2);
+      memory.copy(changetype<usize>(grown), changetype<usize>(this.selfCompleted), <usize>this.selfCompletedCount << 2);
+      this.selfCompleted = grown;
+    }
+    this.selfCompleted[this.selfCompletedCount++] = traceId;
+  }
+}

@@ -1,0 +1,243 @@
+// The replay loop: one device's trace events, as columns in linear memory, fed to a policy inside
+// the Wasm instance; JavaScript is called once per chunk, never per event.
+//
+// Event columns (the trace model's EventColumns, copied in by the TypeScript side):
+//   action: u8   addr: f64   size: f64   stream: u32   blockId: i32
+//
+// Per event:
+//   alloc            malloc(size, stream); the handle goes into the allocation table under the
+//                    trace's block id. A malloc the emulation cannot serve counts as a failed alloc
+//                    and the block's later frees are skipped.
+//   free_requested   the policy's free request (allocated bytes drop; the block may still wait on
+//                    other streams).
+//   free_completed   the block returns to the cache (merge; active bytes drop). Completions are
+//                    applied in trace order (reference A11, "replay shortcut"): PyTorch wrote each
+//                    one where its stream events were found complete.
+//   segment_alloc, segment_map
+//                    no action: they are the address oracle's input (device/address-oracle.ts).
+//   segment_free, segment_unmap
+//                    a burst of these is either torch.cuda.empty_cache() or the work of the next
+//                    malloc itself (out-of-memory retry, garbage collection, releasing oversize
+//                    segments). Look ahead to the next alloc/oom: if the policy could serve it
+//                    without giving memory back, the burst was an empty_cache, and the replay calls
+//                    emptyCache() here; else the malloc will do it.
+//   oom              malloc(size) expecting failure; if the emulation serves it, the block is freed
+//                    at once and counted (unexpectedOomSuccesses).
+//   snapshot, other  nothing.
+
+import { Policy } from "../policies/policy";
+import { SegmentLog } from "./segment-log";
+import { AddressOracle } from "../device/address-oracle";
+import { STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES, POOL_ALL } from "../policies/stats";
+
+export const ACTION_ALLOC: u8 = 1;
+export const ACTION_FREE_REQUESTED: u8 = 2;
+export const ACTION_FREE_COMPLETED: u8 = 3;
+export const ACTION_SEGMENT_ALLOC: u8 = 4;
+export const ACTION_SEGMENT_FREE: u8 = 5;
+export const ACTION_SEGMENT_MAP: u8 = 6;
+export const ACTION_SEGMENT_UNMAP: u8 = 7;
+export const ACTION_OOM: u8 = 8;
+
+/** Counters the replay keeps besides the policy's stats (read by the TypeScript side by index). */
+export const COUNTER_FAILED_ALLOCS: i32 = 0;
+export const COUNTER_UNEXPECTED_OOM_SUCCESSES: i32 = 1;
+export const COUNTER_EMPTY_CACHE_CALLS: i32 = 2;
+export const COUNTER_UNKNOWN_FREES: i32 = 3;
+export const COUNTER_SELF_COMPLETED_FREES: i32 = 4;
+export const COUNTERS: i32 = 5;
+
+export class EventColumns {
+  length: i32;
+  action: usize;
+  addr: usize;
+  size: usize;
+  stream: usize;
+  blockId: usize;
+
+  constructor(length: i32) {
+    this.length = length;
+    const n = <usize>max(length, 1);
+    this.action = heap.alloc(n);
+    this.addr = heap.alloc(n << 3);
+    this.size = heap.alloc(n << 3);
+    this.stream = heap.alloc(n << 2);
+    this.blockId = heap.alloc(n << 2);
+  }
+
+  @inline actionAt(i: i32): u8 { return load<u8>(this.action + <usize>i); }
+  @inline addrAt(i: i32): u64 { return <u64>load<f64>(this.addr + (<usize>i << 3)); }
+  @inline sizeAt(i: i32): u64 { return <u64>load<f64>(this.size + (<usize>i << 3)); }
+  @inline streamAt(i: i32): i32 { return load<i32>(this.stream + (<usize>i << 2)); }
+  @inline blockIdAt(i: i32): i32 { return load<i32>(this.blockId + (<usize>i << 2)); }
+}
+
+/** The trace's segment events, registered with the oracle before the first event. */
+export function buildOracle(events: EventColumns): AddressOracle {
+  let mallocs = 0;
+  let maps = 0;
+  for (let i = 0; i < events.length; i++) {
+    const a = events.actionAt(i);
+    if (a == ACTION_SEGMENT_ALLOC) mallocs++;
+    else if (a == ACTION_SEGMENT_MAP) maps++;
+  }
+  const oracle = new AddressOracle(mallocs, maps);
+  for (let i = 0; i < events.length; i++) {
+    const a = events.actionAt(i);
+    if (a == ACTION_SEGMENT_ALLOC) oracle.addMalloc(events.addrAt(i), events.sizeAt(i));
+    else if (a == ACTION_SEGMENT_MAP) oracle.addMap(events.addrAt(i));
+  }
+  return oracle;
+}
+
+export class Replay {
+  policy: Policy;
+  events: EventColumns;
+  log: SegmentLog;
+  /** trace block id -> policy handle, -1 when not live */
+  handles: StaticArray<i32>;
+  counters: StaticArray<i64> = new StaticArray<i64>(COUNTERS);
+  /** the number of the invariant isValid found broken, 0 when none */
+  brokenInvariant: i32 = 0;
+  private inBurst: bool = false;
+
+  peakReservedBytes: i64 = 0;
+  peakReservedEvent: i32 = -1;
+
+  // timeline: the highest allocated and reserved bytes in each window of `window` events
+  window: i32 = 0;
+  timelineCount: i32 = 0;
+  timelineEvent: StaticArray<f64> = new StaticArray<f64>(0);
+  timelineAllocated: StaticArray<f64> = new StaticArray<f64>(0);
+  timelineReserved: StaticArray<f64> = new StaticArray<f64>(0);
+
+  constructor(policy: Policy, events: EventColumns, blockIds: i32) {
+    this.policy = policy;
+    this.events = events;
+    this.log = policy.log;
+    this.handles = new StaticArray<i32>(max(blockIds, 1));
+    for (let i = 0; i < this.handles.length; i++) unchecked((this.handles[i] = -1));
+  }
+
+  /** Records a timeline of about `points` points (0: none). */
+  setTimeline(points: i32): void {
+    if (points <= 0 || this.events.length == 0) return;
+    this.window = (this.events.length + points - 1) / points;
+    const n = (this.events.length + this.window - 1) / this.window;
+    this.timelineEvent = new StaticArray<f64>(n);
+    this.timelineAllocated = new StaticArray<f64>(n);
+    this.timelineReserved = new StaticArray<f64>(n);
+  }
+
+  /** A block adopted from the initial state. */
+  adoptHandle(blockId: i32, handle: i32): void {
+    if (blockId >= 0 && blockId < this.handles.length) unchecked((this.handles[blockId] = handle));
+  }
+
+  /**
+   * Replays events [from, to). Returns -1, or the index of the event after which isValid failed
+   * (checked every `checkEvery` events; 0: never).
+   */
+  run(from: i32, to: i32, checkEvery: i32): i32 {
+    const events = this.events;
+    const policy = this.policy;
+    const stats = policy.stats;
+    for (let i = from; i < to; i++) {
+      this.log.currentEvent = i;
+      const action = events.actionAt(i);
+      if (action == ACTION_ALLOC) {
+        const h = policy.malloc(events.sizeAt(i), events.streamAt(i));
+        this.drainSelfCompleted();
+        const id = events.blockIdAt(i);
+        if (h < 0) {
+          unchecked((this.counters[COUNTER_FAILED_ALLOCS] += 1));
+        } else {
+          policy.setTraceId(h, id);
+          if (id >= 0 && id < this.handles.length) unchecked((this.handles[id] = h));
+        }
+      } else if (action == ACTION_FREE_REQUESTED) {
+        const h = this.handleOf(events.blockIdAt(i));
+        if (h >= 0) policy.freeRequest(h);
+        else unchecked((this.counters[COUNTER_UNKNOWN_FREES] += 1));
+      } else if (action == ACTION_FREE_COMPLETED) {
+        const id = events.blockIdAt(i);
+        const h = this.handleOf(id);
+        if (h >= 0) {
+          policy.freeComplete(h);
+          unchecked((this.handles[id] = -1));
+        }
+      } else if (action == ACTION_SEGMENT_FREE || action == ACTION_SEGMENT_UNMAP) {
+        if (!this.inBurst) this.startBurst(i);
+      } else if (action == ACTION_OOM) {
+        const h = policy.malloc(events.sizeAt(i), events.streamAt(i));
+        this.drainSelfCompleted();
+        if (h >= 0) {
+          unchecked((this.counters[COUNTER_UNEXPECTED_OOM_SUCCESSES] += 1));
+          policy.freeRequest(h);
+          policy.freeComplete(h);
+        }
+      }
+      if (action != ACTION_SEGMENT_FREE && action != ACTION_SEGMENT_UNMAP) this.inBurst = false;
+
+      const reserved = stats.current(STAT_RESERVED_BYTES, POOL_ALL);
+      if (reserved > this.peakReservedBytes) {
+        this.peakReservedBytes = reserved;
+        this.peakReservedEvent = i;
+      }
+      if (this.window > 0) this.sample(i, stats.current(STAT_ALLOCATED_BYTES, POOL_ALL), reserved);
+      if (checkEvery > 0 && (i + 1) % checkEvery == 0) {
+        const broken = policy.brokenInvariant();
+        if (broken != 0) {
+          this.brokenInvariant = broken;
+          return i;
+        }
+      }
+    }
+    return -1;
+  }
+
+  @inline private handleOf(id: i32): i32 {
+    return id >= 0 && id < this.handles.length ? unchecked(this.handles[id]) : -1;
+  }
+
+  /** A segment_free/unmap burst begins at event i: empty_cache, or the next malloc's own work? */
+  private startBurst(i: i32): void {
+    this.inBurst = true;
+    const events = this.events;
+    let j = i + 1;
+    while (j < events.length) {
+      const a = events.actionAt(j);
+      if (a == ACTION_ALLOC || a == ACTION_OOM) break;
+      j++;
+    }
+    if (j < events.length && this.policy.mallocWouldRelease(events.sizeAt(j), events.streamAt(j))) return;
+    unchecked((this.counters[COUNTER_EMPTY_CACHE_CALLS] += 1));
+    this.policy.emptyCache();
+    this.drainSelfCompleted();
+  }
+
+  /** Blocks whose pending free the policy completed itself: their free_completed will be skipped. */
+  private drainSelfCompleted(): void {
+    const policy = this.policy;
+    const n = policy.selfCompletedCount;
+    if (n == 0) return;
+    for (let k = 0; k < n; k++) {
+      const id = policy.selfCompleted[k];
+      if (id >= 0 && id < this.handles.length) unchecked((this.handles[id] = -1));
+    }
+    unchecked((this.counters[COUNTER_SELF_COMPLETED_FREES] += n));
+    policy.selfCompletedCount = 0;
+  }
+
+  private sample(i: i32, allocated: i64, reserved: i64): void {
+    const w = i / this.window;
+    if (w >= this.timelineCount) {
+      this.timelineCount = w + 1;
+      this.timelineAllocated[w] = 0;
+      this.timelineReserved[w] = 0;
+    }
+    this.timelineEvent[w] = <f64>i;
+    if (<f64>allocated > this.timelineAllocated[w]) this.timelineAllocated[w] = <f64>allocated;
+    if (<f64>reserved > this.timelineReserved[w]) this.timelineReserved[w] = <f64>reserved;
+  }
+}

@@ -1,0 +1,218 @@
+// PyTorch's allocator settings: the PYTORCH_CUDA_ALLOC_CONF syntax (`key:value,key:value`, lists
+// in brackets, whitespace ignored) with PyTorch's names, validated as PyTorch 2.9+ validates them
+// (c10/core/AllocatorConfig.cpp, c10/cuda/CUDAAllocatorConfig.cpp). As in PyTorch, a settings
+// string is the whole configuration: keys it does not name take their defaults.
+import type { AllocatorSettings } from "@lakebed/traces";
+
+const MiB = 1024 * 1024;
+/** kRoundUpPowerOfTwoIntervals: buckets of sizes starting at 1 MiB, 2 MiB, ... 32 GiB */
+export const ROUNDUP_BUCKETS = 16;
+
+export interface AllocatorConf {
+  /** blocks of this size or more are never split (max_split_size_mb); null: unlimited */
+  maxSplitSizeBytes: number | null;
+  /** how much larger than an oversize request a cached oversize block may be (max_non_split_rounding_mb) */
+  maxNonSplitRoundingBytes: number;
+  /** reclaim cached segments above this fraction of the allowed memory; 0: off; needs a capacity */
+  garbageCollectionThreshold: number;
+  expandableSegments: boolean;
+  /** divisions per power-of-two size bucket (1 MiB .. 32 GiB starts); 0: plain 512-byte rounding */
+  roundupPower2Divisions: number[];
+  /** the segment for 1-10 MiB requests and the large expandable page (large_segment_size_mb) */
+  largeSegmentSizeBytes: number;
+  /** per_process_memory_fraction, when the settings name one; null otherwise */
+  perProcessMemoryFraction: number | null;
+}
+
+export function defaultAllocConf(): AllocatorConf {
+  return {
+    maxSplitSizeBytes: null,
+    maxNonSplitRoundingBytes: 20 * MiB,
+    garbageCollectionThreshold: 0,
+    expandableSegments: false,
+    roundupPower2Divisions: new Array<number>(ROUNDUP_BUCKETS).fill(0),
+    largeSegmentSizeBytes: 20 * MiB,
+    perProcessMemoryFraction: null,
+  };
+}
+
+/** Settings PyTorch accepts that change nothing an emulation can see (threads, pinned host memory). */
+const IGNORED_BOOLEAN_KEYS = new Set([
+  "release_lock_on_cudamalloc",
+  "pinned_use_cuda_host_register",
+  "pinned_use_background_threads",
+  "graph_capture_record_stream_reuse",
+]);
+const IGNORED_NUMBER_KEYS = new Set(["pinned_num_register_threads", "pinned_reserve_segment_size_mb"]);
+
+const isPowerOfTwo = (n: number) => n > 0 && Number.isInteger(Math.log2(n));
+
+class ConfSyntaxError extends Error {
+  constructor(text: string, message: string) {
+    super(`allocator settings "${text}": ${message}`);
+    this.name = "AllocatorConfError";
+  }
+}
+
+/** Splits the settings into tokens: words, and the punctuation `,` `:` `[` `]`. */
+function tokenize(text: string): string[] {
+  const tokens: string[] = [];
+  let word = "";
+  for (const ch of text) {
+    if (ch === "," || ch === ":" || ch === "[" || ch === "]") {
+      if (word) tokens.push(word);
+      word = "";
+      tokens.push(ch);
+    } else if (!/\s/.test(ch)) {
+      word += ch;
+    }
+  }
+  if (word) tokens.push(word);
+  return tokens;
+}
+
+/** Parses a PYTORCH_CUDA_ALLOC_CONF string; throws a one-line Error on unknown keys or bad values. */
+export function parseAllocConf(text: string): AllocatorConf {
+  const conf = defaultAllocConf();
+  const tokens = tokenize(text);
+  const fail = (message: string): never => {
+    throw new ConfSyntaxError(text, message);
+  };
+  let i = 0;
+  const expect = (token: string) => {
+    if (tokens[i] !== token) fail(`expected '${token}' ${tokens[i] === undefined ? "at the end" : `before '${tokens[i]}'`}`);
+    i++;
+  };
+  const integer = (key: string): number => {
+    const t = tokens[i++];
+    if (t === undefined || !/^\d+$/.test(t)) fail(`${key} needs a whole number, got '${t ?? ""}'`);
+    return Number(t);
+  };
+  const real = (key: string): number => {
+    const t = tokens[i++];
+    const v = Number(t);
+    if (t === undefined || t === "" || !Number.isFinite(v)) fail(`${key} needs a number, got '${t ?? ""}'`);
+    return v;
+  };
+  const boolean = (key: string): boolean => {
+    const t = tokens[i++];
+    if (t !== "True" && t !== "False") fail(`${key} needs True or False, got '${t ?? ""}'`);
+    return t === "True";
+  };
+  while (i < tokens.length) {
+    const key = tokens[i++];
+    if (key === ",") continue;
+    expect(":");
+    switch (key) {
+      case "max_split_size_mb": {
+        const mb = integer(key);
+        if (mb < 20) fail(`max_split_size_mb must be at least 20, got ${mb}`);
+        conf.maxSplitSizeBytes = mb * MiB;
+        break;
+      }
+      case "max_non_split_rounding_mb": {
+        const mb = integer(key);
+        if (mb < 20) fail(`max_non_split_rounding_mb must be at least 20, got ${mb}`);
+        conf.maxNonSplitRoundingBytes = mb * MiB;
+        break;
+      }
+      case "large_segment_size_mb": {
+        const mb = integer(key);
+        if (mb <= 10) fail(`large_segment_size_mb must be more than 10, got ${mb}`);
+        conf.largeSegmentSizeBytes = mb * MiB;
+        break;
+      }
+      case "garbage_collection_threshold": {
+        const v = real(key);
+        if (!(v > 0 && v < 1)) fail(`garbage_collection_threshold must be between 0 and 1 (exclusive), got ${v}`);
+        conf.garbageCollectionThreshold = v;
+        break;
+      }
+      case "per_process_memory_fraction": {
+        const v = real(key);
+        if (!(v > 0 && v <= 1)) fail(`per_process_memory_fraction must be in (0, 1], got ${v}`);
+        conf.perProcessMemoryFraction = v;
+        break;
+      }
+      case "expandable_segments":
+        conf.expandableSegments = boolean(key);
+        break;
+      case "roundup_power2_divisions":
+        i = parseDivisions(tokens, i, conf.roundupPower2Divisions, fail);
+        break;
+      case "backend": {
+        const v = tokens[i++];
+        if (v === "cudaMallocAsync") fail("backend:cudaMallocAsync is CUDA's own allocator, which lakebed does not emulate");
+        if (v !== "native") fail(`backend must be native or cudaMallocAsync, got '${v ?? ""}'`);
+        break;
+      }
+      default:
+        if (IGNORED_BOOLEAN_KEYS.has(key)) boolean(key);
+        else if (IGNORED_NUMBER_KEYS.has(key)) integer(key);
+        else fail(`unknown setting '${key}'`);
+    }
+    if (i < tokens.length) expect(",");
+  }
+  return conf;
+}
+
+/** roundup_power2_divisions: N, or [MB:N, ..., >:N]. Returns the index after the value. */
+function parseDivisions(tokens: string[], start: number, out: number[], fail: (m: string) => never): number {
+  let i = start;
+  const division = (t: string | undefined, allowZero: boolean): number => {
+    if (t === undefined || !/^\d+$/.test(t)) fail(`roundup_power2_divisions needs whole numbers, got '${t ?? ""}'`);
+    const v = Number(t);
+    if (!(isPowerOfTwo(v) || (allowZero && v === 0))) {
+      fail(`roundup_power2_divisions: divisions must be a power of 2${allowZero ? " or 0" : ""}, got ${v}`);
+    }
+    return v;
+  };
+  if (tokens[i] !== "[") {
+    out.fill(division(tokens[i], false));
+    return i + 1;
+  }
+  i++;
+  let first = true;
+  let lastIndex = 0;
+  while (tokens[i] !== "]") {
+    if (tokens[i] === undefined) fail("roundup_power2_divisions: missing ']'");
+    const key = tokens[i++];
+    if (tokens[i++] !== ":") fail(`roundup_power2_divisions: expected ':' after '${key}'`);
+    const value = division(tokens[i++], true);
+    if (key === ">") {
+      out.fill(value, lastIndex + 1);
+    } else {
+      if (!/^\d+$/.test(key) || !isPowerOfTwo(Number(key))) {
+        fail(`roundup_power2_divisions: interval starts must be powers of 2 (MB), got '${key}'`);
+      }
+      const index = Math.min(Math.log2(Number(key)), ROUNDUP_BUCKETS - 1);
+      if (first) {
+        out.fill(value, 0, index);
+        first = false;
+      }
+      out[index] = value;
+      lastIndex = index;
+    }
+    if (tokens[i] === ",") i++;
+    else if (tokens[i] !== "]") fail(`roundup_power2_divisions: expected ',' or ']' ${tokens[i] === undefined ? "at the end" : `before '${tokens[i]}'`}`);
+  }
+  return i + 1;
+}
+
+/** The settings a trace recorded (`allocator_settings`), as an AllocatorConf; null: PyTorch's defaults. */
+export function confFromSettings(settings: AllocatorSettings | null): AllocatorConf {
+  if (!settings) return defaultAllocConf();
+  // The settings string carries the keys the recorded fields do not (max_non_split_rounding_mb,
+  // large_segment_size_mb); the recorded fields win where both speak.
+  let conf: AllocatorConf;
+  try {
+    conf = parseAllocConf(settings.conf ?? "");
+  } catch {
+    conf = defaultAllocConf();
+  }
+  conf.maxSplitSizeBytes = settings.maxSplitSize >= 0 && settings.maxSplitSize < Number.MAX_SAFE_INTEGER ? settings.maxSplitSize : null;
+  conf.garbageCollectionThreshold = settings.garbageCollectionThreshold > 0 ? settings.garbageCollectionThreshold : 0;
+  conf.expandableSegments = settings.expandableSegments;
+  if (settings.roundupPower2Divisions.length === ROUNDUP_BUCKETS) conf.roundupPower2Divisions = [...settings.roundupPower2Divisions];
+  return conf;
+}

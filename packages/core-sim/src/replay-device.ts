@@ -1,0 +1,259 @@
+// replayDevice: one device's trace through a policy in a fresh Wasm instance. The columns are
+// copied into the instance's memory once; the loop runs inside the Wasm, in chunks so that the
+// caller can draw progress without a JavaScript call per event.
+import type { BlockStateKind, DeviceTrace, SegmentState } from "@lakebed/traces";
+import { type AllocatorConf } from "./conf.js";
+import { DEVICE_CALL_NAMES } from "./device-calls.js";
+import { STAT_NAMES } from "./stats-table.js";
+import { CoreSimAbort, DEVICE_SIMULATED, POLICY_CODES, instantiate, type CoreSimExports } from "./wasm.js";
+
+export type PolicyName = keyof typeof POLICY_CODES;
+
+/** What cudaMemGetInfo reports as total on the H100 80GB HBM3 that recorded the shared traces. */
+export const H100_TOTAL_BYTES = 85_017_493_504;
+
+export interface ReplayOptions {
+  policy: PolicyName;
+  conf: AllocatorConf;
+  /**
+   * PyTorch's per-process limit in bytes (set_per_process_memory_fraction x total memory): the
+   * allocator frees cached memory and retries, then reports out of memory, at this limit; it also
+   * turns garbage_collection_threshold on. Default: no limit (conf.perProcessMemoryFraction x
+   * deviceTotalBytes when the settings name a fraction).
+   */
+  capacityBytes?: number;
+  /** the device's total memory (sizes expandable reservations); default H100_TOTAL_BYTES */
+  deviceTotalBytes?: number;
+  /** take segment base addresses from the trace where it has them (default true) */
+  traceAddresses?: boolean;
+  /** call the policy's isValid() after every N events; throws naming the event (default 0: never) */
+  checkEvery?: number;
+  onProgress?(done: number, total: number): void;
+  /** record a timeline of about this many points (the highest value in each window of events) */
+  timelinePoints?: number;
+  /** capture the segment layout right after this event index */
+  layoutAtEvent?: number;
+}
+
+export interface SegmentEvent {
+  /** the trace event being replayed when the policy made this device call */
+  eventIndex: number;
+  /** Action.SegmentAlloc, SegmentFree, SegmentMap or SegmentUnmap */
+  action: number;
+  addr: number;
+  size: number;
+}
+
+export interface Timeline {
+  /** the last event of each window */
+  eventIndex: number[];
+  allocatedBytes: number[];
+  reservedBytes: number[];
+}
+
+export interface DeviceReplayResult {
+  device: number;
+  events: number;
+  peakAllocatedBytes: number;
+  peakReservedBytes: number;
+  peakRequestedBytes: number;
+  /** the first event after which reserved memory stood at its peak (-1: never above 0) */
+  peakReservedEventIndex: number;
+  /** device allocations: cudaMalloc calls and expandable-segment maps (num_device_alloc) */
+  deviceAllocs: number;
+  /** device frees: cudaFree calls and unmaps (num_device_free) */
+  deviceFrees: number;
+  /** mallocs the policy could not serve (num_ooms): the trace's own oom events and any new ones */
+  ooms: number;
+  allocRetries: number;
+  /** alloc events of the trace the policy could not serve (their frees are skipped) */
+  failedAllocs: number;
+  /** oom events of the trace the policy served (then freed at once) */
+  unexpectedOomSuccesses: number;
+  /** segment_free/unmap bursts replayed as torch.cuda.empty_cache() */
+  emptyCacheCalls: number;
+  /** every statistic, named as torch.cuda.memory_stats() names it */
+  stats: Record<string, number>;
+  /** the policy's own segment_alloc/free/map/unmap, in order */
+  segmentEvents: SegmentEvent[];
+  finalSegments: SegmentState[];
+  /** driver calls the simulated device served, by native-cuda's call names (only those made) */
+  driverCalls: Record<string, number>;
+  /** simulated seconds spent in driver calls (H100 cost model) */
+  allocatorSeconds: number;
+  timeline?: Timeline;
+  layoutAtEvent?: SegmentState[];
+}
+
+const CHUNK_EVENTS = 1 << 16;
+/** The replay's own counters by index (assembly/replay/replay.ts, COUNTER_*). */
+const COUNTER_FAILED_ALLOCS = 0;
+const COUNTER_UNEXPECTED_OOM_SUCCESSES = 1;
+const COUNTER_EMPTY_CACHE_CALLS = 2;
+const BLOCK_STATES: BlockStateKind[] = ["allocated", "pending_free", "inactive"];
+const STATE_CODES: Record<BlockStateKind, number> = { allocated: 0, pending_free: 1, inactive: 2 };
+
+export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceReplayResult {
+  const wasm = instantiate();
+  const conf = opts.conf;
+  const total = opts.deviceTotalBytes ?? H100_TOTAL_BYTES;
+  const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
+  if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (caching or expandable)`);
+  wasm.setup(POLICY_CODES[opts.policy], DEVICE_SIMULATED, capacity, total);
+  wasm.setConf(conf.maxSplitSizeBytes ?? -1, conf.maxNonSplitRoundingBytes, conf.garbageCollectionThreshold, conf.expandableSegments ? 1 : 0, conf.largeSegmentSizeBytes);
+  conf.roundupPower2Divisions.forEach((d, i) => wasm.setRoundupDivisions(i, d));
+
+  const ev = trace.events;
+  const n = ev.length;
+  let blockIds = trace.initialLiveBlocks;
+  for (let i = 0; i < n; i++) if (ev.blockId[i] >= blockIds) blockIds = ev.blockId[i] + 1;
+  wasm.eventsAllocate(n, blockIds);
+  const buf = wasm.memory.buffer;
+  new Uint8Array(buf, wasm.eventsAction(), n).set(ev.action);
+  new Float64Array(buf, wasm.eventsAddr(), n).set(ev.addr);
+  new Float64Array(buf, wasm.eventsSize(), n).set(ev.size);
+  new Uint32Array(buf, wasm.eventsStream(), n).set(ev.stream);
+  new Int32Array(buf, wasm.eventsBlockId(), n).set(ev.blockId);
+  wasm.start(opts.traceAddresses === false ? 0 : 1, opts.timelinePoints ?? 0);
+  adoptInitialState(wasm, trace.initialState);
+
+  const checkEvery = opts.checkEvery ?? 0;
+  const layoutAt = opts.layoutAtEvent;
+  let layoutAtEvent: SegmentState[] | undefined;
+  for (let from = 0; from < n; ) {
+    let to = Math.min(n, from + CHUNK_EVENTS);
+    if (layoutAt !== undefined && from <= layoutAt && layoutAt < to) to = layoutAt + 1;
+    run(wasm, from, to, checkEvery);
+    if (layoutAt !== undefined && to === layoutAt + 1) layoutAtEvent = readLayout(wasm);
+    from = to;
+    opts.onProgress?.(from, n);
+  }
+  if (layoutAt !== undefined && layoutAtEvent === undefined) layoutAtEvent = readLayout(wasm);
+  if (checkEvery > 0) {
+    const broken = wasm.brokenInvariant();
+    if (broken !== 0) throw new Error(`policy ${opts.policy}: isValid failed at the end of the trace: INV-CACHE-${broken} broken`);
+  }
+  return collect(wasm, trace, n, opts, layoutAtEvent);
+}
+
+function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number): void {
+  let failed: number;
+  try {
+    failed = wasm.replay(from, to, checkEvery);
+  } catch (e) {
+    if (e instanceof CoreSimAbort || e instanceof WebAssembly.RuntimeError) {
+      throw new Error(`core-sim: ${(e as Error).message} at trace event ${wasm.currentEvent()}`);
+    }
+    throw e;
+  }
+  if (failed >= 0) throw new Error(`core-sim: isValid failed after trace event ${failed}: INV-CACHE-${wasm.brokenInvariant()} broken`);
+}
+
+/** Rebuilds the allocator state at the start of a trace recorded mid-run. */
+function adoptInitialState(wasm: CoreSimExports, segments: SegmentState[]): void {
+  if (segments.length === 0) return;
+  for (const s of [...segments].sort((a, b) => a.address - b.address)) {
+    wasm.adoptSegment(s.address, s.stream, s.pool === "small" ? 1 : 0, s.expandable ? 1 : 0);
+    for (const b of s.blocks) wasm.adoptBlock(b.address, b.size, b.requestedSize, STATE_CODES[b.state], b.blockId);
+  }
+  wasm.adoptDone();
+}
+
+function readLayout(wasm: CoreSimExports): SegmentState[] {
+  const segments = wasm.layoutWrite();
+  const blocks = wasm.layoutBlockCount();
+  const buf = wasm.memory.buffer;
+  const segAddress = new Float64Array(buf, wasm.layoutSegAddress(), segments);
+  const segSize = new Float64Array(buf, wasm.layoutSegSize(), segments);
+  const segStream = new Int32Array(buf, wasm.layoutSegStream(), segments);
+  const segSmall = new Uint8Array(buf, wasm.layoutSegSmall(), segments);
+  const segExpandable = new Uint8Array(buf, wasm.layoutSegExpandable(), segments);
+  const segFirst = new Int32Array(buf, wasm.layoutSegFirstBlock(), segments);
+  const segCount = new Int32Array(buf, wasm.layoutSegBlockCount(), segments);
+  const blkAddress = new Float64Array(buf, wasm.layoutBlkAddress(), blocks);
+  const blkSize = new Float64Array(buf, wasm.layoutBlkSize(), blocks);
+  const blkRequested = new Float64Array(buf, wasm.layoutBlkRequested(), blocks);
+  const blkState = new Uint8Array(buf, wasm.layoutBlkState(), blocks);
+  const blkTraceId = new Int32Array(buf, wasm.layoutBlkTraceId(), blocks);
+  const out: SegmentState[] = [];
+  for (let s = 0; s < segments; s++) {
+    const blockStates = [];
+    for (let b = segFirst[s]; b < segFirst[s] + segCount[s]; b++) {
+      const state = BLOCK_STATES[blkState[b]];
+      blockStates.push({
+        address: blkAddress[b],
+        size: blkSize[b],
+        requestedSize: blkRequested[b],
+        state,
+        blockId: state === "inactive" ? -1 : blkTraceId[b],
+      });
+    }
+    out.push({
+      address: segAddress[s],
+      totalSize: segSize[s],
+      stream: segStream[s],
+      pool: segSmall[s] ? "small" : "large",
+      expandable: segExpandable[s] !== 0,
+      blocks: blockStates,
+    });
+  }
+  return out;
+}
+
+function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: ReplayOptions, layoutAtEvent?: SegmentState[]): DeviceReplayResult {
+  if (wasm.statCount() !== STAT_NAMES.length) {
+    throw new Error(`@lakebed/core-sim: the Wasm has ${wasm.statCount()} stats, the TypeScript table ${STAT_NAMES.length}; rebuild the package`);
+  }
+  const stats: Record<string, number> = {};
+  STAT_NAMES.forEach((name, i) => (stats[name] = wasm.statValue(i)));
+
+  const count = wasm.segmentLogCount();
+  const buf = wasm.memory.buffer;
+  const eventIndex = new Int32Array(buf, wasm.segmentLogEventIndex(), count);
+  const action = new Uint8Array(buf, wasm.segmentLogAction(), count);
+  const addr = new Float64Array(buf, wasm.segmentLogAddr(), count);
+  const size = new Float64Array(buf, wasm.segmentLogSize(), count);
+  const segmentEvents: SegmentEvent[] = [];
+  for (let i = 0; i < count; i++) segmentEvents.push({ eventIndex: eventIndex[i], action: action[i], addr: addr[i], size: size[i] });
+
+  const driverCalls: Record<string, number> = {};
+  DEVICE_CALL_NAMES.forEach((name, kind) => {
+    const calls = wasm.deviceCalls(kind);
+    if (calls > 0) driverCalls[name] = calls;
+  });
+
+  let timeline: Timeline | undefined;
+  if ((opts.timelinePoints ?? 0) > 0) {
+    const points = wasm.timelineCount();
+    const b = wasm.memory.buffer;
+    timeline = {
+      eventIndex: Array.from(new Float64Array(b, wasm.timelineEvent(), points)),
+      allocatedBytes: Array.from(new Float64Array(b, wasm.timelineAllocated(), points)),
+      reservedBytes: Array.from(new Float64Array(b, wasm.timelineReserved(), points)),
+    };
+  }
+
+  return {
+    device: trace.device,
+    events: n,
+    peakAllocatedBytes: stats["allocated_bytes.all.peak"],
+    peakReservedBytes: stats["reserved_bytes.all.peak"],
+    peakRequestedBytes: stats["requested_bytes.all.peak"],
+    peakReservedEventIndex: wasm.peakReservedEventIndex(),
+    deviceAllocs: stats["num_device_alloc"],
+    deviceFrees: stats["num_device_free"],
+    ooms: stats["num_ooms"],
+    allocRetries: stats["num_alloc_retries"],
+    failedAllocs: wasm.replayCounter(COUNTER_FAILED_ALLOCS),
+    unexpectedOomSuccesses: wasm.replayCounter(COUNTER_UNEXPECTED_OOM_SUCCESSES),
+    emptyCacheCalls: wasm.replayCounter(COUNTER_EMPTY_CACHE_CALLS),
+    stats,
+    segmentEvents,
+    finalSegments: readLayout(wasm),
+    driverCalls,
+    allocatorSeconds: wasm.deviceMicros() / 1e6,
+    ...(timeline ? { timeline } : {}),
+    ...(layoutAtEvent ? { layoutAtEvent } : {}),
+  };
+}
+

@@ -1,0 +1,137 @@
+// Loads the policies' WebAssembly module (core-sim.wasm, shipped beside this file in dist/) and
+// makes instances: one per replay, so every replay starts from a clean allocator.
+import { readFileSync } from "node:fs";
+
+/** The flat exports of assembly/index.ts. Sizes and addresses are numbers of bytes. */
+export interface CoreSimExports {
+  memory: WebAssembly.Memory;
+  setup(policy: number, device: number, capacityBytes: number, deviceTotalBytes: number): void;
+  setConf(maxSplitSizeBytes: number, maxNonSplitRoundingBytes: number, gcThreshold: number, expandable: number, largeSegmentBytes: number): void;
+  setRoundupDivisions(bucket: number, divisions: number): void;
+  eventsAllocate(length: number, blockIds: number): void;
+  eventsAction(): number;
+  eventsAddr(): number;
+  eventsSize(): number;
+  eventsStream(): number;
+  eventsBlockId(): number;
+  start(traceAddresses: number, timelinePoints: number): void;
+  adoptSegment(address: number, stream: number, small: number, expandable: number): void;
+  adoptBlock(address: number, size: number, requested: number, state: number, blockId: number): void;
+  adoptDone(): void;
+  replay(from: number, to: number, checkEvery: number): number;
+  brokenInvariant(): number;
+  currentEvent(): number;
+  statCount(): number;
+  statValue(i: number): number;
+  replayCounterCount(): number;
+  replayCounter(i: number): number;
+  peakReservedEventIndex(): number;
+  segmentLogCount(): number;
+  segmentLogEventIndex(): number;
+  segmentLogAction(): number;
+  segmentLogAddr(): number;
+  segmentLogSize(): number;
+  timelineCount(): number;
+  timelineEvent(): number;
+  timelineAllocated(): number;
+  timelineReserved(): number;
+  layoutWrite(): number;
+  layoutBlockCount(): number;
+  layoutSegAddress(): number;
+  layoutSegSize(): number;
+  layoutSegStream(): number;
+  layoutSegSmall(): number;
+  layoutSegExpandable(): number;
+  layoutSegFirstBlock(): number;
+  layoutSegBlockCount(): number;
+  layoutBlkAddress(): number;
+  layoutBlkSize(): number;
+  layoutBlkRequested(): number;
+  layoutBlkState(): number;
+  layoutBlkTraceId(): number;
+  deviceCallKinds(): number;
+  deviceCalls(kind: number): number;
+  deviceCallBytes(kind: number): number;
+  deviceMicros(): number;
+  devicePeakPhysicalBytes(): number;
+  policyMalloc(requestBytes: number, stream: number): number;
+  policyFree(handle: number): void;
+  policyFreeRequest(handle: number): void;
+  policyFreeComplete(handle: number): void;
+  policyEmptyCache(): void;
+  policyBlockAddress(handle: number): number;
+  policyBlockSize(handle: number): number;
+  roundSizeBytes(requestBytes: number): number;
+  allocationSizeBytes(roundedBytes: number): number;
+  shouldSplitBytes(blockBytes: number, roundedBytes: number, small: number): number;
+}
+
+export const POLICY_CODES = { caching: 0, expandable: 1 } as const;
+export const DEVICE_SIMULATED = 0;
+export const DEVICE_IMPORTED = 1;
+
+/**
+ * The "device" imports (assembly/device/imported.ts lists them with their signatures). A
+ * simulated replay never calls them; native-cuda binds them to a Driver for live runs.
+ */
+export type DeviceImports = Record<string, (...args: number[]) => number | void>;
+
+let compiled: WebAssembly.Module | null = null;
+
+function wasmModule(): WebAssembly.Module {
+  if (!compiled) {
+    const url = new URL("./core-sim.wasm", import.meta.url);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(url);
+    } catch (e) {
+      throw new Error(`@lakebed/core-sim: cannot read ${url.pathname} (${(e as Error).message}); build the package with 'npm run build -w @lakebed/core-sim'`);
+    }
+    compiled = new WebAssembly.Module(bytes);
+  }
+  return compiled;
+}
+
+/** An AssemblyScript string (UTF-16, its byte length in the 4 bytes before it) at ptr. */
+function readString(memory: WebAssembly.Memory, ptr: number): string {
+  if (!ptr) return "";
+  const bytes = new Uint32Array(memory.buffer, ptr - 4, 1)[0];
+  return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, bytes >>> 1));
+}
+
+/** Thrown by the Wasm's own assertions (abort); the replay adds the event index. */
+export class CoreSimAbort extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CoreSimAbort";
+  }
+}
+
+const unbound = (name: string) => () => {
+  throw new Error(`@lakebed/core-sim: device import '${name}' is not bound (a simulated replay never calls it)`);
+};
+
+const DEVICE_IMPORT_NAMES = [
+  "memCreate", "memRelease", "addressReserve", "addressFree", "map", "setAccess", "unmap", "malloc", "free",
+  "copyToHost", "copyFromHost", "memGetInfoFree", "memGetInfoTotal",
+];
+
+/** A fresh instance; `device` binds the imports a live run uses. */
+export function instantiate(device?: DeviceImports): CoreSimExports {
+  let memory: WebAssembly.Memory | null = null;
+  const deviceImports: DeviceImports = {};
+  for (const name of DEVICE_IMPORT_NAMES) deviceImports[name] = device?.[name] ?? unbound(name);
+  const instance = new WebAssembly.Instance(wasmModule(), {
+    env: {
+      abort(message: number, file: number, line: number, column: number) {
+        const m = memory ? readString(memory, message) : "abort";
+        const f = memory ? readString(memory, file) : "";
+        throw new CoreSimAbort(`${m} (${f}:${line}:${column})`);
+      },
+    },
+    device: deviceImports,
+  });
+  const exports = instance.exports as unknown as CoreSimExports;
+  memory = exports.memory;
+  return exports;
+}
