@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Import speed of @lakebed/traces against CPython's C unpickler on the same files.
 //
-// For each file: the median wall time of readTrace (decompress + decode + initial state + block ids,
-// measured in this process after one warm-up run) and the median of CPython's
+// For each file: the median and fastest wall time of readTrace (read + decompress + decode + initial
+// state + block ids, in this process after one warm-up call) and the same for CPython's
 // `pickle.load(gzip.open(F))` (or `pickle.load(open(F, 'rb'))` for plain pickles), timed inside the
-// interpreter, so interpreter start-up is not counted. Also the first (cold) readTrace of the process.
+// interpreter, so interpreter start-up is not counted. Also the first (cold, unoptimized) readTrace
+// of the process. Medians are the figure to quote; minimums show the spread on a shared machine.
 //
 // Usage: node packages/traces/bench/import-speed.mjs [--runs N] FILE...   (after building the package)
 import { execFileSync } from "node:child_process";
@@ -23,9 +24,10 @@ function pythonSeconds(file) {
     "ts = []",
     `for _ in range(${runs}):`,
     "    t = time.perf_counter(); pickle.load(opener(f)); ts.append(time.perf_counter() - t)",
-    "ts.sort(); print(ts[len(ts) // 2])",
+    "ts.sort(); print(ts[len(ts) // 2], ts[0])",
   ].join("\n");
-  return Number(execFileSync("python3", ["-c", code, file], { encoding: "utf8" }).trim());
+  const [med, min] = execFileSync("python3", ["-c", code, file], { encoding: "utf8" }).trim().split(" ").map(Number);
+  return { median: med, min };
 }
 
 async function lakebedSeconds(file) {
@@ -38,7 +40,7 @@ async function lakebedSeconds(file) {
     await readTrace(file);
     times.push((performance.now() - t) / 1000);
   }
-  return { cold, warm: median(times), events: trace.devices.reduce((n, d) => n + d.events.length, 0) };
+  return { cold, warm: median(times), min: Math.min(...times), events: trace.devices.reduce((n, d) => n + d.events.length, 0) };
 }
 
 const rows = [];
@@ -48,10 +50,12 @@ for (const file of args) {
   rows.push({
     file: file.split("/").pop(),
     events: lakebed.events,
-    "cpython pickle.load ms": +(python * 1000).toFixed(1),
-    "lakebed readTrace ms": +(lakebed.warm * 1000).toFixed(1),
+    "cpython median ms": +(python.median * 1000).toFixed(1),
+    "lakebed median ms": +(lakebed.warm * 1000).toFixed(1),
+    "speedup (medians)": +(python.median / lakebed.warm).toFixed(2),
+    "cpython min ms": +(python.min * 1000).toFixed(1),
+    "lakebed min ms": +(lakebed.min * 1000).toFixed(1),
     "lakebed first call ms": +(lakebed.cold * 1000).toFixed(1),
-    speedup: +(python / lakebed.warm).toFixed(2),
   });
 }
 console.table(rows);

@@ -23,9 +23,9 @@
 import { TraceError } from "./trace-error.js";
 import { StringDecoder, readLittleEndianInt } from "./pickle-scalars.js";
 import { PickleMemo } from "./pickle-memo.js";
-import { FlatDictDecoder } from "./pickle-flat-dict.js";
+import { FlatDictDecoder, MAX_MARK_DEPTH } from "./pickle-flat-dict.js";
 import { Op, describeRefusedOpcode } from "./pickle-opcodes.js";
-import { ContainerSink, SKIPPED, type PickleShaper } from "./pickle-shaping.js";
+import { ContainerSink, SKIPPED, takesPairs, type PickleShaper } from "./pickle-shaping.js";
 
 export interface DecodeOptions {
   /** names the input in error messages */
@@ -35,8 +35,6 @@ export interface DecodeOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
-/** Nesting beyond this many open MARKs is bad input (real snapshots nest about 6 deep). */
-const MAX_MARK_DEPTH = 10_000;
 /** LONG4 integers longer than this are bad input (real snapshots use LONG1 with at most 8 bytes). */
 const MAX_LONG_BYTES = 1024;
 const PROGRESS_EVERY_OPS = 1 << 20;
@@ -59,8 +57,7 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
   const marks: number[] = [];
   const memo = new PickleMemo();
   const strings = new StringDecoder();
-  const flat = new FlatDictDecoder(buf, memo, strings);
-  let pairSink: ContainerSink | undefined;
+  const flat = new FlatDictDecoder(buf, memo, strings, onProgress);
   let pos = 0;
   let opStart = 0;
   let opCount = 0;
@@ -98,16 +95,14 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
         const dict = owner === SKIPPED ? SKIPPED : (shaper?.open("dict", owner) ?? Object.create(null));
         stack.push(dict);
-        if (dict !== pairSink) {
-          if (!(dict instanceof ContainerSink) || dict.row === undefined || dict.keyCode === undefined || dict.setOther === undefined) break;
-          pairSink = dict;
-        }
-        pos = flat.decode(pos, pairSink!, stack, marks);
+        if (takesPairs(dict)) pos = flat.decodeDict(pos, dict, stack, marks);
         break;
       }
       case Op.EMPTY_LIST: {
         const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
-        stack.push(owner === SKIPPED ? SKIPPED : (shaper?.open("list", owner) ?? []));
+        const list = owner === SKIPPED ? SKIPPED : (shaper?.open("list", owner) ?? []);
+        stack.push(list);
+        if (shaper !== undefined && list instanceof ContainerSink && list.itemsAreFlatDicts === true) pos = flat.decodeList(pos, list, stack, marks, shaper);
         break;
       }
       case Op.EMPTY_TUPLE:

@@ -14,10 +14,15 @@
  * as a corner of the decoder's big loop.
  */
 import { Op } from "./pickle-opcodes.js";
-import type { ContainerSink } from "./pickle-shaping.js";
+import { SKIPPED, takesPairs, type ContainerSink, type PickleShaper } from "./pickle-shaping.js";
 import type { PickleMemo } from "./pickle-memo.js";
 import { readLittleEndianInt, readSmallUnsigned, type StringDecoder } from "./pickle-scalars.js";
 
+/** Nesting beyond this many open MARKs is bad input (real snapshots nest about 6 deep). */
+export const MAX_MARK_DEPTH = 10_000;
+/** progress is reported every this many list items */
+const PROGRESS_EVERY_ITEMS = 1 << 16;
+const TWO_POW_32 = 4294967296;
 /** Key codes are cached for memo indices below this (keys are memoized early in a file). */
 const KEY_CODE_CACHE = 1 << 16;
 /** keyCodes entry for a memo index whose key has not been classified yet */
@@ -34,6 +39,7 @@ export class FlatDictDecoder {
     private readonly buf: Uint8Array,
     private readonly memo: PickleMemo,
     private readonly strings: StringDecoder,
+    private readonly onProgress?: (bytesDone: number, bytesTotal: number) => void,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.end = buf.length;
@@ -45,10 +51,59 @@ export class FlatDictDecoder {
   }
 
   /**
-   * Decodes the items of `sink`, just pushed on `stack`, from `pos` (right after its EMPTY_DICT);
+   * Runs the items of `list`, just pushed on `stack`, from `start` (right after its EMPTY_LIST): the
+   * MARK / APPENDS batches, FRAMEs, and each dict item through the shaper and decodeDict, exactly as
+   * the general loop would. Returns the position where the general loop goes on: the first opcode
+   * that is none of these (the list's end, or anything unusual, which the general loop then handles
+   * or reports).
+   */
+  decodeList(start: number, list: ContainerSink, stack: unknown[], marks: number[], shaper: PickleShaper): number {
+    const { buf, end, memo } = this;
+    let pos = start;
+    let items = 0;
+    for (;;) {
+      if (pos >= end) return pos;
+      const op = buf[pos];
+      if (op === Op.EMPTY_DICT) {
+        const owner = stack[stack.length - 1];
+        if (owner === SKIPPED) return pos;
+        const dict = shaper.open("dict", owner) ?? Object.create(null);
+        stack.push(dict);
+        pos++;
+        if (!takesPairs(dict)) return pos;
+        pos = this.decodeDict(pos, dict, stack, marks);
+        if ((++items & (PROGRESS_EVERY_ITEMS - 1)) === 0) this.onProgress?.(pos, end);
+      } else if (op === Op.MARK) {
+        if (marks.length >= MAX_MARK_DEPTH) return pos;
+        marks.push(stack.length);
+        pos++;
+      } else if (op === Op.APPENDS) {
+        const m = marks.length > 0 ? marks[marks.length - 1] : -1;
+        if (m < 1 || stack[m - 1] !== list) return pos;
+        marks.pop();
+        list.appendItems(stack, m, stack.length);
+        stack.length = m;
+        pos++;
+      } else if (op === Op.MEMOIZE) {
+        if (stack[stack.length - 1] !== list || (marks.length > 0 && marks[marks.length - 1] === stack.length)) return pos;
+        memo.push(list);
+        pos++;
+      } else if (op === Op.FRAME) {
+        if (pos + 9 > end) return pos;
+        const frameLength = this.view.getUint32(pos + 1, true) + this.view.getUint32(pos + 5, true) * TWO_POW_32;
+        if (frameLength > end - pos - 9) return pos;
+        pos += 9;
+      } else {
+        return pos;
+      }
+    }
+  }
+
+  /**
+   * Decodes the items of `sink`, just pushed on `stack`, from `start` (right after its EMPTY_DICT);
    * returns the position where the general loop goes on.
    */
-  decode(start: number, sink: ContainerSink, stack: unknown[], marks: number[]): number {
+  decodeDict(start: number, sink: ContainerSink, stack: unknown[], marks: number[]): number {
     const { buf, view, end, memo, strings, keyCodes } = this;
     if (sink !== this.sink) {
       this.sink = sink;
@@ -60,14 +115,17 @@ export class FlatDictDecoder {
       memo.push(sink);
       pos++;
     }
-    if (pos >= end || buf[pos] !== Op.MARK) return pos;
+    if (pos >= end || buf[pos] !== Op.MARK || marks.length >= MAX_MARK_DEPTH) return pos;
     pos++;
     marks.push(stack.length);
     for (;;) {
       if (pos >= end) return pos;
-      // the key: a memoized string, or a new one (then usually memoized)
+      // the key: a memoized string, or a new one (then usually memoized). A memo index whose key
+      // code is cached holds that same string (MEMOIZE never overwrites, BINPUT calls forgetKey),
+      // so the string itself is only fetched if this path gives up on the value.
       let op = buf[pos];
-      let key: unknown;
+      let key: unknown = undefined;
+      let keyIndex = -1;
       let code: number;
       if (op === Op.SETITEMS) {
         marks.pop();
@@ -75,16 +133,15 @@ export class FlatDictDecoder {
       } else if (op === Op.BINGET || op === Op.LONG_BINGET) {
         const width = op === Op.BINGET ? 1 : 4;
         if (pos + 1 + width > end) return pos;
-        const index = width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true);
-        key = memo.get(index);
-        if (typeof key !== "string") return pos;
-        pos += 1 + width;
-        if (index < KEY_CODE_CACHE) {
-          code = keyCodes[index];
-          if (code === KEY_UNKNOWN) code = keyCodes[index] = sink.keyCode!(key);
-        } else {
+        keyIndex = width === 1 ? buf[pos + 1] : u32(buf, pos + 1);
+        code = keyIndex < KEY_CODE_CACHE && keyIndex < memo.length ? keyCodes[keyIndex] : KEY_UNKNOWN;
+        if (code === KEY_UNKNOWN) {
+          key = memo.get(keyIndex);
+          if (typeof key !== "string") return pos;
           code = sink.keyCode!(key);
+          if (keyIndex < KEY_CODE_CACHE) keyCodes[keyIndex] = code;
         }
+        pos += 1 + width;
       } else if (op === Op.SHORT_BINUNICODE) {
         if (pos + 2 > end) return pos;
         const n = buf[pos + 1];
@@ -149,7 +206,7 @@ export class FlatDictDecoder {
         case Op.LONG_BINGET: {
           const width = op === Op.BINGET ? 1 : 4;
           if (pos + 1 + width > end) break;
-          value = memo.get(width === 1 ? buf[pos + 1] : view.getUint32(pos + 1, true));
+          value = memo.get(width === 1 ? buf[pos + 1] : u32(buf, pos + 1));
           if (value !== undefined) pos += 1 + width;
           break;
         }
@@ -177,11 +234,16 @@ export class FlatDictDecoder {
         if (code > 0) row[code] = num;
         else if (code < 0) sink.setOther!(code, num);
       } else if (value === undefined) {
-        stack.push(key); // a value this path does not take: the general loop decodes it
+        stack.push(key === undefined ? memo.get(keyIndex) : key); // a value this path does not take: the general loop decodes it
         return pos;
       } else if (code !== 0) {
         sink.setOther!(code, value);
       }
     }
   }
+}
+
+/** little-endian unsigned 32-bit integer at `at` (bounds checked by the caller) */
+function u32(buf: Uint8Array, at: number): number {
+  return (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
 }

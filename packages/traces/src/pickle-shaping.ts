@@ -23,6 +23,16 @@ export abstract class ContainerSink {
   keyCode?(key: string): number;
   row?: Float64Array;
   setOther?(code: number, value: unknown): void;
+  /**
+   * A hint for list sinks: the items are mostly dicts for the fast path above (trace entries), so
+   * the decoder runs the whole list in its fast loop. It changes nothing but speed.
+   */
+  itemsAreFlatDicts?: boolean;
+}
+
+/** Whether `value` is a dict sink that takes the fast path (keyCode, row and setOther). */
+export function takesPairs(value: unknown): value is ContainerSink & Required<Pick<ContainerSink, "keyCode" | "row" | "setOther">> {
+  return value instanceof ContainerSink && value.row !== undefined && value.keyCode !== undefined && value.setOther !== undefined;
 }
 
 /** The sink for skipped containers: drops everything. */

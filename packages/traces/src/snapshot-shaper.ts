@@ -37,6 +37,7 @@ class DeviceTracesSink extends ContainerSink {
 /** `device_traces[d]`: counts the entries appended, to catch an entry referenced twice. */
 export class DeviceEventsSink extends ContainerSink {
   appended = 0;
+  override readonly itemsAreFlatDicts = true;
   constructor(
     private readonly file: string,
     readonly device: number,
