@@ -22,7 +22,13 @@
  *                            initialState, finalState, complete, initialLiveBlocks }] }
  *
  * Everything the Trace model holds is kept, so reading the file back gives an equal Trace (only
- * `file`, `format` and `gzip` describe the Arrow file instead of the original).
+ * `file`, `format` and `gzip` describe the Arrow file instead of the original). Reading checks the
+ * model's invariants (validate.ts), so a damaged or hand-edited file cannot hand a bad trace on.
+ *
+ * Size: 39 bytes per event, uncompressed (arrow-js writes no compressed IPC). The largest shared
+ * trace, gpt2_ckpt.def (334,387 events): 1.78 MB as .pickle.gz, 24.2 MB as pickle, 13.1 MB as
+ * .arrow, 1.39 MB as .arrow.gz (writeTraceArrow gzips a path ending in .gz; readTrace reads either,
+ * in about 40 ms for that trace; pandas, polars and DuckDB need the plain file).
  */
 import { writeFile } from "node:fs/promises";
 import { gzip } from "node:zlib";
@@ -49,6 +55,7 @@ import {
 } from "apache-arrow";
 import { Action, ACTION_NAMES, type DeviceTrace, type Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
+import { checkDeviceTrace } from "./validate.js";
 
 export const ARROW_FORMAT_VERSION = "1";
 const gzipAsync = promisify(gzip);
@@ -218,6 +225,10 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
       initialLiveBlocks: m.initialLiveBlocks,
     };
   });
+  for (const d of devices) {
+    const problem = checkDeviceTrace(d);
+    if (problem !== null) throw new TraceError(file, `lakebed Arrow trace breaks the trace model: ${problem}`, { device: d.device });
+  }
   const annotations = meta.annotations.map((a) => ({ ...a, timeUs: a.timeUs ?? NaN }));
   return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices, legacy: meta.legacy, annotations };
 }
