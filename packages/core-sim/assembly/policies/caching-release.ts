@@ -139,8 +139,10 @@ export function garbageCollectCachedBlocks(a: CachingAllocator): void {
   let reclaimed: u64 = 0;
   let totalAge: i64 = 0;
   let candidates: i32 = 0;
+  // (the mean age counts every unsplit cached block, as PyTorch does, though only ordinary
+  // segments are freed; an unsplit expandable block would span a whole reservation)
   for (let b = pool.firstFree(); b != NO_BLOCK; b = pool.nextFree(b)) {
-    if (gcCandidate(b)) {
+    if (!isSplit(b)) {
       totalAge += gcAge(pool, b);
       candidates++;
     }

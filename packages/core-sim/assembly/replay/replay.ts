@@ -12,7 +12,12 @@
 //                    other streams).
 //   free_completed   the block returns to the cache (merge; active bytes drop). Completions are
 //                    applied in trace order (reference A11, "replay shortcut"): PyTorch wrote each
-//                    one where its stream events were found complete.
+//                    one where its stream events were found complete. Except right before a
+//                    segment_free/unmap burst: there they are what a full synchronization wrote
+//                    (empty_cache, or the out-of-memory path inside the next malloc, which found
+//                    those blocks still pending when it searched the cache). They wait; the
+//                    policy's own synchronization completes them, and any it did not reach are
+//                    completed after that malloc.
 //   segment_alloc, segment_map
 //                    no action: they are the address oracle's input (device/address-oracle.ts).
 //   segment_free, segment_unmap
@@ -100,6 +105,11 @@ export class Replay {
   /** the number of the invariant isValid found broken, 0 when none */
   brokenInvariant: i32 = 0;
   private inBurst: bool = false;
+  // free_completed events held back until the burst after them is resolved
+  private deferred: StaticArray<i32> = new StaticArray<i32>(16);
+  private deferredCount: i32 = 0;
+  private completedRunEnd: i32 = -1;
+  private completedRunPrecedesBurst: bool = false;
 
   peakReservedBytes: i64 = 0;
   peakReservedEvent: i32 = -1;
@@ -148,6 +158,7 @@ export class Replay {
       if (action == ACTION_ALLOC) {
         const h = policy.malloc(events.sizeAt(i), events.streamAt(i));
         this.drainSelfCompleted();
+        this.completeDeferred();
         const id = events.blockIdAt(i);
         if (h < 0) {
           unchecked((this.counters[COUNTER_FAILED_ALLOCS] += 1));
@@ -163,14 +174,19 @@ export class Replay {
         const id = events.blockIdAt(i);
         const h = this.handleOf(id);
         if (h >= 0) {
-          policy.freeComplete(h);
-          unchecked((this.handles[id] = -1));
+          if (this.precedesBurst(i)) {
+            this.defer(id);
+          } else {
+            policy.freeComplete(h);
+            unchecked((this.handles[id] = -1));
+          }
         }
       } else if (action == ACTION_SEGMENT_FREE || action == ACTION_SEGMENT_UNMAP) {
         if (!this.inBurst) this.startBurst(i);
       } else if (action == ACTION_OOM) {
         const h = policy.malloc(events.sizeAt(i), events.streamAt(i));
         this.drainSelfCompleted();
+        this.completeDeferred();
         if (h >= 0) {
           unchecked((this.counters[COUNTER_UNEXPECTED_OOM_SUCCESSES] += 1));
           policy.freeRequest(h);
@@ -193,7 +209,42 @@ export class Replay {
         }
       }
     }
+    if (to == events.length) this.completeDeferred();
     return -1;
+  }
+
+  /** Is event i (a free_completed) followed, past other free_completed events, by a segment_free/unmap? */
+  private precedesBurst(i: i32): bool {
+    if (i <= this.completedRunEnd) return this.completedRunPrecedesBurst;
+    const events = this.events;
+    let j = i + 1;
+    while (j < events.length && events.actionAt(j) == ACTION_FREE_COMPLETED) j++;
+    this.completedRunEnd = j - 1;
+    this.completedRunPrecedesBurst = j < events.length &&
+      (events.actionAt(j) == ACTION_SEGMENT_FREE || events.actionAt(j) == ACTION_SEGMENT_UNMAP);
+    return this.completedRunPrecedesBurst;
+  }
+
+  private defer(id: i32): void {
+    if (this.deferredCount == this.deferred.length) {
+      const grown = new StaticArray<i32>(this.deferred.length * 2);
+      memory.copy(changetype<usize>(grown), changetype<usize>(this.deferred), <usize>this.deferredCount << 2);
+      this.deferred = grown;
+    }
+    unchecked((this.deferred[this.deferredCount++] = id));
+  }
+
+  /** Completes the deferred frees the policy's synchronization did not reach. */
+  private completeDeferred(): void {
+    for (let k = 0; k < this.deferredCount; k++) {
+      const id = unchecked(this.deferred[k]);
+      const h = this.handleOf(id);
+      if (h >= 0) {
+        this.policy.freeComplete(h);
+        unchecked((this.handles[id] = -1));
+      }
+    }
+    this.deferredCount = 0;
   }
 
   @inline private handleOf(id: i32): i32 {
@@ -214,6 +265,7 @@ export class Replay {
     unchecked((this.counters[COUNTER_EMPTY_CACHE_CALLS] += 1));
     this.policy.emptyCache();
     this.drainSelfCompleted();
+    this.completeDeferred();
   }
 
   /** Blocks whose pending free the policy completed itself: their free_completed will be skipped. */
