@@ -86,16 +86,24 @@ export interface RawDeviceEvents {
 
 class DeviceColumns {
   length = 0;
-  capacity = INITIAL_CAPACITY;
-  action = new Uint8Array(INITIAL_CAPACITY);
-  addr = new Float64Array(INITIAL_CAPACITY);
-  size = new Float64Array(INITIAL_CAPACITY);
-  stream = new Uint32Array(INITIAL_CAPACITY);
-  timeUs = new Float64Array(INITIAL_CAPACITY);
+  action: Uint8Array;
+  addr: Float64Array;
+  size: Float64Array;
+  stream: Uint32Array;
+  timeUs: Float64Array;
   readonly streamIds = new Map<RawStream, number>();
   readonly rawStreams: RawStream[] = [];
 
-  constructor(readonly device: number) {}
+  constructor(
+    readonly device: number,
+    public capacity: number,
+  ) {
+    this.action = new Uint8Array(capacity);
+    this.addr = new Float64Array(capacity);
+    this.size = new Float64Array(capacity);
+    this.stream = new Uint32Array(capacity);
+    this.timeUs = new Float64Array(capacity);
+  }
 
   grow(): void {
     const capacity = this.capacity * 2;
@@ -139,14 +147,22 @@ export class ColumnBuilder {
   private lastRawStream = NaN;
   private lastStreamId = 0;
 
-  constructor(private readonly file: string) {}
+  /**
+   * `expectedRows`: a guess at the first device's entry count (readers derive it from the input
+   * size), so that its columns need not grow by doubling; a wrong guess costs only time or slack.
+   */
+  constructor(
+    private readonly file: string,
+    private expectedRows = INITIAL_CAPACITY,
+  ) {}
 
   /** Starts a new trace entry on `device` (entries of one device arrive oldest first). */
   beginRow(device: number): void {
     if (this.open) this.commit();
     let columns = this.devices[device];
     if (columns === undefined) {
-      columns = new DeviceColumns(device);
+      columns = new DeviceColumns(device, Math.max(INITIAL_CAPACITY, this.expectedRows));
+      this.expectedRows = INITIAL_CAPACITY;
       this.devices[device] = columns;
     }
     if (this.current !== columns) this.lastRawStream = NaN;
