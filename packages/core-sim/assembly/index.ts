@@ -13,7 +13,7 @@ import { Device, CALL_KINDS } from "./device/device";
 import { SimulatedDevice } from "./device/simulated";
 import { ImportedDevice } from "./device/imported";
 import { AllocatorConfig, UNLIMITED } from "./policies/config";
-import { roundSize, allocationSize, shouldSplitRemainder } from "./policies/rounding";
+import { roundSize, allocationSize, shouldSplitRemainder, isSmallSize } from "./policies/rounding";
 import { STAT_COUNT } from "./policies/stats";
 import { Policy } from "./policies/policy";
 import { CachingAllocator } from "./policies/caching";
@@ -135,6 +135,7 @@ export function statValue(i: i32): f64 { return <f64>thePolicy().stats.get(i); }
 export function replayCounterCount(): i32 { return COUNTERS; }
 export function replayCounter(i: i32): f64 { return <f64>theReplay().counters[i]; }
 export function peakReservedEventIndex(): i32 { return theReplay().peakReservedEvent; }
+export function firstAddressMismatch(): i32 { return theReplay().firstAddressMismatch; }
 
 export function segmentLogCount(): i32 { return log.count; }
 export function segmentLogEventIndex(): usize { return changetype<usize>(log.eventIndex); }
@@ -203,6 +204,8 @@ export function policyBlockSize(handle: i32): f64 { return <f64>thePolicy().hand
 
 /** round_size under the current settings */
 export function roundSizeBytes(requestBytes: f64): f64 { return <f64>roundSize(conf, <u64>requestBytes); }
+/** 1 when a rounded size goes to the small pool */
+export function isSmallBytes(roundedBytes: f64): i32 { return isSmallSize(<u64>roundedBytes) ? 1 : 0; }
 /** get_allocation_size under the current settings */
 export function allocationSizeBytes(roundedBytes: f64): f64 { return <f64>allocationSize(conf, <u64>roundedBytes); }
 /** should_split for a free block of blockBytes serving a rounded request, in the given pool */

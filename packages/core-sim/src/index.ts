@@ -6,3 +6,5 @@ export { parseAllocConf, confFromSettings, defaultAllocConf, ROUNDUP_BUCKETS } f
 export type { AllocatorConf } from "./conf.js";
 export { STAT_NAMES } from "./stats-table.js";
 export { DEVICE_CALL_NAMES } from "./device-calls.js";
+export { sizingRules } from "./sizing.js";
+export type { SizingRules } from "./sizing.js";

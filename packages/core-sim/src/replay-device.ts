@@ -5,7 +5,7 @@ import type { BlockStateKind, DeviceTrace, SegmentState } from "@lakebed/traces"
 import { type AllocatorConf } from "./conf.js";
 import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { STAT_NAMES } from "./stats-table.js";
-import { CoreSimAbort, DEVICE_SIMULATED, POLICY_CODES, instantiate, type CoreSimExports } from "./wasm.js";
+import { CoreSimAbort, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports } from "./wasm.js";
 
 export type PolicyName = keyof typeof POLICY_CODES;
 
@@ -72,6 +72,12 @@ export interface DeviceReplayResult {
   unexpectedOomSuccesses: number;
   /** segment_free/unmap bursts replayed as torch.cuda.empty_cache() */
   emptyCacheCalls: number;
+  /**
+   * alloc events the policy placed at another address than the trace recorded (0 for an exact
+   * replay), and the first such event (-1: none)
+   */
+  addressMismatches: number;
+  firstAddressMismatchEventIndex: number;
   /** every statistic, named as torch.cuda.memory_stats() names it */
   stats: Record<string, number>;
   /** the policy's own segment_alloc/free/map/unmap, in order */
@@ -90,6 +96,7 @@ const CHUNK_EVENTS = 1 << 16;
 const COUNTER_FAILED_ALLOCS = 0;
 const COUNTER_UNEXPECTED_OOM_SUCCESSES = 1;
 const COUNTER_EMPTY_CACHE_CALLS = 2;
+const COUNTER_ADDRESS_MISMATCHES = 5;
 const BLOCK_STATES: BlockStateKind[] = ["allocated", "pending_free", "inactive"];
 const STATE_CODES: Record<BlockStateKind, number> = { allocated: 0, pending_free: 1, inactive: 2 };
 
@@ -100,8 +107,7 @@ export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceRep
   const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
   if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (caching or expandable)`);
   wasm.setup(POLICY_CODES[opts.policy], DEVICE_SIMULATED, capacity, total);
-  wasm.setConf(conf.maxSplitSizeBytes ?? -1, conf.maxNonSplitRoundingBytes, conf.garbageCollectionThreshold, conf.expandableSegments ? 1 : 0, conf.largeSegmentSizeBytes);
-  conf.roundupPower2Divisions.forEach((d, i) => wasm.setRoundupDivisions(i, d));
+  applyConf(wasm, conf);
 
   const ev = trace.events;
   const n = ev.length;
@@ -247,6 +253,8 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
     failedAllocs: wasm.replayCounter(COUNTER_FAILED_ALLOCS),
     unexpectedOomSuccesses: wasm.replayCounter(COUNTER_UNEXPECTED_OOM_SUCCESSES),
     emptyCacheCalls: wasm.replayCounter(COUNTER_EMPTY_CACHE_CALLS),
+    addressMismatches: wasm.replayCounter(COUNTER_ADDRESS_MISMATCHES),
+    firstAddressMismatchEventIndex: wasm.firstAddressMismatch(),
     stats,
     segmentEvents,
     finalSegments: readLayout(wasm),

@@ -1,6 +1,7 @@
 // Loads the policies' WebAssembly module (core-sim.wasm, shipped beside this file in dist/) and
 // makes instances: one per replay, so every replay starts from a clean allocator.
 import { readFileSync } from "node:fs";
+import type { AllocatorConf } from "./conf.js";
 
 /** The flat exports of assembly/index.ts. Sizes and addresses are numbers of bytes. */
 export interface CoreSimExports {
@@ -26,6 +27,7 @@ export interface CoreSimExports {
   replayCounterCount(): number;
   replayCounter(i: number): number;
   peakReservedEventIndex(): number;
+  firstAddressMismatch(): number;
   segmentLogCount(): number;
   segmentLogEventIndex(): number;
   segmentLogAction(): number;
@@ -63,6 +65,7 @@ export interface CoreSimExports {
   policyBlockSize(handle: number): number;
   roundSizeBytes(requestBytes: number): number;
   allocationSizeBytes(roundedBytes: number): number;
+  isSmallBytes(roundedBytes: number): number;
   shouldSplitBytes(blockBytes: number, roundedBytes: number, small: number): number;
 }
 
@@ -134,4 +137,16 @@ export function instantiate(device?: DeviceImports): CoreSimExports {
   const exports = instance.exports as unknown as CoreSimExports;
   memory = exports.memory;
   return exports;
+}
+
+/** Hands the settings to an instance (before start). */
+export function applyConf(wasm: CoreSimExports, conf: AllocatorConf): void {
+  wasm.setConf(
+    conf.maxSplitSizeBytes ?? -1,
+    conf.maxNonSplitRoundingBytes,
+    conf.garbageCollectionThreshold,
+    conf.expandableSegments ? 1 : 0,
+    conf.largeSegmentSizeBytes,
+  );
+  conf.roundupPower2Divisions.forEach((divisions, bucket) => wasm.setRoundupDivisions(bucket, divisions));
 }

@@ -50,7 +50,9 @@ export const COUNTER_UNEXPECTED_OOM_SUCCESSES: i32 = 1;
 export const COUNTER_EMPTY_CACHE_CALLS: i32 = 2;
 export const COUNTER_UNKNOWN_FREES: i32 = 3;
 export const COUNTER_SELF_COMPLETED_FREES: i32 = 4;
-export const COUNTERS: i32 = 5;
+/** allocs placed at another address than the trace recorded (traces that record addresses) */
+export const COUNTER_ADDRESS_MISMATCHES: i32 = 5;
+export const COUNTERS: i32 = 6;
 
 export class EventColumns {
   length: i32;
@@ -111,6 +113,8 @@ export class Replay {
   private completedRunEnd: i32 = -1;
   private completedRunPrecedesBurst: bool = false;
 
+  /** the first alloc placed at another address than the trace recorded, -1: none */
+  firstAddressMismatch: i32 = -1;
   peakReservedBytes: i64 = 0;
   peakReservedEvent: i32 = -1;
 
@@ -163,6 +167,11 @@ export class Replay {
         if (h < 0) {
           unchecked((this.counters[COUNTER_FAILED_ALLOCS] += 1));
         } else {
+          const recordedAddr = events.addrAt(i);
+          if (recordedAddr != 0 && recordedAddr != policy.handleAddress(h)) {
+            unchecked((this.counters[COUNTER_ADDRESS_MISMATCHES] += 1));
+            if (this.firstAddressMismatch < 0) this.firstAddressMismatch = i;
+          }
           policy.setTraceId(h, id);
           if (id >= 0 && id < this.handles.length) unchecked((this.handles[id] = h));
         }

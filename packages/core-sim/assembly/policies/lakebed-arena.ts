@@ -1,0 +1,103 @@
+// One lakebed arena: a virtual range reserved once per (stream, small/large), into which blocks
+// are packed at 512-byte granularity, and the page table that backs it with 2 MiB physical
+// chunks. A page is backed while any live block touches one of its bytes; a page nobody touches
+// may keep its chunk ("idle") until the policy needs that chunk somewhere else.
+//
+//   base                                                                 base + pages * 2 MiB
+//   ┌──────────┬──────────┬──────────┬──────────┬──────────┬──────── ··· ─┐
+//   │ page 0   │ page 1   │ page 2   │ page 3   │ page 4   │  never      │
+//   │ h=7 t=2  │ h=8 t=1  │ h=3 t=0  │ h=0 t=0  │ h=9 t=1  │  touched    │
+//   └──────────┴──────────┴──────────┴──────────┴──────────┴──────── ··· ─┘
+//    [blk A ][ blk B      ]  idle       unmapped  [ blk C ]
+//   handles[i] > 0: page i is mapped to that chunk; touches[i]: live blocks touching page i.
+//   touches[i] > 0 implies handles[i] > 0; handles[i] > 0 with touches[i] == 0 is an idle page,
+//   linked into the policy's idle list (oldest first) through idlePrev/idleNext.
+//
+// Idle-list links name pages across arenas as keys: arena id << 32 | page index (NO_PAGE: none).
+
+import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../device/device";
+import { NO_BLOCK } from "../memory/block-table";
+
+export const PAGE_BYTES: u64 = GRANULARITY_BYTES;
+export const NO_PAGE: i64 = -1;
+
+@inline export function pageKey(arena: i32, page: i32): i64 {
+  return (<i64>arena << 32) | <i64>page;
+}
+@inline export function keyArena(key: i64): i32 { return <i32>(key >> 32); }
+@inline export function keyPage(key: i64): i32 { return <i32>(key & 0xffffffff); }
+
+export class Arena {
+  id: i32;
+  stream: i32;
+  small: bool;
+  base: u64 = NO_ADDRESS;
+  pages: i32;
+  /** free blocks of this arena, a free-set ordered (stream, size, address): best fit */
+  freeRoot: i32 = NO_BLOCK;
+  /** the block at the arena's base (the chain runs through bNext in address order) */
+  head: i32 = NO_BLOCK;
+  handles: StaticArray<i32>;
+  touches: StaticArray<i32>;
+  idlePrev: StaticArray<i64>;
+  idleNext: StaticArray<i64>;
+  /** pages with a chunk mapped, touched or idle */
+  mappedPages: i32 = 0;
+  /** one past the highest page ever mapped (layout and emptyCache walk no further) */
+  highPage: i32 = 0;
+
+  constructor(id: i32, stream: i32, small: bool, addressSpaceBytes: u64) {
+    this.id = id;
+    this.stream = stream;
+    this.small = small;
+    const pages = <i32>((addressSpaceBytes + PAGE_BYTES - 1) / PAGE_BYTES);
+    this.pages = pages;
+    this.handles = new StaticArray<i32>(pages);
+    this.touches = new StaticArray<i32>(pages);
+    this.idlePrev = new StaticArray<i64>(pages);
+    this.idleNext = new StaticArray<i64>(pages);
+  }
+
+  @inline vaBytes(): u64 {
+    return <u64>this.pages * PAGE_BYTES;
+  }
+
+  /** cuMemAddressReserve for the whole arena; false when the device has no address space. */
+  reserve(device: Device): bool {
+    this.base = device.addressReserve(this.vaBytes(), 0);
+    return this.base != NO_ADDRESS;
+  }
+
+  @inline pageOf(addr: u64): i32 {
+    return <i32>((addr - this.base) / PAGE_BYTES);
+  }
+
+  @inline pageAddress(page: i32): u64 {
+    return this.base + <u64>page * PAGE_BYTES;
+  }
+
+  /** One past the last page that [addr, addr + bytes) touches (bytes > 0). */
+  @inline endPage(addr: u64, bytes: u64): i32 {
+    return this.pageOf(addr + bytes - 1) + 1;
+  }
+
+  @inline handle(page: i32): i32 { return unchecked(this.handles[page]); }
+  @inline touch(page: i32): i32 { return unchecked(this.touches[page]); }
+
+  /** Maps chunk `handle` at `page` (no access yet: the caller sets access on the whole run). */
+  mapPage(device: Device, page: i32, handle: i32): void {
+    device.map(this.pageAddress(page), PAGE_BYTES, handle);
+    unchecked((this.handles[page] = handle));
+    this.mappedPages++;
+    if (page >= this.highPage) this.highPage = page + 1;
+  }
+
+  /** Unmaps `page` and returns the chunk that was there. */
+  unmapPage(device: Device, page: i32): i32 {
+    const h = unchecked(this.handles[page]);
+    device.unmap(this.pageAddress(page), PAGE_BYTES);
+    unchecked((this.handles[page] = 0));
+    this.mappedPages--;
+    return h;
+  }
+}

@@ -1,0 +1,195 @@
+// lakebed's isValid: one walk over every arena (its block chain, its mapped pages), the idle list
+// and the live block records, recomputing what the policy keeps incrementally and checking the
+// numbered invariants listed at the top of lakebed.ts. Returns the number of the first broken
+// invariant, 0 when all hold. O(blocks + mapped pages).
+
+import {
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, bAddr, bSize, bRequested,
+  bPrev, bNext, bLeft, bRight, bStream, bSegment, bEnd, hasFlag, blockIdBound, isLive,
+} from "../memory/block-table";
+import { BY_SIZE, setWellFormed } from "../memory/free-set";
+import {
+  STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
+  STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, ARRAY_STAT_KINDS, POOL_ALL, POOL_SMALL, POOL_LARGE,
+  METRIC_CURRENT, statIndex,
+} from "./stats";
+import { MIN_BLOCK_BYTES } from "./rounding";
+import { SimulatedDevice } from "../device/simulated";
+import { LakebedPolicy } from "./lakebed";
+import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./lakebed-arena";
+
+const INV_TILING: i32 = 1;
+const INV_FREE_SET: i32 = 2;
+const INV_TOUCHES: i32 = 3;
+const INV_IDLE: i32 = 4;
+const INV_CHUNKS: i32 = 5;
+const INV_RESERVED: i32 = 6;
+const INV_STATS: i32 = 7;
+
+// Recomputed current values: [kind * 3 + pool].
+const recomputed = new StaticArray<i64>(ARRAY_STAT_KINDS * 3);
+// Per arena, touches recomputed from the blocks (kept zeroed between checks).
+const recount = new Array<StaticArray<i32>>();
+// handle -> the check generation that last saw it mapped
+let seen = new StaticArray<i32>(1024);
+let generation: i32 = 0;
+
+@inline function add(kind: i32, small: bool, amount: i64): void {
+  unchecked((recomputed[kind * 3 + POOL_ALL] += amount));
+  unchecked((recomputed[kind * 3 + (small ? POOL_SMALL : POOL_LARGE)] += amount));
+}
+
+@inline function isFree(b: i32): bool {
+  return !hasFlag(b, FLAG_ALLOCATED) && !hasFlag(b, FLAG_PENDING);
+}
+
+/** Members of a free-set subtree, or -1 when one is not a free block of arena `id`. */
+function members(t: i32, id: i32): i32 {
+  if (t == NO_BLOCK) return 0;
+  if (!isLive(t) || bSegment(t) != id || !isFree(t)) return -1;
+  const l = members(bLeft(t), id);
+  const r = members(bRight(t), id);
+  return l < 0 || r < 0 ? -1 : 1 + l + r;
+}
+
+/** False when handle h was already seen in this check (two pages share a chunk). */
+function firstSight(h: i32): bool {
+  if (h >= seen.length) {
+    const grown = new StaticArray<i32>(max(h + 1, seen.length * 2));
+    memory.copy(changetype<usize>(grown), changetype<usize>(seen), <usize>seen.length << 2);
+    seen = grown;
+  }
+  if (unchecked(seen[h]) == generation) return false;
+  unchecked((seen[h] = generation));
+  return true;
+}
+
+export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
+  for (let i = 0; i < recomputed.length; i++) unchecked((recomputed[i] = 0));
+  generation++;
+  const simulated = lb.device instanceof SimulatedDevice ? changetype<SimulatedDevice>(lb.device) : null;
+  let chainBlocks = 0;
+  let pending = 0;
+  let mappedPages = 0;
+  let idlePages = 0;
+  for (let id = 0; id < lb.arenas.length; id++) {
+    const a = lb.arena(id);
+    while (recount.length <= id) recount.push(new StaticArray<i32>(0));
+    if (recount[id].length != a.pages) recount[id] = new StaticArray<i32>(a.pages);
+    const counts = recount[id];
+    add(STAT_SEGMENT, a.small, 1);
+
+    // INV-LB-1, INV-LB-2: the chain tiles the reservation; free blocks are cached and merged
+    let at = a.base;
+    let freeBlocks = 0;
+    if (a.head == NO_BLOCK || bPrev(a.head) != NO_BLOCK) return INV_TILING;
+    for (let b = a.head; b != NO_BLOCK; b = bNext(b)) {
+      const size = bSize(b);
+      if (!isLive(b) || bAddr(b) != at || size == 0 || size % MIN_BLOCK_BYTES != 0) return INV_TILING;
+      if (bSegment(b) != id || bStream(b) != a.stream || hasFlag(b, FLAG_SMALL) != a.small) return INV_TILING;
+      const n = bNext(b);
+      if (n != NO_BLOCK && bPrev(n) != b) return INV_TILING;
+      at += size;
+      chainBlocks++;
+      const allocated = hasFlag(b, FLAG_ALLOCATED);
+      const isPending = hasFlag(b, FLAG_PENDING);
+      if (allocated && isPending) return INV_TILING;
+      if (!allocated && !isPending) {
+        if (!hasFlag(b, FLAG_IN_TREE)) return INV_FREE_SET;
+        if (n != NO_BLOCK && isFree(n)) return INV_FREE_SET;
+        freeBlocks++;
+        continue;
+      }
+      if (hasFlag(b, FLAG_IN_TREE)) return INV_FREE_SET;
+      if (isPending) pending++;
+      if (allocated) {
+        add(STAT_ALLOCATION, a.small, 1);
+        add(STAT_ALLOCATED_BYTES, a.small, <i64>size);
+      }
+      add(STAT_ACTIVE, a.small, 1);
+      add(STAT_ACTIVE_BYTES, a.small, <i64>size);
+      add(STAT_REQUESTED_BYTES, a.small, <i64>bRequested(b));
+      const end = a.endPage(bAddr(b), size);
+      if (end > a.highPage) return INV_TOUCHES;
+      for (let p = a.pageOf(bAddr(b)); p < end; p++) unchecked((counts[p] += 1));
+    }
+    if (at != a.base + a.vaBytes()) return INV_TILING;
+    if (members(a.freeRoot, id) != freeBlocks || !setWellFormed(BY_SIZE, a.freeRoot)) return INV_FREE_SET;
+
+    // INV-LB-3 .. INV-LB-5: touches, mapped pages, chunks
+    let mapped = 0;
+    for (let p = 0; p < a.highPage; p++) {
+      const t = a.touch(p);
+      const expected = unchecked(counts[p]);
+      unchecked((counts[p] = 0));
+      if (t != expected) return INV_TOUCHES;
+      const h = a.handle(p);
+      if (h == 0) {
+        if (t != 0) return INV_TOUCHES;
+        continue;
+      }
+      mapped++;
+      if (!firstSight(h)) return INV_CHUNKS;
+      if (simulated) {
+        const i = simulated.mappings.indexOf(a.pageAddress(p));
+        if (i < 0 || simulated.mappings.tag(i) != h || simulated.mappings.size(i) != PAGE_BYTES) return INV_CHUNKS;
+      }
+      if (t == 0) {
+        idlePages++;
+        // INV-LB-4: an idle page is linked both ways
+        const key = pageKey(id, p);
+        const prev = unchecked(a.idlePrev[p]);
+        const next = unchecked(a.idleNext[p]);
+        if (prev == NO_PAGE ? lb.idleHead != key : linkedNext(lb, prev) != key) return INV_IDLE;
+        if (next == NO_PAGE ? lb.idleTail != key : linkedPrev(lb, next) != key) return INV_IDLE;
+      }
+    }
+    if (mapped != a.mappedPages) return INV_CHUNKS;
+    mappedPages += mapped;
+    add(STAT_RESERVED_BYTES, a.small, <i64>mapped * <i64>PAGE_BYTES);
+  }
+  if (idlePages != lb.idleCount) return INV_IDLE;
+  if (pending != lb.pendingBlocks) return INV_STATS;
+
+  // INV-LB-1: every live record is in a chain
+  let live = 0;
+  const bound = blockIdBound();
+  for (let b = 0; b < bound; b++) if (isLive(b)) live++;
+  if (live != chainBlocks) return INV_TILING;
+
+  // INV-LB-5, INV-LB-6: the device holds exactly these mappings and chunks
+  if (mappedPages != lb.chunks) return INV_RESERVED;
+  if (simulated) {
+    if (simulated.mappings.count != mappedPages) return INV_CHUNKS;
+    if (simulated.physicalBytes != <u64>lb.chunks * PAGE_BYTES) return INV_RESERVED;
+  }
+  for (let pool = 0; pool < 3; pool++) {
+    if (lb.stats.get(statIndex(STAT_RESERVED_BYTES, pool, METRIC_CURRENT)) != unchecked(recomputed[STAT_RESERVED_BYTES * 3 + pool])) {
+      return INV_RESERVED;
+    }
+  }
+
+  // INV-LB-7: the kept stats equal the recomputed ones
+  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
+    for (let pool = 0; pool < 3; pool++) {
+      if (lb.stats.get(statIndex(kind, pool, METRIC_CURRENT)) != unchecked(recomputed[kind * 3 + pool])) return INV_STATS;
+      if (lb.stats.peak(kind, pool) < lb.stats.current(kind, pool)) return INV_STATS;
+    }
+  }
+  for (let pool = 0; pool < 3; pool++) {
+    const allocatedBytes = lb.stats.current(STAT_ALLOCATED_BYTES, pool);
+    const activeBytes = lb.stats.current(STAT_ACTIVE_BYTES, pool);
+    if (allocatedBytes > activeBytes || activeBytes > lb.stats.current(STAT_RESERVED_BYTES, pool)) return INV_STATS;
+  }
+  return 0;
+}
+
+@inline function linkedNext(lb: LakebedPolicy, key: i64): i64 {
+  const a: Arena = lb.arena(keyArena(key));
+  return unchecked(a.idleNext[keyPage(key)]);
+}
+
+@inline function linkedPrev(lb: LakebedPolicy, key: i64): i64 {
+  const a: Arena = lb.arena(keyArena(key));
+  return unchecked(a.idlePrev[keyPage(key)]);
+}

@@ -1,0 +1,412 @@
+// lakebed: our own policy. Every (stream, small/large) pair gets one virtual arena (a reservation
+// as large as expandable segments take) packed tightly: requests are rounded to 512 bytes and
+// placed best fit (smallest free range that holds them, lowest address on ties), as PyTorch places
+// blocks inside a segment, but the arena never ends and never splits into segments. Physical
+// memory is a pool of fungible 2 MiB chunks: a page of an arena holds a chunk while a live block
+// touches it. When a block is freed, the pages it alone touched become idle but keep their chunk
+// (no driver call); when a new block touches a page that has no chunk, the policy takes the chunk
+// of the oldest idle page anywhere (unmap there, map here) and creates a new chunk only when no
+// page is idle. So physical memory stays within 2 MiB per hole edge of the live bytes, and driver
+// calls are made only when the live set moves to pages that have no chunk.
+//
+// Versus GMLake (vms.ts): stitching becomes unnecessary (a block is contiguous in its arena's
+// virtual range, whatever chunks back it), partly used blocks never strand their free pages (a
+// free page inside a hole is a chunk for anyone), and new chunks mix freely with old ones. Versus
+// expandable segments: 512-byte packing instead of 20 MiB pages, and pages freed anywhere serve
+// new blocks anywhere, across streams too.
+//
+// Streams: a page's chunk moves to another page only through an unmap, which on a GPU must wait
+// for the work queued on the page's stream (as PyTorch's expandable segments synchronize before
+// unmapping). Taking the oldest idle page makes that wait the least likely to block; the policy
+// counts those moves (chunkMoves).
+//
+// Invariants (checked by brokenInvariant(), lakebed-valid.ts; the number is what it returns):
+//  INV-LB-1  each arena's blocks tile its reservation exactly: the chain from the head at the base
+//            is linked both ways, contiguous, sizes are positive multiples of 512, and every block
+//            carries the arena's id, stream and pool. Every live block record is in one chain, so
+//            no two live blocks share a virtual byte.
+//  INV-LB-2  an arena's free set holds exactly its blocks that are neither allocated nor pending,
+//            ordered and heap-shaped; no two neighbours are both free.
+//  INV-LB-3  touches[p] equals the number of allocated or pending blocks touching page p, and every
+//            touched page has a chunk mapped.
+//  INV-LB-4  the idle list holds exactly the pages with a chunk and no touch, linked both ways.
+//  INV-LB-5  a chunk is mapped at exactly one page (no two pages share a handle), and each page's
+//            mapping is the one the device holds; with INV-LB-1, no two live blocks share a
+//            physical byte.
+//  INV-LB-6  reserved_bytes (per pool and in all) == mapped pages x 2 MiB == chunks created and not
+//            released x 2 MiB == the device's physical bytes.
+//  INV-LB-7  allocation, allocated_bytes, active, active_bytes and requested_bytes equal their sums
+//            over the blocks; segment == arenas; allocated <= active <= reserved; peaks >= current.
+
+import { Device, NO_HANDLE } from "../device/device";
+import {
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bPrev, bNext, setAddr,
+  setSize, setPrev, setNext, bSegment, bRequested, setRequested, hasFlag, setFlag,
+  setTraceId as setBlockTraceId, blockIdBound, isLive, bTraceId,
+} from "../memory/block-table";
+import { BY_SIZE, setInsert, setErase, lowerBound } from "../memory/free-set";
+import { AllocatorConfig, UNLIMITED } from "./config";
+import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "./rounding";
+import {
+  STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
+  STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, NUM_OOMS, NUM_DEVICE_ALLOC, NUM_DEVICE_FREE,
+  NUM_SYNC_ALL_STREAMS,
+} from "./stats";
+import { Policy, NO_HANDLE_BLOCK } from "./policy";
+import { expandableAddressSpace } from "./caching";
+import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../replay/segment-log";
+import { Layout, BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
+import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./lakebed-arena";
+import { brokenLakebedInvariant } from "./lakebed-valid";
+import { writeLakebedLayout } from "./lakebed-layout";
+
+export class LakebedPolicy extends Policy {
+  conf: AllocatorConfig;
+  arenas: Array<Arena> = new Array<Arena>();
+  /** stream * 2 + (small ? 1 : 0) -> arena id, -1 when the arena does not exist yet */
+  arenaOf: Array<i32> = new Array<i32>();
+  addressSpaceBytes: u64;
+  /** set_per_process_memory_fraction: chunks beyond this many bytes are refused */
+  allowedMaxBytes: u64 = UNLIMITED;
+  /** chunks created and not released */
+  chunks: i32 = 0;
+  /** idle pages, oldest first (keys: arena << 32 | page) */
+  idleHead: i64 = NO_PAGE;
+  idleTail: i64 = NO_PAGE;
+  idleCount: i32 = 0;
+  pendingBlocks: i32 = 0;
+  /** chunks taken from an idle page for another page (an unmap and a map each) */
+  chunkMoves: i64 = 0;
+  // the stream of the segment being adopted (a trace recorded mid-run)
+  private adoptStream: i32 = 0;
+
+  constructor(device: Device, log: SegmentLog, conf: AllocatorConfig) {
+    super(device, log);
+    this.conf = conf;
+    const space = expandableAddressSpace(device.totalBytes());
+    this.addressSpaceBytes = ((space + PAGE_BYTES - 1) / PAGE_BYTES) * PAGE_BYTES;
+  }
+
+  setAllowedMax(bytes: u64): void {
+    this.allowedMaxBytes = bytes;
+  }
+
+  @inline arena(id: i32): Arena {
+    return unchecked(this.arenas[id]);
+  }
+
+  /** The arena of a stream and pool, reserved on first use; null when no address space is left. */
+  arenaFor(stream: i32, small: bool): Arena | null {
+    const slot = stream * 2 + (small ? 1 : 0);
+    while (this.arenaOf.length <= slot) this.arenaOf.push(-1);
+    const id = unchecked(this.arenaOf[slot]);
+    if (id >= 0) return this.arena(id);
+    const a = new Arena(this.arenas.length, stream, small, this.addressSpaceBytes);
+    if (!a.reserve(this.device)) return null;
+    const b = newBlock(a.base, a.vaBytes(), stream, small, a.id);
+    a.head = b;
+    a.freeRoot = setInsert(BY_SIZE, a.freeRoot, b);
+    this.arenas.push(a);
+    unchecked((this.arenaOf[slot] = a.id));
+    this.stats.increase(STAT_SEGMENT, small, 1);
+    return a;
+  }
+
+  // ---- malloc -------------------------------------------------------------------------------
+
+  malloc(requestBytes: u64, stream: i32): i32 {
+    return this.place(roundSize(this.conf, requestBytes), requestBytes, stream);
+  }
+
+  /** Best fit for `size` bytes (a multiple of 512) in the stream's arena, backed by chunks. */
+  place(size: u64, requestBytes: u64, stream: i32): i32 {
+    const small = isSmallSize(size);
+    const maybe = this.arenaFor(stream, small);
+    if (maybe == null) return this.outOfMemory();
+    const a = changetype<Arena>(maybe);
+    const found = lowerBound(BY_SIZE, a.freeRoot, stream, size, 0);
+    if (found == NO_BLOCK) return this.outOfMemory();
+    a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
+    let block = found;
+    if (bSize(found) - size >= MIN_BLOCK_BYTES) {
+      // the front becomes the block; the remainder keeps the old record and stays free
+      block = newBlock(bAddr(found), size, stream, small, a.id);
+      const before = bPrev(found);
+      setPrev(block, before);
+      if (before != NO_BLOCK) setNext(before, block);
+      else a.head = block;
+      setNext(block, found);
+      setPrev(found, block);
+      setAddr(found, bAddr(found) + size);
+      setSize(found, bSize(found) - size);
+      a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
+    }
+    if (!this.backPages(a, bAddr(block), bSize(block))) {
+      this.cache(a, block);
+      return this.outOfMemory();
+    }
+    setFlag(block, FLAG_ALLOCATED, true);
+    setRequested(block, requestBytes);
+    const blockSize = bSize(block);
+    this.stats.increase(STAT_ALLOCATION, small, 1);
+    this.stats.increase(STAT_ALLOCATED_BYTES, small, blockSize);
+    this.stats.increase(STAT_ACTIVE, small, 1);
+    this.stats.increase(STAT_ACTIVE_BYTES, small, blockSize);
+    this.stats.increase(STAT_REQUESTED_BYTES, small, requestBytes);
+    return block;
+  }
+
+  private outOfMemory(): i32 {
+    this.stats.count(NUM_OOMS);
+    return NO_HANDLE_BLOCK;
+  }
+
+  /**
+   * Touches every page of [addr, addr + bytes) and gives each page that has no chunk one (the
+   * oldest idle page's, else a new one); sets access once per run of newly mapped pages. False
+   * when no chunk could be had: then the touches are undone (pages mapped meanwhile stay, idle).
+   */
+  backPages(a: Arena, addr: u64, bytes: u64): bool {
+    const first = a.pageOf(addr);
+    const end = a.endPage(addr, bytes);
+    let missing = 0;
+    // first claim the idle pages of this range, so that no chunk is taken from under it
+    for (let p = first; p < end; p++) {
+      const t = a.touch(p);
+      unchecked((a.touches[p] = t + 1));
+      if (t == 0) {
+        if (a.handle(p) != 0) this.idleRemove(a, p);
+        else missing++;
+      }
+    }
+    if (missing == 0) return true;
+    let run = -1;
+    for (let p = first; p < end; p++) {
+      if (a.handle(p) != 0) {
+        if (run >= 0) this.setAccessRun(a, run, p);
+        run = -1;
+        continue;
+      }
+      const h = this.takeChunk(a.small);
+      if (h == 0) {
+        if (run >= 0) this.setAccessRun(a, run, p);
+        this.unbackPages(a, addr, bytes);
+        return false;
+      }
+      a.mapPage(this.device, p, h);
+      this.stats.count(NUM_DEVICE_ALLOC);
+      if (run < 0) run = p;
+    }
+    if (run >= 0) this.setAccessRun(a, run, end);
+    return true;
+  }
+
+  private setAccessRun(a: Arena, from: i32, to: i32): void {
+    const va = a.pageAddress(from);
+    const bytes = <u64>(to - from) * PAGE_BYTES;
+    this.device.setAccess(va, bytes);
+    this.log.record(ACTION_SEGMENT_MAP, va, bytes);
+  }
+
+  /** Drops the touches of [addr, addr + bytes); pages left untouched become idle. */
+  unbackPages(a: Arena, addr: u64, bytes: u64): void {
+    const end = a.endPage(addr, bytes);
+    for (let p = a.pageOf(addr); p < end; p++) {
+      const t = a.touch(p) - 1;
+      unchecked((a.touches[p] = t));
+      if (t == 0) this.idleAppend(a, p);
+    }
+  }
+
+  /** A chunk for a page of the given pool: the oldest idle page's, else a new one; 0 when none. */
+  takeChunk(small: bool): i32 {
+    if (this.idleHead != NO_PAGE) {
+      const from = this.arena(keyArena(this.idleHead));
+      const page = keyPage(this.idleHead);
+      this.idleRemove(from, page);
+      const h = from.unmapPage(this.device, page);
+      this.log.record(ACTION_SEGMENT_UNMAP, from.pageAddress(page), PAGE_BYTES);
+      this.stats.count(NUM_DEVICE_FREE);
+      if (from.small != small) {
+        this.stats.decrease(STAT_RESERVED_BYTES, from.small, PAGE_BYTES);
+        this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+      }
+      this.chunkMoves++;
+      return h;
+    }
+    if (<u64>(this.chunks + 1) * PAGE_BYTES > this.allowedMaxBytes) return 0;
+    const h = this.device.memCreate(PAGE_BYTES);
+    if (h == NO_HANDLE) return 0;
+    this.chunks++;
+    this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+    return h;
+  }
+
+  // ---- the idle list ------------------------------------------------------------------------
+
+  idleAppend(a: Arena, page: i32): void {
+    const key = pageKey(a.id, page);
+    unchecked((a.idlePrev[page] = this.idleTail));
+    unchecked((a.idleNext[page] = NO_PAGE));
+    if (this.idleTail != NO_PAGE) {
+      const t = this.arena(keyArena(this.idleTail));
+      unchecked((t.idleNext[keyPage(this.idleTail)] = key));
+    } else {
+      this.idleHead = key;
+    }
+    this.idleTail = key;
+    this.idleCount++;
+  }
+
+  idleRemove(a: Arena, page: i32): void {
+    const prev = unchecked(a.idlePrev[page]);
+    const next = unchecked(a.idleNext[page]);
+    if (prev != NO_PAGE) unchecked((this.arena(keyArena(prev)).idleNext[keyPage(prev)] = next));
+    else this.idleHead = next;
+    if (next != NO_PAGE) unchecked((this.arena(keyArena(next)).idlePrev[keyPage(next)] = prev));
+    else this.idleTail = prev;
+    this.idleCount--;
+  }
+
+  // ---- free ---------------------------------------------------------------------------------
+
+  freeRequest(handle: i32): void {
+    assert(hasFlag(handle, FLAG_ALLOCATED), "free of a block that is not allocated");
+    const small = this.arena(bSegment(handle)).small;
+    setFlag(handle, FLAG_ALLOCATED, false);
+    this.stats.decrease(STAT_ALLOCATION, small, 1);
+    this.stats.decrease(STAT_ALLOCATED_BYTES, small, bSize(handle));
+    setFlag(handle, FLAG_PENDING, true);
+    this.pendingBlocks++;
+  }
+
+  freeComplete(handle: i32): void {
+    assert(hasFlag(handle, FLAG_PENDING), "free completion of a block that is not pending");
+    setFlag(handle, FLAG_PENDING, false);
+    this.pendingBlocks--;
+    const a = this.arena(bSegment(handle));
+    this.stats.decrease(STAT_ACTIVE, a.small, 1);
+    this.stats.decrease(STAT_ACTIVE_BYTES, a.small, bSize(handle));
+    this.stats.decrease(STAT_REQUESTED_BYTES, a.small, bRequested(handle));
+    setBlockTraceId(handle, -1);
+    this.unbackPages(a, bAddr(handle), bSize(handle));
+    this.cache(a, handle);
+  }
+
+  /** Merges a block that holds nothing with its free neighbours and puts it in the free set. */
+  cache(a: Arena, block: i32): void {
+    this.absorb(a, block, bPrev(block));
+    this.absorb(a, block, bNext(block));
+    a.freeRoot = setInsert(BY_SIZE, a.freeRoot, block);
+  }
+
+  /** Absorbs neighbour src into dst when src is free. */
+  private absorb(a: Arena, dst: i32, src: i32): void {
+    if (src == NO_BLOCK || hasFlag(src, FLAG_ALLOCATED) || hasFlag(src, FLAG_PENDING)) return;
+    a.freeRoot = setErase(BY_SIZE, a.freeRoot, src);
+    if (bPrev(dst) == src) {
+      setAddr(dst, bAddr(src));
+      const p = bPrev(src);
+      setPrev(dst, p);
+      if (p != NO_BLOCK) setNext(p, dst);
+      else a.head = dst;
+    } else {
+      const n = bNext(src);
+      setNext(dst, n);
+      if (n != NO_BLOCK) setPrev(n, dst);
+    }
+    setSize(dst, bSize(dst) + bSize(src));
+    deleteBlock(src);
+  }
+
+  /**
+   * torch.cuda.empty_cache(): completes pending frees (a full synchronization), then unmaps every
+   * idle page and releases its chunk, one unmap per run of idle pages.
+   */
+  emptyCache(): void {
+    this.stats.count(NUM_SYNC_ALL_STREAMS);
+    if (this.pendingBlocks > 0) {
+      const bound = blockIdBound();
+      for (let b = 0; b < bound; b++) {
+        if (!isLive(b) || !hasFlag(b, FLAG_PENDING)) continue;
+        const traceId = bTraceId(b);
+        if (traceId >= 0) this.noteSelfCompleted(traceId);
+        this.freeComplete(b);
+      }
+    }
+    for (let i = 0; i < this.arenas.length; i++) {
+      const a = this.arena(i);
+      let run = -1;
+      for (let p = 0; p <= a.highPage; p++) {
+        const idle = p < a.highPage && a.handle(p) != 0 && a.touch(p) == 0;
+        if (idle) {
+          if (run < 0) run = p;
+          continue;
+        }
+        if (run >= 0) this.releaseRun(a, run, p);
+        run = -1;
+      }
+    }
+  }
+
+  private releaseRun(a: Arena, from: i32, to: i32): void {
+    const va = a.pageAddress(from);
+    const bytes = <u64>(to - from) * PAGE_BYTES;
+    this.device.unmap(va, bytes);
+    this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
+    for (let p = from; p < to; p++) {
+      this.idleRemove(a, p);
+      this.device.memRelease(a.handle(p));
+      unchecked((a.handles[p] = 0));
+      a.mappedPages--;
+      this.chunks--;
+      this.stats.decrease(STAT_RESERVED_BYTES, a.small, PAGE_BYTES);
+      this.stats.count(NUM_DEVICE_FREE);
+    }
+  }
+
+  /** Idle pages are reused before any chunk is released, so a malloc never gives memory back. */
+  mallocWouldRelease(requestBytes: u64, stream: i32): bool {
+    return false;
+  }
+
+  // ---- the rest of the Policy interface ------------------------------------------------------
+
+  brokenInvariant(): i32 {
+    return brokenLakebedInvariant(this);
+  }
+
+  writeLayout(out: Layout): void {
+    writeLakebedLayout(this, out);
+  }
+
+  handleAddress(handle: i32): u64 {
+    return bAddr(handle);
+  }
+
+  handleSize(handle: i32): u64 {
+    return bSize(handle);
+  }
+
+  setTraceId(handle: i32, traceId: i32): void {
+    setBlockTraceId(handle, traceId);
+  }
+
+  // A trace recorded mid-run: the live blocks are placed afresh, in the order the snapshot lists
+  // them (ascending address), as if allocated then; cached blocks and segment shapes are not kept,
+  // since lakebed would not have made them.
+  adoptSegment(address: u64, stream: i32, small: bool, expandable: bool): void {
+    this.adoptStream = stream;
+  }
+
+  adoptBlock(address: u64, size: u64, requested: u64, state: u8, traceId: i32): i32 {
+    if (state == BLOCK_INACTIVE) return NO_HANDLE_BLOCK;
+    const h = this.place(roundSize(this.conf, requested), requested, this.adoptStream);
+    if (h < 0) return h;
+    setBlockTraceId(h, traceId);
+    if (state == BLOCK_PENDING_FREE) this.freeRequest(h);
+    return h;
+  }
+
+  adoptDone(): void {}
+}
