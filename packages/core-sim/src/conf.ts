@@ -194,7 +194,8 @@ function parseDivisions(tokens: string[], start: number, out: number[], fail: (m
       lastIndex = index;
     }
     if (tokens[i] === ",") i++;
-    else if (tokens[i] !== "]") fail(`roundup_power2_divisions: expected ',' or ']' ${tokens[i] === undefined ? "at the end" : `before '${tokens[i]}'`}`);
+    else if (tokens[i] === undefined) fail("roundup_power2_divisions: missing ']'");
+    else if (tokens[i] !== "]") fail(`roundup_power2_divisions: expected ',' or ']' before '${tokens[i]}'`);
   }
   return i + 1;
 }

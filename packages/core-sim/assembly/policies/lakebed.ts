@@ -60,6 +60,18 @@ import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./lakebe
 import { brokenLakebedInvariant } from "./lakebed-valid";
 import { writeLakebedLayout } from "./lakebed-layout";
 
+/** lakebed's own settings (the lakebed_* keys of the settings string), set before start(). */
+export class LakebedConfig {
+  /** see LakebedPolicy.slackPermille */
+  slackPermille: i32 = 0;
+}
+export const lakebedConf = new LakebedConfig();
+
+/** The Wasm export that sets lakebedConf. */
+export function setLakebedConf(slackPermille: i32): void {
+  lakebedConf.slackPermille = slackPermille;
+}
+
 export class LakebedPolicy extends Policy {
   conf: AllocatorConfig;
   arenas: Array<Arena> = new Array<Arena>();
@@ -77,6 +89,15 @@ export class LakebedPolicy extends Policy {
   pendingBlocks: i32 = 0;
   /** chunks taken from an idle page for another page (an unmap and a map each) */
   chunkMoves: i64 = 0;
+  /** pages some live block touches, and the most there have been */
+  touchedPages: i32 = 0;
+  touchedPeak: i32 = 0;
+  /**
+   * idle chunks the policy may keep beyond the most pages ever touched, per mille of that most
+   * (lakebed_slack_permille): a new chunk is created instead of moving an idle one while
+   * chunks < touchedPeak x (1 + slack). 0: move whenever a page is idle.
+   */
+  slackPermille: i32 = 0;
   // the stream of the segment being adopted (a trace recorded mid-run)
   private adoptStream: i32 = 0;
 
@@ -85,6 +106,7 @@ export class LakebedPolicy extends Policy {
     this.conf = conf;
     const space = expandableAddressSpace(device.totalBytes());
     this.addressSpaceBytes = ((space + PAGE_BYTES - 1) / PAGE_BYTES) * PAGE_BYTES;
+    this.slackPermille = lakebedConf.slackPermille;
   }
 
   setAllowedMax(bytes: u64): void {
@@ -175,10 +197,12 @@ export class LakebedPolicy extends Policy {
       const t = a.touch(p);
       unchecked((a.touches[p] = t + 1));
       if (t == 0) {
+        this.touchedPages++;
         if (a.handle(p) != 0) this.idleRemove(a, p);
         else missing++;
       }
     }
+    if (this.touchedPages > this.touchedPeak) this.touchedPeak = this.touchedPages;
     if (missing == 0) return true;
     let run = -1;
     for (let p = first; p < end; p++) {
@@ -208,37 +232,45 @@ export class LakebedPolicy extends Policy {
     this.log.record(ACTION_SEGMENT_MAP, va, bytes);
   }
 
-  /** Drops the touches of [addr, addr + bytes); pages left untouched become idle. */
+  /** Drops the touches of [addr, addr + bytes); mapped pages left untouched become idle. */
   unbackPages(a: Arena, addr: u64, bytes: u64): void {
     const end = a.endPage(addr, bytes);
     for (let p = a.pageOf(addr); p < end; p++) {
       const t = a.touch(p) - 1;
       unchecked((a.touches[p] = t));
-      if (t == 0) this.idleAppend(a, p);
+      if (t == 0) {
+        this.touchedPages--;
+        if (a.handle(p) != 0) this.idleAppend(a, p);
+      }
     }
   }
 
   /** A chunk for a page of the given pool: the oldest idle page's, else a new one; 0 when none. */
   takeChunk(small: bool): i32 {
-    if (this.idleHead != NO_PAGE) {
-      const from = this.arena(keyArena(this.idleHead));
-      const page = keyPage(this.idleHead);
-      this.idleRemove(from, page);
-      const h = from.unmapPage(this.device, page);
-      this.log.record(ACTION_SEGMENT_UNMAP, from.pageAddress(page), PAGE_BYTES);
-      this.stats.count(NUM_DEVICE_FREE);
-      if (from.small != small) {
-        this.stats.decrease(STAT_RESERVED_BYTES, from.small, PAGE_BYTES);
-        this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
-      }
-      this.chunkMoves++;
-      return h;
-    }
-    if (<u64>(this.chunks + 1) * PAGE_BYTES > this.allowedMaxBytes) return 0;
+    const budget = <i64>this.touchedPeak + (<i64>this.touchedPeak * this.slackPermille) / 1000;
+    if (this.idleHead != NO_PAGE && <i64>this.chunks >= budget) return this.moveIdleChunk(small);
+    if (<u64>(this.chunks + 1) * PAGE_BYTES > this.allowedMaxBytes) return this.moveIdleChunk(small);
     const h = this.device.memCreate(PAGE_BYTES);
-    if (h == NO_HANDLE) return 0;
+    if (h == NO_HANDLE) return this.moveIdleChunk(small);
     this.chunks++;
     this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+    return h;
+  }
+
+  /** The chunk of the oldest idle page, unmapped there, for a page of the given pool; 0 when none. */
+  moveIdleChunk(small: bool): i32 {
+    if (this.idleHead == NO_PAGE) return 0;
+    const from = this.arena(keyArena(this.idleHead));
+    const page = keyPage(this.idleHead);
+    this.idleRemove(from, page);
+    const h = from.unmapPage(this.device, page);
+    this.log.record(ACTION_SEGMENT_UNMAP, from.pageAddress(page), PAGE_BYTES);
+    this.stats.count(NUM_DEVICE_FREE);
+    if (from.small != small) {
+      this.stats.decrease(STAT_RESERVED_BYTES, from.small, PAGE_BYTES);
+      this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+    }
+    this.chunkMoves++;
     return h;
   }
 
