@@ -41,7 +41,7 @@
 import { Device, NO_HANDLE } from "../device/device";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bPrev, bNext, setAddr,
-  setSize, setPrev, setNext, bSegment, bRequested, setRequested, hasFlag, setFlag,
+  setSize, setPrev, setNext, bSegment, bEnd, bRequested, setRequested, hasFlag, setFlag,
   setTraceId as setBlockTraceId, blockIdBound, isLive, bTraceId,
 } from "../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound } from "../memory/free-set";
@@ -64,12 +64,16 @@ import { writeLakebedLayout } from "./lakebed-layout";
 export class LakebedConfig {
   /** see LakebedPolicy.slackPermille */
   slackPermille: i32 = 0;
+  stealNewest: bool = false;
+  sidePlacement: bool = false;
 }
 export const lakebedConf = new LakebedConfig();
 
 /** The Wasm export that sets lakebedConf. */
-export function setLakebedConf(slackPermille: i32): void {
+export function setLakebedConf(slackPermille: i32, stealNewest: i32, sidePlacement: i32): void {
+  lakebedConf.sidePlacement = sidePlacement != 0;
   lakebedConf.slackPermille = slackPermille;
+  lakebedConf.stealNewest = stealNewest != 0;
 }
 
 export class LakebedPolicy extends Policy {
@@ -98,6 +102,8 @@ export class LakebedPolicy extends Policy {
    * chunks < touchedPeak x (1 + slack). 0: move whenever a page is idle.
    */
   slackPermille: i32 = 0;
+  /** chunks gathered for the block being placed */
+  private gathered: StaticArray<i32> = new StaticArray<i32>(64);
   // the stream of the segment being adopted (a trace recorded mid-run)
   private adoptStream: i32 = 0;
 
@@ -151,16 +157,27 @@ export class LakebedPolicy extends Policy {
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
     let block = found;
     if (bSize(found) - size >= MIN_BLOCK_BYTES) {
-      // the front becomes the block; the remainder keeps the old record and stays free
-      block = newBlock(bAddr(found), size, stream, small, a.id);
-      const before = bPrev(found);
-      setPrev(block, before);
-      if (before != NO_BLOCK) setNext(before, block);
-      else a.head = block;
-      setNext(block, found);
-      setPrev(found, block);
-      setAddr(found, bAddr(found) + size);
-      setSize(found, bSize(found) - size);
+      if (lakebedConf.sidePlacement && this.missingPages(a, bEnd(found) - size, size) < this.missingPages(a, bAddr(found), size)) {
+        // the back holds more chunks already: the block takes the back, the front stays free
+        block = newBlock(bEnd(found) - size, size, stream, small, a.id);
+        const after = bNext(found);
+        setNext(block, after);
+        if (after != NO_BLOCK) setPrev(after, block);
+        setPrev(block, found);
+        setNext(found, block);
+        setSize(found, bSize(found) - size);
+      } else {
+        // the front becomes the block; the remainder keeps the old record and stays free
+        block = newBlock(bAddr(found), size, stream, small, a.id);
+        const before = bPrev(found);
+        setPrev(block, before);
+        if (before != NO_BLOCK) setNext(before, block);
+        else a.head = block;
+        setNext(block, found);
+        setPrev(found, block);
+        setAddr(found, bAddr(found) + size);
+        setSize(found, bSize(found) - size);
+      }
       a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
     }
     if (!this.backPages(a, bAddr(block), bSize(block))) {
@@ -204,25 +221,92 @@ export class LakebedPolicy extends Policy {
     }
     if (this.touchedPages > this.touchedPeak) this.touchedPeak = this.touchedPages;
     if (missing == 0) return true;
+    const got = this.gatherChunks(a.small, missing);
+    // map what was gathered, in page order; set access once per run of newly mapped pages
+    let used = 0;
     let run = -1;
-    for (let p = first; p < end; p++) {
+    for (let p = first; p < end && used < got; p++) {
       if (a.handle(p) != 0) {
         if (run >= 0) this.setAccessRun(a, run, p);
         run = -1;
         continue;
       }
-      const h = this.takeChunk(a.small);
-      if (h == 0) {
-        if (run >= 0) this.setAccessRun(a, run, p);
-        this.unbackPages(a, addr, bytes);
-        return false;
-      }
-      a.mapPage(this.device, p, h);
+      a.mapPage(this.device, p, unchecked(this.gathered[used++]));
       this.stats.count(NUM_DEVICE_ALLOC);
       if (run < 0) run = p;
     }
-    if (run >= 0) this.setAccessRun(a, run, end);
-    return true;
+    if (run >= 0) this.setAccessRun(a, run, min(end, a.highPage));
+    if (got == missing) return true;
+    this.unbackPages(a, addr, bytes);
+    return false;
+  }
+
+  /**
+   * Gathers up to `want` chunks into `gathered` for pages of the given pool: chunks of idle pages
+   * first, oldest first, a run of idle pages that are neighbours in the list and in the arena
+   * unmapped with one call; then new ones. Returns how many it got.
+   */
+  gatherChunks(small: bool, want: i32): i32 {
+    if (this.gathered.length < want) this.gathered = new StaticArray<i32>(max(want, this.gathered.length * 2));
+    let got = 0;
+    while (got < want) {
+      const budget = <i64>this.touchedPeak + (<i64>this.touchedPeak * this.slackPermille) / 1000;
+      const canCreate = <u64>(this.chunks + 1) * PAGE_BYTES <= this.allowedMaxBytes;
+      if (this.idleHead != NO_PAGE && (<i64>this.chunks >= budget || !canCreate)) {
+        got = this.moveIdleRun(small, want, got);
+        continue;
+      }
+      const h = canCreate ? this.device.memCreate(PAGE_BYTES) : NO_HANDLE;
+      if (h == NO_HANDLE) {
+        if (this.idleHead == NO_PAGE) break;
+        got = this.moveIdleRun(small, want, got);
+        continue;
+      }
+      this.chunks++;
+      this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+      unchecked((this.gathered[got++] = h));
+    }
+    return got;
+  }
+
+  /**
+   * Unmaps the oldest idle page and the idle pages right after it in the arena that follow it in
+   * the list too (at most want - got pages), with one call; their chunks go to `gathered`.
+   * Returns the new count.
+   */
+  moveIdleRun(small: bool, want: i32, got: i32): i32 {
+    const from = this.arena(keyArena(this.idleHead));
+    const first = keyPage(this.idleHead);
+    let end = first + 1;
+    while (got + (end - first) < want && end < from.pages && unchecked(from.idlePrev[end]) == pageKey(from.id, end - 1) &&
+           from.handle(end) != 0 && from.touch(end) == 0) {
+      end++;
+    }
+    const va = from.pageAddress(first);
+    const bytes = <u64>(end - first) * PAGE_BYTES;
+    this.device.unmap(va, bytes);
+    this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
+    this.stats.count(NUM_DEVICE_FREE);
+    for (let p = first; p < end; p++) {
+      this.idleRemove(from, p);
+      unchecked((this.gathered[got++] = from.handle(p)));
+      unchecked((from.handles[p] = 0));
+      from.mappedPages--;
+    }
+    if (from.small != small) {
+      this.stats.decrease(STAT_RESERVED_BYTES, from.small, bytes);
+      this.stats.increase(STAT_RESERVED_BYTES, small, bytes);
+    }
+    this.chunkMoves += end - first;
+    return got;
+  }
+
+  /** Pages of [addr, addr + bytes) that have no chunk. */
+  missingPages(a: Arena, addr: u64, bytes: u64): i32 {
+    const end = a.endPage(addr, bytes);
+    let missing = 0;
+    for (let p = a.pageOf(addr); p < end; p++) if (a.handle(p) == 0) missing++;
+    return missing;
   }
 
   private setAccessRun(a: Arena, from: i32, to: i32): void {
@@ -243,35 +327,6 @@ export class LakebedPolicy extends Policy {
         if (a.handle(p) != 0) this.idleAppend(a, p);
       }
     }
-  }
-
-  /** A chunk for a page of the given pool: the oldest idle page's, else a new one; 0 when none. */
-  takeChunk(small: bool): i32 {
-    const budget = <i64>this.touchedPeak + (<i64>this.touchedPeak * this.slackPermille) / 1000;
-    if (this.idleHead != NO_PAGE && <i64>this.chunks >= budget) return this.moveIdleChunk(small);
-    if (<u64>(this.chunks + 1) * PAGE_BYTES > this.allowedMaxBytes) return this.moveIdleChunk(small);
-    const h = this.device.memCreate(PAGE_BYTES);
-    if (h == NO_HANDLE) return this.moveIdleChunk(small);
-    this.chunks++;
-    this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
-    return h;
-  }
-
-  /** The chunk of the oldest idle page, unmapped there, for a page of the given pool; 0 when none. */
-  moveIdleChunk(small: bool): i32 {
-    if (this.idleHead == NO_PAGE) return 0;
-    const from = this.arena(keyArena(this.idleHead));
-    const page = keyPage(this.idleHead);
-    this.idleRemove(from, page);
-    const h = from.unmapPage(this.device, page);
-    this.log.record(ACTION_SEGMENT_UNMAP, from.pageAddress(page), PAGE_BYTES);
-    this.stats.count(NUM_DEVICE_FREE);
-    if (from.small != small) {
-      this.stats.decrease(STAT_RESERVED_BYTES, from.small, PAGE_BYTES);
-      this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
-    }
-    this.chunkMoves++;
-    return h;
   }
 
   // ---- the idle list ------------------------------------------------------------------------
