@@ -41,7 +41,7 @@
 import { Device, NO_HANDLE } from "../device/device";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bPrev, bNext, setAddr,
-  setSize, setPrev, setNext, bSegment, bEnd, bRequested, setRequested, hasFlag, setFlag,
+  setSize, setPrev, setNext, bSegment, bRequested, setRequested, hasFlag, setFlag,
   setTraceId as setBlockTraceId, blockIdBound, isLive, bTraceId,
 } from "../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound } from "../memory/free-set";
@@ -64,16 +64,12 @@ import { writeLakebedLayout } from "./lakebed-layout";
 export class LakebedConfig {
   /** see LakebedPolicy.slackPermille */
   slackPermille: i32 = 0;
-  stealNewest: bool = false;
-  sidePlacement: bool = false;
 }
 export const lakebedConf = new LakebedConfig();
 
 /** The Wasm export that sets lakebedConf. */
-export function setLakebedConf(slackPermille: i32, stealNewest: i32, sidePlacement: i32): void {
-  lakebedConf.sidePlacement = sidePlacement != 0;
+export function setLakebedConf(slackPermille: i32): void {
   lakebedConf.slackPermille = slackPermille;
-  lakebedConf.stealNewest = stealNewest != 0;
 }
 
 export class LakebedPolicy extends Policy {
@@ -157,27 +153,16 @@ export class LakebedPolicy extends Policy {
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
     let block = found;
     if (bSize(found) - size >= MIN_BLOCK_BYTES) {
-      if (lakebedConf.sidePlacement && this.missingPages(a, bEnd(found) - size, size) < this.missingPages(a, bAddr(found), size)) {
-        // the back holds more chunks already: the block takes the back, the front stays free
-        block = newBlock(bEnd(found) - size, size, stream, small, a.id);
-        const after = bNext(found);
-        setNext(block, after);
-        if (after != NO_BLOCK) setPrev(after, block);
-        setPrev(block, found);
-        setNext(found, block);
-        setSize(found, bSize(found) - size);
-      } else {
-        // the front becomes the block; the remainder keeps the old record and stays free
-        block = newBlock(bAddr(found), size, stream, small, a.id);
-        const before = bPrev(found);
-        setPrev(block, before);
-        if (before != NO_BLOCK) setNext(before, block);
-        else a.head = block;
-        setNext(block, found);
-        setPrev(found, block);
-        setAddr(found, bAddr(found) + size);
-        setSize(found, bSize(found) - size);
-      }
+      // the front becomes the block; the remainder keeps the old record and stays free
+      block = newBlock(bAddr(found), size, stream, small, a.id);
+      const before = bPrev(found);
+      setPrev(block, before);
+      if (before != NO_BLOCK) setNext(before, block);
+      else a.head = block;
+      setNext(block, found);
+      setPrev(found, block);
+      setAddr(found, bAddr(found) + size);
+      setSize(found, bSize(found) - size);
       a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
     }
     if (!this.backPages(a, bAddr(block), bSize(block))) {
@@ -225,7 +210,8 @@ export class LakebedPolicy extends Policy {
     // map what was gathered, in page order; set access once per run of newly mapped pages
     let used = 0;
     let run = -1;
-    for (let p = first; p < end && used < got; p++) {
+    let p = first;
+    for (; p < end && used < got; p++) {
       if (a.handle(p) != 0) {
         if (run >= 0) this.setAccessRun(a, run, p);
         run = -1;
@@ -235,7 +221,7 @@ export class LakebedPolicy extends Policy {
       this.stats.count(NUM_DEVICE_ALLOC);
       if (run < 0) run = p;
     }
-    if (run >= 0) this.setAccessRun(a, run, min(end, a.highPage));
+    if (run >= 0) this.setAccessRun(a, run, p);
     if (got == missing) return true;
     this.unbackPages(a, addr, bytes);
     return false;
@@ -278,8 +264,8 @@ export class LakebedPolicy extends Policy {
     const from = this.arena(keyArena(this.idleHead));
     const first = keyPage(this.idleHead);
     let end = first + 1;
-    while (got + (end - first) < want && end < from.pages && unchecked(from.idlePrev[end]) == pageKey(from.id, end - 1) &&
-           from.handle(end) != 0 && from.touch(end) == 0) {
+    while (got + (end - first) < want && end < from.pages && from.handle(end) != 0 && from.touch(end) == 0 &&
+           unchecked(from.idlePrev[end]) == pageKey(from.id, end - 1)) {
       end++;
     }
     const va = from.pageAddress(first);
@@ -299,14 +285,6 @@ export class LakebedPolicy extends Policy {
     }
     this.chunkMoves += end - first;
     return got;
-  }
-
-  /** Pages of [addr, addr + bytes) that have no chunk. */
-  missingPages(a: Arena, addr: u64, bytes: u64): i32 {
-    const end = a.endPage(addr, bytes);
-    let missing = 0;
-    for (let p = a.pageOf(addr); p < end; p++) if (a.handle(p) == 0) missing++;
-    return missing;
   }
 
   private setAccessRun(a: Arena, from: i32, to: i32): void {
