@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import { parseAllocConf, replayDevice } from "@lakebed/core-sim";
+import { MiB, buildTrace, type Op } from "./support/traces.js";
+
+/**
+ * Seeded random programs (allocations of every size class on up to three streams, frees, frees
+ * that wait on other streams, empty_cache calls, out-of-memory entries) under many settings and
+ * tight limits, replayed with isValid after every event. They reach the paths the recorded traces
+ * do not: garbage collection, release of oversize segments, unmapping under pressure.
+ */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomProgram(seed: number, steps: number, streams: number): Op[] {
+  const rand = mulberry32(seed);
+  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+  const size = () => {
+    const r = rand();
+    if (r < 0.45) return 1 + Math.floor(rand() * MiB); // small pool
+    if (r < 0.8) return MiB + Math.floor(rand() * 9 * MiB); // 1-10 MiB: shared 20 MiB segments
+    if (r < 0.97) return 10 * MiB + Math.floor(rand() * 90 * MiB);
+    return 100 * MiB + Math.floor(rand() * 400 * MiB);
+  };
+  const ops: Op[] = [];
+  const live: string[] = [];
+  const pending: string[] = [];
+  let n = 0;
+  for (let step = 0; step < steps; step++) {
+    const r = rand();
+    if ((r < 0.5 && live.length < 120) || live.length === 0) {
+      const name = `b${n++}`;
+      ops.push({ alloc: size(), name, stream: Math.floor(rand() * streams) });
+      live.push(name);
+    } else if (r < 0.88) {
+      const name = live.splice(Math.floor(rand() * live.length), 1)[0];
+      if (streams > 1 && rand() < 0.2) {
+        ops.push({ freeRequested: name });
+        pending.push(name);
+      } else {
+        ops.push({ free: name });
+      }
+    } else if (r < 0.95 && pending.length > 0) {
+      ops.push({ freeCompleted: pending.splice(Math.floor(rand() * pending.length), 1)[0] });
+    } else if (r < 0.97) {
+      ops.push({ segmentFree: 0x7f0000000000, bytes: 2 * MiB });
+    } else if (r < 0.98) {
+      ops.push({ oom: pick([64, 256, 1024]) * MiB, stream: 0 });
+    }
+  }
+  for (const name of pending) ops.push({ freeCompleted: name });
+  return ops;
+}
+
+const SETTINGS: { conf: string; capacityMiB?: number }[] = [
+  { conf: "" },
+  { conf: "", capacityMiB: 1536 },
+  { conf: "max_split_size_mb:32", capacityMiB: 1536 },
+  { conf: "max_split_size_mb:64,max_non_split_rounding_mb:48,garbage_collection_threshold:0.7", capacityMiB: 1536 },
+  { conf: "garbage_collection_threshold:0.5", capacityMiB: 2048 },
+  { conf: "roundup_power2_divisions:[1:2,64:4,>:8]", capacityMiB: 1536 },
+  { conf: "expandable_segments:True" },
+  { conf: "expandable_segments:True", capacityMiB: 1536 },
+  { conf: "expandable_segments:True,max_split_size_mb:40,garbage_collection_threshold:0.6", capacityMiB: 1536 },
+];
+
+describe("random programs keep every invariant", () => {
+  for (const [i, s] of SETTINGS.entries()) {
+    for (const streams of [1, 3]) {
+      it(`"${s.conf}"${s.capacityMiB ? ` at ${s.capacityMiB} MiB` : ""}, ${streams} stream(s)`, () => {
+        const trace = buildTrace(randomProgram(1000 * i + streams, 4000, streams), streams);
+        const conf = parseAllocConf(s.conf);
+        const options = {
+          policy: conf.expandableSegments ? ("expandable" as const) : ("caching" as const),
+          conf,
+          capacityBytes: s.capacityMiB ? s.capacityMiB * MiB : undefined,
+          checkEvery: 1,
+        };
+        const r = replayDevice(trace, options);
+        const stats = r.stats;
+        expect(stats["allocated_bytes.all.current"]).toBeLessThanOrEqual(stats["active_bytes.all.current"]);
+        expect(stats["active_bytes.all.current"]).toBeLessThanOrEqual(stats["reserved_bytes.all.current"]);
+        expect(stats["requested_bytes.all.current"]).toBeLessThanOrEqual(stats["active_bytes.all.current"]);
+        const reserved = r.finalSegments.reduce((n, seg) => n + seg.totalSize, 0);
+        expect(reserved).toBe(stats["reserved_bytes.all.current"]);
+        // (with expandable segments one map can come back as several unmaps, so frees may
+        // outnumber allocs there; only whole segments pair up one to one)
+        if (s.capacityMiB) {
+          // PyTorch checks the limit against each new segment; a map may round up by one page
+          const slack = conf.expandableSegments ? 20 * MiB : 0;
+          expect(stats["reserved_bytes.all.peak"]).toBeLessThanOrEqual(s.capacityMiB * MiB + slack);
+        }
+        if (!conf.expandableSegments) {
+          expect(r.finalSegments).toHaveLength(stats["segment.all.current"]);
+          expect(stats["num_device_alloc"] - stats["num_device_free"]).toBe(stats["segment.all.current"]);
+        }
+        // a replay is a pure function of its input
+        expect(replayDevice(trace, options).stats).toEqual(stats);
+      });
+    }
+  }
+
+  it("the programs reach the paths they are meant to", () => {
+    const reached = { gcOrAvailable: 0, retries: 0, ooms: 0, unmaps: 0 };
+    for (const [i, s] of SETTINGS.entries()) {
+      for (const streams of [1, 3]) {
+        const conf = parseAllocConf(s.conf);
+        const r = replayDevice(buildTrace(randomProgram(1000 * i + streams, 4000, streams), streams), {
+          policy: conf.expandableSegments ? "expandable" : "caching",
+          conf,
+          capacityBytes: s.capacityMiB ? s.capacityMiB * MiB : undefined,
+        });
+        if ((conf.garbageCollectionThreshold > 0 || conf.maxSplitSizeBytes !== null) && r.deviceFrees > 0) reached.gcOrAvailable++;
+        reached.retries += r.allocRetries;
+        reached.ooms += r.ooms;
+        reached.unmaps += r.segmentEvents.filter((e) => e.action === 7).length;
+      }
+    }
+    expect(reached.gcOrAvailable).toBeGreaterThan(0);
+    expect(reached.retries).toBeGreaterThan(0);
+    expect(reached.ooms).toBeGreaterThan(0);
+    expect(reached.unmaps).toBeGreaterThan(0);
+  });
+});
