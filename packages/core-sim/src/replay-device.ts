@@ -4,6 +4,7 @@
 import type { BlockStateKind, DeviceTrace, SegmentState } from "@lakebed/traces";
 import { type AllocatorConf } from "./conf.js";
 import { DEVICE_CALL_NAMES } from "./device-calls.js";
+import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
 import { CoreSimAbort, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports } from "./wasm.js";
 
@@ -22,7 +23,10 @@ export interface ReplayOptions {
    * deviceTotalBytes when the settings name a fraction).
    */
   capacityBytes?: number;
-  /** the device's total memory (sizes expandable reservations); default H100_TOTAL_BYTES */
+  /**
+   * the device's total memory (sizes expandable reservations); default H100_TOTAL_BYTES, or less
+   * where the trace's expandable reservations show a smaller device (device-total.ts)
+   */
   deviceTotalBytes?: number;
   /** take segment base addresses from the trace where it has them (default true) */
   traceAddresses?: boolean;
@@ -103,7 +107,7 @@ const STATE_CODES: Record<BlockStateKind, number> = { allocated: 0, pending_free
 export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceReplayResult {
   const wasm = instantiate();
   const conf = opts.conf;
-  const total = opts.deviceTotalBytes ?? H100_TOTAL_BYTES;
+  const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
   const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
   if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (caching or expandable)`);
   wasm.setup(POLICY_CODES[opts.policy], DEVICE_SIMULATED, capacity, total);
