@@ -20,8 +20,12 @@
  * (events record the caller's request). It is re-carved as PyTorch would have carved it: the request
  * rounded per A3 with the recorded settings, and the whole free run instead when the remainder is
  * too small to split off per A6. This is exact unless a neighbour that was live at allocation time
- * was freed before this block; then the block's unsplit tail (at most 1 MiB) is reported as a separate
- * inactive block in intermediate states. Any allocation whose alloc is also in the trace merges back
+ * was freed before this block; then the block's unsplit tail (at most 1 MiB) shows up as a separate
+ * inactive block. In the large pool of ordinary segments no free block can be that small (a split
+ * leaves more than 1 MiB, and every large block is larger than 1 MiB), so such a piece is folded back
+ * into the live block before it (foldUnsplitTail) wherever undoing reveals one: when an allocation
+ * right after it is undone (a later alloc that PyTorch placed just past the tail shows where the block
+ * really ended), and in the start state. Any allocation whose alloc is also in the trace merges back
  * when that alloc is undone, so the rebuilt start state, and completeness, are exact for them.
  */
 import { Action, type AllocatorSettings, type BlockStateKind, type EventColumns, type SegmentState } from "./model.js";
@@ -93,6 +97,7 @@ export function rebuildInitialState(finalState: SegmentState[], events: Omit<Eve
         break;
     }
   }
+  for (const seg of state.segments) for (let bi = seg.blocks.length - 1; bi > 0; bi--) foldUnsplitTail(seg, bi);
   return state.segments.map(fromWorkSegment);
 }
 
@@ -123,9 +128,10 @@ class SegmentMap {
     if (block === undefined || block.state !== "allocated") {
       this.fail(`undoing alloc of ${hex(addr)}: expected an allocated block there after it, found ${this.describeAt(seg, addr)}`);
     }
+    const at = bi > 0 && foldUnsplitTail(seg, bi - 1) ? bi - 1 : bi;
     block!.state = "inactive";
     block!.origin = -1;
-    mergeInactive(seg, bi);
+    mergeInactive(seg, at);
   }
 
   undoFreeCompleted(addr: number, requestBytes: number): void {
@@ -331,6 +337,23 @@ function blockHolding(seg: WorkSegment, addr: number): number {
     else hi = mid - 1;
   }
   return lo;
+}
+
+/** The most a large-pool block can leave unsplit: PyTorch splits only remainders above it (A6). */
+const SMALL_REQUEST_BYTES = 1024 * 1024;
+
+/**
+ * Folds the block at bi into the live block before it when it can only be that block's unsplit tail:
+ * an inactive piece of at most 1 MiB in the large pool of an ordinary segment. Returns whether it did.
+ */
+function foldUnsplitTail(seg: WorkSegment, bi: number): boolean {
+  const tail = seg.blocks[bi];
+  const owner = seg.blocks[bi - 1];
+  if (seg.pool !== "large" || seg.expandable || tail.state !== "inactive" || tail.size > SMALL_REQUEST_BYTES) return false;
+  if (owner === undefined || owner.state === "inactive") return false;
+  owner.size += tail.size;
+  seg.blocks.splice(bi, 1);
+  return true;
 }
 
 /** Merges the block at bi with inactive neighbours, if it is inactive itself. */

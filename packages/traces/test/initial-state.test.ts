@@ -123,6 +123,30 @@ describe("rebuilding the state at the start", () => {
     ]);
   });
 
+  it("a block live before the trace keeps its unsplit tail when a later alloc shows where it ended", async () => {
+    // Before the trace: a 4 MiB request took 4 MiB + 960 KiB (its neighbour was live, so the 960 KiB
+    // remainder was too small to split off), and the neighbour was freed. In the trace an 8 MiB alloc
+    // lands just past the tail, then both blocks are freed. Undoing the free alone would carve 4 MiB
+    // and leave a 960 KiB free block, which the large pool can never hold (assignment2's training
+    // trace has exactly this); the alloc's address shows the block's real end.
+    const tail = 960 * 1024;
+    const trace = await snapshot(
+      "unsplit-tail",
+      [{ address: BASE, size: 40 * MiB, blocks: [[BASE, 40 * MiB, "inactive"]] }],
+      [
+        ["alloc", BASE + 4 * MiB + tail, 8 * MiB],
+        ["free_requested", BASE + 4 * MiB + tail, 8 * MiB],
+        ["free_completed", BASE + 4 * MiB + tail, 8 * MiB],
+        ["free_requested", BASE, 4 * MiB],
+        ["free_completed", BASE, 4 * MiB],
+      ],
+    );
+    expect(trace.devices[0].initialState[0].blocks.map((b) => [b.address - BASE, b.size, b.state])).toEqual([
+      [0, 4 * MiB + tail, "allocated"],
+      [4 * MiB + tail, 40 * MiB - 4 * MiB - tail, "inactive"],
+    ]);
+  });
+
   it("segment_free is undone into a segment that existed at the start; segment_alloc + segment_free is complete", async () => {
     const freed = await snapshot("segment-free", [], [["segment_free", BASE, 20 * MiB]]);
     expect(freed.devices[0].complete).toBe(false);
