@@ -7,4 +7,6 @@ export type { ReplayRequest, ReplayDocument, DeviceReplayDocument, PolicyName } 
 export { verifyTrace, compareDevice, compareLayouts } from "./verify.js";
 export type { VerifyDocument, DeviceVerifyDocument, SegmentMismatch, SegmentEventView } from "./verify.js";
 export { parseBytes, formatBytes, formatCount } from "./units.js";
+export { findMinCapacity, CAPACITY_STEP_BYTES } from "./capacity-search.js";
+export type { MinCapacity } from "./capacity-search.js";
 export { main } from "./cli.js";
