@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
+import { POLICIES } from "../src/replay.js";
+
+/**
+ * The HTML report in a real headless browser (Debian's chromium, driven by playwright-core): it
+ * opens with no network, logs no console error, and draws every chart: the timeline (uPlot canvas),
+ * the capacity bars and one segment layout per policy. A screenshot is kept in test-output/ (ignored
+ * by git) for a person to look at.
+ */
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const outDir = join(repoRoot, "test-output");
+const CANDIDATES = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
+const browserPath = CANDIDATES.find((p): p is string => p !== undefined && existsSync(p));
+const skipReason = browserPath ? "" : `no Chromium found (tried ${CANDIDATES.filter(Boolean).join(", ")}; apt-get install chromium, or set CHROMIUM_PATH)`;
+if (skipReason) console.warn(`report browser test skipped: ${skipReason}`);
+
+describe.skipIf(!browserPath)("the HTML report in headless Chromium", () => {
+  it("loads offline with no console errors and draws its charts", async () => {
+    mkdirSync(outDir, { recursive: true });
+    const html = join(outDir, "report.html");
+    const cli = join(repoRoot, "packages/api/bin/lakebed.js");
+    const sample = join(repoRoot, "samples/two_streams.def.pickle.gz");
+    execFileSync(process.execPath, [cli, "compare", sample, "--policies", POLICIES.join(","), "--find-min-capacity", "--html", html, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    expect(readFileSync(html, "utf8")).not.toMatch(/<(script|link)[^>]+(src|href)=["']?https?:/);
+
+    const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      const problems: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+      // the report must not need the network: every request other than the file itself is refused
+      await page.route("**/*", (route) => {
+        const url = route.request().url();
+        if (url.startsWith("file:")) return route.continue();
+        problems.push(`network request: ${url}`);
+        return route.abort();
+      });
+      await page.goto(pathToFileURL(html).href);
+      await page.waitForSelector("body[data-drawn=true]", { timeout: 10_000 });
+
+      expect(await page.locator("#timeline canvas").count()).toBeGreaterThan(0);
+      const legend = await page.locator("#timeline .u-legend").innerText();
+      for (const policy of POLICIES) expect(legend).toContain(`${policy} reserved`);
+      // two bars (peak reserved, min capacity) per policy
+      expect(await page.locator("#capacities svg rect").count()).toBe(2 * POLICIES.length);
+      const sections = page.locator("section.policy");
+      expect(await sections.count()).toBe(POLICIES.length);
+      for (let i = 0; i < POLICIES.length; i++) {
+        const section = sections.nth(i);
+        expect(await section.locator("h2").innerText()).toContain(POLICIES[i]);
+        expect(await section.locator("svg.layout rect").count()).toBeGreaterThan(1);
+        expect(await section.locator("table.facts").innerText()).toMatch(/minimum capacity\s+\d/);
+      }
+      // the canvas holds a drawing, not a blank rectangle
+      const inked = await page.evaluate(() => {
+        const canvas = document.querySelector("#timeline canvas") as HTMLCanvasElement;
+        const pixels = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let k = 3; k < pixels.length; k += 4) if (pixels[k] !== 0) n++;
+        return n;
+      });
+      expect(inked).toBeGreaterThan(1000);
+      await page.screenshot({ path: join(outDir, "report.png"), fullPage: true });
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
+});
