@@ -44,3 +44,31 @@ export function publicTraces(): string[] {
     .sort()
     .map((f) => join(dir, f));
 }
+
+/**
+ * Traces recorded on an H100 with other allocator settings, shipped in the repository
+ * (test/fixtures/recorded, see its README). `truncated`: the ring buffer dropped the oldest events.
+ */
+export interface FixtureTrace extends RecordedTrace {
+  truncated: boolean;
+}
+
+export function fixtureTraces(): FixtureTrace[] {
+  const dir = join(repoRoot, "test/fixtures/recorded");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".pickle.gz"))
+    .sort()
+    .map((f) => {
+      const name = f.replace(/\.pickle\.gz$/, "");
+      const meta = JSON.parse(readFileSync(join(dir, `${name}.stats.json`), "utf8"));
+      return {
+        name,
+        file: join(dir, f),
+        stats: meta.stats,
+        allocConf: meta.alloc_conf,
+        capacityBytes: meta.capacity_bytes ?? undefined,
+        // recorded with a ring buffer too small for the run
+        truncated: meta.max_entries < 400_000,
+      };
+    });
+}

@@ -17,7 +17,8 @@
 //                    (empty_cache, or the out-of-memory path inside the next malloc, which found
 //                    those blocks still pending when it searched the cache). They wait; the
 //                    policy's own synchronization completes them, and any it did not reach are
-//                    completed after that malloc.
+//                    completed after that malloc. A completion right after its own request is the
+//                    free call's own (no other stream used the block) and never waits.
 //   segment_alloc, segment_map
 //                    no action: they are the address oracle's input (device/address-oracle.ts).
 //   segment_free, segment_unmap
@@ -183,7 +184,7 @@ export class Replay {
         const id = events.blockIdAt(i);
         const h = this.handleOf(id);
         if (h >= 0) {
-          if (this.precedesBurst(i)) {
+          if (!this.completedAtOnce(i) && this.precedesBurst(i)) {
             this.defer(id);
           } else {
             policy.freeComplete(h);
@@ -220,6 +221,18 @@ export class Replay {
     }
     if (to == events.length) this.completeDeferred();
     return -1;
+  }
+
+  /**
+   * Did the free of event i (a free_completed) complete inside the free call itself? PyTorch's
+   * free() records free_requested and, for a block no other stream used, free_completed right after
+   * it, with nothing between. Such a completion is a plain free even right before a segment_free
+   * burst (the garbage collection of the next malloc frees without synchronizing); only completions
+   * that stand apart from their request can be the work of a synchronization.
+   */
+  private completedAtOnce(i: i32): bool {
+    const events = this.events;
+    return i > 0 && events.actionAt(i - 1) == ACTION_FREE_REQUESTED && events.blockIdAt(i - 1) == events.blockIdAt(i);
   }
 
   /** Is event i (a free_completed) followed, past other free_completed events, by a segment_free/unmap? */

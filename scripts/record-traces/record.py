@@ -1,0 +1,181 @@
+"""Records PyTorch memory snapshots for checking lakebed's emulation, on a real GPU.
+
+One workload per process (PYTORCH_CUDA_ALLOC_CONF is read when the allocator starts). Each run writes
+NAME.pickle.gz (torch.cuda.memory._dump_snapshot) and NAME.stats.json (torch.cuda.memory_stats() at the
+end of the same run, with the device's total memory and the per-process limit), the same layout as
+../shared/traces. The workloads are synthetic but shaped like training and inference: parameters that
+stay, activations that grow and shrink with dynamic shapes, odd sizes that exercise rounding, big
+temporaries, side streams with record_stream, empty_cache, and out-of-memory errors under a limit.
+
+Usage: python3 record.py NAME OUTDIR   (one run; run.sh runs them all)
+       python3 record.py --list        (NAME and PYTORCH_CUDA_ALLOC_CONF of each run, tab-separated)
+"""
+import gzip
+import json
+import os
+import pickle
+import random
+import sys
+import time
+
+MiB = 1 << 20
+
+# name -> (PYTORCH_CUDA_ALLOC_CONF, memory fraction or None, ring-buffer entries, workload, seed)
+RUNS = {
+    "msplit64": ("max_split_size_mb:64", None, 400000, "dynamic", 1),
+    "rpd_list": ("roundup_power2_divisions:[256:1,512:2,1024:4,>:8]", None, 400000, "dynamic", 2),
+    "rpd4": ("roundup_power2_divisions:4", None, 400000, "dynamic", 3),
+    "gc06_cap": ("garbage_collection_threshold:0.6,max_split_size_mb:128", 0.05, 400000, "pressure", 4),
+    "streams3": ("", None, 400000, "streams", 5),
+    "exp_msplit": ("expandable_segments:True,max_split_size_mb:64", None, 400000, "dynamic", 6),
+    "exp_streams": ("expandable_segments:True", None, 400000, "streams", 7),
+    "trunc": ("", None, 3000, "dynamic", 8),
+    "exp_trunc": ("expandable_segments:True", None, 3000, "dynamic", 9),
+    "nonsplit": ("max_split_size_mb:64,max_non_split_rounding_mb:32", None, 400000, "dynamic", 10),
+    "oom_cap": ("", 0.03, 400000, "oom", 11),
+    "exp_oom_cap": ("expandable_segments:True", 0.03, 400000, "oom", 12),
+}
+
+
+def odd_size(rng):
+    """Bytes for one tensor: mostly activation-like sizes, some tiny, some odd, a few large."""
+    r = rng.random()
+    if r < 0.25:
+        return rng.randint(1, 1 << 20)  # small pool
+    if r < 0.55:
+        return rng.randint(1 << 20, 12 * MiB)
+    if r < 0.85:
+        return rng.randint(12 * MiB, 120 * MiB)
+    if r < 0.97:
+        return rng.choice([64, 96, 128, 200, 256, 300]) * MiB + rng.randint(0, 3) * 4096
+    return rng.randint(300 * MiB, 700 * MiB)
+
+
+def tensor(nbytes):
+    return torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+
+
+def dynamic(rng, steps=60):
+    params = [tensor(odd_size(rng)) for _ in range(40)]
+    for step in range(steps):
+        scale = rng.uniform(0.4, 1.6)
+        acts = []
+        for _ in range(rng.randint(20, 60)):
+            acts.append(tensor(max(1, int(odd_size(rng) * scale))))
+            if acts and rng.random() < 0.3:
+                acts.pop(rng.randrange(len(acts)))
+        tmp = tensor(int(rng.randint(100, 400) * MiB * scale))
+        del tmp
+        while acts:
+            acts.pop() if rng.random() < 0.7 else acts.pop(rng.randrange(len(acts)))
+        if step % 20 == 19:
+            torch.cuda.empty_cache()
+        if step % 7 == 0:
+            params.append(tensor(odd_size(rng)))
+    del params
+
+
+def pressure(rng, steps=50):
+    """Works near the per-process limit, so garbage collection and the free-and-retry path run."""
+    keep = [tensor(rng.randint(20, 200) * MiB) for _ in range(6)]
+    for _ in range(steps):
+        acts = []
+        for _ in range(rng.randint(10, 30)):
+            try:
+                acts.append(tensor(odd_size(rng)))
+            except torch.OutOfMemoryError:
+                break
+            if rng.random() < 0.4:
+                acts.pop(rng.randrange(len(acts)))
+        rng.shuffle(acts)
+        del acts
+    del keep
+
+
+def oom(rng, steps=40):
+    """Runs into the limit on purpose and carries on after each out-of-memory error."""
+    held = []
+    for _ in range(steps):
+        try:
+            held.append(tensor(odd_size(rng) * rng.randint(1, 4)))
+        except torch.OutOfMemoryError:
+            for _ in range(len(held) // 2):
+                held.pop(rng.randrange(len(held)))
+    del held
+
+
+def streams(rng, steps=40):
+    """A side stream copies the next batch in (record_stream); a third does unrelated work."""
+    copy = torch.cuda.Stream()
+    other = torch.cuda.Stream()
+    main = torch.cuda.current_stream()
+    params = [tensor(odd_size(rng)) for _ in range(20)]
+    nxt = None
+    for _ in range(steps):
+        with torch.cuda.stream(copy):
+            incoming = tensor(rng.randint(4, 64) * MiB)
+        main.wait_stream(copy)
+        incoming.record_stream(main)
+        with torch.cuda.stream(other):
+            side = [tensor(odd_size(rng)) for _ in range(rng.randint(2, 8))]
+        acts = [tensor(odd_size(rng)) for _ in range(rng.randint(10, 30))]
+        if nxt is not None:
+            del nxt
+        nxt = incoming
+        del incoming
+        with torch.cuda.stream(other):
+            del side
+        del acts
+    torch.cuda.synchronize()
+    del params, nxt
+
+
+WORKLOADS = {"dynamic": dynamic, "pressure": pressure, "oom": oom, "streams": streams}
+
+
+def main():
+    if sys.argv[1] == "--list":
+        for name, run in RUNS.items():
+            print(f"{name}\t{run[0]}")
+        return
+    global torch
+    import torch
+
+    name, outdir = sys.argv[1], sys.argv[2]
+    conf, fraction, entries, workload, seed = RUNS[name]
+    assert os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") == conf, "run.sh sets PYTORCH_CUDA_ALLOC_CONF"
+    total = torch.cuda.get_device_properties(0).total_memory
+    if fraction is not None:
+        torch.cuda.set_per_process_memory_fraction(fraction)
+    torch.cuda.memory._record_memory_history(enabled="all", context=None, max_entries=entries)
+    t0 = time.time()
+    error = None
+    try:
+        WORKLOADS[workload](random.Random(seed))
+    except Exception as e:  # noqa: BLE001 - the run is recorded either way
+        error = repr(e)
+    torch.cuda.synchronize()
+    snapshot = torch.cuda.memory._snapshot()
+    stats = torch.cuda.memory_stats()
+    with gzip.open(os.path.join(outdir, f"{name}.pickle.gz"), "wb") as f:
+        pickle.dump(snapshot, f)
+    meta = {
+        "workload": workload,
+        "alloc_conf": conf or "default",
+        "seconds": round(time.time() - t0, 2),
+        "error": error,
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0),
+        "stats": stats,
+        "device_total_memory": total,
+        "memory_fraction": fraction,
+        "capacity_bytes": int(fraction * total) if fraction is not None else None,
+        "max_entries": entries,
+    }
+    with open(os.path.join(outdir, f"{name}.stats.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print(f"{name}: {len(snapshot['device_traces'][0])} events, peak reserved {stats['reserved_bytes.all.peak']}, error {error}")
+
+
+if __name__ == "__main__":
+    main()
