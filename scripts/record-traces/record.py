@@ -34,6 +34,14 @@ RUNS = {
     "nonsplit": ("max_split_size_mb:64,max_non_split_rounding_mb:32", None, 400000, "dynamic", 10),
     "oom_cap": ("", 0.03, 400000, "oom", 11),
     "exp_oom_cap": ("expandable_segments:True", 0.03, 400000, "oom", 12),
+    "tfm_def": ("", None, 400000, "transformer", 13),
+    "tfm_exp": ("expandable_segments:True", None, 400000, "transformer", 14),
+    "tfm_gc_cap": ("garbage_collection_threshold:0.7,max_split_size_mb:200,roundup_power2_divisions:2", 0.04, 400000, "transformer", 15),
+    "tfm_exp_gc_cap": ("expandable_segments:True,garbage_collection_threshold:0.5", 0.04, 400000, "transformer", 16),
+    "tfm_ckpt_prefetch": ("max_split_size_mb:96", None, 400000, "transformer_prefetch", 17),
+    "kv_cache": ("", None, 400000, "kv_cache", 18),
+    "kv_cache_exp": ("expandable_segments:True,roundup_power2_divisions:[64:8,256:4,>:1]", None, 400000, "kv_cache", 19),
+    "exp_emptycache": ("expandable_segments:True", None, 400000, "dynamic_emptycache", 20),
 }
 
 
@@ -130,7 +138,77 @@ def streams(rng, steps=40):
     del params, nxt
 
 
-WORKLOADS = {"dynamic": dynamic, "pressure": pressure, "oom": oom, "streams": streams}
+def transformer(rng, steps=12, prefetch=False, checkpoint=False):
+    """A small transformer trained with AdamW under bf16 autocast, batch and sequence length varying."""
+    nn = torch.nn
+    layers = nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 8, 2048, batch_first=True), 6).cuda()
+    head = nn.Linear(512, 4096).cuda()
+    params = list(layers.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    copy = torch.cuda.Stream() if prefetch else None
+    main = torch.cuda.current_stream()
+
+    def batch():
+        b, t = rng.randint(4, 16), rng.choice([128, 192, 256, 384, 512])
+        return torch.randn(b, t, 512, device="cuda"), torch.randint(0, 4096, (b, t), device="cuda")
+
+    nxt = None
+    for step in range(steps):
+        if prefetch:
+            with torch.cuda.stream(copy):
+                nxt_batch = batch()
+            main.wait_stream(copy)
+            for x in nxt_batch:
+                x.record_stream(main)
+            x, y = nxt_batch
+            del nxt_batch
+        else:
+            x, y = batch()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            if checkpoint or (prefetch and step % 2 == 0):
+                h = torch.utils.checkpoint.checkpoint(layers, x, use_reentrant=False)
+            else:
+                h = layers(x)
+            loss = nn.functional.cross_entropy(head(h).float().view(-1, 4096), y.view(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        del x, y, h, loss
+        if step == 6:
+            torch.cuda.empty_cache()
+    del layers, head, params, opt
+
+
+def transformer_prefetch(rng):
+    transformer(rng, steps=12, prefetch=True)
+
+
+def kv_cache(rng, requests=6):
+    """Decoding with KV caches that grow by a token at a time (torch.cat), several requests at once."""
+    layers, heads, dim = 8, 16, 64
+    for _ in range(requests):
+        batch = rng.randint(1, 8)
+        prompt = rng.randint(32, 256)
+        cache = [torch.randn(2, batch, heads, prompt, dim, device="cuda", dtype=torch.float16) for _ in range(layers)]
+        for _ in range(rng.randint(32, 160)):
+            for i in range(layers):
+                new = torch.randn(2, batch, heads, 1, dim, device="cuda", dtype=torch.float16)
+                cache[i] = torch.cat([cache[i], new], dim=3)
+            scratch = torch.empty(batch * rng.randint(1, 4) * MiB, dtype=torch.uint8, device="cuda")
+            del scratch
+        del cache
+
+
+def dynamic_emptycache(rng):
+    dynamic(rng, steps=40)
+    torch.cuda.empty_cache()
+    dynamic(rng, steps=20)
+
+
+WORKLOADS = {
+    "dynamic": dynamic, "pressure": pressure, "oom": oom, "streams": streams, "transformer": transformer,
+    "transformer_prefetch": transformer_prefetch, "kv_cache": kv_cache, "dynamic_emptycache": dynamic_emptycache,
+}
 
 
 def main():

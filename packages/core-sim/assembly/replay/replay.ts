@@ -34,6 +34,7 @@
 import { Policy } from "../policies/policy";
 import { SegmentLog } from "./segment-log";
 import { AddressOracle } from "../device/address-oracle";
+import { SimulatedDevice } from "../device/simulated";
 import { STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES, POOL_ALL } from "../policies/stats";
 
 export const ACTION_ALLOC: u8 = 1;
@@ -92,8 +93,8 @@ export function buildOracle(events: EventColumns): AddressOracle {
   const oracle = new AddressOracle(mallocs, maps);
   for (let i = 0; i < events.length; i++) {
     const a = events.actionAt(i);
-    if (a == ACTION_SEGMENT_ALLOC) oracle.addMalloc(events.addrAt(i), events.sizeAt(i));
-    else if (a == ACTION_SEGMENT_MAP) oracle.addMap(events.addrAt(i));
+    if (a == ACTION_SEGMENT_ALLOC) oracle.addMalloc(events.addrAt(i), events.sizeAt(i), i);
+    else if (a == ACTION_SEGMENT_MAP) oracle.addMap(events.addrAt(i), i);
   }
   return oracle;
 }
@@ -108,6 +109,10 @@ export class Replay {
   /** the number of the invariant isValid found broken, 0 when none */
   brokenInvariant: i32 = 0;
   private inBurst: bool = false;
+  /** the simulated device's address oracle, when the replay takes addresses from the trace */
+  private oracle: AddressOracle | null = null;
+  /** the last alloc/oom event replayed: the segment events of the next request come after it */
+  private lastRequest: i32 = -1;
   // free_completed events held back until the burst after them is resolved
   private deferred: StaticArray<i32> = new StaticArray<i32>(16);
   private deferredCount: i32 = 0;
@@ -131,6 +136,8 @@ export class Replay {
     this.events = events;
     this.log = policy.log;
     this.handles = new StaticArray<i32>(max(blockIds, 1));
+    const device = policy.device;
+    if (device instanceof SimulatedDevice) this.oracle = (<SimulatedDevice>device).oracle;
     for (let i = 0; i < this.handles.length; i++) unchecked((this.handles[i] = -1));
   }
 
@@ -161,6 +168,7 @@ export class Replay {
       this.log.currentEvent = i;
       const action = events.actionAt(i);
       if (action == ACTION_ALLOC) {
+        this.startRequest(i);
         const h = policy.malloc(events.sizeAt(i), events.streamAt(i));
         this.drainSelfCompleted();
         this.completeDeferred();
@@ -194,6 +202,7 @@ export class Replay {
       } else if (action == ACTION_SEGMENT_FREE || action == ACTION_SEGMENT_UNMAP) {
         if (!this.inBurst) this.startBurst(i);
       } else if (action == ACTION_OOM) {
+        this.startRequest(i);
         const h = policy.malloc(events.sizeAt(i), events.streamAt(i));
         this.drainSelfCompleted();
         this.completeDeferred();
@@ -221,6 +230,13 @@ export class Replay {
     }
     if (to == events.length) this.completeDeferred();
     return -1;
+  }
+
+  /** A request at event i: its segment events are those recorded since the previous request. */
+  @inline private startRequest(i: i32): void {
+    const oracle = this.oracle;
+    if (oracle) oracle.notBefore = this.lastRequest + 1;
+    this.lastRequest = i;
   }
 
   /**
