@@ -8,7 +8,7 @@ import {
 } from "@lakebed/core-sim";
 
 /** The policies `lakebed replay` can run. */
-export const POLICIES = ["caching", "expandable"] as const;
+export const POLICIES = ["caching", "expandable", "vms", "lakebed"] as const;
 export type PolicyName = (typeof POLICIES)[number];
 
 export interface ReplayRequest {
@@ -45,6 +45,8 @@ export interface DeviceReplayDocument {
   allocRetries: number;
   driverCalls: Record<string, number>;
   allocatorSeconds: number;
+  /** the policy's own counters (vms: stitches, stitchReuses, ...; lakebed: chunkMoves, ...) */
+  policyCounters: Record<string, number>;
   /** every statistic under torch.cuda.memory_stats() names */
   stats: Record<string, number>;
   /** with --find-min-capacity: the smallest capacity (to 2 MiB) that replays without an OOM */
@@ -116,6 +118,7 @@ function toDocument(r: DeviceReplayResult): DeviceReplayDocument {
     allocRetries: r.allocRetries,
     driverCalls: r.driverCalls,
     allocatorSeconds: r.allocatorSeconds,
+    policyCounters: r.policyCounters,
     stats: r.stats,
   };
 }

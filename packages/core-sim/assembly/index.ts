@@ -17,12 +17,19 @@ import { roundSize, allocationSize, shouldSplitRemainder, isSmallSize } from "./
 import { STAT_COUNT } from "./policies/stats";
 import { Policy } from "./policies/policy";
 import { CachingAllocator } from "./policies/caching";
+import { LakebedPolicy } from "./policies/lakebed";
+import { VmsPolicy } from "./policies/vms";
+import { vmsConf } from "./policies/vms-config";
+export { setVmsConf } from "./policies/vms-config";
+export { setLakebedConf } from "./policies/lakebed";
 import { SegmentLog } from "./replay/segment-log";
 import { Layout } from "./replay/layout";
 import { Replay, EventColumns, buildOracle, COUNTERS } from "./replay/replay";
 
 export const POLICY_CACHING: i32 = 0;
 export const POLICY_EXPANDABLE: i32 = 1;
+export const POLICY_VMS: i32 = 2;
+export const POLICY_LAKEBED: i32 = 3;
 export const DEVICE_SIMULATED: i32 = 0;
 export const DEVICE_IMPORTED: i32 = 1;
 
@@ -84,16 +91,27 @@ export function eventsBlockId(): usize { return changetype<EventColumns>(events)
 /** Makes the policy; with traceAddresses the simulated device takes segment bases from the trace. */
 export function start(traceAddresses: i32, timelinePoints: i32): void {
   if (policyKind == POLICY_EXPANDABLE) conf.expandableSegments = true;
-  const dev = changetype<Device>(device);
-  const caching = new CachingAllocator(dev, log, conf);
-  if (capacity > 0) caching.setAllowedMax(capacity);
-  policy = caching;
+  if (policyKind == POLICY_VMS || policyKind == POLICY_LAKEBED) conf.expandableSegments = false;
+  const p = makePolicy(changetype<Device>(device));
+  policy = p;
   if (events == null) events = new EventColumns(0);
   const ev = changetype<EventColumns>(events);
   if (traceAddresses != 0 && simulated != null) changetype<SimulatedDevice>(simulated).oracle = buildOracle(ev);
-  const r = new Replay(caching, ev, blockIdCount);
+  const r = new Replay(p, ev, blockIdCount);
   r.setTimeline(timelinePoints);
   replayState = r;
+}
+
+/** The policy setup() chose, with the capacity as its per-process limit. */
+function makePolicy(dev: Device): Policy {
+  if (policyKind == POLICY_LAKEBED) {
+    const lakebed = new LakebedPolicy(dev, log, conf);
+    if (capacity > 0) lakebed.setAllowedMax(capacity);
+    return lakebed;
+  }
+  const caching = policyKind == POLICY_VMS ? new VmsPolicy(dev, log, conf, vmsConf) : new CachingAllocator(dev, log, conf);
+  if (capacity > 0) caching.setAllowedMax(capacity);
+  return caching;
 }
 
 @inline function thePolicy(): Policy { return changetype<Policy>(policy); }
@@ -134,6 +152,8 @@ export function statCount(): i32 { return STAT_COUNT; }
 export function statValue(i: i32): f64 { return <f64>thePolicy().stats.get(i); }
 export function replayCounterCount(): i32 { return COUNTERS; }
 export function replayCounter(i: i32): f64 { return <f64>theReplay().counters[i]; }
+/** The policy's own counter i (Policy.counter; names in src/policy-counters.ts). */
+export function policyCounter(i: i32): f64 { return thePolicy().counter(i); }
 export function peakReservedEventIndex(): i32 { return theReplay().peakReservedEvent; }
 export function firstAddressMismatch(): i32 { return theReplay().firstAddressMismatch; }
 

@@ -2,6 +2,10 @@
 // in brackets, whitespace ignored) with PyTorch's names, validated as PyTorch 2.9+ validates them
 // (c10/core/AllocatorConfig.cpp, c10/cuda/CUDAAllocatorConfig.cpp). As in PyTorch, a settings
 // string is the whole configuration: keys it does not name take their defaults.
+//
+// The same string carries the vms policy's GMLake settings under GMLake's own names and units
+// (vmmDefragment, fragLimit in bytes, defragLevel, reuseLimit, autoGC in GiB, reAlloc; GMLake reads
+// them from environment variables) and lakebed's own (lakebed_*). Other policies ignore them.
 import type { AllocatorSettings } from "@lakebed/traces";
 
 const MiB = 1024 * 1024;
@@ -22,6 +26,38 @@ export interface AllocatorConf {
   largeSegmentSizeBytes: number;
   /** per_process_memory_fraction, when the settings name one; null otherwise */
   perProcessMemoryFraction: number | null;
+  /** the vms policy's GMLake settings */
+  gmlake: GmlakeConf;
+  /** the lakebed policy's settings */
+  lakebed: LakebedConf;
+}
+
+/**
+ * GMLake's settings, with GMLake master's defaults (docs/policies.md says why these and not the
+ * torch-1.13.1 branch's fragLimit 32 MiB, defragLevel 1, autoGC 80).
+ */
+export interface GmlakeConf {
+  /** 0: no stitching and no reuse of stitched blocks (the large pool stays VMM-backed) */
+  vmmDefragment: number;
+  /** the smallest request, in bytes, that stitching may serve */
+  fragLimitBytes: number;
+  /** the earliest malloc stage at which stitching may run: 0 before new memory, 1 after a failed attempt, 2 after the cache was flushed */
+  defragLevel: number;
+  /** a cached stitched block serves a request only when its size is at most request x reuseLimit */
+  reuseLimit: number;
+  /** cached stitched blocks are collected (oldest first) above this many GiB of stitched ranges */
+  autoGCGiB: number;
+  /** > 0: new memory only for the shortfall, stitched with the free blocks */
+  reAlloc: number;
+}
+
+export interface LakebedConf {
+  /** idle chunks kept beyond the most pages ever touched, per mille (LakebedPolicy.slackPermille) */
+  slackPermille: number;
+}
+
+export function defaultGmlakeConf(): GmlakeConf {
+  return { vmmDefragment: 1, fragLimitBytes: 512 * MiB, defragLevel: 0, reuseLimit: 10, autoGCGiB: 1000, reAlloc: 0 };
 }
 
 export function defaultAllocConf(): AllocatorConf {
@@ -33,6 +69,8 @@ export function defaultAllocConf(): AllocatorConf {
     roundupPower2Divisions: new Array<number>(ROUNDUP_BUCKETS).fill(0),
     largeSegmentSizeBytes: 20 * MiB,
     perProcessMemoryFraction: null,
+    gmlake: defaultGmlakeConf(),
+    lakebed: { slackPermille: 0 },
   };
 }
 
@@ -146,6 +184,33 @@ export function parseAllocConf(text: string): AllocatorConf {
         if (v !== "native") fail(`backend must be native or cudaMallocAsync, got '${v ?? ""}'`);
         break;
       }
+      case "vmmDefragment":
+        conf.gmlake.vmmDefragment = integer(key);
+        break;
+      case "fragLimit":
+        conf.gmlake.fragLimitBytes = integer(key);
+        break;
+      case "defragLevel":
+        conf.gmlake.defragLevel = integer(key);
+        break;
+      case "reuseLimit": {
+        const v = real(key);
+        if (!(v >= 1)) fail(`reuseLimit must be at least 1, got ${v}`);
+        conf.gmlake.reuseLimit = v;
+        break;
+      }
+      case "autoGC": {
+        const v = real(key);
+        if (!(v >= 0)) fail(`autoGC must be a number of GiB (0 or more), got ${v}`);
+        conf.gmlake.autoGCGiB = v;
+        break;
+      }
+      case "reAlloc":
+        conf.gmlake.reAlloc = integer(key);
+        break;
+      case "lakebed_slack_permille":
+        conf.lakebed.slackPermille = integer(key);
+        break;
       default:
         if (IGNORED_BOOLEAN_KEYS.has(key)) boolean(key);
         else if (IGNORED_NUMBER_KEYS.has(key)) integer(key);

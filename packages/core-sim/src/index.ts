@@ -1,9 +1,10 @@
 // @lakebed/core-sim: GPU memory policies compiled to WebAssembly (PyTorch's caching allocator and
-// its expandable segments), a simulated device, and the replay loop.
+// its expandable segments, GMLake's stitching, lakebed's own), a simulated device, and the replay loop.
 export { replayDevice, H100_TOTAL_BYTES } from "./replay-device.js";
 export type { ReplayOptions, DeviceReplayResult, SegmentEvent, Timeline, PolicyName } from "./replay-device.js";
-export { parseAllocConf, confFromSettings, defaultAllocConf, ROUNDUP_BUCKETS } from "./conf.js";
-export type { AllocatorConf } from "./conf.js";
+export { parseAllocConf, confFromSettings, defaultAllocConf, defaultGmlakeConf, ROUNDUP_BUCKETS } from "./conf.js";
+export type { AllocatorConf, GmlakeConf, LakebedConf } from "./conf.js";
+export { POLICY_COUNTER_NAMES } from "./policy-counters.js";
 export { STAT_NAMES } from "./stats-table.js";
 export { DEVICE_CALL_NAMES } from "./device-calls.js";
 export { sizingRules } from "./sizing.js";

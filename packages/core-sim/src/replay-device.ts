@@ -6,6 +6,7 @@ import { type AllocatorConf } from "./conf.js";
 import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
+import { POLICY_COUNTER_NAMES, invariantName } from "./policy-counters.js";
 import { CoreSimAbort, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports } from "./wasm.js";
 
 export type PolicyName = keyof typeof POLICY_CODES;
@@ -91,6 +92,8 @@ export interface DeviceReplayResult {
   driverCalls: Record<string, number>;
   /** simulated seconds spent in driver calls (H100 cost model) */
   allocatorSeconds: number;
+  /** the policy's own counters (vms: stitches made, reused, collected; lakebed: chunk moves) */
+  policyCounters: Record<string, number>;
   timeline?: Timeline;
   layoutAtEvent?: SegmentState[];
 }
@@ -109,7 +112,7 @@ export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceRep
   const conf = opts.conf;
   const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
   const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
-  if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (caching or expandable)`);
+  if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (one of ${Object.keys(POLICY_CODES).join(", ")})`);
   wasm.setup(POLICY_CODES[opts.policy], DEVICE_SIMULATED, capacity, total);
   applyConf(wasm, conf);
 
@@ -133,7 +136,7 @@ export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceRep
   for (let from = 0; from < n; ) {
     let to = Math.min(n, from + CHUNK_EVENTS);
     if (layoutAt !== undefined && from <= layoutAt && layoutAt < to) to = layoutAt + 1;
-    run(wasm, from, to, checkEvery);
+    run(wasm, from, to, checkEvery, opts.policy);
     if (layoutAt !== undefined && to === layoutAt + 1) layoutAtEvent = readLayout(wasm);
     from = to;
     opts.onProgress?.(from, n);
@@ -141,12 +144,12 @@ export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceRep
   if (layoutAt !== undefined && layoutAtEvent === undefined) layoutAtEvent = readLayout(wasm);
   if (checkEvery > 0) {
     const broken = wasm.brokenInvariant();
-    if (broken !== 0) throw new Error(`policy ${opts.policy}: isValid failed at the end of the trace: INV-CACHE-${broken} broken`);
+    if (broken !== 0) throw new Error(`policy ${opts.policy}: isValid failed at the end of the trace: ${invariantName(opts.policy, broken)} broken`);
   }
   return collect(wasm, trace, n, opts, layoutAtEvent);
 }
 
-function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number): void {
+function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number, policy: PolicyName): void {
   let failed: number;
   try {
     failed = wasm.replay(from, to, checkEvery);
@@ -156,7 +159,7 @@ function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number)
     }
     throw e;
   }
-  if (failed >= 0) throw new Error(`core-sim: isValid failed after trace event ${failed}: INV-CACHE-${wasm.brokenInvariant()} broken`);
+  if (failed >= 0) throw new Error(`core-sim: isValid failed after trace event ${failed}: ${invariantName(policy, wasm.brokenInvariant())} broken`);
 }
 
 /** Rebuilds the allocator state at the start of a trace recorded mid-run. */
@@ -232,6 +235,9 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
     if (calls > 0) driverCalls[name] = calls;
   });
 
+  const policyCounters: Record<string, number> = {};
+  POLICY_COUNTER_NAMES[opts.policy].forEach((name, i) => (policyCounters[name] = wasm.policyCounter(i)));
+
   let timeline: Timeline | undefined;
   if ((opts.timelinePoints ?? 0) > 0) {
     const points = wasm.timelineCount();
@@ -264,6 +270,7 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
     finalSegments: readLayout(wasm),
     driverCalls,
     allocatorSeconds: wasm.deviceMicros() / 1e6,
+    policyCounters,
     ...(timeline ? { timeline } : {}),
     ...(layoutAtEvent ? { layoutAtEvent } : {}),
   };

@@ -9,6 +9,9 @@ export interface CoreSimExports {
   setup(policy: number, device: number, capacityBytes: number, deviceTotalBytes: number): void;
   setConf(maxSplitSizeBytes: number, maxNonSplitRoundingBytes: number, gcThreshold: number, expandable: number, largeSegmentBytes: number): void;
   setRoundupDivisions(bucket: number, divisions: number): void;
+  setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
+  setLakebedConf(slackPermille: number): void;
+  policyCounter(i: number): number;
   eventsAllocate(length: number, blockIds: number): void;
   eventsAction(): number;
   eventsAddr(): number;
@@ -69,7 +72,8 @@ export interface CoreSimExports {
   shouldSplitBytes(blockBytes: number, roundedBytes: number, small: number): number;
 }
 
-export const POLICY_CODES = { caching: 0, expandable: 1 } as const;
+/** assembly/index.ts POLICY_*: the policy setup() makes. */
+export const POLICY_CODES = { caching: 0, expandable: 1, vms: 2, lakebed: 3 } as const;
 export const DEVICE_SIMULATED = 0;
 export const DEVICE_IMPORTED = 1;
 
@@ -149,4 +153,7 @@ export function applyConf(wasm: CoreSimExports, conf: AllocatorConf): void {
     conf.largeSegmentSizeBytes,
   );
   conf.roundupPower2Divisions.forEach((divisions, bucket) => wasm.setRoundupDivisions(bucket, divisions));
+  const g = conf.gmlake;
+  wasm.setVmsConf(g.vmmDefragment, g.fragLimitBytes, g.defragLevel, g.reuseLimit, g.autoGCGiB, g.reAlloc);
+  wasm.setLakebedConf(conf.lakebed.slackPermille);
 }

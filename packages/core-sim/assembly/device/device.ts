@@ -10,7 +10,9 @@
 //
 // Units: sizes and addresses are bytes (u64 inside the Wasm; f64 at the boundary, exact below
 // 2^53). Physical handles are positive i32 ids. Sizes given to memCreate, addressReserve, map,
-// setAccess and unmap are multiples of GRANULARITY_BYTES; a map covers one whole handle.
+// setAccess and unmap are multiples of GRANULARITY_BYTES; a map covers one whole handle. As with the
+// CUDA driver, one handle may be mapped at several virtual addresses at once (GMLake's stitching
+// maps a chunk in its own block's range and in every stitched view of it).
 
 export const GRANULARITY_BYTES: u64 = 2 << 20;
 

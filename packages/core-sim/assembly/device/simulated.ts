@@ -33,7 +33,8 @@ export class SimulatedDevice extends Device {
   mappings: RangeList = new RangeList();
   /** handle id -> bytes (0: released or never made); handle 0 is unused */
   private handleBytes: StaticArray<u64> = new StaticArray<u64>(256);
-  private handleMapped: StaticArray<bool> = new StaticArray<bool>(256);
+  /** handle id -> how many mappings it has (a handle may be mapped at several addresses, as stitching does) */
+  private handleMappings: StaticArray<i32> = new StaticArray<i32>(256);
   private freeHandles: StaticArray<i32> = new StaticArray<i32>(256);
   private freeHandleCount: i32 = 0;
   private handleCount: i32 = 1;
@@ -67,7 +68,7 @@ export class SimulatedDevice extends Device {
 
   memRelease(handle: i32): void {
     assert(handle > 0 && handle < this.handleCount && this.handleBytes[handle] != 0, "memRelease: unknown handle");
-    assert(!this.handleMapped[handle], "memRelease: handle still mapped (the simulated driver wants unmap first)");
+    assert(this.handleMappings[handle] == 0, "memRelease: handle still mapped (the simulated driver wants unmap first)");
     const bytes = this.handleBytes[handle];
     this.charge(CALL_MEM_RELEASE, bytes);
     this.physicalBytes -= bytes;
@@ -97,11 +98,11 @@ export class SimulatedDevice extends Device {
 
   map(va: u64, bytes: u64, handle: i32): void {
     assert(handle > 0 && handle < this.handleCount && this.handleBytes[handle] == bytes, "map: the mapping must cover one whole handle");
-    assert(!this.handleMapped[handle], "map: handle already mapped");
     assert(this.reservations.covers(va, bytes), "map: range outside a reservation");
+    assert(!this.mappings.overlaps(va, bytes), "map: range already mapped");
     this.charge(CALL_MAP, bytes);
     this.mappings.insert(va, bytes, handle);
-    this.handleMapped[handle] = true;
+    this.handleMappings[handle]++;
   }
 
   setAccess(va: u64, bytes: u64): void {
@@ -115,7 +116,7 @@ export class SimulatedDevice extends Device {
     let i = this.mappings.indexOf(va);
     const end = va + bytes;
     while (i < this.mappings.count && this.mappings.start(i) < end) {
-      this.handleMapped[this.mappings.tag(i)] = false;
+      this.handleMappings[this.mappings.tag(i)]--;
       this.mappings.removeAt(i);
     }
   }
@@ -188,7 +189,7 @@ export class SimulatedDevice extends Device {
     if (this.physicalBytes > this.peakPhysicalBytes) this.peakPhysicalBytes = this.physicalBytes;
     const handle = this.newHandle(bytes);
     this.mappings.insert(va, bytes, handle);
-    this.handleMapped[handle] = true;
+    this.handleMappings[handle] = 1;
     return handle;
   }
 
@@ -215,7 +216,7 @@ export class SimulatedDevice extends Device {
       h = this.handleCount++;
     }
     this.handleBytes[h] = bytes;
-    this.handleMapped[h] = false;
+    this.handleMappings[h] = 0;
     this.liveHandles++;
     return h;
   }
@@ -234,10 +235,10 @@ export class SimulatedDevice extends Device {
   private growHandles(): void {
     const n = this.handleBytes.length * 2;
     const bytes = new StaticArray<u64>(n);
-    const mapped = new StaticArray<bool>(n);
+    const mappings = new StaticArray<i32>(n);
     memory.copy(changetype<usize>(bytes), changetype<usize>(this.handleBytes), <usize>this.handleCount << 3);
-    memory.copy(changetype<usize>(mapped), changetype<usize>(this.handleMapped), <usize>this.handleCount);
+    memory.copy(changetype<usize>(mappings), changetype<usize>(this.handleMappings), <usize>this.handleCount << 2);
     this.handleBytes = bytes;
-    this.handleMapped = mapped;
+    this.handleMappings = mappings;
   }
 }

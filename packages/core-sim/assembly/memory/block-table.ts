@@ -25,8 +25,10 @@
 //      │   segment id, -1: cudaMalloc) │   allocation id, -1: none)    │
 //   64 ├───────────────────────────────┼───────────────────────────────┤
 //      │ flags: u32 (FLAG_*)           │ nextFree: i32 (unused records)│
-//   72 ├───────────────────────────────┴───────────────────────────────┤
-//      │ spare: u64                                                    │
+//   72 ├───────────────────────────────┼───────────────────────────────┤
+//      │ owner: i32 (the policy's own   │ spare: u32                    │
+//      │   structure id, e.g. the VMS   │                               │
+//      │   segment or stitch; -1: none) │                               │
 //   80 └───────────────────────────────────────────────────────────────┘
 //
 // Stream indices are ordered like PyTorch's cudaStream_t pointers (the trace model sorts its stream
@@ -47,6 +49,12 @@ export const FLAG_PENDING: u32 = 8;
 export const FLAG_IN_TREE: u32 = 16;
 /** the record is in use */
 export const FLAG_LIVE: u32 = 32;
+/** belongs to the vms policy's large pool (vms.ts), not to the caching allocator's pools */
+export const FLAG_VMS: u32 = 64;
+/** a vms stitched view (sBlock): its own virtual range over chunks that pBlocks own */
+export const FLAG_STITCHED: u32 = 128;
+/** a vms pBlock whose chunks are the used prefix of a stitched view ("lent" to it) */
+export const FLAG_LENT: u32 = 256;
 
 const OFF_ADDR: usize = 0;
 const OFF_SIZE: usize = 8;
@@ -62,6 +70,7 @@ const OFF_SEGMENT: usize = 56;
 const OFF_TRACE_ID: usize = 60;
 const OFF_FLAGS: usize = 64;
 const OFF_NEXT_FREE: usize = 68;
+const OFF_OWNER: usize = 72;
 
 let tableBase: usize = 0;
 let tableCapacity: i32 = 0;
@@ -95,6 +104,8 @@ let prioritySeed: u32 = 0x9e3779b9;
 @inline export function bSegment(id: i32): i32 { return load<i32>(rec(id), OFF_SEGMENT); }
 @inline export function bTraceId(id: i32): i32 { return load<i32>(rec(id), OFF_TRACE_ID); }
 @inline export function setTraceId(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_TRACE_ID); }
+@inline export function bOwner(id: i32): i32 { return load<i32>(rec(id), OFF_OWNER); }
+@inline export function setOwner(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_OWNER); }
 @inline export function bFlags(id: i32): u32 { return load<u32>(rec(id), OFF_FLAGS); }
 @inline export function hasFlag(id: i32, flag: u32): bool { return (bFlags(id) & flag) != 0; }
 @inline export function setFlag(id: i32, flag: u32, on: bool): void {
@@ -136,6 +147,7 @@ export function newBlock(addr: u64, size: u64, stream: i32, small: bool, segment
   store<i32>(p, stream, OFF_STREAM);
   store<i32>(p, segment, OFF_SEGMENT);
   store<i32>(p, -1, OFF_TRACE_ID);
+  store<i32>(p, -1, OFF_OWNER);
   store<u32>(p, FLAG_LIVE | FLAG_MAPPED | (small ? FLAG_SMALL : 0), OFF_FLAGS);
   liveRecords++;
   return id;

@@ -4,7 +4,7 @@
 // was recorded mid-run (DeviceTrace.initialState).
 
 import {
-  NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, newBlock, deleteBlock, bAddr,
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, FLAG_STITCHED, FLAG_LENT, newBlock, deleteBlock, bAddr,
   bSize, bRequested, bPrev, bNext, setAddr, setSize, setPrev, setNext, bStream, bSegment, bTraceId,
   setRequested, setTraceId, hasFlag, setFlag, isSplit, isExpandable, blockIdBound, isLive,
 } from "../memory/block-table";
@@ -24,9 +24,12 @@ function compareAddress(x: i32, y: i32): i32 {
   return ax < ay ? -1 : ax > ay ? 1 : 0;
 }
 
-/** A block that starts a snapshot segment: mapped, with no mapped block right before it. */
+/**
+ * A block that starts a snapshot segment: mapped, with no mapped block right before it. (A vms
+ * stitched view is no segment: its memory is its lent pBlocks', which their segments show.)
+ */
 @inline function startsSegment(b: i32): bool {
-  if (!hasFlag(b, FLAG_MAPPED)) return false;
+  if (!hasFlag(b, FLAG_MAPPED) || hasFlag(b, FLAG_STITCHED)) return false;
   const p = bPrev(b);
   return p == NO_BLOCK || !hasFlag(p, FLAG_MAPPED);
 }
@@ -37,7 +40,7 @@ export function writeCachingLayout(a: CachingAllocator, out: Layout): void {
   const bound = blockIdBound();
   for (let b = 0; b < bound; b++) {
     if (!isLive(b)) continue;
-    if (hasFlag(b, FLAG_MAPPED)) blocks++;
+    if (hasFlag(b, FLAG_MAPPED) && !hasFlag(b, FLAG_STITCHED)) blocks++;
     if (startsSegment(b)) heads.push(b);
   }
   heads.sort(compareAddress);
@@ -46,7 +49,8 @@ export function writeCachingLayout(a: CachingAllocator, out: Layout): void {
     const head = heads[i];
     out.beginSegment(bAddr(head), bStream(head), hasFlag(head, FLAG_SMALL), isExpandable(head));
     for (let b = head; b != NO_BLOCK && hasFlag(b, FLAG_MAPPED); b = bNext(b)) {
-      const state = hasFlag(b, FLAG_ALLOCATED) ? BLOCK_ALLOCATED : hasFlag(b, FLAG_PENDING) ? BLOCK_PENDING_FREE : BLOCK_INACTIVE;
+      // a vms pBlock lent to a stitched view holds live memory: allocated
+      const state = hasFlag(b, FLAG_ALLOCATED | FLAG_LENT) ? BLOCK_ALLOCATED : hasFlag(b, FLAG_PENDING) ? BLOCK_PENDING_FREE : BLOCK_INACTIVE;
       out.addBlock(bAddr(b), bSize(b), bRequested(b), state, bTraceId(b));
     }
   }

@@ -3,7 +3,7 @@
 // of caching.ts. Returns the number of the first broken invariant, 0 when all hold. O(blocks).
 
 import {
-  NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, bAddr, bSize,
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, FLAG_VMS, bAddr, bSize,
   bRequested, bPrev, bNext, bLeft, bRight, bStream, bSegment, bEnd, hasFlag, isSplit, isExpandable,
   blockIdBound, isLive,
 } from "../memory/block-table";
@@ -28,6 +28,11 @@ const INV_BOUNDS: i32 = 7;
 
 // Recomputed current values: [kind * 3 + pool].
 const recomputed = new StaticArray<i64>(ARRAY_STAT_KINDS * 3);
+
+/** Adds to the recomputed current value of a stat (also for a subclass's own structures). */
+export function addRecomputed(kind: i32, small: bool, amount: i64): void {
+  add(kind, small, amount);
+}
 
 @inline function add(kind: i32, small: bool, amount: i64): void {
   unchecked((recomputed[kind * 3 + POOL_ALL] += amount));
@@ -71,6 +76,13 @@ export function brokenCachingInvariant(a: CachingAllocator): i32 {
     const allocated = hasFlag(b, FLAG_ALLOCATED);
     const isPending = hasFlag(b, FLAG_PENDING);
     const expandable = isExpandable(b);
+    if (hasFlag(b, FLAG_VMS)) {
+      // a vms large-pool block: its structure is vms-valid.ts's to check; its use counts here
+      if (allocated && size >= maxSplit) oversizeAllocations++;
+      if (isPending) pending++;
+      addUseStats(b, size, small, allocated, isPending);
+      continue;
+    }
 
     // INV-CACHE-1: tiling
     if (size == 0 || size % MIN_BLOCK_BYTES != 0) return INV_TILING;
@@ -135,16 +147,8 @@ export function brokenCachingInvariant(a: CachingAllocator): i32 {
     }
 
     // INV-CACHE-6: recompute the stats
-    if (allocated) {
-      add(STAT_ALLOCATION, small, 1);
-      add(STAT_ALLOCATED_BYTES, small, <i64>size);
-      if (size >= maxSplit) oversizeAllocations++;
-    }
-    if (allocated || isPending) {
-      add(STAT_ACTIVE, small, 1);
-      add(STAT_ACTIVE_BYTES, small, <i64>size);
-      add(STAT_REQUESTED_BYTES, small, <i64>bRequested(b));
-    }
+    if (allocated && size >= maxSplit) oversizeAllocations++;
+    addUseStats(b, size, small, allocated, isPending);
     if (isPending) pending++;
     if (mapped && isFree(b) && !expandable && isSplit(b)) {
       add(STAT_INACTIVE_SPLIT, small, 1);
@@ -155,8 +159,9 @@ export function brokenCachingInvariant(a: CachingAllocator): i32 {
   // INV-CACHE-2: every device range is one segment, every live reservation one chain
   if (simulated) {
     if (simulated.mallocs.count != ordinaryHeads) return INV_DISJOINT;
-    if (simulated.reservations.count != expandableHeads) return INV_DISJOINT;
+    if (simulated.reservations.count != expandableHeads + a.foreignReservations()) return INV_DISJOINT;
   }
+  a.addForeignStats();
 
   // INV-CACHE-3: the sets hold exactly the free blocks, in order
   if (countMembers(a.large.blocks, false, true) != freeMapped[0]) return INV_FREE_SETS;
@@ -189,6 +194,19 @@ export function brokenCachingInvariant(a: CachingAllocator): i32 {
   }
   if (<i64>a.totalAllocatedBytes != a.stats.current(STAT_RESERVED_BYTES, POOL_ALL)) return INV_BOUNDS;
   return 0;
+}
+
+/** allocation, allocated, active and requested: what a block in use adds to the stats. */
+function addUseStats(b: i32, size: u64, small: bool, allocated: bool, isPending: bool): void {
+  if (allocated) {
+    add(STAT_ALLOCATION, small, 1);
+    add(STAT_ALLOCATED_BYTES, small, <i64>size);
+  }
+  if (allocated || isPending) {
+    add(STAT_ACTIVE, small, 1);
+    add(STAT_ACTIVE_BYTES, small, <i64>size);
+    add(STAT_REQUESTED_BYTES, small, <i64>bRequested(b));
+  }
 }
 
 /** Distinct pages touched by the mapped blocks of the chain starting at head. */

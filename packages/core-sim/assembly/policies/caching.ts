@@ -116,7 +116,7 @@ export class CachingAllocator extends Policy {
       if (block == NO_BLOCK && releaseAvailableCachedBlocks(this, pool, stream, size)) {
         block = this.allocBlock(pool, stream, size, allocSize, false);
       }
-      if (block == NO_BLOCK && releaseCachedBlocks(this)) {
+      if (block == NO_BLOCK && this.releaseAllCached()) {
         block = this.allocBlock(pool, stream, size, allocSize, true);
       }
     }
@@ -328,6 +328,24 @@ export class CachingAllocator extends Policy {
   emptyCache(): void {
     releaseCachedBlocks(this);
   }
+
+  /**
+   * release_cached_blocks, the last resort before an out-of-memory error. A subclass that caches
+   * memory in structures of its own (vms) gives that back too.
+   */
+  releaseAllCached(): bool {
+    return releaseCachedBlocks(this);
+  }
+
+  // Hooks for a subclass whose large pool lives in structures of its own (vms.ts) while its small
+  // pool stays this allocator's: the invariant walk (caching-valid.ts) checks only the blocks
+  // without FLAG_VMS for structure, and asks the subclass for what its own structures hold.
+  /** device reservations the subclass holds */
+  foreignReservations(): i32 {
+    return 0;
+  }
+  /** adds the segments and reserved bytes of the subclass's structures (addRecomputed) */
+  addForeignStats(): void {}
 
   // ---- the rest of the Policy interface ------------------------------------------------------
 

@@ -474,4 +474,13 @@ export class LakebedPolicy extends Policy {
   }
 
   adoptDone(): void {}
+
+  counter(i: i32): f64 {
+    switch (i) {
+      case 0: return <f64>this.chunkMoves;
+      case 1: return <f64>this.chunks;
+      case 2: return <f64>this.touchedPeak;
+    }
+    return 0;
+  }
 }

@@ -62,6 +62,14 @@ export abstract class Policy {
   abstract adoptBlock(address: u64, size: u64, requested: u64, state: u8, traceId: i32): i32;
   abstract adoptDone(): void;
 
+  /**
+   * The policy's own counters of what it did (vms: stitches made, reused, collected; lakebed:
+   * chunk moves), by index; the TypeScript side names them per policy (src/policy-counters.ts).
+   */
+  counter(i: i32): f64 {
+    return 0;
+  }
+
   noteSelfCompleted(traceId: i32): void {
     if (this.selfCompletedCount == this.selfCompleted.length) {
       const grown = new StaticArray<i32>(this.selfCompleted.length * 2);
