@@ -50,7 +50,7 @@ import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "./rounding";
 import {
   STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
   STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, NUM_OOMS, NUM_DEVICE_ALLOC, NUM_DEVICE_FREE,
-  NUM_SYNC_ALL_STREAMS,
+  NUM_SYNC_ALL_STREAMS, NUM_ALLOC_RETRIES,
 } from "./stats";
 import { Policy, NO_HANDLE_BLOCK } from "./policy";
 import { expandableAddressSpace } from "./caching";
@@ -139,7 +139,14 @@ export class LakebedPolicy extends Policy {
   // ---- malloc -------------------------------------------------------------------------------
 
   malloc(requestBytes: u64, stream: i32): i32 {
-    return this.place(roundSize(this.conf, requestBytes), requestBytes, stream);
+    const size = roundSize(this.conf, requestBytes);
+    const h = this.place(size, requestBytes, stream);
+    if (h != NO_HANDLE_BLOCK || this.pendingBlocks == 0) return h;
+    // Out of chunks while frees still wait on other streams (record_stream): synchronize, as
+    // PyTorch's release_cached_blocks does before its last attempt, so their pages turn idle.
+    this.stats.count(NUM_ALLOC_RETRIES);
+    this.completePendingFrees();
+    return this.place(size, requestBytes, stream);
   }
 
   /** Best fit for `size` bytes (a multiple of 512) in the stream's arena, backed by chunks. */
@@ -389,16 +396,7 @@ export class LakebedPolicy extends Policy {
    * idle page and releases its chunk, one unmap per run of idle pages.
    */
   emptyCache(): void {
-    this.stats.count(NUM_SYNC_ALL_STREAMS);
-    if (this.pendingBlocks > 0) {
-      const bound = blockIdBound();
-      for (let b = 0; b < bound; b++) {
-        if (!isLive(b) || !hasFlag(b, FLAG_PENDING)) continue;
-        const traceId = bTraceId(b);
-        if (traceId >= 0) this.noteSelfCompleted(traceId);
-        this.freeComplete(b);
-      }
-    }
+    this.completePendingFrees();
     for (let i = 0; i < this.arenas.length; i++) {
       const a = this.arena(i);
       let run = -1;
@@ -411,6 +409,19 @@ export class LakebedPolicy extends Policy {
         if (run >= 0) this.releaseRun(a, run, p);
         run = -1;
       }
+    }
+  }
+
+  /** A full synchronization: every pending free completes (the replay is told which). */
+  completePendingFrees(): void {
+    this.stats.count(NUM_SYNC_ALL_STREAMS);
+    if (this.pendingBlocks == 0) return;
+    const bound = blockIdBound();
+    for (let b = 0; b < bound; b++) {
+      if (!isLive(b) || !hasFlag(b, FLAG_PENDING)) continue;
+      const traceId = bTraceId(b);
+      if (traceId >= 0) this.noteSelfCompleted(traceId);
+      this.freeComplete(b);
     }
   }
 
