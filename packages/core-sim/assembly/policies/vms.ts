@@ -164,13 +164,13 @@ export class VmsPolicy extends CachingAllocator {
     if (this.vms.reAlloc > 0 && stitchEligible(this, size)) {
       const free = this.freeBytes(stream);
       if (free > 0 && free < size) {
-        const seg = this.newSegment(stream, allocationSize(this.conf, size - free));
-        if (seg == null) return NO_BLOCK;
-        const b = stitchBlocks(this, stream, size, false);
-        if (b != NO_BLOCK) {
-          this.reAllocs++;
-          return b;
-        }
+        if (this.newSegment(stream, allocationSize(this.conf, size - free)) == null) return NO_BLOCK;
+        this.reAllocs++;
+        // a shortfall under 10 MiB still gets a 20 MiB segment, which may hold the request alone
+        const b = this.takeBestFit(stream, size);
+        if (b != NO_BLOCK) return b;
+        const stitched = stitchBlocks(this, stream, size, false);
+        if (stitched != NO_BLOCK) return stitched;
       }
     }
     const seg = this.newSegment(stream, allocationSize(this.conf, size));
