@@ -140,23 +140,26 @@ export class LakebedPolicy extends Policy {
 
   malloc(requestBytes: u64, stream: i32): i32 {
     const size = roundSize(this.conf, requestBytes);
-    const h = this.place(size, requestBytes, stream);
-    if (h != NO_HANDLE_BLOCK || this.pendingBlocks == 0) return h;
-    // Out of chunks while frees still wait on other streams (record_stream): synchronize, as
-    // PyTorch's release_cached_blocks does before its last attempt, so their pages turn idle.
-    this.stats.count(NUM_ALLOC_RETRIES);
-    this.completePendingFrees();
-    return this.place(size, requestBytes, stream);
+    let h = this.place(size, requestBytes, stream);
+    if (h == NO_HANDLE_BLOCK && this.pendingBlocks > 0) {
+      // Out of chunks while frees still wait on other streams (record_stream): synchronize, as
+      // PyTorch's release_cached_blocks does before its last attempt, so their pages turn idle.
+      this.stats.count(NUM_ALLOC_RETRIES);
+      this.completePendingFrees();
+      h = this.place(size, requestBytes, stream);
+    }
+    if (h == NO_HANDLE_BLOCK) this.stats.count(NUM_OOMS);
+    return h;
   }
 
-  /** Best fit for `size` bytes (a multiple of 512) in the stream's arena, backed by chunks. */
+  /** Best fit for `size` bytes (a multiple of 512) in the stream's arena, backed by chunks; NO_HANDLE_BLOCK when no chunk can be had. */
   place(size: u64, requestBytes: u64, stream: i32): i32 {
     const small = isSmallSize(size);
     const maybe = this.arenaFor(stream, small);
-    if (maybe == null) return this.outOfMemory();
+    if (maybe == null) return NO_HANDLE_BLOCK;
     const a = changetype<Arena>(maybe);
     const found = lowerBound(BY_SIZE, a.freeRoot, stream, size, 0);
-    if (found == NO_BLOCK) return this.outOfMemory();
+    if (found == NO_BLOCK) return NO_HANDLE_BLOCK;
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
     let block = found;
     if (bSize(found) - size >= MIN_BLOCK_BYTES) {
@@ -174,7 +177,7 @@ export class LakebedPolicy extends Policy {
     }
     if (!this.backPages(a, bAddr(block), bSize(block))) {
       this.cache(a, block);
-      return this.outOfMemory();
+      return NO_HANDLE_BLOCK;
     }
     setFlag(block, FLAG_ALLOCATED, true);
     setRequested(block, requestBytes);
@@ -185,11 +188,6 @@ export class LakebedPolicy extends Policy {
     this.stats.increase(STAT_ACTIVE_BYTES, small, blockSize);
     this.stats.increase(STAT_REQUESTED_BYTES, small, requestBytes);
     return block;
-  }
-
-  private outOfMemory(): i32 {
-    this.stats.count(NUM_OOMS);
-    return NO_HANDLE_BLOCK;
   }
 
   /**
