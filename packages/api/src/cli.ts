@@ -39,6 +39,9 @@ export async function main(argv: string[]): Promise<number> {
     .option("--capacity <bytes>", "device capacity, e.g. 40GiB (default: unlimited)")
     .option("--check", "check the policy's invariants after every event (slow)")
     .option("--find-min-capacity", "also search the smallest device capacity (to 2 MiB) that replays without an OOM")
+    .option("--backend <name>", "sim (default: the simulator), host (memfd + mmap) or cuda (the GPU): where the policy's device calls really go")
+    .option("--verify-data", "live backends: write a check pattern into every allocation and check it before the allocation is freed")
+    .option("--fail-every <calls>", "live backends: fault injection, every Nth call of a kind fails, e.g. map:3,memCreate:5")
     .option("--json", "print one JSON document on stdout")
     .action(run(replayCommand));
 

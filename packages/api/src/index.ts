@@ -9,4 +9,9 @@ export type { VerifyDocument, DeviceVerifyDocument, SegmentMismatch, SegmentEven
 export { parseBytes, formatBytes, formatCount } from "./units.js";
 export { findMinCapacity, CAPACITY_STEP_BYTES } from "./capacity-search.js";
 export type { MinCapacity } from "./capacity-search.js";
+export { replayLive, LiveReplayError, countHeld } from "./live/live-replay.js";
+export type { LiveReplayRequest, LiveReplayDocument, LiveDeviceDocument, LiveDeviceRun, LiveBackend, HeldCounts } from "./live/live-replay.js";
+export type { CallSequence } from "./live/call-recorder.js";
+export { firstDivergence } from "./live/call-sequence.js";
+export type { CallDivergence } from "./live/call-sequence.js";
 export { main } from "./cli.js";

@@ -105,7 +105,7 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
   };
 }
 
-function toDocument(r: DeviceReplayResult): DeviceReplayDocument {
+export function toDocument(r: DeviceReplayResult): DeviceReplayDocument {
   return {
     device: r.device,
     events: r.events,

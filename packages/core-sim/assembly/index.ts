@@ -12,6 +12,7 @@
 import { Device, CALL_KINDS } from "./device/device";
 import { SimulatedDevice } from "./device/simulated";
 import { ImportedDevice } from "./device/imported";
+import { CallLog } from "./device/call-log";
 import { AllocatorConfig, UNLIMITED } from "./policies/config";
 import { roundSize, allocationSize, shouldSplitRemainder, isSmallSize } from "./policies/rounding";
 import { STAT_COUNT } from "./policies/stats";
@@ -37,6 +38,7 @@ let policyKind: i32 = POLICY_CACHING;
 let capacity: u64 = 0;
 let device: Device | null = null;
 let simulated: SimulatedDevice | null = null;
+let imported: ImportedDevice | null = null;
 const conf = new AllocatorConfig();
 const log = new SegmentLog();
 const layout = new Layout();
@@ -59,7 +61,9 @@ export function setup(kind: i32, deviceKind: i32, capacityBytes: f64, deviceTota
     simulated = sim;
     device = sim;
   } else {
-    device = new ImportedDevice();
+    const live = new ImportedDevice(max(total, capacity), total);
+    imported = live;
+    device = live;
   }
 }
 
@@ -136,6 +140,18 @@ export function replay(from: i32, to: i32, checkEvery: i32): i32 {
   return theReplay().run(from, to, checkEvery);
 }
 
+/**
+ * Live replays (DEVICE_IMPORTED), after start: fill every allocation with the check pattern and
+ * check it before its free (replay.ts). Returns 0, or -1 on a simulated device (nothing to check).
+ */
+export function setVerifyData(): i32 {
+  if (imported == null) return -1;
+  theReplay().setVerifyData(changetype<ImportedDevice>(imported));
+  return 0;
+}
+/** The event at which the first changed pattern was found, -1: none. */
+export function firstVerifyFailure(): i32 { return theReplay().firstVerifyFailure; }
+
 /** The trace event being replayed (for error messages). */
 export function currentEvent(): i32 { return log.currentEvent; }
 
@@ -199,6 +215,18 @@ export function deviceCallBytes(kind: i32): f64 {
 export function deviceMicros(): f64 {
   return simulated != null ? changetype<SimulatedDevice>(simulated).micros : 0;
 }
+/** Simulated device: log every call in order from now on (call-log.ts); -1 on an imported device. */
+export function deviceCallLogEnable(): i32 {
+  if (simulated == null) return -1;
+  changetype<SimulatedDevice>(simulated).callLog = new CallLog();
+  return 0;
+}
+@inline function theCallLog(): CallLog { return changetype<CallLog>(changetype<SimulatedDevice>(simulated).callLog); }
+export function deviceCallLogCount(): i32 {
+  return simulated != null && changetype<SimulatedDevice>(simulated).callLog != null ? theCallLog().count : 0;
+}
+export function deviceCallLogKinds(): usize { return changetype<usize>(theCallLog().kinds); }
+export function deviceCallLogBytes(): usize { return changetype<usize>(theCallLog().bytes); }
 export function devicePeakPhysicalBytes(): f64 {
   return simulated != null ? <f64>changetype<SimulatedDevice>(simulated).peakPhysicalBytes : 0;
 }

@@ -1,7 +1,8 @@
 // @lakebed/core-sim: GPU memory policies compiled to WebAssembly (PyTorch's caching allocator and
 // its expandable segments, GMLake's stitching, lakebed's own), a simulated device, and the replay loop.
-export { replayDevice, H100_TOTAL_BYTES } from "./replay-device.js";
-export type { ReplayOptions, DeviceReplayResult, SegmentEvent, Timeline, PolicyName } from "./replay-device.js";
+export { replayDevice, DeviceReplay, H100_TOTAL_BYTES } from "./replay-device.js";
+export type { ReplayOptions, DeviceReplayResult, DeviceCallLog, SegmentEvent, Timeline, PolicyName } from "./replay-device.js";
+export type { DeviceImports } from "./wasm.js";
 export { parseAllocConf, confFromSettings, defaultAllocConf, defaultGmlakeConf, ROUNDUP_BUCKETS } from "./conf.js";
 export type { AllocatorConf, GmlakeConf, LakebedConf } from "./conf.js";
 export { POLICY_COUNTER_NAMES } from "./policy-counters.js";

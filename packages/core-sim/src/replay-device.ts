@@ -7,7 +7,7 @@ import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
 import { POLICY_COUNTER_NAMES, invariantName } from "./policy-counters.js";
-import { CoreSimAbort, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports } from "./wasm.js";
+import { CoreSimAbort, DEVICE_IMPORTED, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports, type DeviceImports } from "./wasm.js";
 
 export type PolicyName = keyof typeof POLICY_CODES;
 
@@ -38,6 +38,21 @@ export interface ReplayOptions {
   timelinePoints?: number;
   /** capture the segment layout right after this event index */
   layoutAtEvent?: number;
+  /**
+   * Live replay: the policy runs on the imported device, whose calls go to these imports (bound to
+   * a native-cuda Driver by packages/api's live replay). Default: the simulated device.
+   */
+  deviceImports?: DeviceImports;
+  /** live replay only: fill every allocation with the check pattern, check it before its free */
+  verifyData?: boolean;
+  /** simulated device only: record every device call in order (result.callLog) */
+  callLog?: boolean;
+}
+
+/** Device calls in the order the policy made them: kinds index DEVICE_CALL_NAMES. */
+export interface DeviceCallLog {
+  kinds: Uint8Array;
+  bytes: Float64Array;
 }
 
 export interface SegmentEvent {
@@ -96,6 +111,13 @@ export interface DeviceReplayResult {
   policyCounters: Record<string, number>;
   timeline?: Timeline;
   layoutAtEvent?: SegmentState[];
+  /** with callLog: every device call of the simulated device, in order */
+  callLog?: DeviceCallLog;
+  /** with verifyData: allocations whose pattern was checked, how many had changed, and the first
+   * event where one had (-1: none) */
+  verifiedAllocations?: number;
+  verifyFailures?: number;
+  firstVerifyFailureEventIndex?: number;
 }
 
 const CHUNK_EVENTS = 1 << 16;
@@ -104,49 +126,112 @@ const COUNTER_FAILED_ALLOCS = 0;
 const COUNTER_UNEXPECTED_OOM_SUCCESSES = 1;
 const COUNTER_EMPTY_CACHE_CALLS = 2;
 const COUNTER_ADDRESS_MISMATCHES = 5;
+const COUNTER_VERIFIED_ALLOCATIONS = 6;
+const COUNTER_VERIFY_FAILURES = 7;
 const BLOCK_STATES: BlockStateKind[] = ["allocated", "pending_free", "inactive"];
 const STATE_CODES: Record<BlockStateKind, number> = { allocated: 0, pending_free: 1, inactive: 2 };
 
 export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceReplayResult {
-  const wasm = instantiate();
-  const conf = opts.conf;
-  const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
-  const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
-  if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (one of ${Object.keys(POLICY_CODES).join(", ")})`);
-  wasm.setup(POLICY_CODES[opts.policy], DEVICE_SIMULATED, capacity, total);
-  applyConf(wasm, conf);
+  const session = new DeviceReplay(trace, opts);
+  while (!session.done) session.step();
+  return session.result();
+}
 
-  const ev = trace.events;
-  const n = ev.length;
-  let blockIds = trace.initialLiveBlocks;
-  for (let i = 0; i < n; i++) if (ev.blockId[i] >= blockIds) blockIds = ev.blockId[i] + 1;
-  wasm.eventsAllocate(n, blockIds);
-  const buf = wasm.memory.buffer;
-  new Uint8Array(buf, wasm.eventsAction(), n).set(ev.action);
-  new Float64Array(buf, wasm.eventsAddr(), n).set(ev.addr);
-  new Float64Array(buf, wasm.eventsSize(), n).set(ev.size);
-  new Uint32Array(buf, wasm.eventsStream(), n).set(ev.stream);
-  new Int32Array(buf, wasm.eventsBlockId(), n).set(ev.blockId);
-  wasm.start(opts.traceAddresses === false ? 0 : 1, opts.timelinePoints ?? 0);
-  adoptInitialState(wasm, trace.initialState);
+/**
+ * One device's replay, run a chunk at a time: replayDevice runs it to the end at once; a live
+ * replay yields to the event loop between chunks (so that SIGINT can stop it and tear down).
+ */
+export class DeviceReplay {
+  readonly wasm: CoreSimExports;
+  readonly events: number;
+  private from = 0;
+  private layoutAtEvent: SegmentState[] | undefined;
+  private readonly checkEvery: number;
 
-  const checkEvery = opts.checkEvery ?? 0;
-  const layoutAt = opts.layoutAtEvent;
-  let layoutAtEvent: SegmentState[] | undefined;
-  for (let from = 0; from < n; ) {
+  constructor(
+    private readonly trace: DeviceTrace,
+    private readonly opts: ReplayOptions,
+  ) {
+    const live = opts.deviceImports !== undefined;
+    const conf = opts.conf;
+    const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
+    const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
+    if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (one of ${Object.keys(POLICY_CODES).join(", ")})`);
+    if (live && trace.initialState.length > 0) {
+      throw new Error(`device ${trace.device}: the trace starts mid-run (its first state is rebuilt), and a live device cannot adopt memory it never allocated; replay it on the simulator`);
+    }
+    if (live && opts.traceAddresses !== false) throw new Error("a live replay cannot take addresses from the trace (set traceAddresses: false)");
+    if (opts.verifyData && !live) throw new Error("verifyData needs a live device (deviceImports)");
+    const wasm = instantiate(opts.deviceImports);
+    this.wasm = wasm;
+    wasm.setup(POLICY_CODES[opts.policy], live ? DEVICE_IMPORTED : DEVICE_SIMULATED, capacity, total);
+    applyConf(wasm, conf);
+
+    const ev = trace.events;
+    const n = ev.length;
+    this.events = n;
+    let blockIds = trace.initialLiveBlocks;
+    for (let i = 0; i < n; i++) if (ev.blockId[i] >= blockIds) blockIds = ev.blockId[i] + 1;
+    wasm.eventsAllocate(n, blockIds);
+    const buf = wasm.memory.buffer;
+    new Uint8Array(buf, wasm.eventsAction(), n).set(ev.action);
+    new Float64Array(buf, wasm.eventsAddr(), n).set(ev.addr);
+    new Float64Array(buf, wasm.eventsSize(), n).set(ev.size);
+    new Uint32Array(buf, wasm.eventsStream(), n).set(ev.stream);
+    new Int32Array(buf, wasm.eventsBlockId(), n).set(ev.blockId);
+    if (opts.callLog && wasm.deviceCallLogEnable() !== 0) throw new Error("callLog needs the simulated device");
+    wasm.start(opts.traceAddresses === false ? 0 : 1, opts.timelinePoints ?? 0);
+    if (opts.verifyData) wasm.setVerifyData();
+    adoptInitialState(wasm, trace.initialState);
+    this.checkEvery = opts.checkEvery ?? 0;
+  }
+
+  get done(): boolean {
+    return this.from >= this.events;
+  }
+
+  /** Events replayed so far. */
+  get position(): number {
+    return this.from;
+  }
+
+  /** Replays the next chunk of events. */
+  step(): void {
+    const n = this.events;
+    const layoutAt = this.opts.layoutAtEvent;
+    const from = this.from;
     let to = Math.min(n, from + CHUNK_EVENTS);
     if (layoutAt !== undefined && from <= layoutAt && layoutAt < to) to = layoutAt + 1;
-    run(wasm, from, to, checkEvery, opts.policy);
-    if (layoutAt !== undefined && to === layoutAt + 1) layoutAtEvent = readLayout(wasm);
-    from = to;
-    opts.onProgress?.(from, n);
+    run(this.wasm, from, to, this.checkEvery, this.opts.policy);
+    if (layoutAt !== undefined && to === layoutAt + 1) this.layoutAtEvent = readLayout(this.wasm);
+    this.from = to;
+    this.opts.onProgress?.(to, n);
   }
-  if (layoutAt !== undefined && layoutAtEvent === undefined) layoutAtEvent = readLayout(wasm);
-  if (checkEvery > 0) {
-    const broken = wasm.brokenInvariant();
-    if (broken !== 0) throw new Error(`policy ${opts.policy}: isValid failed at the end of the trace: ${invariantName(opts.policy, broken)} broken`);
+
+  /** The results, once done. */
+  result(): DeviceReplayResult {
+    const { wasm, opts } = this;
+    if (opts.layoutAtEvent !== undefined && this.layoutAtEvent === undefined) this.layoutAtEvent = readLayout(wasm);
+    if (this.checkEvery > 0) {
+      const broken = wasm.brokenInvariant();
+      if (broken !== 0) throw new Error(`policy ${opts.policy}: isValid failed at the end of the trace: ${invariantName(opts.policy, broken)} broken`);
+    }
+    const result = collect(wasm, this.trace, this.events, opts, this.layoutAtEvent);
+    if (opts.callLog) {
+      const count = wasm.deviceCallLogCount();
+      const buf = wasm.memory.buffer;
+      result.callLog = {
+        kinds: count ? new Uint8Array(buf, wasm.deviceCallLogKinds(), count).slice() : new Uint8Array(0),
+        bytes: count ? new Float64Array(buf, wasm.deviceCallLogBytes(), count).slice() : new Float64Array(0),
+      };
+    }
+    if (opts.verifyData) {
+      result.verifiedAllocations = wasm.replayCounter(COUNTER_VERIFIED_ALLOCATIONS);
+      result.verifyFailures = wasm.replayCounter(COUNTER_VERIFY_FAILURES);
+      result.firstVerifyFailureEventIndex = wasm.firstVerifyFailure();
+    }
+    return result;
   }
-  return collect(wasm, trace, n, opts, layoutAtEvent);
 }
 
 function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number, policy: PolicyName): void {

@@ -10,7 +10,7 @@ export interface CoreSimExports {
   setConf(maxSplitSizeBytes: number, maxNonSplitRoundingBytes: number, gcThreshold: number, expandable: number, largeSegmentBytes: number): void;
   setRoundupDivisions(bucket: number, divisions: number): void;
   setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
-  setLakebedConf(slackPermille: number): void;
+  setLakebedConf(slackPermille: number, fitWindow: number): void;
   policyCounter(i: number): number;
   eventsAllocate(length: number, blockIds: number): void;
   eventsAction(): number;
@@ -59,6 +59,12 @@ export interface CoreSimExports {
   deviceCallBytes(kind: number): number;
   deviceMicros(): number;
   devicePeakPhysicalBytes(): number;
+  deviceCallLogEnable(): number;
+  deviceCallLogCount(): number;
+  deviceCallLogKinds(): number;
+  deviceCallLogBytes(): number;
+  setVerifyData(): number;
+  firstVerifyFailure(): number;
   policyMalloc(requestBytes: number, stream: number): number;
   policyFree(handle: number): void;
   policyFreeRequest(handle: number): void;
@@ -120,7 +126,7 @@ const unbound = (name: string) => () => {
 
 const DEVICE_IMPORT_NAMES = [
   "memCreate", "memRelease", "addressReserve", "addressFree", "map", "setAccess", "unmap", "malloc", "free",
-  "copyToHost", "copyFromHost", "memGetInfoFree", "memGetInfoTotal",
+  "copyToHost", "copyFromHost", "memGetInfoFree", "memGetInfoTotal", "fillPattern", "checkPattern",
 ];
 
 /** A fresh instance; `device` binds the imports a live run uses. */
@@ -155,5 +161,5 @@ export function applyConf(wasm: CoreSimExports, conf: AllocatorConf): void {
   conf.roundupPower2Divisions.forEach((divisions, bucket) => wasm.setRoundupDivisions(bucket, divisions));
   const g = conf.gmlake;
   wasm.setVmsConf(g.vmmDefragment, g.fragLimitBytes, g.defragLevel, g.reuseLimit, g.autoGCGiB, g.reAlloc);
-  wasm.setLakebedConf(conf.lakebed.slackPermille);
+  wasm.setLakebedConf(conf.lakebed.slackPermille, conf.lakebed.fitWindow);
 }

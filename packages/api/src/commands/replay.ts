@@ -5,6 +5,8 @@ import { renderTable } from "../table.js";
 import { formatBytes, formatCount, parseBytes } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
 import { findMinCapacity } from "../capacity-search.js";
+import { isLive, parseBackend } from "../live/backend-options.js";
+import { replayLiveCommand } from "./replay-live.js";
 
 export interface ReplayCliOptions {
   policy?: string;
@@ -13,6 +15,12 @@ export interface ReplayCliOptions {
   json?: boolean;
   check?: boolean;
   findMinCapacity?: boolean;
+  /** sim (default), host or cuda: where the policy's device calls go */
+  backend?: string;
+  /** live backends: fill each allocation with a check pattern, check it before its free */
+  verifyData?: boolean;
+  /** live backends: fault injection, e.g. map:3,memCreate:5 */
+  failEvery?: string;
 }
 
 export function parsePolicy(name: string | undefined): PolicyName | undefined {
@@ -26,7 +34,30 @@ export function parsePolicy(name: string | undefined): PolicyName | undefined {
 export async function replayCommand(file: string, options: ReplayCliOptions): Promise<number> {
   const policy = parsePolicy(options.policy);
   const capacityBytes = options.capacity === undefined ? undefined : parseBytes(options.capacity, "--capacity");
+  const backend = parseBackend(options.backend);
+  if (!isLive(backend) && (options.verifyData || options.failEvery !== undefined)) {
+    throw new Error(`${options.verifyData ? "--verify-data" : "--fail-every"} needs a live backend (--backend host or --backend cuda)`);
+  }
+  if (isLive(backend) && options.findMinCapacity) throw new Error("--find-min-capacity runs on the simulator only (leave out --backend)");
   const trace = await loadTrace(file, !options.json);
+  if (isLive(backend)) {
+    const progress = startProgress(`replay ${policy ?? ""} on ${backend}`.replace("  ", " "), "events", !options.json);
+    return replayLiveCommand(
+      trace,
+      {
+        file,
+        backend,
+        policy,
+        conf: options.conf,
+        capacityBytes,
+        verifyData: options.verifyData === true,
+        check: options.check === true,
+        failEvery: options.failEvery,
+        json: options.json === true,
+      },
+      progress,
+    );
+  }
   const progress = startProgress(`replay ${policy ?? ""}`.trim(), "events", !options.json);
   let document;
   try {

@@ -13,6 +13,7 @@ import { callMicros } from "./cost-model";
 import { RangeList } from "./range-list";
 import { AddressOracle } from "./address-oracle";
 import { modelMallocAddress, modelReserveAddress } from "./address-model";
+import { CallLog } from "./call-log";
 
 export class SimulatedDevice extends Device {
   /** physical bytes the device has (handles + mallocs may not exceed it) */
@@ -26,6 +27,8 @@ export class SimulatedDevice extends Device {
   micros: f64 = 0;
   calls: StaticArray<i64> = new StaticArray<i64>(CALL_KINDS);
   callBytes: StaticArray<i64> = new StaticArray<i64>(CALL_KINDS);
+  /** every call in order, when asked for (the differential test against live replays) */
+  callLog: CallLog | null = null;
 
   mallocs: RangeList = new RangeList();
   reservations: RangeList = new RangeList();
@@ -50,6 +53,8 @@ export class SimulatedDevice extends Device {
     unchecked((this.calls[kind] += 1));
     unchecked((this.callBytes[kind] += <i64>bytes));
     this.micros += callMicros(kind, bytes);
+    const log = this.callLog;
+    if (log) log.add(kind, bytes);
   }
 
   private take(bytes: u64): bool {

@@ -30,11 +30,19 @@
 //   oom              malloc(size) expecting failure; if the emulation serves it, the block is freed
 //                    at once and counted (unexpectedOomSuccesses).
 //   snapshot, other  nothing.
+//
+// Data verification (live replays on an ImportedDevice, verifyData on): each allocation the policy
+// hands out gets the check pattern written across it (seeded by its alloc event index) and read
+// back right before its free_requested, before the policy may reuse a byte of it; an allocation an
+// unexpected OOM success frees at once is checked before that free, and allocations still live at
+// the end of the trace are checked then. Two live allocations that share memory (a policy bug, or a
+// stitched range mapped wrong) overwrite each other's pattern, and the check counts the bytes.
 
 import { Policy } from "../policies/policy";
 import { SegmentLog } from "./segment-log";
 import { AddressOracle } from "../device/address-oracle";
 import { SimulatedDevice } from "../device/simulated";
+import { ImportedDevice } from "../device/imported";
 import { STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES, POOL_ALL } from "../policies/stats";
 
 export const ACTION_ALLOC: u8 = 1;
@@ -54,7 +62,11 @@ export const COUNTER_UNKNOWN_FREES: i32 = 3;
 export const COUNTER_SELF_COMPLETED_FREES: i32 = 4;
 /** allocs placed at another address than the trace recorded (traces that record addresses) */
 export const COUNTER_ADDRESS_MISMATCHES: i32 = 5;
-export const COUNTERS: i32 = 6;
+/** allocations filled with the check pattern and checked before their free (verifyData) */
+export const COUNTER_VERIFIED_ALLOCATIONS: i32 = 6;
+/** of those, the ones whose pattern had changed */
+export const COUNTER_VERIFY_FAILURES: i32 = 7;
+export const COUNTERS: i32 = 8;
 
 export class EventColumns {
   length: i32;
@@ -119,6 +131,13 @@ export class Replay {
   private completedRunEnd: i32 = -1;
   private completedRunPrecedesBurst: bool = false;
 
+  /** the device that checks data, when verifyData is on (live replays only) */
+  private verifier: ImportedDevice | null = null;
+  /** trace block id -> the seed its pattern was written with, -1 when not filled or checked */
+  private patternSeed: StaticArray<i32> = new StaticArray<i32>(0);
+  /** the event at which the first changed pattern was found, -1: none */
+  firstVerifyFailure: i32 = -1;
+
   /** the first alloc placed at another address than the trace recorded, -1: none */
   firstAddressMismatch: i32 = -1;
   peakReservedBytes: i64 = 0;
@@ -149,6 +168,13 @@ export class Replay {
     this.timelineEvent = new StaticArray<f64>(n);
     this.timelineAllocated = new StaticArray<f64>(n);
     this.timelineReserved = new StaticArray<f64>(n);
+  }
+
+  /** Turns data verification on (before the first event); the device must be an imported one. */
+  setVerifyData(device: ImportedDevice): void {
+    this.verifier = device;
+    this.patternSeed = new StaticArray<i32>(this.handles.length);
+    for (let i = 0; i < this.patternSeed.length; i++) unchecked((this.patternSeed[i] = -1));
   }
 
   /** A block adopted from the initial state. */
@@ -182,10 +208,14 @@ export class Replay {
             if (this.firstAddressMismatch < 0) this.firstAddressMismatch = i;
           }
           policy.setTraceId(h, id);
-          if (id >= 0 && id < this.handles.length) unchecked((this.handles[id] = h));
+          if (id >= 0 && id < this.handles.length) {
+            unchecked((this.handles[id] = h));
+            if (this.verifier) this.fill(id, h, i);
+          }
         }
       } else if (action == ACTION_FREE_REQUESTED) {
         const h = this.handleOf(events.blockIdAt(i));
+        if (h >= 0 && this.verifier) this.check(events.blockIdAt(i), h, i);
         if (h >= 0) policy.freeRequest(h);
         else unchecked((this.counters[COUNTER_UNKNOWN_FREES] += 1));
       } else if (action == ACTION_FREE_COMPLETED) {
@@ -208,6 +238,10 @@ export class Replay {
         this.completeDeferred();
         if (h >= 0) {
           unchecked((this.counters[COUNTER_UNEXPECTED_OOM_SUCCESSES] += 1));
+          if (this.verifier) {
+            this.fillBlock(h, i);
+            this.checkBlock(h, i, i);
+          }
           policy.freeRequest(h);
           policy.freeComplete(h);
         }
@@ -228,8 +262,47 @@ export class Replay {
         }
       }
     }
-    if (to == events.length) this.completeDeferred();
+    if (to == events.length) {
+      this.completeDeferred();
+      if (this.verifier) this.checkLive();
+    }
     return -1;
+  }
+
+  private fill(id: i32, h: i32, seed: i32): void {
+    this.fillBlock(h, seed);
+    unchecked((this.patternSeed[id] = seed));
+  }
+
+  /** Checks block id's pattern once (at its free request, or at the end while still live). */
+  private check(id: i32, h: i32, at: i32): void {
+    const seed = unchecked(this.patternSeed[id]);
+    if (seed < 0) return;
+    unchecked((this.patternSeed[id] = -1));
+    this.checkBlock(h, seed, at);
+  }
+
+  private fillBlock(h: i32, seed: i32): void {
+    const bytes = this.policy.handleSize(h);
+    if (bytes > 0) changetype<ImportedDevice>(this.verifier).fillPattern(this.policy.handleAddress(h), bytes, seed);
+  }
+
+  private checkBlock(h: i32, seed: i32, at: i32): void {
+    const bytes = this.policy.handleSize(h);
+    if (bytes == 0) return;
+    unchecked((this.counters[COUNTER_VERIFIED_ALLOCATIONS] += 1));
+    if (changetype<ImportedDevice>(this.verifier).checkPattern(this.policy.handleAddress(h), bytes, seed) != 0) {
+      unchecked((this.counters[COUNTER_VERIFY_FAILURES] += 1));
+      if (this.firstVerifyFailure < 0) this.firstVerifyFailure = at;
+    }
+  }
+
+  /** The end of the trace: allocations never freed are checked while still live. */
+  private checkLive(): void {
+    for (let id = 0; id < this.handles.length; id++) {
+      const h = unchecked(this.handles[id]);
+      if (h >= 0) this.check(id, h, this.events.length - 1);
+    }
   }
 
   /** A request at event i: its segment events are those recorded since the previous request. */

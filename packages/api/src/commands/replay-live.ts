@@ -1,0 +1,70 @@
+// `lakebed replay TRACE --backend host|cuda [--verify-data]`: the live replay's output. The JSON
+// document is replay's, plus the backend, the driver, and per device the calls really made, the
+// allocations verified, and what teardown left (`leaks`). Exit status 1 when a pattern changed
+// (aliasing between live allocations) or anything was left after teardown.
+import type { Trace } from "@lakebed/traces";
+import { replayLive, type LiveBackend, type LiveReplayDocument } from "../live/live-replay.js";
+import { parseFailEvery } from "../live/backend-options.js";
+import type { PolicyName } from "../replay.js";
+import { renderTable } from "../table.js";
+import { formatBytes, formatCount } from "../units.js";
+import { warn, writeHuman, writeJson } from "../output.js";
+import type { Progress } from "../progress.js";
+
+export interface LiveCliRequest {
+  file: string;
+  backend: LiveBackend;
+  policy?: PolicyName;
+  conf?: string;
+  capacityBytes?: number;
+  verifyData: boolean;
+  check: boolean;
+  failEvery?: string;
+  json: boolean;
+}
+
+export async function replayLiveCommand(trace: Trace, request: LiveCliRequest, progress: Progress): Promise<number> {
+  let document: LiveReplayDocument;
+  try {
+    ({ document } = await replayLive(trace, {
+      backend: request.backend,
+      policy: request.policy,
+      conf: request.conf,
+      capacityBytes: request.capacityBytes,
+      verifyData: request.verifyData,
+      checkEvery: request.check ? 1 : 0,
+      failEvery: request.failEvery === undefined ? undefined : parseFailEvery(request.failEvery),
+      onProgress: (done, total) => progress.update(done, total),
+    }));
+  } finally {
+    progress.stop();
+  }
+  const leaked = document.devices.some((d) => d.leaks.handles + d.leaks.reservations + d.leaks.mappings + d.leaks.mallocs > 0);
+  const corrupted = document.devices.some((d) => (d.verifyFailures ?? 0) > 0);
+  if (request.json) {
+    writeJson(document);
+  } else {
+    writeHuman(
+      [
+        `${request.file}: policy ${document.policy}${document.conf ? ` (${document.conf})` : ""}, live on ${document.driver}`,
+        renderTable(
+          ["device", "events", "peak allocated", "peak reserved", "device calls", "OOMs", ...(request.verifyData ? ["verified allocations", "pattern changed"] : []), "left after teardown"],
+          document.devices.map((d) => [
+            d.device,
+            formatCount(d.events),
+            formatBytes(d.peakAllocatedBytes),
+            formatBytes(d.peakReservedBytes),
+            formatCount(d.deviceCallCount),
+            d.ooms,
+            ...(request.verifyData ? [formatCount(d.verifiedAllocations ?? 0), d.verifyFailures ?? 0] : []),
+            d.leaks.handles + d.leaks.reservations + d.leaks.mappings + d.leaks.mallocs,
+          ]),
+        ),
+        `replayed ${formatCount(document.events)} events live in ${document.seconds.toFixed(3)} s`,
+      ].join("\n"),
+    );
+  }
+  if (corrupted) warn(`${request.file}: an allocation's check pattern changed before its free (two live allocations share memory)`);
+  if (leaked) warn(`${request.file}: the ${request.backend} driver still held memory after teardown`);
+  return corrupted || leaked ? 1 : 0;
+}

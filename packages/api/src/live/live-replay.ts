@@ -1,0 +1,220 @@
+// A live replay: the trace's policy, the same compiled Wasm the simulator runs, drives real memory
+// through a native-cuda Driver ('host': memfd + mmap; 'cuda': the CUDA virtual-memory API). Every
+// device call the policy makes is really made (driver-imports.ts), recorded in order
+// (call-recorder.ts), and, with verifyData, every allocation is filled with the check pattern and
+// checked before it is freed (core-sim's replay loop calls the driver's fill/check).
+//
+// Each device of the trace gets a fresh driver, torn down after its replay whatever happened (a
+// thrown driver error, an interrupted run: teardown-guard.ts), and the document says what was
+// still held after teardown (`leaks`, all zero unless the driver could not release something).
+//
+// The policy runs with traceAddresses off: it sees the simulator's address model, and the imported
+// device translates to the driver's addresses (core-sim's assembly/device/imported.ts says why), so
+// a live replay takes the decisions of a simulated replay with traceAddresses off, call for call.
+import { DeviceReplay, type DeviceReplayResult } from "@lakebed/core-sim";
+import type { DeviceTrace, Trace } from "@lakebed/traces";
+import { openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type TeardownReport } from "@lakebed/native-cuda";
+import { resolvePolicy, toDocument, type DeviceReplayDocument, type PolicyName, type ReplayDocument } from "../replay.js";
+import { CallRecorder, type CallSequence } from "./call-recorder.js";
+import { bindDriver } from "./driver-imports.js";
+import { MemoryWatch } from "./memory-watch.js";
+import { guardDriver } from "./teardown-guard.js";
+
+export type LiveBackend = DriverKind;
+
+export interface LiveReplayRequest {
+  backend: LiveBackend;
+  policy?: PolicyName;
+  conf?: string;
+  capacityBytes?: number;
+  /** fill every allocation with the check pattern and check it before its free */
+  verifyData?: boolean;
+  /** call the policy's isValid() after every N events (0: never) */
+  checkEvery?: number;
+  /** native-cuda fault injection: every Nth call of a kind fails as the driver would */
+  failEvery?: FailEvery;
+  /** keep each driver call's latency (the benchmark) */
+  timeCalls?: boolean;
+  /** sample cuMemGetInfo after each call that takes memory (the benchmark's real peak) */
+  watchMemory?: boolean;
+  /** CUDA device ordinal (cuda only) */
+  device?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What a driver still held, by table. */
+export interface HeldCounts {
+  handles: number;
+  reservations: number;
+  mappings: number;
+  mallocs: number;
+}
+
+export interface LiveDeviceDocument extends DeviceReplayDocument {
+  /** device calls really made, per kind */
+  deviceCalls: Record<string, number>;
+  /** all device calls made, in total */
+  deviceCallCount: number;
+  /** with --verify-data: allocations checked before their free (or at the end, still live) */
+  verifiedAllocations?: number;
+  /** of those, the ones whose pattern had changed (0 = no aliasing seen) */
+  verifyFailures?: number;
+  /** the event where the first changed pattern was found, -1: none */
+  firstVerifyFailureEventIndex?: number;
+  /** what the policy still held on the device when the trace ended (its cache) */
+  heldAtEnd: HeldCounts;
+  /** what teardown released */
+  teardown: TeardownReport;
+  /** what was still held after teardown: all zero, or the native backend leaked */
+  leaks: HeldCounts;
+  /** with watchMemory: cuMemGetInfo free bytes before the replay, and the highest growth since */
+  memory?: { baselineFreeBytes: number; peakInUseBytes: number; samples: number };
+  /** driver calls native-cuda counted, per kind, including pattern fills and checks */
+  driverCounters: Record<string, number>;
+}
+
+export interface LiveReplayDocument extends Omit<ReplayDocument, "devices"> {
+  backend: LiveBackend;
+  /** the driver's own description: the GPU and driver version, or host memory */
+  driver: string;
+  verifyData: boolean;
+  devices: LiveDeviceDocument[];
+}
+
+export interface LiveDeviceRun {
+  result: DeviceReplayResult;
+  document: LiveDeviceDocument;
+  /** every device call made, in order */
+  calls: CallSequence;
+  recorder: CallRecorder;
+}
+
+/** A live replay that failed: the driver error, and what teardown left (leaks should be zero). */
+export class LiveReplayError extends Error {
+  constructor(
+    message: string,
+    override readonly cause: unknown,
+    readonly device: number,
+    readonly leaks: HeldCounts,
+    readonly teardown: TeardownReport,
+    readonly calls: CallSequence,
+  ) {
+    super(message);
+    this.name = "LiveReplayError";
+  }
+}
+
+export function countHeld(report: LeakReport): HeldCounts {
+  return {
+    handles: report.handles.length,
+    reservations: report.reservations.length,
+    mappings: report.mappings.length,
+    mallocs: report.mallocs.length,
+  };
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export async function replayLive(trace: Trace, request: LiveReplayRequest): Promise<{ document: LiveReplayDocument; runs: LiveDeviceRun[] }> {
+  const { policy, conf, confText } = resolvePolicy(trace, request);
+  const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
+  const started = performance.now();
+  const runs: LiveDeviceRun[] = [];
+  let description = "";
+  let before = 0;
+  for (const device of trace.devices) {
+    const run = await replayDeviceLive(device, request, policy, conf, (done) => request.onProgress?.(before + done, total));
+    description = run.description;
+    runs.push(run);
+    before += device.events.length;
+  }
+  return {
+    runs,
+    document: {
+      backend: request.backend,
+      driver: description,
+      verifyData: request.verifyData === true,
+      policy,
+      conf: confText,
+      capacityBytes: request.capacityBytes ?? null,
+      events: total,
+      seconds: (performance.now() - started) / 1000,
+      devices: runs.map((r) => r.document),
+    },
+  };
+}
+
+async function replayDeviceLive(
+  device: DeviceTrace,
+  request: LiveReplayRequest,
+  policy: PolicyName,
+  conf: ReturnType<typeof resolvePolicy>["conf"],
+  onProgress: (done: number) => void,
+): Promise<LiveDeviceRun & { description: string }> {
+  const driver: Driver = openDriver(request.backend, { failEvery: request.failEvery, device: request.device });
+  const release = guardDriver(driver);
+  const recorder = new CallRecorder(request.timeCalls === true);
+  let result: DeviceReplayResult | undefined;
+  let heldAtEnd: HeldCounts | undefined;
+  let watch: MemoryWatch | undefined;
+  let failure: unknown;
+  let teardown: TeardownReport | undefined;
+  let leaks: HeldCounts | undefined;
+  const description = driver.info().description;
+  try {
+    watch = request.watchMemory ? new MemoryWatch(driver) : undefined;
+    const bound = bindDriver(driver, recorder, watch);
+    const session = new DeviceReplay(device, {
+      policy,
+      conf,
+      capacityBytes: request.capacityBytes,
+      traceAddresses: false,
+      checkEvery: request.checkEvery,
+      verifyData: request.verifyData,
+      deviceImports: bound.imports,
+      onProgress: (done) => onProgress(done),
+    });
+    bound.setMemory(session.wasm.memory);
+    while (!session.done) {
+      session.step();
+      await yieldToEventLoop();
+    }
+    result = session.result();
+    heldAtEnd = countHeld(driver.leakReport());
+    const broken = driver.isValid();
+    if (broken !== null) throw new Error(`the ${request.backend} driver's tables are inconsistent after the replay: ${broken}`);
+  } catch (e) {
+    failure = e;
+  } finally {
+    teardown = driver.teardown();
+    leaks = countHeld(driver.leakReport());
+    release();
+  }
+  if (failure !== undefined || !result || !heldAtEnd) {
+    const why = failure instanceof Error ? failure.message : String(failure);
+    throw new LiveReplayError(`live replay on ${request.backend}, device ${device.device}: ${why}`, failure, device.device, leaks, teardown, recorder.sequence());
+  }
+  const counters = driver.counters();
+  const driverCounters: Record<string, number> = {};
+  for (const [kind, n] of Object.entries(counters.calls)) if (n > 0) driverCounters[kind] = n;
+  const document: LiveDeviceDocument = {
+    ...toDocument(result),
+    driverCalls: recorder.perKind(),
+    allocatorSeconds: 0,
+    deviceCalls: recorder.perKind(),
+    deviceCallCount: recorder.count,
+    ...(request.verifyData
+      ? {
+          verifiedAllocations: result.verifiedAllocations ?? 0,
+          verifyFailures: result.verifyFailures ?? 0,
+          firstVerifyFailureEventIndex: result.firstVerifyFailureEventIndex ?? -1,
+        }
+      : {}),
+    heldAtEnd,
+    teardown,
+    leaks,
+    ...(watch ? { memory: { baselineFreeBytes: watch.baselineFreeBytes, peakInUseBytes: watch.peakInUseBytes, samples: watch.samples } } : {}),
+    driverCounters,
+  };
+  return { result, document, calls: recorder.sequence(), recorder, description };
+}
