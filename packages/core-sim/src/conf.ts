@@ -54,6 +54,8 @@ export interface GmlakeConf {
 export interface LakebedConf {
   /** idle chunks kept beyond the most pages ever touched, per mille (LakebedPolicy.slackPermille) */
   slackPermille: number;
+  /** fitting free ranges placement weighs by the chunks they need (LakebedPolicy.fitWindow); 1: best fit */
+  fitWindow: number;
 }
 
 export function defaultGmlakeConf(): GmlakeConf {
@@ -70,7 +72,7 @@ export function defaultAllocConf(): AllocatorConf {
     largeSegmentSizeBytes: 20 * MiB,
     perProcessMemoryFraction: null,
     gmlake: defaultGmlakeConf(),
-    lakebed: { slackPermille: 0 },
+    lakebed: { slackPermille: 0, fitWindow: 1 },
   };
 }
 
@@ -210,6 +212,9 @@ export function parseAllocConf(text: string): AllocatorConf {
         break;
       case "lakebed_slack_permille":
         conf.lakebed.slackPermille = integer(key);
+        break;
+      case "lakebed_fit_window":
+        conf.lakebed.fitWindow = Math.max(1, integer(key));
         break;
       default:
         if (IGNORED_BOOLEAN_KEYS.has(key)) boolean(key);

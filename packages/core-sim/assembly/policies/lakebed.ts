@@ -44,7 +44,7 @@ import {
   setSize, setPrev, setNext, bSegment, bRequested, setRequested, hasFlag, setFlag,
   setTraceId as setBlockTraceId, blockIdBound, isLive, bTraceId,
 } from "../memory/block-table";
-import { BY_SIZE, setInsert, setErase, lowerBound } from "../memory/free-set";
+import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../memory/free-set";
 import { AllocatorConfig, UNLIMITED } from "./config";
 import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "./rounding";
 import {
@@ -64,12 +64,15 @@ import { writeLakebedLayout } from "./lakebed-layout";
 export class LakebedConfig {
   /** see LakebedPolicy.slackPermille */
   slackPermille: i32 = 0;
+  /** see LakebedPolicy.fitWindow */
+  fitWindow: i32 = 1;
 }
 export const lakebedConf = new LakebedConfig();
 
 /** The Wasm export that sets lakebedConf. */
-export function setLakebedConf(slackPermille: i32): void {
+export function setLakebedConf(slackPermille: i32, fitWindow: i32): void {
   lakebedConf.slackPermille = slackPermille;
+  lakebedConf.fitWindow = max(fitWindow, 1);
 }
 
 export class LakebedPolicy extends Policy {
@@ -98,6 +101,12 @@ export class LakebedPolicy extends Policy {
    * chunks < touchedPeak x (1 + slack). 0: move whenever a page is idle.
    */
   slackPermille: i32 = 0;
+  /**
+   * how many fitting free ranges, smallest first, placement weighs (lakebed_fit_window): it takes
+   * the one whose pages need the fewest chunks (pages nobody touches and no chunk backs), the
+   * smallest on ties. 1: plain best fit.
+   */
+  fitWindow: i32 = 1;
   /** chunks gathered for the block being placed */
   private gathered: StaticArray<i32> = new StaticArray<i32>(64);
   // the stream of the segment being adopted (a trace recorded mid-run)
@@ -109,6 +118,7 @@ export class LakebedPolicy extends Policy {
     const space = expandableAddressSpace(device.totalBytes());
     this.addressSpaceBytes = ((space + PAGE_BYTES - 1) / PAGE_BYTES) * PAGE_BYTES;
     this.slackPermille = lakebedConf.slackPermille;
+    this.fitWindow = lakebedConf.fitWindow;
   }
 
   setAllowedMax(bytes: u64): void {
@@ -158,7 +168,7 @@ export class LakebedPolicy extends Policy {
     const maybe = this.arenaFor(stream, small);
     if (maybe == null) return NO_HANDLE_BLOCK;
     const a = changetype<Arena>(maybe);
-    const found = lowerBound(BY_SIZE, a.freeRoot, stream, size, 0);
+    const found = this.chooseFit(a, stream, size);
     if (found == NO_BLOCK) return NO_HANDLE_BLOCK;
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
     let block = found;
@@ -188,6 +198,31 @@ export class LakebedPolicy extends Policy {
     this.stats.increase(STAT_ACTIVE_BYTES, small, blockSize);
     this.stats.increase(STAT_REQUESTED_BYTES, small, requestBytes);
     return block;
+  }
+
+  /** Among the fitWindow smallest free ranges that hold `size`, the one needing the fewest chunks. */
+  chooseFit(a: Arena, stream: i32, size: u64): i32 {
+    let best = lowerBound(BY_SIZE, a.freeRoot, stream, size, 0);
+    if (best == NO_BLOCK || this.fitWindow <= 1) return best;
+    let bestMissing = this.missingChunks(a, bAddr(best), size);
+    let it = successor(BY_SIZE, a.freeRoot, best);
+    for (let k = 1; k < this.fitWindow && it != NO_BLOCK && bestMissing > 0; k++) {
+      const missing = this.missingChunks(a, bAddr(it), size);
+      if (missing < bestMissing) {
+        best = it;
+        bestMissing = missing;
+      }
+      it = successor(BY_SIZE, a.freeRoot, it);
+    }
+    return best;
+  }
+
+  /** Pages of [addr, addr + bytes) that no block touches and no chunk backs. */
+  missingChunks(a: Arena, addr: u64, bytes: u64): i32 {
+    const end = a.endPage(addr, bytes);
+    let missing = 0;
+    for (let p = a.pageOf(addr); p < end; p++) if (a.touch(p) == 0 && a.handle(p) == 0) missing++;
+    return missing;
   }
 
   /**

@@ -1,0 +1,25 @@
+import { describe, expect, it } from "vitest";
+import { parseAllocConf } from "@lakebed/core-sim";
+import { RECORDED, haveSharedTraces } from "./support/traces.js";
+import { CHECKED_REPLAY_TIMEOUT_MS, replayRecorded } from "./support/policy-traces.js";
+
+/**
+ * Every shared trace through the vms policy with isValid (INV-VMS-* and the small pool's
+ * INV-CACHE-*) after every event: GMLake's defaults, and the settings that stitch the most.
+ */
+describe.skipIf(!haveSharedTraces)("vms on the recorded traces", () => {
+  for (const name of RECORDED) {
+    it(`${name}: GMLake's defaults, valid after every event`, async () => {
+      const r = await replayRecorded(name, "vms", 1);
+      expect(r.failedAllocs).toBe(0);
+      // stitching never creates physical memory: reserved is at least what is allocated
+      expect(r.peakReservedBytes).toBeGreaterThanOrEqual(r.peakAllocatedBytes);
+    }, CHECKED_REPLAY_TIMEOUT_MS);
+
+    it(`${name}: fragLimit 2 MiB with reAlloc, valid after every event`, async () => {
+      const r = await replayRecorded(name, "vms", 1, parseAllocConf("fragLimit:2097152,reAlloc:1"));
+      expect(r.failedAllocs).toBe(0);
+      expect(r.policyCounters.stitches).toBeGreaterThan(0);
+    }, CHECKED_REPLAY_TIMEOUT_MS);
+  }
+});
