@@ -180,18 +180,20 @@ describe("vms: garbage collection of stitched views", () => {
   });
 });
 
+/** Three free 12 MiB segments. */
+const threeFreeSegments: Op[] = [
+  { alloc: 12 * MiB, name: "a" },
+  { alloc: 12 * MiB, name: "b" },
+  { alloc: 12 * MiB, name: "c" },
+  { free: "a" },
+  { free: "b" },
+  { free: "c" },
+];
+
 describe("vms: giving memory back", () => {
   it("releases free whole segments when a new one would exceed the capacity, then retries", () => {
     const r = replay(
-      [
-        { alloc: 12 * MiB, name: "a" },
-        { alloc: 12 * MiB, name: "b" },
-        { alloc: 12 * MiB, name: "c" },
-        { free: "a" },
-        { free: "b" },
-        { free: "c" },
-        { alloc: 30 * MiB, name: "d" }, // 36 + 30 > 40: release the three cached segments first
-      ],
+      [...threeFreeSegments, { alloc: 30 * MiB, name: "d" }], // 36 + 30 > 40: release the three cached segments first
       "",
       { capacityBytes: 40 * MiB },
     );
@@ -204,12 +206,7 @@ describe("vms: giving memory back", () => {
 
   it("truncates a view in use whose free tail lies in a released segment, and drops it when freed", () => {
     const ops: Op[] = [
-      { alloc: 12 * MiB, name: "a" },
-      { alloc: 12 * MiB, name: "b" },
-      { alloc: 12 * MiB, name: "c" },
-      { free: "a" },
-      { free: "b" },
-      { free: "c" },
+      ...threeFreeSegments,
       { alloc: 36 * MiB, name: "s" }, // all three stitched
       { free: "s" },
       { alloc: 14 * MiB, name: "t" }, // the view's first 7 chunks: one whole segment and one chunk of another

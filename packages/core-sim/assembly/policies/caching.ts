@@ -229,6 +229,12 @@ export class CachingAllocator extends Policy {
     }
     setFlag(block, FLAG_ALLOCATED, true);
     setRequested(block, requestBytes);
+    this.countAllocation(block, small, requestBytes);
+    return block;
+  }
+
+  /** The stats a block handed out moves (allocation, allocated, active, requested, oversize). */
+  countAllocation(block: i32, small: bool, requestBytes: u64): void {
     const blockSize = bSize(block);
     this.stats.increase(STAT_ALLOCATION, small, 1);
     this.stats.increase(STAT_ALLOCATED_BYTES, small, blockSize);
@@ -236,7 +242,6 @@ export class CachingAllocator extends Policy {
     this.stats.increase(STAT_ACTIVE_BYTES, small, blockSize);
     this.stats.increase(STAT_REQUESTED_BYTES, small, requestBytes);
     if (blockSize >= this.conf.maxSplitSizeBytes) this.stats.increaseAt(SCALAR_OVERSIZE_ALLOCATIONS, 1);
-    return block;
   }
 
   // ---- free [A10, A11] ----------------------------------------------------------------------

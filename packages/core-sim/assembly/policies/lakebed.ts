@@ -55,7 +55,7 @@ import {
 import { Policy, NO_HANDLE_BLOCK } from "./policy";
 import { expandableAddressSpace } from "./caching";
 import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../replay/segment-log";
-import { Layout, BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
+import { Layout } from "../replay/layout";
 import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./lakebed-arena";
 import { brokenLakebedInvariant } from "./lakebed-valid";
 import { writeLakebedLayout } from "./lakebed-layout";
@@ -509,12 +509,7 @@ export class LakebedPolicy extends Policy {
   }
 
   adoptBlock(address: u64, size: u64, requested: u64, state: u8, traceId: i32): i32 {
-    if (state == BLOCK_INACTIVE) return NO_HANDLE_BLOCK;
-    const h = this.place(roundSize(this.conf, requested), requested, this.adoptStream);
-    if (h < 0) return h;
-    setBlockTraceId(h, traceId);
-    if (state == BLOCK_PENDING_FREE) this.freeRequest(h);
-    return h;
+    return this.adoptAfresh(requested, state, traceId, this.adoptStream);
   }
 
   adoptDone(): void {}

@@ -9,7 +9,7 @@
 import { Device } from "../device/device";
 import { Stats } from "./stats";
 import { SegmentLog } from "../replay/segment-log";
-import { Layout } from "../replay/layout";
+import { Layout, BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
 
 export const NO_HANDLE_BLOCK: i32 = -1;
 
@@ -68,6 +68,19 @@ export abstract class Policy {
    */
   counter(i: i32): f64 {
     return 0;
+  }
+
+  /**
+   * adoptBlock for a policy that would not have made the recorded segments (vms, lakebed): a live
+   * block is allocated afresh, in snapshot order, as if allocated then; a cached one is dropped.
+   */
+  adoptAfresh(requested: u64, state: u8, traceId: i32, stream: i32): i32 {
+    if (state == BLOCK_INACTIVE) return NO_HANDLE_BLOCK;
+    const h = this.malloc(requested, stream);
+    if (h < 0) return h;
+    this.setTraceId(h, traceId);
+    if (state == BLOCK_PENDING_FREE) this.freeRequest(h);
+    return h;
   }
 
   noteSelfCompleted(traceId: i32): void {

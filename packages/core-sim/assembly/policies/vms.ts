@@ -52,15 +52,13 @@ import { BY_SIZE, setInsert, lowerBound } from "../memory/free-set";
 import { AllocatorConfig } from "./config";
 import { roundSize, allocationSize, isSmallSize } from "./rounding";
 import {
-  STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
-  STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, SCALAR_OVERSIZE_ALLOCATIONS, NUM_OOMS, NUM_DEVICE_ALLOC,
-  NUM_ALLOC_RETRIES,
+  STAT_SEGMENT, STAT_ACTIVE, STAT_RESERVED_BYTES, STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, NUM_OOMS,
+  NUM_DEVICE_ALLOC, NUM_ALLOC_RETRIES,
 } from "./stats";
 import { CachingAllocator } from "./caching";
 import { releaseCachedBlocks } from "./caching-release";
 import { NO_HANDLE_BLOCK } from "./policy";
 import { SegmentLog, ACTION_SEGMENT_ALLOC } from "../replay/segment-log";
-import { BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
 import { VmsConfig } from "./vms-config";
 import { VmsSegment, CHUNK_BYTES } from "./vms-segment";
 import { Stitch, STITCH_PENDING } from "./vms-stitch";
@@ -208,13 +206,7 @@ export class VmsPolicy extends CachingAllocator {
   account(b: i32, requestBytes: u64): void {
     setFlag(b, FLAG_ALLOCATED, true);
     setRequested(b, requestBytes);
-    const size = bSize(b);
-    this.stats.increase(STAT_ALLOCATION, false, 1);
-    this.stats.increase(STAT_ALLOCATED_BYTES, false, size);
-    this.stats.increase(STAT_ACTIVE, false, 1);
-    this.stats.increase(STAT_ACTIVE_BYTES, false, size);
-    this.stats.increase(STAT_REQUESTED_BYTES, false, requestBytes);
-    if (size >= this.conf.maxSplitSizeBytes) this.stats.increaseAt(SCALAR_OVERSIZE_ALLOCATIONS, 1);
+    this.countAllocation(b, false, requestBytes);
   }
 
   mallocWouldRelease(requestBytes: u64, stream: i32): bool {
@@ -305,12 +297,7 @@ export class VmsPolicy extends CachingAllocator {
   }
 
   adoptBlock(address: u64, size: u64, requested: u64, state: u8, traceId: i32): i32 {
-    if (state == BLOCK_INACTIVE) return NO_HANDLE_BLOCK;
-    const h = this.malloc(requested, this.adoptStream);
-    if (h < 0) return h;
-    setBlockTraceId(h, traceId);
-    if (state == BLOCK_PENDING_FREE) this.freeRequest(h);
-    return h;
+    return this.adoptAfresh(requested, state, traceId, this.adoptStream);
   }
 
   adoptDone(): void {}
