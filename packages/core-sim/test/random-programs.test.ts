@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseAllocConf, replayDevice } from "@lakebed/core-sim";
-import { MiB, buildTrace, type Op } from "./support/traces.js";
+import { MiB, buildTrace } from "./support/traces.js";
+import { randomProgram } from "./support/random-program.js";
 
 /**
  * Seeded random programs (allocations of every size class on up to three streams, frees, frees
@@ -8,57 +9,6 @@ import { MiB, buildTrace, type Op } from "./support/traces.js";
  * tight limits, replayed with isValid after every event. They reach the paths the recorded traces
  * do not: garbage collection, release of oversize segments, unmapping under pressure.
  */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomProgram(seed: number, steps: number, streams: number): Op[] {
-  const rand = mulberry32(seed);
-  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
-  const size = () => {
-    const r = rand();
-    if (r < 0.45) return 1 + Math.floor(rand() * MiB); // small pool
-    if (r < 0.8) return MiB + Math.floor(rand() * 9 * MiB); // 1-10 MiB: shared 20 MiB segments
-    if (r < 0.97) return 10 * MiB + Math.floor(rand() * 90 * MiB);
-    return 100 * MiB + Math.floor(rand() * 400 * MiB);
-  };
-  const ops: Op[] = [];
-  const live: string[] = [];
-  const pending: string[] = [];
-  let n = 0;
-  for (let step = 0; step < steps; step++) {
-    const r = rand();
-    if ((r < 0.5 && live.length < 120) || live.length === 0) {
-      const name = `b${n++}`;
-      ops.push({ alloc: size(), name, stream: Math.floor(rand() * streams) });
-      live.push(name);
-    } else if (r < 0.88) {
-      const name = live.splice(Math.floor(rand() * live.length), 1)[0];
-      if (streams > 1 && rand() < 0.2) {
-        ops.push({ freeRequested: name });
-        pending.push(name);
-      } else {
-        ops.push({ free: name });
-      }
-    } else if (r < 0.95 && pending.length > 0) {
-      ops.push({ freeCompleted: pending.splice(Math.floor(rand() * pending.length), 1)[0] });
-    } else if (r < 0.97) {
-      ops.push({ segmentFree: 0x7f0000000000, bytes: 2 * MiB });
-    } else if (r < 0.98) {
-      ops.push({ oom: pick([64, 256, 1024]) * MiB, stream: 0 });
-    }
-  }
-  for (const name of pending) ops.push({ freeCompleted: name });
-  return ops;
-}
-
 const SETTINGS: { conf: string; capacityMiB?: number }[] = [
   { conf: "" },
   { conf: "", capacityMiB: 1536 },
