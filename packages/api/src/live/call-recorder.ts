@@ -2,7 +2,9 @@
 // sent to the driver, its kind (named as core-sim's DEVICE_CALL_NAMES, which follow native-cuda's
 // CALL_KINDS) and the bytes it named. The simulated device keeps the same log (core-sim's
 // assembly/device/call-log.ts), so the differential test can compare the two sequences entry by
-// entry. With `timed`, each call's wall-clock latency is kept too (the benchmark's per-call figures).
+// entry. With `timed`, each call's wall-clock latency and operands (the driver's address and
+// handle, and whether it succeeded) are kept too: the benchmark's per-call figures, and what it
+// needs to make the very same calls again through the raw driver (native-cuda's bench/raw_replay).
 import { DEVICE_CALL_NAMES } from "@lakebed/core-sim";
 
 /** Device calls in order; kinds index DEVICE_CALL_NAMES. */
@@ -23,10 +25,14 @@ export class CallRecorder {
   private kinds = new Uint8Array(1024);
   private bytes = new Float64Array(1024);
   private micros: Float64Array | null;
+  private vas: Float64Array | null;
+  private handles: Int32Array | null;
   count = 0;
 
   constructor(readonly timed = false) {
     this.micros = timed ? new Float64Array(1024) : null;
+    this.vas = timed ? new Float64Array(1024) : null;
+    this.handles = timed ? new Int32Array(1024) : null;
   }
 
   /** Records a call about to be made; returns its index (for `took`). */
@@ -40,6 +46,28 @@ export class CallRecorder {
   /** The call at `index` took `us` microseconds (timed recorders only). */
   took(index: number, us: number): void {
     if (this.micros) this.micros[index] = us;
+  }
+
+  /** The driver address and handle the call at `index` named or got (-1 handle: none, or it
+   * failed); timed recorders only. */
+  operands(index: number, va: number, handle: number): void {
+    if (this.vas && this.handles) {
+      this.vas[index] = va;
+      this.handles[index] = handle;
+    }
+  }
+
+  /** One line per call, "kind bytes va handle", the input of native-cuda's bench/raw_replay. */
+  operandLines(): string {
+    if (!this.vas || !this.handles) throw new Error("operands are recorded by timed recorders only");
+    const lines: string[] = [];
+    for (let i = 0; i < this.count; i++) lines.push(`${DEVICE_CALL_NAMES[this.kinds[i]]} ${this.bytes[i]} ${this.vas[i]} ${this.handles[i]}`);
+    return `${lines.join("\n")}\n`;
+  }
+
+  /** Latency of every call in order (timed recorders only). */
+  allMicros(): Float64Array {
+    return this.micros ? this.micros.slice(0, this.count) : new Float64Array(0);
   }
 
   sequence(): CallSequence {
@@ -72,10 +100,16 @@ export class CallRecorder {
     bytes.set(this.bytes);
     this.kinds = kinds;
     this.bytes = bytes;
-    if (this.micros) {
+    if (this.micros && this.vas && this.handles) {
       const micros = new Float64Array(n);
       micros.set(this.micros);
       this.micros = micros;
+      const vas = new Float64Array(n);
+      vas.set(this.vas);
+      this.vas = vas;
+      const handles = new Int32Array(n);
+      handles.set(this.handles);
+      this.handles = handles;
     }
   }
 }

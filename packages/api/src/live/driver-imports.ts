@@ -27,7 +27,7 @@ const K = {
 export interface BoundDriver {
   imports: DeviceImports;
   /** the instance's memory, for the copy imports; set once the instance exists */
-  setMemory(memory: WebAssembly.Memory): void;
+  setMemory(memory: { readonly buffer: ArrayBuffer }): void;
   /** pattern fills and checks made (data verification; not in the recorded sequence) */
   patternCalls(): { fills: number; checks: number };
 }
@@ -35,19 +35,24 @@ export interface BoundDriver {
 export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: MemoryWatch): BoundDriver {
   const handleBytes = new Map<number, number>();
   const mallocBytes = new Map<number, number>();
-  let memory: WebAssembly.Memory | null = null;
+  let memory: { readonly buffer: ArrayBuffer } | null = null;
   let fills = 0;
   let checks = 0;
   const timed = recorder.timed;
 
   // One recorded driver call; `f` makes it. Recorded before it is made, so a call that throws is in
-  // the log as the simulator's (which counts a call before it can fail) is.
-  function call<T>(kind: number, bytes: number, f: () => T): T {
+  // the log as the simulator's (which counts a call before it can fail) is. Timed recorders also
+  // keep the operands: the address and handle named, or for memCreate/addressReserve/malloc the
+  // ones the driver returned (`result`).
+  function call<T extends number | void>(kind: number, bytes: number, f: () => T, va = 0, handle = -1, result?: "va" | "handle"): T {
     const i = recorder.record(kind, bytes);
     if (!timed) return f();
     const t0 = performance.now();
     const r = f();
     recorder.took(i, (performance.now() - t0) * 1000);
+    if (result === "va") recorder.operands(i, r as number, -1);
+    else if (result === "handle") recorder.operands(i, 0, r as number);
+    else recorder.operands(i, va, handle);
     return r;
   }
 
@@ -58,7 +63,7 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
 
   const imports: DeviceImports = {
     memCreate(bytes) {
-      const h = call(K.memCreate, bytes, () => driver.memCreate(bytes));
+      const h = call(K.memCreate, bytes, () => driver.memCreate(bytes), 0, -1, "handle");
       if (h > 0) {
         handleBytes.set(h, bytes);
         watch?.sample();
@@ -66,26 +71,26 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
       return h;
     },
     memRelease(handle) {
-      call(K.memRelease, handleBytes.get(handle) ?? 0, () => driver.memRelease(handle));
+      call(K.memRelease, handleBytes.get(handle) ?? 0, () => driver.memRelease(handle), 0, handle);
       handleBytes.delete(handle);
     },
     addressReserve(bytes, alignment) {
-      return call(K.addressReserve, bytes, () => driver.addressReserve(bytes, alignment));
+      return call(K.addressReserve, bytes, () => driver.addressReserve(bytes, alignment), 0, -1, "va");
     },
     addressFree(va, bytes) {
-      call(K.addressFree, bytes, () => driver.addressFree(va, bytes));
+      call(K.addressFree, bytes, () => driver.addressFree(va, bytes), va);
     },
     map(va, bytes, handle, offset) {
-      call(K.map, bytes, () => driver.map(va, bytes, handle, offset));
+      call(K.map, bytes, () => driver.map(va, bytes, handle, offset), va, handle);
     },
     setAccess(va, bytes) {
-      call(K.setAccess, bytes, () => driver.setAccess(va, bytes));
+      call(K.setAccess, bytes, () => driver.setAccess(va, bytes), va);
     },
     unmap(va, bytes) {
-      call(K.unmap, bytes, () => driver.unmap(va, bytes));
+      call(K.unmap, bytes, () => driver.unmap(va, bytes), va);
     },
     malloc(bytes) {
-      const va = call(K.malloc, bytes, () => driver.malloc(bytes));
+      const va = call(K.malloc, bytes, () => driver.malloc(bytes), 0, -1, "va");
       if (va > 0) {
         mallocBytes.set(va, bytes);
         watch?.sample();
@@ -93,7 +98,7 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
       return va;
     },
     free(va) {
-      call(K.free, mallocBytes.get(va) ?? 0, () => driver.free(va));
+      call(K.free, mallocBytes.get(va) ?? 0, () => driver.free(va), va);
       mallocBytes.delete(va);
     },
     copyToHost(va, hostPtr, bytes) {

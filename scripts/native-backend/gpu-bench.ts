@@ -1,0 +1,202 @@
+// The native backend's GPU check and benchmark, in one run (the device machine has Node but no
+// npm; prepare-device.sh bundles this file with the packages into .device/live/):
+//   1. differential: every trace in --traces under its recorded policy, vms and lakebed, on the
+//      simulator and live on --backend: identical device calls and statistics; nothing left after
+//      teardown; device memory really in use at the peak (cuMemGetInfo growth since just before
+//      the replay) against the simulator's peak reserved;
+//   2. --verify-data live replays of every trace (recorded policy and vms): no pattern changed;
+//   3. latency: per driver call as the backend makes it against the very same calls made through
+//      the raw driver in the same run (raw_replay), stitching per 2 MiB chunk, and cached
+//      allocations and frees as the policy serves them.
+// Writes live-bench.json and live-bench.md under --out; exit status 1 when a check fails.
+//
+//   node .device/live/gpu-bench.mjs --traces .device/traces --raw-replay .device/native-cuda/raw_replay --out $OUT
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { differentialReplay, replayLive, resolvePolicy, type LiveBackend, type PolicyName } from "@lakebed/api";
+import { doctor, openDriver } from "@lakebed/native-cuda";
+import { readTrace, type Trace } from "@lakebed/traces";
+import { cachedLatency, type CachedLatency } from "./cached-latency.js";
+import { rawFloor, type ReplayFloor } from "./raw-floor.js";
+import { markdown } from "./bench-report.js";
+
+const { values: args } = parseArgs({
+  options: {
+    traces: { type: "string", default: ".device/traces" },
+    out: { type: "string", default: "live-bench-out" },
+    backend: { type: "string", default: "cuda" },
+    "raw-replay": { type: "string", default: ".device/native-cuda/raw_replay" },
+    "skip-verify": { type: "boolean", default: false },
+  },
+});
+const backend = args.backend as LiveBackend;
+const MiB = 2 ** 20;
+/** How far real memory in use at the peak may be from the simulator's peak reserved. */
+export const PEAK_TOLERANCE_BYTES = 64 * MiB;
+
+export interface DifferentialRow {
+  trace: string;
+  policy: string;
+  identical: boolean;
+  divergence: string | null;
+  statDifferences: number;
+  calls: number;
+  simulatedPeakReservedBytes: number;
+  realPeakInUseBytes: number | null;
+  peakDifferenceBytes: number | null;
+  leaks: number;
+  seconds: number;
+}
+
+export interface VerifyRow {
+  trace: string;
+  policy: string;
+  verifiedAllocations: number;
+  verifyFailures: number;
+  leaks: number;
+  seconds: number;
+}
+
+export interface FloorRow {
+  trace: string;
+  policy: string;
+  floor: ReplayFloor;
+  cached: CachedLatency | null;
+}
+
+export interface BenchReport {
+  backend: LiveBackend;
+  device: string;
+  doctor: ReturnType<typeof doctor>;
+  node: string;
+  differential: DifferentialRow[];
+  verify: VerifyRow[];
+  floors: FloorRow[];
+  failures: string[];
+}
+
+interface SharedTrace {
+  name: string;
+  file: string;
+  capacityBytes?: number;
+}
+
+function sharedTraces(dir: string): SharedTrace[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".pickle.gz"))
+    .sort()
+    .map((f) => {
+      const name = f.replace(/\.pickle\.gz$/, "");
+      const meta = JSON.parse(readFileSync(join(dir, `${name}.stats.json`), "utf8"));
+      return { name, file: join(dir, f), capacityBytes: meta.capacity_bytes ?? undefined };
+    });
+}
+
+const held = (l: { handles: number; reservations: number; mappings: number; mallocs: number }) => l.handles + l.reservations + l.mappings + l.mallocs;
+
+async function differential(report: BenchReport, t: SharedTrace, trace: Trace, policy: PolicyName | undefined): Promise<void> {
+  const started = performance.now();
+  const r = await differentialReplay(trace, { backends: [backend], policy, capacityBytes: t.capacityBytes, watchMemory: true });
+  for (const d of r.devices) {
+    for (const l of d.live) {
+      const real = l.document.memory?.peakInUseBytes ?? null;
+      const row: DifferentialRow = {
+        trace: t.name,
+        policy: r.policy,
+        identical: l.divergence === null && Object.keys(l.statDifferences).length === 0,
+        divergence: l.divergence ? `call ${l.divergence.index}: simulator ${l.divergence.expected}, ${backend} ${l.divergence.actual}` : null,
+        statDifferences: Object.keys(l.statDifferences).length,
+        calls: l.calls.kinds.length,
+        simulatedPeakReservedBytes: d.simulated.peakReservedBytes,
+        realPeakInUseBytes: real,
+        peakDifferenceBytes: real === null ? null : real - d.simulated.peakReservedBytes,
+        leaks: held(l.document.leaks),
+        seconds: (performance.now() - started) / 1000,
+      };
+      report.differential.push(row);
+      console.log(JSON.stringify(row));
+      if (!row.identical) report.failures.push(`${t.name} ${r.policy}: ${row.divergence ?? `${row.statDifferences} statistics differ`}`);
+      if (row.leaks > 0) report.failures.push(`${t.name} ${r.policy}: ${row.leaks} left after teardown`);
+    }
+  }
+}
+
+async function verify(report: BenchReport, t: SharedTrace, trace: Trace, policy: PolicyName | undefined): Promise<void> {
+  const started = performance.now();
+  const { document } = await replayLive(trace, { backend, policy, capacityBytes: t.capacityBytes, verifyData: true });
+  for (const d of document.devices) {
+    const row: VerifyRow = {
+      trace: t.name,
+      policy: document.policy,
+      verifiedAllocations: d.verifiedAllocations ?? 0,
+      verifyFailures: d.verifyFailures ?? 0,
+      leaks: held(d.leaks),
+      seconds: (performance.now() - started) / 1000,
+    };
+    report.verify.push(row);
+    console.log(JSON.stringify(row));
+    if (row.verifyFailures > 0 || row.verifiedAllocations === 0) report.failures.push(`${t.name} ${row.policy}: verify-data ${row.verifyFailures} of ${row.verifiedAllocations} changed`);
+    if (row.leaks > 0) report.failures.push(`${t.name} ${row.policy}: ${row.leaks} left after teardown (verify-data)`);
+  }
+}
+
+async function floor(report: BenchReport, t: SharedTrace, trace: Trace, policy: PolicyName | undefined, withCached: boolean): Promise<void> {
+  const { runs, document } = await replayLive(trace, { backend, policy, capacityBytes: t.capacityBytes, timeCalls: true });
+  const f = rawFloor(runs[0].recorder, args["raw-replay"]!, args.out!, `${t.name}.${document.policy}`);
+  let cached: CachedLatency | null = null;
+  if (withCached) {
+    const { policy: p, conf } = resolvePolicy(trace, { policy });
+    cached = cachedLatency(backend, trace.devices[0], p, conf, t.capacityBytes);
+  }
+  report.floors.push({ trace: t.name, policy: document.policy, floor: f, cached });
+  console.log(JSON.stringify({ trace: t.name, policy: document.policy, totalOverheadPercent: f.totalOverheadPercent, stitch: f.stitchPerChunk, cached }));
+}
+
+async function main(): Promise<void> {
+  mkdirSync(args.out!, { recursive: true });
+  const doc = doctor();
+  if (!doc.drivers[backend].available) {
+    console.log(`the ${backend} driver is not available: ${doc.drivers[backend].reason}`);
+    process.exitCode = 1;
+    return;
+  }
+  const probe = openDriver(backend);
+  const report: BenchReport = { backend, device: probe.info().description, doctor: doc, node: process.version, differential: [], verify: [], floors: [], failures: [] };
+  probe.teardown();
+  const traces = sharedTraces(args.traces!);
+  const loaded = new Map<string, Trace>();
+  for (const t of traces) loaded.set(t.name, await readTrace(t.file));
+
+  const save = () => {
+    writeFileSync(join(args.out!, "live-bench.json"), JSON.stringify(report, null, 1));
+    writeFileSync(join(args.out!, "live-bench.md"), markdown(report, PEAK_TOLERANCE_BYTES));
+  };
+  for (const t of traces) for (const p of [undefined, "vms", "lakebed"] as const) await differential(report, t, loaded.get(t.name)!, p);
+  save();
+
+  const byName = (name: string) => traces.find((t) => t.name === name);
+  // raw_replay makes CUDA calls: the floor exists on the GPU only
+  for (const [name, policy, withCached] of backend !== "cuda" ? [] : [
+    ["gpt2_ckpt.def", undefined, true],
+    ["llama_lora.exp", undefined, true],
+    ["gpt2_ckpt.def", "vms", false],
+  ] as const) {
+    const t = byName(name);
+    if (t) await floor(report, t, loaded.get(name)!, policy, withCached);
+  }
+  save();
+  // --verify-data: every trace under its recorded policy; vms (stitched ranges) on the traces whose
+  // allocations make fewer probes (each probe is one small copy to or from the GPU)
+  if (!args["skip-verify"]) {
+    for (const t of traces) {
+      await verify(report, t, loaded.get(t.name)!, undefined);
+      if (!/^(gpt2_ckpt|llama_lora|lora_capped)/.test(t.name)) await verify(report, t, loaded.get(t.name)!, "vms");
+      save();
+    }
+  }  save();
+  console.log(markdown(report, PEAK_TOLERANCE_BYTES));
+  process.exitCode = report.failures.length > 0 ? 1 : 0;
+}
+
+await main();
