@@ -24,11 +24,26 @@ export interface MinCapacity {
  * smaller device can flush its cache earlier and end up better packed), so a smaller capacity that
  * also succeeds can exist below a failing one; the search reports the boundary it finds.
  */
-export function findMinCapacity(trace: Trace, request: Omit<ReplayRequest, "capacityBytes">): MinCapacity[] {
-  const unlimited = replayTrace(trace, { ...request, capacityBytes: undefined }).document;
+export function findMinCapacity(
+  trace: Trace,
+  request: Omit<ReplayRequest, "capacityBytes">,
+  /** replays done and an estimate of the replays the search needs, across devices */
+  onProgress?: (probesDone: number, probesExpected: number) => void,
+): MinCapacity[] {
+  const unlimited = replayTrace(trace, { ...request, capacityBytes: undefined, onProgress: undefined }).document;
+  // a bisection between the peaks, plus the replays that check its bounds
+  const expected = unlimited.devices.reduce(
+    (n, d) => n + 2 + Math.ceil(Math.log2(Math.max(2, (d.peakReservedBytes - d.peakAllocatedBytes) / CAPACITY_STEP_BYTES + 2))),
+    0,
+  );
+  let done = 0;
   return trace.devices.map((device, i) => {
     const single: Trace = { ...trace, devices: [device] };
-    const oomsAt = (capacityBytes: number) => replayTrace(single, { ...request, capacityBytes, onProgress: undefined }).document.devices[0].ooms;
+    const oomsAt = (capacityBytes: number) => {
+      const ooms = replayTrace(single, { ...request, capacityBytes, onProgress: undefined }).document.devices[0].ooms;
+      onProgress?.(++done, Math.max(expected, done + 1));
+      return ooms;
+    };
     const peak = unlimited.devices[i];
     let probes = 0;
     let hi = Math.max(CAPACITY_STEP_BYTES, Math.ceil(peak.peakReservedBytes / CAPACITY_STEP_BYTES) * CAPACITY_STEP_BYTES);

@@ -15,14 +15,14 @@ const QUIET: Progress = { update() {}, stop() {} };
 /** Work shorter than this never shows a bar: a flash of a bar is noise. */
 const SHOW_AFTER_MS = 300;
 
-export function startProgress(stage: string, unit: "bytes" | "events", enabled = true): Progress {
+export function startProgress(stage: string, unit: "bytes" | "events" | "replays", enabled = true): Progress {
   if (!enabled || !process.stderr.isTTY) return QUIET;
   const started = Date.now();
   let bar: cliProgress.SingleBar | null = null;
   const format =
     unit === "bytes"
       ? `${stage} [{bar}] {percentage}% | {value_mib}/{total_mib} MiB | {eta_formatted}`
-      : `${stage} [{bar}] {percentage}% | {value}/{total} events | {eta_formatted}`;
+      : `${stage} [{bar}] {percentage}% | {value}/{total} ${unit} | {eta_formatted}`;
   return {
     update(done, total) {
       if (bar === null) {

@@ -37,7 +37,10 @@ export async function compareCommand(file: string, options: CompareCliOptions): 
       const { document } = replayTrace(trace, { policy, conf: options.conf, capacityBytes, onProgress: (d, t) => progress.update(d, t) });
       const result: CompareResult = document;
       if (options.findMinCapacity) {
-        const mins = findMinCapacity(trace, { policy, conf: options.conf });
+        progress.stop();
+        const search = startProgress(`min capacity ${policy}`, "replays", !options.json);
+        const mins = findMinCapacity(trace, { policy, conf: options.conf }, (d, t) => search.update(d, t));
+        search.stop();
         result.devices = result.devices.map((d, i) => ({ ...d, minCapacityBytes: mins[i].minCapacityBytes }));
       }
       results.push(result);
