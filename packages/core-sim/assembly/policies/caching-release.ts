@@ -4,13 +4,9 @@
 // garbage_collect_cached_blocks (with a memory fraction and garbage_collection_threshold).
 
 import {
-  NO_BLOCK, FLAG_PENDING, bAddr, bSize, bStream, bTraceId, bGcBase, hasFlag, setFlag, isSplit,
-  isExpandable, deleteBlock, blockIdBound, isLive,
+  NO_BLOCK, bAddr, bSize, bStream, bGcBase, isSplit, isExpandable, deleteBlock,
 } from "../memory/block-table";
-import {
-  STAT_SEGMENT, STAT_RESERVED_BYTES, SCALAR_OVERSIZE_SEGMENTS, NUM_DEVICE_FREE,
-  NUM_SYNC_ALL_STREAMS,
-} from "./stats";
+import { STAT_SEGMENT, STAT_RESERVED_BYTES, SCALAR_OVERSIZE_SEGMENTS, NUM_DEVICE_FREE } from "./stats";
 import { UNLIMITED } from "./config";
 import { BlockPool } from "./block-pool";
 import { CachingAllocator } from "./caching";
@@ -60,17 +56,7 @@ export function releaseBlocks(a: CachingAllocator, pool: BlockPool): void {
  * the replay (Policy.selfCompleted).
  */
 export function synchronizeAndFreeEvents(a: CachingAllocator): void {
-  a.stats.count(NUM_SYNC_ALL_STREAMS);
-  if (a.pendingBlocks == 0) return;
-  const bound = blockIdBound();
-  for (let b = 0; b < bound; b++) {
-    if (!isLive(b) || !hasFlag(b, FLAG_PENDING)) continue;
-    const traceId = bTraceId(b);
-    if (traceId >= 0) a.noteSelfCompleted(traceId);
-    setFlag(b, FLAG_PENDING, false);
-    a.pendingBlocks--;
-    a.freeBlock(b);
-  }
+  a.completePendingFrees();
 }
 
 /** release_cached_blocks: empty_cache, and the last resort before an out-of-memory error. */

@@ -68,8 +68,6 @@ export class CachingAllocator extends Policy {
   allowedMaxBytes: u64 = UNLIMITED;
   /** bytes obtained from the device: cudaMalloc'd plus mapped (total_allocated_memory) */
   totalAllocatedBytes: u64 = 0;
-  /** blocks freed by the caller that still wait on stream events */
-  pendingBlocks: i32 = 0;
   /** every expandable segment ever made, by id; null once released */
   segments: Array<ExpandableSegment | null> = new Array<ExpandableSegment | null>();
 

@@ -42,7 +42,7 @@ import { Device, NO_HANDLE } from "../device/device";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bPrev, bNext, setAddr,
   setSize, setPrev, setNext, bSegment, bRequested, setRequested, hasFlag, setFlag,
-  setTraceId as setBlockTraceId, blockIdBound, isLive, bTraceId,
+  setTraceId as setBlockTraceId,
 } from "../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../memory/free-set";
 import { AllocatorConfig, UNLIMITED } from "./config";
@@ -50,7 +50,7 @@ import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "./rounding";
 import {
   STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
   STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, NUM_OOMS, NUM_DEVICE_ALLOC, NUM_DEVICE_FREE,
-  NUM_SYNC_ALL_STREAMS, NUM_ALLOC_RETRIES,
+  NUM_ALLOC_RETRIES,
 } from "./stats";
 import { Policy, NO_HANDLE_BLOCK } from "./policy";
 import { expandableAddressSpace } from "./caching";
@@ -89,7 +89,6 @@ export class LakebedPolicy extends Policy {
   idleHead: i64 = NO_PAGE;
   idleTail: i64 = NO_PAGE;
   idleCount: i32 = 0;
-  pendingBlocks: i32 = 0;
   /** chunks taken from an idle page for another page (an unmap and a map each) */
   chunkMoves: i64 = 0;
   /** pages some live block touches, and the most there have been */
@@ -442,19 +441,6 @@ export class LakebedPolicy extends Policy {
         if (run >= 0) this.releaseRun(a, run, p);
         run = -1;
       }
-    }
-  }
-
-  /** A full synchronization: every pending free completes (the replay is told which). */
-  completePendingFrees(): void {
-    this.stats.count(NUM_SYNC_ALL_STREAMS);
-    if (this.pendingBlocks == 0) return;
-    const bound = blockIdBound();
-    for (let b = 0; b < bound; b++) {
-      if (!isLive(b) || !hasFlag(b, FLAG_PENDING)) continue;
-      const traceId = bTraceId(b);
-      if (traceId >= 0) this.noteSelfCompleted(traceId);
-      this.freeComplete(b);
     }
   }
 

@@ -7,7 +7,8 @@
 // trace id of each live block only to report it in layouts.
 
 import { Device } from "../device/device";
-import { Stats } from "./stats";
+import { Stats, NUM_SYNC_ALL_STREAMS } from "./stats";
+import { FLAG_PENDING, blockIdBound, isLive, hasFlag, bTraceId } from "../memory/block-table";
 import { SegmentLog } from "../replay/segment-log";
 import { Layout, BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
 
@@ -24,6 +25,8 @@ export abstract class Policy {
    */
   selfCompleted: StaticArray<i32> = new StaticArray<i32>(16);
   selfCompletedCount: i32 = 0;
+  /** blocks freed by the caller whose free has not completed (free_requested, not yet free_completed) */
+  pendingBlocks: i32 = 0;
 
   constructor(device: Device, log: SegmentLog) {
     this.device = device;
@@ -81,6 +84,23 @@ export abstract class Policy {
     this.setTraceId(h, traceId);
     if (state == BLOCK_PENDING_FREE) this.freeRequest(h);
     return h;
+  }
+
+  /**
+   * A full synchronization (PyTorch's synchronize_and_free_events): every pending free completes,
+   * and the replay is told which (selfCompleted). In a trace replay the trace's own free_completed
+   * events come first, so this finds only frees that still wait on other streams.
+   */
+  completePendingFrees(): void {
+    this.stats.count(NUM_SYNC_ALL_STREAMS);
+    if (this.pendingBlocks == 0) return;
+    const bound = blockIdBound();
+    for (let b = 0; b < bound; b++) {
+      if (!isLive(b) || !hasFlag(b, FLAG_PENDING)) continue;
+      const traceId = bTraceId(b);
+      if (traceId >= 0) this.noteSelfCompleted(traceId);
+      this.freeComplete(b);
+    }
   }
 
   noteSelfCompleted(traceId: i32): void {
