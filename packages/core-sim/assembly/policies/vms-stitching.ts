@@ -188,7 +188,10 @@ function unlinkRelease(p: VmsPolicy, st: Stitch): void {
 /** Drops a cached (or toGC, just freed) view: its mappings, its reservation, its record. */
 export function destroyStitch(p: VmsPolicy, st: Stitch): void {
   if (st.state == STITCH_REUSABLE) p.sFree = setErase(BY_SIZE, p.sFree, st.block);
-  if (st.cached()) unlinkRelease(p, st);
+  if (st.cached()) {
+    unlinkRelease(p, st);
+    p.stitchesCollected++;
+  }
   for (let i = 0; i < st.count; i++) p.vseg(unchecked(st.segs[i])).removeView(unchecked(st.idxs[i]), st.id);
   st.unmapAll(p.device);
   p.stitchedBytes -= st.vaBytes;
@@ -213,7 +216,6 @@ export function collectStitches(p: VmsPolicy, targetBytes: u64): u64 {
       id = st.newer;
       if (st.state != wanted) continue;
       destroyStitch(p, st);
-      p.stitchesCollected++;
     }
   }
   return before - p.stitchedBytes;

@@ -13,8 +13,9 @@
 // malloc of a large request (rounded to 2 MiB) [2.4]: best fit in the pPool (split off >= 2 MiB);
 // else the smallest reusable view within reuseLimit; else stitch at stage 0 (defragLevel 0); else
 // a new segment (reAlloc: only the shortfall, stitched with the free blocks); else stitch at stage
-// 1; else give cached memory back (release_cached_blocks: views first, then every free whole
-// segment, and the small pool) and make a new segment; else stitch at stage 2; else out of memory.
+// 1; else give cached memory back (release_cached_blocks: every segment that holds nothing, with
+// the views over it, and the small pool) and make a new segment; else stitch at stage 2; else out
+// of memory.
 // A capacity (set_per_process_memory_fraction) refuses a new segment that would exceed it.
 //
 // Left out of GMLake's pipeline (docs/policies.md): PyTorch's garbage_collection_threshold and the
@@ -91,6 +92,7 @@ export class VmsPolicy extends CachingAllocator {
   stitchedBytes: u64 = 0;
   stitchesMade: i64 = 0;
   stitchReuses: i64 = 0;
+  /** cached views dropped: by GC, or because a release took their chunks */
   stitchesCollected: i64 = 0;
   reAllocs: i64 = 0;
   /** scratch for stitch candidate selection */
@@ -250,14 +252,18 @@ export class VmsPolicy extends CachingAllocator {
 
   // ---- giving memory back [2.9] ---------------------------------------------------------------
 
-  /** empty_cache: the small pool as PyTorch does it, then every cached view and free segment. */
+  /** empty_cache: what release_cached_blocks gives back, then every cached view (GC, full pass). */
   emptyCache(): void {
     this.releaseAllCached();
+    collectStitches(this, 0);
   }
 
+  /**
+   * release_cached_blocks: the small pool as PyTorch does it, then every segment that holds
+   * nothing (dropping only the views over its chunks: the others stay cached for reuse).
+   */
   releaseAllCached(): bool {
     releaseCachedBlocks(this);
-    collectStitches(this, 0);
     releaseFreeSegments(this);
     return true;
   }
