@@ -51,6 +51,8 @@ export interface HeldCounts {
 }
 
 export interface LiveDeviceDocument extends DeviceReplayDocument {
+  /** alloc events the policy could not serve (out of memory) */
+  failedAllocs: number;
   /** device calls really made, per kind */
   deviceCalls: Record<string, number>;
   /** all device calls made, in total */
@@ -199,6 +201,7 @@ async function replayDeviceLive(
   for (const [kind, n] of Object.entries(counters.calls)) if (n > 0) driverCounters[kind] = n;
   const document: LiveDeviceDocument = {
     ...toDocument(result),
+    failedAllocs: result.failedAllocs,
     driverCalls: recorder.perKind(),
     allocatorSeconds: 0,
     deviceCalls: recorder.perKind(),
