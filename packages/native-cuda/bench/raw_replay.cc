@@ -6,7 +6,8 @@
 //
 // The live addresses and handles only name things: a handle the live memCreate got is the one a
 // later map names, and a map's address lies at the same offset in the live reservation as it does
-// here in the raw one. Calls the live replay saw fail (handle or address -1) are skipped.
+// here in the raw one. Calls the live replay saw fail (handle or address -1) are skipped. For
+// addressReserve the handle column holds the alignment the policy asked for.
 //
 //   raw_replay CALLS.txt > MICROS.txt     one time in microseconds per input line (-1: skipped)
 #include <cstdint>
@@ -74,8 +75,11 @@ int main(int argc, char** argv) {
       handles.erase(handle);
     } else if (k == "addressReserve") {
       if (vaD > 0) {
-        const uint64_t raw = ops.AddressReserve(bytes);
+        const uint64_t alignment = handle > 0 ? static_cast<uint64_t>(handle) : 0;
+        CUdeviceptr raw = 0;
+        const CUresult r = api->cuMemAddressReserve(&raw, bytes, alignment, 0, 0);
         t = NowUs() - t0;
+        if (r != CUDA_SUCCESS) Die("cuMemAddressReserve: " + CudaErrorText(*api, r));
         reservations[va] = Range{raw, bytes};
       }
     } else if (k == "addressFree") {

@@ -49,7 +49,7 @@ export class CallRecorder {
   }
 
   /** The driver address and handle the call at `index` named or got (-1 handle: none, or it
-   * failed); timed recorders only. */
+   * failed; for addressReserve, the alignment asked for); timed recorders only. */
   operands(index: number, va: number, handle: number): void {
     if (this.vas && this.handles) {
       this.vas[index] = va;

@@ -43,14 +43,14 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
   // One recorded driver call; `f` makes it. Recorded before it is made, so a call that throws is in
   // the log as the simulator's (which counts a call before it can fail) is. Timed recorders also
   // keep the operands: the address and handle named, or for memCreate/addressReserve/malloc the
-  // ones the driver returned (`result`).
+  // ones the driver returned (`result`); for addressReserve the handle column holds the alignment.
   function call<T extends number | void>(kind: number, bytes: number, f: () => T, va = 0, handle = -1, result?: "va" | "handle"): T {
     const i = recorder.record(kind, bytes);
     if (!timed) return f();
     const t0 = performance.now();
     const r = f();
     recorder.took(i, (performance.now() - t0) * 1000);
-    if (result === "va") recorder.operands(i, r as number, -1);
+    if (result === "va") recorder.operands(i, r as number, handle);
     else if (result === "handle") recorder.operands(i, 0, r as number);
     else recorder.operands(i, va, handle);
     return r;
@@ -75,7 +75,7 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
       handleBytes.delete(handle);
     },
     addressReserve(bytes, alignment) {
-      return call(K.addressReserve, bytes, () => driver.addressReserve(bytes, alignment), 0, -1, "va");
+      return call(K.addressReserve, bytes, () => driver.addressReserve(bytes, alignment), 0, alignment, "va");
     },
     addressFree(va, bytes) {
       call(K.addressFree, bytes, () => driver.addressFree(va, bytes), va);
