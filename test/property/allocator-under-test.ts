@@ -33,6 +33,12 @@ export interface ReservedRange {
   stream: number;
 }
 
+/** A reserved range with the blocks (free and allocated) the policy says it is cut into. */
+export interface SegmentLayout extends ReservedRange {
+  /** ascending by address; they must tile the range exactly (G-TILING) */
+  blocks: { address: number; sizeBytes: number }[];
+}
+
 /**
  * For virtual-memory policies: one mapping of physical memory into the address space. `chunk` names a
  * physical allocation (a cuMemCreate handle); `chunkOffset` is where in it the mapping starts.
@@ -57,14 +63,19 @@ export interface AllocatorUnderTest {
   free(handle: number): void;
   /** torch.cuda.empty_cache(): give cached memory back to the device */
   emptyCache(): void;
-  /** the memory the policy may reserve from now on, in bytes; null: unlimited */
-  setCapacity(capacityBytes: number | null): void;
+  /**
+   * The memory the policy may reserve from now on, in bytes; null: unlimited. Returns false when the
+   * policy cannot change its limit now (the harness then keeps the old one).
+   */
+  setCapacity(capacityBytes: number | null): boolean;
   /** the policy's own walk of its structures (INV-* checks) */
   isValid(): boolean;
   /** statistics under torch.cuda.memory_stats() names */
   stats(): Record<string, number>;
   liveBlocks(): LiveBlock[];
   reservedRanges(): ReservedRange[];
+  /** the reserved ranges with their blocks, where the policy reports them */
+  layout?(): SegmentLayout[];
   /** virtual-memory policies only */
   physicalMappings?(): PhysicalMapping[];
   /** device events since the last call (for the cross-stream reuse check) */
@@ -76,8 +87,16 @@ export interface AllocatorUnderTest {
 /** A policy the harness can test: a name and a way to make a fresh, empty instance. */
 export interface PolicyUnderTest {
   name: string;
-  /** true for policies that map physical chunks (checks physicalMappings) */
+  /** the `--policy` of `lakebed replay` that runs a failing program (default: name) */
+  replayPolicy?: string;
+  /**
+   * true for policies that map physical chunks: a live block must be backed by mappings that no other
+   * live block shares (G-PHYSICAL) rather than lie inside one reserved range (a stitched block of vms
+   * lies in a range of its own that maps the chunks of reserved segments)
+   */
   virtualMemory: boolean;
+  /** the device's memory when no limit is set (G-OOM); default: unbounded */
+  deviceBytes?: number;
   /** settings string in PYTORCH_CUDA_ALLOC_CONF syntax that `lakebed replay --conf` takes, if any */
   conf?: string;
   create(): AllocatorUnderTest;

@@ -6,6 +6,7 @@ import {
   checkPhysical,
   checkReleased,
   checkReserved,
+  checkTiling,
   fail,
   Violation,
 } from "./guarantees.js";
@@ -46,8 +47,12 @@ interface Taint {
   stream: number;
 }
 
-/** Requests the harness considers satisfiable with no limit (1 TiB; larger would be absurd). */
-const SANE_REQUEST_BYTES = 2 ** 40;
+/**
+ * With no limit, live bytes + request up to this share of the device must always be served: the
+ * rest is room for the policy's rounding and fragmentation (1 TiB when the device is unbounded).
+ */
+const UNLIMITED_SHARE = 1 / 4;
+const UNBOUNDED_REQUEST_BYTES = 2 ** 40;
 /** Slack for the policy's own segment rounding when checking G-OOM (PyTorch's largest: 20 MiB). */
 const SEGMENT_SLACK_BYTES = 20 * MiB + 2 * MiB;
 
@@ -65,9 +70,11 @@ export class CheckedAllocator {
   private liveBytes = 0;
   private requestedBytes = 0;
   private taints: Taint[] = [];
+  private readonly unlimitedBytes: number;
 
   constructor(readonly policy: PolicyUnderTest) {
     this.aut = policy.create();
+    this.unlimitedBytes = policy.deviceBytes === undefined ? UNBOUNDED_REQUEST_BYTES : policy.deviceBytes * UNLIMITED_SHARE;
   }
 
   /** program ids of live allocations, oldest first */
@@ -117,8 +124,7 @@ export class CheckedAllocator {
         this.aut.emptyCache();
         return "-";
       case "setCapacity":
-        this.aut.setCapacity(op.bytes);
-        this.capacityBytes = op.bytes;
+        if (this.aut.setCapacity(op.bytes)) this.capacityBytes = op.bytes;
         return "-";
     }
   }
@@ -135,7 +141,9 @@ export class CheckedAllocator {
     if (a === null) {
       this.ooms++;
       this.failed.add(op.id);
-      if (this.capacityBytes === null && op.bytes <= SANE_REQUEST_BYTES) fail("G-OOM", `out of memory with no limit`);
+      if (this.capacityBytes === null && this.liveBytes + op.bytes <= this.unlimitedBytes) {
+        fail("G-OOM", `out of memory with no limit, ${this.liveBytes} B live`);
+      }
       if (this.capacityBytes !== null && this.live.size === 0 && op.bytes + SEGMENT_SLACK_BYTES <= this.capacityBytes) {
         fail("G-OOM", `out of memory with nothing live and a limit of ${this.capacityBytes} B`);
       }
@@ -192,10 +200,13 @@ export class CheckedAllocator {
     const blocks = this.aut.liveBlocks();
     this.checkModel(blocks);
     checkDisjoint(blocks);
-    const ranges = this.aut.reservedRanges();
-    checkReserved(ranges, blocks);
-    if (this.policy.virtualMemory && this.aut.physicalMappings) checkPhysical(this.aut.physicalMappings(), blocks);
-    if (op.op === "emptyCache") checkReleased(ranges, blocks);
+    const layout = this.aut.layout?.();
+    const ranges = layout ?? this.aut.reservedRanges();
+    if (layout) checkTiling(layout);
+    const mappings = this.policy.virtualMemory ? this.aut.physicalMappings?.() : undefined;
+    checkReserved(ranges, blocks, mappings === undefined);
+    if (mappings) checkPhysical(mappings, blocks);
+    if (op.op === "emptyCache") checkReleased(ranges, blocks, mappings);
 
     const reservedBytes = ranges.reduce((s, r) => s + r.sizeBytes, 0);
     this.peak.count = Math.max(this.peak.count, this.live.size);

@@ -128,8 +128,9 @@ export class FirstFitAllocator implements AllocatorUnderTest {
     });
   }
 
-  setCapacity(capacityBytes: number | null): void {
+  setCapacity(capacityBytes: number | null): boolean {
     this.capacityBytes = capacityBytes;
+    return true;
   }
 
   isValid(): boolean {

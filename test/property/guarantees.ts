@@ -1,4 +1,4 @@
-import type { LiveBlock, PhysicalMapping, ReservedRange } from "./allocator-under-test.js";
+import type { LiveBlock, PhysicalMapping, ReservedRange, SegmentLayout } from "./allocator-under-test.js";
 
 /**
  * What every correct allocator guarantees, as pure checks over what a policy reports. Each throws a
@@ -6,7 +6,9 @@ import type { LiveBlock, PhysicalMapping, ReservedRange } from "./allocator-unde
  *
  *  G-SIZE       a block is at least the requested size, a multiple of 512 bytes, 512-byte aligned.
  *  G-DISJOINT   no two live blocks overlap in virtual addresses.
- *  G-RESERVED   reserved ranges do not overlap, and every live block lies inside them.
+ *  G-RESERVED   reserved ranges do not overlap, and every live block lies inside them (for
+ *               virtual-memory policies G-PHYSICAL says where a live block's memory is instead).
+ *  G-TILING     the blocks the policy lists in a reserved range tile it exactly, in address order.
  *  G-PHYSICAL   (virtual-memory policies) every byte of a live block is mapped, and no physical byte
  *               backs two live blocks.
  *  G-STATS      statistics agree with what is live and reserved (see checkStats).
@@ -16,7 +18,8 @@ import type { LiveBlock, PhysicalMapping, ReservedRange } from "./allocator-unde
  *  G-OOM        with no limit, or nothing live and room for the request, malloc succeeds.
  *  G-STREAM     memory freed by one stream is not handed to another stream unless it went back to
  *               the device in between.
- *  G-RELEASE    after empty_cache, every reserved range holds part of a live block.
+ *  G-RELEASE    after empty_cache, every reserved range holds part of a live block (for
+ *               virtual-memory policies: or a physical chunk that a live block is mapped to).
  *  G-DETERMINISM the same program gives the same addresses and statistics every time.
  */
 export class Violation extends Error {
@@ -53,16 +56,32 @@ export function checkDisjoint(blocks: readonly LiveBlock[]): void {
   }
 }
 
-export function checkReserved(ranges: readonly ReservedRange[], blocks: readonly LiveBlock[]): void {
+export function checkReserved(ranges: readonly ReservedRange[], blocks: readonly LiveBlock[], containment = true): void {
   const sorted = [...ranges].sort((a, b) => a.address - b.address);
   for (const r of sorted) if (r.sizeBytes <= 0) fail("G-RESERVED", `reserved range at ${hex(r.address)} of ${r.sizeBytes} B`);
   for (let i = 1; i < sorted.length; i++) {
     const p = sorted[i - 1];
     if (p.address + p.sizeBytes > sorted[i].address) fail("G-RESERVED", `reserved ranges at ${hex(p.address)} and ${hex(sorted[i].address)} overlap`);
   }
+  if (!containment) return;
   for (const b of blocks) {
     if (uncovered(sorted, b.address, b.sizeBytes) !== null) {
       fail("G-RESERVED", `live block [${hex(b.address)}, +${b.sizeBytes}) is not inside reserved memory`);
+    }
+  }
+}
+
+/** G-TILING: each range's blocks start at its base, follow each other with no gap, and end at its end. */
+export function checkTiling(layout: readonly SegmentLayout[]): void {
+  for (const seg of layout) {
+    let at = seg.address;
+    for (const b of seg.blocks) {
+      if (b.sizeBytes <= 0) fail("G-TILING", `in the range at ${hex(seg.address)}, a block of ${b.sizeBytes} B at ${hex(b.address)}`);
+      if (b.address !== at) fail("G-TILING", `in the range at ${hex(seg.address)}, a block starts at ${hex(b.address)}, expected ${hex(at)}`);
+      at += b.sizeBytes;
+    }
+    if (at !== seg.address + seg.sizeBytes) {
+      fail("G-TILING", `the blocks of the range [${hex(seg.address)}, +${seg.sizeBytes}) cover ${at - seg.address} B of it`);
     }
   }
 }
@@ -125,13 +144,29 @@ export function checkPhysical(mappings: readonly PhysicalMapping[], blocks: read
   }
 }
 
-/** G-RELEASE: after empty_cache no reserved range is entirely free. Live blocks must be disjoint. */
-export function checkReleased(ranges: readonly ReservedRange[], blocks: readonly LiveBlock[]): void {
+/**
+ * G-RELEASE: after empty_cache no reserved range is entirely free. Live blocks must be disjoint. With
+ * `mappings` (virtual-memory policies), a range also counts as used when one of its chunks is mapped
+ * under a live block elsewhere (a vms segment whose pieces serve a stitched block).
+ */
+export function checkReleased(ranges: readonly ReservedRange[], blocks: readonly LiveBlock[], mappings?: readonly PhysicalMapping[]): void {
   const sorted = [...blocks].sort((a, b) => a.address - b.address);
+  const liveChunks = new Set<number>();
+  const byAddress = mappings ? [...mappings].sort((a, b) => a.address - b.address) : [];
+  const overlapsLive = (address: number, sizeBytes: number) => {
+    // blocks are disjoint, so only the last block starting before the end can touch the range
+    const b = sorted[lowerBound(sorted, address + sizeBytes - 1)];
+    return b !== undefined && b.address < address + sizeBytes && b.address + b.sizeBytes > address;
+  };
+  for (const m of byAddress) if (overlapsLive(m.address, m.sizeBytes)) liveChunks.add(m.chunk);
   for (const r of ranges) {
-    // blocks are disjoint, so only the last block starting before the range's end can touch it
-    const b = sorted[lowerBound(sorted, r.address + r.sizeBytes - 1)];
-    const touches = b !== undefined && b.address < r.address + r.sizeBytes && b.address + b.sizeBytes > r.address;
-    if (!touches) fail("G-RELEASE", `after empty_cache the reserved range [${hex(r.address)}, +${r.sizeBytes}) holds no live block`);
+    if (overlapsLive(r.address, r.sizeBytes)) continue;
+    const end = r.address + r.sizeBytes;
+    let backsLive = false;
+    for (let i = lowerBound(byAddress, r.address); i < byAddress.length && byAddress[i].address < end && !backsLive; i++) {
+      const m = byAddress[i];
+      backsLive = m.address + m.sizeBytes > r.address && liveChunks.has(m.chunk);
+    }
+    if (!backsLive) fail("G-RELEASE", `after empty_cache the reserved range [${hex(r.address)}, +${r.sizeBytes}) holds no live block`);
   }
 }

@@ -17,6 +17,7 @@ import { AllocatorConfig, UNLIMITED } from "./policies/config";
 import { roundSize, allocationSize, shouldSplitRemainder, isSmallSize } from "./policies/rounding";
 import { STAT_COUNT } from "./policies/stats";
 import { Policy } from "./policies/policy";
+import { bRequested, bStream } from "./memory/block-table";
 import { CachingAllocator } from "./policies/caching";
 import { LakebedPolicy } from "./policies/lakebed";
 import { VmsPolicy } from "./policies/vms";
@@ -247,6 +248,33 @@ export function policyFreeComplete(handle: i32): void { thePolicy().freeComplete
 export function policyEmptyCache(): void { thePolicy().emptyCache(); }
 export function policyBlockAddress(handle: i32): f64 { return <f64>thePolicy().handleAddress(handle); }
 export function policyBlockSize(handle: i32): f64 { return <f64>thePolicy().handleSize(handle); }
+// Read-only views for the property harness (test/property/core-sim-adapter.ts): every policy keeps
+// its blocks in the block table, so a live handle's request and stream are read from there.
+export function policyBlockRequested(handle: i32): f64 { return <f64>bRequested(handle); }
+export function policyBlockStream(handle: i32): i32 { return bStream(handle); }
+/** set_per_process_memory_fraction at any moment: the limit from now on, in bytes (0: none). */
+export function policySetCapacity(capacityBytes: f64): void {
+  const bytes = capacityBytes > 0 ? <u64>capacityBytes : UNLIMITED;
+  if (policyKind == POLICY_LAKEBED) changetype<LakebedPolicy>(policy).setAllowedMax(bytes);
+  else {
+    const caching = changetype<CachingAllocator>(policy);
+    caching.setAllowedMax(bytes);
+    caching.setFraction = capacityBytes > 0;
+  }
+}
+/** The simulated device's mappings (va, bytes, physical handle), ascending by va; 0 on an imported device. */
+export function deviceMappingCount(): i32 {
+  return simulated != null ? changetype<SimulatedDevice>(simulated).mappings.count : 0;
+}
+export function deviceMappingStarts(): usize { return changetype<usize>(changetype<SimulatedDevice>(simulated).mappings.starts); }
+export function deviceMappingSizes(): usize { return changetype<usize>(changetype<SimulatedDevice>(simulated).mappings.sizes); }
+export function deviceMappingHandles(): usize { return changetype<usize>(changetype<SimulatedDevice>(simulated).mappings.tags); }
+/** The simulated device's cudaMalloc'd ranges (va, bytes), ascending by va; 0 on an imported device. */
+export function deviceMallocCount(): i32 {
+  return simulated != null ? changetype<SimulatedDevice>(simulated).mallocs.count : 0;
+}
+export function deviceMallocStarts(): usize { return changetype<usize>(changetype<SimulatedDevice>(simulated).mallocs.starts); }
+export function deviceMallocSizes(): usize { return changetype<usize>(changetype<SimulatedDevice>(simulated).mallocs.sizes); }
 
 // ---- PyTorch's sizing rules, for tests and tools --------------------------------------------------
 

@@ -1,0 +1,265 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { defaultAllocConf, parseAllocConf, STAT_NAMES, type AllocatorConf } from "@lakebed/core-sim";
+import type {
+  Allocation,
+  AllocatorUnderTest,
+  DeviceEvent,
+  LiveBlock,
+  PhysicalMapping,
+  PolicyUnderTest,
+  ReservedRange,
+  SegmentLayout,
+} from "./allocator-under-test.js";
+
+/**
+ * The policies of @lakebed/core-sim as AllocatorUnderTest: one fresh Wasm instance per allocator,
+ * driven one request at a time through the module's flat "driving a policy directly" exports
+ * (policyMalloc, policyFree, policyEmptyCache, policySetCapacity). What the harness checks is read
+ * back from the policy and the simulated device, never from this adapter's own bookkeeping:
+ *  - live blocks: each handle the caller holds, through policyBlockAddress/Size/Requested/Stream;
+ *  - reserved ranges and their blocks: the policy's own layout (layoutWrite), as `lakebed verify`
+ *    compares it with PyTorch's;
+ *  - physical mappings: the simulated device's (va, bytes, handle) table;
+ *  - device events: the policy's segment log.
+ *
+ * Limits are PyTorch's per-process limit (set_per_process_memory_fraction), enforced by the policy.
+ * `wasmFile` selects another build of the same module (the broken variants of broken-variants.ts).
+ */
+interface Exports {
+  memory: WebAssembly.Memory;
+  setup(policy: number, device: number, capacityBytes: number, deviceTotalBytes: number): void;
+  setConf(maxSplit: number, maxNonSplitRounding: number, gcThreshold: number, expandable: number, largeSegment: number): void;
+  setRoundupDivisions(bucket: number, divisions: number): void;
+  setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
+  setLakebedConf(slackPermille: number, fitWindow: number): void;
+  start(traceAddresses: number, timelinePoints: number): void;
+  brokenInvariant(): number;
+  statCount(): number;
+  statValue(i: number): number;
+  segmentLogCount(): number;
+  segmentLogAction(): number;
+  segmentLogAddr(): number;
+  segmentLogSize(): number;
+  layoutWrite(): number;
+  layoutBlockCount(): number;
+  layoutSegAddress(): number;
+  layoutSegSize(): number;
+  layoutSegStream(): number;
+  layoutSegFirstBlock(): number;
+  layoutSegBlockCount(): number;
+  layoutBlkAddress(): number;
+  layoutBlkSize(): number;
+  policyMalloc(requestBytes: number, stream: number): number;
+  policyFree(handle: number): void;
+  policyEmptyCache(): void;
+  policyBlockAddress(handle: number): number;
+  policyBlockSize(handle: number): number;
+  policyBlockRequested(handle: number): number;
+  policyBlockStream(handle: number): number;
+  policySetCapacity(capacityBytes: number): void;
+  deviceMappingCount(): number;
+  deviceMappingStarts(): number;
+  deviceMappingSizes(): number;
+  deviceMappingHandles(): number;
+  deviceMallocCount(): number;
+  deviceMallocStarts(): number;
+  deviceMallocSizes(): number;
+}
+
+/** assembly/index.ts POLICY_*, as in core-sim's src/wasm.ts */
+export const CORE_SIM_POLICIES = { caching: 0, expandable: 1, vms: 2, lakebed: 3 } as const;
+export type CoreSimPolicyName = keyof typeof CORE_SIM_POLICIES;
+const DEVICE_SIMULATED = 0;
+/**
+ * The simulated device's memory: 256 GiB, over three H100s, so that "no limit" is no limit for any
+ * program the generators make, yet small enough for the per-page tables of policies that reserve
+ * address space in proportion to the device (expandable segments and lakebed take 1 1/8 x total).
+ */
+export const CORE_SIM_DEVICE_BYTES = 256 * 2 ** 30;
+const SEGMENT_ACTIONS: Record<number, DeviceEvent["action"]> = { 4: "segment_alloc", 5: "segment_free", 6: "segment_map", 7: "segment_unmap" };
+
+/** the module built by `npm run build -w @lakebed/core-sim` (its "./core-sim.wasm" export) */
+export const CORE_SIM_WASM = fileURLToPath(import.meta.resolve("@lakebed/core-sim/core-sim.wasm"));
+
+const compiled = new Map<string, WebAssembly.Module>();
+function wasmModule(file: string): WebAssembly.Module {
+  let m = compiled.get(file);
+  if (!m) {
+    m = new WebAssembly.Module(readFileSync(file));
+    compiled.set(file, m);
+  }
+  return m;
+}
+
+function instantiate(file: string): Exports {
+  const module = wasmModule(file);
+  const unbound = (name: string) => () => {
+    throw new Error(`device import ${name} called on a simulated device`);
+  };
+  const device: Record<string, () => never> = {};
+  for (const d of WebAssembly.Module.imports(module)) if (d.module === "device") device[d.name] = unbound(d.name);
+  let memory: WebAssembly.Memory | null = null;
+  const instance = new WebAssembly.Instance(module, {
+    env: {
+      abort(message: number, fileName: number, line: number) {
+        const m = memory ? readString(memory, message) : "abort";
+        const f = memory ? readString(memory, fileName) : "";
+        throw new Error(`core-sim abort: ${m} (${f}:${line})`);
+      },
+    },
+    device,
+  });
+  const exports = instance.exports as unknown as Exports;
+  memory = exports.memory;
+  return exports;
+}
+
+function readString(memory: WebAssembly.Memory, ptr: number): string {
+  if (!ptr) return "";
+  const bytes = new Uint32Array(memory.buffer, ptr - 4, 1)[0];
+  return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, bytes >>> 1));
+}
+
+export class CoreSimAllocator implements AllocatorUnderTest {
+  private readonly wasm: Exports;
+  private logRead = 0;
+  /** handles the caller holds (the harness's model checks that they are exactly the live blocks) */
+  private readonly handles = new Set<number>();
+
+  constructor(policy: CoreSimPolicyName, conf: AllocatorConf, wasmFile: string = CORE_SIM_WASM) {
+    const w = instantiate(wasmFile);
+    w.setup(CORE_SIM_POLICIES[policy], DEVICE_SIMULATED, 0, CORE_SIM_DEVICE_BYTES);
+    w.setConf(conf.maxSplitSizeBytes ?? -1, conf.maxNonSplitRoundingBytes, conf.garbageCollectionThreshold, conf.expandableSegments ? 1 : 0, conf.largeSegmentSizeBytes);
+    conf.roundupPower2Divisions.forEach((d, bucket) => w.setRoundupDivisions(bucket, d));
+    const g = conf.gmlake;
+    w.setVmsConf(g.vmmDefragment, g.fragLimitBytes, g.defragLevel, g.reuseLimit, g.autoGCGiB, g.reAlloc);
+    w.setLakebedConf(conf.lakebed.slackPermille, conf.lakebed.fitWindow);
+    w.start(0, 0);
+    this.wasm = w;
+  }
+
+  malloc(requestedBytes: number, stream: number): Allocation | null {
+    const handle = this.wasm.policyMalloc(requestedBytes, stream);
+    if (handle < 0) return null;
+    this.handles.add(handle);
+    return { handle, address: this.wasm.policyBlockAddress(handle), sizeBytes: this.wasm.policyBlockSize(handle) };
+  }
+
+  free(handle: number): void {
+    this.wasm.policyFree(handle);
+    this.handles.delete(handle);
+  }
+
+  emptyCache(): void {
+    this.wasm.policyEmptyCache();
+  }
+
+  setCapacity(capacityBytes: number | null): boolean {
+    this.wasm.policySetCapacity(capacityBytes ?? 0);
+    return true;
+  }
+
+  isValid(): boolean {
+    return this.wasm.brokenInvariant() === 0;
+  }
+
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const n = Math.min(this.wasm.statCount(), STAT_NAMES.length);
+    for (let i = 0; i < n; i++) out[STAT_NAMES[i]] = this.wasm.statValue(i);
+    return out;
+  }
+
+  liveBlocks(): LiveBlock[] {
+    const w = this.wasm;
+    return [...this.handles].map((handle) => ({
+      handle,
+      address: w.policyBlockAddress(handle),
+      sizeBytes: w.policyBlockSize(handle),
+      requestedBytes: w.policyBlockRequested(handle),
+      stream: w.policyBlockStream(handle),
+    }));
+  }
+
+  reservedRanges(): ReservedRange[] {
+    return this.layout().map(({ address, sizeBytes, stream }) => ({ address, sizeBytes, stream }));
+  }
+
+  layout(): SegmentLayout[] {
+    const w = this.wasm;
+    const segments = w.layoutWrite();
+    const blocks = w.layoutBlockCount();
+    const mem = w.memory.buffer;
+    const segAddress = new Float64Array(mem, w.layoutSegAddress(), segments);
+    const segSize = new Float64Array(mem, w.layoutSegSize(), segments);
+    const segStream = new Int32Array(mem, w.layoutSegStream(), segments);
+    const segFirst = new Int32Array(mem, w.layoutSegFirstBlock(), segments);
+    const segCount = new Int32Array(mem, w.layoutSegBlockCount(), segments);
+    const blkAddress = new Float64Array(mem, w.layoutBlkAddress(), blocks);
+    const blkSize = new Float64Array(mem, w.layoutBlkSize(), blocks);
+    return Array.from({ length: segments }, (_, s) => ({
+      address: segAddress[s],
+      sizeBytes: segSize[s],
+      stream: segStream[s],
+      blocks: Array.from({ length: segCount[s] }, (_, k) => ({ address: blkAddress[segFirst[s] + k], sizeBytes: blkSize[segFirst[s] + k] })),
+    }));
+  }
+
+  /**
+   * The device's physical memory as seen from virtual addresses: every mapping (a whole physical
+   * handle, so at offset 0) and every cudaMalloc'd range (memory of its own, named by a negative
+   * number; the caching allocator's small pool in vms is cudaMalloc'd).
+   */
+  physicalMappings(): PhysicalMapping[] {
+    const w = this.wasm;
+    const out: PhysicalMapping[] = [];
+    const mem = () => w.memory.buffer;
+    const n = w.deviceMappingCount();
+    if (n > 0) {
+      const starts = new BigUint64Array(mem(), w.deviceMappingStarts(), n);
+      const sizes = new BigUint64Array(mem(), w.deviceMappingSizes(), n);
+      const handles = new Int32Array(mem(), w.deviceMappingHandles(), n);
+      for (let i = 0; i < n; i++) out.push({ address: Number(starts[i]), sizeBytes: Number(sizes[i]), chunk: handles[i], chunkOffset: 0 });
+    }
+    const m = w.deviceMallocCount();
+    if (m > 0) {
+      const starts = new BigUint64Array(mem(), w.deviceMallocStarts(), m);
+      const sizes = new BigUint64Array(mem(), w.deviceMallocSizes(), m);
+      for (let i = 0; i < m; i++) out.push({ address: Number(starts[i]), sizeBytes: Number(sizes[i]), chunk: -1 - i, chunkOffset: 0 });
+    }
+    return out;
+  }
+
+  drainDeviceEvents(): DeviceEvent[] {
+    const w = this.wasm;
+    const n = w.segmentLogCount();
+    const mem = w.memory.buffer;
+    const action = new Uint8Array(mem, w.segmentLogAction(), n);
+    const addr = new Float64Array(mem, w.segmentLogAddr(), n);
+    const size = new Float64Array(mem, w.segmentLogSize(), n);
+    const out: DeviceEvent[] = [];
+    for (let i = this.logRead; i < n; i++) out.push({ action: SEGMENT_ACTIONS[action[i]], address: addr[i], sizeBytes: size[i] });
+    this.logRead = n;
+    return out;
+  }
+
+  dispose(): void {}
+}
+
+/**
+ * A core-sim policy under test. `confText` is a settings string in `lakebed replay --conf` syntax
+ * (PyTorch's keys and GMLake's), so that a failing program replays with the same settings.
+ */
+export function coreSimPolicy(name: CoreSimPolicyName, confText = "", wasmFile: string = CORE_SIM_WASM, label?: string): PolicyUnderTest {
+  const conf: AllocatorConf = confText ? parseAllocConf(confText) : defaultAllocConf();
+  conf.expandableSegments = name === "expandable";
+  return {
+    name: label ?? (confText ? `${name}[${confText}]` : name),
+    replayPolicy: name,
+    virtualMemory: name !== "caching",
+    deviceBytes: CORE_SIM_DEVICE_BYTES,
+    conf: confText || undefined,
+    create: () => new CoreSimAllocator(name, conf, wasmFile),
+  };
+}
