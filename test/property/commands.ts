@@ -68,7 +68,9 @@ export function allocatorCommands(maxCommands = 120): fc.Arbitrary<Iterable<Cmd>
       fc.constant(new EmptyCacheCommand()),
       capacityArb.map((bytes) => new SetCapacityCommand(bytes)),
     ],
-    { maxCommands },
+    // "large": sequences long enough to fill segments, fragment them and reuse the holes (the
+    // default size makes a handful of commands); fast-check still shrinks them to a few
+    { maxCommands, size: "large" },
   );
 }
 
