@@ -11,6 +11,7 @@
 // Writes live-bench.json and live-bench.md under --out; exit status 1 when a check fails.
 //
 //   node .device/live/gpu-bench.mjs --traces .device/traces --raw-replay .device/native-cuda/raw_replay --out $OUT
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -28,6 +29,8 @@ const { values: args } = parseArgs({
     backend: { type: "string", default: "cuda" },
     "raw-replay": { type: "string", default: ".device/native-cuda/raw_replay" },
     "skip-verify": { type: "boolean", default: false },
+    /** internal: run one latency case in this (fresh) process and write its JSON to this file */
+    "floor-case": { type: "string" },
   },
 });
 const backend = args.backend as LiveBackend;
@@ -160,7 +163,25 @@ async function floor(report: BenchReport, t: SharedTrace, trace: Trace, policy: 
   console.log(JSON.stringify({ trace: t.name, policy: policyName, totalOverheadPercent: f!.totalOverheadPercent, stitch: f!.stitchPerChunk, cached }));
 }
 
+/** The latency cases: trace, policy (default: the recorded one), and whether to time cached calls. */
+const FLOOR_CASES = [
+  ["gpt2_ckpt.def", undefined, true],
+  ["llama_lora.exp", undefined, true],
+  ["gpt2_ckpt.def", "vms", false],
+  ["gpt2_ckpt.def", "lakebed", false],
+] as const;
+
+async function floorCase(spec: string): Promise<void> {
+  const [index, file] = [Number(spec.slice(0, spec.indexOf(":"))), spec.slice(spec.indexOf(":") + 1)];
+  const [name, policy, withCached] = FLOOR_CASES[index];
+  const t = sharedTraces(args.traces!).find((x) => x.name === name)!;
+  const report = { floors: [] } as unknown as BenchReport;
+  await floor(report, t, await readTrace(t.file), policy, withCached);
+  writeFileSync(file, JSON.stringify(report.floors[0]));
+}
+
 async function main(): Promise<void> {
+  if (args["floor-case"]) return floorCase(args["floor-case"]);
   mkdirSync(args.out!, { recursive: true });
   const doc = doctor();
   if (!doc.drivers[backend].available) {
@@ -182,16 +203,16 @@ async function main(): Promise<void> {
   for (const t of traces) for (const p of [undefined, "vms", "lakebed"] as const) await differential(report, t, loaded.get(t.name)!, p);
   save();
 
-  const byName = (name: string) => traces.find((t) => t.name === name);
-  // raw_replay makes CUDA calls: the floor exists on the GPU only
-  for (const [name, policy, withCached] of backend !== "cuda" ? [] : [
-    ["gpt2_ckpt.def", undefined, true],
-    ["llama_lora.exp", undefined, true],
-    ["gpt2_ckpt.def", "vms", false],
-    ["gpt2_ckpt.def", "lakebed", false],
-  ] as const) {
-    const t = byName(name);
-    if (t) await floor(report, t, loaded.get(name)!, policy, withCached);
+  // raw_replay makes CUDA calls: the floor exists on the GPU only. Each case runs in a fresh
+  // process, as raw_replay does: the driver's own state after a long process (earlier replays in it)
+  // must not weigh on one side only.
+  if (backend === "cuda") {
+    for (let i = 0; i < FLOOR_CASES.length; i++) {
+      if (!traces.some((t) => t.name === FLOOR_CASES[i][0])) continue;
+      const file = join(args.out!, `floor-${i}.json`);
+      execFileSync(process.execPath, [process.argv[1], ...process.argv.slice(2), "--floor-case", `${i}:${file}`], { stdio: "inherit" });
+      report.floors.push(JSON.parse(readFileSync(file, "utf8")));
+    }
   }
   save();
   // --verify-data: every trace under its recorded policy; vms (stitched ranges) on the traces whose
