@@ -158,7 +158,7 @@ export class DeviceReplay {
     const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
     if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (one of ${Object.keys(POLICY_CODES).join(", ")})`);
     if (live && trace.initialState.length > 0) {
-      throw new Error(`device ${trace.device}: the trace starts mid-run (its first state is rebuilt), and a live device cannot adopt memory it never allocated; replay it on the simulator`);
+      throw new Error(`trace device ${trace.device} starts mid-run (its first state is rebuilt): a live device cannot adopt memory it never allocated; replay it on the simulator`);
     }
     if (live && opts.traceAddresses !== false) throw new Error("a live replay cannot take addresses from the trace (set traceAddresses: false)");
     if (opts.verifyData && !live) throw new Error("verifyData needs a live device (deviceImports)");

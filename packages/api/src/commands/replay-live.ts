@@ -3,7 +3,7 @@
 // allocations verified, and what teardown left (`leaks`). Exit status 1 when a pattern changed
 // (aliasing between live allocations) or anything was left after teardown.
 import type { Trace } from "@lakebed/traces";
-import { replayLive, type LiveBackend, type LiveReplayDocument } from "../live/live-replay.js";
+import { LiveReplayError, replayLive, type LiveBackend, type LiveReplayDocument } from "../live/live-replay.js";
 import { parseFailEvery } from "../live/backend-options.js";
 import type { PolicyName } from "../replay.js";
 import { renderTable } from "../table.js";
@@ -36,6 +36,10 @@ export async function replayLiveCommand(trace: Trace, request: LiveCliRequest, p
       failEvery: request.failEvery === undefined ? undefined : parseFailEvery(request.failEvery),
       onProgress: (done, total) => progress.update(done, total),
     }));
+  } catch (e) {
+    // one line naming the file, as every other failure of the CLI
+    if (e instanceof LiveReplayError) throw new Error(`${request.file}: ${e.message}`);
+    throw e;
   } finally {
     progress.stop();
   }

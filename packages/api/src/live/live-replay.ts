@@ -115,6 +115,8 @@ export function countHeld(report: LeakReport): HeldCounts {
   };
 }
 
+const held = (c: HeldCounts) => c.handles + c.reservations + c.mappings + c.mallocs;
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export async function replayLive(trace: Trace, request: LiveReplayRequest): Promise<{ document: LiveReplayDocument; runs: LiveDeviceRun[] }> {
@@ -194,7 +196,9 @@ async function replayDeviceLive(
   }
   if (failure !== undefined || !result || !heldAtEnd) {
     const why = failure instanceof Error ? failure.message : String(failure);
-    throw new LiveReplayError(`live replay on ${request.backend}, device ${device.device}: ${why}`, failure, device.device, leaks, teardown, recorder.sequence());
+    const left = held(leaks);
+    const after = left === 0 ? "everything it held was released" : `${left} allocations are still held after teardown`;
+    throw new LiveReplayError(`live replay on ${request.backend}: ${why} (${after})`, failure, device.device, leaks, teardown, recorder.sequence());
   }
   const counters = driver.counters();
   const driverCounters: Record<string, number> = {};
