@@ -14,6 +14,7 @@ import {
 import { VmsPolicy } from "./vms";
 import { bAddr } from "../memory/block-table";
 import { chunkCount, lendChunks, freePBlock } from "./vms-pblock";
+import { ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../replay/segment-log";
 
 /**
  * GMLake's candidate selection: the stream's free pBlocks, largest first, until they add up to
@@ -71,6 +72,8 @@ export function stitchBlocks(p: VmsPolicy, stream: i32, size: u64, checkLimit: b
     giveBackPrefix(p, st);
     return NO_BLOCK;
   }
+  // the segment log shows a view's range coming and going (no physical memory: reserved stays)
+  p.log.record(ACTION_SEGMENT_MAP, st.va, st.vaBytes);
   p.stitches.push(st);
   p.liveStitches++;
   for (let i = 0; i < chunks; i++) p.vseg(unchecked(st.segs[i])).addView(unchecked(st.idxs[i]), st.id);
@@ -194,6 +197,7 @@ export function destroyStitch(p: VmsPolicy, st: Stitch): void {
   }
   for (let i = 0; i < st.count; i++) p.vseg(unchecked(st.segs[i])).removeView(unchecked(st.idxs[i]), st.id);
   st.unmapAll(p.device);
+  p.log.record(ACTION_SEGMENT_UNMAP, st.va, st.vaBytes);
   p.stitchedBytes -= st.vaBytes;
   deleteBlock(st.block);
   unchecked((p.stitches[st.id] = null));
@@ -232,6 +236,9 @@ export function truncateStitch(p: VmsPolicy, st: Stitch): void {
     seg.removeView(idx, st.id);
     if (!hasFlag(unchecked(seg.owner[idx]), FLAG_ALLOCATED | FLAG_PENDING | FLAG_LENT)) st.freeChunks--;
   }
+  const tail = st.va + <u64>st.used * CHUNK_BYTES;
+  const tailBytes = <u64>(st.count - st.used) * CHUNK_BYTES;
   st.unmapFrom(p.device, st.used);
+  if (tailBytes > 0) p.log.record(ACTION_SEGMENT_UNMAP, tail, tailBytes);
   st.toGC = true;
 }
