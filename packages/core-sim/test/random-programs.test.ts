@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseAllocConf, replayDevice } from "@lakebed/core-sim";
 import { MiB, buildTrace } from "./support/traces.js";
-import { randomProgram } from "./support/random-program.js";
+import { randomProgram, replayRandomProgram } from "./support/random-program.js";
 
 /**
  * Seeded random programs (allocations of every size class on up to three streams, frees, frees
@@ -25,34 +25,17 @@ describe("random programs keep every invariant", () => {
   for (const [i, s] of SETTINGS.entries()) {
     for (const streams of [1, 3]) {
       it(`"${s.conf}"${s.capacityMiB ? ` at ${s.capacityMiB} MiB` : ""}, ${streams} stream(s)`, () => {
-        const trace = buildTrace(randomProgram(1000 * i + streams, 4000, streams), streams);
         const conf = parseAllocConf(s.conf);
-        const options = {
-          policy: conf.expandableSegments ? ("expandable" as const) : ("caching" as const),
-          conf,
-          capacityBytes: s.capacityMiB ? s.capacityMiB * MiB : undefined,
-          checkEvery: 1,
-        };
-        const r = replayDevice(trace, options);
+        const r = replayRandomProgram(conf.expandableSegments ? "expandable" : "caching", s.conf, 1000 * i + streams, streams, s.capacityMiB);
         const stats = r.stats;
-        expect(stats["allocated_bytes.all.current"]).toBeLessThanOrEqual(stats["active_bytes.all.current"]);
-        expect(stats["active_bytes.all.current"]).toBeLessThanOrEqual(stats["reserved_bytes.all.current"]);
-        expect(stats["requested_bytes.all.current"]).toBeLessThanOrEqual(stats["active_bytes.all.current"]);
         const reserved = r.finalSegments.reduce((n, seg) => n + seg.totalSize, 0);
         expect(reserved).toBe(stats["reserved_bytes.all.current"]);
         // (with expandable segments one map can come back as several unmaps, so frees may
         // outnumber allocs there; only whole segments pair up one to one)
-        if (s.capacityMiB) {
-          // PyTorch checks the limit against each new segment; a map may round up by one page
-          const slack = conf.expandableSegments ? 20 * MiB : 0;
-          expect(stats["reserved_bytes.all.peak"]).toBeLessThanOrEqual(s.capacityMiB * MiB + slack);
-        }
         if (!conf.expandableSegments) {
           expect(r.finalSegments).toHaveLength(stats["segment.all.current"]);
           expect(stats["num_device_alloc"] - stats["num_device_free"]).toBe(stats["segment.all.current"]);
         }
-        // a replay is a pure function of its input
-        expect(replayDevice(trace, options).stats).toEqual(stats);
       });
     }
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseAllocConf, replayDevice } from "@lakebed/core-sim";
 import { MiB, buildTrace } from "./support/traces.js";
-import { randomProgram } from "./support/random-program.js";
+import { randomProgram, replayRandomProgram } from "./support/random-program.js";
 
 /**
  * The vms policy under seeded random programs, with isValid (INV-VMS-*, and INV-CACHE-* for the
@@ -24,19 +24,13 @@ describe("vms: random programs keep every invariant", () => {
   for (const [i, s] of SETTINGS.entries()) {
     for (const streams of [1, 3]) {
       it(`"${s.conf}"${s.capacityMiB ? ` at ${s.capacityMiB} MiB` : ""}, ${streams} stream(s)`, () => {
-        const trace = buildTrace(randomProgram(7000 + 100 * i + streams, 4000, streams), streams);
-        const options = { policy: "vms" as const, conf: parseAllocConf(s.conf), capacityBytes: s.capacityMiB ? s.capacityMiB * MiB : undefined, checkEvery: 1 };
-        const r = replayDevice(trace, options);
+        const r = replayRandomProgram("vms", s.conf, 7000 + 100 * i + streams, streams, s.capacityMiB);
         const stats = r.stats;
-        expect(stats["allocated_bytes.all.current"]).toBeLessThanOrEqual(stats["active_bytes.all.current"]);
-        expect(stats["active_bytes.all.current"]).toBeLessThanOrEqual(stats["reserved_bytes.all.current"]);
         // a view owns no memory: the layout's segments are the physical ones
         const reserved = r.finalSegments.reduce((n, seg) => n + seg.totalSize, 0);
         expect(reserved).toBe(stats["reserved_bytes.all.current"]);
         expect(r.finalSegments).toHaveLength(stats["segment.all.current"]);
         expect(stats["num_device_alloc"] - stats["num_device_free"]).toBe(stats["segment.all.current"]);
-        if (s.capacityMiB) expect(stats["reserved_bytes.all.peak"]).toBeLessThanOrEqual(s.capacityMiB * MiB);
-        expect(replayDevice(trace, options).stats).toEqual(stats);
       });
     }
   }

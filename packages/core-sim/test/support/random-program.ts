@@ -1,7 +1,9 @@
 // Test support: seeded random programs (allocations of every size class on up to three streams,
 // frees, frees that wait on other streams, empty_cache calls, out-of-memory entries), the input of
 // the random-program tests of every policy.
-import { MiB, type Op } from "./traces.js";
+import { expect } from "vitest";
+import { parseAllocConf, replayDevice, type DeviceReplayResult, type PolicyName } from "@lakebed/core-sim";
+import { MiB, buildTrace, type Op } from "./traces.js";
 
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -55,3 +57,22 @@ export function randomProgram(seed: number, steps: number, streams: number): Op[
   return ops;
 }
 
+
+/**
+ * Replays a seeded random program through `policy` with isValid after every event, checks what
+ * every policy must keep (allocated <= active <= reserved, the capacity, determinism: the same
+ * program gives the same stats), and returns the result for policy-specific checks.
+ */
+export function replayRandomProgram(policy: PolicyName, confText: string, seed: number, streams: number, capacityMiB?: number): DeviceReplayResult {
+  const trace = buildTrace(randomProgram(seed, 4000, streams), streams);
+  const options = { policy, conf: parseAllocConf(confText), capacityBytes: capacityMiB ? capacityMiB * MiB : undefined, checkEvery: 1 };
+  const r = replayDevice(trace, options);
+  const stats = r.stats;
+  expect(stats["allocated_bytes.all.current"]).toBeLessThanOrEqual(stats["active_bytes.all.current"]);
+  expect(stats["active_bytes.all.current"]).toBeLessThanOrEqual(stats["reserved_bytes.all.current"]);
+  expect(stats["requested_bytes.all.current"]).toBeLessThanOrEqual(stats["active_bytes.all.current"]);
+  // a new segment or chunk is refused past the limit (an expandable map may round up by one page)
+  if (capacityMiB) expect(stats["reserved_bytes.all.peak"]).toBeLessThanOrEqual(capacityMiB * MiB + (policy === "expandable" ? 20 * MiB : 0));
+  expect(replayDevice(trace, options).stats).toEqual(stats);
+  return r;
+}
