@@ -56,6 +56,8 @@ import {
 import { Action, ACTION_NAMES, type DeviceTrace, type Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { checkDeviceTrace } from "./validate.js";
+import { arrowFramingProblem } from "./arrow-framing.js";
+import { arrowTraceMetaProblem, type TraceMeta } from "./arrow-metadata.js";
 
 export const ARROW_FORMAT_VERSION = "1";
 const gzipAsync = promisify(gzip);
@@ -66,24 +68,6 @@ const ACTION_DICTIONARY = (Object.keys(ACTION_NAMES) as unknown as Action[])
   .sort((a, b) => a - b)
   .map((a) => ACTION_NAMES[a as Action]);
 const ACTION_TYPE = new Dictionary(new Utf8(), new Int8(), 0, false);
-
-interface DeviceMeta {
-  device: number;
-  events: number;
-  streams: string[];
-  initialState: DeviceTrace["initialState"];
-  finalState: DeviceTrace["finalState"];
-  complete: boolean;
-  initialLiveBlocks: number;
-}
-
-interface TraceMeta {
-  legacy: boolean;
-  allocatorSettings: Trace["allocatorSettings"];
-  annotations: Trace["annotations"];
-  source: { file: string; format: string; gzip: boolean };
-  devices: DeviceMeta[];
-}
 
 export function isArrowTrace(bytes: Uint8Array): boolean {
   return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
@@ -161,36 +145,44 @@ export async function writeTraceArrow(trace: Trace, path: string): Promise<void>
 /** Reads lakebed's Arrow trace file from memory; `source` describes the file being read. */
 export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; gzip: boolean }): Trace {
   const { file } = source;
+  const framing = arrowFramingProblem(bytes);
+  if (framing !== null) throw new TraceError(file, `not a readable Arrow IPC file: ${framing}`);
   let table: Table;
   try {
     table = tableFromIPC(bytes);
   } catch (error) {
-    throw new TraceError(file, `not a readable Arrow IPC file: ${(error instanceof Error ? error.message : String(error)).split("\n")[0]}`);
+    throw new TraceError(file, `not a readable Arrow IPC file: ${arrowFailure(error)}`);
   }
   const version = table.schema.metadata.get("lakebed.format_version");
   const metaText = table.schema.metadata.get("lakebed.trace");
   if (version === undefined || metaText === undefined) throw new TraceError(file, "an Arrow file, but not a lakebed trace (no lakebed.trace metadata)");
-  if (version !== ARROW_FORMAT_VERSION) throw new TraceError(file, `lakebed Arrow trace format version ${version} is not supported (this build reads version ${ARROW_FORMAT_VERSION})`);
+  if (version !== ARROW_FORMAT_VERSION) throw new TraceError(file, `lakebed Arrow trace format version ${JSON.stringify(version.slice(0, 40))} is not supported (this build reads version ${ARROW_FORMAT_VERSION})`);
   let meta: TraceMeta;
   try {
     meta = JSON.parse(metaText);
   } catch {
     throw new TraceError(file, "lakebed.trace metadata is not valid JSON");
   }
+  const metaProblem = arrowTraceMetaProblem(meta);
+  if (metaProblem !== null) throw new TraceError(file, `lakebed Arrow trace metadata: ${metaProblem}`);
   const total = table.numRows;
-  if (!Array.isArray(meta.devices) || meta.devices.reduce((n, d) => n + d.events, 0) !== total) {
+  if (meta.devices.reduce((n, d) => n + d.events, 0) !== total) {
     throw new TraceError(file, `lakebed.trace metadata does not describe the ${total} rows of the file`);
   }
-  const column = (name: string): unknown[] | ArrayLike<unknown> => {
+  const column = (name: string, type: string): ArrayLike<unknown> => {
     const vector = table.getChild(name);
     if (vector === null) throw new TraceError(file, `lakebed Arrow trace has no ${name} column`);
-    return vector.toArray();
+    if (String(vector.type) !== type) throw new TraceError(file, `lakebed Arrow trace: the ${name} column is ${String(vector.type)}, not ${type}`);
+    if (vector.nullCount !== 0) throw new TraceError(file, `lakebed Arrow trace: the ${name} column has nulls`);
+    const values = vector.toArray() as ArrayLike<unknown>;
+    if (values.length !== total) throw new TraceError(file, `lakebed Arrow trace: the ${name} column holds ${values.length} of the ${total} rows`);
+    return values;
   };
-  const addr = column("addr") as ArrayLike<bigint>;
-  const size = column("size") as ArrayLike<bigint>;
-  const stream = column("stream") as ArrayLike<bigint>;
-  const timeUs = column("time_us") as ArrayLike<number>;
-  const blockId = column("block_id") as ArrayLike<number>;
+  const addr = column("addr", "Int64") as ArrayLike<bigint>;
+  const size = column("size", "Int64") as ArrayLike<bigint>;
+  const stream = column("stream", "Int64") as ArrayLike<bigint>;
+  const timeUs = column("time_us", "Float64") as ArrayLike<number>;
+  const blockId = column("block_id", "Int32") as ArrayLike<number>;
   const action = actionCodes(table, file);
   let row = 0;
   const devices = meta.devices.map((m): DeviceTrace => {
@@ -233,6 +225,17 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices, legacy: meta.legacy, annotations };
 }
 
+/**
+ * What arrow-js said about a file it could not read. Its own errors are plain Errors with a message
+ * in words; a TypeError or RangeError comes from arrow-js's internals reading buffers that do not
+ * match the schema (a field with fewer buffers than its type needs), whose message names only
+ * JavaScript internals, so that is said instead.
+ */
+function arrowFailure(error: unknown): string {
+  if (error instanceof TypeError || error instanceof RangeError) return `its record batches do not match its schema (arrow-js: ${error.name})`;
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0].slice(0, 200);
+}
+
 /** The action column as Action codes, whatever dictionary order the file uses. */
 function actionCodes(table: Table, file: string): Uint8Array {
   const vector = table.getChild("action");
@@ -245,7 +248,15 @@ function actionCodes(table: Table, file: string): Uint8Array {
     if (names === undefined) throw new TraceError(file, "lakebed Arrow trace: the action column is not dictionary-encoded");
     const codes = names.map((name) => byName.get(name) ?? Action.Other);
     const indices = data.values as ArrayLike<number>;
-    for (let i = 0; i < data.length; i++) out[row++] = codes[indices[i]];
+    if (row + data.length > out.length || indices.length < data.length || data.nullCount !== 0) {
+      throw new TraceError(file, "lakebed Arrow trace: the action column does not hold one action per row");
+    }
+    for (let i = 0; i < data.length; i++, row++) {
+      const code = codes[indices[i]];
+      if (code === undefined) throw new TraceError(file, `lakebed Arrow trace: row ${row} names action ${indices[i]} of a dictionary of ${codes.length}`);
+      out[row] = code;
+    }
   }
+  if (row !== out.length) throw new TraceError(file, "lakebed Arrow trace: the action column does not hold one action per row");
   return out;
 }

@@ -13,7 +13,12 @@ export function describe(value: unknown): string {
   if (value === null) return "None";
   if (value === undefined) return "missing";
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value);
+  if (typeof value === "bigint") {
+    // a pickle LONG may have thousands of digits: a message stays one short line
+    const digits = String(value);
+    return digits.length > 24 ? `${digits.slice(0, 12)}... (an integer of ${digits.replace("-", "").length} digits)` : digits;
+  }
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
   if (Array.isArray(value)) return "a list";
   return "a dict";
 }
