@@ -95,6 +95,12 @@ export interface PolicyUnderTest {
    * lies in a range of its own that maps the chunks of reserved segments)
    */
   virtualMemory: boolean;
+  /**
+   * How far reserved memory may pass a limit (G-CAPACITY). PyTorch checks the limit against the
+   * request rounded to its allocation size, then an expandable segment maps whole pages, so it may
+   * pass the limit by less than a page (20 MiB); default 0.
+   */
+  capacitySlackBytes?: number;
   /** the device's memory when no limit is set (G-OOM); default: unbounded */
   deviceBytes?: number;
   /** settings string in PYTORCH_CUDA_ALLOC_CONF syntax that `lakebed replay --conf` takes, if any */

@@ -11,6 +11,7 @@ import {
   Violation,
 } from "./guarantees.js";
 import { checkStats } from "./stats-identities.js";
+import { StreamTaints } from "./stream-taints.js";
 
 /**
  * The reference model and the policy side by side. The model is the plain truth of what the caller
@@ -40,20 +41,17 @@ interface LiveRecord {
   stream: number;
 }
 
-/** a range of freed memory and the stream that last used it, until the device gets it back */
-interface Taint {
-  start: number;
-  end: number;
-  stream: number;
-}
-
 /**
  * With no limit, live bytes + request up to this share of the device must always be served: the
  * rest is room for the policy's rounding and fragmentation (1 TiB when the device is unbounded).
  */
 const UNLIMITED_SHARE = 1 / 4;
 const UNBOUNDED_REQUEST_BYTES = 2 ** 40;
-/** Slack for the policy's own segment rounding when checking G-OOM (PyTorch's largest: 20 MiB). */
+/**
+ * G-OOM with nothing live: the request, rounded (roundup_power2_divisions:1 at most doubles it),
+ * plus the policy's own segment rounding (PyTorch's largest: 20 MiB), must be served under a limit.
+ */
+const ROUNDING_FACTOR = 2;
 const SEGMENT_SLACK_BYTES = 20 * MiB + 2 * MiB;
 
 export class CheckedAllocator {
@@ -69,11 +67,12 @@ export class CheckedAllocator {
   private peak = { count: 0, bytes: 0, requested: 0, reserved: 0 };
   private liveBytes = 0;
   private requestedBytes = 0;
-  private taints: Taint[] = [];
+  private readonly taints: StreamTaints;
   private readonly unlimitedBytes: number;
 
   constructor(readonly policy: PolicyUnderTest) {
     this.aut = policy.create();
+    this.taints = new StreamTaints(policy.virtualMemory && this.aut.physicalMappings !== undefined);
     this.unlimitedBytes = policy.deviceBytes === undefined ? UNBOUNDED_REQUEST_BYTES : policy.deviceBytes * UNLIMITED_SHARE;
   }
 
@@ -113,11 +112,11 @@ export class CheckedAllocator {
         if (this.failed.has(op.id)) return "-";
         const rec = this.live.get(op.id);
         if (!rec) throw new Error(`program error: free of #${op.id} that is not live`);
+        this.taints.freed(rec.address, rec.sizeBytes, rec.stream);
         this.aut.free(rec.handle);
         this.live.delete(op.id);
         this.liveBytes -= rec.sizeBytes;
         this.requestedBytes -= rec.requestedBytes;
-        this.taints.push({ start: rec.address, end: rec.address + rec.sizeBytes, stream: rec.stream });
         return "-";
       }
       case "emptyCache":
@@ -135,7 +134,7 @@ export class CheckedAllocator {
     const reservedBefore = this.reserved();
     const a = this.aut.malloc(op.bytes, op.stream);
     const reservedAfter = this.reserved();
-    if (this.capacityBytes !== null && reservedAfter > reservedBefore && reservedAfter > this.capacityBytes) {
+    if (this.capacityBytes !== null && reservedAfter > reservedBefore && reservedAfter > this.capacityBytes + (this.policy.capacitySlackBytes ?? 0)) {
       fail("G-CAPACITY", `reserved grew from ${reservedBefore} B to ${reservedAfter} B, past the limit of ${this.capacityBytes} B`);
     }
     if (a === null) {
@@ -144,7 +143,7 @@ export class CheckedAllocator {
       if (this.capacityBytes === null && this.liveBytes + op.bytes <= this.unlimitedBytes) {
         fail("G-OOM", `out of memory with no limit, ${this.liveBytes} B live`);
       }
-      if (this.capacityBytes !== null && this.live.size === 0 && op.bytes + SEGMENT_SLACK_BYTES <= this.capacityBytes) {
+      if (this.capacityBytes !== null && this.live.size === 0 && ROUNDING_FACTOR * op.bytes + SEGMENT_SLACK_BYTES <= this.capacityBytes) {
         fail("G-OOM", `out of memory with nothing live and a limit of ${this.capacityBytes} B`);
       }
       return null;
@@ -164,35 +163,15 @@ export class CheckedAllocator {
     return total;
   }
 
-  /** G-STREAM: the block [start, end) handed to `stream` holds no memory another stream freed since its last release */
+  /** G-STREAM: the block holds no memory another stream freed since it last went back to the device */
   private checkStream(start: number, end: number, stream: number): void {
     if (!this.aut.drainDeviceEvents) return;
     this.drainDeviceEvents();
-    for (const t of this.taints) {
-      if (t.start < end && t.end > start && t.stream !== stream) {
-        fail("G-STREAM", `block at 0x${start.toString(16)} for stream ${stream} reuses memory stream ${t.stream} freed at 0x${t.start.toString(16)} with no release in between`);
-      }
-    }
-    this.untaint(start, end);
+    this.taints.handedOut(start, end - start, stream, this.taints.physical ? this.aut.physicalMappings!() : []);
   }
 
   private drainDeviceEvents(): void {
-    if (!this.aut.drainDeviceEvents) return;
-    for (const e of this.aut.drainDeviceEvents()) {
-      if (e.action === "segment_free" || e.action === "segment_unmap") this.untaint(e.address, e.address + e.sizeBytes);
-    }
-  }
-
-  private untaint(start: number, end: number): void {
-    const out: Taint[] = [];
-    for (const t of this.taints) {
-      if (t.end <= start || t.start >= end) out.push(t);
-      else {
-        if (t.start < start) out.push({ start: t.start, end: start, stream: t.stream });
-        if (t.end > end) out.push({ start: end, end: t.end, stream: t.stream });
-      }
-    }
-    this.taints = out;
+    if (this.aut.drainDeviceEvents) this.taints.released(this.aut.drainDeviceEvents());
   }
 
   private checkState(op: Op): void {
@@ -206,6 +185,7 @@ export class CheckedAllocator {
     const mappings = this.policy.virtualMemory ? this.aut.physicalMappings?.() : undefined;
     checkReserved(ranges, blocks, mappings === undefined);
     if (mappings) checkPhysical(mappings, blocks);
+    if (this.taints.physical) this.taints.remember(mappings ?? this.aut.physicalMappings!());
     if (op.op === "emptyCache") checkReleased(ranges, blocks, mappings);
 
     const reservedBytes = ranges.reduce((s, r) => s + r.sizeBytes, 0);

@@ -77,6 +77,8 @@ const DEVICE_SIMULATED = 0;
  * address space in proportion to the device (expandable segments and lakebed take 1 1/8 x total).
  */
 export const CORE_SIM_DEVICE_BYTES = 256 * 2 ** 30;
+/** the large pool's page of an expandable segment (PyTorch: kLargeBuffer) */
+const EXPANDABLE_PAGE_BYTES = 20 * 2 ** 20;
 const SEGMENT_ACTIONS: Record<number, DeviceEvent["action"]> = { 4: "segment_alloc", 5: "segment_free", 6: "segment_map", 7: "segment_unmap" };
 
 /** the module built by `npm run build -w @lakebed/core-sim` (its "./core-sim.wasm" export) */
@@ -208,8 +210,8 @@ export class CoreSimAllocator implements AllocatorUnderTest {
 
   /**
    * The device's physical memory as seen from virtual addresses: every mapping (a whole physical
-   * handle, so at offset 0) and every cudaMalloc'd range (memory of its own, named by a negative
-   * number; the caching allocator's small pool in vms is cudaMalloc'd).
+   * handle, so at offset 0) and every cudaMalloc'd range (memory of its own; the caching
+   * allocator's small pool in vms is cudaMalloc'd).
    */
   physicalMappings(): PhysicalMapping[] {
     const w = this.wasm;
@@ -226,7 +228,8 @@ export class CoreSimAllocator implements AllocatorUnderTest {
     if (m > 0) {
       const starts = new BigUint64Array(mem(), w.deviceMallocStarts(), m);
       const sizes = new BigUint64Array(mem(), w.deviceMallocSizes(), m);
-      for (let i = 0; i < m; i++) out.push({ address: Number(starts[i]), sizeBytes: Number(sizes[i]), chunk: -1 - i, chunkOffset: 0 });
+      // named by their start (negative, apart from handles), which holds while the range lives
+      for (let i = 0; i < m; i++) out.push({ address: Number(starts[i]), sizeBytes: Number(sizes[i]), chunk: -Number(starts[i]), chunkOffset: 0 });
     }
     return out;
   }
@@ -259,6 +262,7 @@ export function coreSimPolicy(name: CoreSimPolicyName, confText = "", wasmFile: 
     replayPolicy: name,
     virtualMemory: name !== "caching",
     deviceBytes: CORE_SIM_DEVICE_BYTES,
+    capacitySlackBytes: name === "expandable" ? EXPANDABLE_PAGE_BYTES : 0,
     conf: confText || undefined,
     create: () => new CoreSimAllocator(name, conf, wasmFile),
   };

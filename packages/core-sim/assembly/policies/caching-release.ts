@@ -12,6 +12,7 @@ import { BlockPool } from "./block-pool";
 import { CachingAllocator } from "./caching";
 import { unmapBlock, releaseExpandableSegment } from "./caching-expandable";
 import { ACTION_SEGMENT_FREE } from "../replay/segment-log";
+import { BROKEN, BROKEN_CACHING_RELEASE_KEEPS_RESERVED } from "./broken";
 
 /** release_block: cudaFree of a cached, unsplit, ordinary segment. */
 export function releaseBlock(a: CachingAllocator, b: i32): void {
@@ -23,7 +24,7 @@ export function releaseBlock(a: CachingAllocator, b: i32): void {
   a.device.free(bAddr(b));
   a.totalAllocatedBytes -= size;
   a.stats.decrease(STAT_SEGMENT, pool.small, 1);
-  a.stats.decrease(STAT_RESERVED_BYTES, pool.small, size);
+  if (BROKEN != BROKEN_CACHING_RELEASE_KEEPS_RESERVED) a.stats.decrease(STAT_RESERVED_BYTES, pool.small, size); // broken.ts
   if (size >= a.conf.maxSplitSizeBytes) a.stats.decreaseAt(SCALAR_OVERSIZE_SEGMENTS, 1);
   pool.eraseFree(b);
   deleteBlock(b);

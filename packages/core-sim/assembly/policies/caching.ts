@@ -53,6 +53,7 @@ import {
 import { tryAllocateExpandableBlock, expandableWouldFit } from "./caching-expandable";
 import { brokenCachingInvariant } from "./caching-valid";
 import { writeCachingLayout, adoptCachingSegment, adoptCachingBlock, adoptCachingDone } from "./caching-layout";
+import { BROKEN, BROKEN_CACHING_SPLIT_OFF_BY_ONE, BROKEN_CACHING_MERGE_NON_ADJACENT, BROKEN_CACHING_MISSED_STATS, BROKEN_CACHING_CROSS_STREAM } from "./broken";
 
 /** The bytes an expandable segment reserves, as a multiple of device memory: 1 + 1/8. */
 export function expandableAddressSpace(totalBytes: u64): u64 {
@@ -143,7 +144,7 @@ export class CachingAllocator extends Policy {
   getFreeBlock(pool: BlockPool, stream: i32, size: u64, take: bool): i32 {
     if (take && this.gcActive()) pool.gcClock++;
     let it = pool.lowerBoundFree(stream, size);
-    if (it == NO_BLOCK || bStream(it) != stream) return NO_BLOCK;
+    if (it == NO_BLOCK || (bStream(it) != stream && BROKEN != BROKEN_CACHING_CROSS_STREAM)) return NO_BLOCK; // broken.ts
     if (isExpandable(it)) {
       if (this.conf.expandableSegments) {
         // Prefer a fitting block that is not the growable end of a segment: compare blocks by
@@ -207,7 +208,7 @@ export class CachingAllocator extends Policy {
       if (before != NO_BLOCK) setNext(before, block);
       setNext(block, remaining);
       setPrev(remaining, block);
-      setAddr(remaining, bAddr(remaining) + size);
+      setAddr(remaining, bAddr(remaining) + size - (BROKEN == BROKEN_CACHING_SPLIT_OFF_BY_ONE ? 512 : 0)); // broken.ts
       setSize(remaining, bSize(remaining) - size);
       pool.insertFree(remaining);
       if (!isExpandable(block)) {
@@ -249,7 +250,7 @@ export class CachingAllocator extends Policy {
     const small = this.poolOf(handle).small;
     setFlag(handle, FLAG_ALLOCATED, false);
     this.stats.decrease(STAT_ALLOCATION, small, 1);
-    this.stats.decrease(STAT_ALLOCATED_BYTES, small, bSize(handle));
+    if (!(BROKEN == BROKEN_CACHING_MISSED_STATS && !small)) this.stats.decrease(STAT_ALLOCATED_BYTES, small, bSize(handle)); // broken.ts
     if (bSize(handle) >= this.conf.maxSplitSizeBytes) this.stats.decreaseAt(SCALAR_OVERSIZE_ALLOCATIONS, 1);
     // Until its free completes the block is "active, pending free": not reusable, not mergeable.
     setFlag(handle, FLAG_PENDING, true);
@@ -273,7 +274,7 @@ export class CachingAllocator extends Policy {
     let netBlocks: i64 = 0;
     let netBytes: i64 = 0;
     const before = bPrev(block);
-    const after = bNext(block);
+    const after = BROKEN == BROKEN_CACHING_MERGE_NON_ADJACENT ? skipAllocated(bNext(block)) : bNext(block); // broken.ts
     let subsumed = this.tryMerge(block, before, pool);
     if (subsumed > 0) {
       netBlocks -= 1;
@@ -389,4 +390,9 @@ export class CachingAllocator extends Policy {
 export function expandableSize(b: i32): u64 {
   const n = bNext(b);
   return bSize(b) + (n != NO_BLOCK && !hasFlag(n, FLAG_MAPPED) ? bSize(n) : 0);
+}
+
+/** BROKEN_CACHING_MERGE_NON_ADJACENT (broken.ts): the block after an allocated one */
+function skipAllocated(b: i32): i32 {
+  return b != NO_BLOCK && hasFlag(b, FLAG_ALLOCATED) ? bNext(b) : b;
 }

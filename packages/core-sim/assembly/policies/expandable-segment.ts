@@ -14,6 +14,7 @@
 // a page boundary), unmap only the pages wholly inside the range.
 
 import { Device, NO_ADDRESS, NO_HANDLE } from "../device/device";
+import { BROKEN, BROKEN_EXPANDABLE_UNMAP_PAST_END } from "./broken";
 
 export class ExpandableSegment {
   id: i32;
@@ -56,7 +57,8 @@ export class ExpandableSegment {
 
   /**
    * Maps every page [addr, addr + bytes) touches; addr must start a page. Returns the bytes mapped
-   * (whole pages), or 0 when the device ran out of physical memory (then nothing stays mapped).
+   * (whole pages), or 0 when the device ran out of physical memory or refused a map or the access
+   * (then nothing stays mapped and no handle is left).
    */
   map(device: Device, addr: u64, bytes: u64): u64 {
     assert((addr - this.base) % this.pageBytes == 0, "expandable map must start on a page");
@@ -75,13 +77,20 @@ export class ExpandableSegment {
       }
       this.handles[i] = h;
     }
-    for (let i = begin; i < end; i++) {
-      device.map(this.pageAddress(i), this.pageBytes, this.handles[i]);
-    }
+    let i = begin;
+    while (i < end && device.map(this.pageAddress(i), this.pageBytes, this.handles[i])) i++;
     const mapped = <u64>(end - begin) * this.pageBytes;
-    device.setAccess(this.pageAddress(begin), mapped);
-    this.mappedPages += end - begin;
-    return mapped;
+    if (i == end && device.setAccess(this.pageAddress(begin), mapped)) {
+      this.mappedPages += end - begin;
+      return mapped;
+    }
+    // the device refused a map or the access (as cuMemMap can for want of memory): undo the pages
+    if (i > begin) device.unmap(this.pageAddress(begin), <u64>(i - begin) * this.pageBytes);
+    for (let j = begin; j < end; j++) {
+      device.memRelease(this.handles[j]);
+      this.handles[j] = 0;
+    }
+    return 0;
   }
 
   /**
@@ -90,7 +99,8 @@ export class ExpandableSegment {
    */
   unmap(device: Device, addr: u64, bytes: u64): void {
     const begin = <i32>((addr - this.base + this.pageBytes - 1) / this.pageBytes);
-    const end = <i32>((addr + bytes - this.base) / this.pageBytes);
+    let end = <i32>((addr + bytes - this.base) / this.pageBytes);
+    if (BROKEN == BROKEN_EXPANDABLE_UNMAP_PAST_END && end < this.handles.length && this.handles[end] != 0) end++; // broken.ts
     this.unmappedStart = addr;
     this.unmappedBytes = 0;
     if (begin >= end) return;

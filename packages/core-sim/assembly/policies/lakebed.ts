@@ -59,6 +59,7 @@ import { Layout } from "../replay/layout";
 import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./lakebed-arena";
 import { brokenLakebedInvariant } from "./lakebed-valid";
 import { writeLakebedLayout } from "./lakebed-layout";
+import { BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED } from "./broken";
 
 /** lakebed's own settings (the lakebed_* keys of the settings string), set before start(). */
 export class LakebedConfig {
@@ -250,20 +251,53 @@ export class LakebedPolicy extends Policy {
     let used = 0;
     let run = -1;
     let p = first;
+    let refused = false;
     for (; p < end && used < got; p++) {
       if (a.handle(p) != 0) {
-        if (run >= 0) this.setAccessRun(a, run, p);
+        if (run >= 0 && !this.setAccessRun(a, run, p)) {
+          refused = true;
+          break;
+        }
         run = -1;
         continue;
       }
-      a.mapPage(this.device, p, unchecked(this.gathered[used++]));
+      const h = unchecked(this.gathered[used++]);
+      if (!a.mapPage(this.device, p, h)) {
+        // the device refused the map: this chunk and the run mapped without access go back
+        this.releaseChunk(a.small, h);
+        if (run >= 0) this.dropRun(a, run, p);
+        refused = true;
+        break;
+      }
       this.stats.count(NUM_DEVICE_ALLOC);
       if (run < 0) run = p;
     }
-    if (run >= 0) this.setAccessRun(a, run, p);
-    if (got == missing) return true;
+    if (!refused && run >= 0 && !this.setAccessRun(a, run, p)) refused = true;
+    if (!refused && got == missing) return true;
+    // out of memory: chunks gathered but not placed are released, the touches undone (pages
+    // mapped with access before the failure stay, idle)
+    while (used < got) this.releaseChunk(a.small, unchecked(this.gathered[used++]));
     this.unbackPages(a, addr, bytes);
     return false;
+  }
+
+  /** Releases a chunk that backs no page (its reserved bytes counted in the given pool). */
+  private releaseChunk(small: bool, handle: i32): void {
+    this.device.memRelease(handle);
+    this.chunks--;
+    this.stats.decrease(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+    this.stats.count(NUM_DEVICE_FREE);
+  }
+
+  /** Unmaps pages [from, to) of `a`, mapped but never given access, and releases their chunks. */
+  private dropRun(a: Arena, from: i32, to: i32): void {
+    this.device.unmap(a.pageAddress(from), <u64>(to - from) * PAGE_BYTES);
+    for (let p = from; p < to; p++) {
+      const h = a.handle(p);
+      unchecked((a.handles[p] = 0));
+      a.mappedPages--;
+      this.releaseChunk(a.small, h);
+    }
   }
 
   /**
@@ -326,16 +360,21 @@ export class LakebedPolicy extends Policy {
     return got;
   }
 
-  private setAccessRun(a: Arena, from: i32, to: i32): void {
+  /** Sets access on pages [from, to); when the device refuses, the run is dropped (false). */
+  private setAccessRun(a: Arena, from: i32, to: i32): bool {
     const va = a.pageAddress(from);
     const bytes = <u64>(to - from) * PAGE_BYTES;
-    this.device.setAccess(va, bytes);
+    if (!this.device.setAccess(va, bytes)) {
+      this.dropRun(a, from, to);
+      return false;
+    }
     this.log.record(ACTION_SEGMENT_MAP, va, bytes);
+    return true;
   }
 
   /** Drops the touches of [addr, addr + bytes); mapped pages left untouched become idle. */
   unbackPages(a: Arena, addr: u64, bytes: u64): void {
-    const end = a.endPage(addr, bytes);
+    const end = BROKEN == BROKEN_LAKEBED_UNTOUCH_PAST_END ? min(a.endPage(addr, bytes) + 1, a.pages) : a.endPage(addr, bytes); // broken.ts
     for (let p = a.pageOf(addr); p < end; p++) {
       const t = a.touch(p) - 1;
       unchecked((a.touches[p] = t));
@@ -455,7 +494,7 @@ export class LakebedPolicy extends Policy {
       unchecked((a.handles[p] = 0));
       a.mappedPages--;
       this.chunks--;
-      this.stats.decrease(STAT_RESERVED_BYTES, a.small, PAGE_BYTES);
+      if (BROKEN != BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED) this.stats.decrease(STAT_RESERVED_BYTES, a.small, PAGE_BYTES); // broken.ts
       this.stats.count(NUM_DEVICE_FREE);
     }
   }

@@ -13,6 +13,7 @@ import { STITCH_ACTIVE, STITCH_PENDING } from "./vms-stitch";
 import { VmsPolicy } from "./vms";
 import { pIsFree } from "./vms-pblock";
 import { destroyStitch, truncateStitch } from "./vms-stitching";
+import { BROKEN, BROKEN_VMS_RELEASE_KEEPS_RESERVED } from "./broken";
 
 /** Releases every segment that holds nothing; true when one was released. */
 export function releaseFreeSegments(p: VmsPolicy): bool {
@@ -43,7 +44,7 @@ function releaseSegment(p: VmsPolicy, seg: VmsSegment): void {
   seg.release(p.device);
   p.totalAllocatedBytes -= bytes;
   p.stats.decrease(STAT_SEGMENT, false, 1);
-  p.stats.decrease(STAT_RESERVED_BYTES, false, bytes);
+  if (BROKEN != BROKEN_VMS_RELEASE_KEEPS_RESERVED) p.stats.decrease(STAT_RESERVED_BYTES, false, bytes); // broken.ts
   p.stats.count(NUM_DEVICE_FREE);
   unchecked((p.vsegs[seg.id] = null));
   p.liveSegments--;

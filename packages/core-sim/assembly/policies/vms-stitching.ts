@@ -15,6 +15,7 @@ import { VmsPolicy } from "./vms";
 import { bAddr } from "../memory/block-table";
 import { chunkCount, lendChunks, freePBlock } from "./vms-pblock";
 import { ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../replay/segment-log";
+import { BROKEN, BROKEN_VMS_STITCH_FORGETS_CHUNK } from "./broken";
 
 /**
  * GMLake's candidate selection: the stream's free pBlocks, largest first, until they add up to
@@ -60,7 +61,7 @@ export function stitchBlocks(p: VmsPolicy, stream: i32, size: u64, checkLimit: b
     const seg = p.vseg(bOwner(b));
     const first = seg.chunkOf(bAddr(b));
     const take = min(chunkCount(b), chunks - pos);
-    lendChunks(p, seg, first, first + take);
+    lendChunks(p, seg, first, first + take - (BROKEN == BROKEN_VMS_STITCH_FORGETS_CHUNK && take > 1 && pos + take == chunks ? 1 : 0)); // broken.ts
     for (let i = 0; i < take; i++) {
       unchecked((st.segs[pos] = seg.id));
       unchecked((st.idxs[pos] = first + i));
