@@ -8,12 +8,14 @@ import { memfdMappingsOf, memfdsOf } from "../packages/native-cuda/test/proc-sca
 
 /**
  * Fault injection through live replays: every Nth driver call of one kind fails as the driver
- * would. The calls that answer out of memory (memCreate, addressReserve, malloc) fail every time
- * (n = 1) and at every 3rd call: the policy takes its out-of-memory path (free the cache, retry),
- * stays valid after every event (isValid), and the requests it cannot serve come back to the caller
- * as out of memory. Any other failed call throws the driver's DeviceError out of the replay. Either
- * way teardown leaves nothing: no handle, reservation, mapping or malloc in the driver's tables, and
- * no memfd or mapping of it in this process (counted from /proc).
+ * would. The calls a policy can undo (memCreate, addressReserve, malloc, which answer out of
+ * memory, and map and setAccess, which a driver can refuse in the middle of an operation) fail every
+ * time (n = 1) and at every 3rd call: the policy rolls back what the operation did so far, takes its
+ * out-of-memory path (free the cache, retry), stays valid after every event (isValid), and the
+ * requests it cannot serve come back to the caller as out of memory. A failed release (unmap,
+ * memRelease, addressFree, free) or pattern call throws the driver's DeviceError out of the replay.
+ * Either way teardown leaves nothing: no handle, reservation, mapping or malloc in the driver's
+ * tables, and no memfd or mapping of it in this process (counted from /proc).
  *
  * copyToHost, copyFromHost, memset and memGetInfo are calls no policy makes during a replay (the
  * differential test's call logs show it); they fail under injection through the Driver itself here,
@@ -34,7 +36,14 @@ const LIVE_CASES: Partial<Record<CallKind, { trace: string; policy: "caching" | 
   fillPattern: { trace: "two_streams.def", policy: "caching", verifyData: true },
   checkPattern: { trace: "two_streams.def", policy: "caching", verifyData: true },
 };
-const OOM_SHAPED = new Set<CallKind>(["memCreate", "addressReserve", "malloc"]);
+const OOM_SHAPED = new Set<CallKind>(["memCreate", "addressReserve", "malloc", "map", "setAccess"]);
+/** The map and setAccess undo paths of the other virtual-memory policies, besides expandable's. */
+const MORE_ROLLBACK_CASES: { call: CallKind; trace: string; policy: "vms" | "lakebed"; conf?: string }[] = [
+  { call: "map", trace: "mlp_offload.def", policy: "vms", conf: "fragLimit:2097152,reAlloc:1" },
+  { call: "setAccess", trace: "mlp_offload.def", policy: "vms", conf: "fragLimit:2097152,reAlloc:1" },
+  { call: "map", trace: "mlp_offload.def", policy: "lakebed" },
+  { call: "setAccess", trace: "mlp_offload.def", policy: "lakebed" },
+];
 
 const traces = new Map<string, Trace>();
 async function trace(name: string): Promise<Trace> {
@@ -91,6 +100,19 @@ describe.skipIf(!haveSharedTraces || !hostAvailable)("fault injection in live re
           expectNothingMapped();
         });
       }
+    }
+  }
+
+  for (const backend of liveBackends) {
+    for (const c of MORE_ROLLBACK_CASES) {
+      it(`${backend}: every 3rd ${c.call} is refused: ${c.policy} on ${c.trace} rolls back, stays valid, nothing is left`, async () => {
+        const { document } = await replayLive(await trace(c.trace), { backend: backend as LiveBackend, policy: c.policy, conf: c.conf, failEvery: { call: c.call, n: 3 }, checkEvery: 1 });
+        const [d] = document.devices;
+        expect(d.driverCounters[c.call]).toBeGreaterThan(0);
+        expect(d.leaks).toEqual(zero);
+        expect(d.teardown.errors).toEqual([]);
+        expectNothingMapped();
+      });
     }
   }
 

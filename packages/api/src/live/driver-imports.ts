@@ -5,7 +5,7 @@
 // and free name no size, the simulator's log does), and, when asked, the device memory in use
 // after every call that takes memory (cuMemGetInfo growth since the replay began).
 import type { DeviceImports } from "@lakebed/core-sim";
-import type { Driver } from "@lakebed/native-cuda";
+import { DeviceError, type Driver } from "@lakebed/native-cuda";
 import { callKindIndex, type CallRecorder } from "./call-recorder.js";
 import type { MemoryWatch } from "./memory-watch.js";
 
@@ -56,6 +56,21 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
     return r;
   }
 
+  /**
+   * A map or setAccess the policy can undo: 0 when it was done, -1 when the driver refused it for
+   * want of memory or by an injected fault (the policy then rolls its operation back and reports out
+   * of memory). Any other failure is a bug or a broken driver and unwinds the replay.
+   */
+  function refusable(f: () => void): number {
+    try {
+      f();
+      return 0;
+    } catch (e) {
+      if (e instanceof DeviceError && (e.code === "INJECTED" || e.code === "OUT_OF_MEMORY" || e.driverError === "CUDA_ERROR_OUT_OF_MEMORY")) return -1;
+      throw e;
+    }
+  }
+
   function hostBytes(ptr: number, bytes: number): Uint8Array {
     if (!memory) throw new Error("live replay: the Wasm memory is not bound");
     return new Uint8Array(memory.buffer, ptr, bytes);
@@ -81,10 +96,10 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
       call(K.addressFree, bytes, () => driver.addressFree(va, bytes), va);
     },
     map(va, bytes, handle, offset) {
-      call(K.map, bytes, () => driver.map(va, bytes, handle, offset), va, handle);
+      return refusable(() => call(K.map, bytes, () => driver.map(va, bytes, handle, offset), va, handle));
     },
     setAccess(va, bytes) {
-      call(K.setAccess, bytes, () => driver.setAccess(va, bytes), va);
+      return refusable(() => call(K.setAccess, bytes, () => driver.setAccess(va, bytes), va));
     },
     unmap(va, bytes) {
       call(K.unmap, bytes, () => driver.unmap(va, bytes), va);

@@ -50,10 +50,17 @@ export abstract class Device {
   abstract addressReserve(bytes: u64, alignmentBytes: u64): u64;
   /** cuMemAddressFree: the exact range addressReserve gave. */
   abstract addressFree(va: u64, bytes: u64): void;
-  /** cuMemMap: the whole handle at [va, va + bytes), inside a reservation. */
-  abstract map(va: u64, bytes: u64, handle: i32): void;
-  /** cuMemSetAccess (read-write, this device): a range covered by whole mappings. */
-  abstract setAccess(va: u64, bytes: u64): void;
+  /**
+   * cuMemMap: the whole handle at [va, va + bytes), inside a reservation. False when the driver
+   * refused (out of memory, or a fault injected for a test): then nothing was mapped, and the policy
+   * undoes what its operation did so far and reports out of memory.
+   */
+  abstract map(va: u64, bytes: u64, handle: i32): bool;
+  /**
+   * cuMemSetAccess (read-write, this device): a range covered by whole mappings. False when the
+   * driver refused; the mappings stay, without access, for the policy to undo.
+   */
+  abstract setAccess(va: u64, bytes: u64): bool;
   /** cuMemUnmap: a range covered by whole mappings; the reservation stays. */
   abstract unmap(va: u64, bytes: u64): void;
   /** cudaMalloc: `bytes` of plain device memory; its address, or NO_ADDRESS when out of memory. */

@@ -13,8 +13,8 @@
 // | memRelease(handle: i32): void                     | cuMemRelease          | |
 // | addressReserve(bytes: f64, alignment: f64): f64   | cuMemAddressReserve   | base, or -1 when no address space (alignment 0 = default) |
 // | addressFree(va: f64, bytes: f64): void            | cuMemAddressFree      | |
-// | map(va: f64, bytes: f64, handle: i32, offset: f64): void | cuMemMap       | whole handle, offset 0 |
-// | setAccess(va: f64, bytes: f64): void              | cuMemSetAccess (rw)   | |
+// | map(va: f64, bytes: f64, handle: i32, offset: f64): i32 | cuMemMap        | 0, or -1 when refused (out of memory, injected fault) |
+// | setAccess(va: f64, bytes: f64): i32               | cuMemSetAccess (rw)   | 0, or -1 when refused |
 // | unmap(va: f64, bytes: f64): void                  | cuMemUnmap            | |
 // | malloc(bytes: f64): f64                           | cuMemAlloc            | address, or -1 when out of memory |
 // | free(va: f64): void                               | cuMemFree             | |
@@ -56,8 +56,8 @@ import { modelMallocAddress, modelReserveAddress } from "./address-model";
 @external("device", "memRelease") declare function hostMemRelease(handle: i32): void;
 @external("device", "addressReserve") declare function hostAddressReserve(bytes: f64, alignment: f64): f64;
 @external("device", "addressFree") declare function hostAddressFree(va: f64, bytes: f64): void;
-@external("device", "map") declare function hostMap(va: f64, bytes: f64, handle: i32, offset: f64): void;
-@external("device", "setAccess") declare function hostSetAccess(va: f64, bytes: f64): void;
+@external("device", "map") declare function hostMap(va: f64, bytes: f64, handle: i32, offset: f64): i32;
+@external("device", "setAccess") declare function hostSetAccess(va: f64, bytes: f64): i32;
 @external("device", "unmap") declare function hostUnmap(va: f64, bytes: f64): void;
 @external("device", "malloc") declare function hostMalloc(bytes: f64): f64;
 @external("device", "free") declare function hostFree(va: f64): void;
@@ -119,8 +119,8 @@ export class ImportedDevice extends Device {
     this.driverBase.delete(va);
   }
 
-  map(va: u64, bytes: u64, handle: i32): void { hostMap(this.inReservation(va, bytes), <f64>bytes, handle, 0); }
-  setAccess(va: u64, bytes: u64): void { hostSetAccess(this.inReservation(va, bytes), <f64>bytes); }
+  map(va: u64, bytes: u64, handle: i32): bool { return hostMap(this.inReservation(va, bytes), <f64>bytes, handle, 0) == 0; }
+  setAccess(va: u64, bytes: u64): bool { return hostSetAccess(this.inReservation(va, bytes), <f64>bytes) == 0; }
   unmap(va: u64, bytes: u64): void { hostUnmap(this.inReservation(va, bytes), <f64>bytes); }
 
   malloc(bytes: u64): u64 {

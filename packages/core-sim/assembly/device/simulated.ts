@@ -49,6 +49,28 @@ export class SimulatedDevice extends Device {
     this.deviceTotalBytes = deviceTotalBytes;
   }
 
+  /**
+   * Fault injection for tests of the policies' undo paths, as native-cuda's failEvery: every n-th
+   * call of a kind (counted from when it was set) fails, after it was counted. Only the calls a
+   * policy can see fail on a real device (memCreate, malloc, addressReserve: out of memory or address
+   * space; map, setAccess: refused).
+   */
+  failEvery: StaticArray<i64> = new StaticArray<i64>(CALL_KINDS);
+  private failCounts: StaticArray<i64> = new StaticArray<i64>(CALL_KINDS);
+
+  setFailEvery(kind: i32, n: i64): void {
+    unchecked((this.failEvery[kind] = n));
+    unchecked((this.failCounts[kind] = 0));
+  }
+
+  private injectFault(kind: i32): bool {
+    const n = unchecked(this.failEvery[kind]);
+    if (n <= 0) return false;
+    const c = unchecked(this.failCounts[kind]) + 1;
+    unchecked((this.failCounts[kind] = c));
+    return c % n == 0;
+  }
+
   private charge(kind: i32, bytes: u64): void {
     unchecked((this.calls[kind] += 1));
     unchecked((this.callBytes[kind] += <i64>bytes));
@@ -67,7 +89,7 @@ export class SimulatedDevice extends Device {
   memCreate(bytes: u64): i32 {
     assert(bytes > 0 && bytes % GRANULARITY_BYTES == 0, "memCreate: size is not a multiple of the granularity");
     this.charge(CALL_MEM_CREATE, bytes);
-    if (!this.take(bytes)) return NO_HANDLE;
+    if (this.injectFault(CALL_MEM_CREATE) || !this.take(bytes)) return NO_HANDLE;
     return this.newHandle(bytes);
   }
 
@@ -83,6 +105,7 @@ export class SimulatedDevice extends Device {
   addressReserve(bytes: u64, alignmentBytes: u64): u64 {
     assert(bytes > 0 && bytes % GRANULARITY_BYTES == 0, "addressReserve: size is not a multiple of the granularity");
     this.charge(CALL_ADDRESS_RESERVE, bytes);
+    if (this.injectFault(CALL_ADDRESS_RESERVE)) return NO_ADDRESS;
     let va = NO_ADDRESS;
     const oracle = this.oracle;
     if (oracle) va = oracle.takeReservation(bytes, this.reservations, this.mallocs);
@@ -101,18 +124,21 @@ export class SimulatedDevice extends Device {
     this.reservations.removeAt(i);
   }
 
-  map(va: u64, bytes: u64, handle: i32): void {
+  map(va: u64, bytes: u64, handle: i32): bool {
     assert(handle > 0 && handle < this.handleCount && this.handleBytes[handle] == bytes, "map: the mapping must cover one whole handle");
     assert(this.reservations.covers(va, bytes), "map: range outside a reservation");
     assert(!this.mappings.overlaps(va, bytes), "map: range already mapped");
     this.charge(CALL_MAP, bytes);
+    if (this.injectFault(CALL_MAP)) return false;
     this.mappings.insert(va, bytes, handle);
     this.handleMappings[handle]++;
+    return true;
   }
 
-  setAccess(va: u64, bytes: u64): void {
+  setAccess(va: u64, bytes: u64): bool {
     assert(this.coveredByMappings(va, bytes), "setAccess: range not covered by mappings");
     this.charge(CALL_SET_ACCESS, bytes);
+    return !this.injectFault(CALL_SET_ACCESS);
   }
 
   unmap(va: u64, bytes: u64): void {
@@ -129,7 +155,7 @@ export class SimulatedDevice extends Device {
   malloc(bytes: u64): u64 {
     assert(bytes > 0, "malloc: zero bytes");
     this.charge(CALL_MALLOC, bytes);
-    if (!this.take(bytes)) return NO_ADDRESS;
+    if (this.injectFault(CALL_MALLOC) || !this.take(bytes)) return NO_ADDRESS;
     let va = NO_ADDRESS;
     const oracle = this.oracle;
     if (oracle) va = oracle.takeMalloc(bytes, this.mallocs, this.reservations);

@@ -84,12 +84,16 @@ export class Arena {
   @inline handle(page: i32): i32 { return unchecked(this.handles[page]); }
   @inline touch(page: i32): i32 { return unchecked(this.touches[page]); }
 
-  /** Maps chunk `handle` at `page` (no access yet: the caller sets access on the whole run). */
-  mapPage(device: Device, page: i32, handle: i32): void {
-    device.map(this.pageAddress(page), PAGE_BYTES, handle);
+  /**
+   * Maps chunk `handle` at `page` (no access yet: the caller sets access on the whole run). False,
+   * with nothing changed, when the device refused the map.
+   */
+  mapPage(device: Device, page: i32, handle: i32): bool {
+    if (!device.map(this.pageAddress(page), PAGE_BYTES, handle)) return false;
     unchecked((this.handles[page] = handle));
     this.mappedPages++;
     if (page >= this.highPage) this.highPage = page + 1;
+    return true;
   }
 
   /** Unmaps `page` and returns the chunk that was there. */

@@ -88,8 +88,8 @@ export class VmsSegment {
   /**
    * GMLake's new pBlock sequence: cuMemCreate per chunk, cuMemAddressReserve, cuMemMap per chunk,
    * then one cuMemSetAccess over the range (GMLake sets access per chunk; one call per range is
-   * what a native backend should do, DESIGN.md's figures). False, with every handle created so far
-   * released, when the device runs out of physical memory.
+   * what a native backend should do, DESIGN.md's figures). False, with everything it made undone,
+   * when the device runs out of memory or refuses a map or the access.
    */
   create(device: Device): bool {
     for (let i = 0; i < this.chunks; i++) {
@@ -105,9 +105,14 @@ export class VmsSegment {
       for (let j = 0; j < this.chunks; j++) device.memRelease(unchecked(this.handles[j]));
       return false;
     }
-    for (let i = 0; i < this.chunks; i++) device.map(this.chunkAddress(i), CHUNK_BYTES, unchecked(this.handles[i]));
-    device.setAccess(this.base, this.bytes());
-    return true;
+    let mapped = 0;
+    while (mapped < this.chunks && device.map(this.chunkAddress(mapped), CHUNK_BYTES, unchecked(this.handles[mapped]))) mapped++;
+    if (mapped == this.chunks && device.setAccess(this.base, this.bytes())) return true;
+    // the device refused a map or the access: undo everything this call did
+    if (mapped > 0) device.unmap(this.base, <u64>mapped * CHUNK_BYTES);
+    device.addressFree(this.base, this.bytes());
+    for (let j = 0; j < this.chunks; j++) device.memRelease(unchecked(this.handles[j]));
+    return false;
   }
 
   /** Gives the segment back: one unmap of the whole range, free the range, release each chunk. */

@@ -68,17 +68,23 @@ export class Stitch {
 
   /**
    * GMLake's stitch sequence: one cuMemAddressReserve, cuMemMap of each chunk's handle in order,
-   * then one cuMemSetAccess over the range (GMLake: one per chunk). False when no address space.
+   * then one cuMemSetAccess over the range (GMLake: one per chunk). False when there is no address
+   * space or the device refuses a map or the access; then nothing stays mapped or reserved.
    */
   map(device: Device, segments: Array<VmsSegment | null>): bool {
     this.va = device.addressReserve(this.vaBytes, 0);
     if (this.va == NO_ADDRESS) return false;
-    for (let i = 0; i < this.count; i++) {
-      const seg = changetype<VmsSegment>(unchecked(segments[unchecked(this.segs[i])]));
-      device.map(this.va + <u64>i * CHUNK_BYTES, CHUNK_BYTES, unchecked(seg.handles[unchecked(this.idxs[i])]));
+    let mapped = 0;
+    while (mapped < this.count) {
+      const seg = changetype<VmsSegment>(unchecked(segments[unchecked(this.segs[mapped])]));
+      if (!device.map(this.va + <u64>mapped * CHUNK_BYTES, CHUNK_BYTES, unchecked(seg.handles[unchecked(this.idxs[mapped])]))) break;
+      mapped++;
     }
-    device.setAccess(this.va, this.vaBytes);
-    return true;
+    if (mapped == this.count && device.setAccess(this.va, this.vaBytes)) return true;
+    if (mapped > 0) device.unmap(this.va, <u64>mapped * CHUNK_BYTES);
+    device.addressFree(this.va, this.vaBytes);
+    this.va = NO_ADDRESS;
+    return false;
   }
 
   /** Unmaps positions [from, count) with one call (the reservation stays). */
