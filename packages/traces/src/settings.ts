@@ -16,7 +16,7 @@ export function readAllocatorSettings(value: unknown, file: string): AllocatorSe
   for (const [key, v] of Object.entries(value)) {
     if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") raw[key] = v;
     else if (typeof v === "bigint") raw[key] = Number(v);
-    else if (key !== "roundup_power2_divisions" && v !== null) raw[key] = JSON.stringify(v) ?? String(v);
+    else if (key !== "roundup_power2_divisions" && v !== null) raw[key] = displayed(v);
   }
   const divisions = value.roundup_power2_divisions;
   const roundupPower2Divisions = ROUNDUP_BUCKET_KEYS.map((key, bucket) => {
@@ -37,4 +37,17 @@ export function readAllocatorSettings(value: unknown, file: string): AllocatorSe
     roundupPower2Divisions,
     raw,
   };
+}
+
+/**
+ * A nested setting as text, for display. Decoded pickle values may hold integers too large for a
+ * number (bigint, which JSON.stringify refuses) and, through the pickle memo, may even contain
+ * themselves; such a value is described instead (the fuzzers found both).
+ */
+function displayed(v: unknown): string {
+  try {
+    return JSON.stringify(v, (_key, x) => (typeof x === "bigint" ? x.toString() : x)) ?? String(v);
+  } catch {
+    return describe(v);
+  }
 }

@@ -32,6 +32,16 @@ export function checkDeviceTrace(d: DeviceTrace): string | null {
   let live = 0;
   for (const seg of d.initialState) live += seg.blocks.filter((b) => b.state !== "inactive").length;
   if (live !== d.initialLiveBlocks) return `INV-TRACE-3: initialState holds ${live} live blocks, initialLiveBlocks is ${d.initialLiveBlocks}`;
+  const ids = new Set<number>();
+  for (const seg of d.initialState) {
+    for (const b of seg.blocks) {
+      if (b.state === "inactive") continue;
+      if (!Number.isInteger(b.blockId) || b.blockId < 0 || b.blockId >= live || ids.has(b.blockId)) {
+        return `INV-TRACE-3: the live block at ${b.address} in initialState has block id ${b.blockId}; live blocks carry the ids 0 to ${live - 1}, each once`;
+      }
+      ids.add(b.blockId);
+    }
+  }
   if (d.complete !== (d.initialState.length === 0)) return "complete must be true exactly when initialState is empty";
   for (const seg of [...d.initialState, ...d.finalState]) {
     const problem = checkSegment(seg, d.streams.length);

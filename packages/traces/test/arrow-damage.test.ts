@@ -11,7 +11,8 @@ import { PickleWriter } from "./pickle-writer.js";
  * the fix, two made arrow-js loop for good (a footer table outside the footer, a vector count larger
  * than the file), one ended in "Unrecognized type: undefined", one in a TypeError from inside
  * arrow-js, and damaged metadata in a TypeError ("d.finalState is not iterable") or a message about
- * "undefined" bytes. Each must now be one clear TraceError line naming what is wrong.
+ * "undefined" bytes; the long campaign (bench/campaign) then found start states whose live blocks
+ * repeat a block id, accepted. Each must now be one clear TraceError line naming what is wrong.
  */
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/arrow-damaged/${name}`, import.meta.url));
 
@@ -38,6 +39,8 @@ describe("damaged Arrow traces are rejected in words", () => {
     ["buffers-unlike-schema.arrow", /^not a readable Arrow IPC file: its record batches do not match its schema \(arrow-js: TypeError\)$/],
     ["meta-no-final-state.arrow", /^lakebed Arrow trace metadata: lakebed\.trace\.devices\[0\]\.finalState is missing$/],
     ["meta-segment-no-address.arrow", /^lakebed Arrow trace metadata: lakebed\.trace\.devices\[0\]\.finalState\[2\]\.address is missing$/],
+    // accepted before: two live blocks of the start state with one block id (the campaign's find)
+    ["initial-ids-repeated.arrow", /^device 0: lakebed Arrow trace breaks the trace model: INV-TRACE-3: the live block at \d+ in initialState has block id 40; live blocks carry the ids 0 to 218, each once$/],
   ];
   for (const [name, expected] of cases) {
     it(name, () => {
@@ -48,6 +51,19 @@ describe("damaged Arrow traces are rejected in words", () => {
   it("a truncated file says so", () => {
     const bytes = readFileSync(fixture("field-type-128.arrow"));
     expect(rejection("cut.arrow", bytes.subarray(0, 1000))).toBe("not a readable Arrow IPC file: it does not end with ARROW1 (a truncated file?)");
+  });
+});
+
+describe("allocator_settings holding a list with a huge integer", () => {
+  it("is kept for display (JSON.stringify refused the bigint: a TypeError, found by the fuzz campaign)", () => {
+    const w = new PickleWriter().proto(4);
+    w.dict([
+      ["segments", (x) => x.list([])],
+      ["device_traces", (x) => x.list([(d) => d.list([])])],
+      ["allocator_settings", (x) => x.dict([["weird", (v) => v.list([(n) => n.int(10n ** 30n)])]])],
+    ]);
+    const trace = parseTrace(w.stop().toBytes(), "settings.pickle");
+    expect(trace.allocatorSettings?.raw.weird).toBe('["1000000000000000000000000000000"]');
   });
 });
 
