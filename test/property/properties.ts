@@ -63,7 +63,8 @@ export function workloadsProperty(policy: PolicyUnderTest) {
 
 export function checkProperty(policy: PolicyUnderTest, property: PropertyName, options: PropertyOptions): PropertyOutcome {
   const prop = property === "commands" ? commandsProperty(policy, options.maxCommands) : workloadsProperty(policy);
-  const details = fc.check(prop as fc.IRawProperty<unknown[]>, { numRuns: options.numRuns, seed: options.seed, endOnFailure: options.noShrink ?? false });
+  // both properties are synchronous, so fc.check gives its details at once (not a Promise)
+  const details = fc.check(prop as fc.IRawProperty<unknown[]>, { numRuns: options.numRuns, seed: options.seed, endOnFailure: options.noShrink ?? false }) as fc.RunDetails<unknown[]>;
   const outcome: PropertyOutcome = { policy: policy.name, property, seed: options.seed, numRuns: details.numRuns, failure: null };
   if (!details.failed || !details.counterexample) {
     if (details.failed) throw new Error(`fast-check failed without a counterexample (seed ${options.seed}): ${String(details.errorInstance)}`);
