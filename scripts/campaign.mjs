@@ -68,7 +68,6 @@ const minutes = number("minutes", args.minutes, args.policy ? 10 : Infinity);
 
 const harness = await bundleHarness();
 const summaryFile = join(outDir, "summary.json");
-const summary = existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, "utf8")) : { policies: {}, importers: {} };
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "cpu"}, Node ${process.versions.node}`;
 let failed = false;
 
@@ -92,7 +91,7 @@ if (args.policy) {
       },
     });
     failed ||= r.failures.length > 0;
-    summary.policies[name] = {
+    record("policies", name, {
       started: started.toISOString(),
       seconds: Math.round(r.seconds),
       seeds: [r.firstSeed, r.lastSeed],
@@ -101,8 +100,7 @@ if (args.policy) {
       settings: variants.map((v) => v.name),
       failures: r.failures.map((f) => ({ ...f, traceFile: relative(root, f.traceFile) })),
       machine,
-    };
-    writeSummary(summary);
+    });
   }
 }
 
@@ -129,7 +127,7 @@ if (args.fuzz) {
       },
     });
     failed ||= stats.failures.length > 0;
-    summary.importers[importer] = {
+    record("importers", importer, {
       started: started.toISOString(),
       seconds: Math.round((Date.now() - t0) / 1000),
       seed,
@@ -140,9 +138,8 @@ if (args.fuzz) {
       failures: stats.failures.map((f) => ({ ...f, savedAs: relative(root, f.savedAs) })),
       rejectionKinds: [...stats.messages.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([message, count]) => ({ message, count })),
       machine,
-    };
+    });
     process.stderr.write(`  ${importer}: ${stats.inputs} inputs, ${stats.accepted} accepted, ${stats.rejected} rejected, ${stats.failures.length} failures\n`);
-    writeSummary(summary);
   }
 }
 process.exit(failed ? 1 : 0);
@@ -173,8 +170,11 @@ async function bundleHarness() {
   return import(pathToFileURL(outfile).href);
 }
 
-function writeSummary(s) {
+/** Sets one entry of the summary, read afresh (another campaign may have written it meanwhile). */
+function record(kind, name, entry) {
   mkdirSync(outDir, { recursive: true });
+  const s = existsSync(summaryFile) ? JSON.parse(readFileSync(summaryFile, "utf8")) : { policies: {}, importers: {} };
+  s[kind][name] = entry;
   writeFileSync(summaryFile, JSON.stringify(s, null, 2) + "\n");
   writeFileSync(join(outDir, "summary.md"), summaryMarkdown(s));
 }

@@ -1,0 +1,27 @@
+// A worker thread that imports fuzz inputs for isolated-importer.ts, so that an input that hangs
+// the importer or exhausts its memory can be stopped (worker.terminate) without stopping the fuzzer.
+// Plain JavaScript: it runs outside vitest's transform and inside the campaign alike.
+import { writeFileSync } from "node:fs";
+import { parentPort } from "node:worker_threads";
+import { parseTrace, readTrace, TraceError } from "@lakebed/traces";
+
+parentPort.on("message", async ({ id, bytes, file, viaFile }) => {
+  try {
+    let trace;
+    if (viaFile) {
+      writeFileSync(file, bytes);
+      trace = await readTrace(file);
+    } else {
+      trace = parseTrace(bytes, file);
+    }
+    parentPort.postMessage({ id, kind: "trace", trace });
+  } catch (e) {
+    parentPort.postMessage({
+      id,
+      kind: "error",
+      traceError: e instanceof TraceError,
+      name: e?.name ?? typeof e,
+      message: String(e?.message ?? e),
+    });
+  }
+});
