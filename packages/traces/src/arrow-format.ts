@@ -155,7 +155,8 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   }
   const version = table.schema.metadata.get("lakebed.format_version");
   const metaText = table.schema.metadata.get("lakebed.trace");
-  if (version === undefined || metaText === undefined) throw new TraceError(file, "an Arrow file, but not a lakebed trace (no lakebed.trace metadata)");
+  // a metadata entry may have a key and no value: arrow-js gives null then
+  if (version == null || metaText == null) throw new TraceError(file, "an Arrow file, but not a lakebed trace (no lakebed.trace metadata)");
   if (version !== ARROW_FORMAT_VERSION) throw new TraceError(file, `lakebed Arrow trace format version ${JSON.stringify(version.slice(0, 40))} is not supported (this build reads version ${ARROW_FORMAT_VERSION})`);
   let meta: TraceMeta;
   try {
