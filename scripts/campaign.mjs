@@ -98,7 +98,7 @@ if (args.policy) {
       runs: r.runs,
       runsByProperty: r.runsByProperty,
       settings: variants.map((v) => v.name),
-      failures: r.failures.map((f) => ({ ...f, traceFile: relative(root, f.traceFile) })),
+      failures: r.failures.map((f) => ({ ...f, traceFile: relative(root, f.traceFile), report: f.report.replaceAll(`${root}/`, "") })),
       machine,
     });
   }
