@@ -106,6 +106,8 @@ export async function fuzzImporter(importer: Importer, corpus: Corpus, options: 
 
 async function fuzzOne(importer: Importer, corpus: Corpus, options: FuzzOptions, stats: FuzzStats, isolated: IsolatedImporter, k: number): Promise<void> {
   const input = makeInput(importer, corpus, options.seed, k);
+  // an input that makes V8 abort the whole process (not only the worker) leaves its number behind
+  writeFileSync(join(options.dir, "in-flight.txt"), `${importer} seed ${options.seed} input ${k} (${input.recipe})\n`);
   const v = await importOnce(isolated, input, options.dir, k % 16 === 0);
   stats.inputs++;
   if (v.kind === "accepted") stats.accepted++;

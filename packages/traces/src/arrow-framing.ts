@@ -199,14 +199,20 @@ function checkMessage(view: DataView, messagesEnd: number, offset: number, metaB
     if (data < 0) throw new Framing(`its ${what} has no data`);
     batch = fb.table(data);
   }
-  const rows = fb.field(batch, 0);
-  if (rows >= 0) fb.i64(rows);
+  // A lakebed trace has no Null-typed column, so every row of every column takes at least a bit of
+  // the body; a larger count would make arrow-js build arrays far beyond the file (a Utf8
+  // dictionary claiming 2^31 strings exhausted the heap outright, found by the fuzz campaign).
+  const maxRows = 8 * messageBody;
+  const rowsAt = fb.field(batch, 0);
+  const rows = rowsAt < 0 ? 0 : fb.i64(rowsAt);
+  if (rows > maxRows) throw new Framing(`its ${what} claims ${rows} rows in a body of ${messageBody} bytes`);
   const nodes = fb.field(batch, 1);
   if (nodes >= 0) {
     const { first, count } = fb.vector(nodes, FIELD_NODE_BYTES);
     for (let k = 0; k < count; k++) {
-      fb.i64(first + k * FIELD_NODE_BYTES); // length
-      fb.i64(first + k * FIELD_NODE_BYTES + 8); // null count
+      const length = fb.i64(first + k * FIELD_NODE_BYTES);
+      const nulls = fb.i64(first + k * FIELD_NODE_BYTES + 8);
+      if (length > maxRows || nulls > length) throw new Framing(`its ${what} has a column of ${length} values (${nulls} null) in a body of ${messageBody} bytes`);
     }
   }
   const buffers = fb.field(batch, 2);

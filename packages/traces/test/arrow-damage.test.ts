@@ -12,7 +12,8 @@ import { PickleWriter } from "./pickle-writer.js";
  * than the file), one ended in "Unrecognized type: undefined", one in a TypeError from inside
  * arrow-js, and damaged metadata in a TypeError ("d.finalState is not iterable") or a message about
  * "undefined" bytes; the long campaign (bench/campaign) then found start states whose live blocks
- * repeat a block id, accepted, and a metadata entry without a value (a TypeError). Each must now be one clear TraceError line naming what is wrong.
+ * repeat a block id, accepted, a metadata entry without a value (a TypeError), and a dictionary
+ * claiming more strings than its body could hold (V8 aborted the process). Each must now be one clear TraceError line naming what is wrong.
  */
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/arrow-damaged/${name}`, import.meta.url));
 
@@ -39,6 +40,8 @@ describe("damaged Arrow traces are rejected in words", () => {
     ["buffers-unlike-schema.arrow", /^not a readable Arrow IPC file: its record batches do not match its schema \(arrow-js: TypeError\)$/],
     ["meta-no-final-state.arrow", /^lakebed Arrow trace metadata: lakebed\.trace\.devices\[0\]\.finalState is missing$/],
     ["meta-segment-no-address.arrow", /^lakebed Arrow trace metadata: lakebed\.trace\.devices\[0\]\.finalState\[2\]\.address is missing$/],
+    // arrow-js built a JavaScript array of 1.8 billion strings and V8 aborted the whole process
+    ["dictionary-rows-beyond-body.arrow", /^not a readable Arrow IPC file: its dictionary batch 0 has a column of 1811939338 values \(0 null\) in a body of 152 bytes$/],
     ["meta-value-missing.arrow", /^an Arrow file, but not a lakebed trace \(no lakebed\.trace metadata\)$/],
     // accepted before: two live blocks of the start state with one block id (the campaign's find)
     ["initial-ids-repeated.arrow", /^device 0: lakebed Arrow trace breaks the trace model: INV-TRACE-3: the live block at \d+ in initialState has block id 40; live blocks carry the ids 0 to 218, each once$/],
