@@ -46,6 +46,7 @@ import {
   Utf8,
   RecordBatch,
   Struct,
+  Type,
   makeData,
   tableFromIPC,
   tableToIPC,
@@ -173,7 +174,8 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   const column = (name: string, type: string): ArrayLike<unknown> => {
     const vector = table.getChild(name);
     if (vector === null) throw new TraceError(file, `lakebed Arrow trace has no ${name} column`);
-    if (String(vector.type) !== type) throw new TraceError(file, `lakebed Arrow trace: the ${name} column is ${String(vector.type)}, not ${type}`);
+    // the type's own name: its toString may print parameters a damaged file left unset ("undefined")
+    if (String(vector.type) !== type) throw new TraceError(file, `lakebed Arrow trace: the ${name} column is of type ${Type[vector.type.typeId] ?? vector.type.typeId}, not ${type}`);
     if (vector.nullCount !== 0) throw new TraceError(file, `lakebed Arrow trace: the ${name} column has nulls`);
     const values = vector.toArray() as ArrayLike<unknown>;
     if (values.length !== total) throw new TraceError(file, `lakebed Arrow trace: the ${name} column holds ${values.length} of the ${total} rows`);

@@ -13,7 +13,8 @@ import { PickleWriter } from "./pickle-writer.js";
  * arrow-js, and damaged metadata in a TypeError ("d.finalState is not iterable") or a message about
  * "undefined" bytes; the long campaign (bench/campaign) then found start states whose live blocks
  * repeat a block id, accepted, a metadata entry without a value (a TypeError), and a dictionary
- * claiming more strings than its body could hold (V8 aborted the process). Each must now be one clear TraceError line naming what is wrong.
+ * claiming more strings than its body could hold (V8 aborted the process), and a column whose type
+ * lost its unit (named "Duration<undefined>"). Each must now be one clear TraceError line naming what is wrong.
  */
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/arrow-damaged/${name}`, import.meta.url));
 
@@ -42,6 +43,8 @@ describe("damaged Arrow traces are rejected in words", () => {
     ["meta-segment-no-address.arrow", /^lakebed Arrow trace metadata: lakebed\.trace\.devices\[0\]\.finalState\[2\]\.address is missing$/],
     // arrow-js built a JavaScript array of 1.8 billion strings and V8 aborted the whole process
     ["dictionary-rows-beyond-body.arrow", /^not a readable Arrow IPC file: its dictionary batch 0 has a column of 1811939338 values \(0 null\) in a body of 152 bytes$/],
+    // the message printed arrow-js's name of the type: "Duration<undefined>"
+    ["column-type-unit-unset.arrow", /^lakebed Arrow trace: the addr column is of type Duration, not Int64$/],
     ["meta-value-missing.arrow", /^an Arrow file, but not a lakebed trace \(no lakebed\.trace metadata\)$/],
     // accepted before: two live blocks of the start state with one block id (the campaign's find)
     ["initial-ids-repeated.arrow", /^device 0: lakebed Arrow trace breaks the trace model: INV-TRACE-3: the live block at \d+ in initialState has block id 40; live blocks carry the ids 0 to 218, each once$/],
