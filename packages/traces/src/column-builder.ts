@@ -3,7 +3,7 @@
  * JSON reader. It owns the meaning of a trace entry's keys (reference B5) and checks each value as
  * it arrives, so a bad entry is reported by device and index.
  *
- * Columns grow by doubling typed arrays; `finish` trims them. Streams are kept as provisional ids in
+ * Columns grow by doubling typed arrays; `finish` trims them (see TRIM_BELOW_FILL). Streams are kept as provisional ids in
  * order of first appearance here; streams.ts renumbers them by raw value later (INV-TRACE-2), once
  * the streams of the final segments are known too.
  */
@@ -15,6 +15,8 @@ import { describe } from "./decoded-values.js";
 export type RawStream = number | bigint;
 
 const INITIAL_CAPACITY = 1024;
+/** `finish` copies columns filled below this fraction into arrays of their length, and views the rest */
+const TRIM_BELOW_FILL = 0.75;
 
 /**
  * The keys of a trace entry the columns keep (reference B5), as the index of their slot in
@@ -31,6 +33,9 @@ export enum Field {
   TimeUs = 5,
 }
 const PENDING_SLOTS = 6;
+
+/** The keys fieldOf gives a field (the entry scanner's table of names is built from them). */
+export const ENTRY_KEYS: readonly string[] = ["action", "addr", "device_free", "size", "stream", "time_us"];
 
 export function fieldOf(key: string): Field {
   switch (key) {
@@ -52,7 +57,7 @@ export function fieldOf(key: string): Field {
 }
 
 /** Action strings are memoized by the pickle (and interned by the decoder), so this is a pointer compare chain. */
-function actionOf(name: string): Action {
+export function actionOf(name: string): Action {
   switch (name) {
     case "alloc":
       return Action.Alloc;
@@ -82,6 +87,19 @@ export interface RawDeviceEvents {
   timeUs: Float64Array;
   /** raw stream values in order of first appearance */
   rawStreams: RawStream[];
+}
+
+/**
+ * Entries decoded outside the builder (the WebAssembly entry scanner), as columns from row 0,
+ * each already checked as commit() checks one: raw stream values (0 where none was given), times
+ * NaN where none was given, and for oom entries device_free in `addr`.
+ */
+export interface DecodedRows {
+  action: Uint8Array;
+  addr: Float64Array;
+  size: Float64Array;
+  stream: Float64Array;
+  timeUs: Float64Array;
 }
 
 class DeviceColumns {
@@ -159,12 +177,7 @@ export class ColumnBuilder {
   /** Starts a new trace entry on `device` (entries of one device arrive oldest first). */
   beginRow(device: number): void {
     if (this.open) this.commit();
-    let columns = this.devices[device];
-    if (columns === undefined) {
-      columns = new DeviceColumns(device, Math.max(INITIAL_CAPACITY, this.expectedRows));
-      this.expectedRows = INITIAL_CAPACITY;
-      this.devices[device] = columns;
-    }
+    const columns = this.columnsOf(device);
     if (this.current !== columns) this.lastRawStream = NaN;
     this.current = columns;
     const p = this.pending;
@@ -172,6 +185,41 @@ export class ColumnBuilder {
     this.pendingAction = 0;
     this.pendingBigStream = undefined;
     this.open = true;
+  }
+
+  /** Appends `count` entries of `device` decoded elsewhere (see DecodedRows). */
+  appendRows(device: number, rows: DecodedRows, count: number): void {
+    if (this.open) this.commit();
+    const columns = this.columnsOf(device);
+    while (columns.length + count > columns.capacity) columns.grow();
+    const at = columns.length;
+    columns.action.set(rows.action.subarray(0, count), at);
+    columns.addr.set(rows.addr.subarray(0, count), at);
+    columns.size.set(rows.size.subarray(0, count), at);
+    columns.timeUs.set(rows.timeUs.subarray(0, count), at);
+    let lastRaw = NaN;
+    let lastId = 0;
+    for (let i = 0; i < count; i++) {
+      const raw = rows.stream[i];
+      if (raw !== lastRaw) {
+        lastId = columns.streamId(raw);
+        lastRaw = raw;
+      }
+      columns.stream[at + i] = lastId;
+    }
+    columns.length += count;
+    this.current = columns;
+    this.lastRawStream = NaN;
+  }
+
+  private columnsOf(device: number): DeviceColumns {
+    let columns = this.devices[device];
+    if (columns === undefined) {
+      columns = new DeviceColumns(device, Math.max(INITIAL_CAPACITY, this.expectedRows));
+      this.expectedRows = INITIAL_CAPACITY;
+      this.devices[device] = columns;
+    }
+    return columns;
   }
 
   /** Records one key of the current entry; unknown keys (frames, compile_context, ...) are ignored. */
@@ -261,14 +309,16 @@ export class ColumnBuilder {
     for (const columns of this.devices) {
       if (columns === undefined) continue;
       const n = columns.length;
+      // a copy only pays where it frees much: the columns were sized from the input (or doubled)
+      const trim = <T extends Uint8Array | Uint32Array | Float64Array>(a: T): T => (n >= a.length * TRIM_BELOW_FILL ? (a.subarray(0, n) as T) : (a.slice(0, n) as T));
       out.push({
         device: columns.device,
         length: n,
-        action: columns.action.slice(0, n),
-        addr: columns.addr.slice(0, n),
-        size: columns.size.slice(0, n),
-        stream: columns.stream.slice(0, n),
-        timeUs: columns.timeUs.slice(0, n),
+        action: trim(columns.action),
+        addr: trim(columns.addr),
+        size: trim(columns.size),
+        stream: trim(columns.stream),
+        timeUs: trim(columns.timeUs),
         rawStreams: columns.rawStreams,
       });
     }

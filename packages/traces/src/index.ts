@@ -14,6 +14,8 @@ export type {
 export { TraceError } from "./trace-error.js";
 export { readTrace, readTraceSync, parseTrace } from "./read-trace.js";
 export type { ReadTraceOptions } from "./read-trace.js";
+export type { PickleDecoderChoice } from "./pickle-input.js";
+export { entryScannerAvailable } from "./entry-scanner.js";
 export { writeTraceArrow, traceToArrowBytes, ARROW_FORMAT_VERSION } from "./arrow-format.js";
 export { decodePickle } from "./pickle-decoder.js";
 export type { DecodeOptions } from "./pickle-decoder.js";

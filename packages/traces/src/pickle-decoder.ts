@@ -92,6 +92,17 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         marks.push(stack.length);
         break;
       case Op.EMPTY_DICT: {
+        // the next item of a list of flat dicts whose fast loop stopped at an opcode this loop took
+        // (a FRAME inside an entry, say): back into the fast loop, which does what this loop would
+        const listAt = marks.length > 0 ? marks[marks.length - 1] - 1 : -1;
+        const list = listAt >= 0 ? stack[listAt] : undefined;
+        if (shaper !== undefined && list instanceof ContainerSink && list.itemsAreFlatDicts === true) {
+          const next = flat.decodeList(opStart, list, stack, marks, shaper);
+          if (next !== opStart) {
+            pos = next;
+            break;
+          }
+        }
         const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
         const dict = owner === SKIPPED ? SKIPPED : (shaper?.open("dict", owner) ?? Object.create(null));
         stack.push(dict);

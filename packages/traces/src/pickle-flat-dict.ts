@@ -21,7 +21,8 @@ import { readLittleEndianInt, readSmallUnsigned, type StringDecoder } from "./pi
 /** Nesting beyond this many open MARKs is bad input (real snapshots nest about 6 deep). */
 export const MAX_MARK_DEPTH = 10_000;
 /** progress is reported every this many list items */
-const PROGRESS_EVERY_ITEMS = 1 << 16;
+const PROGRESS_BITS = 16;
+const PROGRESS_EVERY_ITEMS = 1 << PROGRESS_BITS;
 const TWO_POW_32 = 4294967296;
 /** Key codes are cached for memo indices below this (keys are memoized early in a file). */
 const KEY_CODE_CACHE = 1 << 16;
@@ -67,6 +68,17 @@ export class FlatDictDecoder {
       if (op === Op.EMPTY_DICT) {
         const owner = stack[stack.length - 1];
         if (owner === SKIPPED) return pos;
+        if (list.decodeItems !== undefined) {
+          const before = stack.length;
+          const next = list.decodeItems(buf, pos, memo, stack);
+          if (next !== pos) {
+            const previous = items;
+            items += stack.length - before;
+            pos = next;
+            if (items >>> PROGRESS_BITS !== previous >>> PROGRESS_BITS) this.onProgress?.(pos, end);
+            continue;
+          }
+        }
         const dict = shaper.open("dict", owner) ?? Object.create(null);
         stack.push(dict);
         pos++;

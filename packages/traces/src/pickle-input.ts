@@ -9,16 +9,23 @@ import { SnapshotShaper } from "./snapshot-shaper.js";
 import { TraceError } from "./trace-error.js";
 import type { DecodedSnapshot } from "./assemble-trace.js";
 
+export type PickleDecoderChoice = "wasm" | "js";
+
 /** A trace entry without stack frames takes about 70 bytes of pickle; sizing columns by it overshoots for files with frames. */
 const PICKLE_BYTES_PER_ENTRY = 64;
 
+/**
+ * `decoder`: "wasm" (the default) decodes runs of trace entries with the WebAssembly entry scanner
+ * where it is available; "js" decodes everything in JavaScript. Both give the same result.
+ */
 export function decodeSnapshotPickle(
   bytes: Uint8Array,
   source: { file: string; gzip: boolean },
   onProgress?: (bytesDone: number, bytesTotal: number) => void,
+  decoder: PickleDecoderChoice = "wasm",
 ): DecodedSnapshot {
   const columns = new ColumnBuilder(source.file, Math.floor(bytes.length / PICKLE_BYTES_PER_ENTRY));
-  const shaper = new SnapshotShaper(source.file, columns);
+  const shaper = new SnapshotShaper(source.file, columns, decoder === "wasm" ? bytes : undefined);
   const root = decodePickle(bytes, { file: source.file, shaper, onProgress });
   const base = { file: source.file, format: "pickle" as const, gzip: source.gzip };
   if (Array.isArray(root)) {

@@ -4,6 +4,8 @@
  * answer with a ContainerSink that receives the container's items, or SKIPPED to drop them.
  */
 
+import type { PickleMemo } from "./pickle-memo.js";
+
 export type ContainerKind = "dict" | "list";
 
 /** Receives a container's items instead of a JS object; see PickleShaper. */
@@ -28,6 +30,13 @@ export abstract class ContainerSink {
    * the decoder runs the whole list in its fast loop. It changes nothing but speed.
    */
   itemsAreFlatDicts?: boolean;
+  /**
+   * An optional faster path for list sinks with itemsAreFlatDicts: decodes as many consecutive
+   * items as it can, from `pos` (an EMPTY_DICT), exactly as open() and the pair fast path would,
+   * pushes each item's value on `stack`, and returns the offset after them (`pos` itself when it
+   * took none: the decoder then takes the item at `pos`). It may read and extend `memo`.
+   */
+  decodeItems?(buf: Uint8Array, pos: number, memo: PickleMemo, stack: unknown[]): number;
 }
 
 /** Whether `value` is a dict sink that takes the fast path (keyCode, row and setOther). */

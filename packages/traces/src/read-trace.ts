@@ -11,19 +11,22 @@
  * (decompressed) payload, scaled to the file size, and the last call is (size, size).
  */
 import { readFileSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { open, readFile, stat } from "node:fs/promises";
 import { gunzip, gunzipSync } from "node:zlib";
 import { promisify } from "node:util";
 import { constants as bufferConstants } from "node:buffer";
 import type { Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
-import { decodeSnapshotPickle } from "./pickle-input.js";
+import { decodeSnapshotPickle, type PickleDecoderChoice } from "./pickle-input.js";
 import { decodeSnapshotJson } from "./json-input.js";
 import { assembleTrace } from "./assemble-trace.js";
 import { isArrowTrace, readTraceArrowBytes } from "./arrow-format.js";
+import { inputView } from "./entry-scanner.js";
 
 export interface ReadTraceOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Pickles only: "js" turns the WebAssembly entry scanner off (same result; tests compare the two). */
+  decoder?: PickleDecoderChoice;
 }
 
 const gunzipAsync = promisify(gunzip);
@@ -67,16 +70,16 @@ function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes
   } else if (looksLikeJson(payload)) {
     trace = assembleTrace(decodeSnapshotJson(parseJson(payload, file), { file, gzip }));
   } else {
-    trace = assembleTrace(decodePickleOrExplain(payload, file, gzip, scaled));
+    trace = assembleTrace(decodePickleOrExplain(payload, file, gzip, scaled, opts.decoder));
   }
   onProgress?.(fileBytes, fileBytes);
   return trace;
 }
 
 /** A file that fails on its very first byte is most likely not a pickle at all: say what was expected. */
-function decodePickleOrExplain(payload: Uint8Array, file: string, gzip: boolean, onProgress?: (done: number, total: number) => void) {
+function decodePickleOrExplain(payload: Uint8Array, file: string, gzip: boolean, onProgress?: (done: number, total: number) => void, decoder?: PickleDecoderChoice) {
   try {
-    return decodeSnapshotPickle(payload, { file, gzip }, onProgress);
+    return decodeSnapshotPickle(payload, { file, gzip }, onProgress, decoder);
   } catch (error) {
     if (error instanceof TraceError && error.where.byteOffset === 0 && payload[0] !== PICKLE_PROTO) {
       throw new TraceError(file, `not a trace file lakebed reads (a PyTorch snapshot pickle, its JSON, or lakebed's Arrow format): ${error.detail}`, error.where);
@@ -89,10 +92,28 @@ async function readInput(path: string): Promise<Uint8Array> {
   try {
     const info = await stat(path);
     if (!info.isFile()) throw new TraceError(path, "not a regular file");
-    return await readFile(path);
+    // straight into the entry scanner's memory where it can take it (see inputView)
+    const view = inputView(info.size);
+    return view === null ? await readFile(path) : await readInto(path, view);
   } catch (error) {
     if (error instanceof TraceError) throw error;
     throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
+  }
+}
+
+/** Reads the file into `view`: its first view.length bytes (fewer if it shrank since its stat). */
+async function readInto(path: string, view: Uint8Array): Promise<Uint8Array> {
+  const handle = await open(path, "r");
+  try {
+    let done = 0;
+    while (done < view.length) {
+      const { bytesRead } = await handle.read(view, done, view.length - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === view.length ? view : view.subarray(0, done);
+  } finally {
+    await handle.close();
   }
 }
 

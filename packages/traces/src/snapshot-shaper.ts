@@ -16,6 +16,8 @@
 import { ContainerSink, SKIPPED, type ContainerKind, type PickleShaper } from "./pickle-shaping.js";
 import { fieldOf, type ColumnBuilder, type Field } from "./column-builder.js";
 import { TraceError } from "./trace-error.js";
+import { EntryScanner } from "./entry-scanner.js";
+import type { PickleMemo } from "./pickle-memo.js";
 
 /** `device_traces`: its items must be the per-device lists. */
 class DeviceTracesSink extends ContainerSink {
@@ -42,8 +44,15 @@ export class DeviceEventsSink extends ContainerSink {
     private readonly file: string,
     readonly device: number,
     private readonly entry: ContainerSink,
+    private readonly shaper: SnapshotShaper,
   ) {
     super();
+  }
+  override decodeItems(buf: Uint8Array, pos: number, memo: PickleMemo, stack: unknown[]): number {
+    const owner = stack[stack.length - 1];
+    // what open() would answer with the entry sink for: the next item of this list
+    if (owner !== this && owner !== this.entry) return pos;
+    return this.shaper.decodeEntryRun(pos, memo, stack);
   }
   setItems(): void {
     throw new TraceError(this.file, `malformed snapshot: device_traces[${this.device}] is a dict, expected a list`);
@@ -88,12 +97,23 @@ export class SnapshotShaper implements PickleShaper {
   /** the per-device lists in order; index = device ordinal */
   readonly deviceLists: DeviceEventsSink[] = [];
 
+  private readonly scanner: EntryScanner | null;
+
+  /** `bytes`, when given, is the input, for the WebAssembly fast path over runs of entries. */
   constructor(
     private readonly file: string,
     private readonly columns: ColumnBuilder,
+    bytes?: Uint8Array,
   ) {
     this.deviceTraces = new DeviceTracesSink(file);
     this.entry = new EntrySink(columns);
+    this.scanner = bytes === undefined ? null : EntryScanner.create(bytes, this.entry);
+  }
+
+  /** Decodes the run of trace entries at `pos` with the entry scanner (see ContainerSink.decodeItems). */
+  decodeEntryRun(pos: number, memo: PickleMemo, stack: unknown[]): number {
+    if (this.scanner === null) return pos;
+    return this.scanner.decodeRun(pos, memo, stack, this.columns, this.deviceLists.length - 1);
   }
 
   open(kind: ContainerKind, owner: unknown): ContainerSink | undefined {
@@ -106,7 +126,7 @@ export class SnapshotShaper implements PickleShaper {
     if (kind === "list") {
       if (owner === "device_traces") return this.deviceTraces;
       if (owner === this.deviceTraces || owner instanceof DeviceEventsSink) {
-        const list = new DeviceEventsSink(this.file, this.deviceLists.length, this.entry);
+        const list = new DeviceEventsSink(this.file, this.deviceLists.length, this.entry, this);
         this.deviceLists.push(list);
         return list;
       }

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 import type { ReportData } from "./report-data.js";
 
 /**

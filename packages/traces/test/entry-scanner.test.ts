@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { entryScannerAvailable, parseTrace, readTrace, type Trace } from "@lakebed/traces";
+import { haveShared, shared } from "./fixtures.js";
+import { PickleWriter } from "./pickle-writer.js";
+
+/**
+ * The WebAssembly entry scanner is a fast path of the pickle decoder: with it ("wasm", the
+ * default) and without it ("js"), every input must give the same trace, or the same error.
+ */
+
+const recorded = fileURLToPath(new URL("../../../test/fixtures/recorded/", import.meta.url));
+
+function pickleFiles(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((f) => /\.pickle(\.gz)?$/.test(f)).sort().map((f) => join(dir, f)) : [];
+}
+
+/** The outcome of one decode: the trace, or the error's message. */
+function outcome(decode: () => Trace): { trace?: Trace; error?: string } {
+  try {
+    return { trace: decode() };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+/** Column by column, as bytes (NaN times included), then everything else. */
+function expectSameTrace(a: Trace, b: Trace): void {
+  expect(a.devices.length).toBe(b.devices.length);
+  a.devices.forEach((da, d) => {
+    const db = b.devices[d];
+    for (const name of ["action", "addr", "size", "stream", "timeUs", "blockId"] as const) {
+      const x = da.events[name];
+      const y = db.events[name];
+      expect(Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength)), `device ${da.device} column ${name}`).toBe(true);
+    }
+    expect({ ...da, events: da.events.length }).toEqual({ ...db, events: db.events.length });
+  });
+  expect({ ...a, devices: [] }).toEqual({ ...b, devices: [] });
+}
+
+function expectSameOutcome(bytes: Uint8Array): void {
+  const wasm = outcome(() => parseTrace(bytes, "t.pickle", { decoder: "wasm" }));
+  const js = outcome(() => parseTrace(bytes, "t.pickle", { decoder: "js" }));
+  expect(wasm.error).toBe(js.error);
+  if (wasm.trace && js.trace) expectSameTrace(wasm.trace, js.trace);
+}
+
+describe("the WebAssembly entry scanner", () => {
+  it("is built and available", () => {
+    expect(entryScannerAvailable()).toBe(true);
+  });
+
+  const files = haveShared ? [...pickleFiles(shared), ...pickleFiles(join(shared, "public")), ...pickleFiles(recorded)] : [];
+  it.skipIf(files.length === 0).each(files.map((f) => [f.slice(f.lastIndexOf("/", f.lastIndexOf("/") - 1) + 1), f]))(
+    "decodes %s exactly as the JavaScript decoder does",
+    async (_name, file) => {
+      const wasm = await readTrace(file).then(
+        (trace) => ({ trace, error: undefined }),
+        (e: Error) => ({ trace: undefined, error: e.message }),
+      );
+      const js = await readTrace(file, { decoder: "js" }).then(
+        (trace) => ({ trace, error: undefined }),
+        (e: Error) => ({ trace: undefined, error: e.message }),
+      );
+      expect(wasm.error).toBe(js.error);
+      if (wasm.trace && js.trace) expectSameTrace(wasm.trace, js.trace);
+    },
+  );
+
+  // damaged real bytes: the memo, frames and framing of a real file, with bytes changed in its trace
+  const small = haveShared ? gunzipSync(readFileSync(join(shared, "two_streams.def.pickle.gz"))) : new Uint8Array(0);
+  it.skipIf(!haveShared)("gives the same trace or the same error on damaged real snapshots", () => {
+    const traceStart = Buffer.from(small).indexOf("device_traces");
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: traceStart, max: small.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.option(fc.integer({ min: traceStart, max: small.length }), { freq: 4 }),
+        (changes, cut) => {
+          const bytes = Uint8Array.from(small);
+          for (const [at, value] of changes) bytes[at] = value;
+          expectSameOutcome(cut === null ? bytes : bytes.subarray(0, cut));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  // generated snapshots whose entries take every shape the scanner hands back to JavaScript
+  const key = fc.constantFrom("action", "addr", "size", "stream", "time_us", "device_free", "frames", "compile_context", "user_metadata", "é");
+  const scalar = fc.oneof(
+    fc.integer({ min: 0, max: 255 }),
+    fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+    fc.bigInt({ min: 0n, max: 2n ** 70n }),
+    fc.constantFrom("alloc", "free_requested", "free_completed", "segment_alloc", "oom", "snapshot", "N/A", "other", "addr", "frames", "café", ""),
+    fc.constant(null),
+  );
+  const frame = fc.array(fc.tuple(fc.constantFrom("filename", "line", "name", "é"), scalar), { maxLength: 3 });
+  const value = fc.oneof({ weight: 6, arbitrary: scalar }, { weight: 1, arbitrary: fc.array(frame, { maxLength: 3 }) });
+  const entry = fc.array(fc.tuple(key, value), { maxLength: 8 });
+  const wellFormed = fc.record({
+    action: fc.constantFrom("alloc", "free_requested", "free_completed", "segment_alloc", "segment_free", "segment_map", "segment_unmap", "oom", "snapshot", "weird"),
+    addr: fc.integer({ min: 0, max: 2 ** 40 }).map((n) => n * 512),
+    size: fc.integer({ min: 0, max: 2 ** 30 }),
+    stream: fc.constantFrom(0, 7, 2 ** 40),
+    time_us: fc.oneof(fc.integer({ min: 0, max: 2 ** 52 }), fc.constant(null)),
+  });
+
+  function writeValue(w: PickleWriter, v: unknown): void {
+    if (v === null) w.op(0x4e);
+    else if (typeof v === "string") w.str(v).memoize();
+    else if (typeof v === "number" || typeof v === "bigint") w.int(v);
+    else w.list((v as [string, unknown][][]).map((f) => (x: PickleWriter) => x.dict(f.map(([k, fv]) => [k, (y: PickleWriter) => writeValue(y, fv)]))));
+  }
+
+  it("gives the same trace or the same error on generated snapshots", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof({ weight: 3, arbitrary: wellFormed.map((e) => Object.entries(e)) }, { weight: 1, arbitrary: entry }), { maxLength: 40 }), fc.boolean(), (entries, frameOp) => {
+        const w = new PickleWriter().proto(4);
+        w.dict([
+          ["segments", (x) => x.emptyList().memoize()],
+          [
+            "device_traces",
+            (x) =>
+              x.list([
+                (y) =>
+                  y.list(
+                    entries.map((pairs, i) => (z: PickleWriter) => {
+                      if (frameOp && i % 7 === 3) z.op(0x95, 0, 0, 0, 0, 0, 0, 0, 0); // a FRAME between entries
+                      z.dict(pairs.map(([k, v]) => [k, (u: PickleWriter) => writeValue(u, v)]));
+                    }),
+                  ),
+              ]),
+          ],
+        ]);
+        expectSameOutcome(w.stop().toBytes());
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
