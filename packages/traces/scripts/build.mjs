@@ -1,5 +1,6 @@
 // Builds the package: tsup bundles src/ into dist/ (and cleans dist/ first), then asc compiles the
-// entry scanner in assembly/ into dist/entry-scanner.wasm, which dist/index.js loads from beside itself.
+// kernels in assembly/ (the pickle entry scanner, block numbering) into dist/*.wasm, which
+// dist/index.js loads from beside itself.
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -10,11 +11,13 @@ const require = createRequire(import.meta.url);
 const run = (file, args) => execFileSync(process.execPath, [file, ...args], { cwd: root, stdio: "inherit" });
 
 run(require.resolve("tsup/dist/cli-default.js"), []);
-run(require.resolve("assemblyscript/bin/asc.js"), [
-  "assembly/entry-scanner.ts",
-  "--outFile", "dist/entry-scanner.wasm",
-  "--runtime", "stub",
-  "--optimizeLevel", "3",
-  "--shrinkLevel", "0",
-  "--noAssert",
-]);
+for (const kernel of ["entry-scanner", "block-ids"]) {
+  run(require.resolve("assemblyscript/bin/asc.js"), [
+    `assembly/${kernel}.ts`,
+    "--outFile", `dist/${kernel}.wasm`,
+    "--runtime", "stub",
+    "--optimizeLevel", "3",
+    "--shrinkLevel", "0",
+    "--noAssert",
+  ]);
+}

@@ -8,6 +8,7 @@ import { Action, type EventColumns, type SegmentState } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { hex } from "./initial-state.js";
 import { AddressTable } from "./address-table.js";
+import { numberEventsWasm, type NumberedEvents } from "./wasm-block-ids.js";
 
 export interface BlockIdResult {
   blockId: Int32Array;
@@ -48,6 +49,20 @@ export function numberEvents(events: EventsWithoutIds, blockId: Int32Array, live
 }
 
 /**
+ * numberEvents over all of `events` from the blocks of `initialLive` (address, id 0..k-1), in
+ * WebAssembly where it can run (wasm-block-ids.ts), else in JavaScript: the same result either way.
+ */
+export function numberAllEvents(events: EventsWithoutIds, initialLive: ReadonlyArray<readonly [number, number]>): NumberedEvents {
+  const fast = numberEventsWasm(events, initialLive);
+  if (fast !== null) return fast;
+  const live = new AddressTable();
+  for (const [addr, id] of initialLive) live.set(addr, id);
+  const blockId = new Int32Array(events.length);
+  const bad = numberEvents(events, blockId, live, initialLive.length);
+  return { blockId, bad, live };
+}
+
+/**
  * Fills blockId for `events`, numbers the live blocks of `initialState` and labels the live blocks
  * of `finalState` (both modified in place). A mismatch is a TraceError: the initial state was rebuilt
  * from these very events, so it means the trace contradicts itself.
@@ -58,17 +73,16 @@ export function assignBlockIds(
   finalState: SegmentState[],
   where: { file: string; device: number },
 ): BlockIdResult {
-  const live = new AddressTable();
-  let initialLiveBlocks = 0;
+  const initialLive: [number, number][] = [];
   for (const seg of initialState) {
     for (const b of seg.blocks) {
       if (b.state === "inactive") continue;
-      b.blockId = initialLiveBlocks++;
-      live.set(b.address, b.blockId);
+      b.blockId = initialLive.length;
+      initialLive.push([b.address, b.blockId]);
     }
   }
-  const blockId = new Int32Array(events.length);
-  const bad = numberEvents(events, blockId, live, initialLiveBlocks);
+  const initialLiveBlocks = initialLive.length;
+  const { blockId, bad, live } = numberAllEvents(events, initialLive);
   if (bad >= 0) {
     const addr = hex(events.addr[bad]);
     const detail = events.action[bad] === Action.Alloc ? `alloc of ${addr} while the block there is still live` : `free of address ${addr} that was never allocated`;

@@ -17,14 +17,12 @@
  * gives the precise error for a trace that contradicts itself.
  */
 import { Action, type SegmentState } from "./model.js";
-import { AddressTable } from "./address-table.js";
-import { labelFinalBlocks, numberEvents, type EventsWithoutIds } from "./block-ids.js";
+import { labelFinalBlocks, numberAllEvents, type EventsWithoutIds } from "./block-ids.js";
 
 /** Block ids for a trace proven to start empty (final live blocks labelled), or null. */
 export function blockIdsFromEmptyStart(events: EventsWithoutIds, finalState: SegmentState[]): Int32Array | null {
-  const blockId = new Int32Array(events.length);
-  const live = new AddressTable();
-  if (numberEvents(events, blockId, live, 0) >= 0) return null;
+  const { blockId, bad, live } = numberAllEvents(events, []);
+  if (bad >= 0) return null;
   if (!segmentsFromEmptyStart(events, finalState)) return null;
   if (!labelFinalBlocks(finalState, live)) return null;
   return blockId;

@@ -10,12 +10,12 @@
  * (resolve). Before each run, the memo values the JavaScript decoder stored since the last run are
  * classified into records, so both sides see one memo.
  */
-import { readFileSync } from "node:fs";
 import { ACTION_NAMES, type Action } from "./model.js";
 import { ENTRY_KEYS, actionOf, fieldOf, type ColumnBuilder, type DecodedRows } from "./column-builder.js";
 import type { PickleMemo } from "./pickle-memo.js";
 import { StringDecoder } from "./pickle-scalars.js";
 import { SKIPPED } from "./pickle-shaping.js";
+import { wasmModule } from "./wasm-module.js";
 
 /** assembly/entry-scanner.ts MEMO_*: what a memo record holds */
 enum MemoKind {
@@ -54,18 +54,9 @@ interface ScannerExports {
   rowsDecoded(): number;
 }
 
-let compiled: WebAssembly.Module | null | undefined;
-
-/** The compiled scanner, or null when its Wasm file is not beside this module (the decoder then does all the work). */
+/** The compiled scanner, or null (the decoder then does all the work). */
 function scannerModule(): WebAssembly.Module | null {
-  if (compiled === undefined) {
-    try {
-      compiled = new WebAssembly.Module(readFileSync(new URL("./entry-scanner.wasm", import.meta.url)));
-    } catch {
-      compiled = null;
-    }
-  }
-  return compiled;
+  return wasmModule("entry-scanner.wasm");
 }
 
 /** Whether the WebAssembly fast path is available here (tests check that it is used). */

@@ -16,6 +16,10 @@ export { readTrace, readTraceSync, parseTrace } from "./read-trace.js";
 export type { ReadTraceOptions } from "./read-trace.js";
 export type { PickleDecoderChoice } from "./pickle-input.js";
 export { entryScannerAvailable } from "./entry-scanner.js";
+// the block-numbering pass in JavaScript and in WebAssembly, exported for the test that compares them
+export { numberEvents } from "./block-ids.js";
+export { numberEventsWasm } from "./wasm-block-ids.js";
+export { AddressTable } from "./address-table.js";
 export { writeTraceArrow, traceToArrowBytes, ARROW_FORMAT_VERSION } from "./arrow-format.js";
 export { decodePickle } from "./pickle-decoder.js";
 export type { DecodeOptions } from "./pickle-decoder.js";
