@@ -64,6 +64,9 @@ const ACTION_OOM: i32 = 8;
 const ACTION_SNAPSHOT: i32 = 9;
 const ACTION_OTHER: i32 = 10;
 
+/** Number.MAX_SAFE_INTEGER: larger integers are not exact as doubles */
+const MAX_SAFE_INTEGER: u64 = 0x1fffffffffffff;
+
 // how a call ended
 const STOPPED_AT_NON_ENTRY: i32 = 0; // the next opcode is not an entry (the list's APPENDS, say)
 const STOPPED_AT_UNUSUAL_ENTRY: i32 = 1; // the JS decoder must take the entry at `stopPos`
@@ -223,10 +226,12 @@ function entry(start: i32): i32 {
       let value: f64 = 0;
       if (op == LONG1) {
         const n = <i32>load<u8>(bias + <usize>p, 1);
-        // up to 7 bytes and non-negative: exact as a double, as addresses and microsecond times
+        // up to 7 bytes, non-negative and at most 2^53 - 1, as addresses and microsecond times
         // are; one 8-byte load masked to n bytes (the p + 9 <= end check above covers it)
         if (n == 0 || n > 7 || <u32>load<u8>(bias + <usize>(p + 1 + n)) >= 0x80) return UNUSUAL;
-        value = <f64>(load<u64>(bias + <usize>p, 2) & ((<u64>1 << (<u64>n << 3)) - 1));
+        const raw = load<u64>(bias + <usize>p, 2) & ((<u64>1 << (<u64>n << 3)) - 1);
+        if (raw > MAX_SAFE_INTEGER) return UNUSUAL; // not exact as a double: the JS decoder's
+        value = <f64>raw;
         p += 2 + n;
       } else if (op == BININT1) {
         value = <f64>load<u8>(bias + <usize>p, 1);

@@ -90,12 +90,27 @@ describe("the WebAssembly entry scanner", () => {
     );
   });
 
+  // found by the importer fuzzer (seed 417142017, input 2676): a 7-byte size of 2^53 was accepted
+  it("leaves integers past 2^53 - 1 to the JavaScript decoder, which refuses them as byte counts", () => {
+    for (const size of [2n ** 53n - 1n, 2n ** 53n, 2n ** 55n]) {
+      const w = new PickleWriter().proto(4);
+      w.dict([
+        ["segments", (x) => x.emptyList().memoize()],
+        ["device_traces", (x) => x.list([(y) => y.list([(z) => z.dict([["action", (u) => u.str("alloc").memoize()], ["addr", (u) => u.int(512)], ["size", (u) => u.int(size)]])])])],
+      ]);
+      const bytes = w.stop().toBytes();
+      expectSameOutcome(bytes);
+      if (size > 2n ** 53n - 1n) expect(() => parseTrace(bytes, "t.pickle")).toThrow(/size .* is not a byte count/);
+    }
+  });
+
   // generated snapshots whose entries take every shape the scanner hands back to JavaScript
   const key = fc.constantFrom("action", "addr", "size", "stream", "time_us", "device_free", "frames", "compile_context", "user_metadata", "é");
   const scalar = fc.oneof(
     fc.integer({ min: 0, max: 255 }),
     fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
     fc.bigInt({ min: 0n, max: 2n ** 70n }),
+    fc.constantFrom(2 ** 53 - 1, 2n ** 53n, 2n ** 55n - 1n, 2n ** 56n - 1n, 2n ** 63n, 2n ** 64n - 1n),
     fc.constantFrom("alloc", "free_requested", "free_completed", "segment_alloc", "oom", "snapshot", "N/A", "other", "addr", "frames", "café", ""),
     fc.constant(null),
   );
