@@ -86,6 +86,50 @@ export interface TeardownReport {
 }
 
 /**
+ * The device calls straight to the addon, without the JS argument checks: for hot paths that make
+ * one call per policy request (a live replay's Wasm imports), where checking in JS and again in
+ * the addon doubles the fixed cost of a sub-microsecond driver call. Nothing is trusted: the addon
+ * checks every argument itself (a number that is an integer below 2^53; then DriverCore: the
+ * granularity, live handles, reservations and mappings, offset 0) and refuses a bad one with the
+ * same DeviceError, code INVALID, naming the driver, the call and what is wrong, before any driver
+ * call. Every argument is required. tryMap and trySetAccess answer OOM (-1) instead of throwing
+ * when the driver refused for want of memory or by an injected fault, and 0 when done.
+ */
+export interface DirectCalls {
+  memCreate(bytes: number): number;
+  memRelease(handle: number): void;
+  addressReserve(bytes: number, alignment: number): number;
+  addressFree(va: number, bytes: number): void;
+  tryMap(va: number, bytes: number, handle: number, offset: number): number;
+  trySetAccess(va: number, bytes: number): number;
+  unmap(va: number, bytes: number): void;
+  malloc(bytes: number): number;
+  free(va: number): void;
+  copyToHost(va: number, dst: Uint8Array, bytes: number): void;
+  copyFromHost(va: number, src: Uint8Array, bytes: number): void;
+  memGetInfo(): MemInfo;
+  fillPattern(va: number, bytes: number, seed: number): void;
+  checkPattern(va: number, bytes: number, seed: number): number;
+  /** Reads up to four numbers as a device call reads its arguments, and does nothing else: what
+   * one call into the addon costs at least. */
+  nop(a?: number, b?: number, c?: number, d?: number): void;
+}
+
+/** Per-call timing inside the native layer (Driver.timeCalls): one entry per device call that
+ * reached DriverCore (the addon's own argument refusals do not), oldest first. */
+export interface NativeCallTimes {
+  /** each call's kind, as an index into CALL_KINDS */
+  kinds: Uint8Array;
+  /** the whole DriverCore operation: checks, fault injection, the driver call, the tables (ns) */
+  coreNs: Float64Array;
+  /** the driver function alone: the cuMem* call, or the host driver's system calls (ns); -1 when
+   * the call was refused before the driver */
+  driverNs: Float64Array;
+  /** what one clock read costs here (ns): each figure above holds about two reads' worth */
+  clockReadNs: number;
+}
+
+/**
  * One open driver. Sizes are bytes; addresses (va) are plain numbers, exact below 2^53. Sizes
  * given to memCreate/addressReserve/map/setAccess/unmap, and mapped addresses, are multiples of
  * granularity(). Every failure other than OOM throws DeviceError.
@@ -136,6 +180,12 @@ export interface Driver {
   isValid(): string | null;
   /** Changes fault injection; n = 0 turns it off for that call. Restarts that call's count. */
   failEvery(call: CallKind, n: number): void;
+  /** The device calls without the JS argument checks; the addon's own checks refuse bad ones. */
+  readonly direct: DirectCalls;
+  /** Per-call timing inside the native layer, off by default; turning it on starts an empty log. */
+  timeCalls(on: boolean): void;
+  /** The calls timed since timing went on or since the last take; forgets them. */
+  takeCallTimes(): NativeCallTimes;
   /** Releases everything in reverse order (mappings, reservations, handles, mallocs) and closes
    * the driver. Idempotent. Also runs by itself at process or worker exit. */
   teardown(): TeardownReport;
@@ -262,6 +312,31 @@ class NativeDriver implements Driver {
   failEvery(call: CallKind, n: number): void {
     if (!isCallKind(call)) throw invalid(this.kind, "failEvery", `'${String(call)}' is no call kind`);
     this.native.setFailEvery(call, this.check.integer("failEvery", "n", n));
+  }
+
+  get direct(): DirectCalls {
+    return this.native;
+  }
+
+  timeCalls(on: boolean): void {
+    this.native.setTiming(on === true);
+  }
+
+  takeCallTimes(): NativeCallTimes {
+    const flat = this.native.takeTimings();
+    const n = flat.length / 3;
+    const times: NativeCallTimes = {
+      kinds: new Uint8Array(n),
+      coreNs: new Float64Array(n),
+      driverNs: new Float64Array(n),
+      clockReadNs: this.native.timingClockNs(),
+    };
+    for (let i = 0; i < n; i++) {
+      times.kinds[i] = flat[3 * i];
+      times.coreNs[i] = flat[3 * i + 1];
+      times.driverNs[i] = flat[3 * i + 2];
+    }
+    return times;
   }
 
   teardown(): TeardownReport {

@@ -1,6 +1,7 @@
 // @lakebed/native-cuda: the native Device drivers (CUDA virtual memory API and host memfd).
 export { openDriver, OOM } from "./driver.js";
 export type {
+  DirectCalls,
   Driver,
   DriverCounters,
   DriverInfo,
@@ -8,6 +9,7 @@ export type {
   FailEvery,
   LeakReport,
   MemInfo,
+  NativeCallTimes,
   OpenDriverOptions,
   TeardownReport,
 } from "./driver.js";

@@ -1,5 +1,6 @@
 // The shape of what the C++ addon exports (src/native/addon.cc). Private to this package: users
-// get the validated Driver from openDriver().
+// get the validated Driver from openDriver(), and its device calls without the JS checks as
+// Driver.direct (the DirectCalls view of this object).
 import type { DeviceError, DeviceErrorDetails } from "./errors.js";
 
 export interface NativeDriverObject {
@@ -8,7 +9,11 @@ export interface NativeDriverObject {
   addressReserve(bytes: number, alignment: number): number;
   addressFree(va: number, bytes: number): void;
   map(va: number, bytes: number, handle: number, offset: number): void;
+  /** map, answering -1 (OOM) instead of throwing when refused for want of memory or by an
+   * injected fault; 0 when done */
+  tryMap(va: number, bytes: number, handle: number, offset: number): number;
   setAccess(va: number, bytes: number): void;
+  trySetAccess(va: number, bytes: number): number;
   unmap(va: number, bytes: number): void;
   malloc(bytes: number): number;
   free(va: number): void;
@@ -30,6 +35,12 @@ export interface NativeDriverObject {
   isValid(): string | null;
   setFailEvery(call: string, n: number): void;
   teardown(): unknown;
+  setTiming(on: boolean): void;
+  /** (kind index in callKinds, core ns, driver ns) per call timed since the last take */
+  takeTimings(): Float64Array;
+  timingClockNs(): number;
+  /** reads its arguments as a device call does, and does nothing else */
+  nop(a?: number, b?: number, c?: number, d?: number): void;
 }
 
 export interface NativeBinding {

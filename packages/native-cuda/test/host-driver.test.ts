@@ -2,7 +2,7 @@
 // stitched into one virtual range are really seen through it.
 import { afterEach, describe, expect, it } from "vitest";
 
-import { DeviceError, type Driver, OOM, openDriver } from "@lakebed/native-cuda";
+import { CALL_KINDS, DeviceError, type Driver, OOM, openDriver } from "@lakebed/native-cuda";
 
 const MiB = 1 << 20;
 let open: Driver[] = [];
@@ -298,5 +298,102 @@ describe("argument validation", () => {
     expectCode(() => d.failEvery("mapp" as "map", 1), "INVALID", /no call kind/);
     expectCode(() => openDriver("tpu" as "host"), "INVALID", /'host' or 'cuda'/);
     expectCode(() => openDriver("host", { failEvery: { nope: 1 } as never }), "INVALID", /no call kind/);
+  });
+});
+
+describe("the direct calls (a live replay's path: no JS checks, the addon's own)", () => {
+  it("refuses every bad argument with a DeviceError naming the driver, the call and what is wrong", () => {
+    const d = host();
+    const x = d.direct;
+    const G = d.granularity();
+    const h = x.memCreate(G);
+    const va = x.addressReserve(4 * G, 0);
+    const before = d.counters();
+    // not an integer in [0, 2^53): refused by the addon before DriverCore, the value named
+    expectCode(() => x.memCreate(-G), "INVALID", /^host\.memCreate: bytes must be an integer in \[0, 2\^53\), got -2097152$/);
+    expectCode(() => x.memCreate(Number.NaN), "INVALID", /bytes .* got NaN$/);
+    expectCode(() => x.memCreate(2 ** 53), "INVALID", /host\.memCreate: bytes/);
+    expectCode(() => x.memCreate(1.5), "INVALID", /got 1\.5/);
+    expectCode(() => x.memCreate("2097152" as unknown as number), "INVALID", /got a string/);
+    expectCode(() => x.tryMap(va, G, h, undefined as unknown as number), "INVALID", /host\.map: offset .* got undefined/);
+    expectCode(() => x.free(10n as unknown as number), "INVALID", /host\.free: va .* got a bigint/);
+    expect(d.counters().calls).toEqual(before.calls); // none of these reached DriverCore
+    // integers the tables refuse: DriverCore, before any driver call
+    expectCode(() => x.memCreate(G + 1), "INVALID", /host\.memCreate: .*multiples of 2097152/);
+    expectCode(() => x.memCreate(0), "INVALID", /bytes must be positive/);
+    expectCode(() => x.addressReserve(G, 3), "INVALID", /host\.addressReserve: alignment must be 0 or a power of two/);
+    expectCode(() => x.tryMap(va + 1, G, h, 0), "INVALID", /host\.map: .*multiples/);
+    expectCode(() => x.tryMap(va, G, h, G), "INVALID", /host\.map: offset must be 0/);
+    expectCode(() => x.tryMap(va, G, h + 7, 0), "INVALID", /host\.map: handle \d+ is not live/);
+    expectCode(() => x.tryMap(va, 2 * G, h, 0), "INVALID", /whole handle/);
+    expectCode(() => x.tryMap(va + 8 * G, G, h, 0), "INVALID", /not inside one reservation/);
+    expectCode(() => x.trySetAccess(va, G), "INVALID", /host\.setAccess: .*no mapping starts/);
+    expectCode(() => x.unmap(va, G), "INVALID", /host\.unmap: /);
+    expectCode(() => x.addressFree(va, G), "INVALID", /has 8388608 bytes, not 2097152/);
+    expectCode(() => x.memRelease(h + 7), "INVALID", /host\.memRelease: handle \d+ is not live/);
+    expectCode(() => x.free(va), "INVALID", /host\.free: no malloc starts/);
+    expectCode(() => x.copyToHost(va, new Uint8Array(8), 8), "INVALID", /host\.copyToHost: .*neither inside a malloc nor mapped/);
+    expectCode(() => x.copyToHost(va, new Uint8Array(4), 8), "INVALID", /fewer than 8/);
+    expectCode(() => x.copyFromHost(va, [1] as unknown as Uint8Array, 1), "INVALID", /must be a TypedArray/);
+    expect(d.isValid()).toBeNull();
+    expect(d.counters()).toMatchObject({ liveHandles: 1, liveReservations: 1, liveMappings: 0 });
+    // and the same calls with good arguments work
+    expect(x.tryMap(va, G, h, 0)).toBe(0);
+    expect(x.trySetAccess(va, G)).toBe(0);
+    x.copyFromHost(va, new Uint8Array([7, 8]), 2);
+    const back = new Uint8Array(2);
+    x.copyToHost(va, back, 2);
+    expect(Array.from(back)).toEqual([7, 8]);
+    x.unmap(va, G);
+    x.addressFree(va, 4 * G);
+    x.memRelease(h);
+    expect(d.leakReport().clean).toBe(true);
+  });
+
+  it("tryMap and trySetAccess answer OOM when refused by an injected fault, and throw on a closed driver", () => {
+    const d = host();
+    const G = d.granularity();
+    const x = d.direct;
+    const h = x.memCreate(G);
+    const va = x.addressReserve(G, 0);
+    d.failEvery("map", 1);
+    expect(x.tryMap(va, G, h, 0)).toBe(OOM);
+    expectCode(() => d.map(va, G, h), "INJECTED"); // the checked API throws for the same refusal
+    d.failEvery("map", 0);
+    expect(x.tryMap(va, G, h, 0)).toBe(0);
+    d.failEvery("setAccess", 1);
+    expect(x.trySetAccess(va, G)).toBe(OOM);
+    d.failEvery("setAccess", 0);
+    expect(d.counters()).toMatchObject({ liveMappings: 1 });
+    expect(d.counters().injected).toMatchObject({ map: 2, setAccess: 1 });
+    d.teardown();
+    expectCode(() => x.tryMap(va, G, h, 0), "CLOSED");
+  });
+
+  it("times each call inside the native layer when asked: the whole operation and the driver function", () => {
+    const d = host();
+    const G = d.granularity();
+    const x = d.direct;
+    x.memCreate(G); // before timing: not logged
+    expect(d.takeCallTimes().kinds.length).toBe(0);
+    d.timeCalls(true);
+    const h = x.memCreate(G);
+    const va = x.addressReserve(G, 0);
+    expectCode(() => x.tryMap(va, G, h + 9, 0), "INVALID"); // refused before the driver
+    expect(x.tryMap(va, G, h, 0)).toBe(0);
+    x.nop(1, 2, 3, 4); // not a device call
+    const t = d.takeCallTimes();
+    expect(Array.from(t.kinds, (k) => CALL_KINDS[k])).toEqual(["memCreate", "addressReserve", "map", "map"]);
+    expect(t.driverNs[2]).toBe(-1);
+    for (const i of [0, 1, 3]) {
+      expect(t.driverNs[i]).toBeGreaterThan(0);
+      expect(t.coreNs[i]).toBeGreaterThanOrEqual(t.driverNs[i]);
+    }
+    expect(t.clockReadNs).toBeGreaterThan(0);
+    expect(t.clockReadNs).toBeLessThan(10_000);
+    expect(d.takeCallTimes().kinds.length).toBe(0); // taken: forgotten
+    d.timeCalls(false);
+    x.unmap(va, G);
+    expect(d.takeCallTimes().kinds.length).toBe(0);
   });
 });

@@ -2,10 +2,14 @@
 // doctor(). This file only converts values and errors; the work is in DriverCore.
 //
 // Conventions at this boundary:
-//   - numbers in and out are doubles; every address, size and count is an integer below 2^53
-//     (JS validated it already; these checks are the cheap second line, as in better-sqlite3);
-//   - memCreate/addressReserve/malloc return kOom (-1) when the device is out of memory: policies
-//     treat OOM as an ordinary answer (try stitching, free the cache, retry), not an exception;
+//   - numbers in and out are doubles; every address, size and count is an integer below 2^53.
+//     The public Driver validates in JS first (clear messages for library users); a live
+//     replay's Wasm imports call these methods directly (Driver.direct), so these checks and
+//     DriverCore's are the ones that refuse a bad argument there, with the same DeviceError;
+//   - memCreate/addressReserve/malloc return kOom (-1) when the device is out of memory, and so
+//     do tryMap/trySetAccess when the driver refused for want of memory or by an injected fault:
+//     policies treat those as ordinary answers (roll back, free the cache, retry), not exceptions;
+//   - the success path builds no strings and no objects (memGetInfo and the reports aside);
 //   - every other failure throws the DeviceError class that the JS side defined and registered
 //     with setErrorClass, carrying {call, driver, code, driverError};
 //   - nothing a driver made outlives it: an env cleanup hook tears each open driver down when its
@@ -18,6 +22,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -79,18 +84,43 @@ const char* CodeName(Status::Code code) {
   throw err;
 }
 
-// An integer in [0, 2^53) at argument i.
+// What a refused argument was, for the error message.
+std::string Shown(Napi::Env env, napi_value v, bool isNumber, double d) {
+  if (isNumber) {
+    if (std::isnan(d)) return "NaN";
+    if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.15g", d);
+    if (std::strtod(buf, nullptr) != d) snprintf(buf, sizeof buf, "%.17g", d);
+    return buf;
+  }
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, v, &type);
+  switch (type) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "a boolean";
+    case napi_string: return "a string";
+    case napi_bigint: return "a bigint";
+    default: return "an object";
+  }
+}
+
+// An integer in [0, 2^53) at argument i: one napi_get_value_double, which refuses a non-number.
 uint64_t U64(const Napi::CallbackInfo& info, size_t i, const std::string& driver, const char* call,
              const char* name) {
-  const Napi::Value v = info[i];
-  if (v.IsNumber()) {
-    const double d = v.As<Napi::Number>().DoubleValue();
-    if (d >= 0 && d < kMaxExact && d == static_cast<double>(static_cast<uint64_t>(d)))
-      return static_cast<uint64_t>(d);
-  }
+  const napi_value v = info[i];
+  double d = 0;
+  const bool isNumber = napi_get_value_double(info.Env(), v, &d) == napi_ok;
+  if (isNumber && d >= 0 && d < kMaxExact && d == static_cast<double>(static_cast<uint64_t>(d)))
+    return static_cast<uint64_t>(d);
   ThrowDeviceError(info.Env(), driver, call, "INVALID", "",
-                   std::string(name) + " must be an integer in [0, 2^53)");
+                   std::string(name) + " must be an integer in [0, 2^53), got " +
+                       Shown(info.Env(), v, isNumber, d));
 }
+
+// undefined, without asking the engine for it (an empty napi_value returns undefined).
+Napi::Value Nothing() { return Napi::Value(); }
 
 Napi::Number Num(Napi::Env env, uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
 
@@ -118,7 +148,9 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
             InstanceMethod<&DriverWrap::AddressReserve>("addressReserve"),
             InstanceMethod<&DriverWrap::AddressFree>("addressFree"),
             InstanceMethod<&DriverWrap::Map>("map"),
+            InstanceMethod<&DriverWrap::TryMap>("tryMap"),
             InstanceMethod<&DriverWrap::SetAccess>("setAccess"),
+            InstanceMethod<&DriverWrap::TrySetAccess>("trySetAccess"),
             InstanceMethod<&DriverWrap::Unmap>("unmap"),
             InstanceMethod<&DriverWrap::Malloc>("malloc"),
             InstanceMethod<&DriverWrap::Free>("free"),
@@ -134,6 +166,10 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
             InstanceMethod<&DriverWrap::IsValid>("isValid"),
             InstanceMethod<&DriverWrap::SetFailEvery>("setFailEvery"),
             InstanceMethod<&DriverWrap::Teardown>("teardown"),
+            InstanceMethod<&DriverWrap::SetTiming>("setTiming"),
+            InstanceMethod<&DriverWrap::TakeTimings>("takeTimings"),
+            InstanceMethod<&DriverWrap::TimingClockNs>("timingClockNs"),
+            InstanceMethod<&DriverWrap::Nop>("nop"),
         });
   }
 
@@ -206,6 +242,14 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
   // For the calls whose out-of-memory answer is a value: kOom instead of an exception.
   bool IsOom(const Status& s) { return s.code == Status::Code::kOutOfMemory; }
 
+  // tryMap/trySetAccess: 0 when done; kOom when the driver refused for want of memory or by an
+  // injected fault (the policy rolls its operation back); any other failure throws.
+  Napi::Value Refusable(Napi::Env env, const char* call, const Status& s) {
+    if (IsOom(s) || s.code == Status::Code::kInjected) return Napi::Number::New(env, kOom);
+    Check(env, call, s);
+    return Napi::Number::New(env, 0);
+  }
+
   uint64_t Arg(const Napi::CallbackInfo& info, size_t i, const char* call, const char* name) {
     return U64(info, i, kind_, call, name);
   }
@@ -235,7 +279,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     Check(info.Env(), "memRelease",
           handle > UINT32_MAX ? Status::Invalid("handle " + std::to_string(handle) + " is not live")
                               : core_->MemRelease(static_cast<uint32_t>(handle)));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
   Napi::Value AddressReserve(const Napi::CallbackInfo& info) {
@@ -250,29 +294,45 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
   Napi::Value AddressFree(const Napi::CallbackInfo& info) {
     Check(info.Env(), "addressFree",
           core_->AddressFree(Arg(info, 0, "addressFree", "va"), Arg(info, 1, "addressFree", "bytes")));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
-  Napi::Value Map(const Napi::CallbackInfo& info) {
+  // map(va, bytes, handle, offset) and tryMap: the same call, answered two ways.
+  Status DoMap(const Napi::CallbackInfo& info) {
     const uint64_t va = Arg(info, 0, "map", "va");
     const uint64_t bytes = Arg(info, 1, "map", "bytes");
     const uint64_t handle = Arg(info, 2, "map", "handle");
     const uint64_t offset = Arg(info, 3, "map", "offset");
-    Check(info.Env(), "map",
-          handle > UINT32_MAX ? Status::Invalid("handle " + std::to_string(handle) + " is not live")
-                              : core_->Map(va, bytes, static_cast<uint32_t>(handle), offset));
-    return info.Env().Undefined();
+    if (handle > UINT32_MAX)
+      return Status::Invalid("handle " + std::to_string(handle) + " is not live");
+    return core_->Map(va, bytes, static_cast<uint32_t>(handle), offset);
+  }
+
+  Napi::Value Map(const Napi::CallbackInfo& info) {
+    Check(info.Env(), "map", DoMap(info));
+    return Nothing();
+  }
+
+  Napi::Value TryMap(const Napi::CallbackInfo& info) {
+    return Refusable(info.Env(), "map", DoMap(info));
+  }
+
+  Status DoSetAccess(const Napi::CallbackInfo& info) {
+    return core_->SetAccess(Arg(info, 0, "setAccess", "va"), Arg(info, 1, "setAccess", "bytes"));
   }
 
   Napi::Value SetAccess(const Napi::CallbackInfo& info) {
-    Check(info.Env(), "setAccess",
-          core_->SetAccess(Arg(info, 0, "setAccess", "va"), Arg(info, 1, "setAccess", "bytes")));
-    return info.Env().Undefined();
+    Check(info.Env(), "setAccess", DoSetAccess(info));
+    return Nothing();
+  }
+
+  Napi::Value TrySetAccess(const Napi::CallbackInfo& info) {
+    return Refusable(info.Env(), "setAccess", DoSetAccess(info));
   }
 
   Napi::Value Unmap(const Napi::CallbackInfo& info) {
     Check(info.Env(), "unmap", core_->Unmap(Arg(info, 0, "unmap", "va"), Arg(info, 1, "unmap", "bytes")));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
   Napi::Value Malloc(const Napi::CallbackInfo& info) {
@@ -285,7 +345,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
 
   Napi::Value Free(const Napi::CallbackInfo& info) {
     Check(info.Env(), "free", core_->Free(Arg(info, 0, "free", "va")));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
   // copyToHost(va, buffer, bytes): device -> buffer
@@ -294,7 +354,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     const uint64_t bytes = Arg(info, 2, "copyToHost", "bytes");
     uint8_t* dst = Buffer(info, 1, bytes, "copyToHost");
     Check(info.Env(), "copyToHost", core_->CopyToHost(va, dst, bytes));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
   // copyFromHost(va, buffer, bytes): buffer -> device
@@ -303,7 +363,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     const uint64_t bytes = Arg(info, 2, "copyFromHost", "bytes");
     const uint8_t* src = Buffer(info, 1, bytes, "copyFromHost");
     Check(info.Env(), "copyFromHost", core_->CopyFromHost(va, src, bytes));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
   Napi::Value Memset(const Napi::CallbackInfo& info) {
@@ -313,7 +373,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     Check(info.Env(), "memset",
           value > 255 ? Status::Invalid("value must be a byte (0..255)")
                       : core_->Memset(va, static_cast<uint8_t>(value), bytes));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
   Napi::Value MemGetInfo(const Napi::CallbackInfo& info) {
@@ -329,7 +389,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     Check(info.Env(), "fillPattern",
           core_->FillPattern(Arg(info, 0, "fillPattern", "va"), Arg(info, 1, "fillPattern", "bytes"),
                              Arg(info, 2, "fillPattern", "seed")));
-    return info.Env().Undefined();
+    return Nothing();
   }
 
   Napi::Value CheckPattern(const Napi::CallbackInfo& info) {
@@ -433,7 +493,44 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
       ThrowDeviceError(info.Env(), kind_, "setFailEvery", "INVALID", "",
                        "'" + name + "' is no call kind");
     core_->faults().SetEvery(kind, Arg(info, 1, "setFailEvery", "n"));
-    return info.Env().Undefined();
+    return Nothing();
+  }
+
+  // setTiming(on: boolean): per-call timing inside DriverCore (call_timing.h), off by default.
+  Napi::Value SetTiming(const Napi::CallbackInfo& info) {
+    core_->SetTiming(info[0].ToBoolean().Value());
+    return Nothing();
+  }
+
+  // takeTimings(): the calls timed since the last take, as one Float64Array of (kind index in
+  // callKinds, core ns, driver ns) triples, oldest first; forgets them. One crossing for them all.
+  Napi::Value TakeTimings(const Napi::CallbackInfo& info) {
+    const std::vector<CallTime> times = core_->TakeTimes();
+    Napi::Float64Array out = Napi::Float64Array::New(info.Env(), times.size() * 3);
+    double* p = out.Data();
+    for (const CallTime& t : times) {
+      *p++ = static_cast<double>(static_cast<int>(t.kind));
+      *p++ = static_cast<double>(t.coreNs);
+      *p++ = static_cast<double>(t.driverNs);
+    }
+    return out;
+  }
+
+  // timingClockNs(): what one clock read costs here (measured when timing went on).
+  Napi::Value TimingClockNs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), core_->clockReadNs());
+  }
+
+  // nop(a, b, c, d): reads its arguments as a device call does, and does nothing else: the
+  // benchmark times it for the floor of one JS -> native call.
+  Napi::Value Nop(const Napi::CallbackInfo& info) {
+    double sink = 0;
+    for (size_t i = 0; i < info.Length(); i++) {
+      double d = 0;
+      napi_get_value_double(info.Env(), info[i], &d);
+      sink += d;
+    }
+    return sink < 0 ? info.Env().Null() : Nothing();
   }
 
   Napi::Value Teardown(const Napi::CallbackInfo& info) {
@@ -495,7 +592,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) {
     Napi::TypeError::New(info.Env(), "setErrorClass takes a constructor").ThrowAsJavaScriptException();
-    return info.Env().Undefined();
+    return Nothing();
   }
   info.Env().GetInstanceData<AddonData>()->errorClass =
       Napi::Persistent(info[0].As<Napi::Function>());

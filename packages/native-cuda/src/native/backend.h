@@ -7,9 +7,11 @@
 // CUmemGenericAllocationHandle for cuda, a memfd file descriptor for host.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 
+#include "call_timing.h"
 #include "status.h"
 
 namespace lakebed {
@@ -39,6 +41,31 @@ class Backend {
   virtual Status memGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) = 0;
   // Called once after DriverCore released everything; the cuda backend drops its context here.
   virtual void close() = 0;
+
+  // Per-call timing (call_timing.h), switched by DriverCore: when on, each driver function a
+  // backend call makes goes through Drive(), and driverNs() is their time since ResetDriverNs()
+  // (-1: no driver function was called).
+  void SetTiming(bool on) { timing_ = on; }
+  void ResetDriverNs() { driverNs_ = -1; }
+  int64_t driverNs() const { return driverNs_; }
+
+ protected:
+  // Makes one driver function call (`call` returns what the driver returned), timed when asked.
+  template <class Call>
+  auto Drive(Call call) -> decltype(call()) {
+    if (!timing_) return call();
+    const int64_t t0 = MonotonicNs();
+    auto result = call();
+    const int err = errno;  // the host driver reads it after a failed system call
+    const int64_t t1 = MonotonicNs();
+    errno = err;
+    driverNs_ = std::max<int64_t>(driverNs_, 0) + (t1 - t0);
+    return result;
+  }
+
+ private:
+  bool timing_ = false;
+  int64_t driverNs_ = -1;
 };
 
 }  // namespace lakebed

@@ -44,29 +44,33 @@ class CudaBackend final : public Backend {
     CUmemGenericAllocationHandle handle = 0;
     Status s = Bind();
     if (!s.ok()) return s;
-    s = FromCu(api_, "cuMemCreate", api_.cuMemCreate(&handle, bytes, &prop, 0));
+    s = FromCu(api_, "cuMemCreate",
+               Drive([&] { return api_.cuMemCreate(&handle, bytes, &prop, 0); }));
     if (s.ok()) *native = handle;
     return s;
   }
 
   Status memRelease(uint64_t native) override {
-    return FromCu(api_, "cuMemRelease", api_.cuMemRelease(native));
+    return FromCu(api_, "cuMemRelease", Drive([&] { return api_.cuMemRelease(native); }));
   }
 
   Status addressReserve(uint64_t bytes, uint64_t alignmentBytes, uint64_t* va) override {
     CUdeviceptr ptr = 0;
-    Status s = FromCu(api_, "cuMemAddressReserve",
-                      api_.cuMemAddressReserve(&ptr, bytes, alignmentBytes, 0, 0));
+    Status s = FromCu(api_, "cuMemAddressReserve", Drive([&] {
+                        return api_.cuMemAddressReserve(&ptr, bytes, alignmentBytes, 0, 0);
+                      }));
     if (s.ok()) *va = ptr;
     return s;
   }
 
   Status addressFree(uint64_t va, uint64_t bytes) override {
-    return FromCu(api_, "cuMemAddressFree", api_.cuMemAddressFree(va, bytes));
+    return FromCu(api_, "cuMemAddressFree",
+                  Drive([&] { return api_.cuMemAddressFree(va, bytes); }));
   }
 
   Status map(uint64_t va, uint64_t bytes, uint64_t native, uint64_t offsetBytes) override {
-    return FromCu(api_, "cuMemMap", api_.cuMemMap(va, bytes, offsetBytes, native, 0));
+    return FromCu(api_, "cuMemMap",
+                  Drive([&] { return api_.cuMemMap(va, bytes, offsetBytes, native, 0); }));
   }
 
   Status setAccess(uint64_t va, uint64_t bytes) override {
@@ -74,18 +78,19 @@ class CudaBackend final : public Backend {
     desc.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
     desc.location.id = ordinal_;
     desc.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-    return FromCu(api_, "cuMemSetAccess", api_.cuMemSetAccess(va, bytes, &desc, 1));
+    return FromCu(api_, "cuMemSetAccess",
+                  Drive([&] { return api_.cuMemSetAccess(va, bytes, &desc, 1); }));
   }
 
   Status unmap(uint64_t va, uint64_t bytes) override {
-    return FromCu(api_, "cuMemUnmap", api_.cuMemUnmap(va, bytes));
+    return FromCu(api_, "cuMemUnmap", Drive([&] { return api_.cuMemUnmap(va, bytes); }));
   }
 
   Status malloc(uint64_t bytes, uint64_t* va) override {
     CUdeviceptr ptr = 0;
     Status s = Bind();
     if (!s.ok()) return s;
-    s = FromCu(api_, "cuMemAlloc", api_.cuMemAlloc(&ptr, bytes));
+    s = FromCu(api_, "cuMemAlloc", Drive([&] { return api_.cuMemAlloc(&ptr, bytes); }));
     if (s.ok()) *va = ptr;
     return s;
   }
@@ -93,33 +98,33 @@ class CudaBackend final : public Backend {
   Status free(uint64_t va, uint64_t) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemFree", api_.cuMemFree(va));
+    return FromCu(api_, "cuMemFree", Drive([&] { return api_.cuMemFree(va); }));
   }
 
   // Synchronous copies through pageable host memory: the call returns with the data in place.
   Status copyToHost(void* dst, uint64_t va, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemcpyDtoH", api_.cuMemcpyDtoH(dst, va, bytes));
+    return FromCu(api_, "cuMemcpyDtoH", Drive([&] { return api_.cuMemcpyDtoH(dst, va, bytes); }));
   }
 
   Status copyFromHost(uint64_t va, const void* src, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemcpyHtoD", api_.cuMemcpyHtoD(va, src, bytes));
+    return FromCu(api_, "cuMemcpyHtoD", Drive([&] { return api_.cuMemcpyHtoD(va, src, bytes); }));
   }
 
   Status memset(uint64_t va, uint8_t value, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemsetD8", api_.cuMemsetD8(va, value, bytes));
+    return FromCu(api_, "cuMemsetD8", Drive([&] { return api_.cuMemsetD8(va, value, bytes); }));
   }
 
   Status memGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) override {
     size_t freeB = 0, totalB = 0;
     Status s = Bind();
     if (!s.ok()) return s;
-    s = FromCu(api_, "cuMemGetInfo", api_.cuMemGetInfo(&freeB, &totalB));
+    s = FromCu(api_, "cuMemGetInfo", Drive([&] { return api_.cuMemGetInfo(&freeB, &totalB); }));
     *freeBytes = freeB;
     *totalBytes = totalB;
     return s;

@@ -29,23 +29,37 @@ std::string Bytes(uint64_t v) { return std::to_string(v) + " bytes"; }
 DriverCore::DriverCore(std::unique_ptr<Backend> backend, uint64_t capacityBytes)
     : backend_(std::move(backend)),
       granularity_(backend_->granularityBytes()),
-      capacity_(capacityBytes) {}
+      capacity_(capacityBytes),
+      oomName_(std::string(backend_->kind()) == "cuda" ? "CUDA_ERROR_OUT_OF_MEMORY" : "ENOMEM") {}
 
 DriverCore::~DriverCore() { Teardown(); }
 
-Status DriverCore::Finish(CallKind kind, Status status) {
+Status DriverCore::Finish(CallKind kind, int64_t t0, Status status) {
   const size_t i = static_cast<size_t>(kind);
   counters_.calls[i]++;
   if (!status.ok()) {
     counters_.failures[i]++;
     if (status.code == Status::Code::kOutOfMemory) counters_.ooms[i]++;
   }
+  if (timing_) times_.push_back(CallTime{kind, MonotonicNs() - t0, backend_->driverNs()});
   return status;
 }
 
-// What an out-of-memory result is called by this driver, for capacity and injected OOMs.
-const char* DriverCore::OomName() const {
-  return std::string(kind()) == "cuda" ? "CUDA_ERROR_OUT_OF_MEMORY" : "ENOMEM";
+void DriverCore::SetTiming(bool on) {
+  timing_ = on;
+  backend_->SetTiming(on);
+  times_.clear();
+  if (on) {
+    clockReadNs_ = ClockReadNs();
+    times_.reserve(1 << 17);  // a long replay's calls without a reallocation inside one of them
+  }
+}
+
+std::vector<CallTime> DriverCore::TakeTimes() {
+  std::vector<CallTime> out;
+  out.swap(times_);
+  if (timing_) times_.reserve(1 << 17);
+  return out;
 }
 
 Status DriverCore::Closed() const {
@@ -73,18 +87,18 @@ Status DriverCore::CheckAccessible(uint64_t va, uint64_t bytes) const {
   return Status::Ok();
 }
 
-Status DriverCore::CheckTiled(uint64_t va, uint64_t bytes, std::vector<uint64_t>* keys) const {
+Status DriverCore::CheckTiled(uint64_t va, uint64_t bytes) {
   Status s = CheckRange(va, bytes, true);
   if (!s.ok()) return s;
   std::string why;
-  if (!tables_.TiledByMappings(va, bytes, keys, &why))
+  if (!tables_.TiledByMappings(va, bytes, &tiles_, &why))
     return Status::Invalid("range " + Hex(va) + " + " + Bytes(bytes) + ": " + why);
   return Status::Ok();
 }
 
 Status DriverCore::CheckCapacity(uint64_t bytes) const {
   if (capacity_ != 0 && tables_.totals.physicalBytes + bytes > capacity_)
-    return Status::Make(Status::Code::kOutOfMemory, OomName(),
+    return Status::Make(Status::Code::kOutOfMemory, oomName_,
                         "capacity of " + Bytes(capacity_) + " reached");
   return Status::Ok();
 }
@@ -93,16 +107,18 @@ Status DriverCore::CheckCapacity(uint64_t bytes) const {
 
 Status DriverCore::MemCreate(uint64_t bytes, uint32_t* handle) {
   const CallKind k = CallKind::kMemCreate;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] { return CheckRange(0, bytes, true); });
   if (s.ok()) s = CheckCapacity(bytes);
   uint64_t native = 0;
   if (s.ok()) s = backend_->memCreate(bytes, &native);
   if (s.ok()) *handle = tables_.AddHandle(native, bytes);
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::MemRelease(uint32_t handle) {
   const CallKind k = CallKind::kMemRelease;
+  const int64_t t0 = Begin();
   auto it = tables_.handles.find(handle);
   Status s = Admit(k, [&] {
     if (it == tables_.handles.end() || it->second.released)
@@ -110,14 +126,15 @@ Status DriverCore::MemRelease(uint32_t handle) {
     return Status::Ok();
   });
   if (s.ok()) s = backend_->memRelease(it->second.native);
-  if (s.ok()) tables_.ReleaseHandle(handle);
-  return Finish(k, s);
+  if (s.ok()) tables_.ReleaseHandle(it);
+  return Finish(k, t0, s);
 }
 
 // ---- virtual address ranges --------------------------------------------------------------------
 
 Status DriverCore::AddressReserve(uint64_t bytes, uint64_t alignmentBytes, uint64_t* va) {
   const CallKind k = CallKind::kAddressReserve;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] {
     if (alignmentBytes != 0 && (alignmentBytes & (alignmentBytes - 1)) != 0)
       return Status::Invalid("alignment must be 0 or a power of two");
@@ -135,13 +152,14 @@ Status DriverCore::AddressReserve(uint64_t bytes, uint64_t alignmentBytes, uint6
     tables_.AddReservation(base, bytes, alignmentBytes);
     *va = base;
   }
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::AddressFree(uint64_t va, uint64_t bytes) {
   const CallKind k = CallKind::kAddressFree;
+  const int64_t t0 = Begin();
+  auto it = tables_.reservations.find(va);
   Status s = Admit(k, [&] {
-    auto it = tables_.reservations.find(va);
     if (it == tables_.reservations.end())
       return Status::Invalid("no reservation starts at " + Hex(va));
     if (it->second.bytes != bytes)
@@ -153,16 +171,18 @@ Status DriverCore::AddressFree(uint64_t va, uint64_t bytes) {
     return Status::Ok();
   });
   if (s.ok()) s = backend_->addressFree(va, bytes);
-  if (s.ok()) tables_.RemoveReservation(va);
-  return Finish(k, s);
+  if (s.ok()) tables_.RemoveReservation(it);
+  return Finish(k, t0, s);
 }
 
 // ---- mapping -----------------------------------------------------------------------------------
 
 Status DriverCore::Map(uint64_t va, uint64_t bytes, uint32_t handle, uint64_t offsetBytes) {
   const CallKind k = CallKind::kMap;
+  const int64_t t0 = Begin();
   auto h = tables_.handles.find(handle);
-  uint64_t base = 0;
+  LiveTables::ReservationIt r;
+  LiveTables::MappingIt next;
   Status s = Admit(k, [&] {
     Status range = CheckRange(va, bytes, true);
     if (!range.ok()) return range;
@@ -176,43 +196,45 @@ Status DriverCore::Map(uint64_t va, uint64_t bytes, uint32_t handle, uint64_t of
     if (bytes != h->second.bytes)
       return Status::Invalid("a map covers its whole handle: handle " + std::to_string(handle) +
                              " has " + Bytes(h->second.bytes) + ", not " + Bytes(bytes));
-    if (!tables_.ReservationHolding(va, bytes, &base))
+    r = tables_.ReservationHolding(va, bytes);
+    if (r == tables_.reservations.end())
       return Status::Invalid("range " + Hex(va) + " + " + Bytes(bytes) +
                              " is not inside one reservation");
-    if (tables_.OverlapsMapping(va, bytes))
+    if (tables_.OverlapsMapping(va, bytes, &next))
       return Status::Invalid("range " + Hex(va) + " + " + Bytes(bytes) +
                              " overlaps an existing mapping");
     return Status::Ok();
   });
   if (s.ok()) s = backend_->map(va, bytes, h->second.native, offsetBytes);
-  if (s.ok()) tables_.AddMapping(va, bytes, handle, offsetBytes, base);
-  return Finish(k, s);
+  if (s.ok()) tables_.AddMapping(next, va, bytes, h, offsetBytes, r);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::SetAccess(uint64_t va, uint64_t bytes) {
   const CallKind k = CallKind::kSetAccess;
-  std::vector<uint64_t> keys;
-  Status s = Admit(k, [&] { return CheckTiled(va, bytes, &keys); });
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] { return CheckTiled(va, bytes); });
   if (s.ok()) s = backend_->setAccess(va, bytes);
   if (s.ok())
-    for (uint64_t key : keys) tables_.mappings[key].access = true;
-  return Finish(k, s);
+    for (LiveTables::MappingIt m : tiles_) m->second.access = true;
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::Unmap(uint64_t va, uint64_t bytes) {
   const CallKind k = CallKind::kUnmap;
-  std::vector<uint64_t> keys;
-  Status s = Admit(k, [&] { return CheckTiled(va, bytes, &keys); });
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] { return CheckTiled(va, bytes); });
   if (s.ok()) s = backend_->unmap(va, bytes);
   if (s.ok())
-    for (uint64_t key : keys) tables_.RemoveMapping(key);
-  return Finish(k, s);
+    for (LiveTables::MappingIt m : tiles_) tables_.RemoveMapping(m);
+  return Finish(k, t0, s);
 }
 
 // ---- plain allocations -------------------------------------------------------------------------
 
 Status DriverCore::Malloc(uint64_t bytes, uint64_t* va) {
   const CallKind k = CallKind::kMalloc;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] { return CheckRange(0, bytes, false); });
   if (s.ok()) s = CheckCapacity(bytes);
   uint64_t base = 0;
@@ -225,46 +247,51 @@ Status DriverCore::Malloc(uint64_t bytes, uint64_t* va) {
     tables_.AddMalloc(base, bytes);
     *va = base;
   }
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::Free(uint64_t va) {
   const CallKind k = CallKind::kFree;
+  const int64_t t0 = Begin();
   auto it = tables_.mallocs.find(va);
   Status s = Admit(k, [&] {
     return it == tables_.mallocs.end() ? Status::Invalid("no malloc starts at " + Hex(va))
                                        : Status::Ok();
   });
   if (s.ok()) s = backend_->free(va, it->second.bytes);
-  if (s.ok()) tables_.RemoveMalloc(va);
-  return Finish(k, s);
+  if (s.ok()) tables_.RemoveMalloc(it);
+  return Finish(k, t0, s);
 }
 
 // ---- data movement -----------------------------------------------------------------------------
 
 Status DriverCore::CopyToHost(uint64_t va, void* dst, uint64_t bytes) {
   const CallKind k = CallKind::kCopyToHost;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
   if (s.ok()) s = backend_->copyToHost(dst, va, bytes);
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::CopyFromHost(uint64_t va, const void* src, uint64_t bytes) {
   const CallKind k = CallKind::kCopyFromHost;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
   if (s.ok()) s = backend_->copyFromHost(va, src, bytes);
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::Memset(uint64_t va, uint8_t value, uint64_t bytes) {
   const CallKind k = CallKind::kMemset;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
   if (s.ok()) s = backend_->memset(va, value, bytes);
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::MemGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) {
   const CallKind k = CallKind::kMemGetInfo;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [] { return Status::Ok(); });
   if (s.ok()) s = backend_->memGetInfo(freeBytes, totalBytes);
   if (s.ok() && capacity_ != 0) {
@@ -273,11 +300,12 @@ Status DriverCore::MemGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) {
     *totalBytes = std::min(*totalBytes, capacity_);
     *freeBytes = std::min(*freeBytes, used >= capacity_ ? 0 : capacity_ - used);
   }
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::FillPattern(uint64_t va, uint64_t bytes, uint64_t seed) {
   const CallKind k = CallKind::kFillPattern;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
   if (s.ok()) {
     ForEachProbe(bytes, granularity_, [&](uint64_t offset, uint64_t len) {
@@ -287,12 +315,13 @@ Status DriverCore::FillPattern(uint64_t va, uint64_t bytes, uint64_t seed) {
       return s.ok();
     });
   }
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 Status DriverCore::CheckPattern(uint64_t va, uint64_t bytes, uint64_t seed,
                                 uint64_t* mismatchedBytes) {
   const CallKind k = CallKind::kCheckPattern;
+  const int64_t t0 = Begin();
   Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
   uint64_t bad = 0;
   if (s.ok()) {
@@ -305,7 +334,7 @@ Status DriverCore::CheckPattern(uint64_t va, uint64_t bytes, uint64_t seed,
     });
   }
   if (s.ok()) *mismatchedBytes = bad;
-  return Finish(k, s);
+  return Finish(k, t0, s);
 }
 
 // ---- teardown ----------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 //   4. capacity (memCreate/malloc only): kOutOfMemory;
 //   5. the one backend call;
 //   6. only if it succeeded, update the tables.
+// With timing on (SetTiming), each call also leaves its CallTime (call_timing.h): the whole
+// operation, steps 1-6, and the driver function alone.
 // So every failure, real or injected, leaves the tables exactly as they were (the "never leaks"
 // contract): there is nothing to roll back because nothing was recorded before the driver agreed.
 //
@@ -22,6 +24,7 @@
 
 #include "backend.h"
 #include "call_kinds.h"
+#include "call_timing.h"
 #include "fault_injection.h"
 #include "handle_table.h"
 #include "status.h"
@@ -78,6 +81,13 @@ class DriverCore {
   // injection is off during teardown: exit cleanup must not be made to fail on purpose.
   TeardownReport Teardown();
 
+  // Per-call timing, off until asked for (a benchmark's timed recorder). Turning it on measures
+  // the clock's own cost (clockReadNs) and starts an empty log.
+  void SetTiming(bool on);
+  // The calls timed since timing went on or since the last take, oldest first; forgets them.
+  std::vector<CallTime> TakeTimes();
+  double clockReadNs() const { return clockReadNs_; }
+
   FaultInjector& faults() { return faults_; }
   const CallCounters& counters() const { return counters_; }
   const LiveTables& tables() const { return tables_; }
@@ -90,26 +100,38 @@ class DriverCore {
     if (closed_) return Closed();
     Status s = validate();
     if (!s.ok()) return s;
-    return faults_.Check(kind, OomName());
+    return faults_.Check(kind, oomName_);
   }
-  // Counts the call and its outcome (step 6 happened in the caller when the status is Ok).
-  Status Finish(CallKind kind, Status status);
+  // The start of every call: its start time when timing is on, else 0.
+  int64_t Begin() {
+    if (!timing_) return 0;
+    backend_->ResetDriverNs();
+    return MonotonicNs();
+  }
+  // Counts the call and its outcome (step 6 happened in the caller when the status is Ok), and
+  // logs its time when timing is on (t0: what Begin returned).
+  Status Finish(CallKind kind, int64_t t0, Status status);
   Status Closed() const;
-  const char* OomName() const;
   Status CheckRange(uint64_t va, uint64_t bytes, bool granular) const;
   Status CheckAccessible(uint64_t va, uint64_t bytes) const;
-  // [va, va+bytes) is exactly covered by whole mappings (cuMemUnmap/cuMemSetAccess); their vas.
-  Status CheckTiled(uint64_t va, uint64_t bytes, std::vector<uint64_t>* keys) const;
+  // [va, va+bytes) is exactly covered by whole mappings (cuMemUnmap/cuMemSetAccess): in tiles_.
+  Status CheckTiled(uint64_t va, uint64_t bytes);
   Status CheckCapacity(uint64_t bytes) const;
 
   std::unique_ptr<Backend> backend_;
   const uint64_t granularity_;
   const uint64_t capacity_;
+  // What an out-of-memory result is called by this driver, for capacity and injected OOMs.
+  const char* const oomName_;
   bool closed_ = false;
   LiveTables tables_;
   FaultInjector faults_;
   CallCounters counters_;
   std::vector<uint8_t> probe_;  // scratch for pattern probes
+  std::vector<LiveTables::MappingIt> tiles_;  // scratch: the mappings a setAccess or unmap covers
+  bool timing_ = false;
+  double clockReadNs_ = 0;
+  std::vector<CallTime> times_;
 };
 
 }  // namespace lakebed

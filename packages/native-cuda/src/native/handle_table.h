@@ -46,6 +46,11 @@ struct MappingRecord {
   uint64_t reservationVa;
   bool access;  // setAccess was applied (the mapping is readable and writable)
   uint64_t seq;
+  // The records of `handle` and `reservationVa`, which count this mapping. Neither can go while
+  // the mapping lives (INV-NAT-1, INV-NAT-3), and std::map keeps an element where it is, so an
+  // unmap reaches them without looking them up.
+  std::map<uint32_t, HandleRecord>::iterator handleRecord;
+  std::map<uint64_t, ReservationRecord>::iterator reservationRecord;
 };
 
 struct MallocRecord {
@@ -73,24 +78,29 @@ class LiveTables {
   std::map<uint64_t, MallocRecord> mallocs;            // keyed by va
   LiveTotals totals;
 
+  // A device call looks each record up once and hands the iterator on to the mutation (a lookup
+  // in a table of 10,000 mappings is a dozen cache misses; a replay makes tens of thousands).
+  using HandleIt = std::map<uint32_t, HandleRecord>::iterator;
+  using ReservationIt = std::map<uint64_t, ReservationRecord>::iterator;
+  using MappingIt = std::map<uint64_t, MappingRecord>::iterator;
+  using MallocIt = std::map<uint64_t, MallocRecord>::iterator;
+
   bool empty() const {
     return handles.empty() && reservations.empty() && mappings.empty() && mallocs.empty();
   }
 
   // ---- queries ------------------------------------------------------------------------------
 
-  // The reservation that holds all of [va, va+bytes), or nullptr.
-  const ReservationRecord* ReservationHolding(uint64_t va, uint64_t bytes, uint64_t* base) const {
-    auto it = reservations.upper_bound(va);
-    if (it == reservations.begin()) return nullptr;
-    --it;
-    if (va - it->first + bytes > it->second.bytes) return nullptr;
-    *base = it->first;
-    return &it->second;
+  // The reservation that holds all of [va, va+bytes), or reservations.end().
+  ReservationIt ReservationHolding(uint64_t va, uint64_t bytes) {
+    return Holding(reservations, va, bytes);
   }
 
-  bool OverlapsMapping(uint64_t va, uint64_t bytes) const {
+  // Whether [va, va+bytes) overlaps a mapping; `next` gets the first mapping at or after va,
+  // which is where a mapping of that range goes (AddMapping's hint).
+  bool OverlapsMapping(uint64_t va, uint64_t bytes, MappingIt* next) {
     auto it = mappings.lower_bound(va);
+    *next = it;
     if (it != mappings.end() && it->first < va + bytes) return true;
     if (it == mappings.begin()) return false;
     --it;
@@ -98,10 +108,10 @@ class LiveTables {
   }
 
   // True when [va, va+bytes) is exactly covered by whole, back-to-back mappings (what cuMemUnmap
-  // and cuMemSetAccess require); fills `keys` with their vas in address order.
-  bool TiledByMappings(uint64_t va, uint64_t bytes, std::vector<uint64_t>* keys,
-                       std::string* why) const {
-    keys->clear();
+  // and cuMemSetAccess require); fills `tiles` with them in address order.
+  bool TiledByMappings(uint64_t va, uint64_t bytes, std::vector<MappingIt>* tiles,
+                       std::string* why) {
+    tiles->clear();
     uint64_t at = va;
     const uint64_t end = va + bytes;
     auto it = mappings.find(va);
@@ -118,7 +128,7 @@ class LiveTables {
         *why = "the range ends inside a mapping (a mapping is unmapped whole)";
         return false;
       }
-      keys->push_back(at);
+      tiles->push_back(it);
       at += it->second.bytes;
       ++it;
     }
@@ -159,16 +169,16 @@ class LiveTables {
   // ---- mutations, called only after the driver call succeeded ---------------------------------
 
   uint32_t AddHandle(uint64_t native, uint64_t bytes) {
-    const uint32_t id = nextHandleId_++;
-    handles[id] = HandleRecord{native, bytes, 0, false, nextSeq_++};
+    const uint32_t id = nextHandleId_++;  // the largest id yet: it goes at the end
+    handles.emplace_hint(handles.end(), id, HandleRecord{native, bytes, 0, false, nextSeq_++});
     totals.liveHandles++;
     totals.handleBytes += bytes;
     totals.physicalBytes += bytes;
     return id;
   }
 
-  void ReleaseHandle(uint32_t id) {
-    auto it = handles.find(id);
+  void ReleaseHandle(uint32_t id) { ReleaseHandle(handles.find(id)); }
+  void ReleaseHandle(HandleIt it) {
     it->second.released = true;
     totals.liveHandles--;
     totals.handleBytes -= it->second.bytes;
@@ -181,35 +191,34 @@ class LiveTables {
     totals.reservedBytes += bytes;
   }
 
-  void RemoveReservation(uint64_t va) {
-    auto it = reservations.find(va);
+  void RemoveReservation(uint64_t va) { RemoveReservation(reservations.find(va)); }
+  void RemoveReservation(ReservationIt it) {
     totals.liveReservations--;
     totals.reservedBytes -= it->second.bytes;
     reservations.erase(it);
   }
 
-  void AddMapping(uint64_t va, uint64_t bytes, uint32_t handle, uint64_t offsetBytes,
-                  uint64_t reservationVa) {
-    mappings[va] = MappingRecord{bytes, handle, offsetBytes, reservationVa, false, nextSeq_++};
-    handles[handle].mappings++;
-    reservations[reservationVa].mappings++;
+  // `next`: OverlapsMapping's; h and r: the handle mapped and the reservation holding the range.
+  void AddMapping(MappingIt next, uint64_t va, uint64_t bytes, HandleIt h, uint64_t offsetBytes,
+                  ReservationIt r) {
+    mappings.emplace_hint(next, va,
+                          MappingRecord{bytes, h->first, offsetBytes, r->first, false, nextSeq_++,
+                                        h, r});
+    h->second.mappings++;
+    r->second.mappings++;
     totals.liveMappings++;
     totals.mappedBytes += bytes;
   }
 
-  void RemoveMapping(uint64_t va) {
-    auto it = mappings.find(va);
+  void RemoveMapping(uint64_t va) { RemoveMapping(mappings.find(va)); }
+  void RemoveMapping(MappingIt it) {
     const MappingRecord m = it->second;
     mappings.erase(it);
     totals.liveMappings--;
     totals.mappedBytes -= m.bytes;
-    auto r = reservations.find(m.reservationVa);
-    if (r != reservations.end()) r->second.mappings--;
-    auto h = handles.find(m.handle);
-    if (h != handles.end()) {
-      h->second.mappings--;
-      DropHandleIfDone(h);
-    }
+    m.reservationRecord->second.mappings--;
+    m.handleRecord->second.mappings--;
+    DropHandleIfDone(m.handleRecord);
   }
 
   void AddMalloc(uint64_t va, uint64_t bytes) {
@@ -219,8 +228,8 @@ class LiveTables {
     totals.physicalBytes += bytes;
   }
 
-  void RemoveMalloc(uint64_t va) {
-    auto it = mallocs.find(va);
+  void RemoveMalloc(uint64_t va) { RemoveMalloc(mallocs.find(va)); }
+  void RemoveMalloc(MallocIt it) {
     totals.liveMallocs--;
     totals.mallocBytes -= it->second.bytes;
     totals.physicalBytes -= it->second.bytes;
@@ -236,11 +245,15 @@ class LiveTables {
     for (const auto& [va, m] : mappings) {
       if (va < prevEnd) return Fail(why, "INV-NAT-4: mappings overlap");
       prevEnd = va + m.bytes;
-      uint64_t base = 0;
-      if (!ReservationHolding(va, m.bytes, &base) || base != m.reservationVa)
+      auto r = Holding(reservations, va, m.bytes);
+      if (r == reservations.end() || r->first != m.reservationVa)
         return Fail(why, "INV-NAT-3: a mapping lies outside its reservation");
+      if (r != m.reservationRecord)
+        return Fail(why, "INV-NAT-3: a mapping points at another reservation's record");
       auto h = handles.find(m.handle);
       if (h == handles.end()) return Fail(why, "INV-NAT-1: a mapping names a dropped handle");
+      if (h != m.handleRecord)
+        return Fail(why, "INV-NAT-2: a mapping points at another handle's record");
       if (m.offsetBytes + m.bytes > h->second.bytes)
         return Fail(why, "INV-NAT-6: a mapping runs past the end of its handle");
       mapsPerHandle[m.handle]++;
@@ -286,6 +299,15 @@ class LiveTables {
       totals.physicalBytes -= it->second.bytes;
       handles.erase(it);
     }
+  }
+
+  // The entry of `table` (keyed by start address) whose range holds [va, va+bytes), or end().
+  template <class Table>
+  static auto Holding(Table& table, uint64_t va, uint64_t bytes) -> decltype(table.end()) {
+    auto it = table.upper_bound(va);
+    if (it == table.begin()) return table.end();
+    --it;
+    return va - it->first + bytes > it->second.bytes ? table.end() : it;
   }
 
   static bool Fail(std::string* why, const char* what) {

@@ -69,9 +69,9 @@ class HostBackend final : public Backend {
   uint64_t granularityBytes() const override { return kHostGranularityBytes; }
 
   Status memCreate(uint64_t bytes, uint64_t* native) override {
-    const int fd = memfd_create(label_.c_str(), MFD_CLOEXEC);
+    const int fd = Drive([&] { return memfd_create(label_.c_str(), MFD_CLOEXEC); });
     if (fd < 0) return FromErrno("memfd_create", errno);
-    if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    if (Drive([&] { return ftruncate(fd, static_cast<off_t>(bytes)); }) != 0) {
       const int err = errno;
       ::close(fd);  // roll back: no half-made handle survives a failed call
       return FromErrno("ftruncate", err);
@@ -81,7 +81,8 @@ class HostBackend final : public Backend {
   }
 
   Status memRelease(uint64_t native) override {
-    if (::close(static_cast<int>(native)) != 0) return FromErrno("close", errno);
+    if (Drive([&] { return ::close(static_cast<int>(native)); }) != 0)
+      return FromErrno("close", errno);
     return Status::Ok();
   }
 
@@ -91,75 +92,84 @@ class HostBackend final : public Backend {
     const uint64_t align = alignmentBytes > kHostGranularityBytes ? alignmentBytes
                                                                    : kHostGranularityBytes;
     const uint64_t span = bytes + align;
-    void* p = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = Drive([&] {
+      return mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    });
     if (p == MAP_FAILED) return FromErrno("mmap (reserve)", errno);
     const uint64_t raw = reinterpret_cast<uintptr_t>(p);
     const uint64_t base = (raw + align - 1) & ~(align - 1);
-    if (base > raw) munmap(p, base - raw);
+    if (base > raw) Drive([&] { return munmap(p, base - raw); });
     const uint64_t tail = raw + span - (base + bytes);
-    if (tail > 0) munmap(Ptr(base + bytes), tail);
+    if (tail > 0) Drive([&] { return munmap(Ptr(base + bytes), tail); });
     *va = base;
     return Status::Ok();
   }
 
   Status addressFree(uint64_t va, uint64_t bytes) override {
-    if (munmap(Ptr(va), bytes) != 0) return FromErrno("munmap", errno);
+    if (Drive([&] { return munmap(Ptr(va), bytes); }) != 0) return FromErrno("munmap", errno);
     return Status::Ok();
   }
 
   Status map(uint64_t va, uint64_t bytes, uint64_t native, uint64_t offsetBytes) override {
     // PROT_NONE: like cuMemMap, a new mapping is not accessible until setAccess.
-    void* p = mmap(Ptr(va), bytes, PROT_NONE, MAP_SHARED | MAP_FIXED, static_cast<int>(native),
-                   static_cast<off_t>(offsetBytes));
+    void* p = Drive([&] {
+      return mmap(Ptr(va), bytes, PROT_NONE, MAP_SHARED | MAP_FIXED, static_cast<int>(native),
+                  static_cast<off_t>(offsetBytes));
+    });
     if (p == MAP_FAILED) return FromErrno("mmap (map)", errno);
     return Status::Ok();
   }
 
   Status setAccess(uint64_t va, uint64_t bytes) override {
-    if (mprotect(Ptr(va), bytes, PROT_READ | PROT_WRITE) != 0) return FromErrno("mprotect", errno);
+    if (Drive([&] { return mprotect(Ptr(va), bytes, PROT_READ | PROT_WRITE); }) != 0)
+      return FromErrno("mprotect", errno);
     return Status::Ok();
   }
 
   Status unmap(uint64_t va, uint64_t bytes) override {
     // munmap would open a hole another mmap could take; mapping fresh PROT_NONE pages over the
     // range in one call keeps it reserved, as cuMemUnmap turns a mapping back into a reservation.
-    void* p = mmap(Ptr(va), bytes, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    void* p = Drive([&] {
+      return mmap(Ptr(va), bytes, PROT_NONE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    });
     if (p == MAP_FAILED) return FromErrno("mmap (unmap)", errno);
     return Status::Ok();
   }
 
   Status malloc(uint64_t bytes, uint64_t* va) override {
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = Drive([&] {
+      return mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    });
     if (p == MAP_FAILED) return FromErrno("mmap (malloc)", errno);
     *va = reinterpret_cast<uintptr_t>(p);
     return Status::Ok();
   }
 
   Status free(uint64_t va, uint64_t bytes) override {
-    if (munmap(Ptr(va), bytes) != 0) return FromErrno("munmap", errno);
+    if (Drive([&] { return munmap(Ptr(va), bytes); }) != 0) return FromErrno("munmap", errno);
     return Status::Ok();
   }
 
   // DriverCore checked that the whole range is mapped with access, so these cannot fault.
   Status copyToHost(void* dst, uint64_t va, uint64_t bytes) override {
-    memcpy(dst, Ptr(va), bytes);
+    Drive([&] { return memcpy(dst, Ptr(va), bytes); });
     return Status::Ok();
   }
 
   Status copyFromHost(uint64_t va, const void* src, uint64_t bytes) override {
-    memcpy(Ptr(va), src, bytes);
+    Drive([&] { return memcpy(Ptr(va), src, bytes); });
     return Status::Ok();
   }
 
   Status memset(uint64_t va, uint8_t value, uint64_t bytes) override {
-    ::memset(Ptr(va), value, bytes);
+    Drive([&] { return ::memset(Ptr(va), value, bytes); });
     return Status::Ok();
   }
 
   Status memGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) override {
     struct sysinfo info;
-    if (sysinfo(&info) != 0) return FromErrno("sysinfo", errno);
+    if (Drive([&] { return sysinfo(&info); }) != 0) return FromErrno("sysinfo", errno);
     *freeBytes = static_cast<uint64_t>(info.freeram) * info.mem_unit;
     *totalBytes = static_cast<uint64_t>(info.totalram) * info.mem_unit;
     return Status::Ok();
