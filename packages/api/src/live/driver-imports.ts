@@ -4,8 +4,15 @@
 // the recorder's log of (kind, bytes) for every call, the sizes of handles and mallocs (memRelease
 // and free name no size, the simulator's log does), and, when asked, the device memory in use
 // after every call that takes memory (cuMemGetInfo growth since the replay began).
+//
+// This is the hot path of a live replay: one import per device call, and cuMemMap itself answers
+// in about a microsecond. So each import calls the addon directly (Driver.direct: no second
+// argument check in JS, since the addon checks every argument and refuses a bad one with the same
+// DeviceError), allocates nothing per call, and classifies nothing on success: map and setAccess
+// come back as the addon's 0 or -1 (refused for want of memory or by an injected fault; the policy
+// rolls its operation back), and any other failure is the addon's DeviceError unwinding the replay.
 import type { DeviceImports } from "@lakebed/core-sim";
-import { DeviceError, type Driver } from "@lakebed/native-cuda";
+import type { Driver } from "@lakebed/native-cuda";
 import { callKindIndex, type CallRecorder } from "./call-recorder.js";
 import type { MemoryWatch } from "./memory-watch.js";
 
@@ -33,43 +40,19 @@ export interface BoundDriver {
 }
 
 export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: MemoryWatch): BoundDriver {
+  const d = driver.direct;
   const handleBytes = new Map<number, number>();
   const mallocBytes = new Map<number, number>();
   let memory: { readonly buffer: ArrayBuffer } | null = null;
   let fills = 0;
   let checks = 0;
+
+  // Every import records its call before making it (a call that throws is in the log, as the
+  // simulator counts a call before it can fail). Timed recorders also take the time from here
+  // (the policy's import) to the answer, and the operands: the address and handle named, or for
+  // memCreate/addressReserve/malloc the ones the driver returned; for addressReserve the handle
+  // column holds the alignment.
   const timed = recorder.timed;
-
-  // One recorded driver call; `f` makes it. Recorded before it is made, so a call that throws is in
-  // the log as the simulator's (which counts a call before it can fail) is. Timed recorders also
-  // keep the operands: the address and handle named, or for memCreate/addressReserve/malloc the
-  // ones the driver returned (`result`); for addressReserve the handle column holds the alignment.
-  function call<T extends number | void>(kind: number, bytes: number, f: () => T, va = 0, handle = -1, result?: "va" | "handle"): T {
-    const i = recorder.record(kind, bytes);
-    if (!timed) return f();
-    const t0 = performance.now();
-    const r = f();
-    recorder.took(i, (performance.now() - t0) * 1000);
-    if (result === "va") recorder.operands(i, r as number, handle);
-    else if (result === "handle") recorder.operands(i, 0, r as number);
-    else recorder.operands(i, va, handle);
-    return r;
-  }
-
-  /**
-   * A map or setAccess the policy can undo: 0 when it was done, -1 when the driver refused it for
-   * want of memory or by an injected fault (the policy then rolls its operation back and reports out
-   * of memory). Any other failure is a bug or a broken driver and unwinds the replay.
-   */
-  function refusable(f: () => void): number {
-    try {
-      f();
-      return 0;
-    } catch (e) {
-      if (e instanceof DeviceError && (e.code === "INJECTED" || e.code === "OUT_OF_MEMORY" || e.driverError === "CUDA_ERROR_OUT_OF_MEMORY")) return -1;
-      throw e;
-    }
-  }
 
   function hostBytes(ptr: number, bytes: number): Uint8Array {
     if (!memory) throw new Error("live replay: the Wasm memory is not bound");
@@ -78,7 +61,10 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
 
   const imports: DeviceImports = {
     memCreate(bytes) {
-      const h = call(K.memCreate, bytes, () => driver.memCreate(bytes), 0, -1, "handle");
+      const i = recorder.record(K.memCreate, bytes);
+      const t0 = timed ? performance.now() : 0;
+      const h = d.memCreate(bytes);
+      if (timed) recorder.took(i, t0, 0, h);
       if (h > 0) {
         handleBytes.set(h, bytes);
         watch?.sample();
@@ -86,26 +72,50 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
       return h;
     },
     memRelease(handle) {
-      call(K.memRelease, handleBytes.get(handle) ?? 0, () => driver.memRelease(handle), 0, handle);
+      const i = recorder.record(K.memRelease, handleBytes.get(handle) ?? 0);
+      const t0 = timed ? performance.now() : 0;
+      d.memRelease(handle);
+      if (timed) recorder.took(i, t0, 0, handle);
       handleBytes.delete(handle);
     },
     addressReserve(bytes, alignment) {
-      return call(K.addressReserve, bytes, () => driver.addressReserve(bytes, alignment), 0, alignment, "va");
+      const i = recorder.record(K.addressReserve, bytes);
+      const t0 = timed ? performance.now() : 0;
+      const va = d.addressReserve(bytes, alignment);
+      if (timed) recorder.took(i, t0, va, alignment);
+      return va;
     },
     addressFree(va, bytes) {
-      call(K.addressFree, bytes, () => driver.addressFree(va, bytes), va);
+      const i = recorder.record(K.addressFree, bytes);
+      const t0 = timed ? performance.now() : 0;
+      d.addressFree(va, bytes);
+      if (timed) recorder.took(i, t0, va, -1);
     },
     map(va, bytes, handle, offset) {
-      return refusable(() => call(K.map, bytes, () => driver.map(va, bytes, handle, offset), va, handle));
+      const i = recorder.record(K.map, bytes);
+      const t0 = timed ? performance.now() : 0;
+      const r = d.tryMap(va, bytes, handle, offset);
+      if (timed) recorder.took(i, t0, va, handle);
+      return r;
     },
     setAccess(va, bytes) {
-      return refusable(() => call(K.setAccess, bytes, () => driver.setAccess(va, bytes), va));
+      const i = recorder.record(K.setAccess, bytes);
+      const t0 = timed ? performance.now() : 0;
+      const r = d.trySetAccess(va, bytes);
+      if (timed) recorder.took(i, t0, va, -1);
+      return r;
     },
     unmap(va, bytes) {
-      call(K.unmap, bytes, () => driver.unmap(va, bytes), va);
+      const i = recorder.record(K.unmap, bytes);
+      const t0 = timed ? performance.now() : 0;
+      d.unmap(va, bytes);
+      if (timed) recorder.took(i, t0, va, -1);
     },
     malloc(bytes) {
-      const va = call(K.malloc, bytes, () => driver.malloc(bytes), 0, -1, "va");
+      const i = recorder.record(K.malloc, bytes);
+      const t0 = timed ? performance.now() : 0;
+      const va = d.malloc(bytes);
+      if (timed) recorder.took(i, t0, va, -1);
       if (va > 0) {
         mallocBytes.set(va, bytes);
         watch?.sample();
@@ -113,28 +123,41 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
       return va;
     },
     free(va) {
-      call(K.free, mallocBytes.get(va) ?? 0, () => driver.free(va), va);
+      const i = recorder.record(K.free, mallocBytes.get(va) ?? 0);
+      const t0 = timed ? performance.now() : 0;
+      d.free(va);
+      if (timed) recorder.took(i, t0, va, -1);
       mallocBytes.delete(va);
     },
     copyToHost(va, hostPtr, bytes) {
-      call(K.copyToHost, bytes, () => driver.copyToHost(va, hostBytes(hostPtr, bytes)));
+      const i = recorder.record(K.copyToHost, bytes);
+      const t0 = timed ? performance.now() : 0;
+      d.copyToHost(va, hostBytes(hostPtr, bytes), bytes);
+      if (timed) recorder.took(i, t0, 0, -1);
     },
     copyFromHost(va, hostPtr, bytes) {
-      call(K.copyFromHost, bytes, () => driver.copyFromHost(va, hostBytes(hostPtr, bytes)));
+      const i = recorder.record(K.copyFromHost, bytes);
+      const t0 = timed ? performance.now() : 0;
+      d.copyFromHost(va, hostBytes(hostPtr, bytes), bytes);
+      if (timed) recorder.took(i, t0, 0, -1);
     },
     memGetInfoFree() {
-      return call(K.memGetInfo, 0, () => driver.memGetInfo().free);
+      const i = recorder.record(K.memGetInfo, 0);
+      const t0 = timed ? performance.now() : 0;
+      const free = d.memGetInfo().free;
+      if (timed) recorder.took(i, t0, 0, -1);
+      return free;
     },
     memGetInfoTotal() {
-      return driver.memGetInfo().total;
+      return d.memGetInfo().total;
     },
     fillPattern(va, bytes, seed) {
       fills++;
-      driver.fillPattern(va, bytes, seed);
+      d.fillPattern(va, bytes, seed);
     },
     checkPattern(va, bytes, seed) {
       checks++;
-      return driver.checkPattern(va, bytes, seed);
+      return d.checkPattern(va, bytes, seed);
     },
   };
   return {

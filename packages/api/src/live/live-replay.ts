@@ -33,8 +33,12 @@ export interface LiveReplayRequest {
   checkEvery?: number;
   /** native-cuda fault injection: every Nth call of a kind fails as the driver would */
   failEvery?: FailEvery;
-  /** keep each driver call's latency (the benchmark) */
+  /** keep each driver call's latency from the policy's import, and its operands (the benchmark) */
   timeCalls?: boolean;
+  /** with timeCalls: also time each call inside the native layer (DriverCore's whole operation,
+   * and the driver function alone; the recorder's coreMicros/driverMicros). Default: on. Its
+   * clock reads add to the time seen from the import. */
+  timeNative?: boolean;
   /** sample cuMemGetInfo after each call that takes memory (the benchmark's real peak) */
   watchMemory?: boolean;
   /** CUDA device ordinal (cuda only) */
@@ -179,10 +183,13 @@ async function replayDeviceLive(
       onProgress: (done) => onProgress(done),
     });
     bound.setMemory(session.wasm.memory);
+    const timeNative = recorder.timed && request.timeNative !== false;
+    if (timeNative) driver.timeCalls(true);
     while (!session.done) {
       session.step();
       await yieldToEventLoop();
     }
+    if (timeNative) recorder.attachNativeTimes(driver.takeCallTimes());
     result = session.result();
     heldAtEnd = countHeld(driver.leakReport());
     const broken = driver.isValid();
