@@ -1,11 +1,61 @@
 // The benchmark's tables, in Markdown (committed beside the JSON in packages/native-cuda/bench).
 import type { BenchReport } from "./gpu-bench.js";
 import type { LatencySummary } from "./latency.js";
+import type { CallFloor } from "./raw-floor.js";
 
 const MiB = 2 ** 20;
 const mib = (b: number) => (b / MiB).toFixed(1);
 const us = (s: LatencySummary | null) => (s ? `${s.medianUs.toFixed(2)} / ${s.p99Us.toFixed(2)}` : "—");
 const sizeName = (b: number) => (b === 0 ? "" : b % MiB === 0 ? `${b / MiB} MiB` : `${b} B`);
+const ms = (x: number | null) => (x === null ? "—" : (x / 1000).toFixed(1));
+const pct = (x: number | null) => (x === null ? "—" : `${x >= 0 ? "+" : ""}${x.toFixed(1)}%`);
+/** The target of issue 5: a layer at most 5% over the raw driver call. */
+const TARGET_PERCENT = 5;
+
+type Figure = "raw" | "driver" | "core" | "whole" | "cppAdds" | "jsAdds";
+const FIGURES: Figure[] = ["raw", "driver", "core", "whole", "cppAdds", "jsAdds"];
+
+/** Per call kind, over every latency case: each figure as the n-weighted mean of the (kind, size)
+ * groups' medians (a kind's sizes differ by orders of magnitude; each group is compared with
+ * itself), with the groups' call counts. */
+export function byKind(r: BenchReport): Array<{ call: string; n: number } & Record<Figure, number | null>> {
+  const kinds = new Map<string, CallFloor[]>();
+  for (const f of r.floors) for (const c of f.floor.calls) kinds.set(c.call, [...(kinds.get(c.call) ?? []), c]);
+  return [...kinds].map(([call, groups]) => {
+    const row = { call, n: groups.reduce((n, g) => n + g.whole.n, 0) } as { call: string; n: number } & Record<Figure, number | null>;
+    for (const fig of FIGURES) {
+      const have = groups.filter((g) => g[fig] !== null);
+      const n = have.reduce((k, g) => k + g[fig]!.n, 0);
+      row[fig] = n === 0 ? null : have.reduce((sum, g) => sum + g[fig]!.n * g[fig]!.medianUs, 0) / n;
+    }
+    return row;
+  });
+}
+
+function layerTable(r: BenchReport): string[] {
+  const c = r.crossing;
+  const out = [
+    "### Driver calls per kind, all latency cases: the raw driver and the three layers of the backend",
+    "",
+    "Microseconds, n-weighted over each (kind, size) group's median. Driver in backend: the driver function as the backend makes it; C++ backend: DriverCore around it (checks, tables, counters); whole path: from the policy's Wasm import (JS, the N-API crossing, C++). Over raw: (layer - raw) / raw. Added: the same call's core - driver, and its whole - core (paired within one replay).",
+    "",
+    "| call | n | raw | driver in backend | C++ backend | whole path | driver over raw | C++ over raw | whole over raw | C++ added | import + JS + N-API added | under 5%: C++ / whole |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+  ];
+  const over = (x: number | null, raw: number | null) => (x === null || raw === null ? null : (100 * (x - raw)) / raw);
+  const f2 = (x: number | null) => (x === null ? "—" : x.toFixed(2));
+  const yes = (x: number | null) => (x === null ? "—" : x <= TARGET_PERCENT ? "yes" : "no");
+  for (const k of byKind(r).sort((a, b) => b.n - a.n)) {
+    const oc = over(k.core, k.raw);
+    const ow = over(k.whole, k.raw);
+    out.push(`| ${k.call} | ${k.n} | ${f2(k.raw)} | ${f2(k.driver)} | ${f2(k.core)} | ${f2(k.whole)} | ${pct(over(k.driver, k.raw))} | ${pct(oc)} | ${pct(ow)} | ${f2(k.cppAdds)} | ${f2(k.jsAdds)} | ${yes(oc)} / ${yes(ow)} |`);
+  }
+  out.push(
+    "",
+    `Floors of the timing itself (mean of back-to-back calls): one call into the addon that does nothing ${c.nopNs.toFixed(0)} ns, with four numbers to read ${c.nop4Ns.toFixed(0)} ns; performance.now() ${c.performanceNowNs.toFixed(0)} ns; a native clock read ${c.clockReadNs.toFixed(0)} ns (in the timed replays: ${r.floors.map((f) => f.floor.clockReadNs.toFixed(0)).join(", ")} ns). A C++ figure holds about two native clock reads more than the driver's; a whole-path figure none (its replay had native timing off).`,
+  );
+  return out;
+}
 
 export function markdown(r: BenchReport, toleranceBytes: number): string {
   const out: string[] = [];
@@ -30,19 +80,22 @@ export function markdown(r: BenchReport, toleranceBytes: number): string {
     out.push("");
   }
 
+  if (r.floors.length) out.push(...layerTable(r), "");
   for (const f of r.floors) {
-    out.push(`### Driver calls of ${f.trace} (${f.policy}), backend vs raw driver, same calls, same run (us, median / p99)`, "");
+    out.push(`### Driver calls of ${f.trace} (${f.policy}): three layers and the raw driver, same calls, same run (us, median / p99)`, "");
+    const tot = f.floor.totalUs;
     out.push(
-      `All ${f.floor.calls.reduce((n, c) => n + c.backend.n, 0)} calls: backend ${(f.floor.backendTotalUs / 1000).toFixed(1)} ms, raw ${(f.floor.rawTotalUs / 1000).toFixed(1)} ms, overhead ${f.floor.totalOverheadPercent.toFixed(1)}%.`,
+      `All ${f.floor.calls.reduce((n, c) => n + c.whole.n, 0)} calls, summed: raw ${ms(tot.raw)}, driver in the backend ${ms(tot.driver)}, C++ backend ${ms(tot.core)}, whole path ${ms(tot.whole)} ms; over raw: C++ backend ${pct(f.floor.totalOverPercent.core)}, whole path ${pct(f.floor.totalOverPercent.whole)}.`,
       "",
     );
-    out.push("| call | size | n | backend | raw | overhead (median) |");
-    out.push("|---|---|---:|---:|---:|---:|");
+    out.push("| call | size | n | raw | driver in backend | C++ backend | whole path | C++ over raw | whole over raw |");
+    out.push("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (const c of f.floor.calls.slice(0, 14)) {
-      out.push(`| ${c.call} | ${sizeName(c.bytes)} | ${c.backend.n} | ${us(c.backend)} | ${us(c.raw)} | ${c.overheadPercent.toFixed(1)}% (${(c.backend.medianUs - c.raw.medianUs).toFixed(2)} us) |`);
+      const over = (layer: "core" | "whole") => `${pct(c.overPercent[layer])}${c.raw && c[layer] ? ` (${(c[layer]!.medianUs - c.raw.medianUs).toFixed(2)} us)` : ""}`;
+      out.push(`| ${c.call} | ${sizeName(c.bytes)} | ${c.whole.n} | ${us(c.raw)} | ${us(c.driver)} | ${us(c.core)} | ${us(c.whole)} | ${over("core")} | ${over("whole")} |`);
     }
     const s = f.floor.stitchPerChunk;
-    if (s.n > 0) out.push("", `Map N 2 MiB chunks into one range + setAccess over it, per chunk (${s.n} times): backend ${us(s.backend)}, raw ${us(s.raw)}.`);
+    if (s.n > 0) out.push("", `Map N 2 MiB chunks into one range + setAccess over it, per chunk (${s.n} times): whole path ${us(s.whole)}, C++ backend ${us(s.core)}, raw ${us(s.raw)}.`);
     if (f.cached) {
       const c = f.cached;
       out.push(

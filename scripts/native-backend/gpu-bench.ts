@@ -5,9 +5,11 @@
 //      teardown; device memory really in use at the peak (cuMemGetInfo growth since just before
 //      the replay) against the simulator's peak reserved;
 //   2. --verify-data live replays of every trace (recorded policy and vms): no pattern changed;
-//   3. latency: per driver call as the backend makes it against the very same calls made through
-//      the raw driver in the same run (raw_replay), stitching per 2 MiB chunk, and cached
-//      allocations and frees as the policy serves them.
+//   3. latency: per driver call at three layers (the driver function inside the backend, the C++
+//      backend around it, the whole path from the policy's Wasm import) against the very same
+//      calls made through the raw driver in the same run (raw_replay; on the GPU only), stitching
+//      per 2 MiB chunk, cached allocations and frees as the policy serves them, and what one
+//      JS -> native call and one clock read cost at least.
 // Writes live-bench.json and live-bench.md under --out; exit status 1 when a check fails.
 //
 //   node .device/live/gpu-bench.mjs --traces .device/traces --raw-replay .device/native-cuda/raw_replay --out $OUT
@@ -68,11 +70,23 @@ export interface FloorRow {
   cached: CachedLatency | null;
 }
 
+/** Floors of the timing itself, each the mean of many back-to-back calls, in nanoseconds. */
+export interface Crossing {
+  /** one call into the addon that does nothing (nop()), and one that reads four numbers */
+  nopNs: number;
+  nop4Ns: number;
+  /** one performance.now(), as the imports time a call */
+  performanceNowNs: number;
+  /** one native clock read (clock_gettime), as DriverCore times a call */
+  clockReadNs: number;
+}
+
 export interface BenchReport {
   backend: LiveBackend;
   device: string;
   doctor: ReturnType<typeof doctor>;
   node: string;
+  crossing: Crossing;
   differential: DifferentialRow[];
   verify: VerifyRow[];
   floors: FloorRow[];
@@ -145,22 +159,53 @@ async function verify(report: BenchReport, t: SharedTrace, trace: Trace, policy:
 }
 
 async function floor(report: BenchReport, t: SharedTrace, trace: Trace, policy: PolicyName | undefined, withCached: boolean): Promise<void> {
-  // Twice, live then raw each time, and the second round kept: the first pays for the driver's
-  // first use of each size (page-table pools, allocator state) on whichever side goes first.
-  let f: ReplayFloor | undefined;
-  let policyName = "";
-  for (let round = 0; round < 2; round++) {
-    const { runs, document } = await replayLive(trace, { backend, policy, capacityBytes: t.capacityBytes, timeCalls: true });
-    f = rawFloor(runs[0].recorder, args["raw-replay"]!, args.out!, `${t.name}.${document.policy}`);
-    policyName = document.policy;
-  }
+  // Three replays of the same calls. The first, and raw_replay making its calls, only warm up: they
+  // pay for the driver's first use of each size (page-table pools, allocator state) on both sides.
+  // The second is timed from the import only, so that no native clock read weighs on the whole
+  // path; the third also inside the native layer, and raw_replay makes its calls again: the floor.
+  const rawTool = backend === "cuda" ? args["raw-replay"]! : null;
+  const replay = async (timeNative: boolean) => (await replayLive(trace, { backend, policy, capacityBytes: t.capacityBytes, timeCalls: true, timeNative })).runs[0];
+  const policyName = resolvePolicy(trace, { policy }).policy;
+  const label = `${t.name}.${policyName}`;
+  const warm = await replay(true);
+  rawFloor(warm.recorder, warm.recorder, rawTool, args.out!, label);
+  const plain = await replay(false);
+  const timed = await replay(true);
+  const f = rawFloor(plain.recorder, timed.recorder, rawTool, args.out!, label);
   let cached: CachedLatency | null = null;
   if (withCached) {
     const { policy: p, conf } = resolvePolicy(trace, { policy });
     cached = cachedLatency(backend, trace.devices[0], p, conf, t.capacityBytes);
   }
-  report.floors.push({ trace: t.name, policy: policyName, floor: f!, cached });
-  console.log(JSON.stringify({ trace: t.name, policy: policyName, totalOverheadPercent: f!.totalOverheadPercent, stitch: f!.stitchPerChunk, cached }));
+  report.floors.push({ trace: t.name, policy: policyName, floor: f, cached });
+  console.log(JSON.stringify({ trace: t.name, policy: policyName, totalOverPercent: f.totalOverPercent, stitch: f.stitchPerChunk, cached }));
+}
+
+/** Mean nanoseconds of one call of `f`, the lowest of five batches. */
+function perCallNs(f: () => void, n = 200_000): number {
+  let best = Infinity;
+  for (let batch = 0; batch < 5; batch++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) f();
+    best = Math.min(best, ((performance.now() - t0) * 1e6) / n);
+  }
+  return best;
+}
+
+function crossing(kind: LiveBackend): Crossing {
+  const driver = openDriver(kind);
+  try {
+    const d = driver.direct;
+    driver.timeCalls(true);
+    return {
+      nopNs: perCallNs(() => d.nop()),
+      nop4Ns: perCallNs(() => d.nop(1, 2, 3, 4)),
+      performanceNowNs: perCallNs(() => performance.now()),
+      clockReadNs: driver.takeCallTimes().clockReadNs,
+    };
+  } finally {
+    driver.teardown();
+  }
 }
 
 /** The latency cases: trace, policy (default: the recorded one), and whether to time cached calls. */
@@ -190,8 +235,10 @@ async function main(): Promise<void> {
     return;
   }
   const probe = openDriver(backend);
-  const report: BenchReport = { backend, device: probe.info().description, doctor: doc, node: process.version, differential: [], verify: [], floors: [], failures: [] };
+  const device = probe.info().description;
   probe.teardown();
+  const report: BenchReport = { backend, device, doctor: doc, node: process.version, crossing: crossing(backend), differential: [], verify: [], floors: [], failures: [] };
+  console.log(JSON.stringify({ crossing: report.crossing }));
   const traces = sharedTraces(args.traces!);
   const loaded = new Map<string, Trace>();
   for (const t of traces) loaded.set(t.name, await readTrace(t.file));
@@ -203,16 +250,14 @@ async function main(): Promise<void> {
   for (const t of traces) for (const p of [undefined, "vms", "lakebed"] as const) await differential(report, t, loaded.get(t.name)!, p);
   save();
 
-  // raw_replay makes CUDA calls: the floor exists on the GPU only. Each case runs in a fresh
-  // process, as raw_replay does: the driver's own state after a long process (earlier replays in it)
-  // must not weigh on one side only.
-  if (backend === "cuda") {
-    for (let i = 0; i < FLOOR_CASES.length; i++) {
-      if (!traces.some((t) => t.name === FLOOR_CASES[i][0])) continue;
-      const file = join(args.out!, `floor-${i}.json`);
-      execFileSync(process.execPath, [process.argv[1], ...process.argv.slice(2), "--floor-case", `${i}:${file}`], { stdio: "inherit" });
-      report.floors.push(JSON.parse(readFileSync(file, "utf8")));
-    }
+  // Each case runs in a fresh process, as raw_replay does: the driver's own state after a long
+  // process (earlier replays in it) must not weigh on one side only. raw_replay makes CUDA calls:
+  // on host memory the cases run without the raw floor (a dry run of the benchmark).
+  for (let i = 0; i < FLOOR_CASES.length; i++) {
+    if (!traces.some((t) => t.name === FLOOR_CASES[i][0])) continue;
+    const file = join(args.out!, `floor-${i}.json`);
+    execFileSync(process.execPath, [process.argv[1], ...process.argv.slice(2), "--floor-case", `${i}:${file}`], { stdio: "inherit" });
+    report.floors.push(JSON.parse(readFileSync(file, "utf8")));
   }
   save();
   // --verify-data: every trace under its recorded policy; vms (stitched ranges) on the traces whose
