@@ -10,7 +10,8 @@ mkdir -p .device/live .device/traces
 node_modules/.bin/esbuild scripts/native-backend/gpu-bench.ts --bundle --platform=node --format=esm \
   --target=node20 --outfile=.device/live/gpu-bench.mjs --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
-cp packages/core-sim/dist/core-sim.wasm .device/live/core-sim.wasm
+# the Wasm modules the packages load from beside the bundle (traces falls back to JS without its own)
+cp packages/core-sim/dist/core-sim.wasm packages/traces/dist/*.wasm .device/live/
 g++ -O2 -std=c++17 -D_GNU_SOURCE -static-libstdc++ -Ipackages/native-cuda/src/native \
   packages/native-cuda/bench/raw_replay.cc packages/native-cuda/src/native/cuda_loader.cc -ldl \
   -o .device/native-cuda/raw_replay
