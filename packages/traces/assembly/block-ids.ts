@@ -4,7 +4,7 @@
 // and free_completed, found by address in an open-addressing table of the live blocks.
 //
 // Memory, laid out by the caller: the action column (u8), the addr column (f64) and the blockId
-// column (i32) of n events; the table lives above `heapStart` and moves up when it grows.
+// column (i32) of n events; the table lives above `heapStart`, in one of two regions (see rehash).
 //
 // Table invariants: capacity is a power of two and at least twice the live and deleted slots
 // (probing ends); a slot's key is an address (>= 0), EMPTY or DELETED.
@@ -24,19 +24,30 @@ let capacity: i32 = 0;
 let used: i32 = 0; // live + deleted
 let live: i32 = 0;
 let heapTop: usize = 0;
+let spare: usize = 0; // the previous table's region, reused by a rehash that keeps the size
+let spareCapacity: i32 = 0;
 
-/** An empty table above `heapStart` (the end of the caller's columns). */
-export function reset(heapStart: usize): void {
+let nextId: i32 = 0;
+
+/** An empty table above `heapStart` (the end of the caller's columns); the first new block gets `firstId`. */
+export function reset(heapStart: usize, firstId: i32): void {
   heapTop = (heapStart + 15) & ~15;
+  spare = 0;
+  spareCapacity = 0;
   allocate(MIN_CAPACITY);
   used = 0;
   live = 0;
+  nextId = firstId;
 }
 
-/** Numbers events [0, n): returns the first that does not fit (see numberEvents), or -1. */
-export function number(actionPtr: usize, addrPtr: usize, idPtr: usize, n: i32, firstId: i32): i32 {
-  let next = firstId;
-  for (let i = 0; i < n; i++) {
+/**
+ * Numbers events [from, to): returns the first that does not fit (see numberEvents), or -1. The
+ * caller goes through the events a slice per call: V8 runs a call in the code it started with, and
+ * the optimized code it compiles meanwhile serves the next call.
+ */
+export function number(actionPtr: usize, addrPtr: usize, idPtr: usize, from: i32, to: i32): i32 {
+  let next = nextId;
+  for (let i = from; i < to; i++) {
     const a = <u32>load<u8>(actionPtr + <usize>i);
     const addr = load<f64>(addrPtr + (<usize>i << 3));
     let id: i32 = -1;
@@ -57,6 +68,7 @@ export function number(actionPtr: usize, addrPtr: usize, idPtr: usize, n: i32, f
     }
     store<i32>(idPtr + (<usize>i << 2), id);
   }
+  nextId = next;
   return -1;
 }
 
@@ -95,29 +107,50 @@ function find(addr: f64): usize {
   return 0; // not reached
 }
 
+/**
+ * Adds `addr` (not in the table). It takes the first deleted slot on its probe path when there is
+ * one: the caching allocator hands the same addresses out again and again, and a table that left
+ * each one's old slot deleted and went on to the next empty one grew runs of deleted slots that
+ * every later probe had to walk.
+ */
 function insert(addr: f64, id: i32): void {
   if ((used + 1) * 2 > capacity) rehash();
   const mask = capacity - 1;
+  let reuse: usize = 0;
   for (let i = slotOf(addr, mask); ; i = (i + 1) & mask) {
     const slot = table + <usize>i * SLOT_BYTES;
     const key = load<f64>(slot);
+    if (key == DELETED && reuse == 0) reuse = slot;
     if (key == EMPTY) {
-      store<f64>(slot, addr);
-      store<i32>(slot, id, 8);
-      used++;
+      if (reuse == 0) used++;
+      const at = reuse != 0 ? reuse : slot;
+      store<f64>(at, addr);
+      store<i32>(at, id, 8);
       live++;
       return;
     }
   }
 }
 
-/** A fresh table of at least four times the live slots; the old one is abandoned (the heap only grows). */
+/**
+ * A table of at least four times the live slots (and no smaller), without the deleted ones. When it keeps its size
+ * (frees made the room, the common case) it is rebuilt in the spare region of that size; a larger
+ * one is carved from the heap, and the old region becomes the spare.
+ */
 function rehash(): void {
   const old = table;
   const oldCapacity = capacity;
-  let n = MIN_CAPACITY;
+  let n = capacity; // it never shrinks: a table that shrank would soon grow again, into new memory
   while (n < live * 4) n <<= 1;
-  allocate(n);
+  if (n <= spareCapacity) {
+    table = spare;
+    capacity = spareCapacity;
+    clear();
+  } else {
+    allocate(n);
+  }
+  spare = old;
+  spareCapacity = oldCapacity;
   used = 0;
   live = 0;
   for (let i = 0; i < oldCapacity; i++) {
@@ -133,11 +166,19 @@ function allocate(n: i32): void {
   heapTop += <usize>n * SLOT_BYTES;
   const pages = <i32>((heapTop + 0xffff) >> 16) - memory.size();
   if (pages > 0 && memory.grow(pages) < 0) unreachable();
-  for (let i = 0; i < n; i++) store<f64>(table + <usize>i * SLOT_BYTES, EMPTY);
+  clear();
 }
 
-/** Fibonacci hashing of the address in 512-byte units (block addresses are multiples of 512). */
+function clear(): void {
+  for (let i = 0; i < capacity; i++) store<f64>(table + <usize>i * SLOT_BYTES, EMPTY);
+}
+
+/**
+ * Fibonacci hashing of the address's bits as a double: the multiply carries every bit into the top
+ * ones it keeps. (A float-to-integer conversion here, i64.trunc_sat_f64_u, cost more than the whole
+ * probe: V8 has no single x64 instruction for it.)
+ */
 // @ts-ignore: decorator
 @inline function slotOf(addr: f64, mask: i32): i32 {
-  return <i32>(((<u64>addr >> 9) * 0x9e3779b97f4a7c15) >> 40) & mask;
+  return <i32>((reinterpret<u64>(addr) * 0x9e3779b97f4a7c15) >> 40) & mask;
 }

@@ -11,14 +11,16 @@ import { wasmModule } from "./wasm-module.js";
 
 interface BlockIdExports {
   memory: WebAssembly.Memory;
-  reset(heapStart: number): void;
-  number(actionPtr: number, addrPtr: number, idPtr: number, n: number, firstId: number): number;
+  reset(heapStart: number, firstId: number): void;
+  number(actionPtr: number, addrPtr: number, idPtr: number, from: number, to: number): number;
   addLive(addr: number, id: number): void;
   liveCount(): number;
   writeLive(out: number): void;
 }
 
 const PAGE_BYTES = 65536;
+/** events per call (see assembly/block-ids.ts number) */
+const SLICE_EVENTS = 8192;
 /** wasm32 memory ends at 4 GiB; the columns and the table must fit below it */
 const MAX_EVENTS = 2 ** 28;
 
@@ -48,9 +50,10 @@ export function numberEventsWasm(events: EventsWithoutIds, initialLive: Readonly
     wasm.memory.grow(Math.ceil((heapStart - base) / PAGE_BYTES) + 1);
     new Float64Array(wasm.memory.buffer, addrPtr, n).set(events.addr.subarray(0, n));
     new Uint8Array(wasm.memory.buffer, actionPtr, n).set(events.action.subarray(0, n));
-    wasm.reset(heapStart);
+    wasm.reset(heapStart, initialLive.length);
     for (const [addr, id] of initialLive) wasm.addLive(addr, id);
-    const bad = wasm.number(actionPtr, addrPtr, idPtr, n, initialLive.length);
+    let bad = -1;
+    for (let from = 0; from < n && bad < 0; from += SLICE_EVENTS) bad = wasm.number(actionPtr, addrPtr, idPtr, from, Math.min(n, from + SLICE_EVENTS));
     const blockId = new Int32Array(wasm.memory.buffer, idPtr, n).slice();
     const live = new AddressTable();
     if (bad < 0) {
