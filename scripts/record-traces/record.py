@@ -42,6 +42,18 @@ RUNS = {
     "kv_cache": ("", None, 400000, "kv_cache", 18),
     "kv_cache_exp": ("expandable_segments:True,roundup_power2_divisions:[64:8,256:4,>:1]", None, 400000, "kv_cache", 19),
     "exp_emptycache": ("expandable_segments:True", None, 400000, "dynamic_emptycache", 20),
+    # Session 4: what the first twenty left out. Settings on truncated traces, garbage collection
+    # without a memory fraction (PyTorch ignores the threshold then), CUDA graphs and MemPools
+    # (private pools), and two devices where the machine has them.
+    "msplit_trunc": ("max_split_size_mb:64,roundup_power2_divisions:4", None, 4000, "dynamic", 21),
+    "streams_trunc": ("", None, 2500, "streams", 22),
+    "exp_streams_trunc": ("expandable_segments:True", None, 2500, "streams", 23),
+    "gc_nocap": ("garbage_collection_threshold:0.6", None, 400000, "pressure", 24),
+    "graphs": ("", None, 400000, "graphs", 25),
+    "graphs_exp": ("expandable_segments:True", None, 400000, "graphs", 26),
+    "mempool": ("", None, 400000, "mempool", 27),
+    "two_devices": ("", None, 400000, "two_devices", 28),
+    "exp_two_devices": ("expandable_segments:True", None, 400000, "two_devices", 29),
 }
 
 
@@ -205,7 +217,77 @@ def dynamic_emptycache(rng):
     dynamic(rng, steps=20)
 
 
+def graphs(rng, steps=16):
+    """CUDA graphs: a captured MLP replayed between eager steps; a second graph shares the first's
+    pool; the first is dropped and the cache emptied halfway."""
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(1024, 4096), nn.GELU(), nn.Linear(4096, 1024)).cuda()
+    static_x = torch.randn(256, 1024, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as the CUDA graphs docs ask
+        for _ in range(3):
+            model(static_x)
+    torch.cuda.current_stream().wait_stream(side)
+    g1 = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g1):
+        static_y = model(static_x)
+    g2 = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g2, pool=g1.pool()):
+        static_z = model(static_y) * 2
+    for step in range(steps):
+        static_x.copy_(torch.randn(256, 1024, device="cuda"))
+        g1.replay()
+        if step <= steps // 2:
+            g2.replay()
+        acts = [tensor(odd_size(rng)) for _ in range(rng.randint(5, 20))]
+        del acts
+        if step == steps // 2:
+            del g2, static_z
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+    del g1, static_y
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+
+
+def mempool(rng, steps=20):
+    """torch.cuda.MemPool: part of the work allocates from a pool of its own."""
+    pool = torch.cuda.MemPool()
+    keep = []
+    for step in range(steps):
+        with torch.cuda.use_mem_pool(pool):
+            pooled = [tensor(odd_size(rng)) for _ in range(rng.randint(2, 8))]
+        eager = [tensor(odd_size(rng)) for _ in range(rng.randint(5, 15))]
+        if rng.random() < 0.3:
+            keep.append(pooled.pop())
+        del pooled, eager
+    del keep
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+
+
+def two_devices(rng, steps=30):
+    """The dynamic workload on every device the machine has (one is enough to record a trace)."""
+    n = torch.cuda.device_count()
+    for d in range(n):
+        torch.cuda.set_device(d)
+        tensor(1)  # create the device's context and allocator state
+    held = {d: [] for d in range(n)}
+    for _ in range(steps):
+        for d in range(n):
+            with torch.cuda.device(d):
+                held[d].append(tensor(odd_size(rng)))
+                acts = [tensor(odd_size(rng)) for _ in range(rng.randint(3, 12))]
+                del acts
+                if rng.random() < 0.4 and held[d]:
+                    held[d].pop(rng.randrange(len(held[d])))
+    del held
+    torch.cuda.set_device(0)
+
+
 WORKLOADS = {
+    "graphs": graphs, "mempool": mempool, "two_devices": two_devices,
     "dynamic": dynamic, "pressure": pressure, "oom": oom, "streams": streams, "transformer": transformer,
     "transformer_prefetch": transformer_prefetch, "kv_cache": kv_cache, "dynamic_emptycache": dynamic_emptycache,
 }
@@ -235,6 +317,7 @@ def main():
     torch.cuda.synchronize()
     snapshot = torch.cuda.memory._snapshot()
     stats = torch.cuda.memory_stats()
+    stats_by_device = {d: torch.cuda.memory_stats(d) for d in range(torch.cuda.device_count())}
     with gzip.open(os.path.join(outdir, f"{name}.pickle.gz"), "wb") as f:
         pickle.dump(snapshot, f)
     meta = {
@@ -245,6 +328,7 @@ def main():
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0),
         "stats": stats,
+        "stats_by_device": stats_by_device,
         "device_total_memory": total,
         "memory_fraction": fraction,
         "capacity_bytes": int(fraction * total) if fraction is not None else None,
