@@ -1,4 +1,4 @@
-import { Action, ACTION_NAMES, type DeviceTrace, type Trace } from "@lakebed/traces";
+import { Action, ACTION_NAMES, type DeviceTrace, type PrivatePoolUse, type Trace } from "@lakebed/traces";
 
 /** What `lakebed info` reports about a trace: enough to decide whether and how to replay it. */
 export interface TraceInfo {
@@ -30,6 +30,8 @@ export interface DeviceInfo {
   finalSegments: number;
   finalReservedBytes: number;
   finalAllocatedBytes: number;
+  /** private memory pools (CUDA graphs, MemPool) that segments of the final snapshot belong to */
+  privatePools: PrivatePoolUse[];
 }
 
 export function describeTrace(trace: Trace): TraceInfo {
@@ -77,6 +79,7 @@ function describeDevice(d: DeviceTrace): DeviceInfo {
     finalAllocatedBytes: sum(
       d.finalState.flatMap((s) => s.blocks.filter((b) => b.state === "allocated").map((b) => b.size)),
     ),
+    privatePools: d.privatePools,
   };
 }
 

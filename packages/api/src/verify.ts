@@ -2,6 +2,7 @@ import { Action, ACTION_NAMES, type DeviceTrace, type SegmentState, type Trace }
 import type { DeviceReplayResult } from "@lakebed/core-sim";
 import { allocationEvents } from "./describe.js";
 import { replayTrace, type ReplayRequest } from "./replay.js";
+import { privatePoolCaveat } from "./load.js";
 
 /**
  * `lakebed verify`: replay a trace with the settings PyTorch recorded and compare what the emulator
@@ -56,11 +57,10 @@ export function verifyTrace(trace: Trace, request: Pick<ReplayRequest, "capacity
   if (unverifiable) return { match: false, reason: unverifiable, devices: [] };
   const { document, results } = replayTrace(trace, { ...request, traceAddresses: true });
   const devices = trace.devices.map((d, i) => compareDevice(d, results[i]));
-  return {
-    match: devices.every((d) => d.firstMismatch === null && d.finalStateMatches),
-    policy: document.policy,
-    devices,
-  };
+  const match = devices.every((d) => d.firstMismatch === null && d.finalStateMatches);
+  // A divergence in a trace with private pools is expected, not an emulation error: say why.
+  const caveat = match ? null : privatePoolCaveat(trace);
+  return { match, ...(caveat === null ? {} : { reason: caveat }), policy: document.policy, devices };
 }
 
 function whyUnverifiable(trace: Trace): string | null {

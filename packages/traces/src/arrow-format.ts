@@ -121,6 +121,7 @@ export function traceToArrowBytes(trace: Trace): Uint8Array {
       finalState: d.finalState,
       complete: d.complete,
       initialLiveBlocks: d.initialLiveBlocks,
+      privatePools: d.privatePools,
     })),
   };
   const metadata = new Map([
@@ -218,6 +219,7 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
       finalState: m.finalState,
       complete: m.complete,
       initialLiveBlocks: m.initialLiveBlocks,
+      privatePools: m.privatePools ?? [],
     };
   });
   for (const d of devices) {

@@ -1,4 +1,4 @@
-import type { AllocatorSettings, Annotation, BlockState, DeviceTrace, SegmentState } from "./model.js";
+import type { AllocatorSettings, Annotation, BlockState, DeviceTrace, PrivatePoolUse, SegmentState } from "./model.js";
 
 /**
  * The `lakebed.trace` schema metadata of lakebed's Arrow trace file (arrow-format.ts): everything
@@ -17,6 +17,8 @@ export interface DeviceMeta {
   finalState: DeviceTrace["finalState"];
   complete: boolean;
   initialLiveBlocks: number;
+  /** absent in files written before lakebed read `segment_pool_id` (format version unchanged): none */
+  privatePools?: PrivatePoolUse[];
 }
 
 export interface TraceMeta {
@@ -57,12 +59,17 @@ const arrayOf =
     }
     return null;
   };
+/** A field that may be absent; when present, `check` applies. */
+const optional = (check: Check): Check => Object.assign((v: unknown, p: string) => check(v, p), { optional: true });
 const record =
   (fields: Record<string, Check>): Check =>
   (v, p) => {
     if (!isObject(v)) return `${p} must be an object, not ${describe(v)}`;
     for (const [k, c] of Object.entries(fields)) {
-      if (v[k] === undefined) return `${p}.${k} is missing`;
+      if (v[k] === undefined) {
+        if ((c as { optional?: boolean }).optional) continue;
+        return `${p}.${k} is missing`;
+      }
       const problem = c(v[k], `${p}.${k}`);
       if (problem) return problem;
     }
@@ -99,6 +106,16 @@ const deviceMeta = record({
   finalState: arrayOf(segment),
   complete: bool,
   initialLiveBlocks: count,
+  privatePools: optional(
+    arrayOf(
+      record({
+        id: (v, p) => (Array.isArray(v) && v.length === 2 ? arrayOf(count)(v, p) : `${p} must be a pair of pool ids`),
+        kind: oneOf("cuda_graph", "mempool"),
+        segments: count,
+        bytes: finite,
+      } satisfies Record<keyof PrivatePoolUse, Check>),
+    ),
+  ),
 } satisfies Record<keyof DeviceMeta, Check>);
 const traceMeta = record({
   legacy: bool,

@@ -12,6 +12,7 @@ import { buildStreamTable, renumberStreamColumn } from "./streams.js";
 import { rebuildInitialState } from "./initial-state.js";
 import { assignBlockIds } from "./block-ids.js";
 import { blockIdsFromEmptyStart } from "./empty-start.js";
+import { privatePoolUse } from "./private-pools.js";
 
 export interface DecodedSnapshot {
   file: string;
@@ -37,16 +38,17 @@ export function assembleTrace(decoded: DecodedSnapshot): Trace {
     const table = buildStreamTable([...raw.rawStreams, ...deviceSegments.map((s) => s.rawStream)]);
     renumberStreamColumn(raw.stream, raw.rawStreams, table);
     const finalState = deviceSegments.map((s) => toSegmentState(s, table.indexOf(s.rawStream)));
+    const privatePools = privatePoolUse(deviceSegments);
     const columns = { length: raw.length, action: raw.action, addr: raw.addr, size: raw.size, stream: raw.stream, timeUs: raw.timeUs };
     const provenComplete = blockIdsFromEmptyStart(columns, finalState);
     if (provenComplete !== null) {
       const events: EventColumns = { ...columns, blockId: provenComplete };
-      return { device, events, streams: table.streams, initialState: [], finalState, complete: true, initialLiveBlocks: 0 };
+      return { device, events, streams: table.streams, initialState: [], finalState, complete: true, initialLiveBlocks: 0, privatePools };
     }
     const initialState = rebuildInitialState(finalState, columns, { file, device, settings: allocatorSettings });
     const { blockId, initialLiveBlocks } = assignBlockIds(columns, initialState, finalState, { file, device });
     const events: EventColumns = { ...columns, blockId };
-    return { device, events, streams: table.streams, initialState, finalState, complete: initialState.length === 0, initialLiveBlocks };
+    return { device, events, streams: table.streams, initialState, finalState, complete: initialState.length === 0, initialLiveBlocks, privatePools };
   });
   return {
     file,

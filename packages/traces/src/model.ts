@@ -110,6 +110,24 @@ export interface DeviceTrace {
   complete: boolean;
   /** number of blocks live in initialState (their blockIds are 0 .. initialLiveBlocks-1) */
   initialLiveBlocks: number;
+  /** the private memory pools that segments of the final snapshot belong to; empty when none */
+  privatePools: PrivatePoolUse[];
+}
+
+/**
+ * A private memory pool that PyTorch served some of the trace's allocations from: a CUDA graph's
+ * (`torch.cuda.graph`, torch.compile's "reduce-overhead" mode) or a `torch.cuda.MemPool`'s.
+ * Trace entries do not say which pool an allocation went to, and a private pool's segments are
+ * known only where they outlive the trace (the snapshot's `segment_pool_id`), so lakebed replays
+ * every allocation in the default pools and reports the pools it saw (verify, info, replay).
+ */
+export interface PrivatePoolUse {
+  /** `segment_pool_id` as recorded: (graph pool id, 0) for a CUDA graph, (0, pool id) for a MemPool */
+  id: [number, number];
+  kind: "cuda_graph" | "mempool";
+  /** segments of the final snapshot in the pool, and their bytes */
+  segments: number;
+  bytes: number;
 }
 
 /** PyTorch's allocator settings as the snapshot recorded them (`allocator_settings`). */

@@ -18,6 +18,8 @@ export interface RawSegment {
   rawStream: RawStream;
   pool: "small" | "large";
   expandable: boolean;
+  /** `segment_pool_id` when it names a private pool; null for the default pools (0, 0) or none recorded */
+  poolId: [number, number] | null;
   blocks: RawBlock[];
 }
 
@@ -84,9 +86,21 @@ export function readSegments(value: unknown, file: string): ReadSegments {
     if (next !== address + totalSize) {
       throw new TraceError(file, `malformed snapshot: ${where}: blocks cover ${next - address} bytes, total_size is ${totalSize}`);
     }
-    return { device, address, totalSize, rawStream, pool, expandable: seg.is_expandable === true, blocks };
+    const poolId = readPoolId(seg.segment_pool_id, `${where}.segment_pool_id`, file);
+    return { device, address, totalSize, rawStream, pool, expandable: seg.is_expandable === true, poolId, blocks };
   });
   return { segments, legacy };
+}
+
+/** PyTorch writes a MempoolId_t as a pair of integers (a tuple in the pickle, a list in JSON). */
+function readPoolId(value: unknown, what: string, file: string): [number, number] | null {
+  if (value === undefined || value === null) return null;
+  const ids = Array.isArray(value) && value.length === 2 ? value.map((v) => (typeof v === "bigint" ? Number(v) : v)) : null;
+  if (ids === null || !ids.every((v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0)) {
+    throw new TraceError(file, `malformed snapshot: ${what} is ${describe(value)}, expected a pair of pool ids`);
+  }
+  const [a, b] = ids as number[];
+  return a === 0 && b === 0 ? null : [a, b];
 }
 
 function byteCount(value: unknown, what: string, file: string): number {

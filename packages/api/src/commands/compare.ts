@@ -1,4 +1,4 @@
-import { loadTrace } from "../load.js";
+import { loadTrace, warnAboutCaveats } from "../load.js";
 import { startProgress } from "../progress.js";
 import { findMinCapacity } from "../capacity-search.js";
 import { POLICIES, replayTrace, type PolicyName, type ReplayDocument } from "../replay.js";
@@ -30,6 +30,7 @@ export async function compareCommand(file: string, options: CompareCliOptions): 
     .map((p) => parsePolicy(p) as PolicyName);
   const capacityBytes = options.capacity === undefined ? undefined : parseBytes(options.capacity, "--capacity");
   const trace = await loadTrace(file, !options.json);
+  warnAboutCaveats(trace);
   const results: CompareResult[] = [];
   for (const policy of policies) {
     const progress = startProgress(`replay ${policy}`, "events", !options.json);

@@ -1,5 +1,5 @@
 import { describeTrace } from "../describe.js";
-import { loadTrace } from "../load.js";
+import { loadTrace, privatePoolCaveat } from "../load.js";
 import { renderTable } from "../table.js";
 import { formatBytes } from "../units.js";
 import { writeJson, writeHuman } from "../output.js";
@@ -32,6 +32,8 @@ export async function infoCommand(file: string, options: { json?: boolean }): Pr
       ]),
     ),
   ];
+  const caveat = privatePoolCaveat(trace);
+  if (caveat !== null) lines.push(`note: ${caveat}`);
   writeHuman(lines.join("\n"));
   return 0;
 }

@@ -1,4 +1,4 @@
-import { loadTrace } from "../load.js";
+import { loadTrace, warnAboutCaveats } from "../load.js";
 import { startProgress } from "../progress.js";
 import { POLICIES, replayTrace, type PolicyName } from "../replay.js";
 import { renderTable } from "../table.js";
@@ -40,6 +40,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   }
   if (isLive(backend) && options.findMinCapacity) throw new Error("--find-min-capacity runs on the simulator only (leave out --backend)");
   const trace = await loadTrace(file, !options.json);
+  warnAboutCaveats(trace);
   if (isLive(backend)) {
     const progress = startProgress(`replay ${policy ?? ""} on ${backend}`.replace("  ", " "), "events", !options.json);
     return replayLiveCommand(

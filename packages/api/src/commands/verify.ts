@@ -19,7 +19,7 @@ export async function verifyCommand(file: string, options: { capacity?: string; 
     writeJson(document);
     return document.match ? 0 : 1;
   }
-  if (document.reason) {
+  if (document.reason && document.devices.length === 0) {
     writeHuman(`${file}: cannot be verified: ${document.reason}`);
     return 1;
   }
@@ -40,6 +40,7 @@ export async function verifyCommand(file: string, options: { capacity?: string; 
     }
     if (d.finalStateDifference) lines.push(`device ${d.device}: final layout: ${d.finalStateDifference}`);
   }
+  if (document.reason) lines.push(`why: ${document.reason}`);
   writeHuman(lines.join("\n"));
   return document.match ? 0 : 1;
 }

@@ -127,6 +127,7 @@ export function buildTrace(ops: Op[], streams = 1): DeviceTrace {
     finalState: [],
     complete: true,
     initialLiveBlocks: 0,
+    privatePools: [],
   };
 }
 
