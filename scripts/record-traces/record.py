@@ -54,6 +54,13 @@ RUNS = {
     "mempool": ("", None, 400000, "mempool", 27),
     "two_devices": ("", None, 400000, "two_devices", 28),
     "exp_two_devices": ("expandable_segments:True", None, 400000, "two_devices", 29),
+    # The free-cached-blocks-and-retry path with oversize blocks (max_split_size_mb) under a limit,
+    # the same with a ring buffer of 3,000 (which this run does not fill), and settings combined with side streams under a limit.
+    "msplit_oom_cap": ("max_split_size_mb:128", 0.03, 400000, "oom", 30),
+    "rpd_oom_cap_ring": ("roundup_power2_divisions:[128:2,>:4]", 0.03, 3000, "oom", 31),
+    "streams_gc_cap": ("garbage_collection_threshold:0.5,max_split_size_mb:96", 0.1, 400000, "streams", 32),
+    "exp_gc_nocap": ("expandable_segments:True,garbage_collection_threshold:0.6", None, 400000, "pressure", 33),
+    "kv_cache_msplit": ("max_split_size_mb:32,roundup_power2_divisions:2", None, 400000, "kv_cache", 34),
 }
 
 

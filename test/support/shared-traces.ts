@@ -47,17 +47,18 @@ export function publicTraces(): string[] {
 
 /**
  * Traces recorded on an H100 or H200 with other allocator settings, shipped in the repository
- * (test/fixtures/recorded, see its README). `truncated`: the ring buffer dropped the oldest events.
+ * (test/fixtures/recorded, see its README). `maxEntries`: the ring buffer's size; a device trace that
+ * holds that many entries filled it, and the oldest were dropped.
  * `statsByDevice`: the allocator's statistics of every device, by device index (`stats` is device
  * 0's); the runs recorded before several devices were recorded hold device 0's alone.
  */
 export interface FixtureTrace extends RecordedTrace {
-  truncated: boolean;
+  maxEntries: number;
   statsByDevice: Record<string, Record<string, number>>;
 }
 
-export function fixtureTraces(folder = "recorded"): FixtureTrace[] {
-  const dir = join(repoRoot, "test/fixtures", folder);
+export function fixtureTraces(): FixtureTrace[] {
+  const dir = join(repoRoot, "test/fixtures/recorded");
   return readdirSync(dir)
     .filter((f) => f.endsWith(".pickle.gz"))
     .sort()
@@ -70,8 +71,7 @@ export function fixtureTraces(folder = "recorded"): FixtureTrace[] {
         stats: meta.stats,
         allocConf: meta.alloc_conf,
         capacityBytes: meta.capacity_bytes ?? undefined,
-        // recorded with a ring buffer too small for the run
-        truncated: meta.max_entries < 400_000,
+        maxEntries: meta.max_entries,
         // A device the run never allocated on has all-zero statistics and no trace.
         statsByDevice: Object.fromEntries(
           Object.entries((meta.stats_by_device ?? { 0: meta.stats }) as Record<string, Record<string, number>>).filter(
