@@ -244,6 +244,12 @@ export class LakebedPolicy extends Policy {
         else missing++;
       }
     }
+    if (missing > 0 && !this.canGather(missing)) {
+      // It cannot be served: refuse before any driver call, as PyTorch checks its limit before
+      // it allocates, so that a request that fails never grows the reservation.
+      this.unbackPages(a, addr, bytes);
+      return false;
+    }
     if (this.touchedPages > this.touchedPeak) this.touchedPeak = this.touchedPages;
     if (missing == 0) return true;
     const got = this.gatherChunks(a.small, missing);
@@ -279,6 +285,19 @@ export class LakebedPolicy extends Policy {
     while (used < got) this.releaseChunk(a.small, unchecked(this.gathered[used++]));
     this.unbackPages(a, addr, bytes);
     return false;
+  }
+
+  /**
+   * Whether `want` chunks can be had: idle pages' chunks, and new ones within the memory fraction
+   * and the device's free memory. A device that runs out anyway (another process took memory)
+   * still answers memCreate with an OOM, which backPages undoes.
+   */
+  private canGather(want: i32): bool {
+    const fresh = <i64>want - <i64>this.idleCount;
+    if (fresh <= 0) return true;
+    const bytes = <u64>fresh * PAGE_BYTES;
+    if (this.allowedMaxBytes != UNLIMITED && <u64>this.chunks * PAGE_BYTES + bytes > this.allowedMaxBytes) return false;
+    return this.device.canAllocate(bytes);
   }
 
   /** Releases a chunk that backs no page (its reserved bytes counted in the given pool). */
