@@ -268,7 +268,8 @@ async function main(): Promise<void> {
       if (!/^(gpt2_ckpt|llama_lora|lora_capped)/.test(t.name)) await verify(report, t, loaded.get(t.name)!, "vms");
       save();
     }
-  }  save();
+  }
+  save();
   console.log(markdown(report, PEAK_TOLERANCE_BYTES));
   process.exitCode = report.failures.length > 0 ? 1 : 0;
 }
