@@ -19,7 +19,8 @@
  *   lakebed.format_version   "1"
  *   lakebed.trace            JSON: { legacy, allocatorSettings, annotations, source: {file, format,
  *                            gzip}, devices: [{ device, events, streams (decimal strings),
- *                            initialState, finalState, complete, initialLiveBlocks }] }
+ *                            initialState, finalState, complete, initialLiveBlocks,
+ *                            privatePools (optional: absent in files written before it) }] }
  *
  * Everything the Trace model holds is kept, so reading the file back gives an equal Trace (only
  * `file`, `format` and `gzip` describe the Arrow file instead of the original). Reading checks the
