@@ -2,7 +2,7 @@ import { Action, ACTION_NAMES, type DeviceTrace, type SegmentState, type Trace }
 import type { DeviceReplayResult } from "@lakebed/core-sim";
 import { allocationEvents } from "./describe.js";
 import { replayTrace, type ReplayRequest } from "./replay.js";
-import { privatePoolCaveat } from "./load.js";
+import { privatePoolCaveat } from "./caveats.js";
 
 /**
  * `lakebed verify`: replay a trace with the settings PyTorch recorded and compare what the emulator

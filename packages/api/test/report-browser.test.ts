@@ -74,4 +74,25 @@ describe.skipIf(!browserPath)("the HTML report in headless Chromium", () => {
       await browser.close();
     }
   });
+
+  it("shows above its charts what the replays could not reproduce (a trace with a CUDA graph pool)", async () => {
+    mkdirSync(outDir, { recursive: true });
+    const html = join(outDir, "report-private-pools.html");
+    const cli = join(repoRoot, "packages/api/bin/lakebed.js");
+    const trace = join(repoRoot, "test/fixtures/private-pools/graphs.pickle.gz");
+    execFileSync(process.execPath, [cli, "compare", trace, "--policies", "caching,lakebed", "--html", html, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+      await page.goto(pathToFileURL(html).href);
+      await page.waitForSelector("body[data-drawn=true]", { timeout: 10_000 });
+      expect(await page.locator("p.caveat").innerText()).toMatch(/^Note: the trace allocates from private memory pools \(device 0: 2 segments .* in CUDA graph pool \(1, 0\)\)/);
+      expect(await page.locator("section.policy").count()).toBe(2);
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
 });

@@ -1,4 +1,5 @@
-import { loadTrace, warnAboutCaveats } from "../load.js";
+import { loadTrace } from "../load.js";
+import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
 import { findMinCapacity } from "../capacity-search.js";
 import { POLICIES, replayTrace, type PolicyName, type ReplayDocument } from "../replay.js";

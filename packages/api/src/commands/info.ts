@@ -1,5 +1,6 @@
 import { describeTrace } from "../describe.js";
-import { loadTrace, privatePoolCaveat } from "../load.js";
+import { loadTrace } from "../load.js";
+import { privatePoolCaveat } from "../caveats.js";
 import { renderTable } from "../table.js";
 import { formatBytes } from "../units.js";
 import { writeJson, writeHuman } from "../output.js";

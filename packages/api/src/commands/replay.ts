@@ -1,4 +1,5 @@
-import { loadTrace, warnAboutCaveats } from "../load.js";
+import { loadTrace } from "../load.js";
+import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
 import { POLICIES, replayTrace, type PolicyName } from "../replay.js";
 import { renderTable } from "../table.js";

@@ -1,5 +1,6 @@
 import type { SegmentState, Trace } from "@lakebed/traces";
 import { findMinCapacity } from "../capacity-search.js";
+import { privatePoolCaveat } from "../caveats.js";
 import { replayTrace, type PolicyName } from "../replay.js";
 import type { PolicyReport, ReportData, SegmentLayout } from "./report-data.js";
 
@@ -55,6 +56,7 @@ export function buildReport(trace: Trace, request: ReportRequest): ReportData {
     file: trace.file,
     generatedAt: new Date().toISOString(),
     events: trace.devices.reduce((n, d) => n + d.events.length, 0),
+    caveats: [privatePoolCaveat(trace)].filter((c): c is string => c !== null),
     policies,
   };
 }

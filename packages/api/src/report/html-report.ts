@@ -33,6 +33,7 @@ h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; } h3 { font-size
 table.facts th { text-align: left; font-weight: normal; color: #555; padding-right: 16px; }
 svg.chart text { font: 12px system-ui, sans-serif; fill: #222; }
 .meta { color: #666; }
+.caveat { background: #fff4e0; border-left: 4px solid #e69500; padding: 6px 10px; }
 </style>
 </head>
 <body>

@@ -18,6 +18,7 @@ export function drawReport(data: ReportData, uPlot: any): void {
     return node;
   };
   const root = document.getElementById("report")!;
+  for (const caveat of data.caveats ?? []) root.append(el("p", { class: "caveat" }, `Note: ${caveat}.`));
 
   // 1. Reserved memory over the trace, one line per policy, with allocated memory (the same for all).
   const timelineBox = el("section", { id: "timeline" });

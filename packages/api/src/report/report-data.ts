@@ -7,6 +7,8 @@ export interface ReportData {
   file: string;
   generatedAt: string;
   events: number;
+  /** what the replays could not reproduce (private memory pools), in words; shown above the charts */
+  caveats: string[];
   policies: PolicyReport[];
 }
 
