@@ -140,15 +140,31 @@ export function rowsDecoded(): i32 {
 /**
  * Decodes consecutive trace entries from pickle offset `pos` (each starting at EMPTY_DICT) into the
  * row columns, from row 0; `length` is the memo's length. Returns how it stopped; stoppedAt(),
- * memoLengthAfter() and rowsDecoded() say where and what it did.
+ * memoLengthAfter() and rowsDecoded() say where and what it did. A run that ends at an opcode other
+ * than an entry ends one entry early: the last entry is the JS decoder's (see below).
  */
 export function scan(pos: i32, length: i32): i32 {
   memoLength = length;
   rows = 0;
   stopPos = pos;
+  let lastStart = pos;
+  let memoBeforeLast = length;
   for (;;) {
-    if (stopPos >= inputEnd || byteAt(stopPos) != EMPTY_DICT) return STOPPED_AT_NON_ENTRY;
+    if (stopPos >= inputEnd || byteAt(stopPos) != EMPTY_DICT) {
+      // The last entry before anything else goes back to the JS decoder. What follows may still
+      // act on the dict on top of the stack (a damaged pickle's SETITEMS or APPENDS), and the JS
+      // decoder keeps that entry open until the next one begins (ColumnBuilder.beginRow); a row
+      // taken here would already be committed, so errors and values would differ from its.
+      if (rows > 0) {
+        rows--;
+        stopPos = lastStart;
+        memoLength = memoBeforeLast;
+      }
+      return STOPPED_AT_NON_ENTRY;
+    }
     if (rows == rowCapacity) return STOPPED_FULL;
+    lastStart = stopPos;
+    memoBeforeLast = memoLength;
     const next = entry(stopPos);
     if (next == FULL) return STOPPED_FULL;
     if (next < 0) return STOPPED_AT_UNUSUAL_ENTRY;

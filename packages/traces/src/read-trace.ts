@@ -79,28 +79,12 @@ function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes
 /** A file that fails on its very first byte is most likely not a pickle at all: say what was expected. */
 function decodePickleOrExplain(payload: Uint8Array, file: string, gzip: boolean, onProgress?: (done: number, total: number) => void, decoder?: PickleDecoderChoice) {
   try {
-    return decodeSnapshotPickleAsJs(payload, file, gzip, onProgress, decoder);
+    return decodeSnapshotPickle(payload, { file, gzip }, onProgress, decoder);
   } catch (error) {
     if (error instanceof TraceError && error.where.byteOffset === 0 && payload[0] !== PICKLE_PROTO) {
       throw new TraceError(file, `not a trace file lakebed reads (a PyTorch snapshot pickle, its JSON, or lakebed's Arrow format): ${error.detail}`, error.where);
     }
     throw error;
-  }
-}
-
-/**
- * The WebAssembly entry scanner must answer exactly as the JavaScript decoder does. On a file it
- * cannot decode, the JavaScript decoder's answer is the one given: a failed fast decode is done
- * again without the scanner (only bad input pays for it). A damaged LONG1 length inside a trace
- * entry made the two name different entries in their errors (found by the scanner's property
- * test, seed -464293574; test/entry-scanner.test.ts keeps the input).
- */
-function decodeSnapshotPickleAsJs(payload: Uint8Array, file: string, gzip: boolean, onProgress?: (done: number, total: number) => void, decoder?: PickleDecoderChoice) {
-  try {
-    return decodeSnapshotPickle(payload, { file, gzip }, onProgress, decoder);
-  } catch (error) {
-    if (!(error instanceof TraceError) || decoder === "js") throw error;
-    return decodeSnapshotPickle(payload, { file, gzip }, undefined, "js");
   }
 }
 

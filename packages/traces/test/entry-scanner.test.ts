@@ -91,7 +91,9 @@ describe("the WebAssembly entry scanner", () => {
   });
 
   // found by the property above in a CI run (seed -464293574): a trace entry's time_us LONG1 given a
-  // length of 29 made the scanner's error name the entry after the JavaScript decoder's
+  // length of 29 made the scanner's error name the entry after the JavaScript decoder's. The damage
+  // left an APPENDS that reached the last entry of a run, which the scanner had already committed
+  // while the JavaScript decoder keeps it open; the scanner now leaves that entry to it.
   it.skipIf(!haveShared)("gives the JavaScript decoder's error when a LONG1 length inside an entry is damaged", () => {
     const bytes = Uint8Array.from(small);
     expect(bytes[335436]).toBe(0x8a); // LONG1 of a time_us
