@@ -2,7 +2,7 @@
  * What lakebed cannot reproduce of a trace, said where the user looks: `info` and `verify` print it,
  * `replay` and `compare` warn on stderr, the HTML report shows it above its charts.
  */
-import { describePrivatePools, type Trace } from "@lakebed/traces";
+import type { PrivatePoolUse, Trace } from "@lakebed/traces";
 import { formatBytes } from "./units.js";
 import { warn } from "./output.js";
 
@@ -13,7 +13,7 @@ import { warn } from "./output.js";
 export function privatePoolCaveat(trace: Trace): string | null {
   const used = trace.devices.filter((d) => d.privatePools.length > 0);
   if (used.length === 0) return null;
-  const where = used.map((d) => `device ${d.device}: ${describePrivatePools(d.privatePools, formatBytes)}`).join("; ");
+  const where = used.map((d) => `device ${d.device}: ${describePools(d.privatePools)}`).join("; ");
   return `the trace allocates from private memory pools (${where}); trace entries do not say which allocations went there, so lakebed serves them from the default pools and its figures for this trace are approximate`;
 }
 
@@ -21,4 +21,11 @@ export function privatePoolCaveat(trace: Trace): string | null {
 export function warnAboutCaveats(trace: Trace): void {
   const caveat = privatePoolCaveat(trace);
   if (caveat !== null) warn(`${trace.file}: ${caveat}`);
+}
+
+/** "2 segments (34.00 MiB) in CUDA graph pool (1, 0)", for each pool. */
+function describePools(pools: readonly PrivatePoolUse[]): string {
+  return pools
+    .map((p) => `${p.segments} segment${p.segments === 1 ? "" : "s"} (${formatBytes(p.bytes)}) in ${p.kind === "cuda_graph" ? "CUDA graph" : "MemPool"} pool (${p.id[0]}, ${p.id[1]})`)
+    .join(", ");
 }

@@ -12,7 +12,6 @@ export type {
   Annotation,
   PrivatePoolUse,
 } from "./model.js";
-export { describePrivatePools } from "./private-pools.js";
 export { TraceError } from "./trace-error.js";
 export { readTrace, readTraceSync, parseTrace } from "./read-trace.js";
 export type { ReadTraceOptions } from "./read-trace.js";

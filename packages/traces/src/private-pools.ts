@@ -21,10 +21,3 @@ export function privatePoolUse(segments: readonly RawSegment[]): PrivatePoolUse[
   }
   return [...pools.values()].sort((x, y) => x.id[0] - y.id[0] || x.id[1] - y.id[1]);
 }
-
-/** "2 segments (40 MiB) in CUDA graph pool (1, 0)"-style words, for messages. */
-export function describePrivatePools(pools: readonly PrivatePoolUse[], formatBytes: (n: number) => string): string {
-  return pools
-    .map((p) => `${p.segments} segment${p.segments === 1 ? "" : "s"} (${formatBytes(p.bytes)}) in ${p.kind === "cuda_graph" ? "CUDA graph" : "MemPool"} pool (${p.id[0]}, ${p.id[1]})`)
-    .join(", ");
-}

@@ -295,9 +295,12 @@ export class LakebedPolicy extends Policy {
   private canGather(want: i32): bool {
     const fresh = <i64>want - <i64>this.idleCount;
     if (fresh <= 0) return true;
-    const bytes = <u64>fresh * PAGE_BYTES;
-    if (this.allowedMaxBytes != UNLIMITED && <u64>this.chunks * PAGE_BYTES + bytes > this.allowedMaxBytes) return false;
-    return this.device.canAllocate(bytes);
+    return this.withinFraction(this.chunks + <i32>fresh) && this.device.canAllocate(<u64>fresh * PAGE_BYTES);
+  }
+
+  /** Whether `chunks` chunks in all stay within the memory fraction (set_per_process_memory_fraction). */
+  @inline private withinFraction(chunks: i32): bool {
+    return <u64>chunks * PAGE_BYTES <= this.allowedMaxBytes;
   }
 
   /** Releases a chunk that backs no page (its reserved bytes counted in the given pool). */
@@ -329,7 +332,7 @@ export class LakebedPolicy extends Policy {
     let got = 0;
     while (got < want) {
       const budget = <i64>this.touchedPeak + (<i64>this.touchedPeak * this.slackPermille) / 1000;
-      const canCreate = <u64>(this.chunks + 1) * PAGE_BYTES <= this.allowedMaxBytes;
+      const canCreate = this.withinFraction(this.chunks + 1);
       if (this.idleHead != NO_PAGE && (<i64>this.chunks >= budget || !canCreate)) {
         got = this.moveIdleRun(small, want, got);
         continue;
