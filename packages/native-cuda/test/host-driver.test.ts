@@ -389,8 +389,8 @@ describe("the direct calls (a live replay's path: no JS checks, the addon's own)
       expect(t.driverNs[i]).toBeGreaterThan(0);
       expect(t.coreNs[i]).toBeGreaterThanOrEqual(t.driverNs[i]);
     }
+    // the clock's own cost is measured (its size is the benchmark's business, not a test's)
     expect(t.clockReadNs).toBeGreaterThan(0);
-    expect(t.clockReadNs).toBeLessThan(10_000);
     expect(d.takeCallTimes().kinds.length).toBe(0); // taken: forgotten
     d.timeCalls(false);
     x.unmap(va, G);
