@@ -21,7 +21,7 @@
  * skipped containers, because memo entries are shared across the whole file.
  */
 import { TraceError } from "./trace-error.js";
-import { StringDecoder, readLittleEndianInt } from "./pickle-scalars.js";
+import { MAX_JS_STRING_LENGTH, StringDecoder, TOO_LONG, readLittleEndianInt } from "./pickle-scalars.js";
 import { PickleMemo } from "./pickle-memo.js";
 import { FlatDictDecoder, MAX_MARK_DEPTH } from "./pickle-flat-dict.js";
 import { Op, describeRefusedOpcode } from "./pickle-opcodes.js";
@@ -198,8 +198,9 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
         pos += width;
         if (n > end - pos) throw bad(file, `malformed pickle: a string of ${n} bytes runs past the end of the input (${end - pos} bytes left)`, opStart);
-        const s = strings.decode(buf, pos, n);
+        const s = strings.decodeAny(buf, pos, n);
         if (s === undefined) throw bad(file, "malformed pickle: string is not valid UTF-8", opStart);
+        if (s === TOO_LONG) throw bad(file, `a string of ${n} bytes is longer than the longest string JavaScript can hold (${MAX_JS_STRING_LENGTH} UTF-16 code units); no snapshot field needs one that long`, opStart);
         pos += n;
         stack.push(s);
         break;

@@ -242,6 +242,13 @@ export class FlatDictDecoder {
         default:
           break;
       }
+      if ((isNum || value !== undefined) && pos < end && (buf[pos] === Op.MEMOIZE || buf[pos] === Op.BINPUT || buf[pos] === Op.LONG_BINPUT)) {
+        // the value itself is memoized (CPython's pickler never does so for an integer, but a pickle
+        // may, and pickle.load accepts it): the pair goes on the stack, the general loop stores the
+        // value in the memo, and SETITEMS hands the pair to setItems
+        stack.push(key === undefined ? memo.get(keyIndex) : key, isNum ? num : value);
+        return pos;
+      }
       if (isNum) {
         if (code > 0) row[code] = num;
         else if (code < 0) sink.setOther!(code, num);

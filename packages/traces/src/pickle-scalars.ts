@@ -3,12 +3,23 @@
  * over a byte array and an offset, so the decoder's hot loop keeps its position in a local.
  * Bounds are the caller's job (it checks before calling).
  */
+import { constants as bufferConstants } from "node:buffer";
 
 /** Short ASCII strings are interned through a small cache: a snapshot repeats "N/A" once per event. */
 const CACHE_MAX_LENGTH = 32;
 const CACHE_SLOTS = 4096;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The longest string V8 can create, in UTF-16 code units (2^29 - 24 on 64-bit builds). A pickle
+ * string or a JSON text beyond it cannot be held at all: that is a stated limit of the importer,
+ * not a sign of bad input.
+ */
+export const MAX_JS_STRING_LENGTH = bufferConstants.MAX_STRING_LENGTH;
+
+/** What StringDecoder.decodeAny answers for bytes that would decode to a string too long for JavaScript. */
+export const TOO_LONG = Symbol("string too long");
 
 /**
  * Decodes UTF-8 strings, returning the same JS string for repeated short ASCII ones. Cached strings
@@ -46,6 +57,29 @@ export class StringDecoder {
       return undefined;
     }
   }
+
+  /**
+   * decode for strings of any length: also TOO_LONG where the string would be longer than
+   * MAX_JS_STRING_LENGTH (only possible when n exceeds it), whether or not the bytes are valid UTF-8.
+   */
+  decodeAny(buf: Uint8Array, start: number, n: number): string | undefined | typeof TOO_LONG {
+    if (n > MAX_JS_STRING_LENGTH && utf16Length(buf, start, n) > MAX_JS_STRING_LENGTH) return TOO_LONG;
+    return this.decode(buf, start, n);
+  }
+}
+
+/**
+ * The length in UTF-16 code units of the string the n bytes at start decode to where they are valid
+ * UTF-8: one unit per byte that starts a character (not 10xxxxxx), one more for a four-byte one.
+ * Counting is much cheaper than decoding, so a string too long to hold is refused before any work.
+ */
+export function utf16Length(buf: Uint8Array, start: number, n: number): number {
+  let units = 0;
+  for (let i = start; i < start + n; i++) {
+    const b = buf[i];
+    if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1;
+  }
+  return units;
 }
 
 function sameAscii(s: string, buf: Uint8Array, start: number): boolean {

@@ -22,6 +22,7 @@ import { decodeSnapshotJson } from "./json-input.js";
 import { assembleTrace } from "./assemble-trace.js";
 import { isArrowTrace, readTraceArrowBytes } from "./arrow-format.js";
 import { inputView } from "./entry-scanner.js";
+import { MAX_JS_STRING_LENGTH, utf16Length } from "./pickle-scalars.js";
 
 export interface ReadTraceOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -166,6 +167,10 @@ function looksLikeJson(bytes: Uint8Array): boolean {
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 function parseJson(bytes: Uint8Array, file: string): unknown {
+  // JSON.parse takes one string: a text longer than JavaScript's longest string is a stated limit
+  if (bytes.length > MAX_JS_STRING_LENGTH && utf16Length(bytes, 0, bytes.length) > MAX_JS_STRING_LENGTH) {
+    throw new TraceError(file, `a JSON snapshot of ${bytes.length} bytes is longer than the longest string JavaScript can hold (${MAX_JS_STRING_LENGTH} UTF-16 code units), which is the largest JSON lakebed reads; save the snapshot as a pickle (torch.cuda.memory._dump_snapshot) instead`);
+  }
   let text: string;
   try {
     text = strictUtf8.decode(bytes);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ContainerSink, SKIPPED, TraceError, decodePickle, type ContainerKind } from "@lakebed/traces";
+import { ContainerSink, SKIPPED, TraceError, decodePickle, parseTrace, type ContainerKind } from "@lakebed/traces";
 import { PickleWriter } from "./pickle-writer.js";
 
 /**
@@ -93,6 +93,47 @@ describe("decodePickle", () => {
       }
       expect(error).toBeInstanceOf(TraceError);
       expect((error as TraceError).where.byteOffset).toBeTypeOf("number");
+    }
+  });
+
+  it("a trace entry whose values are memoized, integers among them, decodes as CPython loads it", () => {
+    // {"segments": [], "device_traces": [[entry, ...]]} where every value of every entry is followed
+    // by MEMOIZE (BINPUT in the last entry), integers too: pickle.load takes it, the pickler never writes it
+    const memoized = (write: (w: PickleWriter) => void, binput?: number) => (w: PickleWriter) => {
+      write(w);
+      if (binput === undefined) w.memoize();
+      else w.op(0x72, ...[binput, 0, 0, 0]);
+    };
+    const entries = [
+      { action: "segment_alloc", addr: 0x200000, size: 2097152, stream: 0, time_us: 1 },
+      { action: "alloc", addr: 0x200000, size: 512, stream: 0, time_us: 2 },
+      { action: "free_completed", addr: 0x200000, size: 512, stream: 0, time_us: 3 },
+      { action: "segment_free", addr: 0x200000, size: 2097152, stream: 0, time_us: 4 },
+    ];
+    const w = new PickleWriter().proto(4);
+    w.dict([
+      ["segments", (x) => x.list([])],
+      [
+        "device_traces",
+        (x) =>
+          x.list([
+            (y) =>
+              y.list(
+                entries.map((e, i) => (z: PickleWriter) => {
+                  const last = i === entries.length - 1;
+                  z.dict(Object.entries(e).map(([k, v]) => [k, memoized((q) => (typeof v === "string" ? q.str(v) : q.int(v)), last ? 1000 + k.length : undefined)]));
+                }),
+              ),
+          ]),
+      ],
+    ]);
+    const bytes = w.stop().toBytes();
+    for (const decoder of ["wasm", "js"] as const) {
+      const trace = parseTrace(bytes, "memoized-ints.pickle", { decoder });
+      const events = trace.devices[0].events;
+      expect(Array.from(events.addr)).toEqual(entries.map((e) => e.addr));
+      expect(Array.from(events.size)).toEqual(entries.map((e) => e.size));
+      expect(Array.from(events.timeUs)).toEqual(entries.map((e) => e.time_us));
     }
   });
 });
