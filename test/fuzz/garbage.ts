@@ -1,6 +1,6 @@
 import { ALLOWED_PICKLE_OPCODES, concat, PICKLE_OPCODE_BYTES } from "./mutate-bytes.js";
 import { toJsonText } from "./mutate-values.js";
-import type { Rng } from "./random.js";
+import type { Rng } from "../support/random.js";
 
 /**
  * Inputs made from nothing: random bytes behind each format's magic, random streams of pickle

@@ -4,7 +4,7 @@ import { randomBytes, randomJson, randomPickle, randomSnapshotDict } from "./gar
 import { concat, mutateBytes } from "./mutate-bytes.js";
 import { mutateValue, toJsonText } from "./mutate-values.js";
 import { writePickle } from "./pickle-writer.js";
-import { Rng } from "./random.js";
+import { Rng } from "../support/random.js";
 
 /**
  * Fuzz input k of a campaign with seed s, for one importer: a pure function of (corpus, s, k), so a

@@ -1,4 +1,4 @@
-import type { Rng } from "./random.js";
+import type { Rng } from "../support/random.js";
 
 /**
  * Byte-level mutations in the manner of AFL's havoc stage: flips, interesting values, integer

@@ -1,5 +1,5 @@
 import { tuple, type PickleTuple } from "./pickle-writer.js";
-import type { Rng } from "./random.js";
+import type { Rng } from "../support/random.js";
 
 /**
  * Mutations of a snapshot dictionary before it is written (as a pickle or as JSON): they keep the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseAllocConf } from "@lakebed/core-sim";
-import { RECORDED, haveSharedTraces } from "./support/traces.js";
+import { haveSharedTraces, recordedTraces } from "../../../test/support/shared-traces.js";
 import { CHECKED_REPLAY_TIMEOUT_MS, replayRecorded } from "./support/policy-traces.js";
 
 /** Traces whose workload ran on more than one stream (blocks freed while other streams use them). */
@@ -12,7 +12,7 @@ const MULTI_STREAM = new Set(["two_streams.def"]);
  * peak allocated on every single-stream trace.
  */
 describe.skipIf(!haveSharedTraces)("lakebed on the recorded traces", () => {
-  for (const name of RECORDED) {
+  for (const { name } of recordedTraces()) {
     it(`${name}: valid after every event`, async () => {
       const r = await replayRecorded(name, "lakebed", 1);
       expect(r.failedAllocs).toBe(0);

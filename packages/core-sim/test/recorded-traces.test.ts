@@ -1,8 +1,8 @@
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { confFromSettings, replayDevice } from "@lakebed/core-sim";
-import {
-  RECORDED, comparableLayout, emulatedSegmentEvents, haveSharedTraces, loadTrace, recorded, traceSegmentEvents,
-} from "./support/traces.js";
+import { haveSharedTraces, recordedTraces, sharedTraces } from "../../../test/support/shared-traces.js";
+import { comparableLayout, emulatedSegmentEvents, loadTrace, recorded, traceSegmentEvents } from "./support/traces.js";
 
 /**
  * The ground truth: every trace recorded for the project, replayed from an empty allocator with the
@@ -11,9 +11,8 @@ import {
  * order, address and size), and the final segment and block layout of the snapshot.
  */
 describe.skipIf(!haveSharedTraces)("recorded traces replay exactly", () => {
-  for (const name of RECORDED) {
-    it(name, async () => {
-      const t = recorded(name);
+  for (const t of recordedTraces()) {
+    it(t.name, async () => {
       const trace = await loadTrace(t.file);
       expect(trace.devices).toHaveLength(1);
       const [device] = trace.devices;
@@ -78,7 +77,7 @@ describe.skipIf(!haveSharedTraces)("public traces replay exactly", () => {
   ];
   for (const c of cases) {
     it(c.file, async () => {
-      const trace = await loadTrace(`${recorded("gpt2_ckpt.def").file.replace(/gpt2_ckpt\.def\.pickle\.gz$/, "")}${c.file}`);
+      const trace = await loadTrace(join(sharedTraces, c.file));
       const conf = confFromSettings(trace.allocatorSettings);
       for (const device of trace.devices) {
         const result = replayDevice(device, {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseAllocConf } from "@lakebed/core-sim";
-import { RECORDED, haveSharedTraces } from "./support/traces.js";
+import { haveSharedTraces, recordedTraces } from "../../../test/support/shared-traces.js";
 import { CHECKED_REPLAY_TIMEOUT_MS, replayRecorded } from "./support/policy-traces.js";
 
 /**
@@ -8,7 +8,7 @@ import { CHECKED_REPLAY_TIMEOUT_MS, replayRecorded } from "./support/policy-trac
  * INV-CACHE-*) after every event: GMLake's defaults, and the settings that stitch the most.
  */
 describe.skipIf(!haveSharedTraces)("vms on the recorded traces", () => {
-  for (const name of RECORDED) {
+  for (const { name } of recordedTraces()) {
     it(`${name}: GMLake's defaults, valid after every event`, async () => {
       const r = await replayRecorded(name, "vms", 1);
       expect(r.failedAllocs).toBe(0);

@@ -3,23 +3,13 @@
 // the random-program tests of every policy.
 import { expect } from "vitest";
 import { parseAllocConf, replayDevice, type DeviceReplayResult, type PolicyName } from "@lakebed/core-sim";
+import { Rng } from "../../../../test/support/random.js";
 import { MiB, buildTrace, type Op } from "./traces.js";
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A program of `steps` operations over `streams` streams, the same for the same seed. */
 export function randomProgram(seed: number, steps: number, streams: number): Op[] {
-  const rand = mulberry32(seed);
-  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+  const rng = new Rng(seed);
+  const rand = () => rng.unit();
   const size = () => {
     const r = rand();
     if (r < 0.45) return 1 + Math.floor(rand() * MiB); // small pool
@@ -50,7 +40,7 @@ export function randomProgram(seed: number, steps: number, streams: number): Op[
     } else if (r < 0.97) {
       ops.push({ segmentFree: 0x7f0000000000, bytes: 2 * MiB });
     } else if (r < 0.98) {
-      ops.push({ oom: pick([64, 256, 1024]) * MiB, stream: 0 });
+      ops.push({ oom: rng.pick([64, 256, 1024]) * MiB, stream: 0 });
     }
   }
   for (const name of pending) ops.push({ freeCompleted: name });

@@ -1,35 +1,14 @@
-// Test support: the shared real traces, and small hand-built device traces.
-import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+// Test support: the shared real traces (the one list is test/support/shared-traces.ts), read once
+// per test file, and small hand-built device traces.
 import { Action, readTrace, type DeviceTrace, type SegmentState, type Trace } from "@lakebed/traces";
 import type { DeviceReplayResult } from "@lakebed/core-sim";
+import { recordedTraces, type RecordedTrace } from "../../../../test/support/shared-traces.js";
 
-/** ../shared/traces beside the repository root, resolved from this file. */
-export const sharedTraces = fileURLToPath(new URL("../../../../../shared/traces/", import.meta.url));
-export const haveSharedTraces = existsSync(sharedTraces);
-
-export interface RecordedTrace {
-  name: string;
-  file: string;
-  /** torch.cuda.memory_stats() read at the end of the recorded run */
-  stats: Record<string, number>;
-  /** the per-process limit the trace ran under, if any */
-  capacityBytes?: number;
-}
-
-export const RECORDED = [
-  "gpt2_ckpt.def",
-  "mlp_offload.def",
-  "mlp_offload.exp",
-  "llama_lora.exp",
-  "two_streams.def",
-  "gpt2_emptycache.def",
-  "lora_capped.cap145",
-];
-
+/** The recorded trace of that name (gpt2_ckpt.def, ...). */
 export function recorded(name: string): RecordedTrace {
-  const meta = JSON.parse(readFileSync(`${sharedTraces}${name}.stats.json`, "utf8"));
-  return { name, file: `${sharedTraces}${name}.pickle.gz`, stats: meta.stats, capacityBytes: meta.capacity_bytes };
+  const t = recordedTraces().find((r) => r.name === name);
+  if (!t) throw new Error(`no recorded trace ${name} in ../shared/traces`);
+  return t;
 }
 
 const cache = new Map<string, Promise<Trace>>();

@@ -1,7 +1,7 @@
 /**
- * The fuzzers' only source of randomness: a seeded generator (SplitMix32 mixed into xorshift128),
- * so that input k of a campaign with seed s is the same bytes on every machine and can be rebuilt
- * from (s, k) alone when it fails.
+ * The tests' one seeded generator outside fast-check (SplitMix32 mixed into xorshift128): the
+ * fuzzers' inputs and core-sim's random programs. Input k of a campaign with seed s is the same
+ * bytes on every machine and can be rebuilt from (s, k) alone when it fails.
  */
 export class Rng {
   private a: number;
@@ -44,6 +44,11 @@ export class Rng {
   /** integer in [lo, hi] */
   range(lo: number, hi: number): number {
     return lo + this.below(hi - lo + 1);
+  }
+
+  /** uniform in [0, 1) */
+  unit(): number {
+    return this.u32() / 2 ** 32;
   }
 
   chance(p: number): boolean {
