@@ -2,7 +2,9 @@
 // its expandable segments, GMLake's stitching, lakebed's own), a simulated device, and the replay loop.
 export { replayDevice, DeviceReplay, H100_TOTAL_BYTES } from "./replay-device.js";
 export type { ReplayOptions, DeviceReplayResult, DeviceCallLog, SegmentEvent, Timeline, PolicyName } from "./replay-device.js";
-export type { DeviceImports } from "./wasm.js";
+export type { DeviceImports, CoreSimExports } from "./wasm.js";
+// The loader, for driving a policy one request at a time (the property harness in test/property).
+export { instantiate, applyConf, wasmModule, POLICY_CODES, DEVICE_SIMULATED } from "./wasm.js";
 export { parseAllocConf, confFromSettings, defaultAllocConf, defaultGmlakeConf, ROUNDUP_BUCKETS } from "./conf.js";
 export type { AllocatorConf, GmlakeConf, LakebedConf } from "./conf.js";
 export { POLICY_COUNTER_NAMES } from "./policy-counters.js";

@@ -72,6 +72,16 @@ export interface CoreSimExports {
   policyEmptyCache(): void;
   policyBlockAddress(handle: number): number;
   policyBlockSize(handle: number): number;
+  policyBlockRequested(handle: number): number;
+  policyBlockStream(handle: number): number;
+  policySetCapacity(capacityBytes: number): void;
+  deviceMappingCount(): number;
+  deviceMappingStarts(): number;
+  deviceMappingSizes(): number;
+  deviceMappingHandles(): number;
+  deviceMallocCount(): number;
+  deviceMallocStarts(): number;
+  deviceMallocSizes(): number;
   roundSizeBytes(requestBytes: number): number;
   allocationSizeBytes(roundedBytes: number): number;
   isSmallBytes(roundedBytes: number): number;
@@ -89,20 +99,26 @@ export const DEVICE_IMPORTED = 1;
  */
 export type DeviceImports = Record<string, (...args: number[]) => number | void>;
 
-let compiled: WebAssembly.Module | null = null;
+const compiled = new Map<string, WebAssembly.Module>();
 
-function wasmModule(): WebAssembly.Module {
-  if (!compiled) {
-    const url = new URL("./core-sim.wasm", import.meta.url);
+/**
+ * The compiled module at `file`, compiled once per process: by default the package's own
+ * core-sim.wasm; the property harness passes the build of the deliberately broken variants
+ * (build/test/, scripts/build-test.mjs), which has the same exports.
+ */
+export function wasmModule(file: URL = new URL("./core-sim.wasm", import.meta.url)): WebAssembly.Module {
+  let m = compiled.get(file.href);
+  if (!m) {
     let bytes: Buffer;
     try {
-      bytes = readFileSync(url);
+      bytes = readFileSync(file);
     } catch (e) {
-      throw new Error(`@lakebed/core-sim: cannot read ${url.pathname} (${(e as Error).message}); build the package with 'npm run build -w @lakebed/core-sim'`);
+      throw new Error(`@lakebed/core-sim: cannot read ${file.pathname} (${(e as Error).message}); build the package with 'npm run build -w @lakebed/core-sim'`);
     }
-    compiled = new WebAssembly.Module(bytes);
+    m = new WebAssembly.Module(bytes);
+    compiled.set(file.href, m);
   }
-  return compiled;
+  return m;
 }
 
 /** An AssemblyScript string (UTF-16, its byte length in the 4 bytes before it) at ptr. */
@@ -129,13 +145,18 @@ const DEVICE_IMPORT_NAMES = [
   "copyToHost", "copyFromHost", "memGetInfoFree", "memGetInfoTotal", "fillPattern", "checkPattern",
 ];
 
-/** A fresh instance; `device` binds the imports a live run uses. */
-export function instantiate(device?: DeviceImports): CoreSimExports {
+/**
+ * A fresh instance; `device` binds the imports a live run uses. `module` is another build of the
+ * same source (wasmModule(file)), and `globals` the values of the globals it imports from env
+ * (the broken-variants build imports the number of the variant to run).
+ */
+export function instantiate(device?: DeviceImports, module: WebAssembly.Module = wasmModule(), globals: Record<string, number> = {}): CoreSimExports {
   let memory: WebAssembly.Memory | null = null;
   const deviceImports: DeviceImports = {};
   for (const name of DEVICE_IMPORT_NAMES) deviceImports[name] = device?.[name] ?? unbound(name);
-  const instance = new WebAssembly.Instance(wasmModule(), {
+  const instance = new WebAssembly.Instance(module, {
     env: {
+      ...globals,
       abort(message: number, file: number, line: number, column: number) {
         const m = memory ? readString(memory, message) : "abort";
         const f = memory ? readString(memory, file) : "";
