@@ -5,18 +5,24 @@
  * One row per trace event, devices one after another, each device's events oldest first:
  *
  *   column     Arrow type                    meaning
- *   device     Int16                         device ordinal
+ *   device     Int32                         device ordinal (CUDA's is a C int)
  *   action     Dictionary<Utf8, Int8>        PyTorch's action string; index = Action - 1, so the
  *                                            dictionary is ACTION_NAMES in Action order ("other"
  *                                            stands for any action PyTorch named otherwise)
- *   addr       Int64                         bytes; for oom, the free bytes the driver reported
- *   size       Int64                         bytes (see Action)
- *   stream     Int64                         raw cudaStream_t value (not the renumbered index)
+ *   addr       Int64                         bytes, 0 .. 2^53-1; for oom, the free bytes the driver reported
+ *   size       Int64                         bytes, 0 .. 2^53-1 (see Action)
+ *   stream     UInt64                        raw cudaStream_t value, 0 .. 2^64-1 (a pointer; not the
+ *                                            renumbered index)
  *   time_us    Float64                       µs since the Unix epoch; NaN where not recorded
  *   block_id   Int32                         INV-TRACE-3; -1 for actions that are not alloc/free
  *
+ * Every type holds the whole range the importer accepts for its column (event-checks.ts), as the
+ * plain value: pandas, polars and DuckDB read the same numbers lakebed does (docs/trace-format.md
+ * says why each type). Version 1 files (device Int16, stream Int64 holding the pointer's bits) are
+ * still read; they lost devices above 32,767 and streams of 2^63 and more.
+ *
  * Schema metadata (all values are strings):
- *   lakebed.format_version   "1"
+ *   lakebed.format_version   "2"
  *   lakebed.trace            JSON: { legacy, allocatorSettings, annotations, source: {file, format,
  *                            gzip}, devices: [{ device, events, streams (decimal strings),
  *                            initialState, finalState, complete, initialLiveBlocks,
@@ -26,42 +32,33 @@
  * `file`, `format` and `gzip` describe the Arrow file instead of the original). Reading checks the
  * model's invariants (validate.ts), so a damaged or hand-edited file cannot hand a bad trace on.
  *
- * Size: 39 bytes per event, uncompressed (arrow-js writes no compressed IPC). The largest shared
- * trace, gpt2_ckpt.def (334,387 events): 1.78 MB as .pickle.gz, 24.2 MB as pickle, 13.1 MB as
- * .arrow, 1.39 MB as .arrow.gz (writeTraceArrow gzips a path ending in .gz; readTrace reads either,
- * in about 40 ms for that trace; pandas, polars and DuckDB need the plain file).
+ * Size: 41 bytes per event, uncompressed (arrow-js writes no compressed IPC). The largest shared
+ * trace, gpt2_ckpt.def (334,387 events): 1.78 MB as .pickle.gz, 24.2 MB as pickle, 13.8 MB as
+ * .arrow (13.1 MB in version 1), and about 1.4 MB as .arrow.gz (writeTraceArrow gzips a path ending
+ * in .gz; readTrace reads either; pandas, polars and DuckDB need the plain file).
+ *
+ * apache-arrow is loaded on first use (arrowLibrary): reading a pickle, or `lakebed --help`, does not
+ * pay for loading it.
  */
 import { writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { gzip } from "node:zlib";
 import { promisify } from "node:util";
-import {
-  Dictionary,
-  Field,
-  Float64,
-  Int16,
-  Int32,
-  Int64,
-  Int8,
-  Schema,
-  Table,
-  Utf8,
-  RecordBatch,
-  Struct,
-  Type,
-  makeData,
-  tableFromIPC,
-  tableToIPC,
-  vectorFromArray,
-  type Data,
-  type DataType,
-} from "apache-arrow";
+import type * as Arrow from "apache-arrow";
+import type { Data, DataType, Table } from "apache-arrow";
 import { Action, ACTION_NAMES, type DeviceTrace, type Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { checkDeviceTrace } from "./validate.js";
 import { arrowFramingProblem } from "./arrow-framing.js";
 import { arrowTraceMetaProblem, type TraceMeta } from "./arrow-metadata.js";
+import { deviceOrdinalProblem, freeOrderProblem, sizeProblem, streamProblem } from "./event-checks.js";
 
-export const ARROW_FORMAT_VERSION = "1";
+export const ARROW_FORMAT_VERSION = "2";
+/** the versions this build reads: 1 differs only in the device (Int16) and stream (Int64) columns */
+const READABLE_VERSIONS = ["1", "2"];
+/** Int32's range, which device ordinals must fit */
+const MAX_DEVICE = 2 ** 31 - 1;
+const MAX_STREAM = 2n ** 64n - 1n;
 const gzipAsync = promisify(gzip);
 const MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
 /** dictionary of the action column, index = Action - 1 */
@@ -69,7 +66,13 @@ const ACTION_DICTIONARY = (Object.keys(ACTION_NAMES) as unknown as Action[])
   .map(Number)
   .sort((a, b) => a - b)
   .map((a) => ACTION_NAMES[a as Action]);
-const ACTION_TYPE = new Dictionary(new Utf8(), new Int8(), 0, false);
+
+let loaded: typeof Arrow | undefined;
+/** apache-arrow, required the first time an Arrow file is written or read (its CommonJS build). */
+function arrowLibrary(): typeof Arrow {
+  loaded ??= createRequire(import.meta.url)("apache-arrow") as typeof Arrow;
+  return loaded;
+}
 
 export function isArrowTrace(bytes: Uint8Array): boolean {
   return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
@@ -77,18 +80,26 @@ export function isArrowTrace(bytes: Uint8Array): boolean {
 
 /** The Arrow IPC file bytes for `trace`. */
 export function traceToArrowBytes(trace: Trace): Uint8Array {
+  const { Dictionary, Field, Float64, Int32, Int64, Int8, Schema, Table, Uint64, Utf8, RecordBatch, Struct, makeData, tableToIPC, vectorFromArray } = arrowLibrary();
   const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
-  const device = new Int16Array(total);
+  const device = new Int32Array(total);
   const action = new Int8Array(total);
   const addr = new BigInt64Array(total);
   const size = new BigInt64Array(total);
-  const stream = new BigInt64Array(total);
+  const stream = new BigUint64Array(total);
   const timeUs = new Float64Array(total);
   const blockId = new Int32Array(total);
   let row = 0;
   for (const d of trace.devices) {
+    // the importer refuses what these columns cannot hold (event-checks.ts); a trace built by other
+    // means is refused here rather than written wrong
+    if (!(Number.isInteger(d.device) && d.device >= 0 && d.device <= MAX_DEVICE)) {
+      throw new TraceError(trace.file, `device ${d.device} cannot be written: the Arrow format holds device ordinals 0 to ${MAX_DEVICE}`);
+    }
+    const bad = d.streams.find((s) => s < 0n || s > MAX_STREAM);
+    if (bad !== undefined) throw new TraceError(trace.file, `stream ${bad} cannot be written: the Arrow format holds cudaStream_t values 0 to 2^64-1`, { device: d.device });
     const e = d.events;
-    const rawStreams = d.streams.map((s) => BigInt.asIntN(64, s));
+    const rawStreams = d.streams;
     for (let i = 0; i < e.length; i++, row++) {
       device[row] = d.device;
       action[row] = e.action[i] - 1;
@@ -100,12 +111,13 @@ export function traceToArrowBytes(trace: Trace): Uint8Array {
     }
   }
   const dictionary = vectorFromArray(ACTION_DICTIONARY, new Utf8());
+  const actionType = new Dictionary(new Utf8(), new Int8(), 0, false);
   const columns: [string, Data<DataType>][] = [
-    ["device", makeData({ type: new Int16(), length: total, data: device })],
-    ["action", makeData({ type: ACTION_TYPE, length: total, data: action, dictionary })],
+    ["device", makeData({ type: new Int32(), length: total, data: device })],
+    ["action", makeData({ type: actionType, length: total, data: action, dictionary })],
     ["addr", makeData({ type: new Int64(), length: total, data: addr })],
     ["size", makeData({ type: new Int64(), length: total, data: size })],
-    ["stream", makeData({ type: new Int64(), length: total, data: stream })],
+    ["stream", makeData({ type: new Uint64(), length: total, data: stream })],
     ["time_us", makeData({ type: new Float64(), length: total, data: timeUs })],
     ["block_id", makeData({ type: new Int32(), length: total, data: blockId })],
   ];
@@ -148,6 +160,7 @@ export async function writeTraceArrow(trace: Trace, path: string): Promise<void>
 /** Reads lakebed's Arrow trace file from memory; `source` describes the file being read. */
 export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; gzip: boolean }): Trace {
   const { file } = source;
+  const { tableFromIPC, Type } = arrowLibrary();
   const framing = arrowFramingProblem(bytes);
   if (framing !== null) throw new TraceError(file, `not a readable Arrow IPC file: ${framing}`);
   let table: Table;
@@ -160,7 +173,8 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   const metaText = table.schema.metadata.get("lakebed.trace");
   // a metadata entry may have a key and no value: arrow-js gives null then
   if (version == null || metaText == null) throw new TraceError(file, "an Arrow file, but not a lakebed trace (no lakebed.trace metadata)");
-  if (version !== ARROW_FORMAT_VERSION) throw new TraceError(file, `lakebed Arrow trace format version ${JSON.stringify(version.slice(0, 40))} is not supported (this build reads version ${ARROW_FORMAT_VERSION})`);
+  if (!READABLE_VERSIONS.includes(version)) throw new TraceError(file, `lakebed Arrow trace format version ${JSON.stringify(version.slice(0, 40))} is not supported (this build reads versions ${READABLE_VERSIONS.join(" and ")})`);
+  const version1 = version === "1";
   let meta: TraceMeta;
   try {
     meta = JSON.parse(metaText);
@@ -185,7 +199,9 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   };
   const addr = column("addr", "Int64") as ArrayLike<bigint>;
   const size = column("size", "Int64") as ArrayLike<bigint>;
-  const stream = column("stream", "Int64") as ArrayLike<bigint>;
+  const stream = column("stream", version1 ? "Int64" : "Uint64") as ArrayLike<bigint>;
+  // version 1 wrote the device as Int16, which lost ordinals above 32,767: its metadata decides
+  const device = version1 ? null : (column("device", "Int32") as ArrayLike<number>);
   const timeUs = column("time_us", "Float64") as ArrayLike<number>;
   const blockId = column("block_id", "Int32") as ArrayLike<number>;
   const action = actionCodes(table, file);
@@ -193,7 +209,7 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   const devices = meta.devices.map((m): DeviceTrace => {
     const n = m.events;
     const streams = m.streams.map((s) => BigInt(s));
-    const streamIndex = new Map(streams.map((s, i) => [BigInt.asIntN(64, s), i]));
+    const streamIndex = new Map(streams.map((s, i) => [version1 ? BigInt.asIntN(64, s) : s, i]));
     const events = {
       length: n,
       action: action.slice(row, row + n),
@@ -204,6 +220,7 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
       blockId: new Int32Array(n),
     };
     for (let i = 0; i < n; i++, row++) {
+      if (device !== null && device[row] !== m.device) throw new TraceError(file, `row ${row} has device ${device[row]} where the metadata has device ${m.device}`, { device: m.device, eventIndex: i });
       events.addr[i] = Number(addr[row]);
       events.size[i] = Number(size[row]);
       const s = streamIndex.get(stream[row]);
@@ -226,6 +243,10 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   for (const d of devices) {
     const problem = checkDeviceTrace(d);
     if (problem !== null) throw new TraceError(file, `lakebed Arrow trace breaks the trace model: ${problem}`, { device: d.device });
+    // the range of values the importer accepts from any format (a hand-edited file may leave it)
+    for (const check of [deviceOrdinalProblem(d.device), streamProblem(d.streams, d.events), sizeProblem(d.events, [...d.initialState, ...d.finalState]), freeOrderProblem(d.events, d.initialState)]) {
+      if (check !== null) throw new TraceError(file, check.detail, { device: d.device, eventIndex: check.eventIndex });
+    }
   }
   const annotations = meta.annotations.map((a) => ({ ...a, timeUs: a.timeUs ?? NaN }));
   return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices, legacy: meta.legacy, annotations };

@@ -13,6 +13,8 @@ import { rebuildInitialState } from "./initial-state.js";
 import { assignBlockIds } from "./block-ids.js";
 import { blockIdsFromEmptyStart } from "./empty-start.js";
 import { privatePoolUse } from "./private-pools.js";
+import { deviceOrdinalProblem, freeOrderProblem, sizeProblem, streamProblem, type EventProblem } from "./event-checks.js";
+import { TraceError } from "./trace-error.js";
 
 export interface DecodedSnapshot {
   file: string;
@@ -33,21 +35,30 @@ export function assembleTrace(decoded: DecodedSnapshot): Trace {
   for (const e of decoded.events) if (e.length > 0) ordinals.add(e.device);
   for (const s of segments) ordinals.add(s.device);
   const devices = [...ordinals].sort((a, b) => a - b).map((device): DeviceTrace => {
+    // what no policy can be asked to do is refused before anything is built on it (event-checks.ts)
+    const refuse = (problem: EventProblem | null) => {
+      if (problem !== null) throw new TraceError(file, problem.detail, { device, eventIndex: problem.eventIndex });
+    };
+    refuse(deviceOrdinalProblem(device));
     const raw = decoded.events.find((e) => e.device === device) ?? emptyEvents(device);
     const deviceSegments = segments.filter((s) => s.device === device).sort((a, b) => a.address - b.address);
     const table = buildStreamTable([...raw.rawStreams, ...deviceSegments.map((s) => s.rawStream)]);
     renumberStreamColumn(raw.stream, raw.rawStreams, table);
+    refuse(streamProblem(table.streams, raw));
     const finalState = deviceSegments.map((s) => toSegmentState(s, table.indexOf(s.rawStream)));
+    refuse(sizeProblem(raw, finalState));
     const privatePools = privatePoolUse(deviceSegments);
     const columns = { length: raw.length, action: raw.action, addr: raw.addr, size: raw.size, stream: raw.stream, timeUs: raw.timeUs };
     const provenComplete = blockIdsFromEmptyStart(columns, finalState);
     if (provenComplete !== null) {
       const events: EventColumns = { ...columns, blockId: provenComplete };
+      refuse(freeOrderProblem(events, []));
       return { device, events, streams: table.streams, initialState: [], finalState, complete: true, initialLiveBlocks: 0, privatePools };
     }
     const initialState = rebuildInitialState(finalState, columns, { file, device, settings: allocatorSettings });
     const { blockId, initialLiveBlocks } = assignBlockIds(columns, initialState, finalState, { file, device });
     const events: EventColumns = { ...columns, blockId };
+    refuse(freeOrderProblem(events, initialState));
     return { device, events, streams: table.streams, initialState, finalState, complete: initialState.length === 0, initialLiveBlocks, privatePools };
   });
   return {
