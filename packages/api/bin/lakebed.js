@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `lakebed` command: a thin launcher for the built CLI in dist/.
-import { main } from "../dist/cli.js";
+import { exitOnOutputErrors, main } from "../dist/cli.js";
 
+exitOnOutputErrors();
 main(process.argv.slice(2)).then(
   (status) => {
     process.exitCode = status;

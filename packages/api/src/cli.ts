@@ -1,21 +1,31 @@
 import { Command, CommanderError } from "commander";
-import { TraceError } from "@lakebed/traces";
-import { infoCommand } from "./commands/info.js";
-import { replayCommand } from "./commands/replay.js";
-import { verifyCommand } from "./commands/verify.js";
-import { convertCommand } from "./commands/convert.js";
-import { compareCommand } from "./commands/compare.js";
-import { doctorCommand } from "./commands/doctor.js";
 import { warn } from "./output.js";
 import { POLICIES } from "./replay.js";
+import { UsageError } from "./usage-error.js";
+
+export { exitOnOutputErrors } from "./output.js";
+
+// Each command's module is imported when that command runs, not before: `lakebed --help` and a
+// replay of a pickle load neither the Arrow library, the HTML report nor the native addon (the
+// start-up figures are in bench/results.json). POLICIES is the one value the help text needs.
+const commands = {
+  info: async () => (await import("./commands/info.js")).infoCommand,
+  replay: async () => (await import("./commands/replay.js")).replayCommand,
+  compare: async () => (await import("./commands/compare.js")).compareCommand,
+  verify: async () => (await import("./commands/verify.js")).verifyCommand,
+  convert: async () => (await import("./commands/convert.js")).convertCommand,
+  doctor: async () => (await import("./commands/doctor.js")).doctorCommand,
+};
 
 /**
  * The `lakebed` command line. Every command that reports takes --json and then prints exactly one
- * JSON document on stdout. Bad input is one line on stderr and exit status 1; usage errors exit 2.
+ * JSON document on stdout. Bad input is one line on stderr and exit status 1; usage errors (commander's
+ * own, and UsageErrors from checking option values) are one line and exit 2.
  */
 export async function main(argv: string[]): Promise<number> {
   let status = 0;
-  const run = (command: (...args: any[]) => Promise<number>) => async (...args: any[]) => {
+  const run = (load: () => Promise<(...args: any[]) => Promise<number>>) => async (...args: any[]) => {
+    const command = await load();
     status = await command(...args.slice(0, -1));
   };
   const program = new Command("lakebed")
@@ -28,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("devices, events, time span, recorded PyTorch settings, and whether the trace is complete")
     .argument("<trace>", "a PyTorch memory snapshot (.pickle, .pickle.gz, .json) or a converted .arrow trace")
     .option("--json", "print one JSON document on stdout")
-    .action(run(infoCommand));
+    .action(run(commands.info));
 
   program
     .command("replay")
@@ -43,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--verify-data", "live backends: write a check pattern into every allocation and check it before the allocation is freed")
     .option("--fail-every <calls>", "live backends: fault injection, every Nth call of a kind fails, e.g. map:3,memCreate:5")
     .option("--json", "print one JSON document on stdout")
-    .action(run(replayCommand));
+    .action(run(commands.replay));
 
   program
     .command("compare")
@@ -55,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--find-min-capacity", "search the smallest device capacity (to 2 MiB) that replays without an OOM, per policy")
     .option("--html <file>", "also write a self-contained HTML report with charts")
     .option("--json", "print one JSON document on stdout")
-    .action(run(compareCommand));
+    .action(run(commands.compare));
 
   program
     .command("verify")
@@ -63,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument("<trace>", "trace file")
     .option("--capacity <bytes>", "the device capacity the trace was recorded under (set_per_process_memory_fraction x total)")
     .option("--json", "print one JSON document on stdout")
-    .action(run(verifyCommand));
+    .action(run(commands.verify));
 
   program
     .command("convert")
@@ -71,13 +81,13 @@ export async function main(argv: string[]): Promise<number> {
     .argument("<trace>", "trace file")
     .argument("<output>", "output .arrow file")
     .option("--json", "print one JSON document on stdout")
-    .action(run(convertCommand));
+    .action(run(commands.convert));
 
   program
     .command("doctor")
     .description("say which device drivers (sim, host, cuda) work on this machine, and why not")
     .option("--json", "print one JSON document on stdout")
-    .action(run(doctorCommand));
+    .action(run(commands.doctor));
 
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -86,9 +96,14 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof TraceError || error instanceof Error) {
+    if (error instanceof UsageError) {
+      warn(error.message);
+      return 2;
+    }
+    if (error instanceof Error) {
       warn(error.message.split("\n")[0]);
-      if (!(error instanceof TraceError) && process.env.LAKEBED_DEBUG) process.stderr.write(`${error.stack}\n`);
+      // a TraceError's message is the whole story (compared by name: the traces package loads with a command)
+      if (error.name !== "TraceError" && process.env.LAKEBED_DEBUG) process.stderr.write(`${error.stack}\n`);
       return 1;
     }
     warn(String(error));

@@ -1,4 +1,5 @@
 import Table from "cli-table3";
+import { printable } from "./terminal-text.js";
 
 /**
  * Human tables for the terminal. Numbers are right-aligned so that columns of sizes can be read
@@ -10,6 +11,7 @@ export function renderTable(head: string[], rows: (string | number)[][]): string
     style: { head: [], border: [], compact: true },
     colAligns: head.map((_, i) => (i === 0 ? "left" : "right")),
   });
-  for (const row of rows) table.push(row.map(String));
+  // cells may hold recorded text: made printable, so a newline in one cannot forge a row
+  for (const row of rows) table.push(row.map((cell) => printable(String(cell))));
   return table.toString();
 }

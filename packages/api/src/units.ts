@@ -1,3 +1,5 @@
+import { UsageError, quoted } from "./usage-error.js";
+
 /**
  * Byte quantities as users write them and as tables show them.
  *
@@ -19,18 +21,18 @@ const UNIT_BYTES: Readonly<Record<string, number>> = {
   tb: 1000 ** 4,
 };
 
-/** Parses "40GiB", "12327536558", "1.5 GB" into bytes; throws a one-line Error otherwise. */
+/** Parses "40GiB", "12327536558", "1.5 GB" into bytes; throws a one-line UsageError otherwise. */
 export function parseBytes(text: string, what = "size"): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  if (!match) throw new Error(`${what}: expected a number of bytes such as 40GiB or 42949672960, got '${text}'`);
+  if (!match) throw new UsageError(`${what}: expected a number of bytes such as 40GiB or 42949672960, got ${quoted(text)}`);
   const unit = match[2].toLowerCase() || "b";
   const scale = UNIT_BYTES[unit];
   if (scale === undefined) {
-    throw new Error(`${what}: unknown unit '${match[2]}' in '${text}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)`);
+    throw new UsageError(`${what}: unknown unit ${quoted(match[2])} in ${quoted(text)} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)`);
   }
   const bytes = Math.round(Number(match[1]) * scale);
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw new Error(`${what}: '${text}' is not a positive size below 8 PiB`);
+    throw new UsageError(`${what}: ${quoted(text)} is not a positive size below 8 PiB`);
   }
   return bytes;
 }

@@ -2,14 +2,13 @@ import { loadTrace } from "../load.js";
 import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
 import { findMinCapacity } from "../capacity-search.js";
-import { POLICIES, replayTrace, type PolicyName, type ReplayDocument } from "../replay.js";
+import { replayTrace, type ReplayDocument } from "../replay.js";
 import { renderTable } from "../table.js";
-import { formatBytes, formatCount, parseBytes } from "../units.js";
+import { formatBytes, formatCount } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
-import { parsePolicy } from "./replay.js";
+import { parseCapacity, parseConf, parsePolicyList } from "./option-values.js";
+import { printable } from "../terminal-text.js";
 import { writeFileSync } from "node:fs";
-import { buildReport } from "../report/build-report.js";
-import { renderHtmlReport } from "../report/html-report.js";
 
 export interface CompareCliOptions {
   policies?: string;
@@ -24,12 +23,9 @@ export interface CompareCliOptions {
 export type CompareResult = ReplayDocument & { devices: (ReplayDocument["devices"][number] & { minCapacityBytes?: number })[] };
 
 export async function compareCommand(file: string, options: CompareCliOptions): Promise<number> {
-  const policies = (options.policies ?? POLICIES.join(","))
-    .split(",")
-    .map((p) => p.trim())
-    .filter(Boolean)
-    .map((p) => parsePolicy(p) as PolicyName);
-  const capacityBytes = options.capacity === undefined ? undefined : parseBytes(options.capacity, "--capacity");
+  const policies = parsePolicyList(options.policies);
+  const capacityBytes = parseCapacity(options.capacity);
+  parseConf(options.conf);
   const trace = await loadTrace(file, !options.json);
   warnAboutCaveats(trace);
   const results: CompareResult[] = [];
@@ -54,9 +50,11 @@ export async function compareCommand(file: string, options: CompareCliOptions): 
     const minCapacities = options.findMinCapacity
       ? new Map(results.map((r) => [r.policy, r.devices.map((d) => d.minCapacityBytes ?? Number.NaN)] as const))
       : undefined;
+    // the report (its page, script and chart library) is loaded only when one is asked for
+    const [{ buildReport }, { renderHtmlReport }] = await Promise.all([import("../report/build-report.js"), import("../report/html-report.js")]);
     const data = buildReport(trace, { policies, conf: options.conf, capacityBytes, minCapacities });
     writeFileSync(options.html, renderHtmlReport(data));
-    if (!options.json) process.stderr.write(`lakebed: wrote ${options.html}\n`);
+    if (!options.json) process.stderr.write(`lakebed: wrote ${printable(options.html)}\n`);
   }
   if (options.json) {
     writeJson({ results });

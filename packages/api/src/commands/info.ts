@@ -4,6 +4,7 @@ import { privatePoolCaveat } from "../caveats.js";
 import { renderTable } from "../table.js";
 import { formatBytes } from "../units.js";
 import { writeJson, writeHuman } from "../output.js";
+import { printable } from "../terminal-text.js";
 
 export async function infoCommand(file: string, options: { json?: boolean }): Promise<number> {
   const trace = await loadTrace(file, !options.json);
@@ -14,9 +15,9 @@ export async function infoCommand(file: string, options: { json?: boolean }): Pr
   }
   const s = info.allocatorSettings;
   const lines = [
-    `${info.file}: ${info.format}${info.gzip ? " (gzip)" : ""}${info.legacy ? ", legacy PyTorch 2.0 layout" : ""}`,
+    `${printable(info.file)}: ${info.format}${info.gzip ? " (gzip)" : ""}${info.legacy ? ", legacy PyTorch 2.0 layout" : ""}`,
     s
-      ? `settings: ${s.conf === "" ? "(PYTORCH_CUDA_ALLOC_CONF empty)" : s.conf}; expandable_segments ${s.expandableSegments}, max_split_size ${s.maxSplitSize < 0 ? "unlimited" : formatBytes(s.maxSplitSize)}, garbage_collection_threshold ${s.garbageCollectionThreshold}, roundup_power2_divisions [${s.roundupPower2Divisions.join(",")}]`
+      ? `settings: ${s.conf === "" ? "(PYTORCH_CUDA_ALLOC_CONF empty)" : printable(s.conf)}; expandable_segments ${s.expandableSegments}, max_split_size ${s.maxSplitSize < 0 ? "unlimited" : formatBytes(s.maxSplitSize)}, garbage_collection_threshold ${s.garbageCollectionThreshold}, roundup_power2_divisions [${s.roundupPower2Divisions.join(",")}]`
       : "settings: not recorded (PyTorch before about 2.3): replays assume PyTorch's defaults",
     renderTable(
       ["device", "events", "allocs", "streams", "span", "complete", "start state", "final reserved", "final allocated"],
@@ -34,7 +35,7 @@ export async function infoCommand(file: string, options: { json?: boolean }): Pr
     ),
   ];
   const caveat = privatePoolCaveat(trace);
-  if (caveat !== null) lines.push(`note: ${caveat}`);
+  if (caveat !== null) lines.push(`note: ${printable(caveat)}`);
   writeHuman(lines.join("\n"));
   return 0;
 }

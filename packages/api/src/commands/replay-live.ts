@@ -10,6 +10,7 @@ import { renderTable } from "../table.js";
 import { formatBytes, formatCount } from "../units.js";
 import { warn, writeHuman, writeJson } from "../output.js";
 import type { Progress } from "../progress.js";
+import { printable } from "../terminal-text.js";
 
 export interface LiveCliRequest {
   file: string;
@@ -50,7 +51,7 @@ export async function replayLiveCommand(trace: Trace, request: LiveCliRequest, p
   } else {
     writeHuman(
       [
-        `${request.file}: policy ${document.policy}${document.conf ? ` (${document.conf})` : ""}, live on ${document.driver}`,
+        `${printable(request.file)}: policy ${document.policy}${document.conf ? ` (${printable(document.conf)})` : ""}, live on ${document.driver}`,
         renderTable(
           ["device", "events", "peak allocated", "peak reserved", "device calls", "OOMs", ...(request.verifyData ? ["verified allocations", "pattern changed"] : []), "left after teardown"],
           document.devices.map((d) => [

@@ -1,13 +1,15 @@
 import { loadTrace } from "../load.js";
 import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
-import { POLICIES, replayTrace, type PolicyName } from "../replay.js";
+import { replayTrace } from "../replay.js";
 import { renderTable } from "../table.js";
-import { formatBytes, formatCount, parseBytes } from "../units.js";
+import { formatBytes, formatCount } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
 import { findMinCapacity } from "../capacity-search.js";
-import { isLive, parseBackend } from "../live/backend-options.js";
-import { replayLiveCommand } from "./replay-live.js";
+import { isLive, parseBackend, parseFailEvery } from "../live/backend-options.js";
+import { parseCapacity, parseConf, parsePolicy } from "./option-values.js";
+import { UsageError } from "../usage-error.js";
+import { printable } from "../terminal-text.js";
 
 export interface ReplayCliOptions {
   policy?: string;
@@ -24,33 +26,29 @@ export interface ReplayCliOptions {
   failEvery?: string;
 }
 
-export function parsePolicy(name: string | undefined): PolicyName | undefined {
-  if (name === undefined) return undefined;
-  if (!(POLICIES as readonly string[]).includes(name)) {
-    throw new Error(`--policy: unknown policy '${name}' (choose one of ${POLICIES.join(", ")})`);
-  }
-  return name as PolicyName;
-}
-
 export async function replayCommand(file: string, options: ReplayCliOptions): Promise<number> {
   const policy = parsePolicy(options.policy);
-  const capacityBytes = options.capacity === undefined ? undefined : parseBytes(options.capacity, "--capacity");
+  const capacityBytes = parseCapacity(options.capacity);
+  const conf = parseConf(options.conf);
   const backend = parseBackend(options.backend);
   if (!isLive(backend) && (options.verifyData || options.failEvery !== undefined)) {
-    throw new Error(`${options.verifyData ? "--verify-data" : "--fail-every"} needs a live backend (--backend host or --backend cuda)`);
+    throw new UsageError(`${options.verifyData ? "--verify-data" : "--fail-every"} needs a live backend (--backend host or --backend cuda)`);
   }
-  if (isLive(backend) && options.findMinCapacity) throw new Error("--find-min-capacity runs on the simulator only (leave out --backend)");
+  if (isLive(backend) && options.findMinCapacity) throw new UsageError("--find-min-capacity runs on the simulator only (leave out --backend)");
+  if (options.failEvery !== undefined) parseFailEvery(options.failEvery);
   const trace = await loadTrace(file, !options.json);
   warnAboutCaveats(trace);
   if (isLive(backend)) {
     const progress = startProgress(`replay ${policy ?? ""} on ${backend}`.replace("  ", " "), "events", !options.json);
+    // the live path (native addon, drivers, teardown) is loaded only for a live replay
+    const { replayLiveCommand } = await import("./replay-live.js");
     return replayLiveCommand(
       trace,
       {
         file,
         backend,
         policy,
-        conf: options.conf,
+        conf,
         capacityBytes,
         verifyData: options.verifyData === true,
         check: options.check === true,
@@ -65,7 +63,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   try {
     ({ document } = replayTrace(trace, {
       policy,
-      conf: options.conf,
+      conf,
       capacityBytes,
       checkEvery: options.check ? 1 : 0,
       onProgress: (done, total) => progress.update(done, total),
@@ -83,7 +81,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   }
   writeHuman(
     [
-      `${file}: policy ${document.policy}${document.conf ? ` (${document.conf})` : ""}, capacity ${document.capacityBytes === null ? "unlimited" : formatBytes(document.capacityBytes)}`,
+      `${printable(file)}: policy ${document.policy}${document.conf ? ` (${printable(document.conf)})` : ""}, capacity ${document.capacityBytes === null ? "unlimited" : formatBytes(document.capacityBytes)}`,
       renderTable(
         ["device", "events", "peak allocated", "peak reserved", "reserved/allocated", "device allocs", "device frees", "OOMs", "allocator time", ...(options.findMinCapacity ? ["min capacity"] : [])],
         document.devices.map((d) => [

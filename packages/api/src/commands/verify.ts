@@ -1,12 +1,13 @@
 import { loadTrace } from "../load.js";
 import { startProgress } from "../progress.js";
 import { renderTable } from "../table.js";
-import { parseBytes } from "../units.js";
+import { parseCapacity } from "./option-values.js";
+import { printable } from "../terminal-text.js";
 import { verifyTrace, type SegmentEventView } from "../verify.js";
 import { writeHuman, writeJson } from "../output.js";
 
 export async function verifyCommand(file: string, options: { capacity?: string; json?: boolean }): Promise<number> {
-  const capacityBytes = options.capacity === undefined ? undefined : parseBytes(options.capacity, "--capacity");
+  const capacityBytes = parseCapacity(options.capacity);
   const trace = await loadTrace(file, !options.json);
   const progress = startProgress("verify", "events", !options.json);
   let document;
@@ -20,13 +21,13 @@ export async function verifyCommand(file: string, options: { capacity?: string; 
     return document.match ? 0 : 1;
   }
   if (document.reason && document.devices.length === 0) {
-    writeHuman(`${file}: cannot be verified: ${document.reason}`);
+    writeHuman(`${printable(file)}: cannot be verified: ${printable(document.reason)}`);
     return 1;
   }
   const describe = (e: SegmentEventView | null) =>
     e ? `${e.action} 0x${e.addr.toString(16)} ${e.size} B after ${e.requestsBefore} requests (event ${e.eventIndex})` : "nothing";
   const lines = [
-    `${file}: ${document.match ? "MATCH" : "MISMATCH"} (policy ${document.policy})`,
+    `${printable(file)}: ${document.match ? "MATCH" : "MISMATCH"} (policy ${document.policy})`,
     renderTable(
       ["device", "start", "segment events matched", "final layout"],
       document.devices.map((d) => [d.device, d.complete ? "empty" : "rebuilt", d.segmentEventsCompared, d.finalStateMatches ? "matches" : "differs"]),
@@ -38,9 +39,9 @@ export async function verifyCommand(file: string, options: { capacity?: string; 
         `device ${d.device}: first diverging segment event #${d.firstMismatch.position}: PyTorch did ${describe(d.firstMismatch.expected)}; the emulator did ${describe(d.firstMismatch.actual)}`,
       );
     }
-    if (d.finalStateDifference) lines.push(`device ${d.device}: final layout: ${d.finalStateDifference}`);
+    if (d.finalStateDifference) lines.push(`device ${d.device}: final layout: ${printable(d.finalStateDifference)}`);
   }
-  if (document.reason) lines.push(`why: ${document.reason}`);
+  if (document.reason) lines.push(`why: ${printable(document.reason)}`);
   writeHuman(lines.join("\n"));
   return document.match ? 0 : 1;
 }
