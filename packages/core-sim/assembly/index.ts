@@ -18,12 +18,12 @@ import { roundSize, allocationSize, shouldSplitRemainder, isSmallSize } from "./
 import { STAT_COUNT } from "./policies/stats";
 import { Policy } from "./policies/policy";
 import { bRequested, bStream } from "./memory/block-table";
-import { CachingAllocator } from "./policies/caching";
-import { LakebedPolicy } from "./policies/lakebed";
-import { VmsPolicy } from "./policies/vms";
-import { vmsConf } from "./policies/vms-config";
-export { setVmsConf } from "./policies/vms-config";
-export { setLakebedConf } from "./policies/lakebed";
+import { CachingAllocator } from "./policies/caching/caching";
+import { LakebedPolicy } from "./policies/lakebed/lakebed";
+import { VmsPolicy } from "./policies/vms/vms";
+import { vmsConf } from "./policies/vms/config";
+export { setVmsConf } from "./policies/vms/config";
+export { setLakebedConf } from "./policies/lakebed/lakebed";
 import { SegmentLog } from "./replay/segment-log";
 import { Layout } from "./replay/layout";
 import { Replay, EventColumns, buildOracle, COUNTERS } from "./replay/replay";

@@ -7,9 +7,9 @@ type PolicyKey = keyof typeof POLICY_CODES;
 export const POLICY_COUNTER_NAMES: Record<PolicyKey, readonly string[]> = {
   caching: [],
   expandable: [],
-  /** assembly/policies/vms.ts VmsPolicy.counter */
+  /** assembly/policies/vms/vms.ts VmsPolicy.counter */
   vms: ["stitches", "stitchReuses", "stitchesCollected", "reAllocs", "liveStitches"],
-  /** assembly/policies/lakebed.ts LakebedPolicy.counter */
+  /** assembly/policies/lakebed/lakebed.ts LakebedPolicy.counter */
   lakebed: ["chunkMoves", "chunks", "touchedPagesPeak"],
 };
 

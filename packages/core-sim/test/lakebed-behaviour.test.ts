@@ -3,7 +3,7 @@ import { parseAllocConf, replayDevice, type DeviceReplayResult } from "@lakebed/
 import { MiB, buildTrace, type Op } from "./support/traces.js";
 
 /**
- * The lakebed policy (assembly/policies/lakebed.ts) on hand-built traces: per-(stream, pool) arenas
+ * The lakebed policy (assembly/policies/lakebed/lakebed.ts) on hand-built traces: per-(stream, pool) arenas
  * packed at 512 bytes, backed by fungible 2 MiB chunks that move lazily from idle pages. Every
  * replay checks isValid after every event.
  */

@@ -15,8 +15,8 @@
 //
 // Idle-list links name pages across arenas as keys: arena id << 32 | page index (NO_PAGE: none).
 
-import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../device/device";
-import { NO_BLOCK } from "../memory/block-table";
+import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../../device/device";
+import { NO_BLOCK } from "../../memory/block-table";
 
 export const PAGE_BYTES: u64 = GRANULARITY_BYTES;
 export const NO_PAGE: i64 = -1;

@@ -16,13 +16,13 @@
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize,
   setAddr, setSize, bPrev, bNext, setPrev, setNext, bStream, bSegment, hasFlag, setFlag,
-} from "../memory/block-table";
-import { STAT_RESERVED_BYTES, NUM_DEVICE_ALLOC, NUM_DEVICE_FREE } from "./stats";
-import { SMALL_BUFFER_BYTES } from "./rounding";
+} from "../../memory/block-table";
+import { STAT_RESERVED_BYTES, NUM_DEVICE_ALLOC, NUM_DEVICE_FREE } from "../stats";
+import { SMALL_BUFFER_BYTES } from "../rounding";
 import { BlockPool } from "./block-pool";
 import { ExpandableSegment } from "./expandable-segment";
 import { CachingAllocator, expandableAddressSpace } from "./caching";
-import { ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../replay/segment-log";
+import { ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../replay/segment-log";
 
 /** The page size of the pool's expandable segments. */
 export function pageBytesOf(a: CachingAllocator, small: bool): u64 {

@@ -6,17 +6,17 @@ import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, FLAG_VMS, bAddr, bSize,
   bRequested, bPrev, bNext, bLeft, bRight, bStream, bSegment, bEnd, hasFlag, isSplit, isExpandable,
   blockIdBound, isLive,
-} from "../memory/block-table";
-import { BY_SIZE, BY_ADDRESS, setWellFormed } from "../memory/free-set";
+} from "../../memory/block-table";
+import { BY_SIZE, BY_ADDRESS, setWellFormed } from "../../memory/free-set";
 import {
   STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_INACTIVE_SPLIT, STAT_ALLOCATED_BYTES,
   STAT_RESERVED_BYTES, STAT_ACTIVE_BYTES, STAT_INACTIVE_SPLIT_BYTES, STAT_REQUESTED_BYTES,
   ARRAY_STAT_KINDS, POOL_ALL, POOL_SMALL, POOL_LARGE, SCALAR_OVERSIZE_ALLOCATIONS,
   SCALAR_OVERSIZE_SEGMENTS, METRIC_CURRENT, METRIC_PEAK, statIndex,
-} from "./stats";
-import { MIN_BLOCK_BYTES } from "./rounding";
+} from "../stats";
+import { MIN_BLOCK_BYTES } from "../rounding";
 import { CachingAllocator } from "./caching";
-import { SimulatedDevice } from "../device/simulated";
+import { SimulatedDevice } from "../../device/simulated";
 
 const INV_TILING: i32 = 1;
 const INV_DISJOINT: i32 = 2;
@@ -77,7 +77,7 @@ export function brokenCachingInvariant(a: CachingAllocator): i32 {
     const isPending = hasFlag(b, FLAG_PENDING);
     const expandable = isExpandable(b);
     if (hasFlag(b, FLAG_VMS)) {
-      // a vms large-pool block: its structure is vms-valid.ts's to check; its use counts here
+      // a vms large-pool block: its structure is ../vms/valid.ts's to check; its use counts here
       if (allocated && size >= maxSplit) oversizeAllocations++;
       if (isPending) pending++;
       addUseStats(b, size, small, allocated, isPending);

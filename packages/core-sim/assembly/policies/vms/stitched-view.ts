@@ -15,9 +15,9 @@
 // oldest release first, for reuse or garbage collection. A view marked toGC lost its free tail to
 // a physical release while in use; it is dropped when freed.
 
-import { Device, NO_ADDRESS } from "../device/device";
-import { NO_BLOCK } from "../memory/block-table";
-import { CHUNK_BYTES, VmsSegment } from "./vms-segment";
+import { Device, NO_ADDRESS } from "../../device/device";
+import { NO_BLOCK } from "../../memory/block-table";
+import { CHUNK_BYTES, VmsSegment } from "./segment";
 
 export const STITCH_ACTIVE: i32 = 0;
 export const STITCH_PENDING: i32 = 1;

@@ -5,14 +5,14 @@
 
 import {
   NO_BLOCK, bAddr, bSize, bStream, bGcBase, isSplit, isExpandable, deleteBlock,
-} from "../memory/block-table";
-import { STAT_SEGMENT, STAT_RESERVED_BYTES, SCALAR_OVERSIZE_SEGMENTS, NUM_DEVICE_FREE } from "./stats";
-import { UNLIMITED } from "./config";
+} from "../../memory/block-table";
+import { STAT_SEGMENT, STAT_RESERVED_BYTES, SCALAR_OVERSIZE_SEGMENTS, NUM_DEVICE_FREE } from "../stats";
+import { UNLIMITED } from "../config";
 import { BlockPool } from "./block-pool";
 import { CachingAllocator } from "./caching";
-import { unmapBlock, releaseExpandableSegment } from "./caching-expandable";
-import { ACTION_SEGMENT_FREE } from "../replay/segment-log";
-import { BROKEN, BROKEN_CACHING_RELEASE_KEEPS_RESERVED } from "./broken";
+import { unmapBlock, releaseExpandableSegment } from "./expandable";
+import { ACTION_SEGMENT_FREE } from "../../replay/segment-log";
+import { BROKEN, BROKEN_CACHING_RELEASE_KEEPS_RESERVED } from "../broken";
 
 /** release_block: cudaFree of a cached, unsplit, ordinary segment. */
 export function releaseBlock(a: CachingAllocator, b: i32): void {

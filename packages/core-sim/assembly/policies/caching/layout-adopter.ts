@@ -1,62 +1,21 @@
-// The caching allocator's layout, both ways: writing its segments and blocks the way PyTorch's
-// snapshot reports them (each cudaMalloc'd segment, and each contiguous mapped range of an
-// expandable segment, is one segment), and rebuilding its state from such a layout when a trace
-// was recorded mid-run (DeviceTrace.initialState).
+// The caching allocator rebuilt from a snapshot layout, for a trace recorded mid-run
+// (DeviceTrace.initialState): the replay hands over one segment at a time (adoptCachingSegment),
+// then its blocks in address order (adoptCachingBlock); adoptCachingDone closes the segment. The
+// other direction (writing the layout) is layout-writer.ts.
 
 import {
-  NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, FLAG_STITCHED, FLAG_LENT, newBlock, deleteBlock, bAddr,
-  bSize, bRequested, bPrev, bNext, setAddr, setSize, setPrev, setNext, bStream, bSegment, bTraceId,
-  setRequested, setTraceId, hasFlag, setFlag, isSplit, isExpandable, blockIdBound, isLive,
-} from "../memory/block-table";
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bPrev,
+  bNext, setAddr, setSize, setPrev, setNext, setRequested, setTraceId, hasFlag, setFlag, isSplit,
+} from "../../memory/block-table";
 import {
   STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_INACTIVE_SPLIT, STAT_ALLOCATED_BYTES,
   STAT_RESERVED_BYTES, STAT_ACTIVE_BYTES, STAT_INACTIVE_SPLIT_BYTES, STAT_REQUESTED_BYTES,
   SCALAR_OVERSIZE_ALLOCATIONS, SCALAR_OVERSIZE_SEGMENTS,
-} from "./stats";
+} from "../stats";
 import { CachingAllocator, expandableAddressSpace } from "./caching";
 import { ExpandableSegment } from "./expandable-segment";
-import { pageBytesOf } from "./caching-expandable";
-import { Layout, BLOCK_ALLOCATED, BLOCK_PENDING_FREE, BLOCK_INACTIVE } from "../replay/layout";
-
-function compareAddress(x: i32, y: i32): i32 {
-  const ax = bAddr(x);
-  const ay = bAddr(y);
-  return ax < ay ? -1 : ax > ay ? 1 : 0;
-}
-
-/**
- * A block that starts a snapshot segment: mapped, with no mapped block right before it. (A vms
- * stitched view is no segment: its memory is its lent pBlocks', which their segments show.)
- */
-@inline function startsSegment(b: i32): bool {
-  if (!hasFlag(b, FLAG_MAPPED) || hasFlag(b, FLAG_STITCHED)) return false;
-  const p = bPrev(b);
-  return p == NO_BLOCK || !hasFlag(p, FLAG_MAPPED);
-}
-
-export function writeCachingLayout(a: CachingAllocator, out: Layout): void {
-  const heads = new Array<i32>();
-  let blocks = 0;
-  const bound = blockIdBound();
-  for (let b = 0; b < bound; b++) {
-    if (!isLive(b)) continue;
-    if (hasFlag(b, FLAG_MAPPED) && !hasFlag(b, FLAG_STITCHED)) blocks++;
-    if (startsSegment(b)) heads.push(b);
-  }
-  heads.sort(compareAddress);
-  out.reset(heads.length, blocks);
-  for (let i = 0; i < heads.length; i++) {
-    const head = heads[i];
-    out.beginSegment(bAddr(head), bStream(head), hasFlag(head, FLAG_SMALL), isExpandable(head));
-    for (let b = head; b != NO_BLOCK && hasFlag(b, FLAG_MAPPED); b = bNext(b)) {
-      // a vms pBlock lent to a stitched view holds live memory: allocated
-      const state = hasFlag(b, FLAG_ALLOCATED | FLAG_LENT) ? BLOCK_ALLOCATED : hasFlag(b, FLAG_PENDING) ? BLOCK_PENDING_FREE : BLOCK_INACTIVE;
-      out.addBlock(bAddr(b), bSize(b), bRequested(b), state, bTraceId(b));
-    }
-  }
-}
-
-// ---- adoption: rebuilding the state at the start of a trace recorded mid-run ------------------
+import { pageBytesOf } from "./expandable";
+import { BLOCK_ALLOCATED, BLOCK_INACTIVE } from "../../replay/layout";
 
 // the segment being adopted
 let adoptFirst: i32 = NO_BLOCK;

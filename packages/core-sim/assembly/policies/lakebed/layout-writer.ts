@@ -5,10 +5,10 @@
 
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, bAddr, bEnd, bRequested, bNext, bTraceId, hasFlag,
-} from "../memory/block-table";
-import { Layout, BLOCK_ALLOCATED, BLOCK_PENDING_FREE, BLOCK_INACTIVE } from "../replay/layout";
+} from "../../memory/block-table";
+import { Layout, BLOCK_ALLOCATED, BLOCK_PENDING_FREE, BLOCK_INACTIVE } from "../../replay/layout";
 import { LakebedPolicy } from "./lakebed";
-import { Arena } from "./lakebed-arena";
+import { Arena } from "./arena";
 
 function compareBase(x: Arena, y: Arena): i32 {
   return x.base < y.base ? -1 : x.base > y.base ? 1 : 0;

@@ -2,7 +2,7 @@
 // 2 MiB, each its own physical handle (cuMemCreate), mapped in order into one fresh virtual range.
 // The pBlocks ("primitive blocks") of the segment tile that range at chunk granularity, linked
 // prev/next as PyTorch's split blocks are; each chunk remembers the pBlock that holds it and the
-// stitched views (vms-stitch.ts) that map it too.
+// stitched views (stitched-view.ts) that map it too.
 //
 //   base                                                            base + chunks x 2 MiB
 //   ┌─────────┬─────────┬─────────┬─────────┬─────────┬─────────┐
@@ -15,8 +15,8 @@
 // exactly the chunks that name it; a chunk is "used" exactly when its owner is allocated, pending
 // or lent, and "free" when its owner is in the free pool.
 
-import { Device, NO_ADDRESS, NO_HANDLE, GRANULARITY_BYTES } from "../device/device";
-import { NO_BLOCK } from "../memory/block-table";
+import { Device, NO_ADDRESS, NO_HANDLE, GRANULARITY_BYTES } from "../../device/device";
+import { NO_BLOCK } from "../../memory/block-table";
 
 export const CHUNK_BYTES: u64 = GRANULARITY_BYTES;
 
@@ -31,7 +31,7 @@ export class VmsSegment {
   views: StaticArray<Array<i32> | null>;
   /** the pBlock at the segment's base */
   head: i32 = NO_BLOCK;
-  // scratch stamps for the invariant walk (vms-valid.ts), kept so that the walk allocates nothing
+  // scratch stamps for the invariant walk (valid.ts), kept so that the walk allocates nothing
   seen: StaticArray<i32>;
   claimed: StaticArray<i32>;
 

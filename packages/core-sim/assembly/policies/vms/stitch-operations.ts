@@ -1,21 +1,21 @@
 // vms stitching (GMLake's get_fused_fragmented_blocks), reuse of cached stitched views (the sPool
 // half of get_free_block), the free of a stitched view (update_block), and their garbage
-// collection (garbage_collect_fused_blocks), over the views of vms-stitch.ts.
+// collection (garbage_collect_fused_blocks), over the views of stitched-view.ts.
 
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, FLAG_VMS, FLAG_STITCHED, FLAG_LENT, newBlock, deleteBlock,
   bSize, setSize, bStream, bOwner, setOwner, hasFlag, setFlag,
-} from "../memory/block-table";
-import { BY_SIZE, setInsert, setErase, lowerBound, predecessor, last } from "../memory/free-set";
-import { CHUNK_BYTES, VmsSegment } from "./vms-segment";
+} from "../../memory/block-table";
+import { BY_SIZE, setInsert, setErase, lowerBound, predecessor, last } from "../../memory/free-set";
+import { CHUNK_BYTES, VmsSegment } from "./segment";
 import {
   Stitch, NO_STITCH, STITCH_ACTIVE, STITCH_REUSABLE, STITCH_FRAGMENTED,
-} from "./vms-stitch";
+} from "./stitched-view";
 import { VmsPolicy } from "./vms";
-import { bAddr } from "../memory/block-table";
-import { chunkCount, lendChunks, freePBlock } from "./vms-pblock";
-import { ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../replay/segment-log";
-import { BROKEN, BROKEN_VMS_STITCH_FORGETS_CHUNK } from "./broken";
+import { bAddr } from "../../memory/block-table";
+import { chunkCount, lendChunks, freePBlock } from "./physical-blocks";
+import { ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../replay/segment-log";
+import { BROKEN, BROKEN_VMS_STITCH_FORGETS_CHUNK } from "../broken";
 
 /**
  * GMLake's candidate selection: the stream's free pBlocks, largest first, until they add up to

@@ -6,17 +6,17 @@
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, bAddr, bSize, bRequested,
   bPrev, bNext, bLeft, bRight, bStream, bSegment, bEnd, hasFlag, blockIdBound, isLive,
-} from "../memory/block-table";
-import { BY_SIZE, setWellFormed } from "../memory/free-set";
+} from "../../memory/block-table";
+import { BY_SIZE, setWellFormed } from "../../memory/free-set";
 import {
   STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
   STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, ARRAY_STAT_KINDS, POOL_ALL, POOL_SMALL, POOL_LARGE,
   METRIC_CURRENT, statIndex,
-} from "./stats";
-import { MIN_BLOCK_BYTES } from "./rounding";
-import { SimulatedDevice } from "../device/simulated";
+} from "../stats";
+import { MIN_BLOCK_BYTES } from "../rounding";
+import { SimulatedDevice } from "../../device/simulated";
 import { LakebedPolicy } from "./lakebed";
-import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./lakebed-arena";
+import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
 
 const INV_TILING: i32 = 1;
 const INV_FREE_SET: i32 = 2;

@@ -6,8 +6,8 @@
 
 import {
   BY_SIZE, BY_ADDRESS, setInsert, setErase, lowerBound, successor, predecessor, first, last,
-} from "../memory/free-set";
-import { NO_BLOCK, setGcBase } from "../memory/block-table";
+} from "../../memory/free-set";
+import { NO_BLOCK, setGcBase } from "../../memory/block-table";
 
 export class BlockPool {
   small: bool;

@@ -1,14 +1,14 @@
 // vms: GMLake's virtual memory stitching (ASPLOS'24; GLake's GMLake/src/CUDACachingAllocator.cpp),
-// re-implemented from ../../../../shared/reference/gmlake-glake.md (section numbers in brackets)
+// re-implemented from ../../../../../../shared/reference/gmlake-glake.md (section numbers in brackets)
 // over the Device's driver calls. GMLake replaces only PyTorch's large pool; the small pool stays
 // PyTorch's, so this policy IS the caching allocator (it extends CachingAllocator and hands every
 // request of 1 MiB or less to it) with a large pool of its own:
 //
-//   segments (vms-segment.ts)  new physical memory: N chunks of 2 MiB (cuMemCreate each), mapped
-//                              into one range; its pBlocks tile it at chunk granularity
-//   pPool    (pFree)           free pBlocks, best fit by (stream, size, address)
-//   views    (vms-stitch.ts)   stitched blocks (sBlocks): a fresh range mapping chunks that pBlocks
-//                              own; cached after free, as reusable (sFree) or fragmented
+//   segments (segment.ts)       new physical memory: N chunks of 2 MiB (cuMemCreate each), mapped
+//                               into one range; its pBlocks tile it at chunk granularity
+//   pPool    (pFree)            free pBlocks, best fit by (stream, size, address)
+//   views    (stitched-view.ts) stitched blocks (sBlocks): a fresh range mapping chunks that pBlocks
+//                               own; cached after free, as reusable (sFree) or fragmented
 //
 // malloc of a large request (rounded to 2 MiB) [2.4]: best fit in the pPool (split off >= 2 MiB);
 // else the smallest reusable view within reuseLimit; else stitch at stage 0 (defragLevel 0); else
@@ -22,7 +22,7 @@
 // oversize release (max_split_size_mb) run on the small pool only; events are those of the trace,
 // so every cached view's release is complete when GC looks at it.
 //
-// Invariants (checked by brokenInvariant(), vms-valid.ts; it returns 100 + the number, and the
+// Invariants (checked by brokenInvariant(), valid.ts; it returns 100 + the number, and the
 // caching allocator's INV-CACHE-n for the small pool and the shared stats):
 //  INV-VMS-1  each live segment's pBlocks tile it: the chain from its head is linked both ways and
 //             contiguous from base to base + chunks x 2 MiB, every block carries FLAG_VMS, the
@@ -44,32 +44,32 @@
 //             the small pool's plus 2 MiB per chunk of the live segments; reservations are one per
 //             segment and view.
 
-import { Device } from "../device/device";
+import { Device } from "../../device/device";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_VMS, FLAG_STITCHED, hasFlag, setFlag, setRequested, bSize, bStream,
   setTraceId as setBlockTraceId, bRequested, bOwner,
-} from "../memory/block-table";
-import { BY_SIZE, setInsert, lowerBound } from "../memory/free-set";
-import { AllocatorConfig } from "./config";
-import { roundSize, allocationSize, isSmallSize } from "./rounding";
+} from "../../memory/block-table";
+import { BY_SIZE, setInsert, lowerBound } from "../../memory/free-set";
+import { AllocatorConfig } from "../config";
+import { roundSize, allocationSize, isSmallSize } from "../rounding";
 import {
   STAT_SEGMENT, STAT_ACTIVE, STAT_RESERVED_BYTES, STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, NUM_OOMS,
   NUM_DEVICE_ALLOC, NUM_ALLOC_RETRIES,
-} from "./stats";
-import { CachingAllocator } from "./caching";
-import { releaseCachedBlocks } from "./caching-release";
-import { NO_HANDLE_BLOCK } from "./policy";
-import { SegmentLog, ACTION_SEGMENT_ALLOC } from "../replay/segment-log";
-import { VmsConfig } from "./vms-config";
-import { VmsSegment, CHUNK_BYTES } from "./vms-segment";
-import { Stitch, STITCH_PENDING } from "./vms-stitch";
-import { newPBlock, takePBlock, freePBlock } from "./vms-pblock";
+} from "../stats";
+import { CachingAllocator } from "../caching/caching";
+import { releaseCachedBlocks } from "../caching/release";
+import { NO_HANDLE_BLOCK } from "../policy";
+import { SegmentLog, ACTION_SEGMENT_ALLOC } from "../../replay/segment-log";
+import { VmsConfig } from "./config";
+import { VmsSegment, CHUNK_BYTES } from "./segment";
+import { Stitch, STITCH_PENDING } from "./stitched-view";
+import { newPBlock, takePBlock, freePBlock } from "./physical-blocks";
 import {
   stitchBlocks, reuseStitch, releaseStitch, collectStitches, collectCandidates, stitchEligible,
   findReusable,
-} from "./vms-stitching";
-import { releaseFreeSegments } from "./vms-release";
-import { brokenVmsInvariant, addVmsStats } from "./vms-valid";
+} from "./stitch-operations";
+import { releaseFreeSegments } from "./release";
+import { brokenVmsInvariant, addVmsStats } from "./valid";
 
 /** Counters of what the policy did (Policy.counter), in this order. */
 export const VMS_COUNTER_NAMES: StaticArray<string> = ["stitches", "stitchReuses", "stitchesCollected", "reAllocs", "liveStitches"];

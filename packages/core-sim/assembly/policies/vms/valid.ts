@@ -2,20 +2,20 @@
 // stitched views, the pools and the release list, recomputing what the policy keeps incrementally
 // and checking the numbered invariants at the top of vms.ts. Returns 100 + the number of the
 // first broken one, 0 when all hold. The small pool and the shared stats are checked after this,
-// by the caching allocator's walk (caching-valid.ts), with addVmsStats adding the segments.
+// by the caching allocator's walk (../caching/valid.ts), with addVmsStats adding the segments.
 
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, FLAG_LENT, FLAG_VMS, FLAG_STITCHED, FLAG_IN_TREE, bAddr,
   bSize, bPrev, bNext, bLeft, bRight, bStream, bOwner, hasFlag, isLive, blockIdBound,
-} from "../memory/block-table";
-import { BY_SIZE, setWellFormed } from "../memory/free-set";
-import { STAT_SEGMENT, STAT_RESERVED_BYTES } from "./stats";
-import { SimulatedDevice } from "../device/simulated";
-import { CHUNK_BYTES, VmsSegment } from "./vms-segment";
-import { Stitch, NO_STITCH, STITCH_ACTIVE, STITCH_PENDING, STITCH_REUSABLE } from "./vms-stitch";
+} from "../../memory/block-table";
+import { BY_SIZE, setWellFormed } from "../../memory/free-set";
+import { STAT_SEGMENT, STAT_RESERVED_BYTES } from "../stats";
+import { SimulatedDevice } from "../../device/simulated";
+import { CHUNK_BYTES, VmsSegment } from "./segment";
+import { Stitch, NO_STITCH, STITCH_ACTIVE, STITCH_PENDING, STITCH_REUSABLE } from "./stitched-view";
 import { VmsPolicy } from "./vms";
-import { pIsFree, chunkCount } from "./vms-pblock";
-import { addRecomputed } from "./caching-valid";
+import { pIsFree, chunkCount } from "./physical-blocks";
+import { addRecomputed } from "../caching/valid";
 
 export const VMS_INVARIANT_BASE: i32 = 100;
 const INV_TILING: i32 = VMS_INVARIANT_BASE + 1;

@@ -1,4 +1,4 @@
-// vms pBlocks: the blocks that own physical chunks, tiling their segment (vms-segment.ts) at 2 MiB
+// vms pBlocks: the blocks that own physical chunks, tiling their segment (segment.ts) at 2 MiB
 // granularity. A pBlock is free (in the policy's pPool), allocated or pending (a caller's), or
 // lent (its chunks are the used prefix of a stitched view). Every change of a chunk between free
 // and used goes through chunksChanged, which updates every stitched view mapping it: the one
@@ -7,12 +7,12 @@
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, FLAG_LENT, FLAG_VMS, newBlock, deleteBlock, bAddr, bSize,
   setSize, setAddr, bPrev, bNext, setPrev, setNext, bOwner, setOwner, hasFlag, setFlag,
-} from "../memory/block-table";
-import { BY_SIZE, setInsert, setErase } from "../memory/free-set";
-import { CHUNK_BYTES, VmsSegment } from "./vms-segment";
-import { STITCH_REUSABLE, STITCH_FRAGMENTED } from "./vms-stitch";
+} from "../../memory/block-table";
+import { BY_SIZE, setInsert, setErase } from "../../memory/free-set";
+import { CHUNK_BYTES, VmsSegment } from "./segment";
+import { STITCH_REUSABLE, STITCH_FRAGMENTED } from "./stitched-view";
 import { VmsPolicy } from "./vms";
-import { makeReusable, makeFragmented } from "./vms-stitching";
+import { makeReusable, makeFragmented } from "./stitch-operations";
 
 /** A pBlock whose chunks are free: neither a caller's nor lent. */
 @inline export function pIsFree(b: i32): bool {

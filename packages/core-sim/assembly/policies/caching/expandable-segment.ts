@@ -13,8 +13,8 @@
 // map and unmap work in whole pages: map covers every page the range touches (the range starts on
 // a page boundary), unmap only the pages wholly inside the range.
 
-import { Device, NO_ADDRESS, NO_HANDLE } from "../device/device";
-import { BROKEN, BROKEN_EXPANDABLE_UNMAP_PAST_END } from "./broken";
+import { Device, NO_ADDRESS, NO_HANDLE } from "../../device/device";
+import { BROKEN, BROKEN_EXPANDABLE_UNMAP_PAST_END } from "../broken";
 
 export class ExpandableSegment {
   id: i32;

@@ -1,11 +1,12 @@
 // PyTorch's CUDA caching allocator (DeviceCachingAllocator, c10/cuda/CUDACachingAllocator.cpp,
 // as of PyTorch 2.11), emulated exactly, with expandable_segments as a mode of the same allocator.
-// Behaviour follows ../../../../shared/reference/pytorch-caching-allocator.md, part A; the numbers
+// Behaviour follows ../../../../../../shared/reference/pytorch-caching-allocator.md, part A; the numbers
 // in brackets below name its sections. This file holds the allocation and free paths; the paths
-// that give memory back are in caching-release.ts, expandable segments in caching-expandable.ts,
-// the invariant walk in caching-valid.ts, layouts and adoption in caching-layout.ts.
+// that give memory back are in release.ts, expandable segments in expandable.ts (their address
+// ranges in expandable-segment.ts), the invariant walk in valid.ts, the snapshot layout in
+// layout-writer.ts and its adoption at the start of a trace in layout-adopter.ts.
 //
-// Invariants (checked by brokenInvariant(), caching-valid.ts; the number is what it returns):
+// Invariants (checked by brokenInvariant(), valid.ts; the number is what it returns):
 //  INV-CACHE-1  the blocks of a segment tile it exactly: prev/next links are mutual, each block
 //               starts where its prev ends, sizes are positive multiples of 512, and the chain of
 //               a cudaMalloc'd segment spans exactly one range the device handed out.
@@ -27,33 +28,34 @@
 //  INV-CACHE-7  allocated_bytes <= active_bytes <= reserved_bytes; every peak >= its current;
 //               total_allocated_memory == reserved_bytes.all.current; the pending count matches.
 
-import { Device, NO_ADDRESS } from "../device/device";
+import { Device, NO_ADDRESS } from "../../device/device";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize,
   setAddr, setSize, bPrev, bNext, setPrev, setNext, bStream, bSegment, bRequested,
   setRequested, hasFlag, setFlag, isSplit, isExpandable, setTraceId as setBlockTraceId,
-} from "../memory/block-table";
-import { AllocatorConfig, MiB, UNLIMITED } from "./config";
-import { roundSize, allocationSize, isSmallSize, shouldSplitRemainder } from "./rounding";
+} from "../../memory/block-table";
+import { AllocatorConfig, MiB, UNLIMITED } from "../config";
+import { roundSize, allocationSize, isSmallSize, shouldSplitRemainder } from "../rounding";
 import {
   Stats, STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_INACTIVE_SPLIT, STAT_ALLOCATED_BYTES,
   STAT_RESERVED_BYTES, STAT_ACTIVE_BYTES, STAT_INACTIVE_SPLIT_BYTES, STAT_REQUESTED_BYTES,
   SCALAR_OVERSIZE_ALLOCATIONS, SCALAR_OVERSIZE_SEGMENTS, NUM_ALLOC_RETRIES, NUM_OOMS,
   NUM_DEVICE_ALLOC, MAX_SPLIT_SIZE,
-} from "./stats";
+} from "../stats";
 import { BlockPool } from "./block-pool";
 import { ExpandableSegment } from "./expandable-segment";
-import { Policy } from "./policy";
-import { SegmentLog, ACTION_SEGMENT_ALLOC } from "../replay/segment-log";
-import { Layout } from "../replay/layout";
+import { Policy } from "../policy";
+import { SegmentLog, ACTION_SEGMENT_ALLOC } from "../../replay/segment-log";
+import { Layout } from "../../replay/layout";
 import {
   releaseCachedBlocks, releaseAvailableCachedBlocks, garbageCollectCachedBlocks,
   gcWouldRelease,
-} from "./caching-release";
-import { tryAllocateExpandableBlock, expandableWouldFit } from "./caching-expandable";
-import { brokenCachingInvariant } from "./caching-valid";
-import { writeCachingLayout, adoptCachingSegment, adoptCachingBlock, adoptCachingDone } from "./caching-layout";
-import { BROKEN, BROKEN_CACHING_SPLIT_OFF_BY_ONE, BROKEN_CACHING_MERGE_NON_ADJACENT, BROKEN_CACHING_MISSED_STATS, BROKEN_CACHING_CROSS_STREAM } from "./broken";
+} from "./release";
+import { tryAllocateExpandableBlock, expandableWouldFit } from "./expandable";
+import { brokenCachingInvariant } from "./valid";
+import { writeCachingLayout } from "./layout-writer";
+import { adoptCachingSegment, adoptCachingBlock, adoptCachingDone } from "./layout-adopter";
+import { BROKEN, BROKEN_CACHING_SPLIT_OFF_BY_ONE, BROKEN_CACHING_MERGE_NON_ADJACENT, BROKEN_CACHING_MISSED_STATS, BROKEN_CACHING_CROSS_STREAM } from "../broken";
 
 /** The bytes an expandable segment reserves, as a multiple of device memory: 1 + 1/8. */
 export function expandableAddressSpace(totalBytes: u64): u64 {
@@ -342,7 +344,7 @@ export class CachingAllocator extends Policy {
   }
 
   // Hooks for a subclass whose large pool lives in structures of its own (vms.ts) while its small
-  // pool stays this allocator's: the invariant walk (caching-valid.ts) checks only the blocks
+  // pool stays this allocator's: the invariant walk (valid.ts) checks only the blocks
   // without FLAG_VMS for structure, and asks the subclass for what its own structures hold.
   /** device reservations the subclass holds */
   foreignReservations(): i32 {

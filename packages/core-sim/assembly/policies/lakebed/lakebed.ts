@@ -20,7 +20,7 @@
 // unmapping). Taking the oldest idle page makes that wait the least likely to block; the policy
 // counts those moves (chunkMoves).
 //
-// Invariants (checked by brokenInvariant(), lakebed-valid.ts; the number is what it returns):
+// Invariants (checked by brokenInvariant(), valid.ts; the number is what it returns):
 //  INV-LB-1  each arena's blocks tile its reservation exactly: the chain from the head at the base
 //            is linked both ways, contiguous, sizes are positive multiples of 512, and every block
 //            carries the arena's id, stream and pool. Every live block record is in one chain, so
@@ -38,28 +38,28 @@
 //  INV-LB-7  allocation, allocated_bytes, active, active_bytes and requested_bytes equal their sums
 //            over the blocks; segment == arenas; allocated <= active <= reserved; peaks >= current.
 
-import { Device, NO_HANDLE } from "../device/device";
+import { Device, NO_HANDLE } from "../../device/device";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bPrev, bNext, setAddr,
   setSize, setPrev, setNext, bSegment, bRequested, setRequested, hasFlag, setFlag,
   setTraceId as setBlockTraceId,
-} from "../memory/block-table";
-import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../memory/free-set";
-import { AllocatorConfig, UNLIMITED } from "./config";
-import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "./rounding";
+} from "../../memory/block-table";
+import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../../memory/free-set";
+import { AllocatorConfig, UNLIMITED } from "../config";
+import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
 import {
   STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
   STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, NUM_OOMS, NUM_DEVICE_ALLOC, NUM_DEVICE_FREE,
   NUM_ALLOC_RETRIES,
-} from "./stats";
-import { Policy, NO_HANDLE_BLOCK } from "./policy";
-import { expandableAddressSpace } from "./caching";
-import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../replay/segment-log";
-import { Layout } from "../replay/layout";
-import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./lakebed-arena";
-import { brokenLakebedInvariant } from "./lakebed-valid";
-import { writeLakebedLayout } from "./lakebed-layout";
-import { BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED } from "./broken";
+} from "../stats";
+import { Policy, NO_HANDLE_BLOCK } from "../policy";
+import { expandableAddressSpace } from "../caching/caching";
+import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../replay/segment-log";
+import { Layout } from "../../replay/layout";
+import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
+import { brokenLakebedInvariant } from "./valid";
+import { writeLakebedLayout } from "./layout-writer";
+import { BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED } from "../broken";
 
 /** lakebed's own settings (the lakebed_* keys of the settings string), set before start(). */
 export class LakebedConfig {

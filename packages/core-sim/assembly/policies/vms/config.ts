@@ -3,7 +3,7 @@
 // src/conf.ts). The defaults are GMLake master's (commit 392d840 onwards), the code users get
 // today; docs/policies.md says why, and what the older torch-1.13.1 branch used.
 
-import { MiB } from "./config";
+import { MiB } from "../config";
 
 export const GiB: u64 = 1 << 30;
 

@@ -4,16 +4,16 @@
 // map its chunks go first: cached ones are dropped, views in use lose their free tail (where
 // those chunks must lie) and are dropped when freed.
 
-import { NO_BLOCK, bNext, deleteBlock } from "../memory/block-table";
-import { BY_SIZE, setErase } from "../memory/free-set";
-import { STAT_SEGMENT, STAT_RESERVED_BYTES, NUM_DEVICE_FREE } from "./stats";
-import { ACTION_SEGMENT_FREE } from "../replay/segment-log";
-import { VmsSegment } from "./vms-segment";
-import { STITCH_ACTIVE, STITCH_PENDING } from "./vms-stitch";
+import { NO_BLOCK, bNext, deleteBlock } from "../../memory/block-table";
+import { BY_SIZE, setErase } from "../../memory/free-set";
+import { STAT_SEGMENT, STAT_RESERVED_BYTES, NUM_DEVICE_FREE } from "../stats";
+import { ACTION_SEGMENT_FREE } from "../../replay/segment-log";
+import { VmsSegment } from "./segment";
+import { STITCH_ACTIVE, STITCH_PENDING } from "./stitched-view";
 import { VmsPolicy } from "./vms";
-import { pIsFree } from "./vms-pblock";
-import { destroyStitch, truncateStitch } from "./vms-stitching";
-import { BROKEN, BROKEN_VMS_RELEASE_KEEPS_RESERVED } from "./broken";
+import { pIsFree } from "./physical-blocks";
+import { destroyStitch, truncateStitch } from "./stitch-operations";
+import { BROKEN, BROKEN_VMS_RELEASE_KEEPS_RESERVED } from "../broken";
 
 /** Releases every segment that holds nothing; true when one was released. */
 export function releaseFreeSegments(p: VmsPolicy): bool {
