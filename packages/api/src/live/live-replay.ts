@@ -121,7 +121,14 @@ export function countHeld(report: LeakReport): HeldCounts {
 
 const held = (c: HeldCounts) => c.handles + c.reservations + c.mappings + c.mallocs;
 
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/**
+ * Lets the event loop run, so that a SIGINT or SIGTERM that arrived during the last chunk reaches
+ * teardown-guard.ts's handler. A timer, not setImmediate: a signal that arrives while a chunk runs
+ * is not delivered in the turn of an immediate queued after it (a Ctrl-C waited for many chunks,
+ * 20 s and more under fault injection, and one in the last chunk was lost), but is by the next
+ * timer turn.
+ */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 export async function replayLive(trace: Trace, request: LiveReplayRequest): Promise<{ document: LiveReplayDocument; runs: LiveDeviceRun[] }> {
   const { policy, conf, confText } = resolvePolicy(trace, request);
@@ -199,6 +206,8 @@ async function replayDeviceLive(
   } finally {
     teardown = driver.teardown();
     leaks = countHeld(driver.leakReport());
+    // a signal that came after the last chunk is still handled (exit 128 + signal) before the guard goes
+    await yieldToEventLoop();
     release();
   }
   if (failure !== undefined || !result || !heldAtEnd) {
