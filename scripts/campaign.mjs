@@ -6,7 +6,7 @@
 //   npm run campaign -- --policy caching --minutes 10 [--runs N] [--seed S]
 //   npm run campaign -- --fuzz pickle,json,arrow --inputs 100000 [--minutes M] [--seed S]
 //
-// --policy takes caching, expandable, vms, lakebed (a comma list, or "all"; each policy runs in turn
+// --policy takes the policies of core-sim's registry (a comma list, or "all"; each policy runs in turn
 // with its own budget, under every setting test/property/policy-suites.ts lists for it). Failing
 // programs are written as trace files under bench/campaign/failures/. The exit status is 1 when
 // anything failed.
@@ -20,10 +20,11 @@ import { cpus, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { POLICY_NAMES } from "@lakebed/core-sim/policies";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outDir = join(root, "bench/campaign");
-const POLICIES = ["caching", "expandable", "vms", "lakebed"];
+const POLICIES = [...POLICY_NAMES];
 const IMPORTERS = ["pickle", "json", "arrow"];
 
 const { values: args } = parseArgs({
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
 });
 const usage = () => {
   process.stderr.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 13).map((l) => l.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+  process.stderr.write(`Policies: ${POLICIES.join(", ")}. Importers: ${IMPORTERS.join(", ")}.\n`);
 };
 if (args.help || (!args.policy && !args.fuzz)) {
   usage();
@@ -65,6 +67,9 @@ const list = (name, text, known) => {
 };
 const seed = Math.floor(number("seed", args.seed, Date.now() % 1_000_000_000));
 const minutes = number("minutes", args.minutes, args.policy ? 10 : Infinity);
+// the lists are checked before the harness is bundled, so that a wrong name costs nothing
+const policies = args.policy ? list("policy", args.policy, POLICIES) : [];
+const importers = args.fuzz ? list("fuzz", args.fuzz, IMPORTERS) : [];
 
 const harness = await bundleHarness();
 const summaryFile = join(outDir, "summary.json");
@@ -73,7 +78,7 @@ let failed = false;
 
 if (args.policy) {
   const runs = number("runs", args.runs, Infinity);
-  for (const name of list("policy", args.policy, POLICIES)) {
+  for (const name of policies) {
     const variants = harness.POLICY_SUITES.filter((s) => s.policy === name).map((s) => harness.suitePolicy(s));
     const started = new Date();
     const deadlineMs = Date.now() + minutes * 60_000;
@@ -108,7 +113,7 @@ if (args.fuzz) {
   const inputs = number("inputs", args.inputs, 100_000);
   process.stderr.write(`campaign: building the fuzz corpus from every shared trace\n`);
   const corpus = await harness.buildCorpus("full");
-  for (const importer of list("fuzz", args.fuzz, IMPORTERS)) {
+  for (const importer of importers) {
     const started = new Date();
     const t0 = Date.now();
     const deadlineMs = minutes === Infinity ? undefined : Date.now() + minutes * 60_000;

@@ -1,7 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // policies: the policy registry alone (it imports nothing), for the CLI's help text
+  entry: { index: "src/index.ts", policies: "src/policy-registry.ts" },
   format: ["esm"],
   dts: true,
   sourcemap: true,

@@ -1,13 +1,14 @@
 import { Command, CommanderError } from "commander";
 import { warn } from "./output.js";
-import { POLICIES } from "./replay.js";
+import { POLICY_NAMES as POLICIES } from "@lakebed/core-sim/policies";
 import { UsageError } from "./usage-error.js";
 
 export { exitOnOutputErrors } from "./output.js";
 
 // Each command's module is imported when that command runs, not before: `lakebed --help` and a
 // replay of a pickle load neither the Arrow library, the HTML report nor the native addon (the
-// start-up figures are in bench/results.json). POLICIES is the one value the help text needs.
+// start-up figures are in bench/results.json). The policy names are the one value the help text
+// needs: core-sim's registry, whose entry module imports nothing.
 const commands = {
   info: async () => (await import("./commands/info.js")).infoCommand,
   replay: async () => (await import("./commands/replay.js")).replayCommand,

@@ -2,14 +2,16 @@ import type { Trace } from "@lakebed/traces";
 import {
   confFromSettings,
   parseAllocConf,
+  policyEntry,
   replayDevice,
   type AllocatorConf,
   type DeviceReplayResult,
+  type PolicyName,
 } from "@lakebed/core-sim";
 
-/** The policies `lakebed replay` can run. */
-export const POLICIES = ["caching", "expandable", "vms", "lakebed"] as const;
-export type PolicyName = (typeof POLICIES)[number];
+/** The policies `lakebed replay` can run: every policy of core-sim's registry. */
+export { POLICY_NAMES as POLICIES } from "@lakebed/core-sim/policies";
+export type { PolicyName };
 
 export interface ReplayRequest {
   /** default: the policy the trace was recorded with */
@@ -69,7 +71,7 @@ export function resolvePolicy(trace: Trace, request: ReplayRequest): { policy: P
   const confText = request.conf ?? recorded?.conf ?? "";
   const conf = request.conf !== undefined ? parseAllocConf(request.conf) : confFromSettings(recorded);
   const policy = request.policy ?? (conf.expandableSegments ? "expandable" : "caching");
-  return { policy, conf: { ...conf, expandableSegments: policy === "expandable" }, confText };
+  return { policy, conf: { ...conf, expandableSegments: policyEntry(policy).expandableSegments }, confText };
 }
 
 export function replayTrace(trace: Trace, request: ReplayRequest = {}): { document: ReplayDocument; results: DeviceReplayResult[] } {

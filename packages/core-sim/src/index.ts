@@ -1,7 +1,10 @@
 // @lakebed/core-sim: GPU memory policies compiled to WebAssembly (PyTorch's caching allocator and
 // its expandable segments, GMLake's stitching, lakebed's own), a simulated device, and the replay loop.
 export { replayDevice, DeviceReplay, H100_TOTAL_BYTES } from "./replay-device.js";
-export type { ReplayOptions, DeviceReplayResult, DeviceCallLog, SegmentEvent, Timeline, PolicyName } from "./replay-device.js";
+export type { ReplayOptions, DeviceReplayResult, DeviceCallLog, SegmentEvent, Timeline } from "./replay-device.js";
+// The policies, each declared once (also the package's light `./policies` entry).
+export { POLICY_REGISTRY, POLICY_NAMES, isPolicyName, policyEntry, invariantName } from "./policy-registry.js";
+export type { PolicyName, PolicyEntry, PolicySetting, InvariantRange } from "./policy-registry.js";
 export type { DeviceImports, CoreSimExports } from "./wasm.js";
 // The loader, for driving a policy one request at a time (the property harness in test/property).
 export { instantiate, applyConf, wasmModule, POLICY_CODES, DEVICE_SIMULATED } from "./wasm.js";

@@ -1,4 +1,5 @@
 import type { SegmentState, Trace } from "@lakebed/traces";
+import { policyEntry } from "@lakebed/core-sim";
 import { findMinCapacity } from "../capacity-search.js";
 import { privatePoolCaveat } from "../caveats.js";
 import { replayTrace, type PolicyName } from "../replay.js";
@@ -34,6 +35,7 @@ export function buildReport(trace: Trace, request: ReportRequest): ReportData {
       const layout = atPeak.layoutAtEvent ?? [];
       policies.push({
         policy,
+        description: policyEntry(policy).description,
         device: r.device,
         peakAllocatedBytes: r.peakAllocatedBytes,
         peakReservedBytes: r.peakReservedBytes,

@@ -93,6 +93,7 @@ export function drawReport(data: ReportData, uPlot: any): void {
   for (const [i, p] of data.policies.entries()) {
     const box = el("section", { class: "policy" });
     box.append(el("h2", {}, `${p.policy} (device ${p.device})`));
+    box.append(el("p", { class: "meta" }, p.description));
     const waste = p.atPeak.reservedBytes - p.atPeak.allocatedBytes;
     const facts = el("table", { class: "facts" });
     const rows: [string, string][] = [

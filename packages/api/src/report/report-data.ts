@@ -14,6 +14,8 @@ export interface ReportData {
 
 export interface PolicyReport {
   policy: string;
+  /** the policy's one line from core-sim's registry */
+  description: string;
   device: number;
   peakAllocatedBytes: number;
   peakReservedBytes: number;
