@@ -15,6 +15,8 @@ export type {
 export { TraceError } from "./trace-error.js";
 export { readTrace, readTraceSync, parseTrace } from "./read-trace.js";
 export type { ReadTraceOptions } from "./read-trace.js";
+export { DEFAULT_LIMITS, LIMIT_KEYS, parseLimits } from "./import-limits.js";
+export type { ImportLimits } from "./import-limits.js";
 export type { PickleDecoderChoice } from "./pickle-input.js";
 export { entryScannerAvailable } from "./entry-scanner.js";
 // the block-numbering pass in JavaScript and in WebAssembly, exported for the test that compares them

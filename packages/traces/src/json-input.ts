@@ -6,8 +6,9 @@ import { ColumnBuilder } from "./column-builder.js";
 import { describe, isRecord } from "./decoded-values.js";
 import { TraceError } from "./trace-error.js";
 import type { DecodedSnapshot } from "./assemble-trace.js";
+import { limitExceeded, type ImportLimits } from "./import-limits.js";
 
-export function decodeSnapshotJson(root: unknown, source: { file: string; gzip: boolean }): DecodedSnapshot {
+export function decodeSnapshotJson(root: unknown, source: { file: string; gzip: boolean }, limits: ImportLimits): DecodedSnapshot {
   const { file } = source;
   const base = { file, format: "json" as const, gzip: source.gzip };
   if (Array.isArray(root)) {
@@ -19,6 +20,7 @@ export function decodeSnapshotJson(root: unknown, source: { file: string; gzip: 
   const columns = new ColumnBuilder(file);
   const traces = root.device_traces ?? [];
   if (!Array.isArray(traces)) throw new TraceError(file, `malformed snapshot: device_traces is ${describe(traces)}, expected a list of lists`);
+  if (traces.length > limits.devices) throw limitExceeded(file, "devices", traces.length, limits);
   traces.forEach((entries, device) => {
     if (!Array.isArray(entries)) throw new TraceError(file, `malformed snapshot: device_traces[${device}] is ${describe(entries)}, expected a list`);
     entries.forEach((entry, i) => {

@@ -7,7 +7,7 @@
  * against the end of the input, every length and memo index against what the input can hold, so bad
  * input ends in a TraceError, never in a crash, a hang or an allocation larger than the input.
  * The decoder is a loop over a byte array with an explicit value stack: no recursion, so nesting
- * depth cannot overflow the JavaScript stack (it is still capped, see MAX_MARK_DEPTH).
+ * depth cannot overflow the JavaScript stack (it is still a stated limit: ImportLimits.depth open MARKs).
  *
  * Values it produces:
  *   dict -> object with a null prototype (keys are strings; int keys become decimal strings)
@@ -23,7 +23,8 @@
 import { TraceError } from "./trace-error.js";
 import { MAX_JS_STRING_LENGTH, StringDecoder, TOO_LONG, readLittleEndianInt } from "./pickle-scalars.js";
 import { PickleMemo } from "./pickle-memo.js";
-import { FlatDictDecoder, MAX_MARK_DEPTH } from "./pickle-flat-dict.js";
+import { FlatDictDecoder } from "./pickle-flat-dict.js";
+import { importLimits, limitExceeded, type ImportLimits } from "./import-limits.js";
 import { Op, describeRefusedOpcode } from "./pickle-opcodes.js";
 import { ContainerSink, SKIPPED, takesPairs, type PickleShaper } from "./pickle-shaping.js";
 
@@ -33,6 +34,8 @@ export interface DecodeOptions {
   shaper?: PickleShaper;
   /** called now and then with the byte offset reached and the input length */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** the stated limits (only depth applies to decoding itself); the defaults where absent */
+  limits?: ImportLimits;
 }
 
 /** LONG4 integers longer than this are bad input (real snapshots use LONG1 with at most 8 bytes). */
@@ -50,6 +53,8 @@ const TWO_POW_32 = 4294967296;
  */
 export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown {
   const { file, shaper, onProgress } = options;
+  const limits = options.limits ?? importLimits();
+  const maxDepth = limits.depth;
   const buf = bytes;
   const end = buf.length;
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -57,7 +62,7 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
   const marks: number[] = [];
   const memo = new PickleMemo();
   const strings = new StringDecoder();
-  const flat = new FlatDictDecoder(buf, memo, strings, onProgress);
+  const flat = new FlatDictDecoder(buf, memo, strings, onProgress, maxDepth);
   let pos = 0;
   let opStart = 0;
   let opCount = 0;
@@ -88,7 +93,7 @@ export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown
         if (onProgress !== undefined) onProgress(end, end);
         return stack[stack.length - 1];
       case Op.MARK:
-        if (marks.length >= MAX_MARK_DEPTH) throw bad(file, `malformed pickle: nesting deeper than ${MAX_MARK_DEPTH} levels`, opStart);
+        if (marks.length >= maxDepth) throw limitExceeded(file, "depth", `${maxDepth + 1} or more`, limits, { byteOffset: opStart });
         marks.push(stack.length);
         break;
       case Op.EMPTY_DICT: {

@@ -18,8 +18,6 @@ import { SKIPPED, takesPairs, type ContainerSink, type PickleShaper } from "./pi
 import type { PickleMemo } from "./pickle-memo.js";
 import { readLittleEndianInt, readSmallUnsigned, type StringDecoder } from "./pickle-scalars.js";
 
-/** Nesting beyond this many open MARKs is bad input (real snapshots nest about 6 deep). */
-export const MAX_MARK_DEPTH = 10_000;
 /** progress is reported every this many list items */
 const PROGRESS_BITS = 16;
 const PROGRESS_EVERY_ITEMS = 1 << PROGRESS_BITS;
@@ -40,7 +38,9 @@ export class FlatDictDecoder {
     private readonly buf: Uint8Array,
     private readonly memo: PickleMemo,
     private readonly strings: StringDecoder,
-    private readonly onProgress?: (bytesDone: number, bytesTotal: number) => void,
+    private readonly onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined,
+    /** open MARKs allowed (ImportLimits.depth); at the limit this path stops and the general loop refuses */
+    private readonly maxDepth: number,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.end = buf.length;
@@ -86,7 +86,7 @@ export class FlatDictDecoder {
         pos = this.decodeDict(pos, dict, stack, marks);
         if ((++items & (PROGRESS_EVERY_ITEMS - 1)) === 0) this.onProgress?.(pos, end);
       } else if (op === Op.MARK) {
-        if (marks.length >= MAX_MARK_DEPTH) return pos;
+        if (marks.length >= this.maxDepth) return pos;
         marks.push(stack.length);
         pos++;
       } else if (op === Op.APPENDS) {
@@ -127,7 +127,7 @@ export class FlatDictDecoder {
       memo.push(sink);
       pos++;
     }
-    if (pos >= end || buf[pos] !== Op.MARK || marks.length >= MAX_MARK_DEPTH) return pos;
+    if (pos >= end || buf[pos] !== Op.MARK || marks.length >= this.maxDepth) return pos;
     pos++;
     marks.push(stack.length);
     for (;;) {

@@ -8,6 +8,7 @@ import { describe, isRecord } from "./decoded-values.js";
 import { SnapshotShaper } from "./snapshot-shaper.js";
 import { TraceError } from "./trace-error.js";
 import type { DecodedSnapshot } from "./assemble-trace.js";
+import type { ImportLimits } from "./import-limits.js";
 
 export type PickleDecoderChoice = "wasm" | "js";
 
@@ -15,18 +16,20 @@ export type PickleDecoderChoice = "wasm" | "js";
 const PICKLE_BYTES_PER_ENTRY = 64;
 
 /**
- * `decoder`: "wasm" (the default) decodes runs of trace entries with the WebAssembly entry scanner
- * where it is available; "js" decodes everything in JavaScript. Both give the same result.
+ * `decoder`: "wasm" decodes runs of trace entries with the WebAssembly entry scanner where it is
+ * available; "js" decodes everything in JavaScript. Both give the same result. `limits`: the
+ * decoder's share of the stated limits (depth, and devices as each device's list opens).
  */
 export function decodeSnapshotPickle(
   bytes: Uint8Array,
   source: { file: string; gzip: boolean },
-  onProgress?: (bytesDone: number, bytesTotal: number) => void,
-  decoder: PickleDecoderChoice = "wasm",
+  onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined,
+  decoder: PickleDecoderChoice,
+  limits: ImportLimits,
 ): DecodedSnapshot {
   const columns = new ColumnBuilder(source.file, Math.floor(bytes.length / PICKLE_BYTES_PER_ENTRY));
-  const shaper = new SnapshotShaper(source.file, columns, decoder === "wasm" ? bytes : undefined);
-  const root = decodePickle(bytes, { file: source.file, shaper, onProgress });
+  const shaper = new SnapshotShaper(source.file, columns, limits, decoder === "wasm" ? bytes : undefined);
+  const root = decodePickle(bytes, { file: source.file, shaper, onProgress, limits });
   const base = { file: source.file, format: "pickle" as const, gzip: source.gzip };
   if (Array.isArray(root)) {
     return { ...base, segments: root, events: [], allocatorSettings: undefined, annotations: undefined };
@@ -38,8 +41,9 @@ export function decodeSnapshotPickle(
     throw new TraceError(source.file, `malformed snapshot: device_traces is ${describe(root.device_traces)}, expected a list of lists`);
   }
   const events = columns.finish();
+  const byDevice = new Map(events.map((e) => [e.device, e]));
   for (const list of shaper.deviceLists) {
-    const built = events.find((e) => e.device === list.device)?.length ?? 0;
+    const built = byDevice.get(list.device)?.length ?? 0;
     if (list.appended !== built) {
       throw new TraceError(source.file, `malformed snapshot: device_traces[${list.device}] holds ${list.appended} entries but ${built} were decoded (an entry referenced twice?)`, { device: list.device });
     }

@@ -7,80 +7,96 @@
  *   '{' or '['       a snapshot saved with json.dump (leading whitespace and a UTF-8 BOM allowed)
  *   anything else    a pickle; the data-only decoder refuses whatever is not plain data
  *
+ * Every reader keeps to the stated limits (import-limits.ts): a gzip stream is decompressed up to
+ * limits.decompressedBytes and no further, the pickle decoder refuses nesting past limits.depth, and
+ * what was decoded is checked against the rest (snapshot-bounds.ts) before anything is built on it.
+ *
  * Progress is reported in bytes of the file on disk: decoding reports how far it got into the
  * (decompressed) payload, scaled to the file size, and the last call is (size, size).
  */
-import { readFileSync } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
-import { gunzip, gunzipSync } from "node:zlib";
-import { promisify } from "node:util";
-import { constants as bufferConstants } from "node:buffer";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { open, stat } from "node:fs/promises";
+import { createGunzip, gunzipSync } from "node:zlib";
 import type { Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { decodeSnapshotPickle, type PickleDecoderChoice } from "./pickle-input.js";
 import { decodeSnapshotJson } from "./json-input.js";
-import { assembleTrace } from "./assemble-trace.js";
+import { assembleTrace, type DecodedSnapshot } from "./assemble-trace.js";
 import { isArrowTrace, readTraceArrowBytes } from "./arrow-format.js";
 import { inputView } from "./entry-scanner.js";
 import { MAX_JS_STRING_LENGTH, utf16Length } from "./pickle-scalars.js";
+import { MAX_HELD_BYTES, importLimits, limitExceeded, type ImportLimits } from "./import-limits.js";
+import { checkSnapshotBounds } from "./snapshot-bounds.js";
 
 export interface ReadTraceOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   /** Pickles only: "js" turns the WebAssembly entry scanner off (same result; tests compare the two). */
   decoder?: PickleDecoderChoice;
+  /** The stated limits (import-limits.ts) to change; the others keep their defaults. */
+  limits?: Partial<ImportLimits>;
 }
 
-const gunzipAsync = promisify(gunzip);
 const PICKLE_PROTO = 0x80;
 const MIN_CHUNK_BYTES = 64 * 1024;
-const MAX_CHUNK_BYTES = 256 * 1024 * 1024;
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 const DEFLATE_MAX_RATIO = 1032;
-/** A decompressed trace larger than this is refused (a gzip bomb must not exhaust memory). */
-const MAX_DECOMPRESSED_BYTES = Math.min(bufferConstants.MAX_LENGTH, 4 * 1024 ** 3 - 1);
+/** one read call takes at most this many bytes (Node's fs.read takes a 32-bit length) */
+const READ_BYTES = 1024 ** 3;
 
 export async function readTrace(path: string, opts: ReadTraceOptions = {}): Promise<Trace> {
+  const limits = importLimits(opts.limits);
   const bytes = await readInput(path);
-  const payload = isGzip(bytes) ? await gunzipChecked(path, () => gunzipAsync(bytes, gunzipOptions(bytes))) : bytes;
-  return decodeTrace(payload, path, isGzip(bytes), bytes.length, opts);
+  const payload = isGzip(bytes) ? await gunzipBounded(path, bytes, limits) : bytes;
+  return decodeTrace(payload, path, isGzip(bytes), bytes.length, opts, limits);
 }
 
 export function readTraceSync(path: string, opts: ReadTraceOptions = {}): Trace {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readInputSync(path);
   } catch (error) {
+    if (error instanceof TraceError) throw error;
     throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
   }
-  const payload = isGzip(bytes) ? gunzipCheckedSync(path, () => gunzipSync(bytes, gunzipOptions(bytes))) : bytes;
-  return decodeTrace(payload, path, isGzip(bytes), bytes.length, opts);
+  return parseTrace(bytes, path, opts);
 }
 
 /** Decodes a trace held in memory; `file` names it in errors. */
 export function parseTrace(bytes: Uint8Array, file: string, opts: ReadTraceOptions = {}): Trace {
-  const payload = isGzip(bytes) ? gunzipCheckedSync(file, () => gunzipSync(bytes, gunzipOptions(bytes))) : bytes;
-  return decodeTrace(payload, file, isGzip(bytes), bytes.length, opts);
+  const limits = importLimits(opts.limits);
+  const payload = isGzip(bytes) ? gunzipBoundedSync(file, bytes, limits) : bytes;
+  return decodeTrace(payload, file, isGzip(bytes), bytes.length, opts, limits);
 }
 
-function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes: number, opts: ReadTraceOptions): Trace {
+function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes: number, opts: ReadTraceOptions, limits: ImportLimits): Trace {
   const { onProgress } = opts;
   if (payload.length === 0) throw new TraceError(file, gzip ? "the gzip stream is empty" : "the file is empty");
   const scaled = onProgress === undefined ? undefined : (done: number, total: number) => onProgress(Math.round((done / total) * fileBytes), fileBytes);
   let trace: Trace;
   if (isArrowTrace(payload)) {
     trace = readTraceArrowBytes(payload, { file, gzip });
-  } else if (looksLikeJson(payload)) {
-    trace = assembleTrace(decodeSnapshotJson(parseJson(payload, file), { file, gzip }));
   } else {
-    trace = assembleTrace(decodePickleOrExplain(payload, file, gzip, scaled, opts.decoder));
+    const decoded = looksLikeJson(payload)
+      ? decodeSnapshotJson(parseJson(payload, file), { file, gzip }, limits)
+      : decodePickleOrExplain(payload, file, gzip, scaled, opts.decoder ?? "wasm", limits);
+    checkSnapshotBounds(decoded, limits);
+    trace = assembleTrace(decoded);
   }
   onProgress?.(fileBytes, fileBytes);
   return trace;
 }
 
 /** A file that fails on its very first byte is most likely not a pickle at all: say what was expected. */
-function decodePickleOrExplain(payload: Uint8Array, file: string, gzip: boolean, onProgress?: (done: number, total: number) => void, decoder?: PickleDecoderChoice) {
+function decodePickleOrExplain(
+  payload: Uint8Array,
+  file: string,
+  gzip: boolean,
+  onProgress: ((done: number, total: number) => void) | undefined,
+  decoder: PickleDecoderChoice,
+  limits: ImportLimits,
+): DecodedSnapshot {
   try {
-    return decodeSnapshotPickle(payload, { file, gzip }, onProgress, decoder);
+    return decodeSnapshotPickle(payload, { file, gzip }, onProgress, decoder, limits);
   } catch (error) {
     if (error instanceof TraceError && error.where.byteOffset === 0 && payload[0] !== PICKLE_PROTO) {
       throw new TraceError(file, `not a trace file lakebed reads (a PyTorch snapshot pickle, its JSON, or lakebed's Arrow format): ${error.detail}`, error.where);
@@ -89,73 +105,120 @@ function decodePickleOrExplain(payload: Uint8Array, file: string, gzip: boolean,
   }
 }
 
+/** The buffer a file of `size` bytes is read into: the entry scanner's memory where it can take it (see inputView). */
+function inputBuffer(path: string, size: number): Uint8Array {
+  if (size > MAX_HELD_BYTES) {
+    throw new TraceError(path, `the file has ${size} bytes, more than the ${MAX_HELD_BYTES} bytes lakebed can hold in memory (one buffer)`);
+  }
+  return inputView(size) ?? Buffer.allocUnsafe(size);
+}
+
 async function readInput(path: string): Promise<Uint8Array> {
   try {
     const info = await stat(path);
     if (!info.isFile()) throw new TraceError(path, "not a regular file");
-    // straight into the entry scanner's memory where it can take it (see inputView)
-    const view = inputView(info.size);
-    return view === null ? await readFile(path) : await readInto(path, view);
+    const view = inputBuffer(path, info.size);
+    const handle = await open(path, "r");
+    try {
+      let done = 0;
+      while (done < view.length) {
+        const { bytesRead } = await handle.read(view, done, Math.min(view.length - done, READ_BYTES), done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      // fewer bytes if the file shrank since its stat
+      return done === view.length ? view : view.subarray(0, done);
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if (error instanceof TraceError) throw error;
     throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
   }
 }
 
-/** Reads the file into `view`: its first view.length bytes (fewer if it shrank since its stat). */
-async function readInto(path: string, view: Uint8Array): Promise<Uint8Array> {
-  const handle = await open(path, "r");
+function readInputSync(path: string): Uint8Array {
+  const fd = openSync(path, "r");
   try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new TraceError(path, "not a regular file");
+    const view = inputBuffer(path, info.size);
     let done = 0;
     while (done < view.length) {
-      const { bytesRead } = await handle.read(view, done, view.length - done, done);
+      const bytesRead = readSync(fd, view, done, Math.min(view.length - done, READ_BYTES), done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
     return done === view.length ? view : view.subarray(0, done);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
 /**
- * Decompression in one output chunk where possible: with zlib's default 16 KiB chunks, the async
- * gunzip of a 24 MB trace took twice as long as the whole decode (one thread-pool round trip per
- * chunk). The gzip trailer's ISIZE is the size mod 2^32; a lying one only costs an allocation
- * bounded by deflate's best ratio (1032:1) and MAX_CHUNK_BYTES.
+ * The gzip trailer's ISIZE: the decompressed size mod 2^32, exact for every stream lakebed can hold
+ * (a lying one fails zlib's own length check). A multi-member file has its last member's size there.
  */
-function gunzipOptions(bytes: Uint8Array): { maxOutputLength: number; chunkSize: number } {
+function trailerSize(bytes: Uint8Array): number {
   const n = bytes.length;
-  const isize = n >= 4 ? (bytes[n - 4] | (bytes[n - 3] << 8) | (bytes[n - 2] << 16)) + bytes[n - 1] * 16777216 : 0;
-  const chunkSize = Math.max(MIN_CHUNK_BYTES, Math.min(isize + 1, n * DEFLATE_MAX_RATIO, MAX_CHUNK_BYTES));
-  return { maxOutputLength: MAX_DECOMPRESSED_BYTES, chunkSize };
+  return n >= 4 ? (bytes[n - 4] | (bytes[n - 3] << 8) | (bytes[n - 2] << 16)) + bytes[n - 1] * 16777216 : 0;
+}
+
+/**
+ * Decompresses `bytes` as a stream, refusing at the first chunk past limits.decompressedBytes, so a
+ * gzip bomb costs at most the limit in time and memory. The output goes straight into its final
+ * buffer (the entry scanner's memory, sized by ISIZE) where ISIZE is plausible: deflate expands at
+ * most 1032:1. A stream larger than its ISIZE (several members) is collected in chunks instead.
+ * Output chunks are large (up to 64 MiB): each one is a round trip to the thread pool, and with
+ * zlib's 16 KiB default the gunzip of a 24 MB trace took twice as long as its whole decode.
+ */
+async function gunzipBounded(file: string, bytes: Uint8Array, limits: ImportLimits): Promise<Uint8Array> {
+  const isize = trailerSize(bytes);
+  const plausible = isize > 0 && isize <= limits.decompressedBytes && isize <= bytes.length * DEFLATE_MAX_RATIO;
+  let dest: Uint8Array | null = plausible ? inputBuffer(file, isize) : null;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const gunzip = createGunzip({ chunkSize: Math.max(MIN_CHUNK_BYTES, Math.min(plausible ? isize + 1 : MIN_CHUNK_BYTES, MAX_CHUNK_BYTES)) });
+  gunzip.end(bytes);
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      if (total + chunk.length > limits.decompressedBytes) throw limitExceeded(file, "decompressedBytes", `${total + chunk.length} or more`, limits);
+      if (dest !== null && total + chunk.length <= dest.length) {
+        dest.set(chunk, total);
+      } else {
+        if (dest !== null) {
+          chunks.push(dest.subarray(0, total));
+          dest = null;
+        }
+        chunks.push(chunk);
+      }
+      total += chunk.length;
+    }
+  } catch (error) {
+    gunzip.destroy();
+    if (error instanceof TraceError) throw error;
+    throw new TraceError(file, `not a valid gzip file: ${errorText(error)}`);
+  }
+  if (dest !== null) return total === dest.length ? dest : dest.subarray(0, total);
+  return Buffer.concat(chunks, total);
+}
+
+/** gunzipBounded for the synchronous readers: zlib stops at the byte past the limit; the output is one more copy. */
+function gunzipBoundedSync(file: string, bytes: Uint8Array, limits: ImportLimits): Uint8Array {
+  const isize = trailerSize(bytes);
+  const chunkSize = Math.max(MIN_CHUNK_BYTES, Math.min(isize + 1, bytes.length * DEFLATE_MAX_RATIO, MAX_CHUNK_BYTES));
+  try {
+    return gunzipSync(bytes, { maxOutputLength: limits.decompressedBytes, chunkSize });
+  } catch (error) {
+    if (error instanceof RangeError || (error as { code?: string } | null)?.code === "ERR_BUFFER_TOO_LARGE") {
+      throw limitExceeded(file, "decompressedBytes", `${limits.decompressedBytes + 1} or more`, limits);
+    }
+    throw new TraceError(file, `not a valid gzip file: ${errorText(error)}`);
+  }
 }
 
 function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-}
-
-async function gunzipChecked(file: string, run: () => Promise<Uint8Array>): Promise<Uint8Array> {
-  try {
-    return await run();
-  } catch (error) {
-    throw gunzipError(file, error);
-  }
-}
-
-function gunzipCheckedSync(file: string, run: () => Uint8Array): Uint8Array {
-  try {
-    return run();
-  } catch (error) {
-    throw gunzipError(file, error);
-  }
-}
-
-function gunzipError(file: string, error: unknown): TraceError {
-  if (error instanceof RangeError || (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
-    return new TraceError(file, `decompressed trace is larger than ${MAX_DECOMPRESSED_BYTES} bytes`);
-  }
-  return new TraceError(file, `not a valid gzip file: ${errorText(error)}`);
 }
 
 function looksLikeJson(bytes: Uint8Array): boolean {

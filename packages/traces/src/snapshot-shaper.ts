@@ -18,6 +18,7 @@ import { fieldOf, type ColumnBuilder, type Field } from "./column-builder.js";
 import { TraceError } from "./trace-error.js";
 import { EntryScanner } from "./entry-scanner.js";
 import type { PickleMemo } from "./pickle-memo.js";
+import { limitExceeded, type ImportLimits } from "./import-limits.js";
 
 /** `device_traces`: its items must be the per-device lists. */
 class DeviceTracesSink extends ContainerSink {
@@ -103,6 +104,8 @@ export class SnapshotShaper implements PickleShaper {
   constructor(
     private readonly file: string,
     private readonly columns: ColumnBuilder,
+    /** devices: a device list past the limit is refused as it opens, before its entries are decoded */
+    private readonly limits: ImportLimits,
     bytes?: Uint8Array,
   ) {
     this.deviceTraces = new DeviceTracesSink(file);
@@ -126,6 +129,7 @@ export class SnapshotShaper implements PickleShaper {
     if (kind === "list") {
       if (owner === "device_traces") return this.deviceTraces;
       if (owner === this.deviceTraces || owner instanceof DeviceEventsSink) {
+        if (this.deviceLists.length >= this.limits.devices) throw limitExceeded(this.file, "devices", `${this.deviceLists.length + 1} or more`, this.limits);
         const list = new DeviceEventsSink(this.file, this.deviceLists.length, this.entry, this);
         this.deviceLists.push(list);
         return list;

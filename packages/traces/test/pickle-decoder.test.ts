@@ -107,8 +107,9 @@ describe("decodePickle", () => {
     const entries = [
       { action: "segment_alloc", addr: 0x200000, size: 2097152, stream: 0, time_us: 1 },
       { action: "alloc", addr: 0x200000, size: 512, stream: 0, time_us: 2 },
-      { action: "free_completed", addr: 0x200000, size: 512, stream: 0, time_us: 3 },
-      { action: "segment_free", addr: 0x200000, size: 2097152, stream: 0, time_us: 4 },
+      { action: "free_requested", addr: 0x200000, size: 512, stream: 0, time_us: 3 },
+      { action: "free_completed", addr: 0x200000, size: 512, stream: 0, time_us: 4 },
+      { action: "segment_free", addr: 0x200000, size: 2097152, stream: 0, time_us: 5 },
     ];
     const w = new PickleWriter().proto(4);
     w.dict([
