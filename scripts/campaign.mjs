@@ -141,6 +141,7 @@ if (args.fuzz) {
       rejected: stats.rejected,
       corpus: { pickles: corpus.pickles.length, jsons: corpus.jsons.length, arrows: corpus.arrows.length, dicts: corpus.dicts.length },
       failures: stats.failures.map((f) => ({ ...f, savedAs: relative(root, f.savedAs) })),
+      classes: Object.fromEntries([...stats.classes.entries()].sort()),
       rejectionKinds: [...stats.messages.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([message, count]) => ({ message, count })),
       machine,
     });
@@ -209,6 +210,10 @@ function summaryMarkdown(s) {
   }
   for (const [name, f] of Object.entries(s.importers)) {
     if (f.failures.length > 0) lines.push("", `${name} failures:`, ...f.failures.slice(0, 20).map((x) => `- input ${x.index} (${x.recipe}): ${x.detail} (\`${x.savedAs}\`)`));
+    if (f.classes !== undefined && Object.keys(f.classes).length > 0) {
+      lines.push("", `${name}, inputs shaped against the importer's stated limits (test/fuzz/hostile-shapes.ts), accepted / refused / failures:`);
+      lines.push(...Object.entries(f.classes).map(([c, n]) => `- ${c}: ${n.inputs} (${n.accepted} / ${n.rejected} / ${n.failures})`));
+    }
     lines.push("", `${name}, most common rejections:`, ...f.rejectionKinds.slice(0, 6).map((r) => `- ${r.count} × \`${r.message}\``));
   }
   return lines.join("\n") + "\n";

@@ -5,14 +5,14 @@ import { writeFileSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { parseTrace, readTrace, TraceError } from "@lakebed/traces";
 
-parentPort.on("message", async ({ id, bytes, file, viaFile }) => {
+parentPort.on("message", async ({ id, bytes, file, viaFile, limits }) => {
   try {
     let trace;
     if (viaFile) {
       writeFileSync(file, bytes);
-      trace = await readTrace(file);
+      trace = await readTrace(file, { limits });
     } else {
-      trace = parseTrace(bytes, file);
+      trace = parseTrace(bytes, file, { limits });
     }
     parentPort.postMessage({ id, kind: "trace", trace });
   } catch (e) {

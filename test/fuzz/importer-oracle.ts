@@ -3,6 +3,7 @@ import { basename, join } from "node:path";
 import type { Corpus } from "./corpus.js";
 import { DEFAULT_LIMITS, IsolatedImporter, type IsolationLimits } from "./isolated-importer.js";
 import { makeInput, type FuzzInput, type Importer } from "./inputs.js";
+import { HOSTILE_CLASSES } from "./hostile-shapes.js";
 import { traceInvariantViolation } from "./trace-invariants.js";
 
 /**
@@ -27,7 +28,7 @@ const MAX_MESSAGE_CHARS = 600;
  */
 export async function importOnce(importer: IsolatedImporter, input: FuzzInput, dir: string, viaFile: boolean): Promise<Verdict> {
   const file = join(dir, `input${input.extension}`);
-  const o = await importer.import(input.bytes, file, viaFile);
+  const o = await importer.import(input.bytes, file, viaFile, input.limits);
   switch (o.kind) {
     case "hang":
       return { kind: "failure", detail: `no answer after ${o.afterMs} ms (a hang)` };
@@ -69,6 +70,15 @@ export interface FuzzStats {
   failures: FuzzFailure[];
   /** rejection messages with numbers and names blanked out, by count */
   messages: Map<string, number>;
+  /** inputs of each hostile shape class (hostile-shapes.ts), and how they ended */
+  classes: Map<string, ClassStats>;
+}
+
+export interface ClassStats {
+  inputs: number;
+  accepted: number;
+  rejected: number;
+  failures: number;
 }
 
 export interface FuzzOptions {
@@ -88,7 +98,7 @@ export interface FuzzOptions {
 }
 
 export async function fuzzImporter(importer: Importer, corpus: Corpus, options: FuzzOptions): Promise<FuzzStats> {
-  const stats: FuzzStats = { importer, seed: options.seed, inputs: 0, accepted: 0, rejected: 0, failures: [], messages: new Map() };
+  const stats: FuzzStats = { importer, seed: options.seed, inputs: 0, accepted: 0, rejected: 0, failures: [], messages: new Map(), classes: new Map() };
   mkdirSync(options.dir, { recursive: true });
   const start = options.start ?? 0;
   const isolated = new IsolatedImporter(options.limits ?? DEFAULT_LIMITS);
@@ -110,6 +120,13 @@ async function fuzzOne(importer: Importer, corpus: Corpus, options: FuzzOptions,
   writeFileSync(join(options.dir, "in-flight.txt"), `${importer} seed ${options.seed} input ${k} (${input.recipe})\n`);
   const v = await importOnce(isolated, input, options.dir, k % 16 === 0);
   stats.inputs++;
+  const shapeClass = HOSTILE_CLASSES.find((c) => input.recipe.startsWith(`${c}(`));
+  if (shapeClass !== undefined) {
+    const c = stats.classes.get(shapeClass) ?? { inputs: 0, accepted: 0, rejected: 0, failures: 0 };
+    c.inputs++;
+    c[v.kind === "accepted" ? "accepted" : v.kind === "rejected" ? "rejected" : "failures"]++;
+    stats.classes.set(shapeClass, c);
+  }
   if (v.kind === "accepted") stats.accepted++;
   else if (v.kind === "rejected") {
     stats.rejected++;

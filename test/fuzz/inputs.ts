@@ -4,7 +4,9 @@ import { randomBytes, randomJson, randomPickle, randomSnapshotDict } from "./gar
 import { concat, mutateBytes } from "./mutate-bytes.js";
 import { mutateValue, toJsonText } from "./mutate-values.js";
 import { writePickle } from "./pickle-writer.js";
+import { encodeShape, hostileShape } from "./hostile-shapes.js";
 import { Rng } from "../support/random.js";
+import type { ImportLimits } from "@lakebed/traces";
 
 /**
  * Fuzz input k of a campaign with seed s, for one importer: a pure function of (corpus, s, k), so a
@@ -18,13 +20,18 @@ export interface FuzzInput {
   extension: string;
   bytes: Uint8Array;
   recipe: string;
+  /** the importer's limits to read it with (hostile-shapes.ts lowers some); the defaults when absent */
+  limits?: Partial<ImportLimits>;
 }
 
 const PROTOCOLS = [2, 3, 4, 5] as const;
+/** the share of pickle and JSON inputs drawn from the hostile shapes (hostile-shapes.ts) */
+const HOSTILE_SHARE = 0.12;
 const utf8 = new TextEncoder();
 
 export function makeInput(importer: Importer, corpus: Corpus, seed: number, index: number): FuzzInput {
   const rng = new Rng(seed, index);
+  if (importer !== "arrow" && rng.chance(HOSTILE_SHARE)) return hostileInput(rng, importer === "pickle");
   const roll = rng.below(100);
   switch (importer) {
     case "pickle":
@@ -34,6 +41,13 @@ export function makeInput(importer: Importer, corpus: Corpus, seed: number, inde
     case "arrow":
       return arrowInput(corpus, rng, roll);
   }
+}
+
+function hostileInput(rng: Rng, pickle: boolean): FuzzInput {
+  const shape = hostileShape(rng, pickle);
+  const protocol = rng.pick(PROTOCOLS);
+  const extension = (pickle ? ".pickle" : ".json") + (shape.gzipPadding === undefined ? "" : ".gz");
+  return { extension, bytes: encodeShape(shape, pickle, protocol), recipe: pickle ? `${shape.recipe}.p${protocol}` : shape.recipe, limits: shape.limits };
 }
 
 function pickleInput(corpus: Corpus, rng: Rng, roll: number): FuzzInput {

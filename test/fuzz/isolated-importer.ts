@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import type { Trace } from "@lakebed/traces";
+import type { ImportLimits, Trace } from "@lakebed/traces";
 import { repoRoot } from "../support/shared-traces.js";
 
 /**
@@ -32,7 +32,8 @@ export class IsolatedImporter {
 
   constructor(private readonly limits: IsolationLimits = DEFAULT_LIMITS) {}
 
-  import(bytes: Uint8Array, file: string, viaFile: boolean): Promise<RawOutcome> {
+  /** `importLimits`: the importer's own stated limits to read with (its defaults where absent) */
+  import(bytes: Uint8Array, file: string, viaFile: boolean, importLimits?: Partial<ImportLimits>): Promise<RawOutcome> {
     const worker = this.ensureWorker();
     const id = this.nextId++;
     return new Promise<RawOutcome>((resolve) => {
@@ -66,7 +67,7 @@ export class IsolatedImporter {
       worker.on("message", onMessage);
       worker.on("error", onError);
       worker.on("exit", onExit);
-      worker.postMessage({ id, bytes, file, viaFile });
+      worker.postMessage({ id, bytes, file, viaFile, limits: importLimits });
     });
   }
 
