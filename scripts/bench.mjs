@@ -6,10 +6,13 @@
 //     both timed inside their process, runtime start-up excluded on both sides. Two ways: cold (a
 //     fresh process per run, what one `lakebed` command pays, JIT warm-up included) and warm (the
 //     median of repeated imports in one process, what a service or a batch over many traces pays);
-//  2. replay speed, events per second, for every policy on every shared trace.
+//  2. replay speed, events per second, for every policy on every shared trace;
+//  3. the CLI as a whole process (scripts/bench-startup.mjs): `lakebed --help` against `node -e 0`,
+//     and `lakebed replay` of a ~5 MB snapshot against a Python process that only unpickles it.
 // Results go to bench/results.json and bench/results.md (committed).
 //
-// Usage: npm run bench [-- --runs 7]
+// Usage: npm run bench [-- --runs 7] [-- --only startup]   (--only startup: part 3 alone, merged
+// into the results already there)
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, statSync, writeFileSync, readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
@@ -18,6 +21,7 @@ import { join, resolve, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readTrace } from "@lakebed/traces";
 import { replayTrace, POLICIES } from "@lakebed/api";
+import { measureStartup } from "./bench-startup.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const shared = resolve(root, "../shared/traces");
@@ -81,7 +85,25 @@ async function lakebedSeconds(file) {
   return { importSeconds: median(importTimes), replaySeconds: median(replayTimes), events };
 }
 
+/** Part 3, logged as it is measured. */
+function cliStartup() {
+  log(`the CLI as a process: node -e 0, lakebed --help, python3 pickle.load and lakebed replay, ${Math.max(runs, 15)} rounds`);
+  const s = measureStartup({ rounds: Math.max(runs, 15) });
+  const m = s.medianSeconds;
+  log(`  node -e 0 ${m.nodeEmpty.toFixed(3)} s; lakebed --help ${m.lakebedHelp.toFixed(3)} s`);
+  log(`  ${s.snapshot}: python3 pickle.load ${m.pythonUnpickle.toFixed(3)} s; lakebed replay ${m.lakebedReplay.toFixed(3)} s; ratio ${s.replayOverPython.toFixed(2)}`);
+  return s;
+}
+
 async function main() {
+  if (process.argv.includes("--only") && process.argv[process.argv.indexOf("--only") + 1] === "startup") {
+    const previous = JSON.parse(readFileSync(join(root, "bench/results.json"), "utf8"));
+    const results = { ...previous, cliStartup: { date: new Date().toISOString(), machine: machineInfo(), ...cliStartup() } };
+    writeFileSync(join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(root, "bench/results.md"), renderMarkdown(results));
+    log("wrote bench/results.json and bench/results.md");
+    return;
+  }
   const files = sharedTraceFiles();
   const largest = files.reduce((a, b) => (gunzipSync(readFileSync(a)).length >= gunzipSync(readFileSync(b)).length ? a : b));
   const plain = join(mkdtempSync(join(tmpdir(), "lakebed-bench-")), basename(largest).replace(/\.gz$/, ""));
@@ -118,11 +140,16 @@ async function main() {
       log(`  ${basename(file)} ${policy}: ${Math.round(events / seconds).toLocaleString("en-US")} events/s`);
     }
   }
-  const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, node: process.version, python: execFileSync("python3", ["--version"], { encoding: "utf8" }).trim() };
-  const results = { date: new Date().toISOString(), machine, runs, importVsPython, replaySpeed };
+  const machine = machineInfo();
+  const date = new Date().toISOString();
+  const results = { date, machine, runs, importVsPython, replaySpeed, cliStartup: { date, machine, ...cliStartup() } };
   writeFileSync(join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(root, "bench/results.md"), renderMarkdown(results));
   log("wrote bench/results.json and bench/results.md");
+}
+
+function machineInfo() {
+  return { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, node: process.version, python: execFileSync("python3", ["--version"], { encoding: "utf8" }).trim() };
 }
 
 function renderMarkdown(r) {
@@ -153,8 +180,29 @@ function renderMarkdown(r) {
     "|---|---|---:|---:|",
     ...r.replaySpeed.map((s) => `| ${s.trace} | ${s.policy} | ${s.events.toLocaleString("en-US")} | ${s.eventsPerSecond.toLocaleString("en-US")} |`),
     "",
+    ...(r.cliStartup ? renderStartup(r.cliStartup) : []),
   ];
   return lines.join("\n");
+}
+
+function renderStartup(s) {
+  const m = s.medianSeconds;
+  const spread = (k) => `${s.spreadSeconds[k][0].toFixed(3)}-${s.spreadSeconds[k][1].toFixed(3)}`;
+  return [
+    "## The CLI as a process",
+    "",
+    `Measured ${s.date.slice(0, 10)}: wall-clock time of each process, spawn to exit, median of ${s.rounds} rounds; each round runs the four commands in turn, so the load of the machine falls on all alike.`,
+    `The snapshot is ${s.snapshot} (${(s.snapshotBytes / 1e6).toFixed(1)} MB of pickle, uncompressed; both sides read the same file).`,
+    "",
+    "| command | median, seconds | fastest-slowest |",
+    "|---|---:|---:|",
+    `| \`node -e 0\` (Node's own start) | ${m.nodeEmpty.toFixed(3)} | ${spread("nodeEmpty")} |`,
+    `| \`lakebed --help\` | ${m.lakebedHelp.toFixed(3)} | ${spread("lakebedHelp")} |`,
+    `| \`python3 -c 'pickle.load(open(F, "rb"))'\` | ${m.pythonUnpickle.toFixed(3)} | ${spread("pythonUnpickle")} |`,
+    `| \`lakebed replay F\` | ${m.lakebedReplay.toFixed(3)} | ${spread("lakebedReplay")} |`,
+    `| **lakebed replay / Python unpickle** | **${s.replayOverPython.toFixed(2)}** | |`,
+    "",
+  ];
 }
 
 main().catch((error) => {

@@ -1,4 +1,5 @@
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type * as CliProgress from "cli-progress";
 
 /**
  * Progress on stderr for long imports and replays. It draws only when stderr is a terminal, so
@@ -12,13 +13,20 @@ export interface Progress {
 
 const QUIET: Progress = { update() {}, stop() {} };
 
+/** cli-progress, required only where a bar may be drawn (stderr a terminal): pipes and CI never load it. */
+let loaded: typeof CliProgress | undefined;
+function cliProgress(): typeof CliProgress {
+  loaded ??= createRequire(import.meta.url)("cli-progress") as typeof CliProgress;
+  return loaded;
+}
+
 /** Work shorter than this never shows a bar: a flash of a bar is noise. */
 const SHOW_AFTER_MS = 300;
 
 export function startProgress(stage: string, unit: "bytes" | "events" | "replays", enabled = true): Progress {
   if (!enabled || !process.stderr.isTTY) return QUIET;
   const started = Date.now();
-  let bar: cliProgress.SingleBar | null = null;
+  let bar: CliProgress.SingleBar | null = null;
   const format =
     unit === "bytes"
       ? `${stage} [{bar}] {percentage}% | {value_mib}/{total_mib} MiB | {eta_formatted}`
@@ -27,9 +35,10 @@ export function startProgress(stage: string, unit: "bytes" | "events" | "replays
     update(done, total) {
       if (bar === null) {
         if (Date.now() - started < SHOW_AFTER_MS || done >= total) return;
-        bar = new cliProgress.SingleBar(
+        const { SingleBar, Presets } = cliProgress();
+        bar = new SingleBar(
           { format, stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 50 },
-          cliProgress.Presets.shades_classic,
+          Presets.shades_classic,
         );
         bar.start(total, done, mib(0, total));
       }

@@ -1,4 +1,5 @@
-import Table from "cli-table3";
+import { createRequire } from "node:module";
+import type TableType from "cli-table3";
 import { printable } from "./terminal-text.js";
 
 /**
@@ -6,6 +7,8 @@ import { printable } from "./terminal-text.js";
  * down; the JSON output carries exact bytes, tables carry readable units.
  */
 export function renderTable(head: string[], rows: (string | number)[][]): string {
+  // required here, not imported: --json output never draws a table and need not load it
+  const Table = createRequire(import.meta.url)("cli-table3") as typeof TableType;
   const table = new Table({
     head,
     style: { head: [], border: [], compact: true },

@@ -51,7 +51,13 @@ export function formatBytes(bytes: number): string {
   return `${sign}${value.toFixed(2)} ${units[unit]}`;
 }
 
-/** 1234567 -> "1,234,567": exact byte counts in tables, where rounding would hide a mismatch. */
+/**
+ * 1234567 -> "1,234,567": exact byte counts in tables, where rounding would hide a mismatch. By
+ * hand, not toLocaleString: its first call loads ICU's locale data, 30 ms and more of a replay's
+ * start-up (bench/results.json, cliStartup).
+ */
 export function formatCount(n: number): string {
-  return n.toLocaleString("en-US");
+  const [whole, fraction] = String(Math.abs(n)).split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+$)/g, ",");
+  return `${n < 0 ? "-" : ""}${grouped}${fraction === undefined ? "" : `.${fraction.slice(0, 3)}`}`;
 }
