@@ -80,9 +80,12 @@ function fanOut(rng: Rng): HostileShape {
   return { value, recipe: `fan-out(${refs}^${levels} in ${where}, objects ${objects})`, limits: { objects } };
 }
 
-/** Lists or dicts nested up to 3,000 deep, against the default depth (1,000) or a lowered one. */
+/**
+ * Lists or dicts nested up to 1,200 deep, against the default depth (1,000) or a lowered one (the
+ * fuzzers' pickle writer recurses, so deeper inputs come from the opcode generator in garbage.ts).
+ */
 function depth(rng: Rng): HostileShape {
-  const levels = rng.range(1, rng.chance(0.5) ? 3_000 : 60);
+  const levels = rng.range(1, rng.chance(0.5) ? 1_200 : 60);
   const dicts = rng.chance(0.5);
   let x: unknown = 1;
   for (let k = 0; k < levels; k++) x = dicts ? { k: x } : [x];
@@ -105,7 +108,7 @@ function gzipRatio(rng: Rng): HostileShape {
 
 /** Up to 1,100 device lists (the default limit is 1,024), or fewer against a lowered limit. */
 function devices(rng: Rng): HostileShape {
-  const n = rng.chance(0.3) ? rng.range(1_000, 1_100) : rng.range(1, 40);
+  const n = rng.chance(0.15) ? rng.range(1_000, 1_100) : rng.range(1, 40);
   const limit = n >= 1_000 ? undefined : rng.range(1, 40);
   const value = { segments: [], device_traces: Array.from({ length: n }, (_, d) => (d % 7 === 0 ? entries(0, d) : [])) };
   return { value, recipe: `devices(${n}, limit ${limit ?? "default"})`, limits: limit === undefined ? undefined : { devices: limit } };
@@ -126,8 +129,8 @@ function streams(rng: Rng): HostileShape {
  * blocks per segment and values.
  */
 function segments(rng: Rng): HostileShape {
-  const count = rng.range(1, 400);
-  const blocks = rng.range(1, 400);
+  const count = rng.range(1, 60);
+  const blocks = rng.range(1, 60);
   const shared = rng.chance(0.5);
   const blockList = (address: number) =>
     Array.from({ length: blocks }, (_, j) => ({ address: address + j * 512, size: 512, requested_size: 512, state: "active_allocated", frames: [] }));
@@ -139,7 +142,7 @@ function segments(rng: Rng): HostileShape {
       return { device: 0, address, total_size: blocks * 512, stream: 0, segment_type: "large", blocks: shared ? first : blockList(address) };
     }),
   };
-  const limits = { segments: rng.range(1, 400), blocksPerSegment: rng.range(1, 400), objects: rng.pick([10_000, 1_000_000]) };
+  const limits = { segments: rng.range(1, 60), blocksPerSegment: rng.range(1, 60), objects: rng.pick([1_000, 100_000]) };
   return {
     value,
     recipe: `segments(${count} x ${blocks} blocks${shared ? " shared" : ""}, limits ${limits.segments}/${limits.blocksPerSegment}/${limits.objects})`,

@@ -26,7 +26,7 @@ export interface FuzzInput {
 
 const PROTOCOLS = [2, 3, 4, 5] as const;
 /** the share of pickle and JSON inputs drawn from the hostile shapes (hostile-shapes.ts) */
-const HOSTILE_SHARE = 0.12;
+const HOSTILE_SHARE = 0.06;
 const utf8 = new TextEncoder();
 
 export function makeInput(importer: Importer, corpus: Corpus, seed: number, index: number): FuzzInput {
