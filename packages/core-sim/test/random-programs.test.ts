@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseAllocConf, replayDevice } from "@lakebed/core-sim";
+import { Action } from "@lakebed/traces";
 import { MiB, buildTrace } from "./support/traces.js";
 import { randomProgram, replayRandomProgram } from "./support/random-program.js";
 
@@ -53,7 +54,7 @@ describe("random programs keep every invariant", () => {
         if ((conf.garbageCollectionThreshold > 0 || conf.maxSplitSizeBytes !== null) && r.deviceFrees > 0) reached.gcOrAvailable++;
         reached.retries += r.allocRetries;
         reached.ooms += r.ooms;
-        reached.unmaps += r.segmentEvents.filter((e) => e.action === 7).length;
+        reached.unmaps += r.segmentEvents.filter((e) => e.action === Action.SegmentUnmap).length;
       }
     }
     expect(reached.gcOrAvailable).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { confFromSettings, replayDevice } from "@lakebed/core-sim";
+import { Action } from "@lakebed/traces";
 import { haveSharedTraces, recordedTraces, sharedTraces } from "../../../test/support/shared-traces.js";
 import { comparableLayout, emulatedSegmentEvents, loadTrace, recorded, traceSegmentEvents } from "./support/traces.js";
 
@@ -44,7 +45,7 @@ describe.skipIf(!haveSharedTraces)("recorded traces replay exactly", () => {
     const requestsBefore = new Uint32Array(device.events.length + 1);
     for (let i = 0, n = 0; i < device.events.length; i++) {
       requestsBefore[i] = n;
-      if (device.events.action[i] === 1 || device.events.action[i] === 8) n++;
+      if (device.events.action[i] === Action.Alloc || device.events.action[i] === Action.Oom) n++;
     }
     const traceRequests: number[] = [];
     for (let i = 0; i < device.events.length; i++) {

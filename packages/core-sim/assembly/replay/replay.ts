@@ -45,14 +45,10 @@ import { SimulatedDevice } from "../device/simulated";
 import { ImportedDevice } from "../device/imported";
 import { STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES, POOL_ALL } from "../policies/stats";
 
-export const ACTION_ALLOC: u8 = 1;
-export const ACTION_FREE_REQUESTED: u8 = 2;
-export const ACTION_FREE_COMPLETED: u8 = 3;
-export const ACTION_SEGMENT_ALLOC: u8 = 4;
-export const ACTION_SEGMENT_FREE: u8 = 5;
-export const ACTION_SEGMENT_MAP: u8 = 6;
-export const ACTION_SEGMENT_UNMAP: u8 = 7;
-export const ACTION_OOM: u8 = 8;
+import {
+  ACTION_ALLOC, ACTION_FREE_REQUESTED, ACTION_FREE_COMPLETED, ACTION_SEGMENT_ALLOC, ACTION_SEGMENT_FREE,
+  ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP, ACTION_OOM,
+} from "./actions";
 
 /** Counters the replay keeps besides the policy's stats (read by the TypeScript side by index). */
 export const COUNTER_FAILED_ALLOCS: i32 = 0;

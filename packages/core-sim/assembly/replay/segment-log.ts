@@ -7,10 +7,8 @@
 // f64 because the TypeScript side reads the columns as typed arrays; whole bytes are exact below
 // 2^53.
 
-export const ACTION_SEGMENT_ALLOC: u8 = 4;
-export const ACTION_SEGMENT_FREE: u8 = 5;
-export const ACTION_SEGMENT_MAP: u8 = 6;
-export const ACTION_SEGMENT_UNMAP: u8 = 7;
+// the actions a policy records here (declared in actions.ts)
+export { ACTION_SEGMENT_ALLOC, ACTION_SEGMENT_FREE, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "./actions";
 
 export class SegmentLog {
   /** the trace event the replay is serving (set by the replay loop) */
