@@ -1,5 +1,20 @@
 // Simulated time per driver call: the figures DESIGN.md measured on an NVIDIA H100 80GB (driver
-// 580, CUDA 13), one call at a time. This file is the only copy of that table.
+// 580, CUDA 13), one call at a time, and the per-mapping cost of cuMemSetAccess and cuMemUnmap
+// measured inside live replays on an H100 (packages/native-cuda/bench/results-h100.md, run 4).
+// This file is the only copy of that table.
+//
+// setAccess and unmap are charged per mapping: the driver's work in them is per mapping of the
+// range, so one call over N mappings costs about N calls over one. The live replays measured it:
+// over lakebed's gpt2_ckpt replay, 670 setAccess calls over 49,696 2 MiB mappings took 1,439 ms
+// (29.0 us a mapping; one call over one 2 MiB mapping takes 25-31 us) and 1,273 unmaps of 38,078
+// mappings 803 ms (21.1 us a mapping); vms's 100 setAccess calls over 13,719 mappings 29.5 us a
+// mapping; expandable segments' 129 calls over 558 20 MiB mappings 26.5 us a mapping; one unmap
+// of a range of 32 chunks 500-700 us. Charged per call, as the table below once was, lakebed's
+// gpt2_ckpt replay came to 0.30 s against 2.45 s measured. The 20 MiB points are the live replays'
+// on an H200 (packages/native-cuda/bench/results/driver-time-h200.md): setAccess 30-40 us and
+// unmap 25-28 us a 20 MiB mapping (lakebed's gpt2_ckpt and llama_lora, expandable segments'),
+// and one call over 1, 8 or 32 mappings of 2 or 20 MiB costs the same per mapping there
+// (setAccess 28-31 us, unmap 19-20 us).
 //
 // Where the table gives figures at several sizes, a call is charged by linear interpolation in
 // bytes between the two measured points around its size; below the smallest point it costs what
@@ -15,8 +30,8 @@
 // | addressReserve   | 1 to 8                                           | 4.5                 |
 // | addressFree      | not measured                                     | 4.5 (ASSUMED: as reserve) |
 // | map              | 1 to 2 (any size)                                | 1.5                 |
-// | setAccess        | one 2 MiB mapping 35, one 512 MiB mapping 60     | interpolated        |
-// | unmap            | 23 to 30                                         | 26.5                |
+// | setAccess        | per mapping: 2 MiB 29, 20 MiB 34, 512 MiB 60     | interpolated, per mapping |
+// | unmap            | per mapping: 2 MiB 21, 20 MiB 25, 512 MiB 23-30  | interpolated, per mapping (512 MiB: 30) |
 // | malloc           | 2 MiB 56, 512 MiB 118                            | interpolated        |
 // | free             | 2 MiB 48, 512 MiB 417                            | interpolated        |
 // | copyToHost/From  | not measured                                     | 10 + bytes / 25 GB/s (ASSUMED: PCIe 5 x16 class) |
@@ -34,14 +49,14 @@ const MiB: f64 = 1048576;
 // Measured points, (bytes, microseconds), ascending in bytes.
 const MEM_CREATE_POINTS: StaticArray<f64> = [2 * MiB, 14, 20 * MiB, 14, 64 * MiB, 14, 512 * MiB, 25];
 const MEM_RELEASE_POINTS: StaticArray<f64> = [2 * MiB, 17, 512 * MiB, 369];
-const SET_ACCESS_POINTS: StaticArray<f64> = [2 * MiB, 35, 512 * MiB, 60];
+const SET_ACCESS_POINTS: StaticArray<f64> = [2 * MiB, 29, 20 * MiB, 34, 512 * MiB, 60];
 const MALLOC_POINTS: StaticArray<f64> = [2 * MiB, 56, 512 * MiB, 118];
 const FREE_POINTS: StaticArray<f64> = [2 * MiB, 48, 512 * MiB, 417];
+const UNMAP_POINTS: StaticArray<f64> = [2 * MiB, 21, 20 * MiB, 25, 512 * MiB, 30];
 
 const ADDRESS_RESERVE_US: f64 = 4.5;
 const ADDRESS_FREE_US: f64 = 4.5;
 const MAP_US: f64 = 1.5;
-const UNMAP_US: f64 = 26.5;
 const COPY_FIXED_US: f64 = 10;
 const COPY_BYTES_PER_US: f64 = 25e9 / 1e6;
 const MEMSET_FIXED_US: f64 = 5;
@@ -61,7 +76,10 @@ function interpolate(points: StaticArray<f64>, bytes: f64): f64 {
   return y0 + ((y1 - y0) * (bytes - x0)) / (x1 - x0);
 }
 
-/** Simulated microseconds for one call of `kind` on `bytes`. */
+/**
+ * Simulated microseconds for one call of `kind` on `bytes`; for setAccess and unmap, for one
+ * mapping of `bytes` (the simulated device sums over the mappings a call covers).
+ */
 export function callMicros(kind: i32, bytes: u64): f64 {
   const b = <f64>bytes;
   switch (kind) {
@@ -71,7 +89,7 @@ export function callMicros(kind: i32, bytes: u64): f64 {
     case CALL_ADDRESS_FREE: return ADDRESS_FREE_US;
     case CALL_MAP: return MAP_US;
     case CALL_SET_ACCESS: return interpolate(SET_ACCESS_POINTS, b);
-    case CALL_UNMAP: return UNMAP_US;
+    case CALL_UNMAP: return interpolate(UNMAP_POINTS, b);
     case CALL_MALLOC: return interpolate(MALLOC_POINTS, b);
     case CALL_FREE: return interpolate(FREE_POINTS, b);
     case CALL_COPY_TO_HOST:

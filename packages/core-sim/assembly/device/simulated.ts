@@ -79,6 +79,22 @@ export class SimulatedDevice extends Device {
     if (log) log.add(kind, bytes);
   }
 
+  /**
+   * One call over [va, va + bytes), a range of whole mappings, charged per mapping it covers: the
+   * driver's work in cuMemSetAccess and cuMemUnmap is per mapping (cost-model.ts).
+   */
+  private chargePerMapping(kind: i32, va: u64, bytes: u64): void {
+    unchecked((this.calls[kind] += 1));
+    unchecked((this.callBytes[kind] += <i64>bytes));
+    const end = va + bytes;
+    const mappings = this.mappings;
+    for (let i = mappings.indexOf(va); i >= 0 && i < mappings.count && mappings.start(i) < end; i++) {
+      this.micros += callMicros(kind, mappings.size(i));
+    }
+    const log = this.callLog;
+    if (log) log.add(kind, bytes);
+  }
+
   private take(bytes: u64): bool {
     if (this.physicalBytes + bytes > this.capacityBytes) return false;
     this.physicalBytes += bytes;
@@ -137,13 +153,13 @@ export class SimulatedDevice extends Device {
 
   setAccess(va: u64, bytes: u64): bool {
     assert(this.coveredByMappings(va, bytes), "setAccess: range not covered by mappings");
-    this.charge(CALL_SET_ACCESS, bytes);
+    this.chargePerMapping(CALL_SET_ACCESS, va, bytes);
     return !this.injectFault(CALL_SET_ACCESS);
   }
 
   unmap(va: u64, bytes: u64): void {
     assert(this.coveredByMappings(va, bytes), "unmap: range not covered by whole mappings");
-    this.charge(CALL_UNMAP, bytes);
+    this.chargePerMapping(CALL_UNMAP, va, bytes);
     let i = this.mappings.indexOf(va);
     const end = va + bytes;
     while (i < this.mappings.count && this.mappings.start(i) < end) {
