@@ -32,7 +32,13 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command("lakebed")
     .description("Replay PyTorch GPU allocation traces through GPU memory policies.")
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    // the importer's stated limits, for every command that reads a trace (a refusal names the key)
+    .option("--limits <list>", "raise the importer's limits, e.g. streams:1024,devices:4096 (the README's Limits lists them)")
+    .hook("preAction", async () => {
+      const limits = program.opts().limits as string | undefined;
+      if (limits !== undefined) (await import("./import-limits-option.js")).setImportLimits(limits);
+    });
 
   program
     .command("info")
