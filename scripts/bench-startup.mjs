@@ -10,8 +10,8 @@
 // Used by scripts/bench.mjs (which writes the result into bench/results.json as `cliStartup`), or
 // alone: node scripts/bench-startup.mjs [--rounds 15] prints the JSON.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
@@ -23,12 +23,21 @@ export const STARTUP_SNAPSHOT = resolve(root, "../shared/traces/gpt2_emptycache.
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function seconds(command, args) {
+/**
+ * CPU time (user + system) needs the child's rusage, which Node does not give: GNU time reports it
+ * where installed. It moves less than wall-clock time with the load of a shared machine.
+ */
+const GNU_TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : null;
+
+/** Wall-clock seconds of one run of the process, and its CPU seconds (null without GNU time). */
+function run(command, args) {
+  const [file, argv] = GNU_TIME ? [GNU_TIME, ["-f", "cpu %U %S", command, ...args]] : [command, args];
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(command, args, { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  const r = spawnSync(file, argv, { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
   const t1 = process.hrtime.bigint();
   if (r.status !== 0) throw new Error(`${command} ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
-  return Number(t1 - t0) / 1e9;
+  const cpu = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  return { wall: Number(t1 - t0) / 1e9, cpu: cpu ? Number(cpu[1]) + Number(cpu[2]) : null };
 }
 
 export function measureStartup({ rounds = 15, snapshot = STARTUP_SNAPSHOT } = {}) {
@@ -45,22 +54,32 @@ export function measureStartup({ rounds = 15, snapshot = STARTUP_SNAPSHOT } = {}
     pythonUnpickle: [python, ["-c", unpickle, plain]],
     lakebedReplay: [process.execPath, [cli, "replay", plain]],
   };
-  const times = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
+  const wall = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
+  const cpu = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
   // one unmeasured round: the file cache and the compiled-code caches warm for every command alike
-  for (const [command, args] of Object.values(commands)) seconds(command, args);
+  for (const [command, args] of Object.values(commands)) run(command, args);
   for (let i = 0; i < rounds; i++) {
-    for (const [name, [command, args]] of Object.entries(commands)) times[name].push(seconds(command, args));
+    for (const [name, [command, args]] of Object.entries(commands)) {
+      const r = run(command, args);
+      wall[name].push(r.wall);
+      if (r.cpu !== null) cpu[name].push(r.cpu);
+    }
   }
-  const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  const m = Object.fromEntries(Object.entries(wall).map(([k, v]) => [k, median(v)]));
+  const c = GNU_TIME ? Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, median(v)])) : null;
   return {
     snapshot: basename(plain),
     snapshotBytes: statSync(plain).size,
     rounds,
+    // the machine's load while measuring: on a shared machine it scales every wall-clock figure
+    loadAverage: loadavg()[0],
     medianSeconds: m,
-    spreadSeconds: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, [Math.min(...v), Math.max(...v)]])),
+    spreadSeconds: Object.fromEntries(Object.entries(wall).map(([k, v]) => [k, [Math.min(...v), Math.max(...v)]])),
+    medianCpuSeconds: c,
     helpSeconds: m.lakebedHelp,
     helpOverNodeSeconds: m.lakebedHelp - m.nodeEmpty,
     replayOverPython: m.lakebedReplay / m.pythonUnpickle,
+    replayOverPythonCpu: c ? c.lakebedReplay / c.pythonUnpickle : null,
   };
 }
 

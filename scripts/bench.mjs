@@ -187,20 +187,22 @@ function renderMarkdown(r) {
 
 function renderStartup(s) {
   const m = s.medianSeconds;
+  const c = s.medianCpuSeconds;
   const spread = (k) => `${s.spreadSeconds[k][0].toFixed(3)}-${s.spreadSeconds[k][1].toFixed(3)}`;
+  const cpu = (k) => (c ? c[k].toFixed(2) : "n/a");
   return [
     "## The CLI as a process",
     "",
-    `Measured ${s.date.slice(0, 10)}: wall-clock time of each process, spawn to exit, median of ${s.rounds} rounds; each round runs the four commands in turn, so the load of the machine falls on all alike.`,
+    `Measured ${s.date.slice(0, 10)}, load average ${s.loadAverage.toFixed(1)} on ${s.machine.cores} cores: wall-clock time of each process, spawn to exit, median of ${s.rounds} rounds; each round runs the four commands in turn, so the load of the machine falls on all alike. CPU time (user + system, GNU time) moves less with the load.`,
     `The snapshot is ${s.snapshot} (${(s.snapshotBytes / 1e6).toFixed(1)} MB of pickle, uncompressed; both sides read the same file).`,
     "",
-    "| command | median, seconds | fastest-slowest |",
-    "|---|---:|---:|",
-    `| \`node -e 0\` (Node's own start) | ${m.nodeEmpty.toFixed(3)} | ${spread("nodeEmpty")} |`,
-    `| \`lakebed --help\` | ${m.lakebedHelp.toFixed(3)} | ${spread("lakebedHelp")} |`,
-    `| \`python3 -c 'pickle.load(open(F, "rb"))'\` | ${m.pythonUnpickle.toFixed(3)} | ${spread("pythonUnpickle")} |`,
-    `| \`lakebed replay F\` | ${m.lakebedReplay.toFixed(3)} | ${spread("lakebedReplay")} |`,
-    `| **lakebed replay / Python unpickle** | **${s.replayOverPython.toFixed(2)}** | |`,
+    "| command | wall, median s | wall, fastest-slowest | CPU, median s |",
+    "|---|---:|---:|---:|",
+    `| \`node -e 0\` (Node's own start) | ${m.nodeEmpty.toFixed(3)} | ${spread("nodeEmpty")} | ${cpu("nodeEmpty")} |`,
+    `| \`lakebed --help\` | ${m.lakebedHelp.toFixed(3)} | ${spread("lakebedHelp")} | ${cpu("lakebedHelp")} |`,
+    `| \`python3 -c 'pickle.load(open(F, "rb"))'\` | ${m.pythonUnpickle.toFixed(3)} | ${spread("pythonUnpickle")} | ${cpu("pythonUnpickle")} |`,
+    `| \`lakebed replay F\` | ${m.lakebedReplay.toFixed(3)} | ${spread("lakebedReplay")} | ${cpu("lakebedReplay")} |`,
+    `| **lakebed replay / Python unpickle** | **${s.replayOverPython.toFixed(2)}** | | ${s.replayOverPythonCpu === null ? "n/a" : s.replayOverPythonCpu.toFixed(2)} |`,
     "",
   ];
 }
