@@ -89,11 +89,11 @@ describe("bad input gets a one-line error and a non-zero exit", () => {
     expect(r.stderr).toContain("/nonexistent/trace.pickle");
   });
 
-  it("a bad --conf and a bad --capacity", () => {
+  it("a bad --conf and a bad --capacity are usage errors (exit 2)", () => {
     const sampleFile = join(repoRoot, "samples/two_streams.def.pickle.gz");
     for (const args of [["--conf", "max_split_size_mb:banana"], ["--conf", "no_such_key:1"], ["--capacity", "12 apples"]]) {
       const r = lakebed(["replay", sampleFile, ...args]);
-      expect(r.status).toBe(1);
+      expect(r.status).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
   });
