@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { DEVICE_CALL_NAMES, instantiate, STAT_NAMES, wasmModule } from "@lakebed/core-sim";
 import { Action } from "@lakebed/traces";
 import { CALL_KINDS } from "../packages/native-cuda/src/call-kinds.js";
-import { bindDriver } from "../packages/api/src/live/driver-imports.js";
+import { bindDriver } from "../packages/native-cuda/src/wasm-imports.js";
 import { CallRecorder } from "../packages/api/src/live/call-recorder.js";
 import { repoRoot } from "./support/shared-traces.js";
 
@@ -64,7 +64,7 @@ describe("the Wasm's device imports", () => {
     for (const name of imported) expect(declared, name).toContain(name);
   });
 
-  it("the live replay binds each of them to the driver (api/src/live/driver-imports.ts)", () => {
+  it("native-cuda binds each of them to a driver (src/wasm-imports.ts)", () => {
     const bound = bindDriver({ direct: {} } as never, new CallRecorder()).imports;
     expect(Object.keys(bound).sort()).toEqual([...declared].sort());
   });

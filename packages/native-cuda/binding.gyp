@@ -9,8 +9,8 @@
       "sources": [
         "src/native/addon.cc",
         "src/native/driver_core.cc",
-        "src/native/host_driver.cc",
-        "src/native/cuda_driver.cc",
+        "src/native/host_backend.cc",
+        "src/native/cuda_backend.cc",
         "src/native/cuda_loader.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

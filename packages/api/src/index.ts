@@ -13,8 +13,9 @@ export { replayLive, LiveReplayError, countHeld } from "./live/live-replay.js";
 export type { LiveReplayRequest, LiveReplayDocument, LiveDeviceDocument, LiveDeviceRun, LiveBackend, HeldCounts } from "./live/live-replay.js";
 export { CallRecorder } from "./live/call-recorder.js";
 export type { CallSequence } from "./live/call-recorder.js";
-export { bindDriver } from "./live/driver-imports.js";
-export type { BoundDriver } from "./live/driver-imports.js";
+// the Device seam's binding of the Wasm's imports to a driver is native-cuda's; re-exported for live tools
+export { bindDriver } from "@lakebed/native-cuda";
+export type { BoundDriver } from "@lakebed/native-cuda";
 export { firstDivergence } from "./live/call-sequence.js";
 export { differentialReplay } from "./live/differential.js";
 export type { DifferentialRequest, DifferentialResult, DifferentialDevice } from "./live/differential.js";

@@ -20,6 +20,6 @@ rm -rf .device/native-cuda/dist && cp -r "$pkg/dist" .device/native-cuda/dist
 printf '{ "name": "@lakebed/native-cuda", "type": "module" }\n' > .device/native-cuda/package.json
 # -static-libstdc++: the device image's C++ runtime may differ from this machine's.
 g++ -O2 -std=c++17 -D_GNU_SOURCE -static-libstdc++ -I"$pkg/src/native" \
-  "$pkg/bench/raw_bench.cc" "$pkg/src/native/cuda_loader.cc" "$pkg/src/native/cuda_driver.cc" \
+  "$pkg/bench/raw_bench.cc" "$pkg/src/native/cuda_loader.cc" "$pkg/src/native/cuda_backend.cc" \
   "$pkg/src/native/driver_core.cc" -ldl -o .device/native-cuda/raw_bench
 ls -la .device .device/native-cuda

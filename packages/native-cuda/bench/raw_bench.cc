@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "cuda_driver.h"
+#include "cuda_backend.h"
 #include "cuda_loader.h"
 #include "driver_core.h"
 #include "raw_ops.h"

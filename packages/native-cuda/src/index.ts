@@ -18,4 +18,7 @@ export type { DeviceErrorCode, DeviceErrorDetails } from "./errors.js";
 export { CALL_KINDS } from "./call-kinds.js";
 export type { CallKind } from "./call-kinds.js";
 export { doctor } from "./doctor.js";
+// the Device seam: core-sim's Wasm device imports bound to a Driver
+export { bindDriver } from "./wasm-imports.js";
+export type { BoundDriver, CallSink, MemorySampler, WasmDeviceImports } from "./wasm-imports.js";
 export type { DoctorReport, DriverAvailability } from "./doctor.js";

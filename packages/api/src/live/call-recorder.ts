@@ -1,5 +1,5 @@
 // The device calls a live replay really made, in order: for each call the policy's imported device
-// sent to the driver, its kind (named as core-sim's DEVICE_CALL_NAMES, which follow native-cuda's
+// sent to the driver (native-cuda's wasm-imports.ts binds the policy's Wasm to it), its kind (named as core-sim's DEVICE_CALL_NAMES, which follow native-cuda's
 // CALL_KINDS) and the bytes it named. The simulated device keeps the same log (core-sim's
 // assembly/device/call-log.ts), so the differential test can compare the two sequences entry by
 // entry. With `timed`, each call's wall-clock latency and operands (the driver's address and
@@ -9,7 +9,7 @@
 // three figures per call, from the outside in: the driver function alone, the C++ backend
 // (DriverCore around it), and the whole path from the policy's Wasm import.
 import { DEVICE_CALL_NAMES } from "@lakebed/core-sim";
-import { CALL_KINDS, type NativeCallTimes } from "@lakebed/native-cuda";
+import { CALL_KINDS, type CallSink, type NativeCallTimes } from "@lakebed/native-cuda";
 
 /** Device calls in order; kinds index DEVICE_CALL_NAMES. */
 export interface CallSequence {
@@ -27,7 +27,8 @@ export function callKindIndex(name: string): number {
   return i;
 }
 
-export class CallRecorder {
+/** The live replay's log of driver calls: the sink native-cuda's bindDriver records into. */
+export class CallRecorder implements CallSink {
   private kinds = new Uint8Array(1024);
   private bytes = new Float64Array(1024);
   private micros: Float64Array | null;

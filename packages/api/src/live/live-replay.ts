@@ -1,6 +1,6 @@
 // A live replay: the trace's policy, the same compiled Wasm the simulator runs, drives real memory
 // through a native-cuda Driver ('host': memfd + mmap; 'cuda': the CUDA virtual-memory API). Every
-// device call the policy makes is really made (driver-imports.ts), recorded in order
+// device call the policy makes is really made (native-cuda's wasm-imports.ts), recorded in order
 // (call-recorder.ts), and, with verifyData, every allocation is filled with the check pattern and
 // checked before it is freed (core-sim's replay loop calls the driver's fill/check).
 //
@@ -13,10 +13,9 @@
 // a live replay takes the decisions of a simulated replay with traceAddresses off, call for call.
 import { DeviceReplay, type DeviceReplayResult } from "@lakebed/core-sim";
 import type { DeviceTrace, Trace } from "@lakebed/traces";
-import { openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type TeardownReport } from "@lakebed/native-cuda";
+import { bindDriver, openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type TeardownReport } from "@lakebed/native-cuda";
 import { resolvePolicy, toDocument, type DeviceReplayDocument, type PolicyName, type ReplayDocument } from "../replay.js";
 import { CallRecorder, type CallSequence } from "./call-recorder.js";
-import { bindDriver } from "./driver-imports.js";
 import { MemoryWatch } from "./memory-watch.js";
 import { guardDriver } from "./teardown-guard.js";
 

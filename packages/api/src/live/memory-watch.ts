@@ -4,9 +4,9 @@
 // driver itself keeps: page tables, alignment). On host memory it is the machine's free RAM
 // (sysinfo), which other processes move and which memfd pages join only when touched: a rough figure
 // there, meaningful on the GPU.
-import type { Driver } from "@lakebed/native-cuda";
+import type { Driver, MemorySampler } from "@lakebed/native-cuda";
 
-export class MemoryWatch {
+export class MemoryWatch implements MemorySampler {
   readonly baselineFreeBytes: number;
   peakInUseBytes = 0;
   samples = 0;

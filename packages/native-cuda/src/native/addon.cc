@@ -30,10 +30,10 @@
 #include <string>
 
 #include "call_kinds.h"
-#include "cuda_driver.h"
+#include "cuda_backend.h"
 #include "cuda_loader.h"
 #include "driver_core.h"
-#include "host_driver.h"
+#include "host_backend.h"
 
 namespace lakebed {
 namespace {

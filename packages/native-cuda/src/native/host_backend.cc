@@ -15,7 +15,7 @@
 // seen twice, and one reservation really shows several separate chunks side by side: stitching is
 // real here, not simulated. memfds are anonymous files: nothing is left in /dev/shm or anywhere
 // else, and the kernel frees them when the process dies, however it dies.
-#include "host_driver.h"
+#include "host_backend.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 // cuda driver: one driver API call per device call (see backend.h); DriverCore has already checked
 // ranges, handles and access, so a failure here is the driver's own.
-#include "cuda_driver.h"
+#include "cuda_backend.h"
 
 #include <string>
 

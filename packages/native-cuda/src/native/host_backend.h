@@ -1,4 +1,4 @@
-// The host driver: the CUDA virtual-memory semantics made of host memory, so the same compiled
+// The host backend (backend.h; the user-facing "host driver"): the CUDA virtual-memory semantics made of host memory, so the same compiled
 // policies run, and their stitching is really exercised, on machines without a GPU (CI).
 #pragma once
 

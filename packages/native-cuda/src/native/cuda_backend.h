@@ -1,4 +1,4 @@
-// The cuda driver: each device call is one CUDA driver API call on one GPU's primary context.
+// The cuda backend (backend.h; the user-facing "cuda driver"): each device call is one CUDA driver API call on one GPU's primary context.
 #pragma once
 
 #include <memory>

@@ -1,9 +1,10 @@
-// Binds the Wasm's "device" imports (core-sim's assembly/device/imported.ts lists them) to one
-// native-cuda Driver. Each import is exactly one driver call, made as the policy asked: nothing is
-// decided here. What this layer adds is bookkeeping the driver API does not hand back per call:
-// the recorder's log of (kind, bytes) for every call, the sizes of handles and mallocs (memRelease
-// and free name no size, the simulator's log does), and, when asked, the device memory in use
-// after every call that takes memory (cuMemGetInfo growth since the replay began).
+// The Device seam's TypeScript half: binds core-sim's Wasm "device" imports (its
+// assembly/device/imported.ts lists them) to one Driver of this package. Each import is exactly
+// one driver call, made as the policy asked: nothing is decided here. What this layer adds is
+// bookkeeping the driver API does not hand back per call: the caller's log of (kind, bytes) for
+// every call (a CallSink: the live replay's CallRecorder in packages/api), the sizes of handles and
+// mallocs (memRelease and free name no size, the simulator's log does), and, when asked, the
+// device memory in use after every call that takes memory (a MemorySampler).
 //
 // This is the hot path of a live replay: one import per device call, and cuMemMap itself answers
 // in about a microsecond. So each import calls the addon directly (Driver.direct: no second
@@ -11,35 +12,57 @@
 // DeviceError), allocates nothing per call, and classifies nothing on success: map and setAccess
 // come back as the addon's 0 or -1 (refused for want of memory or by an injected fault; the policy
 // rolls its operation back), and any other failure is the addon's DeviceError unwinding the replay.
-import type { DeviceImports } from "@lakebed/core-sim";
-import type { Driver } from "@lakebed/native-cuda";
-import { callKindIndex, type CallRecorder } from "./call-recorder.js";
-import type { MemoryWatch } from "./memory-watch.js";
+//
+// core-sim is not a dependency: its import object is a plain record of functions over numbers.
+import { CALL_KINDS, type CallKind } from "./call-kinds.js";
+import type { Driver } from "./driver.js";
 
+/** The Wasm's "device" import object (core-sim's DeviceImports). */
+export type WasmDeviceImports = Record<string, (...args: number[]) => number | void>;
+
+/**
+ * Where the binding logs each call. Kinds are CALL_KINDS indices, which are core-sim's
+ * DEVICE_CALL_NAMES indices too (that list is CALL_KINDS' prefix: test/boundary-tables.test.ts).
+ */
+export interface CallSink {
+  /** also take each call's latency and operands (took) */
+  readonly timed: boolean;
+  /** a call about to be made; returns its index for took */
+  record(kind: number, bytes: number): number;
+  /** call `index`, started at t0 (performance.now()), returned: the address and handle it named or got */
+  took(index: number, t0: number, va: number, handle: number): void;
+}
+
+/** Takes a reading of the device memory in use (after each call that takes memory). */
+export interface MemorySampler {
+  sample(): void;
+}
+
+const kind = (name: CallKind) => CALL_KINDS.indexOf(name);
 const K = {
-  memCreate: callKindIndex("memCreate"),
-  memRelease: callKindIndex("memRelease"),
-  addressReserve: callKindIndex("addressReserve"),
-  addressFree: callKindIndex("addressFree"),
-  map: callKindIndex("map"),
-  setAccess: callKindIndex("setAccess"),
-  unmap: callKindIndex("unmap"),
-  malloc: callKindIndex("malloc"),
-  free: callKindIndex("free"),
-  copyToHost: callKindIndex("copyToHost"),
-  copyFromHost: callKindIndex("copyFromHost"),
-  memGetInfo: callKindIndex("memGetInfo"),
+  memCreate: kind("memCreate"),
+  memRelease: kind("memRelease"),
+  addressReserve: kind("addressReserve"),
+  addressFree: kind("addressFree"),
+  map: kind("map"),
+  setAccess: kind("setAccess"),
+  unmap: kind("unmap"),
+  malloc: kind("malloc"),
+  free: kind("free"),
+  copyToHost: kind("copyToHost"),
+  copyFromHost: kind("copyFromHost"),
+  memGetInfo: kind("memGetInfo"),
 };
 
 export interface BoundDriver {
-  imports: DeviceImports;
+  imports: WasmDeviceImports;
   /** the instance's memory, for the copy imports; set once the instance exists */
   setMemory(memory: { readonly buffer: ArrayBuffer }): void;
   /** pattern fills and checks made (data verification; not in the recorded sequence) */
   patternCalls(): { fills: number; checks: number };
 }
 
-export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: MemoryWatch): BoundDriver {
+export function bindDriver(driver: Driver, recorder: CallSink, watch?: MemorySampler): BoundDriver {
   const d = driver.direct;
   const handleBytes = new Map<number, number>();
   const mallocBytes = new Map<number, number>();
@@ -59,7 +82,7 @@ export function bindDriver(driver: Driver, recorder: CallRecorder, watch?: Memor
     return new Uint8Array(memory.buffer, ptr, bytes);
   }
 
-  const imports: DeviceImports = {
+  const imports: WasmDeviceImports = {
     memCreate(bytes) {
       const i = recorder.record(K.memCreate, bytes);
       const t0 = timed ? performance.now() : 0;
