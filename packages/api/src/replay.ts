@@ -4,6 +4,7 @@ import {
   parseAllocConf,
   policyEntry,
   replayDevice,
+  PolicyInternalError,
   type AllocatorConf,
   type DeviceReplayResult,
   type PolicyName,
@@ -74,13 +75,23 @@ export function resolvePolicy(trace: Trace, request: ReplayRequest): { policy: P
   return { policy, conf: { ...conf, expandableSegments: policyEntry(policy).expandableSegments }, confText };
 }
 
+/** A policy's internal error (a Wasm trap or assertion) as the one line that names the file, device and event. */
+function replayReporting<T>(file: string, device: number, replay: () => T): T {
+  try {
+    return replay();
+  } catch (error) {
+    if (error instanceof PolicyInternalError) throw new Error(error.lineFor(file, device));
+    throw error;
+  }
+}
+
 export function replayTrace(trace: Trace, request: ReplayRequest = {}): { document: ReplayDocument; results: DeviceReplayResult[] } {
   const { policy, conf, confText } = resolvePolicy(trace, request);
   const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
   const started = performance.now();
   let before = 0;
   const results = trace.devices.map((device) => {
-    const result = replayDevice(device, {
+    const result = replayReporting(trace.file, device.device, () => replayDevice(device, {
       policy,
       conf,
       capacityBytes: request.capacityBytes,
@@ -89,7 +100,7 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
       timelinePoints: request.timelinePoints,
       layoutAtEvent: request.layoutAtEvent,
       onProgress: request.onProgress && ((done: number) => request.onProgress!(before + done, total)),
-    });
+    }));
     before += device.events.length;
     return result;
   });

@@ -7,6 +7,7 @@ import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
 import { POLICY_COUNTER_NAMES, invariantName } from "./policy-counters.js";
+import { PolicyInternalError } from "./policy-internal-error.js";
 import { CoreSimAbort, DEVICE_IMPORTED, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports, type DeviceImports } from "./wasm.js";
 
 export type PolicyName = keyof typeof POLICY_CODES;
@@ -240,7 +241,7 @@ function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number,
     failed = wasm.replay(from, to, checkEvery);
   } catch (e) {
     if (e instanceof CoreSimAbort || e instanceof WebAssembly.RuntimeError) {
-      throw new Error(`core-sim: ${(e as Error).message} at trace event ${wasm.currentEvent()}`);
+      throw new PolicyInternalError(policy, (e as Error).message, wasm.currentEvent());
     }
     throw e;
   }
