@@ -1,7 +1,7 @@
 /**
  * The seam between the property harness and a memory policy: one live allocator instance driven one
  * request at a time. Every policy in @lakebed/core-sim is wrapped in this interface (see
- * policies.ts); the harness never looks inside a policy except through these calls.
+ * core-sim-adapter.ts); the harness never looks inside a policy except through these calls.
  *
  * Sizes and addresses are whole bytes (exact in a float64). Streams are small integers (the index of
  * a stream, as in a trace's stream table).
@@ -68,8 +68,12 @@ export interface AllocatorUnderTest {
    * policy cannot change its limit now (the harness then keeps the old one).
    */
   setCapacity(capacityBytes: number | null): boolean;
-  /** the policy's own walk of its structures (INV-* checks) */
-  isValid(): boolean;
+  /**
+   * The policy's own check of its structures (INV-* checks), at two levels as mimalloc's cheap and
+   * expensive assertions: "local" looks only at what the operations since the last check changed,
+   * "full" walks everything.
+   */
+  isValid(level: "local" | "full"): boolean;
   /** statistics under torch.cuda.memory_stats() names */
   stats(): Record<string, number>;
   liveBlocks(): LiveBlock[];

@@ -1,5 +1,5 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import { brokenVariants, catchVariant, ensureBrokenBuilds, type Catch } from "./broken-variants.js";
+import { describe, expect, it } from "vitest";
+import { brokenVariants, catchVariant, type Catch } from "./broken-variants.js";
 import { QUICK_RUNS, QUICK_SEED } from "./quick-pass.js";
 
 /**
@@ -9,9 +9,6 @@ import { QUICK_RUNS, QUICK_SEED } from "./quick-pass.js";
  */
 describe("the harness catches every broken policy variant", () => {
   const caught = new Map<string, { all: Catch; model: Catch }>();
-  beforeAll(() => {
-    ensureBrokenBuilds();
-  }, 600_000);
 
   for (const v of brokenVariants()) {
     it(`catches ${v.name}, with and without the policy's own isValid()`, () => {
@@ -25,7 +22,7 @@ describe("the harness catches every broken policy variant", () => {
   }
 
   it("reports how many runs each needed", () => {
-    const cell = (c: Catch) => (c.caughtBy === null ? "not caught" : `${c.guarantee}, ${c.property} run ${c.runsNeeded}`);
+    const cell = (c: Catch) => (c.caughtBy === null ? "not caught" : `${c.guarantee}${c.level ? ` (${c.level})` : ""}, ${c.property} run ${c.runsNeeded}`);
     const rows = [...caught].map(([name, { all, model }]) => `| ${name} | ${all.caughtBy} | ${cell(all)} | ${cell(model)} |`);
     console.log(["| variant | caught under | every guarantee | without isValid() |", "|---|---|---|---|", ...rows].join("\n"));
     expect(caught.size).toBe(brokenVariants().length);

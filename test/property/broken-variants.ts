@@ -1,9 +1,10 @@
-import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { wasmModule, type PolicyName } from "@lakebed/core-sim";
 import { repoRoot } from "../support/shared-traces.js";
 import type { PolicyUnderTest } from "./allocator-under-test.js";
-import { coreSimPolicy, type CoreSimPolicyName } from "./core-sim-adapter.js";
+import { coreSimPolicy, type CoreSimBuild } from "./core-sim-adapter.js";
 import { POLICY_SUITES } from "./policy-suites.js";
 import { checkProperty, type PropertyName } from "./properties.js";
 
@@ -12,32 +13,33 @@ import { checkProperty, type PropertyName } from "./properties.js";
  * policies/broken.ts: an off-by-one in a split, a merge of non-adjacent blocks, a stitched block that
  * forgets a chunk, missed stats updates, ...) must each fail the very property runs `npm test` makes
  * (the same seed and run counts), and this says which guarantee caught each one and after how many
- * runs. The variants are built only for this (packages/core-sim/scripts/build-broken.mjs).
+ * runs. The variants are one module built by core-sim's `build:test` task (scripts/build-test.mjs),
+ * which `npm test` runs before the tests; the test never compiles Wasm itself.
  */
 const CORE_SIM = join(repoRoot, "packages/core-sim");
-const BROKEN_DIR = join(CORE_SIM, "build/broken");
+const TEST_BUILD = join(CORE_SIM, "build/test");
+const REBUILD = "run 'npm run build:test -w @lakebed/core-sim' (npm test does)";
 
 export interface BrokenVariant {
   /** e.g. "caching-split-off-by-one" (BROKEN_CACHING_SPLIT_OFF_BY_ONE) */
   name: string;
-  policy: CoreSimPolicyName;
-  wasmFile: string;
+  /** its number in broken.ts, the value of the module's env.brokenVariant */
+  variant: number;
+  policy: PolicyName;
 }
 
+/** The variants the test build holds; throws, saying what to run, when it is missing or stale. */
 export function brokenVariants(): BrokenVariant[] {
-  const text = readFileSync(join(CORE_SIM, "assembly/policies/broken.ts"), "utf8");
-  return [...text.matchAll(/export const BROKEN_([A-Z0-9_]+): i32 = \d+;/g)].map(([, constant]) => {
-    const name = constant.toLowerCase().replace(/_/g, "-");
-    const policy = name.split("-")[0] as CoreSimPolicyName;
-    return { name, policy, wasmFile: join(BROKEN_DIR, `${name}.wasm`) };
-  });
+  const list = join(TEST_BUILD, "broken-variants.json");
+  if (!existsSync(list)) throw new Error(`${list} is missing: ${REBUILD}`);
+  const builtMs = statSync(list).mtimeMs;
+  if (newestMtime(join(CORE_SIM, "assembly")) > builtMs) throw new Error(`${TEST_BUILD} is older than packages/core-sim/assembly: ${REBUILD}`);
+  return JSON.parse(readFileSync(list, "utf8")) as BrokenVariant[];
 }
 
-/** Builds the variants when one is missing or older than the policy sources. */
-export function ensureBrokenBuilds(): void {
-  const newestSource = newestMtime(join(CORE_SIM, "assembly"));
-  const stale = brokenVariants().some((v) => !existsSync(v.wasmFile) || statSync(v.wasmFile).mtimeMs < newestSource);
-  if (stale) execFileSync(process.execPath, [join(CORE_SIM, "scripts/build-broken.mjs")], { stdio: "inherit" });
+/** The broken-variants module, instantiated with one variant switched on. */
+export function brokenBuild(v: BrokenVariant): CoreSimBuild {
+  return { module: wasmModule(pathToFileURL(join(TEST_BUILD, "core-sim-broken.wasm"))), globals: { brokenVariant: v.variant } };
 }
 
 function newestMtime(dir: string): number {
@@ -55,6 +57,8 @@ export interface Catch {
   caughtBy: string | null;
   property: PropertyName | null;
   guarantee: string | null;
+  /** for G-VALID: which level of the policy's isValid() caught it, the local check or the whole walk */
+  level: "local" | "walk" | null;
   /** runs of that property up to and including the first failing one */
   runsNeeded: number | null;
 }
@@ -68,13 +72,17 @@ export interface Catch {
 export function catchVariant(v: BrokenVariant, runs: Record<PropertyName, number>, seed: number, withoutIsValid = false): Catch {
   for (const property of ["commands", "workloads"] as PropertyName[]) {
     for (const suite of POLICY_SUITES.filter((s) => s.policy === v.policy)) {
-      const base = coreSimPolicy(suite.policy, suite.conf, v.wasmFile, `${v.name}${suite.conf ? `[${suite.conf}]` : ""}`);
+      const base = coreSimPolicy(suite.policy, suite.conf, brokenBuild(v), `${v.name}${suite.conf ? `[${suite.conf}]` : ""}`);
       const policy = withoutIsValid ? ignoringIsValid(base) : base;
       const o = checkProperty(policy, property, { numRuns: runs[property], seed, noShrink: true });
-      if (o.failure) return { variant: v.name, caughtBy: base.name, property, guarantee: o.failure.guarantee, runsNeeded: o.failure.failedAtRun };
+      const f = o.failure;
+      if (f) {
+        const level = f.guarantee !== "G-VALID" ? null : f.message.includes("(the local check)") ? "local" : "walk";
+        return { variant: v.name, caughtBy: base.name, property, guarantee: f.guarantee, level, runsNeeded: f.failedAtRun };
+      }
     }
   }
-  return { variant: v.name, caughtBy: null, property: null, guarantee: null, runsNeeded: null };
+  return { variant: v.name, caughtBy: null, property: null, guarantee: null, level: null, runsNeeded: null };
 }
 
 function ignoringIsValid(p: PolicyUnderTest): PolicyUnderTest {

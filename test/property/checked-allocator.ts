@@ -54,6 +54,14 @@ const UNBOUNDED_REQUEST_BYTES = 2 ** 40;
 const ROUNDING_FACTOR = 2;
 const SEGMENT_SLACK_BYTES = 20 * MiB + 2 * MiB;
 
+/**
+ * G-VALID checks the policy's own isValid() at two levels: the local check of what the step changed
+ * after every step, and the whole walk every FULL_CHECK_EVERY steps and after the last one (as a
+ * replay does with `--check`). The walk's period is short next to a program (up to 120 steps), so
+ * a mistake only the walk sees still fails the run that made it.
+ */
+export const FULL_CHECK_EVERY = 16;
+
 export class CheckedAllocator {
   readonly ops: Op[] = [];
   readonly results: StepResult[] = [];
@@ -93,6 +101,19 @@ export class CheckedAllocator {
       if (e instanceof StepFailure) throw e;
       throw new StepFailure("G-NO-THROW", step, op, `the policy threw: ${(e as Error)?.message ?? String(e)}`);
     }
+  }
+
+  /** After the last step: the whole walk of G-VALID (the steps' own checks ran in apply). */
+  finish(): void {
+    const step = this.ops.length - 1;
+    if (step < 0 || step % FULL_CHECK_EVERY === FULL_CHECK_EVERY - 1) return;
+    let valid: boolean;
+    try {
+      valid = this.aut.isValid("full");
+    } catch (e) {
+      throw new StepFailure("G-NO-THROW", step, this.ops[step], `the policy threw: ${(e as Error)?.message ?? String(e)}`);
+    }
+    if (!valid) throw new StepFailure("G-VALID", step, this.ops[step], "isValid() (the whole walk, after the last step) returned false");
   }
 
   /** the statistics after the last step */
@@ -175,7 +196,9 @@ export class CheckedAllocator {
   }
 
   private checkState(op: Op): void {
-    if (!this.aut.isValid()) fail("G-VALID", "isValid() returned false");
+    const step = this.ops.length - 1;
+    if (!this.aut.isValid("local")) fail("G-VALID", "isValid() (the local check) returned false");
+    if (step % FULL_CHECK_EVERY === FULL_CHECK_EVERY - 1 && !this.aut.isValid("full")) fail("G-VALID", "isValid() (the whole walk) returned false");
     const blocks = this.aut.liveBlocks();
     this.checkModel(blocks);
     checkDisjoint(blocks);
@@ -235,6 +258,7 @@ export function runProgram(policy: PolicyUnderTest, ops: readonly Op[]): Program
   const h = new CheckedAllocator(policy);
   try {
     for (const o of ops) h.apply(o);
+    h.finish();
     return { results: h.results, finalStats: h.finalStats() };
   } finally {
     h.dispose();

@@ -82,6 +82,7 @@ export function runCommands(policy: PolicyUnderTest, cmds: Iterable<Cmd>): Op[] 
   const real = new CheckedAllocator(policy);
   try {
     fc.modelRun(() => ({ model: { nextId: 0, live: [] }, real }), cmds);
+    real.finish();
     const run = { results: real.results, finalStats: real.finalStats() };
     if (real.ops.length > 0) checkDeterminism(policy, real.ops, run);
     return real.ops;

@@ -1,6 +1,15 @@
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { defaultAllocConf, parseAllocConf, STAT_NAMES, type AllocatorConf } from "@lakebed/core-sim";
+import {
+  applyConf,
+  defaultAllocConf,
+  DEVICE_SIMULATED,
+  instantiate,
+  parseAllocConf,
+  POLICY_CODES,
+  STAT_NAMES,
+  type AllocatorConf,
+  type CoreSimExports,
+  type PolicyName,
+} from "@lakebed/core-sim";
 import type {
   Allocation,
   AllocatorUnderTest,
@@ -12,65 +21,12 @@ import type {
   SegmentLayout,
 } from "./allocator-under-test.js";
 
-/**
- * The policies of @lakebed/core-sim as AllocatorUnderTest: one fresh Wasm instance per allocator,
- * driven one request at a time through the module's flat "driving a policy directly" exports
- * (policyMalloc, policyFree, policyEmptyCache, policySetCapacity). What the harness checks is read
- * back from the policy and the simulated device, never from this adapter's own bookkeeping:
- *  - live blocks: each handle the caller holds, through policyBlockAddress/Size/Requested/Stream;
- *  - reserved ranges and their blocks: the policy's own layout (layoutWrite), as `lakebed verify`
- *    compares it with PyTorch's;
- *  - physical mappings: the simulated device's (va, bytes, handle) table;
- *  - device events: the policy's segment log.
- *
- * Limits are PyTorch's per-process limit (set_per_process_memory_fraction), enforced by the policy.
- * `wasmFile` selects another build of the same module (the broken variants of broken-variants.ts).
- */
-interface Exports {
-  memory: WebAssembly.Memory;
-  setup(policy: number, device: number, capacityBytes: number, deviceTotalBytes: number): void;
-  setConf(maxSplit: number, maxNonSplitRounding: number, gcThreshold: number, expandable: number, largeSegment: number): void;
-  setRoundupDivisions(bucket: number, divisions: number): void;
-  setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
-  setLakebedConf(slackPermille: number, fitWindow: number): void;
-  start(traceAddresses: number, timelinePoints: number): void;
-  brokenInvariant(): number;
-  statCount(): number;
-  statValue(i: number): number;
-  segmentLogCount(): number;
-  segmentLogAction(): number;
-  segmentLogAddr(): number;
-  segmentLogSize(): number;
-  layoutWrite(): number;
-  layoutBlockCount(): number;
-  layoutSegAddress(): number;
-  layoutSegSize(): number;
-  layoutSegStream(): number;
-  layoutSegFirstBlock(): number;
-  layoutSegBlockCount(): number;
-  layoutBlkAddress(): number;
-  layoutBlkSize(): number;
-  policyMalloc(requestBytes: number, stream: number): number;
-  policyFree(handle: number): void;
-  policyEmptyCache(): void;
-  policyBlockAddress(handle: number): number;
-  policyBlockSize(handle: number): number;
-  policyBlockRequested(handle: number): number;
-  policyBlockStream(handle: number): number;
-  policySetCapacity(capacityBytes: number): void;
-  deviceMappingCount(): number;
-  deviceMappingStarts(): number;
-  deviceMappingSizes(): number;
-  deviceMappingHandles(): number;
-  deviceMallocCount(): number;
-  deviceMallocStarts(): number;
-  deviceMallocSizes(): number;
+/** Another build of core-sim's module, and the values of the globals it imports. */
+export interface CoreSimBuild {
+  module: WebAssembly.Module;
+  globals: Record<string, number>;
 }
 
-/** assembly/index.ts POLICY_*, as in core-sim's src/wasm.ts */
-export const CORE_SIM_POLICIES = { caching: 0, expandable: 1, vms: 2, lakebed: 3 } as const;
-export type CoreSimPolicyName = keyof typeof CORE_SIM_POLICIES;
-const DEVICE_SIMULATED = 0;
 /**
  * The simulated device's memory: 256 GiB, over three H100s, so that "no limit" is no limit for any
  * program the generators make, yet small enough for the per-page tables of policies that reserve
@@ -81,63 +37,33 @@ export const CORE_SIM_DEVICE_BYTES = 256 * 2 ** 30;
 const EXPANDABLE_PAGE_BYTES = 20 * 2 ** 20;
 const SEGMENT_ACTIONS: Record<number, DeviceEvent["action"]> = { 4: "segment_alloc", 5: "segment_free", 6: "segment_map", 7: "segment_unmap" };
 
-/** the module built by `npm run build -w @lakebed/core-sim` (its "./core-sim.wasm" export) */
-export const CORE_SIM_WASM = fileURLToPath(import.meta.resolve("@lakebed/core-sim/core-sim.wasm"));
-
-const compiled = new Map<string, WebAssembly.Module>();
-function wasmModule(file: string): WebAssembly.Module {
-  let m = compiled.get(file);
-  if (!m) {
-    m = new WebAssembly.Module(readFileSync(file));
-    compiled.set(file, m);
-  }
-  return m;
-}
-
-function instantiate(file: string): Exports {
-  const module = wasmModule(file);
-  const unbound = (name: string) => () => {
-    throw new Error(`device import ${name} called on a simulated device`);
-  };
-  const device: Record<string, () => never> = {};
-  for (const d of WebAssembly.Module.imports(module)) if (d.module === "device") device[d.name] = unbound(d.name);
-  let memory: WebAssembly.Memory | null = null;
-  const instance = new WebAssembly.Instance(module, {
-    env: {
-      abort(message: number, fileName: number, line: number) {
-        const m = memory ? readString(memory, message) : "abort";
-        const f = memory ? readString(memory, fileName) : "";
-        throw new Error(`core-sim abort: ${m} (${f}:${line})`);
-      },
-    },
-    device,
-  });
-  const exports = instance.exports as unknown as Exports;
-  memory = exports.memory;
-  return exports;
-}
-
-function readString(memory: WebAssembly.Memory, ptr: number): string {
-  if (!ptr) return "";
-  const bytes = new Uint32Array(memory.buffer, ptr - 4, 1)[0];
-  return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, bytes >>> 1));
-}
-
+/**
+ * The policies of @lakebed/core-sim as AllocatorUnderTest: one fresh Wasm instance per allocator,
+ * made by the package's own loader, driven one request at a time through the module's flat
+ * "driving a policy directly" exports (policyMalloc, policyFree, policyEmptyCache,
+ * policySetCapacity). What the harness checks is read back from the policy and the simulated
+ * device, never from this adapter's own bookkeeping:
+ *  - live blocks: each handle the caller holds, through policyBlockAddress/Size/Requested/Stream;
+ *  - reserved ranges and their blocks: the policy's own layout (layoutWrite), as `lakebed verify`
+ *    compares it with PyTorch's;
+ *  - physical mappings: the simulated device's (va, bytes, handle) table;
+ *  - device events: the policy's segment log.
+ *
+ * Limits are PyTorch's per-process limit (set_per_process_memory_fraction), enforced by the policy.
+ * `build` selects another build of the same module (the broken variants of broken-variants.ts).
+ */
 export class CoreSimAllocator implements AllocatorUnderTest {
-  private readonly wasm: Exports;
+  private readonly wasm: CoreSimExports;
   private logRead = 0;
   /** handles the caller holds (the harness's model checks that they are exactly the live blocks) */
   private readonly handles = new Set<number>();
 
-  constructor(policy: CoreSimPolicyName, conf: AllocatorConf, wasmFile: string = CORE_SIM_WASM) {
-    const w = instantiate(wasmFile);
-    w.setup(CORE_SIM_POLICIES[policy], DEVICE_SIMULATED, 0, CORE_SIM_DEVICE_BYTES);
-    w.setConf(conf.maxSplitSizeBytes ?? -1, conf.maxNonSplitRoundingBytes, conf.garbageCollectionThreshold, conf.expandableSegments ? 1 : 0, conf.largeSegmentSizeBytes);
-    conf.roundupPower2Divisions.forEach((d, bucket) => w.setRoundupDivisions(bucket, d));
-    const g = conf.gmlake;
-    w.setVmsConf(g.vmmDefragment, g.fragLimitBytes, g.defragLevel, g.reuseLimit, g.autoGCGiB, g.reAlloc);
-    w.setLakebedConf(conf.lakebed.slackPermille, conf.lakebed.fitWindow);
+  constructor(policy: PolicyName, conf: AllocatorConf, build?: CoreSimBuild) {
+    const w = build ? instantiate(undefined, build.module, build.globals) : instantiate();
+    w.setup(POLICY_CODES[policy], DEVICE_SIMULATED, 0, CORE_SIM_DEVICE_BYTES);
+    applyConf(w, conf);
     w.start(0, 0);
+    w.setLocalCheck(1);
     this.wasm = w;
   }
 
@@ -162,8 +88,8 @@ export class CoreSimAllocator implements AllocatorUnderTest {
     return true;
   }
 
-  isValid(): boolean {
-    return this.wasm.brokenInvariant() === 0;
+  isValid(level: "local" | "full"): boolean {
+    return (level === "full" ? this.wasm.brokenInvariant() : this.wasm.brokenLocalInvariant()) === 0;
   }
 
   stats(): Record<string, number> {
@@ -254,7 +180,7 @@ export class CoreSimAllocator implements AllocatorUnderTest {
  * A core-sim policy under test. `confText` is a settings string in `lakebed replay --conf` syntax
  * (PyTorch's keys and GMLake's), so that a failing program replays with the same settings.
  */
-export function coreSimPolicy(name: CoreSimPolicyName, confText = "", wasmFile: string = CORE_SIM_WASM, label?: string): PolicyUnderTest {
+export function coreSimPolicy(name: PolicyName, confText = "", build?: CoreSimBuild, label?: string): PolicyUnderTest {
   const conf: AllocatorConf = confText ? parseAllocConf(confText) : defaultAllocConf();
   conf.expandableSegments = name === "expandable";
   return {
@@ -264,6 +190,6 @@ export function coreSimPolicy(name: CoreSimPolicyName, confText = "", wasmFile: 
     deviceBytes: CORE_SIM_DEVICE_BYTES,
     capacitySlackBytes: name === "expandable" ? EXPANDABLE_PAGE_BYTES : 0,
     conf: confText || undefined,
-    create: () => new CoreSimAllocator(name, conf, wasmFile),
+    create: () => new CoreSimAllocator(name, conf, build),
   };
 }

@@ -133,6 +133,7 @@ export class FirstFitAllocator implements AllocatorUnderTest {
     return true;
   }
 
+  /** One walk serves both levels: the structures are a few lists. */
   isValid(): boolean {
     for (const seg of this.segments) {
       let at = seg.address;

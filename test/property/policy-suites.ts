@@ -1,5 +1,6 @@
+import type { PolicyName } from "@lakebed/core-sim";
 import type { PolicyUnderTest } from "./allocator-under-test.js";
-import { coreSimPolicy, CORE_SIM_WASM, type CoreSimPolicyName } from "./core-sim-adapter.js";
+import { coreSimPolicy } from "./core-sim-adapter.js";
 
 /**
  * Every policy the harness holds to its guarantees, under the settings that reach its distinct
@@ -13,7 +14,7 @@ import { coreSimPolicy, CORE_SIM_WASM, type CoreSimPolicyName } from "./core-sim
  *  lakebed      the project's policy, and with idle slack and a placement window.
  */
 export interface PolicySuite {
-  policy: CoreSimPolicyName;
+  policy: PolicyName;
   conf: string;
 }
 
@@ -27,6 +28,6 @@ export const POLICY_SUITES: readonly PolicySuite[] = [
   { policy: "lakebed", conf: "lakebed_slack_permille:250,lakebed_fit_window:4" },
 ];
 
-export function suitePolicy(s: PolicySuite, wasmFile: string = CORE_SIM_WASM): PolicyUnderTest {
-  return coreSimPolicy(s.policy, s.conf, wasmFile);
+export function suitePolicy(s: PolicySuite): PolicyUnderTest {
+  return coreSimPolicy(s.policy, s.conf);
 }

@@ -24,6 +24,7 @@ import { VmsPolicy } from "./policies/vms/vms";
 import { vmsConf } from "./policies/vms/config";
 export { setVmsConf } from "./policies/vms/config";
 export { setLakebedConf } from "./policies/lakebed/lakebed";
+import { trackChanges } from "./memory/changed-blocks";
 import { SegmentLog } from "./replay/segment-log";
 import { Layout } from "./replay/layout";
 import { Replay, EventColumns, buildOracle, COUNTERS } from "./replay/replay";
@@ -156,11 +157,31 @@ export function firstVerifyFailure(): i32 { return theReplay().firstVerifyFailur
 /** The trace event being replayed (for error messages). */
 export function currentEvent(): i32 { return log.currentEvent; }
 
-/** The number of the invariant found broken (INV-CACHE-n), 0 when none. */
+/**
+ * The number of the invariant found broken (INV-CACHE-n), 0 when none: the one a replay's check
+ * found, else the policy's whole walk (Policy.brokenInvariant) now.
+ */
 export function brokenInvariant(): i32 {
   const r = replayState;
   if (r != null && r.brokenInvariant != 0) return r.brokenInvariant;
-  return thePolicy().brokenInvariant();
+  return thePolicy().brokenInvariantChecked(true);
+}
+
+/**
+ * The local level of the policy's check (Policy.brokenLocalInvariant): what changed since the last
+ * check, or the whole walk when more changed than the log holds. 0 when it holds.
+ */
+export function brokenLocalInvariant(): i32 {
+  return thePolicy().brokenInvariantChecked(false);
+}
+
+/**
+ * Local checks on or off, after start: the replay's after every event (replay(from, to,
+ * checkEvery) still walks everything every checkEvery events), and the change log they read.
+ */
+export function setLocalCheck(on: i32): void {
+  trackChanges(on != 0);
+  theReplay().localCheck = on != 0;
 }
 
 // ---- results ------------------------------------------------------------------------------------

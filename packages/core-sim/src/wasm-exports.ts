@@ -28,6 +28,8 @@ export interface CoreSimExports {
   firstVerifyFailure(): number;
   currentEvent(): number;
   brokenInvariant(): number;
+  brokenLocalInvariant(): number;
+  setLocalCheck(on: number): void;
   statCount(): number;
   statValue(i: number): number;
   replayCounterCount(): number;

@@ -4,6 +4,7 @@ import { confFromSettings, replayDevice } from "@lakebed/core-sim";
 import { Action } from "@lakebed/traces";
 import { haveSharedTraces, recordedTraces, sharedTraces } from "../../../test/support/shared-traces.js";
 import { comparableLayout, emulatedSegmentEvents, loadTrace, recorded, traceSegmentEvents } from "./support/traces.js";
+import { CHECK_EVERY_EVENT } from "./support/policy-traces.js";
 
 /**
  * The ground truth: every trace recorded for the project, replayed from an empty allocator with the
@@ -84,7 +85,7 @@ describe.skipIf(!haveSharedTraces)("public traces replay exactly", () => {
         const result = replayDevice(device, {
           policy: conf.expandableSegments ? "expandable" : "caching",
           conf,
-          checkEvery: 1,
+          ...CHECK_EVERY_EVENT,
         });
         expect(emulatedSegmentEvents(result)).toEqual(traceSegmentEvents(device));
         expect(result.failedAllocs).toBe(0);

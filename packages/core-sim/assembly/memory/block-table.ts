@@ -33,6 +33,11 @@
 //
 // Stream indices are ordered like PyTorch's cudaStream_t pointers (the trace model sorts its stream
 // table by raw value), so comparing indices compares pointers.
+//
+// Every setter of a record's place, size, links, flags or owner notes the record in
+// changed-blocks.ts, for the local level of the policies' invariant checks.
+
+import { noteChanged } from "./changed-blocks";
 
 export const RECORD_BYTES: usize = 80;
 export const NO_BLOCK: i32 = -1;
@@ -84,17 +89,17 @@ let prioritySeed: u32 = 0x9e3779b9;
 }
 
 @inline export function bAddr(id: i32): u64 { return load<u64>(rec(id), OFF_ADDR); }
-@inline export function setAddr(id: i32, v: u64): void { store<u64>(rec(id), v, OFF_ADDR); }
+@inline export function setAddr(id: i32, v: u64): void { store<u64>(rec(id), v, OFF_ADDR); noteChanged(id); }
 @inline export function bSize(id: i32): u64 { return load<u64>(rec(id), OFF_SIZE); }
-@inline export function setSize(id: i32, v: u64): void { store<u64>(rec(id), v, OFF_SIZE); }
+@inline export function setSize(id: i32, v: u64): void { store<u64>(rec(id), v, OFF_SIZE); noteChanged(id); }
 @inline export function bRequested(id: i32): u64 { return load<u64>(rec(id), OFF_REQUESTED); }
 @inline export function setRequested(id: i32, v: u64): void { store<u64>(rec(id), v, OFF_REQUESTED); }
 @inline export function bGcBase(id: i32): i64 { return load<i64>(rec(id), OFF_GC_BASE); }
 @inline export function setGcBase(id: i32, v: i64): void { store<i64>(rec(id), v, OFF_GC_BASE); }
 @inline export function bPrev(id: i32): i32 { return load<i32>(rec(id), OFF_PREV); }
-@inline export function setPrev(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_PREV); }
+@inline export function setPrev(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_PREV); noteChanged(id); }
 @inline export function bNext(id: i32): i32 { return load<i32>(rec(id), OFF_NEXT); }
-@inline export function setNext(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_NEXT); }
+@inline export function setNext(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_NEXT); noteChanged(id); }
 @inline export function bLeft(id: i32): i32 { return load<i32>(rec(id), OFF_LEFT); }
 @inline export function setLeft(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_LEFT); }
 @inline export function bRight(id: i32): i32 { return load<i32>(rec(id), OFF_RIGHT); }
@@ -105,12 +110,13 @@ let prioritySeed: u32 = 0x9e3779b9;
 @inline export function bTraceId(id: i32): i32 { return load<i32>(rec(id), OFF_TRACE_ID); }
 @inline export function setTraceId(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_TRACE_ID); }
 @inline export function bOwner(id: i32): i32 { return load<i32>(rec(id), OFF_OWNER); }
-@inline export function setOwner(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_OWNER); }
+@inline export function setOwner(id: i32, v: i32): void { store<i32>(rec(id), v, OFF_OWNER); noteChanged(id); }
 @inline export function bFlags(id: i32): u32 { return load<u32>(rec(id), OFF_FLAGS); }
 @inline export function hasFlag(id: i32, flag: u32): bool { return (bFlags(id) & flag) != 0; }
 @inline export function setFlag(id: i32, flag: u32, on: bool): void {
   const f = bFlags(id);
   store<u32>(rec(id), on ? f | flag : f & ~flag, OFF_FLAGS);
+  noteChanged(id);
 }
 
 /** PyTorch's Block::is_split: it has a neighbour in its segment. */
@@ -150,6 +156,7 @@ export function newBlock(addr: u64, size: u64, stream: i32, small: bool, segment
   store<i32>(p, -1, OFF_OWNER);
   store<u32>(p, FLAG_LIVE | FLAG_MAPPED | (small ? FLAG_SMALL : 0), OFF_FLAGS);
   liveRecords++;
+  noteChanged(id);
   return id;
 }
 
@@ -159,6 +166,7 @@ export function deleteBlock(id: i32): void {
   store<i32>(rec(id), freeHead, OFF_NEXT_FREE);
   freeHead = id;
   liveRecords--;
+  noteChanged(id);
 }
 
 /** Ids below this bound may name live records (walk them with isLive). */

@@ -3,12 +3,18 @@
 // variant is one line in a policy file, guarded by `BROKEN == BROKEN_...`, at the exact place the
 // mistake would be made.
 //
-// The normal build never defines BROKEN_VARIANT, so BROKEN is the constant 0 and every guard folds
-// away at compile time: dist/core-sim.wasm is the same with or without the hooks. scripts/
-// build-broken.mjs compiles build/broken/<name>.wasm with `asc --use BROKEN_VARIANT=<n>` for each.
+// The normal build never defines BROKEN_VARIANTS, so BROKEN is the constant 0 and every guard
+// folds away at compile time: dist/core-sim.wasm is the same with or without the hooks. The test
+// build (scripts/build-test.mjs, `asc --use BROKEN_VARIANTS=1`) holds them all: there BROKEN is
+// the global env.brokenVariant, which the harness gives at instantiation (one variant per
+// instance).
 
-// @ts-ignore: BROKEN_VARIANT is a compile-time constant that exists only under --use BROKEN_VARIANT=n
-export const BROKEN: i32 = isDefined(BROKEN_VARIANT) ? BROKEN_VARIANT : 0;
+// @ts-ignore: decorator
+@external("env", "brokenVariant")
+declare const brokenVariant: i32;
+
+// @ts-ignore: BROKEN_VARIANTS is a compile-time constant that exists only under --use BROKEN_VARIANTS=1
+export const BROKEN: i32 = isDefined(BROKEN_VARIANTS) ? brokenVariant : 0;
 
 /** caching: the free remainder of a split starts 512 bytes inside the block handed out */
 export const BROKEN_CACHING_SPLIT_OFF_BY_ONE: i32 = 1;

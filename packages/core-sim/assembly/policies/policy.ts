@@ -9,6 +9,7 @@
 import { Device } from "../device/device";
 import { Stats, NUM_SYNC_ALL_STREAMS } from "./stats";
 import { FLAG_PENDING, blockIdBound, isLive, hasFlag, bTraceId } from "../memory/block-table";
+import { changesOverflowed, clearChanges } from "../memory/changed-blocks";
 import { SegmentLog } from "../replay/segment-log";
 import { Layout, BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
 
@@ -46,8 +47,29 @@ export abstract class Policy {
    * (reclaim cached segments, collect garbage, or free and retry)? Asks without changing anything.
    */
   abstract mallocWouldRelease(requestBytes: u64, stream: i32): bool;
-  /** 0 when every invariant holds, else the number of the first broken one. */
+  /**
+   * isValid at two levels, as mimalloc's cheap and expensive assertions. brokenInvariant: the whole
+   * walk of every structure, 0 when every invariant holds, else the number of the first broken one.
+   */
   abstract brokenInvariant(): i32;
+  /**
+   * The same invariants where the operations since the last check changed something: the records
+   * memory/changed-blocks.ts lists, their neighbours, their segment, pages or chunks, and the sums
+   * kept in O(1). Cheap enough to run after every event; what it cannot see is the whole walk's,
+   * which the caller runs every N events and at the end. Default: the whole walk.
+   */
+  brokenLocalInvariant(): i32 {
+    return this.brokenInvariant();
+  }
+  /**
+   * One check: the whole walk (`full`, or when the change log overflowed) or the local one; the
+   * change log then starts afresh.
+   */
+  brokenInvariantChecked(full: bool): i32 {
+    const broken = full || changesOverflowed() ? this.brokenInvariant() : this.brokenLocalInvariant();
+    clearChanges();
+    return broken;
+  }
   isValid(): bool {
     return this.brokenInvariant() == 0;
   }

@@ -116,6 +116,8 @@ export class Replay {
   counters: StaticArray<i64> = new StaticArray<i64>(COUNTERS);
   /** the number of the invariant isValid found broken, 0 when none */
   brokenInvariant: i32 = 0;
+  /** the policy's local invariant check after every event (Policy.brokenLocalInvariant) */
+  localCheck: bool = false;
   private inBurst: bool = false;
   /** the simulated device's address oracle, when the replay takes addresses from the trace */
   private oracle: AddressOracle | null = null;
@@ -179,8 +181,9 @@ export class Replay {
   }
 
   /**
-   * Replays events [from, to). Returns -1, or the index of the event after which isValid failed
-   * (checked every `checkEvery` events; 0: never).
+   * Replays events [from, to). Returns -1, or the index of the event after which isValid failed:
+   * the whole walk every `checkEvery` events (0: never), the local check after every other event
+   * when localCheck is on.
    */
   run(from: i32, to: i32, checkEvery: i32): i32 {
     const events = this.events;
@@ -250,8 +253,9 @@ export class Replay {
         this.peakReservedEvent = i;
       }
       if (this.window > 0) this.sample(i, stats.current(STAT_ALLOCATED_BYTES, POOL_ALL), reserved);
-      if (checkEvery > 0 && (i + 1) % checkEvery == 0) {
-        const broken = policy.brokenInvariant();
+      const full = checkEvery > 0 && (i + 1) % checkEvery == 0;
+      if (full || this.localCheck) {
+        const broken = policy.brokenInvariantChecked(full);
         if (broken != 0) {
           this.brokenInvariant = broken;
           return i;

@@ -52,7 +52,7 @@ import {
   gcWouldRelease,
 } from "./release";
 import { tryAllocateExpandableBlock, expandableWouldFit } from "./expandable";
-import { brokenCachingInvariant } from "./valid";
+import { brokenCachingInvariant, brokenCachingLocalInvariant } from "./valid";
 import { writeCachingLayout } from "./layout-writer";
 import { adoptCachingSegment, adoptCachingBlock, adoptCachingDone } from "./layout-adopter";
 import { BROKEN, BROKEN_CACHING_SPLIT_OFF_BY_ONE, BROKEN_CACHING_MERGE_NON_ADJACENT, BROKEN_CACHING_MISSED_STATS, BROKEN_CACHING_CROSS_STREAM } from "../broken";
@@ -357,6 +357,10 @@ export class CachingAllocator extends Policy {
 
   brokenInvariant(): i32 {
     return brokenCachingInvariant(this);
+  }
+
+  brokenLocalInvariant(): i32 {
+    return brokenCachingLocalInvariant(this);
   }
 
   writeLayout(out: Layout): void {

@@ -1,6 +1,7 @@
-// The caching allocator's isValid: one walk over every live block record, recomputing what the
-// allocator keeps incrementally, and checking it against the numbered invariants listed at the top
-// of caching.ts. Returns the number of the first broken invariant, 0 when all hold. O(blocks).
+// The caching allocator's isValid, at two levels: the whole walk over every live block record,
+// recomputing what the allocator keeps incrementally, and checking it against the numbered
+// invariants listed at the top of caching.ts, O(blocks); and the local check of what the last
+// events changed (below). Each returns the number of the first broken invariant, 0 when all hold.
 
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_MAPPED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, FLAG_VMS, bAddr, bSize,
@@ -17,6 +18,7 @@ import {
 import { MIN_BLOCK_BYTES } from "../rounding";
 import { CachingAllocator } from "./caching";
 import { SimulatedDevice } from "../../device/simulated";
+import { distinctChanges, changedBlock } from "../../memory/changed-blocks";
 
 const INV_TILING: i32 = 1;
 const INV_DISJOINT: i32 = 2;
@@ -229,4 +231,104 @@ function chainBytes(head: i32): u64 {
   let bytes: u64 = 0;
   for (let b = head; b != NO_BLOCK; b = bNext(b)) bytes += bSize(b);
   return bytes;
+}
+
+// ---- the local check ---------------------------------------------------------------------------
+// After every event, the invariants of what the event changed: each changed record (memory/
+// changed-blocks.ts) and its two neighbours, against INV-CACHE-1, 3, 4 and 5 as the walk above
+// checks them, its segment's ends against the device range or reservation it lies in, and the
+// O(1) bounds of INV-CACHE-7. What needs every record (the free sets' shape and counts, the
+// recomputed stats, one chain per device range) is left to the whole walk, which the caller runs
+// every N events and at the end. O(changed blocks x their pages).
+
+/** The local check of the caching allocator's own blocks (vms passes its small pool's here). */
+export function brokenCachingLocalInvariant(a: CachingAllocator): i32 {
+  const simulated = a.device instanceof SimulatedDevice ? changetype<SimulatedDevice>(a.device) : null;
+  const n = distinctChanges();
+  for (let i = 0; i < n; i++) {
+    const b = changedBlock(i);
+    if (!isLive(b) || hasFlag(b, FLAG_VMS)) continue;
+    let broken = brokenCachingBlock(a, b, simulated);
+    if (broken == 0 && bPrev(b) != NO_BLOCK) broken = brokenCachingBlock(a, bPrev(b), simulated);
+    if (broken == 0 && bNext(b) != NO_BLOCK) broken = brokenCachingBlock(a, bNext(b), simulated);
+    if (broken != 0) return broken;
+  }
+  return brokenCachingBounds(a);
+}
+
+/** INV-CACHE-1, 3, 4, 5 at block b (live, not a vms block) and its links. */
+function brokenCachingBlock(a: CachingAllocator, b: i32, simulated: SimulatedDevice | null): i32 {
+  if (!isLive(b)) return INV_TILING;
+  const size = bSize(b);
+  const small = hasFlag(b, FLAG_SMALL);
+  const mapped = hasFlag(b, FLAG_MAPPED);
+  const allocated = hasFlag(b, FLAG_ALLOCATED);
+  const isPending = hasFlag(b, FLAG_PENDING);
+  // INV-CACHE-1: tiling, links mutual
+  if (size == 0 || size % MIN_BLOCK_BYTES != 0 || (allocated && isPending)) return INV_TILING;
+  const p = bPrev(b);
+  const n = bNext(b);
+  if (p != NO_BLOCK && (!isLive(p) || bNext(p) != b || bEnd(p) != bAddr(b))) return INV_TILING;
+  if (n != NO_BLOCK && (!isLive(n) || bPrev(n) != b || bEnd(b) != bAddr(n))) return INV_TILING;
+  // INV-CACHE-5: a segment is homogeneous
+  if (n != NO_BLOCK && (bStream(n) != bStream(b) || hasFlag(n, FLAG_SMALL) != small || bSegment(n) != bSegment(b))) return INV_SEGMENT_SHAPE;
+  if (p != NO_BLOCK && (bStream(p) != bStream(b) || hasFlag(p, FLAG_SMALL) != small || bSegment(p) != bSegment(b))) return INV_SEGMENT_SHAPE;
+  // INV-CACHE-3: set membership follows the state
+  const inTree = hasFlag(b, FLAG_IN_TREE);
+  const expandable = isExpandable(b);
+  if (!mapped) {
+    if (!expandable || allocated || isPending || !inTree) return INV_FREE_SETS;
+  } else if (!allocated && !isPending) {
+    if (!inTree) return INV_FREE_SETS;
+  } else if (inTree) {
+    return INV_FREE_SETS;
+  }
+  // INV-CACHE-4: free neighbours alike in mapping are merged
+  if (n != NO_BLOCK && isFree(b) && isFree(n) && hasFlag(n, FLAG_MAPPED) == mapped) return INV_MERGED;
+  if (p != NO_BLOCK && isFree(b) && isFree(p) && hasFlag(p, FLAG_MAPPED) == mapped) return INV_MERGED;
+  if (expandable) {
+    // INV-CACHE-5: pages; INV-CACHE-1: the chain's ends are the reservation's
+    const id = bSegment(b);
+    if (id >= a.segments.length) return INV_SEGMENT_SHAPE;
+    const es = a.segments[id];
+    if (es == null) return INV_SEGMENT_SHAPE;
+    const page = es.pageBytes;
+    if (!mapped) {
+      // an unmapped block may span the whole reservation: its end pages are the ones a map or an
+      // unmap next to it changes (the walk counts every mapped page)
+      if ((bAddr(b) - es.base) % page != 0 || size % page != 0) return INV_SEGMENT_SHAPE;
+      if (es.isPageMapped(es.pageOf(bAddr(b))) || es.isPageMapped(es.pageOf(bEnd(b) - 1))) return INV_SEGMENT_SHAPE;
+    } else {
+      for (let i = es.pageOf(bAddr(b)), last = es.pageOf(bEnd(b) - 1); i <= last; i++) if (!es.isPageMapped(i)) return INV_SEGMENT_SHAPE;
+    }
+    if (p == NO_BLOCK && bAddr(b) != es.base) return INV_TILING;
+    if (n == NO_BLOCK && bEnd(b) != es.base + es.vaBytes()) return INV_TILING;
+  } else if (simulated) {
+    // INV-CACHE-1/2: the chain lies in one range the device handed out, and spans it
+    const r = simulated.mallocs.containing(bAddr(b));
+    if (r < 0) return INV_DISJOINT;
+    const start = simulated.mallocs.start(r);
+    const end = start + simulated.mallocs.size(r);
+    if (bEnd(b) > end || (p == NO_BLOCK) != (bAddr(b) == start) || (n == NO_BLOCK) != (bEnd(b) == end)) return INV_DISJOINT;
+  }
+  return 0;
+}
+
+/**
+ * INV-CACHE-7 without the pending count: allocated_bytes <= active_bytes <= reserved_bytes per
+ * pool, every peak >= its current, total_allocated_memory == reserved_bytes.all.current. O(1).
+ */
+export function brokenCachingBounds(a: CachingAllocator): i32 {
+  for (let pool = 0; pool < 3; pool++) {
+    const allocatedBytes = a.stats.current(STAT_ALLOCATED_BYTES, pool);
+    const activeBytes = a.stats.current(STAT_ACTIVE_BYTES, pool);
+    if (allocatedBytes > activeBytes || activeBytes > a.stats.current(STAT_RESERVED_BYTES, pool)) return INV_BOUNDS;
+  }
+  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
+    for (let pool = 0; pool < 3; pool++) {
+      if (a.stats.peak(kind, pool) < a.stats.current(kind, pool)) return INV_BOUNDS;
+    }
+  }
+  if (<i64>a.totalAllocatedBytes != a.stats.current(STAT_RESERVED_BYTES, POOL_ALL)) return INV_BOUNDS;
+  return 0;
 }

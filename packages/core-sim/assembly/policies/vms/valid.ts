@@ -1,12 +1,13 @@
-// The vms policy's isValid for its own structures: one walk over the segments, the pBlocks, the
-// stitched views, the pools and the release list, recomputing what the policy keeps incrementally
-// and checking the numbered invariants at the top of vms.ts. Returns 100 + the number of the
+// The vms policy's isValid for its own structures, at two levels: the whole walk over the
+// segments, the pBlocks, the stitched views, the pools and the release list, recomputing what the
+// policy keeps incrementally and checking the numbered invariants at the top of vms.ts; and the
+// local check of what the last events changed (below). Each returns 100 + the number of the
 // first broken one, 0 when all hold. The small pool and the shared stats are checked after this,
 // by the caching allocator's walk (../caching/valid.ts), with addVmsStats adding the segments.
 
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, FLAG_LENT, FLAG_VMS, FLAG_STITCHED, FLAG_IN_TREE, bAddr,
-  bSize, bPrev, bNext, bLeft, bRight, bStream, bOwner, hasFlag, isLive, blockIdBound,
+  bSize, bEnd, bPrev, bNext, bLeft, bRight, bStream, bOwner, hasFlag, isLive, blockIdBound,
 } from "../../memory/block-table";
 import { BY_SIZE, setWellFormed } from "../../memory/free-set";
 import { STAT_SEGMENT, STAT_RESERVED_BYTES } from "../stats";
@@ -16,6 +17,7 @@ import { Stitch, NO_STITCH, STITCH_ACTIVE, STITCH_PENDING, STITCH_REUSABLE } fro
 import { VmsPolicy } from "./vms";
 import { pIsFree, chunkCount } from "./physical-blocks";
 import { addRecomputed } from "../caching/valid";
+import { distinctChanges, changedBlock } from "../../memory/changed-blocks";
 
 export const VMS_INVARIANT_BASE: i32 = 100;
 const INV_TILING: i32 = VMS_INVARIANT_BASE + 1;
@@ -225,4 +227,78 @@ export function addVmsStats(p: VmsPolicy): void {
     addRecomputed(STAT_SEGMENT, false, 1);
     addRecomputed(STAT_RESERVED_BYTES, false, <i64>seg.bytes());
   }
+}
+
+// ---- the local check ---------------------------------------------------------------------------
+// After every event, the invariants of what the event changed (memory/changed-blocks.ts): each
+// changed pBlock and its two neighbours against INV-VMS-1 and 2 (its place in its segment, the
+// chunks it owns, its pool membership), each changed view against INV-VMS-3, 4 and 5 (its state,
+// and each of its chunks: listed, mapped by the device, held by a lent pBlock and by no other view
+// checked now), and INV-VMS-6's device bytes. The small pool and the shared stats get the caching
+// allocator's local check after this. What needs every record (the pools' shape and counts, the
+// release list, the count of mappers, one chain per record) is left to the whole walk, which the
+// caller runs every N events and at the end. O(changed blocks + chunks of changed views).
+
+export function brokenVmsLocalInvariant(p: VmsPolicy): i32 {
+  epoch++;
+  const simulated = p.device instanceof SimulatedDevice ? changetype<SimulatedDevice>(p.device) : null;
+  const n = distinctChanges();
+  for (let i = 0; i < n; i++) {
+    const b = changedBlock(i);
+    if (!isLive(b) || !hasFlag(b, FLAG_VMS)) continue;
+    let broken: i32 = 0;
+    if (hasFlag(b, FLAG_STITCHED)) {
+      broken = brokenView(p, b, simulated);
+    } else {
+      broken = brokenPBlock(p, b);
+      if (broken == 0 && bPrev(b) != NO_BLOCK) broken = brokenPBlock(p, bPrev(b));
+      if (broken == 0 && bNext(b) != NO_BLOCK) broken = brokenPBlock(p, bNext(b));
+    }
+    if (broken != 0) return broken;
+  }
+  return checkAccounting(p);
+}
+
+/** INV-VMS-1, 2 at pBlock b: its place in its segment's chain, its chunks, its pool membership. */
+function brokenPBlock(p: VmsPolicy, b: i32): i32 {
+  if (!isLive(b) || !hasFlag(b, FLAG_VMS) || hasFlag(b, FLAG_STITCHED)) return INV_TILING;
+  const id = bOwner(b);
+  if (id < 0 || id >= p.vsegs.length || unchecked(p.vsegs[id]) == null) return INV_TILING;
+  const seg = p.vseg(id);
+  const size = bSize(b);
+  const end = seg.base + seg.bytes();
+  if (bStream(b) != seg.stream || size == 0 || size % CHUNK_BYTES != 0 || bAddr(b) < seg.base || bEnd(b) > end) return INV_TILING;
+  const prev = bPrev(b);
+  const next = bNext(b);
+  if (prev == NO_BLOCK) {
+    if (seg.head != b || bAddr(b) != seg.base) return INV_TILING;
+  } else if (!isLive(prev) || bNext(prev) != b || bEnd(prev) != bAddr(b)) {
+    return INV_TILING;
+  }
+  if (next == NO_BLOCK) {
+    if (bEnd(b) != end) return INV_TILING;
+  } else if (!isLive(next) || bPrev(next) != b || bEnd(b) != bAddr(next)) {
+    return INV_TILING;
+  }
+  const first = seg.chunkOf(bAddr(b));
+  const chunks = chunkCount(b);
+  for (let c = first; c < first + chunks; c++) if (unchecked(seg.owner[c]) != b) return INV_TILING;
+  if (pIsFree(b)) {
+    if (!hasFlag(b, FLAG_IN_TREE)) return INV_PPOOL;
+    if ((prev != NO_BLOCK && pIsFree(prev)) || (next != NO_BLOCK && pIsFree(next))) return INV_PPOOL;
+  } else if (hasFlag(b, FLAG_IN_TREE)) {
+    return INV_PPOOL;
+  }
+  if (hasFlag(b, FLAG_LENT) && hasFlag(b, FLAG_ALLOCATED | FLAG_PENDING)) return INV_ONE_HOLDER;
+  return 0;
+}
+
+/** INV-VMS-3, 4, 5 at the view whose record is b. */
+function brokenView(p: VmsPolicy, b: i32, simulated: SimulatedDevice | null): i32 {
+  const id = bOwner(b);
+  if (id < 0 || id >= p.stitches.length || unchecked(p.stitches[id]) == null) return INV_VIEWS;
+  const st = p.stitch(id);
+  if (st.block != b) return INV_VIEWS;
+  const state = checkViewState(st);
+  return state != 0 ? state : checkViewChunks(p, st, simulated);
 }

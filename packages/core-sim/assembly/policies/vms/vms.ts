@@ -69,7 +69,7 @@ import {
   findReusable,
 } from "./stitch-operations";
 import { releaseFreeSegments } from "./release";
-import { brokenVmsInvariant, addVmsStats } from "./valid";
+import { brokenVmsInvariant, brokenVmsLocalInvariant, addVmsStats } from "./valid";
 
 /** Counters of what the policy did (Policy.counter), in this order. */
 export const VMS_COUNTER_NAMES: StaticArray<string> = ["stitches", "stitchReuses", "stitchesCollected", "reAllocs", "liveStitches"];
@@ -273,6 +273,11 @@ export class VmsPolicy extends CachingAllocator {
   brokenInvariant(): i32 {
     const broken = brokenVmsInvariant(this);
     return broken != 0 ? broken : super.brokenInvariant();
+  }
+
+  brokenLocalInvariant(): i32 {
+    const broken = brokenVmsLocalInvariant(this);
+    return broken != 0 ? broken : super.brokenLocalInvariant();
   }
 
   foreignReservations(): i32 {
