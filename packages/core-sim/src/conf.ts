@@ -56,6 +56,8 @@ export interface LakebedConf {
   slackPermille: number;
   /** fitting free ranges placement weighs by the chunks they need (LakebedPolicy.fitWindow); 1: best fit */
   fitWindow: number;
+  /** page (chunk) size of large-pool arenas in MiB, even (LakebedConfig.largePageBytes) */
+  largePageMiB: number;
 }
 
 export function defaultGmlakeConf(): GmlakeConf {
@@ -72,7 +74,7 @@ export function defaultAllocConf(): AllocatorConf {
     largeSegmentSizeBytes: 20 * MiB,
     perProcessMemoryFraction: null,
     gmlake: defaultGmlakeConf(),
-    lakebed: { slackPermille: 0, fitWindow: 1 },
+    lakebed: { slackPermille: 0, fitWindow: 1, largePageMiB: 20 },
   };
 }
 
@@ -216,6 +218,12 @@ export function parseAllocConf(text: string): AllocatorConf {
       case "lakebed_fit_window":
         conf.lakebed.fitWindow = Math.max(1, integer(key));
         break;
+      case "lakebed_large_page_mb": {
+        const v = integer(key);
+        if (v < 2 || v % 2 !== 0 || v > 1024) fail(`lakebed_large_page_mb must be an even number of MiB from 2 to 1024, got ${v}`);
+        conf.lakebed.largePageMiB = v;
+        break;
+      }
       default:
         if (IGNORED_BOOLEAN_KEYS.has(key)) boolean(key);
         else if (IGNORED_NUMBER_KEYS.has(key)) integer(key);

@@ -10,7 +10,7 @@ export interface CoreSimExports {
   setConf(maxSplitSizeBytes: number, maxNonSplitRoundingBytes: number, gcThreshold: number, expandable: number, largeSegmentBytes: number): void;
   setRoundupDivisions(bucket: number, divisions: number): void;
   setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
-  setLakebedConf(slackPermille: number, fitWindow: number): void;
+  setLakebedConf(slackPermille: number, fitWindow: number, largePageMiB: number): void;
   policyCounter(i: number): number;
   eventsAllocate(length: number, blockIds: number): void;
   eventsAction(): number;
@@ -184,5 +184,5 @@ export function applyConf(wasm: CoreSimExports, conf: AllocatorConf): void {
   conf.roundupPower2Divisions.forEach((divisions, bucket) => wasm.setRoundupDivisions(bucket, divisions));
   const g = conf.gmlake;
   wasm.setVmsConf(g.vmmDefragment, g.fragLimitBytes, g.defragLevel, g.reuseLimit, g.autoGCGiB, g.reAlloc);
-  wasm.setLakebedConf(conf.lakebed.slackPermille, conf.lakebed.fitWindow);
+  wasm.setLakebedConf(conf.lakebed.slackPermille, conf.lakebed.fitWindow, conf.lakebed.largePageMiB);
 }

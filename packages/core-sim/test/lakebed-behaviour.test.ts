@@ -4,13 +4,14 @@ import { MiB, buildTrace, type Op } from "./support/traces.js";
 
 /**
  * The lakebed policy (assembly/policies/lakebed/lakebed.ts) on hand-built traces: per-(stream, pool) arenas
- * packed at 512 bytes, backed by fungible 2 MiB chunks that move lazily from idle pages. Every
- * replay checks isValid after every event.
+ * packed at 512 bytes, backed by fungible chunks of the arena's page size that move lazily from
+ * idle pages. The page mechanics are shown with 2 MiB pages in both pools (lakebed_large_page_mb:2),
+ * the large pages of the default below them. Every replay checks isValid after every event.
  */
-function replay(ops: Op[], extra: { capacityBytes?: number; streams?: number } = {}): DeviceReplayResult {
+function replay(ops: Op[], extra: { capacityBytes?: number; streams?: number; conf?: string } = {}): DeviceReplayResult {
   return replayDevice(buildTrace(ops, extra.streams ?? 1), {
     policy: "lakebed",
-    conf: parseAllocConf(""),
+    conf: parseAllocConf(extra.conf ?? "lakebed_large_page_mb:2"),
     capacityBytes: extra.capacityBytes,
     checkEvery: 1,
   });
@@ -96,5 +97,55 @@ describe("lakebed", () => {
     expect(r.emptyCacheCalls).toBe(1);
     expect(calls(r, "memRelease")).toBe(3);
     expect(r.stats["reserved_bytes.all.current"]).toBe(2 * MiB);
+  });
+
+  describe("with the default 20 MiB pages for large blocks", () => {
+    const byDefault = { conf: "" };
+
+    it("backs a large block with 20 MiB chunks and a small one with a 2 MiB chunk", () => {
+      const r = replay(
+        [
+          { alloc: 3 * MiB, name: "a" }, // large arena, page 0
+          { alloc: 512 * 1024, name: "b" }, // small arena, page 0
+        ],
+        byDefault,
+      );
+      expect(r.stats["reserved_bytes.large_pool.peak"]).toBe(20 * MiB);
+      expect(r.stats["reserved_bytes.small_pool.peak"]).toBe(2 * MiB);
+      expect(calls(r, "memCreate")).toBe(2);
+      expect(r.peakReservedBytes).toBe(22 * MiB);
+    });
+
+    it("moves a run of idle 20 MiB chunks with one unmap, and creates only the rest", () => {
+      const r = replay(
+        [
+          { alloc: 40 * MiB, name: "a" }, // pages 0-1
+          { alloc: 40 * MiB, name: "b" }, // pages 2-3
+          { free: "a" }, // pages 0-1 idle
+          { alloc: 60 * MiB, name: "c" }, // no room in [0, 40 MiB): pages 4-6, two chunks moved, one new
+        ],
+        byDefault,
+      );
+      expect(calls(r, "memCreate")).toBe(5);
+      expect(r.policyCounters.chunkMoves).toBe(2);
+      expect(calls(r, "unmap")).toBe(1);
+      expect(r.peakReservedBytes).toBe(100 * MiB);
+    });
+
+    it("never gives a small-pool chunk to a large page: chunks of different sizes do not mix", () => {
+      const ops: Op[] = [
+        { alloc: 512 * 1024, name: "a" }, // small arena
+        { free: "a" }, // its page idle
+        { alloc: 3 * MiB, name: "b" }, // large arena
+      ];
+      const large = replay(ops, byDefault);
+      expect(large.policyCounters.chunkMoves).toBe(0);
+      expect(calls(large, "memCreate")).toBe(2);
+      expect(large.peakReservedBytes).toBe(22 * MiB);
+      // with 2 MiB pages in both pools the idle small-pool chunk serves the large block
+      const same = replay(ops);
+      expect(same.policyCounters.chunkMoves).toBe(1);
+      expect(same.peakReservedBytes).toBe(4 * MiB);
+    });
   });
 });

@@ -1,9 +1,10 @@
 // One lakebed arena: a virtual range reserved once per (stream, small/large), into which blocks
-// are packed at 512-byte granularity, and the page table that backs it with 2 MiB physical
-// chunks. A page is backed while any live block touches one of its bytes; a page nobody touches
-// may keep its chunk ("idle") until the policy needs that chunk somewhere else.
+// are packed at 512-byte granularity, and the page table that backs it with physical chunks of
+// its page size (2 MiB for the small pool, lakebed_large_page_mb for the large one). A page is
+// backed while any live block touches one of its bytes; a page nobody touches may keep its chunk
+// ("idle") until the policy needs that chunk somewhere else.
 //
-//   base                                                                 base + pages * 2 MiB
+//   base                                                           base + pages * pageBytes
 //   ┌──────────┬──────────┬──────────┬──────────┬──────────┬──────── ··· ─┐
 //   │ page 0   │ page 1   │ page 2   │ page 3   │ page 4   │  never      │
 //   │ h=7 t=2  │ h=8 t=1  │ h=3 t=0  │ h=0 t=0  │ h=9 t=1  │  touched    │
@@ -11,14 +12,15 @@
 //    [blk A ][ blk B      ]  idle       unmapped  [ blk C ]
 //   handles[i] > 0: page i is mapped to that chunk; touches[i]: live blocks touching page i.
 //   touches[i] > 0 implies handles[i] > 0; handles[i] > 0 with touches[i] == 0 is an idle page,
-//   linked into the policy's idle list (oldest first) through idlePrev/idleNext.
+//   linked into the idle list of the arena's chunk pool (oldest first) through idlePrev/idleNext.
 //
 // Idle-list links name pages across arenas as keys: arena id << 32 | page index (NO_PAGE: none).
 
 import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../../device/device";
 import { NO_BLOCK } from "../../memory/block-table";
 
-export const PAGE_BYTES: u64 = GRANULARITY_BYTES;
+/** the page (and chunk) size of small-pool arenas, and the least a page may be */
+export const SMALL_PAGE_BYTES: u64 = GRANULARITY_BYTES;
 export const NO_PAGE: i64 = -1;
 
 @inline export function pageKey(arena: i32, page: i32): i64 {
@@ -32,6 +34,10 @@ export class Arena {
   stream: i32;
   small: bool;
   base: u64 = NO_ADDRESS;
+  /** bytes per page, a multiple of the granularity: every chunk mapped here is exactly this size */
+  pageBytes: u64;
+  /** the policy's chunk pool whose chunks back this arena (LakebedPolicy.pools) */
+  poolId: i32;
   pages: i32;
   /** free blocks of this arena, a free-set ordered (stream, size, address): best fit */
   freeRoot: i32 = NO_BLOCK;
@@ -46,11 +52,13 @@ export class Arena {
   /** one past the highest page ever mapped (layout and emptyCache walk no further) */
   highPage: i32 = 0;
 
-  constructor(id: i32, stream: i32, small: bool, addressSpaceBytes: u64) {
+  constructor(id: i32, stream: i32, small: bool, addressSpaceBytes: u64, pageBytes: u64, poolId: i32) {
     this.id = id;
     this.stream = stream;
     this.small = small;
-    const pages = <i32>((addressSpaceBytes + PAGE_BYTES - 1) / PAGE_BYTES);
+    this.pageBytes = pageBytes;
+    this.poolId = poolId;
+    const pages = <i32>((addressSpaceBytes + pageBytes - 1) / pageBytes);
     this.pages = pages;
     this.handles = new StaticArray<i32>(pages);
     this.touches = new StaticArray<i32>(pages);
@@ -59,7 +67,7 @@ export class Arena {
   }
 
   @inline vaBytes(): u64 {
-    return <u64>this.pages * PAGE_BYTES;
+    return <u64>this.pages * this.pageBytes;
   }
 
   /** cuMemAddressReserve for the whole arena; false when the device has no address space. */
@@ -69,11 +77,11 @@ export class Arena {
   }
 
   @inline pageOf(addr: u64): i32 {
-    return <i32>((addr - this.base) / PAGE_BYTES);
+    return <i32>((addr - this.base) / this.pageBytes);
   }
 
   @inline pageAddress(page: i32): u64 {
-    return this.base + <u64>page * PAGE_BYTES;
+    return this.base + <u64>page * this.pageBytes;
   }
 
   /** One past the last page that [addr, addr + bytes) touches (bytes > 0). */
@@ -89,7 +97,7 @@ export class Arena {
    * with nothing changed, when the device refused the map.
    */
   mapPage(device: Device, page: i32, handle: i32): bool {
-    if (!device.map(this.pageAddress(page), PAGE_BYTES, handle)) return false;
+    if (!device.map(this.pageAddress(page), this.pageBytes, handle)) return false;
     unchecked((this.handles[page] = handle));
     this.mappedPages++;
     if (page >= this.highPage) this.highPage = page + 1;
@@ -99,7 +107,7 @@ export class Arena {
   /** Unmaps `page` and returns the chunk that was there. */
   unmapPage(device: Device, page: i32): i32 {
     const h = unchecked(this.handles[page]);
-    device.unmap(this.pageAddress(page), PAGE_BYTES);
+    device.unmap(this.pageAddress(page), this.pageBytes);
     unchecked((this.handles[page] = 0));
     this.mappedPages--;
     return h;

@@ -2,18 +2,26 @@
 // as large as expandable segments take) packed tightly: requests are rounded to 512 bytes and
 // placed best fit (smallest free range that holds them, lowest address on ties), as PyTorch places
 // blocks inside a segment, but the arena never ends and never splits into segments. Physical
-// memory is a pool of fungible 2 MiB chunks: a page of an arena holds a chunk while a live block
-// touches it. When a block is freed, the pages it alone touched become idle but keep their chunk
-// (no driver call); when a new block touches a page that has no chunk, the policy takes the chunk
-// of the oldest idle page anywhere (unmap there, map here) and creates a new chunk only when no
-// page is idle. So physical memory stays within 2 MiB per hole edge of the live bytes, and driver
-// calls are made only when the live set moves to pages that have no chunk.
+// memory is fungible chunks of the arena's page size (chunk-pool.ts): 2 MiB for small arenas and
+// lakebed_large_page_mb, 20 MiB by default, for large ones. A page of an arena holds a chunk while
+// a live block touches it. When a block is freed, the pages it alone touched become idle but keep
+// their chunk (no driver call); when a new block touches a page that has no chunk, the policy
+// takes the chunk of the oldest idle page of the same pool (unmap there, map here) and creates a
+// new chunk only when none is idle. So physical memory stays within one page per hole edge of the
+// live bytes, and driver calls are made only when the live set moves to pages that have no chunk.
+//
+// Why 20 MiB pages for large blocks: the driver's work is per mapping. cuMemSetAccess and
+// cuMemUnmap over a range of N mappings cost about N calls over one (measured on the H100,
+// device/cost-model.ts), and every page backed costs a cuMemCreate, a cuMemMap and its share of a
+// cuMemSetAccess: 2 MiB pages make ten times the mappings of PyTorch's expandable segments for the
+// same bytes. 20 MiB pages cost up to 18 MiB more per hole edge; lakebed_large_page_mb:2 is the
+// tightest packing, at that price in driver time (docs/policies.md has both).
 //
 // Versus GMLake (vms.ts): stitching becomes unnecessary (a block is contiguous in its arena's
 // virtual range, whatever chunks back it), partly used blocks never strand their free pages (a
 // free page inside a hole is a chunk for anyone), and new chunks mix freely with old ones. Versus
-// expandable segments: 512-byte packing instead of 20 MiB pages, and pages freed anywhere serve
-// new blocks anywhere, across streams too.
+// expandable segments: 512-byte packing, and pages freed anywhere serve new blocks anywhere,
+// across streams too.
 //
 // Streams: a page's chunk moves to another page only through an unmap, which on a GPU must wait
 // for the work queued on the page's stream (as PyTorch's expandable segments synchronize before
@@ -29,12 +37,14 @@
 //            ordered and heap-shaped; no two neighbours are both free.
 //  INV-LB-3  touches[p] equals the number of allocated or pending blocks touching page p, and every
 //            touched page has a chunk mapped.
-//  INV-LB-4  the idle list holds exactly the pages with a chunk and no touch, linked both ways.
+//  INV-LB-4  each chunk pool's idle list holds exactly the pages of its arenas with a chunk and
+//            no touch, linked both ways.
 //  INV-LB-5  a chunk is mapped at exactly one page (no two pages share a handle), and each page's
-//            mapping is the one the device holds; with INV-LB-1, no two live blocks share a
-//            physical byte.
-//  INV-LB-6  reserved_bytes (per pool and in all) == mapped pages x 2 MiB == chunks created and not
-//            released x 2 MiB == the device's physical bytes.
+//            mapping is the one the device holds, of its arena's page size, which is its pool's
+//            chunk size; with INV-LB-1, no two live blocks share a physical byte.
+//  INV-LB-6  reserved_bytes (per pool and in all) == the sum over arenas of mapped pages x page
+//            size == the bytes of the chunks created and not released (chunkBytes; chunks counts
+//            them) == the device's physical bytes.
 //  INV-LB-7  allocation, allocated_bytes, active, active_bytes and requested_bytes equal their sums
 //            over the blocks; segment == arenas; allocated <= active <= reserved; peaks >= current.
 
@@ -56,7 +66,8 @@ import { Policy, NO_HANDLE_BLOCK } from "../policy";
 import { expandableAddressSpace } from "../caching/caching";
 import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../replay/segment-log";
 import { Layout } from "../../replay/layout";
-import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
+import { Arena, SMALL_PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
+import { ChunkPool } from "./chunk-pool";
 import { brokenLakebedInvariant } from "./valid";
 import { writeLakebedLayout } from "./layout-writer";
 import { BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED } from "../broken";
@@ -67,13 +78,16 @@ export class LakebedConfig {
   slackPermille: i32 = 0;
   /** see LakebedPolicy.fitWindow */
   fitWindow: i32 = 1;
+  /** page (and chunk) bytes of large-pool arenas (lakebed_large_page_mb), a multiple of 2 MiB */
+  largePageBytes: u64 = 20 << 20;
 }
 export const lakebedConf = new LakebedConfig();
 
-/** The Wasm export that sets lakebedConf. */
-export function setLakebedConf(slackPermille: i32, fitWindow: i32): void {
+/** The Wasm export that sets lakebedConf (largePageMiB: even, 2 or more; the caller checks). */
+export function setLakebedConf(slackPermille: i32, fitWindow: i32, largePageMiB: i32): void {
   lakebedConf.slackPermille = slackPermille;
   lakebedConf.fitWindow = max(fitWindow, 1);
+  lakebedConf.largePageBytes = <u64>max(largePageMiB >> 1, 1) * SMALL_PAGE_BYTES;
 }
 
 export class LakebedPolicy extends Policy {
@@ -84,19 +98,15 @@ export class LakebedPolicy extends Policy {
   addressSpaceBytes: u64;
   /** set_per_process_memory_fraction: chunks beyond this many bytes are refused */
   allowedMaxBytes: u64 = UNLIMITED;
-  /** chunks created and not released */
+  /** the chunk pools: pools[0] backs the small arenas, the last one the large arenas (the same one when the page sizes are equal) */
+  pools: Array<ChunkPool> = new Array<ChunkPool>();
+  /** chunks created and not released, in all pools, and their bytes */
   chunks: i32 = 0;
-  /** idle pages, oldest first (keys: arena << 32 | page) */
-  idleHead: i64 = NO_PAGE;
-  idleTail: i64 = NO_PAGE;
-  idleCount: i32 = 0;
+  chunkBytes: u64 = 0;
   /** chunks taken from an idle page for another page (an unmap and a map each) */
   chunkMoves: i64 = 0;
-  /** pages some live block touches, and the most there have been */
-  touchedPages: i32 = 0;
-  touchedPeak: i32 = 0;
   /**
-   * idle chunks the policy may keep beyond the most pages ever touched, per mille of that most
+   * idle chunks a pool may keep beyond the most pages of it ever touched, per mille of that most
    * (lakebed_slack_permille): a new chunk is created instead of moving an idle one while
    * chunks < touchedPeak x (1 + slack). 0: move whenever a page is idle.
    */
@@ -115,10 +125,23 @@ export class LakebedPolicy extends Policy {
   constructor(device: Device, log: SegmentLog, conf: AllocatorConfig) {
     super(device, log);
     this.conf = conf;
-    const space = expandableAddressSpace(device.totalBytes());
-    this.addressSpaceBytes = ((space + PAGE_BYTES - 1) / PAGE_BYTES) * PAGE_BYTES;
+    this.addressSpaceBytes = expandableAddressSpace(device.totalBytes());
     this.slackPermille = lakebedConf.slackPermille;
     this.fitWindow = lakebedConf.fitWindow;
+    this.pools.push(new ChunkPool(0, SMALL_PAGE_BYTES));
+    if (lakebedConf.largePageBytes != SMALL_PAGE_BYTES) this.pools.push(new ChunkPool(1, lakebedConf.largePageBytes));
+  }
+
+  /** The chunk pool that backs arena a. */
+  @inline pool(a: Arena): ChunkPool {
+    return unchecked(this.pools[a.poolId]);
+  }
+
+  /** Idle pages in all pools. */
+  idlePages(): i32 {
+    let n = 0;
+    for (let i = 0; i < this.pools.length; i++) n += unchecked(this.pools[i]).idleCount;
+    return n;
   }
 
   setAllowedMax(bytes: u64): void {
@@ -135,7 +158,8 @@ export class LakebedPolicy extends Policy {
     while (this.arenaOf.length <= slot) this.arenaOf.push(-1);
     const id = unchecked(this.arenaOf[slot]);
     if (id >= 0) return this.arena(id);
-    const a = new Arena(this.arenas.length, stream, small, this.addressSpaceBytes);
+    const pool = small ? unchecked(this.pools[0]) : unchecked(this.pools[this.pools.length - 1]);
+    const a = new Arena(this.arenas.length, stream, small, this.addressSpaceBytes, pool.chunkBytes, pool.id);
     if (!a.reserve(this.device)) return null;
     const b = newBlock(a.base, a.vaBytes(), stream, small, a.id);
     a.head = b;
@@ -227,10 +251,12 @@ export class LakebedPolicy extends Policy {
 
   /**
    * Touches every page of [addr, addr + bytes) and gives each page that has no chunk one (the
-   * oldest idle page's, else a new one); sets access once per run of newly mapped pages. False
-   * when no chunk could be had: then the touches are undone (pages mapped meanwhile stay, idle).
+   * oldest idle page's of the arena's pool, else a new one); sets access once per run of newly
+   * mapped pages. False when no chunk could be had: then the touches are undone (pages mapped
+   * meanwhile stay, idle).
    */
   backPages(a: Arena, addr: u64, bytes: u64): bool {
+    const pool = this.pool(a);
     const first = a.pageOf(addr);
     const end = a.endPage(addr, bytes);
     let missing = 0;
@@ -239,20 +265,20 @@ export class LakebedPolicy extends Policy {
       const t = a.touch(p);
       unchecked((a.touches[p] = t + 1));
       if (t == 0) {
-        this.touchedPages++;
-        if (a.handle(p) != 0) this.idleRemove(a, p);
+        pool.touchedPages++;
+        if (a.handle(p) != 0) this.idleRemove(pool, a, p);
         else missing++;
       }
     }
-    if (missing > 0 && !this.canGather(missing)) {
+    if (missing > 0 && !this.canGather(pool, missing)) {
       // It cannot be served: refuse before any driver call, as PyTorch checks its limit before
       // it allocates, so that a request that fails never grows the reservation.
       this.unbackPages(a, addr, bytes);
       return false;
     }
-    if (this.touchedPages > this.touchedPeak) this.touchedPeak = this.touchedPages;
+    if (pool.touchedPages > pool.touchedPeak) pool.touchedPeak = pool.touchedPages;
     if (missing == 0) return true;
-    const got = this.gatherChunks(a.small, missing);
+    const got = this.gatherChunks(pool, a.small, missing);
     // map what was gathered, in page order; set access once per run of newly mapped pages
     let used = 0;
     let run = -1;
@@ -270,7 +296,7 @@ export class LakebedPolicy extends Policy {
       const h = unchecked(this.gathered[used++]);
       if (!a.mapPage(this.device, p, h)) {
         // the device refused the map: this chunk and the run mapped without access go back
-        this.releaseChunk(a.small, h);
+        this.releaseChunk(pool, a.small, h);
         if (run >= 0) this.dropRun(a, run, p);
         refused = true;
         break;
@@ -282,94 +308,100 @@ export class LakebedPolicy extends Policy {
     if (!refused && got == missing) return true;
     // out of memory: chunks gathered but not placed are released, the touches undone (pages
     // mapped with access before the failure stay, idle)
-    while (used < got) this.releaseChunk(a.small, unchecked(this.gathered[used++]));
+    while (used < got) this.releaseChunk(pool, a.small, unchecked(this.gathered[used++]));
     this.unbackPages(a, addr, bytes);
     return false;
   }
 
   /**
-   * Whether `want` chunks can be had: idle pages' chunks, and new ones within the memory fraction
-   * and the device's free memory. A device that runs out anyway (another process took memory)
-   * still answers memCreate with an OOM, which backPages undoes.
+   * Whether `want` chunks of the pool can be had: its idle pages' chunks, and new ones within the
+   * memory fraction and the device's free memory. A device that runs out anyway (another process
+   * took memory) still answers memCreate with an OOM, which backPages undoes.
    */
-  private canGather(want: i32): bool {
-    const fresh = <i64>want - <i64>this.idleCount;
+  private canGather(pool: ChunkPool, want: i32): bool {
+    const fresh = <i64>want - <i64>pool.idleCount;
     if (fresh <= 0) return true;
-    return this.withinFraction(this.chunks + <i32>fresh) && this.device.canAllocate(<u64>fresh * PAGE_BYTES);
+    const bytes = <u64>fresh * pool.chunkBytes;
+    return this.withinFraction(bytes) && this.device.canAllocate(bytes);
   }
 
-  /** Whether `chunks` chunks in all stay within the memory fraction (set_per_process_memory_fraction). */
-  @inline private withinFraction(chunks: i32): bool {
-    return <u64>chunks * PAGE_BYTES <= this.allowedMaxBytes;
+  /** Whether `more` bytes of new chunks keep all chunks within the memory fraction (set_per_process_memory_fraction). */
+  @inline private withinFraction(more: u64): bool {
+    return this.chunkBytes + more <= this.allowedMaxBytes;
   }
 
-  /** Releases a chunk that backs no page (its reserved bytes counted in the given pool). */
-  private releaseChunk(small: bool, handle: i32): void {
+  /** Releases a chunk of the pool that backs no page (its reserved bytes counted in the small or large pool's stats). */
+  private releaseChunk(pool: ChunkPool, small: bool, handle: i32): void {
     this.device.memRelease(handle);
+    pool.chunks--;
     this.chunks--;
-    this.stats.decrease(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+    this.chunkBytes -= pool.chunkBytes;
+    this.stats.decrease(STAT_RESERVED_BYTES, small, pool.chunkBytes);
     this.stats.count(NUM_DEVICE_FREE);
   }
 
   /** Unmaps pages [from, to) of `a`, mapped but never given access, and releases their chunks. */
   private dropRun(a: Arena, from: i32, to: i32): void {
-    this.device.unmap(a.pageAddress(from), <u64>(to - from) * PAGE_BYTES);
+    this.device.unmap(a.pageAddress(from), <u64>(to - from) * a.pageBytes);
+    const pool = this.pool(a);
     for (let p = from; p < to; p++) {
       const h = a.handle(p);
       unchecked((a.handles[p] = 0));
       a.mappedPages--;
-      this.releaseChunk(a.small, h);
+      this.releaseChunk(pool, a.small, h);
     }
   }
 
   /**
-   * Gathers up to `want` chunks into `gathered` for pages of the given pool: chunks of idle pages
-   * first, oldest first, a run of idle pages that are neighbours in the list and in the arena
-   * unmapped with one call; then new ones. Returns how many it got.
+   * Gathers up to `want` chunks of the pool into `gathered` for pages of a small or large arena:
+   * chunks of its idle pages first, oldest first, a run of idle pages that are neighbours in the
+   * list and in the arena unmapped with one call; then new ones. Returns how many it got.
    */
-  gatherChunks(small: bool, want: i32): i32 {
+  gatherChunks(pool: ChunkPool, small: bool, want: i32): i32 {
     if (this.gathered.length < want) this.gathered = new StaticArray<i32>(max(want, this.gathered.length * 2));
     let got = 0;
     while (got < want) {
-      const budget = <i64>this.touchedPeak + (<i64>this.touchedPeak * this.slackPermille) / 1000;
-      const canCreate = this.withinFraction(this.chunks + 1);
-      if (this.idleHead != NO_PAGE && (<i64>this.chunks >= budget || !canCreate)) {
-        got = this.moveIdleRun(small, want, got);
+      const budget = <i64>pool.touchedPeak + (<i64>pool.touchedPeak * this.slackPermille) / 1000;
+      const canCreate = this.withinFraction(pool.chunkBytes);
+      if (pool.idleHead != NO_PAGE && (<i64>pool.chunks >= budget || !canCreate)) {
+        got = this.moveIdleRun(pool, small, want, got);
         continue;
       }
-      const h = canCreate ? this.device.memCreate(PAGE_BYTES) : NO_HANDLE;
+      const h = canCreate ? this.device.memCreate(pool.chunkBytes) : NO_HANDLE;
       if (h == NO_HANDLE) {
-        if (this.idleHead == NO_PAGE) break;
-        got = this.moveIdleRun(small, want, got);
+        if (pool.idleHead == NO_PAGE) break;
+        got = this.moveIdleRun(pool, small, want, got);
         continue;
       }
+      pool.chunks++;
       this.chunks++;
-      this.stats.increase(STAT_RESERVED_BYTES, small, PAGE_BYTES);
+      this.chunkBytes += pool.chunkBytes;
+      this.stats.increase(STAT_RESERVED_BYTES, small, pool.chunkBytes);
       unchecked((this.gathered[got++] = h));
     }
     return got;
   }
 
   /**
-   * Unmaps the oldest idle page and the idle pages right after it in the arena that follow it in
-   * the list too (at most want - got pages), with one call; their chunks go to `gathered`.
-   * Returns the new count.
+   * Unmaps the pool's oldest idle page and the idle pages right after it in the arena that follow
+   * it in the list too (at most want - got pages), with one call; their chunks go to `gathered`,
+   * for a small or large arena. Returns the new count.
    */
-  moveIdleRun(small: bool, want: i32, got: i32): i32 {
-    const from = this.arena(keyArena(this.idleHead));
-    const first = keyPage(this.idleHead);
+  moveIdleRun(pool: ChunkPool, small: bool, want: i32, got: i32): i32 {
+    const from = this.arena(keyArena(pool.idleHead));
+    const first = keyPage(pool.idleHead);
     let end = first + 1;
     while (got + (end - first) < want && end < from.pages && from.handle(end) != 0 && from.touch(end) == 0 &&
            unchecked(from.idlePrev[end]) == pageKey(from.id, end - 1)) {
       end++;
     }
     const va = from.pageAddress(first);
-    const bytes = <u64>(end - first) * PAGE_BYTES;
+    const bytes = <u64>(end - first) * from.pageBytes;
     this.device.unmap(va, bytes);
     this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
     this.stats.count(NUM_DEVICE_FREE);
     for (let p = first; p < end; p++) {
-      this.idleRemove(from, p);
+      this.idleRemove(pool, from, p);
       unchecked((this.gathered[got++] = from.handle(p)));
       unchecked((from.handles[p] = 0));
       from.mappedPages--;
@@ -385,7 +417,7 @@ export class LakebedPolicy extends Policy {
   /** Sets access on pages [from, to); when the device refuses, the run is dropped (false). */
   private setAccessRun(a: Arena, from: i32, to: i32): bool {
     const va = a.pageAddress(from);
-    const bytes = <u64>(to - from) * PAGE_BYTES;
+    const bytes = <u64>(to - from) * a.pageBytes;
     if (!this.device.setAccess(va, bytes)) {
       this.dropRun(a, from, to);
       return false;
@@ -396,41 +428,42 @@ export class LakebedPolicy extends Policy {
 
   /** Drops the touches of [addr, addr + bytes); mapped pages left untouched become idle. */
   unbackPages(a: Arena, addr: u64, bytes: u64): void {
+    const pool = this.pool(a);
     const end = BROKEN == BROKEN_LAKEBED_UNTOUCH_PAST_END ? min(a.endPage(addr, bytes) + 1, a.pages) : a.endPage(addr, bytes); // broken.ts
     for (let p = a.pageOf(addr); p < end; p++) {
       const t = a.touch(p) - 1;
       unchecked((a.touches[p] = t));
       if (t == 0) {
-        this.touchedPages--;
-        if (a.handle(p) != 0) this.idleAppend(a, p);
+        pool.touchedPages--;
+        if (a.handle(p) != 0) this.idleAppend(pool, a, p);
       }
     }
   }
 
-  // ---- the idle list ------------------------------------------------------------------------
+  // ---- the idle lists -----------------------------------------------------------------------
 
-  idleAppend(a: Arena, page: i32): void {
+  idleAppend(pool: ChunkPool, a: Arena, page: i32): void {
     const key = pageKey(a.id, page);
-    unchecked((a.idlePrev[page] = this.idleTail));
+    unchecked((a.idlePrev[page] = pool.idleTail));
     unchecked((a.idleNext[page] = NO_PAGE));
-    if (this.idleTail != NO_PAGE) {
-      const t = this.arena(keyArena(this.idleTail));
-      unchecked((t.idleNext[keyPage(this.idleTail)] = key));
+    if (pool.idleTail != NO_PAGE) {
+      const t = this.arena(keyArena(pool.idleTail));
+      unchecked((t.idleNext[keyPage(pool.idleTail)] = key));
     } else {
-      this.idleHead = key;
+      pool.idleHead = key;
     }
-    this.idleTail = key;
-    this.idleCount++;
+    pool.idleTail = key;
+    pool.idleCount++;
   }
 
-  idleRemove(a: Arena, page: i32): void {
+  idleRemove(pool: ChunkPool, a: Arena, page: i32): void {
     const prev = unchecked(a.idlePrev[page]);
     const next = unchecked(a.idleNext[page]);
     if (prev != NO_PAGE) unchecked((this.arena(keyArena(prev)).idleNext[keyPage(prev)] = next));
-    else this.idleHead = next;
+    else pool.idleHead = next;
     if (next != NO_PAGE) unchecked((this.arena(keyArena(next)).idlePrev[keyPage(next)] = prev));
-    else this.idleTail = prev;
-    this.idleCount--;
+    else pool.idleTail = prev;
+    pool.idleCount--;
   }
 
   // ---- free ---------------------------------------------------------------------------------
@@ -506,17 +539,20 @@ export class LakebedPolicy extends Policy {
   }
 
   private releaseRun(a: Arena, from: i32, to: i32): void {
+    const pool = this.pool(a);
     const va = a.pageAddress(from);
-    const bytes = <u64>(to - from) * PAGE_BYTES;
+    const bytes = <u64>(to - from) * a.pageBytes;
     this.device.unmap(va, bytes);
     this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
     for (let p = from; p < to; p++) {
-      this.idleRemove(a, p);
+      this.idleRemove(pool, a, p);
       this.device.memRelease(a.handle(p));
       unchecked((a.handles[p] = 0));
       a.mappedPages--;
+      pool.chunks--;
       this.chunks--;
-      if (BROKEN != BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED) this.stats.decrease(STAT_RESERVED_BYTES, a.small, PAGE_BYTES); // broken.ts
+      this.chunkBytes -= pool.chunkBytes;
+      if (BROKEN != BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED) this.stats.decrease(STAT_RESERVED_BYTES, a.small, pool.chunkBytes); // broken.ts
       this.stats.count(NUM_DEVICE_FREE);
     }
   }
@@ -530,6 +566,7 @@ export class LakebedPolicy extends Policy {
 
   brokenInvariant(): i32 {
     return brokenLakebedInvariant(this);
+
   }
 
   writeLayout(out: Layout): void {
@@ -565,7 +602,11 @@ export class LakebedPolicy extends Policy {
     switch (i) {
       case 0: return <f64>this.chunkMoves;
       case 1: return <f64>this.chunks;
-      case 2: return <f64>this.touchedPeak;
+      case 2: {
+        let peak = 0;
+        for (let i = 0; i < this.pools.length; i++) peak += unchecked(this.pools[i]).touchedPeak;
+        return <f64>peak;
+      }
     }
     return 0;
   }

@@ -16,7 +16,7 @@ import {
 import { MIN_BLOCK_BYTES } from "../rounding";
 import { SimulatedDevice } from "../../device/simulated";
 import { LakebedPolicy } from "./lakebed";
-import { Arena, PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
+import { Arena, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
 
 const INV_TILING: i32 = 1;
 const INV_FREE_SET: i32 = 2;
@@ -33,6 +33,9 @@ const recount = new Array<StaticArray<i32>>();
 // handle -> the check generation that last saw it mapped
 let seen = new StaticArray<i32>(1024);
 let generation: i32 = 0;
+// Per chunk pool (there are at most two), idle pages and mapped pages counted by the walk.
+const idlePerPool = new StaticArray<i32>(2);
+const mappedPerPool = new StaticArray<i32>(2);
 
 @inline function add(kind: i32, small: bool, amount: i64): void {
   unchecked((recomputed[kind * 3 + POOL_ALL] += amount));
@@ -71,7 +74,11 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
   let chainBlocks = 0;
   let pending = 0;
   let mappedPages = 0;
-  let idlePages = 0;
+  let physicalBytes: u64 = 0;
+  for (let i = 0; i < 2; i++) {
+    unchecked((idlePerPool[i] = 0));
+    unchecked((mappedPerPool[i] = 0));
+  }
   for (let id = 0; id < lb.arenas.length; id++) {
     const a = lb.arena(id);
     while (recount.length <= id) recount.push(new StaticArray<i32>(0));
@@ -132,23 +139,32 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
       if (!firstSight(h)) return INV_CHUNKS;
       if (simulated) {
         const i = simulated.mappings.indexOf(a.pageAddress(p));
-        if (i < 0 || simulated.mappings.tag(i) != h || simulated.mappings.size(i) != PAGE_BYTES) return INV_CHUNKS;
+        if (i < 0 || simulated.mappings.tag(i) != h || simulated.mappings.size(i) != a.pageBytes) return INV_CHUNKS;
       }
       if (t == 0) {
-        idlePages++;
-        // INV-LB-4: an idle page is linked both ways
+        unchecked((idlePerPool[a.poolId] += 1));
+        // INV-LB-4: an idle page is linked both ways, in its arena's pool's list
         const key = pageKey(id, p);
         const prev = unchecked(a.idlePrev[p]);
         const next = unchecked(a.idleNext[p]);
-        if (prev == NO_PAGE ? lb.idleHead != key : linkedNext(lb, prev) != key) return INV_IDLE;
-        if (next == NO_PAGE ? lb.idleTail != key : linkedPrev(lb, next) != key) return INV_IDLE;
+        const pool = lb.pool(a);
+        if (prev == NO_PAGE ? pool.idleHead != key : linkedNext(lb, prev) != key) return INV_IDLE;
+        if (next == NO_PAGE ? pool.idleTail != key : linkedPrev(lb, next) != key) return INV_IDLE;
       }
     }
     if (mapped != a.mappedPages) return INV_CHUNKS;
+    // INV-LB-5: an arena's pages are its pool's chunk size
+    if (a.poolId < 0 || a.poolId >= lb.pools.length || a.pageBytes != lb.pool(a).chunkBytes) return INV_CHUNKS;
     mappedPages += mapped;
-    add(STAT_RESERVED_BYTES, a.small, <i64>mapped * <i64>PAGE_BYTES);
+    unchecked((mappedPerPool[a.poolId] += mapped));
+    physicalBytes += <u64>mapped * a.pageBytes;
+    add(STAT_RESERVED_BYTES, a.small, <i64>mapped * <i64>a.pageBytes);
   }
-  if (idlePages != lb.idleCount) return INV_IDLE;
+  for (let i = 0; i < lb.pools.length; i++) {
+    const pool = unchecked(lb.pools[i]);
+    if (unchecked(idlePerPool[i]) != pool.idleCount) return INV_IDLE;
+    if (unchecked(mappedPerPool[i]) != pool.chunks) return INV_RESERVED;
+  }
   if (pending != lb.pendingBlocks) return INV_STATS;
 
   // INV-LB-1: every live record is in a chain
@@ -158,10 +174,10 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
   if (live != chainBlocks) return INV_TILING;
 
   // INV-LB-5, INV-LB-6: the device holds exactly these mappings and chunks
-  if (mappedPages != lb.chunks) return INV_RESERVED;
+  if (mappedPages != lb.chunks || physicalBytes != lb.chunkBytes) return INV_RESERVED;
   if (simulated) {
     if (simulated.mappings.count != mappedPages) return INV_CHUNKS;
-    if (simulated.physicalBytes != <u64>lb.chunks * PAGE_BYTES) return INV_RESERVED;
+    if (simulated.physicalBytes != lb.chunkBytes) return INV_RESERVED;
   }
   for (let pool = 0; pool < 3; pool++) {
     if (lb.stats.get(statIndex(STAT_RESERVED_BYTES, pool, METRIC_CURRENT)) != unchecked(recomputed[STAT_RESERVED_BYTES * 3 + pool])) {
