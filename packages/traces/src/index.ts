@@ -1,5 +1,5 @@
 // @lakebed/traces: importers for PyTorch memory snapshots into typed event columns.
-export { Action, ACTION_NAMES } from "./model.js";
+export { Action, ACTION_NAMES, UseKind } from "./model.js";
 export type {
   EventColumns,
   BlockState,
@@ -11,6 +11,8 @@ export type {
   Trace,
   Annotation,
   PrivatePoolUse,
+  AccessColumns,
+  AccessJoinSummary,
 } from "./model.js";
 export { TraceError } from "./trace-error.js";
 export { readTrace, readTraceSync, parseTrace } from "./read-trace.js";
@@ -29,3 +31,11 @@ export type { DecodeOptions } from "./pickle-decoder.js";
 export { ContainerSink, SKIPPED } from "./pickle-shaping.js";
 export type { PickleShaper, ContainerKind } from "./pickle-shaping.js";
 export { checkDeviceTrace } from "./validate.js";
+// operator accesses: the recorder's record, its join to a trace, and coverage
+export { readAccessTrace, withAccessRecord } from "./access-trace.js";
+export { readAccessRecord, parseAccessRecord, TensorRole } from "./access-record.js";
+export type { AccessRecord, RecordedOperator } from "./access-record.js";
+export { joinAccessRecord, CLOCK_SLACK_US } from "./access-join.js";
+export { checkAccessColumns } from "./access-valid.js";
+export { accessCoverage } from "./access-coverage.js";
+export type { AccessCoverage } from "./access-coverage.js";

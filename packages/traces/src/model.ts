@@ -112,6 +112,68 @@ export interface DeviceTrace {
   initialLiveBlocks: number;
   /** the private memory pools that segments of the final snapshot belong to; empty when none */
   privatePools: PrivatePoolUse[];
+  /** which live blocks each recorded operator read and wrote; absent for a plain snapshot */
+  access?: AccessColumns;
+}
+
+/** What an operator did to a block. Values are stable (u8); bits: 1 read, 2 written, 4 scratch. */
+export enum UseKind {
+  Read = 1,
+  /** written without being read: a block the operator allocated for its result */
+  Write = 2,
+  /** mutated in place (or an existing block returned as a result) */
+  ReadWrite = 3,
+  /** scratch memory the operator allocated and freed during its call, no tensor of it named */
+  Scratch = 7,
+}
+
+/**
+ * Use events: which live blocks each recorded operator touched, in trace order, from the record
+ * python/lakebed_record.py writes beside a snapshot, joined to the allocator trace by
+ * access-join.ts (which says how). A trace knows nothing of accesses without one.
+ *
+ *  INV-USE-1  every column of `uses` has `uses.length` entries, every column of `operators`
+ *             `operators.length`; `name` indexes `operatorNames`.
+ *  INV-USE-2  `position` is in 0 .. events.length and never decreases (uses and operators alike):
+ *             the use happened after event position-1 and before event `position`.
+ *  INV-USE-3  a use's `blockId` names a block live at its position: allocated by an event before it
+ *             (or live in initialState), and its free_requested, if any, at `position` or later.
+ *  INV-USE-4  a use's `operator` indexes `operators`: the operator that made the use.
+ */
+export interface AccessColumns {
+  /** ATen overloads as PyTorch prints them, e.g. "aten.mm.default" */
+  operatorNames: string[];
+  operators: {
+    length: number;
+    /** index into operatorNames */
+    name: Uint32Array;
+    position: Uint32Array;
+    /** when the operator was called and returned (host clock), µs since the Unix epoch */
+    startUs: Float64Array;
+    endUs: Float64Array;
+  };
+  uses: {
+    length: number;
+    position: Uint32Array;
+    blockId: Int32Array;
+    /** UseKind */
+    kind: Uint8Array;
+    operator: Uint32Array;
+  };
+  /** what the join could not place, so that coverage can say so */
+  join: AccessJoinSummary;
+}
+
+export interface AccessJoinSummary {
+  /** operators the record holds for this device */
+  operatorsRecorded: number;
+  /** of them, those that returned before the trace's first event (a ring buffer that wrapped) */
+  operatorsBeforeTrace: number;
+  /** newly allocated results found as the alloc event that made them, and those not found */
+  resultsMatched: number;
+  resultsUnmatched: number;
+  /** tensors whose storage is no live block at the operator's position (memory from outside the allocator) */
+  tensorsUnresolved: number;
 }
 
 /**
