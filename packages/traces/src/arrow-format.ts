@@ -26,7 +26,9 @@
  *   lakebed.trace            JSON: { legacy, allocatorSettings, annotations, source: {file, format,
  *                            gzip}, devices: [{ device, events, streams (decimal strings),
  *                            initialState, finalState, complete, initialLiveBlocks,
- *                            privatePools (optional: absent in files written before it) }] }
+ *                            privatePools (optional: absent in files written before it),
+ *                            access (optional: the use events of a trace joined to an operator
+ *                            record, as access-json.ts lays them out) }] }
  *
  * Everything the Trace model holds is kept, so reading the file back gives an equal Trace (only
  * `file`, `format` and `gzip` describe the Arrow file instead of the original). Reading checks the
@@ -46,9 +48,11 @@ import { gzip } from "node:zlib";
 import { promisify } from "node:util";
 import type * as Arrow from "apache-arrow";
 import type { Data, DataType, Table } from "apache-arrow";
-import { Action, ACTION_NAMES, type DeviceTrace, type Trace } from "./model.js";
+import { Action, ACTION_NAMES, type AccessColumns, type DeviceTrace, type Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { checkDeviceTrace } from "./validate.js";
+import { accessFromJson, accessToJson } from "./access-json.js";
+import { checkAccessColumns } from "./access-valid.js";
 import { arrowFramingProblem } from "./arrow-framing.js";
 import { arrowTraceMetaProblem, type TraceMeta } from "./arrow-metadata.js";
 import { deviceOrdinalProblem, freeOrderProblem, sizeProblem, streamProblem } from "./event-checks.js";
@@ -135,6 +139,7 @@ export function traceToArrowBytes(trace: Trace): Uint8Array {
       complete: d.complete,
       initialLiveBlocks: d.initialLiveBlocks,
       privatePools: d.privatePools,
+      ...(d.access === undefined ? {} : { access: accessToJson(d.access) }),
     })),
   };
   const metadata = new Map([
@@ -238,10 +243,11 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
       complete: m.complete,
       initialLiveBlocks: m.initialLiveBlocks,
       privatePools: m.privatePools ?? [],
+      ...(m.access === undefined ? {} : { access: accessColumns(m.access, file, m.device) }),
     };
   });
   for (const d of devices) {
-    const problem = checkDeviceTrace(d);
+    const problem = checkDeviceTrace(d) ?? (d.access === undefined ? null : checkAccessColumns(d, d.access));
     if (problem !== null) throw new TraceError(file, `lakebed Arrow trace breaks the trace model: ${problem}`, { device: d.device });
     // the range of values the importer accepts from any format (a hand-edited file may leave it)
     for (const check of [deviceOrdinalProblem(d.device), streamProblem(d.streams, d.events), sizeProblem(d.events, [...d.initialState, ...d.finalState]), freeOrderProblem(d.events, d.initialState)]) {
@@ -250,6 +256,12 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   }
   const annotations = meta.annotations.map((a) => ({ ...a, timeUs: a.timeUs ?? NaN }));
   return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices, legacy: meta.legacy, annotations };
+}
+
+function accessColumns(v: unknown, file: string, device: number): AccessColumns {
+  const access = accessFromJson(v, "lakebed.trace device access");
+  if (typeof access === "string") throw new TraceError(file, `lakebed Arrow trace metadata: ${access}`, { device });
+  return access;
 }
 
 /**

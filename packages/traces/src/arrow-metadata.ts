@@ -1,3 +1,4 @@
+import type { AccessJson } from "./access-json.js";
 import type { AllocatorSettings, Annotation, BlockState, DeviceTrace, PrivatePoolUse, SegmentState } from "./model.js";
 
 /**
@@ -19,6 +20,8 @@ export interface DeviceMeta {
   initialLiveBlocks: number;
   /** absent in files written before lakebed read `segment_pool_id` (format version unchanged): none */
   privatePools?: PrivatePoolUse[];
+  /** use events (access-json.ts gives the shape and checks it); absent for a plain snapshot */
+  access?: AccessJson;
 }
 
 export interface TraceMeta {
@@ -116,6 +119,8 @@ const deviceMeta = record({
       } satisfies Record<keyof PrivatePoolUse, Check>),
     ),
   ),
+  // its fields are checked where it is read (accessFromJson), against the device's events too
+  access: optional((v, p) => (typeof v === "object" && v !== null && !Array.isArray(v) ? null : `${p} must be an object, not ${describe(v)}`)),
 } satisfies Record<keyof DeviceMeta, Check>);
 const traceMeta = record({
   legacy: bool,
