@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { accessCoverage, parseTrace, readAccessTrace, traceToArrowBytes } from "@lakebed/traces";
+import { replayTrace, verifyTrace } from "@lakebed/api";
+import { repoRoot } from "./support/shared-traces.js";
+
+/**
+ * The traces in test/fixtures/access, recorded on an H200 with python/lakebed_record.py (GPT-2 with
+ * and without activation checkpointing, Llama LoRA, Llama decoding with a growing KV cache, an MLP
+ * under torch.compile): each imports and reproduces PyTorch like every recorded trace, and its
+ * operator record joins to it completely: every result an operator allocated is found as its alloc
+ * event, every tensor is a live block. Coverage says what the record cannot see: the cuBLAS
+ * workspace (allocated inside the first matrix product and used by every later one) in eager runs,
+ * the buffers of the compiled graph's Triton kernels under torch.compile.
+ */
+const dir = join(repoRoot, "test/fixtures/access");
+const runs = readdirSync(dir)
+  .filter((f) => f.endsWith(".pickle.gz"))
+  .sort()
+  .map((f) => {
+    const name = f.replace(/\.pickle\.gz$/, "");
+    return { name, snapshot: join(dir, f), access: join(dir, `${name}.access.json.gz`), meta: JSON.parse(readFileSync(join(dir, `${name}.stats.json`), "utf8")) };
+  });
+const MATRIX_PRODUCTS = /^aten\.(mm|addmm|bmm|matmul)\./;
+
+describe("traces recorded with their operator accesses", () => {
+  it("are the five workloads the fixtures README lists", () => {
+    expect(runs.map((r) => r.name)).toEqual(["gpt2_ckpt.def", "gpt2_train.def", "llama_infer.def", "llama_lora.exp", "mlp_compiled.def"]);
+  });
+
+  for (const run of runs) {
+    it(`${run.name}: verifies, matches PyTorch's statistics, and every operator's tensors are placed`, async () => {
+      const trace = await readAccessTrace(run.snapshot, run.access);
+      const verified = verifyTrace(trace);
+      expect(verified.devices.map((d) => [d.device, d.complete, d.firstMismatch, d.finalStateDifference])).toEqual([[0, true, null, null]]);
+      expect(verified.match).toBe(true);
+      const [device] = replayTrace(trace).document.devices;
+      const stats = run.meta.stats as Record<string, number>;
+      expect(Object.fromEntries(Object.keys(stats).map((k) => [k, device.stats[k]]))).toEqual(stats);
+
+      const d = trace.devices[0];
+      expect(d.access!.join).toEqual({ operatorsRecorded: run.meta.operators, operatorsBeforeTrace: 0, resultsMatched: expect.any(Number), resultsUnmatched: 0, tensorsUnresolved: 0 });
+      const coverage = accessCoverage(d)!;
+      expect(coverage.touchedShare + coverage.scratchShare + coverage.unseenShare).toBeCloseTo(1, 12);
+      if (run.name.startsWith("mlp_compiled")) {
+        // the compiled graph's buffers: allocated and used by Triton kernels, outside any operator
+        expect(coverage.unseen[0].allocatedDuring).toBe("between operators");
+        expect(coverage.unseenShare).toBeGreaterThan(0.2);
+      } else {
+        expect(coverage.unseen[0].allocatedDuring).toMatch(MATRIX_PRODUCTS);
+        const outsideProducts = coverage.unseen.filter((g) => !MATRIX_PRODUCTS.test(g.allocatedDuring));
+        expect(outsideProducts.reduce((s, g) => s + g.share, 0)).toBeLessThan(0.001);
+        expect(coverage.knownShare).toBeGreaterThan(0.85);
+      }
+    });
+  }
+
+  it("the Arrow format keeps a recorded trace's use events", async () => {
+    const run = runs.find((r) => r.name === "gpt2_ckpt.def")!;
+    const trace = await readAccessTrace(run.snapshot, run.access);
+    const back = parseTrace(traceToArrowBytes(trace), "gpt2_ckpt.arrow");
+    const [a, b] = [trace.devices[0].access!, back.devices[0].access!];
+    expect(b.uses.length).toBe(a.uses.length);
+    expect([b.uses.position, b.uses.blockId, b.uses.kind, b.uses.operator]).toEqual([a.uses.position, a.uses.blockId, a.uses.kind, a.uses.operator]);
+    expect([b.operators.name, b.operators.position, b.operators.startUs, b.operators.endUs]).toEqual([a.operators.name, a.operators.position, a.operators.startUs, a.operators.endUs]);
+    expect(accessCoverage(back.devices[0])).toEqual(accessCoverage(trace.devices[0]));
+  });
+});
