@@ -3,9 +3,6 @@ import { parseAllocConf } from "@lakebed/core-sim";
 import { haveSharedTraces, recordedTraces } from "../../../test/support/shared-traces.js";
 import { CHECK_EVERY_EVENT, NO_CHECKS, replayRecorded } from "./support/policy-traces.js";
 
-/** Until lakebed has its local check, its local level is the whole walk: minutes on the biggest trace. */
-const WHOLE_WALK_TIMEOUT_MS = 1_800_000;
-
 /** Traces whose workload ran on more than one stream (blocks freed while other streams use them). */
 const MULTI_STREAM = new Set(["two_streams.def"]);
 
@@ -22,7 +19,7 @@ describe.skipIf(!haveSharedTraces)("lakebed on the recorded traces", () => {
       const r = await replayRecorded(name, "lakebed", CHECK_EVERY_EVENT);
       expect(r.failedAllocs).toBe(0);
       expect(r.ooms).toBe(0);
-    }, WHOLE_WALK_TIMEOUT_MS);
+    });
 
     it(`${name}: peak reserved within expandable segments'${MULTI_STREAM.has(name) ? "" : " and 1.035 x peak allocated"}`, async () => {
       const lakebed = await replayRecorded(name, "lakebed", NO_CHECKS);

@@ -68,7 +68,7 @@ import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../repl
 import { Layout } from "../../replay/layout";
 import { Arena, SMALL_PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
 import { ChunkPool } from "./chunk-pool";
-import { brokenLakebedInvariant } from "./valid";
+import { brokenLakebedInvariant, brokenLakebedLocalInvariant } from "./valid";
 import { writeLakebedLayout } from "./layout-writer";
 import { BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED } from "../broken";
 
@@ -566,7 +566,10 @@ export class LakebedPolicy extends Policy {
 
   brokenInvariant(): i32 {
     return brokenLakebedInvariant(this);
+  }
 
+  brokenLocalInvariant(): i32 {
+    return brokenLakebedLocalInvariant(this);
   }
 
   writeLayout(out: Layout): void {

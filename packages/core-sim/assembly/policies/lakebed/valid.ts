@@ -1,7 +1,8 @@
-// lakebed's isValid: one walk over every arena (its block chain, its mapped pages), the idle list
-// and the live block records, recomputing what the policy keeps incrementally and checking the
-// numbered invariants listed at the top of lakebed.ts. Returns the number of the first broken
-// invariant, 0 when all hold. O(blocks + mapped pages).
+// lakebed's isValid, at two levels: the whole walk over every arena (its block chain, its mapped
+// pages), the idle list and the live block records, recomputing what the policy keeps
+// incrementally and checking the numbered invariants listed at the top of lakebed.ts, O(blocks +
+// mapped pages); and the local check of what the last events changed (below). Each returns the
+// number of the first broken invariant, 0 when all hold.
 
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, FLAG_SMALL, FLAG_IN_TREE, bAddr, bSize, bRequested,
@@ -17,6 +18,7 @@ import { MIN_BLOCK_BYTES } from "../rounding";
 import { SimulatedDevice } from "../../device/simulated";
 import { LakebedPolicy } from "./lakebed";
 import { Arena, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
+import { distinctChanges, changedBlock } from "../../memory/changed-blocks";
 
 const INV_TILING: i32 = 1;
 const INV_FREE_SET: i32 = 2;
@@ -208,4 +210,129 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
 @inline function linkedPrev(lb: LakebedPolicy, key: i64): i64 {
   const a: Arena = lb.arena(keyArena(key));
   return unchecked(a.idlePrev[keyPage(key)]);
+}
+
+// ---- the local check ---------------------------------------------------------------------------
+// After every event, the invariants of what the event changed (memory/changed-blocks.ts): each
+// changed block and its two neighbours against INV-LB-1 and 2 (its place in its arena's chain,
+// its pool membership), and every page they cover against INV-LB-3 and 4 (touches recounted from
+// the blocks over that page, a chunk under every touched page, idle pages linked both ways); then
+// the O(arenas) sums of INV-LB-5 and 6 (mapped pages == chunks == the device's mappings; mapped
+// pages x each arena's page size == chunkBytes == the device's physical bytes == reserved_bytes)
+// and INV-LB-7's bounds. What needs every record or page (the free sets' shape and counts, the
+// idle lists' lengths, no chunk at two pages, the recomputed stats) is left to the whole walk,
+// which the caller runs every N events and at the end. O(changed blocks x (their mapped pages +
+// the blocks sharing their end pages)).
+
+export function brokenLakebedLocalInvariant(lb: LakebedPolicy): i32 {
+  const n = distinctChanges();
+  for (let i = 0; i < n; i++) {
+    const b = changedBlock(i);
+    if (!isLive(b)) continue;
+    let broken = brokenArenaBlock(lb, b);
+    if (broken == 0 && bPrev(b) != NO_BLOCK) broken = brokenArenaBlock(lb, bPrev(b));
+    if (broken == 0 && bNext(b) != NO_BLOCK) broken = brokenArenaBlock(lb, bNext(b));
+    if (broken != 0) return broken;
+  }
+  return brokenLakebedSums(lb);
+}
+
+/** INV-LB-1 to 4 at block b and the pages it covers. */
+function brokenArenaBlock(lb: LakebedPolicy, b: i32): i32 {
+  const id = bSegment(b);
+  if (!isLive(b) || id < 0 || id >= lb.arenas.length) return INV_TILING;
+  const a = lb.arena(id);
+  const size = bSize(b);
+  const end = a.base + a.vaBytes();
+  if (size == 0 || size % MIN_BLOCK_BYTES != 0 || bAddr(b) < a.base || bEnd(b) > end) return INV_TILING;
+  if (bStream(b) != a.stream || hasFlag(b, FLAG_SMALL) != a.small) return INV_TILING;
+  const prev = bPrev(b);
+  const next = bNext(b);
+  if (prev == NO_BLOCK) {
+    if (a.head != b || bAddr(b) != a.base) return INV_TILING;
+  } else if (!isLive(prev) || bNext(prev) != b || bEnd(prev) != bAddr(b)) {
+    return INV_TILING;
+  }
+  if (next == NO_BLOCK) {
+    if (bEnd(b) != end) return INV_TILING;
+  } else if (!isLive(next) || bPrev(next) != b || bEnd(b) != bAddr(next)) {
+    return INV_TILING;
+  }
+  const allocated = hasFlag(b, FLAG_ALLOCATED);
+  const isPending = hasFlag(b, FLAG_PENDING);
+  if (allocated && isPending) return INV_TILING;
+  if (isFree(b)) {
+    if (!hasFlag(b, FLAG_IN_TREE)) return INV_FREE_SET;
+    if ((prev != NO_BLOCK && isFree(prev)) || (next != NO_BLOCK && isFree(next))) return INV_FREE_SET;
+  } else if (hasFlag(b, FLAG_IN_TREE)) {
+    return INV_FREE_SET;
+  }
+  // INV-LB-3, 4 on the pages b covers (pages never mapped need no look: nothing touches them, as
+  // the recount says for a free block, and an allocated block there fails INV-LB-3)
+  const first = a.pageOf(bAddr(b));
+  const last = a.endPage(bAddr(b), size);
+  if (!isFree(b) && last > a.highPage) return INV_TOUCHES;
+  for (let p = first; p < min(last, a.highPage); p++) {
+    const t = a.touch(p);
+    // pages inside b are b's alone; its first and last page may share blocks with its neighbours
+    const expected = p == first || p == last - 1 ? touchesAt(a, p, b) : (isFree(b) ? 0 : 1);
+    if (t != expected) return INV_TOUCHES;
+    const h = a.handle(p);
+    if (h == 0) {
+      if (t != 0) return INV_TOUCHES;
+    } else if (t == 0) {
+      // INV-LB-4: an idle page is linked both ways
+      const key = pageKey(id, p);
+      const prevKey = unchecked(a.idlePrev[p]);
+      const nextKey = unchecked(a.idleNext[p]);
+      const pool = lb.pool(a);
+      if (prevKey == NO_PAGE ? pool.idleHead != key : linkedNext(lb, prevKey) != key) return INV_IDLE;
+      if (nextKey == NO_PAGE ? pool.idleTail != key : linkedPrev(lb, nextKey) != key) return INV_IDLE;
+    }
+  }
+  return 0;
+}
+
+/** Allocated or pending blocks touching page p of arena a, found from b, a block over that page. */
+function touchesAt(a: Arena, p: i32, b: i32): i32 {
+  const start = a.pageAddress(p);
+  const stop = start + a.pageBytes;
+  let t = isFree(b) ? 0 : 1;
+  for (let x = bPrev(b); x != NO_BLOCK && bEnd(x) > start; x = bPrev(x)) if (!isFree(x)) t++;
+  for (let x = bNext(b); x != NO_BLOCK && bAddr(x) < stop; x = bNext(x)) if (!isFree(x)) t++;
+  return t;
+}
+
+/** INV-LB-5, 6 as sums over the arenas, and INV-LB-7's bounds. O(arenas). */
+function brokenLakebedSums(lb: LakebedPolicy): i32 {
+  let mapped: i64 = 0;
+  let bytesSmall: i64 = 0;
+  let bytesLarge: i64 = 0;
+  for (let id = 0; id < lb.arenas.length; id++) {
+    const a = lb.arena(id);
+    mapped += a.mappedPages;
+    if (a.small) bytesSmall += <i64>a.mappedPages * <i64>a.pageBytes;
+    else bytesLarge += <i64>a.mappedPages * <i64>a.pageBytes;
+  }
+  if (mapped != <i64>lb.chunks || bytesSmall + bytesLarge != <i64>lb.chunkBytes) return INV_RESERVED;
+  if (lb.stats.get(statIndex(STAT_RESERVED_BYTES, POOL_SMALL, METRIC_CURRENT)) != bytesSmall) return INV_RESERVED;
+  if (lb.stats.get(statIndex(STAT_RESERVED_BYTES, POOL_LARGE, METRIC_CURRENT)) != bytesLarge) return INV_RESERVED;
+  if (lb.stats.get(statIndex(STAT_RESERVED_BYTES, POOL_ALL, METRIC_CURRENT)) != <i64>lb.chunkBytes) return INV_RESERVED;
+  const simulated = lb.device instanceof SimulatedDevice ? changetype<SimulatedDevice>(lb.device) : null;
+  if (simulated) {
+    if (simulated.mappings.count != lb.chunks) return INV_CHUNKS;
+    if (simulated.physicalBytes != lb.chunkBytes) return INV_RESERVED;
+  }
+  if (lb.stats.get(statIndex(STAT_SEGMENT, POOL_ALL, METRIC_CURRENT)) != <i64>lb.arenas.length) return INV_STATS;
+  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
+    for (let pool = 0; pool < 3; pool++) {
+      if (lb.stats.peak(kind, pool) < lb.stats.current(kind, pool)) return INV_STATS;
+    }
+  }
+  for (let pool = 0; pool < 3; pool++) {
+    const allocatedBytes = lb.stats.current(STAT_ALLOCATED_BYTES, pool);
+    const activeBytes = lb.stats.current(STAT_ACTIVE_BYTES, pool);
+    if (allocatedBytes > activeBytes || activeBytes > lb.stats.current(STAT_RESERVED_BYTES, pool)) return INV_STATS;
+  }
+  return 0;
 }
