@@ -54,7 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--policy <name>", `one of ${POLICIES.join(", ")} (default: the policy the trace was recorded with)`)
     .option("--conf <settings>", "PYTORCH_CUDA_ALLOC_CONF-style settings, e.g. max_split_size_mb:128,roundup_power2_divisions:4 (default: the recorded settings)")
     .option("--capacity <bytes>", "device capacity, e.g. 40GiB (default: unlimited)")
-    .option("--check", "check the policy's invariants after every event (slow)")
+    .option("--check [level]", "check the policy's invariants: after every event what it changed, and all of them every 1,024 events and at the end; --check full: all of them after every event (slow)")
     .option("--find-min-capacity", "also search the smallest device capacity (to 2 MiB) that replays without an OOM")
     .option("--backend <name>", "sim (default: the simulator), host (memfd + mmap) or cuda (the GPU): where the policy's device calls really go")
     .option("--verify-data", "live backends: write a check pattern into every allocation and check it before the allocation is freed")

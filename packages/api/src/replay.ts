@@ -26,8 +26,10 @@ export interface ReplayRequest {
   capacityBytes?: number;
   /** use the segment addresses the trace recorded where the replay asks for the same segments */
   traceAddresses?: boolean;
-  /** call the policy's isValid() after every N events (0: never) */
+  /** the policy's whole invariant walk after every N events and at the end (0: never) */
   checkEvery?: number;
+  /** the policy's local invariant check (what each event changed) after every event */
+  checkLocal?: boolean;
   onProgress?: (done: number, total: number) => void;
   /** record a timeline of about this many points (the highest value in each window of events) */
   timelinePoints?: number;
@@ -97,6 +99,7 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
       capacityBytes: request.capacityBytes,
       traceAddresses: request.traceAddresses ?? true,
       checkEvery: request.checkEvery,
+      checkLocal: request.checkLocal,
       timelinePoints: request.timelinePoints,
       layoutAtEvent: request.layoutAtEvent,
       onProgress: request.onProgress && ((done: number) => request.onProgress!(before + done, total)),

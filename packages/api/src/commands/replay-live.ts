@@ -6,6 +6,7 @@ import type { Trace } from "@lakebed/traces";
 import { LiveReplayError, replayLive, type LiveBackend, type LiveReplayDocument } from "../live/live-replay.js";
 import { parseFailEvery } from "../live/backend-options.js";
 import type { PolicyName } from "../replay.js";
+import type { InvariantChecks } from "./replay.js";
 import { renderTable } from "../table.js";
 import { formatBytes, formatCount } from "../units.js";
 import { warn, writeHuman, writeJson } from "../output.js";
@@ -19,7 +20,7 @@ export interface LiveCliRequest {
   conf?: string;
   capacityBytes?: number;
   verifyData: boolean;
-  check: boolean;
+  checks: InvariantChecks;
   failEvery?: string;
   json: boolean;
 }
@@ -33,7 +34,7 @@ export async function replayLiveCommand(trace: Trace, request: LiveCliRequest, p
       conf: request.conf,
       capacityBytes: request.capacityBytes,
       verifyData: request.verifyData,
-      checkEvery: request.check ? 1 : 0,
+      ...request.checks,
       failEvery: request.failEvery === undefined ? undefined : parseFailEvery(request.failEvery),
       onProgress: (done, total) => progress.update(done, total),
     }));

@@ -8,7 +8,7 @@ import { writeHuman, writeJson } from "../output.js";
 import { findMinCapacity } from "../capacity-search.js";
 import { isLive, parseBackend, parseFailEvery } from "../live/backend-options.js";
 import { parseCapacity, parseConf, parsePolicy } from "./option-values.js";
-import { UsageError } from "../usage-error.js";
+import { UsageError, quoted } from "../usage-error.js";
 import { printable } from "../terminal-text.js";
 
 export interface ReplayCliOptions {
@@ -16,7 +16,8 @@ export interface ReplayCliOptions {
   conf?: string;
   capacity?: string;
   json?: boolean;
-  check?: boolean;
+  /** true (no value) or "local": local checks and the periodic whole walk; "full": the walk after every event */
+  check?: boolean | string;
   findMinCapacity?: boolean;
   /** sim (default), host or cuda: where the policy's device calls go */
   backend?: string;
@@ -26,8 +27,23 @@ export interface ReplayCliOptions {
   failEvery?: string;
 }
 
+/** What `--check [level]` asks of the replay (core-sim's checkLocal and checkEvery). */
+export interface InvariantChecks {
+  checkLocal: boolean;
+  /** undefined: core-sim's period for the whole walk under checkLocal */
+  checkEvery?: number;
+}
+
+function parseCheck(level: boolean | string | undefined): InvariantChecks {
+  if (level === undefined || level === false) return { checkLocal: false };
+  if (level === true || level === "local") return { checkLocal: true };
+  if (level === "full") return { checkLocal: false, checkEvery: 1 };
+  throw new UsageError(`--check takes local (the default) or full, not ${quoted(level)} (the trace file goes before --check)`);
+}
+
 export async function replayCommand(file: string, options: ReplayCliOptions): Promise<number> {
   const policy = parsePolicy(options.policy);
+  const checks = parseCheck(options.check);
   const capacityBytes = parseCapacity(options.capacity);
   const conf = parseConf(options.conf);
   const backend = parseBackend(options.backend);
@@ -51,7 +67,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
         conf,
         capacityBytes,
         verifyData: options.verifyData === true,
-        check: options.check === true,
+        checks,
         failEvery: options.failEvery,
         json: options.json === true,
       },
@@ -65,7 +81,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
       policy,
       conf,
       capacityBytes,
-      checkEvery: options.check ? 1 : 0,
+      ...checks,
       onProgress: (done, total) => progress.update(done, total),
     }));
   } finally {

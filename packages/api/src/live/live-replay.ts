@@ -28,8 +28,10 @@ export interface LiveReplayRequest {
   capacityBytes?: number;
   /** fill every allocation with the check pattern and check it before its free */
   verifyData?: boolean;
-  /** call the policy's isValid() after every N events (0: never) */
+  /** the policy's whole invariant walk after every N events and at the end (0: never) */
   checkEvery?: number;
+  /** the policy's local invariant check (what each event changed) after every event */
+  checkLocal?: boolean;
   /** native-cuda fault injection: every Nth call of a kind fails as the driver would */
   failEvery?: FailEvery;
   /** keep each driver call's latency from the policy's import, and its operands (the benchmark) */
@@ -184,6 +186,7 @@ async function replayDeviceLive(
       capacityBytes: request.capacityBytes,
       traceAddresses: false,
       checkEvery: request.checkEvery,
+      checkLocal: request.checkLocal,
       verifyData: request.verifyData,
       deviceImports: bound.imports,
       onProgress: (done) => onProgress(done),
