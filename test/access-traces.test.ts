@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { accessCoverage, parseTrace, readAccessTrace, traceToArrowBytes } from "@lakebed/traces";
 import { replayTrace, verifyTrace } from "@lakebed/api";
 import { repoRoot } from "./support/shared-traces.js";
+import { lakebed } from "./support/cli.js";
+import { mkdtempSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 /**
  * The traces in test/fixtures/access, recorded on an H200 with python/lakebed_record.py (GPT-2 with
@@ -65,5 +68,21 @@ describe("traces recorded with their operator accesses", () => {
     expect([b.uses.position, b.uses.blockId, b.uses.kind, b.uses.operator]).toEqual([a.uses.position, a.uses.blockId, a.uses.kind, a.uses.operator]);
     expect([b.operators.name, b.operators.position, b.operators.startUs, b.operators.endUs]).toEqual([a.operators.name, a.operators.position, a.operators.startUs, a.operators.endUs]);
     expect(accessCoverage(back.devices[0])).toEqual(accessCoverage(trace.devices[0]));
+  });
+
+  it("info reports coverage when the recorder's record lies beside the snapshot; convert carries it into the Arrow file", () => {
+    const json = JSON.parse(lakebed(["info", join(dir, "gpt2_train.def.pickle.gz"), "--json"]).stdout);
+    const access = json.devices[0].access;
+    expect(access.join.resultsUnmatched).toBe(0);
+    expect(access.unseen[0].allocatedDuring).toMatch(MATRIX_PRODUCTS);
+    const human = lakebed(["info", join(dir, "gpt2_train.def.pickle.gz")]);
+    expect(human.stdout).toContain(`accesses, device 0: ${access.operators} operators, ${access.uses} uses (all placed); known for ${(100 * access.knownShare).toFixed(1)}% of allocated byte-seconds`);
+    // without the record beside it, the same snapshot is a plain trace: info as before
+    const alone = join(mkdtempSync(join(tmpdir(), "lakebed-access-")), "gpt2_train.def.pickle.gz");
+    copyFileSync(join(dir, "gpt2_train.def.pickle.gz"), alone);
+    expect(JSON.parse(lakebed(["info", alone, "--json"]).stdout).devices[0]).not.toHaveProperty("access");
+    const arrow = alone.replace(/\.pickle\.gz$/, ".arrow");
+    expect(lakebed(["convert", join(dir, "gpt2_train.def.pickle.gz"), arrow]).status).toBe(0);
+    expect(JSON.parse(lakebed(["info", arrow, "--json"]).stdout).devices[0].access).toEqual(access);
   });
 });

@@ -1,4 +1,4 @@
-import { Action, ACTION_NAMES, type DeviceTrace, type PrivatePoolUse, type Trace } from "@lakebed/traces";
+import { accessCoverage, Action, ACTION_NAMES, type AccessCoverage, type DeviceTrace, type PrivatePoolUse, type Trace } from "@lakebed/traces";
 
 /** What `lakebed info` reports about a trace: enough to decide whether and how to replay it. */
 export interface TraceInfo {
@@ -32,6 +32,8 @@ export interface DeviceInfo {
   finalAllocatedBytes: number;
   /** private memory pools (CUDA graphs, MemPool) that segments of the final snapshot belong to */
   privatePools: PrivatePoolUse[];
+  /** only for a trace with use events (an operator record joined to it): what they cover */
+  access?: AccessCoverage;
 }
 
 export function describeTrace(trace: Trace): TraceInfo {
@@ -80,6 +82,7 @@ function describeDevice(d: DeviceTrace): DeviceInfo {
       d.finalState.flatMap((s) => s.blocks.filter((b) => b.state === "allocated").map((b) => b.size)),
     ),
     privatePools: d.privatePools,
+    ...(d.access === undefined ? {} : { access: accessCoverage(d)! }),
   };
 }
 

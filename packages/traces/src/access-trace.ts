@@ -3,6 +3,7 @@
  * the Trace with each device's use events. The snapshot is read as any other (readTrace); the record
  * is joined to it (access-join.ts), and the join is checked against the model's invariants.
  */
+import { existsSync } from "node:fs";
 import type { Trace } from "./model.js";
 import { readTrace, type ReadTraceOptions } from "./read-trace.js";
 import { readAccessRecord } from "./access-record.js";
@@ -24,4 +25,17 @@ export function withAccessRecord(trace: Trace, accessPath: string): Trace {
     if (problem !== null) throw new TraceError(accessPath, `joining it to ${trace.file} broke the trace model: ${problem}`, { device: d.device });
   }
   return joined;
+}
+
+const SNAPSHOT_SUFFIX = /\.(pickle|pkl|json)(\.gz)?$/;
+
+/**
+ * The operator record the recorder wrote beside a snapshot (NAME.pickle.gz -> NAME.access.json.gz,
+ * or .access.json), or null when there is none. An Arrow trace carries its use events inside.
+ */
+export function accessRecordBeside(tracePath: string): string | null {
+  if (!SNAPSHOT_SUFFIX.test(tracePath)) return null;
+  const base = tracePath.replace(SNAPSHOT_SUFFIX, "");
+  for (const candidate of [`${base}.access.json.gz`, `${base}.access.json`]) if (existsSync(candidate)) return candidate;
+  return null;
 }

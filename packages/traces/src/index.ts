@@ -32,7 +32,7 @@ export { ContainerSink, SKIPPED } from "./pickle-shaping.js";
 export type { PickleShaper, ContainerKind } from "./pickle-shaping.js";
 export { checkDeviceTrace } from "./validate.js";
 // operator accesses: the recorder's record, its join to a trace, and coverage
-export { readAccessTrace, withAccessRecord } from "./access-trace.js";
+export { readAccessTrace, withAccessRecord, accessRecordBeside } from "./access-trace.js";
 export { readAccessRecord, parseAccessRecord, TensorRole } from "./access-record.js";
 export type { AccessRecord, RecordedOperator } from "./access-record.js";
 export { joinAccessRecord, CLOCK_SLACK_US } from "./access-join.js";

@@ -8,7 +8,8 @@ import { statSync } from "node:fs";
 
 export async function convertCommand(file: string, output: string, options: { json?: boolean }): Promise<number> {
   refuseOverwritingInput(file, output);
-  const trace = await loadTrace(file, !options.json);
+  // a snapshot's operator record (NAME.access.json.gz beside it) goes into the Arrow file as use events
+  const trace = await loadTrace(file, !options.json, { withAccess: true });
   await writeTraceArrow(trace, output);
   const events = trace.devices.reduce((n, d) => n + d.events.length, 0);
   const document = { input: file, output, format: "arrow", events, inputBytes: statSync(file).size, outputBytes: statSync(output).size };

@@ -3,11 +3,12 @@ import { loadTrace } from "../load.js";
 import { privatePoolCaveat } from "../caveats.js";
 import { renderTable } from "../table.js";
 import { formatBytes } from "../units.js";
+import type { AccessCoverage } from "@lakebed/traces";
 import { writeJson, writeHuman } from "../output.js";
 import { printable } from "../terminal-text.js";
 
 export async function infoCommand(file: string, options: { json?: boolean }): Promise<number> {
-  const trace = await loadTrace(file, !options.json);
+  const trace = await loadTrace(file, !options.json, { withAccess: true });
   const info = describeTrace(trace);
   if (options.json) {
     writeJson(info);
@@ -34,8 +35,21 @@ export async function infoCommand(file: string, options: { json?: boolean }): Pr
       ]),
     ),
   ];
+  for (const d of info.devices) if (d.access !== undefined) lines.push(...coverageLines(d.device, d.access));
   const caveat = privatePoolCaveat(trace);
   if (caveat !== null) lines.push(`note: ${printable(caveat)}`);
   writeHuman(lines.join("\n"));
   return 0;
+}
+
+/** What the use events of one device cover: the share of allocated byte-seconds whose accesses are known, and what is not seen. */
+function coverageLines(device: number, c: AccessCoverage): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const j = c.join;
+  const placed = j.resultsUnmatched + j.tensorsUnresolved + j.operatorsBeforeTrace === 0 ? "all placed" : `${j.resultsUnmatched} results not found as allocs, ${j.tensorsUnresolved} tensors in no live block, ${j.operatorsBeforeTrace} operators before the trace`;
+  const unseen = c.unseen.slice(0, 4).map((g) => `${g.allocatedDuring} ${g.blocks} block${g.blocks === 1 ? "" : "s"} ${formatBytes(g.bytes)} (${pct(g.share)})`);
+  return [
+    `accesses, device ${device}: ${c.operators} operators, ${c.uses} uses (${placed}); known for ${pct(c.knownShare)} of allocated byte-seconds (operators' tensors ${pct(c.touchedShare)}, scratch inside an operator ${pct(c.scratchShare)})`,
+    `  not seen ${pct(c.unseenShare)}${unseen.length === 0 ? "" : `, by the operator that allocated it: ${unseen.join(", ")}${c.unseen.length > 4 ? ", ..." : ""}`}`,
+  ];
 }
