@@ -90,7 +90,7 @@ export function describeFailure(policy: PolicyUnderTest, program: Op[], failedAt
   writeFileSync(traceFile, programToSnapshotJson(minimal));
   const capacity = capacityForReplay(minimal);
   const conf = policy.conf ? ` --conf ${policy.conf}` : "";
-  const replayCommand = `lakebed replay ${traceFile} --policy ${policy.replayPolicy ?? policy.name}${conf}${capacity === null ? "" : ` --capacity ${capacity}`} --check`;
+  const replayCommand = `lakebed replay ${traceFile} --policy ${policy.replayPolicy ?? policy.name}${conf}${capacity === null ? "" : ` --capacity ${capacity}`} --check full`;
   return { guarantee: failure.guarantee, message: failure.message, failedAtRun, minimal, traceFile, replayCommand };
 }
 
