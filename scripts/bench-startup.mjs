@@ -8,7 +8,7 @@
 // Each round runs every command once, in turn, so that the load of a shared machine falls on all of
 // them alike; the figures are medians over the rounds (wall-clock time of the process, spawn to exit).
 // Used by scripts/bench.mjs (which writes the result into bench/results.json as `cliStartup`), or
-// alone: node scripts/bench-startup.mjs [--rounds 15] prints the JSON.
+// alone: node scripts/bench-startup.mjs [--rounds 15] [--snapshot F.pickle.gz] prints the JSON.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -85,6 +85,7 @@ export function measureStartup({ rounds = 15, snapshot = STARTUP_SNAPSHOT } = {}
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const at = process.argv.indexOf("--rounds");
-  const result = measureStartup({ rounds: at > 0 ? Number(process.argv[at + 1]) : 15 });
+  const file = process.argv.indexOf("--snapshot");
+  const result = measureStartup({ rounds: at > 0 ? Number(process.argv[at + 1]) : 15, snapshot: file > 0 ? resolve(process.argv[file + 1]) : STARTUP_SNAPSHOT });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
