@@ -156,6 +156,15 @@ describe("every command: a usage error is one line naming the option, exit statu
     expect(line).toContain("100002 characters");
   });
 
+  it("commander's own errors are cut and escaped too (a 5,000-character option, an escape sequence)", () => {
+    const long = lakebed(["replay", good, `--${"y".repeat(5000)}`]);
+    expect(long.status).toBe(2);
+    expect(expectOneLine(long.stderr).length).toBeLessThan(300);
+    const hostile = lakebed(["bog\u001b[2Jus"]);
+    expect(hostile.status).toBe(2);
+    expect(expectOneLine(hostile.stderr)).toContain("bog\\x1b[2Jus");
+  });
+
   it("convert X X leaves the input as it was", () => {
     const file = tempFile("keep.json", blockLife(4096));
     const before = readFileSync(file, "utf8");

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { warn } from "./output.js";
 import { POLICY_NAMES as POLICIES } from "@lakebed/core-sim/policies";
 import { UsageError } from "./usage-error.js";
+import { printable } from "./terminal-text.js";
 
 export { exitOnOutputErrors } from "./output.js";
 
@@ -32,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command("lakebed")
     .description("Replay PyTorch GPU allocation traces through GPU memory policies.")
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    .configureOutput({ writeErr: (text) => process.stderr.write(commanderErrorLine(text)) })
     // the importer's stated limits, for every command that reads a trace (a refusal names the key)
     .option("--limits <list>", "raise the importer's limits, e.g. streams:1024,devices:4096 (the README's Limits lists them)")
     .hook("preAction", async () => {
@@ -116,4 +117,14 @@ export async function main(argv: string[]): Promise<number> {
     warn(String(error));
     return 1;
   }
+}
+
+/**
+ * Commander's own usage errors ("error: unknown option '--x'") quote what was typed: escaped and cut
+ * like the CLI's other error lines (usage-error.ts), so a long or hostile argument stays one short
+ * line. Its help texts go to stdout and are left alone.
+ */
+function commanderErrorLine(text: string): string {
+  const line = printable(text.trimEnd());
+  return `${line.length > 200 ? `${line.slice(0, 200)}... (${line.length} characters)` : line}\n`;
 }
