@@ -8,11 +8,13 @@
 //     median of repeated imports in one process, what a service or a batch over many traces pays);
 //  2. replay speed, events per second, for every policy on every shared trace;
 //  3. the CLI as a whole process (scripts/bench-startup.mjs): `lakebed --help` against `node -e 0`,
-//     and `lakebed replay` of a ~5 MB snapshot against a Python process that only unpickles it.
+//     and `lakebed replay` of a ~5 MB snapshot against a Python process that only unpickles it;
+//  4. how soon Ctrl-C stops a live replay on the host driver under fault injection
+//     (scripts/bench-interrupt.mjs; skipped where the host driver does not load).
 // Results go to bench/results.json and bench/results.md (committed).
 //
-// Usage: npm run bench [-- --runs 7] [-- --only startup]   (--only startup: part 3 alone, merged
-// into the results already there)
+// Usage: npm run bench [-- --runs 7] [-- --only startup|interrupt]   (--only: part 3 or 4 alone,
+// merged into the results already there)
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, statSync, writeFileSync, readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
@@ -21,7 +23,9 @@ import { join, resolve, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readTrace } from "@lakebed/traces";
 import { replayTrace, POLICIES } from "@lakebed/api";
+import { doctor } from "@lakebed/native-cuda";
 import { measureStartup } from "./bench-startup.mjs";
+import { measureInterrupt } from "./bench-interrupt.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const shared = resolve(root, "../shared/traces");
@@ -95,10 +99,27 @@ function cliStartup() {
   return s;
 }
 
+/** Part 4, logged as it is measured; null where the host driver does not load. */
+async function liveInterrupt() {
+  if (!doctor().drivers.host.available) {
+    log("Ctrl-C during a live replay: skipped (the host driver does not load here)");
+    return null;
+  }
+  log("Ctrl-C during a live replay (host, vms, every 3rd map failing), 3 rounds");
+  const r = await measureInterrupt({ rounds: 3 });
+  log(`  SIGINT to exit: median ${r.medianSeconds.toFixed(3)} s, at most ${r.maxSeconds.toFixed(3)} s; exit ${r.runs.map((x) => x.exitCode).join(", ")}`);
+  return r;
+}
+
 async function main() {
-  if (process.argv.includes("--only") && process.argv[process.argv.indexOf("--only") + 1] === "startup") {
+  const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : null;
+  if (only === "startup" || only === "interrupt") {
     const previous = JSON.parse(readFileSync(join(root, "bench/results.json"), "utf8"));
-    const results = { ...previous, cliStartup: { date: new Date().toISOString(), machine: machineInfo(), ...cliStartup() } };
+    const date = new Date().toISOString();
+    const results =
+      only === "startup"
+        ? { ...previous, cliStartup: { date, machine: machineInfo(), ...cliStartup() } }
+        : { ...previous, liveInterrupt: { date, machine: machineInfo(), ...(await liveInterrupt()) } };
     writeFileSync(join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync(join(root, "bench/results.md"), renderMarkdown(results));
     log("wrote bench/results.json and bench/results.md");
@@ -142,7 +163,16 @@ async function main() {
   }
   const machine = machineInfo();
   const date = new Date().toISOString();
-  const results = { date, machine, runs, importVsPython, replaySpeed, cliStartup: { date, machine, ...cliStartup() } };
+  const interrupt = await liveInterrupt();
+  const results = {
+    date,
+    machine,
+    runs,
+    importVsPython,
+    replaySpeed,
+    cliStartup: { date, machine, ...cliStartup() },
+    ...(interrupt ? { liveInterrupt: { date, machine, ...interrupt } } : {}),
+  };
   writeFileSync(join(root, "bench/results.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(root, "bench/results.md"), renderMarkdown(results));
   log("wrote bench/results.json and bench/results.md");
@@ -181,6 +211,7 @@ function renderMarkdown(r) {
     ...r.replaySpeed.map((s) => `| ${s.trace} | ${s.policy} | ${s.events.toLocaleString("en-US")} | ${s.eventsPerSecond.toLocaleString("en-US")} |`),
     "",
     ...(r.cliStartup ? renderStartup(r.cliStartup) : []),
+    ...(r.liveInterrupt?.runs ? renderInterrupt(r.liveInterrupt) : []),
   ];
   return lines.join("\n");
 }
@@ -203,6 +234,19 @@ function renderStartup(s) {
     `| \`python3 -c 'pickle.load(open(F, "rb"))'\` | ${m.pythonUnpickle.toFixed(3)} | ${spread("pythonUnpickle")} | ${cpu("pythonUnpickle")} |`,
     `| \`lakebed replay F\` | ${m.lakebedReplay.toFixed(3)} | ${spread("lakebedReplay")} | ${cpu("lakebedReplay")} |`,
     `| **lakebed replay / Python unpickle** | **${s.replayOverPython.toFixed(2)}** | | ${s.replayOverPythonCpu === null ? "n/a" : s.replayOverPythonCpu.toFixed(2)} |`,
+    "",
+  ];
+}
+
+function renderInterrupt(r) {
+  return [
+    "## Ctrl-C during a live replay",
+    "",
+    `Measured ${r.date.slice(0, 10)}: \`lakebed ${r.command}\` on ${r.trace}, SIGINT ${(r.signalAfterMs / 1000).toFixed(0)} s after the replay holds memory; the time from the signal to the exit of the process, teardown included.`,
+    "",
+    "| round | SIGINT to exit, s | exit status |",
+    "|---:|---:|---:|",
+    ...r.runs.map((x, i) => `| ${i + 1} | ${x.seconds.toFixed(3)} | ${x.exitCode} |`),
     "",
   ];
 }
