@@ -135,6 +135,21 @@ describe("every command: a bad file is one line naming it, exit status 1", () =>
   });
 });
 
+describe("a live replay refuses the same files before any driver call", () => {
+  // on main the 2^53-1 trace reached the host backend under expandable and stopped in the Wasm
+  // ("Index out of range (~lib/array.ts:114:42)")
+  for (const bad of BAD_FILES.filter((b) => b.name.includes("2^53") || b.name.includes("second free_requested"))) {
+    it(`replay --backend host --policy expandable: ${bad.name}`, () => {
+      const r = lakebed(["replay", bad.file, "--backend", "host", "--policy", "expandable", "--json"]);
+      expect(r.status).toBe(1);
+      const line = expectOneLine(r.stderr);
+      expect(line).toContain(bad.file);
+      for (const s of bad.says) expect(line).toMatch(s);
+      expect(r.stdout).toBe("");
+    });
+  }
+});
+
 describe("every command: a usage error is one line naming the option, exit status 2", () => {
   for (const usage of USAGE_ERRORS) {
     for (const json of [false, true]) {
