@@ -47,7 +47,7 @@ describe("the policy registry", () => {
     const wasm = instantiate() as unknown as Record<string, unknown>;
     const inWasm = Object.keys(wasm)
       .filter((k) => k.startsWith("POLICY_"))
-      .map((k) => [k, (wasm[k] as WebAssembly.Global).value as number] as const);
+      .map((k) => [k, (wasm[k] as { value: number }).value] as const);
     expect(Object.fromEntries(inWasm)).toEqual(Object.fromEntries(POLICY_REGISTRY.map((p) => [`POLICY_${p.name.toUpperCase()}`, p.code])));
   });
 

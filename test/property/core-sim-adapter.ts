@@ -20,6 +20,8 @@ import type {
   ReservedRange,
   SegmentLayout,
 } from "./allocator-under-test.js";
+import { policyEntry } from "@lakebed/core-sim";
+import { Action } from "@lakebed/traces";
 
 /** Another build of core-sim's module, and the values of the globals it imports. */
 export interface CoreSimBuild {
@@ -33,9 +35,12 @@ export interface CoreSimBuild {
  * address space in proportion to the device (expandable segments and lakebed take 1 1/8 x total).
  */
 export const CORE_SIM_DEVICE_BYTES = 256 * 2 ** 30;
-/** the large pool's page of an expandable segment (PyTorch: kLargeBuffer) */
-const EXPANDABLE_PAGE_BYTES = 20 * 2 ** 20;
-const SEGMENT_ACTIONS: Record<number, DeviceEvent["action"]> = { 4: "segment_alloc", 5: "segment_free", 6: "segment_map", 7: "segment_unmap" };
+const SEGMENT_ACTIONS: Record<number, DeviceEvent["action"]> = {
+  [Action.SegmentAlloc]: "segment_alloc",
+  [Action.SegmentFree]: "segment_free",
+  [Action.SegmentMap]: "segment_map",
+  [Action.SegmentUnmap]: "segment_unmap",
+};
 
 /**
  * The policies of @lakebed/core-sim as AllocatorUnderTest: one fresh Wasm instance per allocator,
@@ -182,13 +187,14 @@ export class CoreSimAllocator implements AllocatorUnderTest {
  */
 export function coreSimPolicy(name: PolicyName, confText = "", build?: CoreSimBuild, label?: string): PolicyUnderTest {
   const conf: AllocatorConf = confText ? parseAllocConf(confText) : defaultAllocConf();
-  conf.expandableSegments = name === "expandable";
+  const entry = policyEntry(name);
+  conf.expandableSegments = entry.expandableSegments;
   return {
     name: label ?? (confText ? `${name}[${confText}]` : name),
     replayPolicy: name,
-    virtualMemory: name !== "caching",
+    virtualMemory: entry.virtualMemory,
     deviceBytes: CORE_SIM_DEVICE_BYTES,
-    capacitySlackBytes: name === "expandable" ? EXPANDABLE_PAGE_BYTES : 0,
+    capacitySlackBytes: entry.capacityOvershootBytes,
     conf: confText || undefined,
     create: () => new CoreSimAllocator(name, conf, build),
   };

@@ -1,10 +1,13 @@
 import type { PolicyName } from "@lakebed/core-sim";
+import { POLICY_REGISTRY } from "@lakebed/core-sim";
 import type { PolicyUnderTest } from "./allocator-under-test.js";
 import { coreSimPolicy } from "./core-sim-adapter.js";
 
 /**
- * Every policy the harness holds to its guarantees, under the settings that reach its distinct
- * code paths. A new policy joins here (docs/harness.md): one line per setting worth testing.
+ * Every policy the harness holds to its guarantees: each policy of core-sim's registry
+ * (packages/core-sim/src/policy-registry.ts), under its defaults and under each of its entry's
+ * harnessSettings, the settings that reach its distinct code paths (docs/adding-a-policy.md). For
+ * today's policies:
  *
  *  caching      PyTorch's defaults, and max_split_size_mb with roundup divisions (oversize blocks,
  *               rounding buckets);
@@ -18,15 +21,7 @@ export interface PolicySuite {
   conf: string;
 }
 
-export const POLICY_SUITES: readonly PolicySuite[] = [
-  { policy: "caching", conf: "" },
-  { policy: "caching", conf: "max_split_size_mb:40,roundup_power2_divisions:4" },
-  { policy: "expandable", conf: "" },
-  { policy: "vms", conf: "" },
-  { policy: "vms", conf: "fragLimit:2097152,reAlloc:1,autoGC:1" },
-  { policy: "lakebed", conf: "" },
-  { policy: "lakebed", conf: "lakebed_slack_permille:250,lakebed_fit_window:4" },
-];
+export const POLICY_SUITES: readonly PolicySuite[] = POLICY_REGISTRY.flatMap((p) => ["", ...p.harnessSettings].map((conf) => ({ policy: p.name, conf })));
 
 export function suitePolicy(s: PolicySuite): PolicyUnderTest {
   return coreSimPolicy(s.policy, s.conf);

@@ -19,7 +19,7 @@ export function wasmExportsSource(dts) {
     const [, kind, name, rest] = m;
     if (kind === "const") {
       if (name === "memory") members.push(`  memory: WebAssembly.Memory;`);
-      else members.push(`  ${name}: WebAssembly.Global;`);
+      else members.push(`  ${name}: { readonly value: number };`);
       continue;
     }
     if (/bigint|string|Array|boolean/.test(rest)) throw new Error(`wasm-exports: ${name}${rest} crosses the boundary as something other than a number`);

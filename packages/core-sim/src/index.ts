@@ -11,7 +11,6 @@ export type { DeviceImports, CoreSimExports } from "./wasm.js";
 export { instantiate, applyConf, wasmModule, POLICY_CODES, DEVICE_SIMULATED } from "./wasm.js";
 export { parseAllocConf, confFromSettings, defaultAllocConf, defaultGmlakeConf, ROUNDUP_BUCKETS } from "./conf.js";
 export type { AllocatorConf, GmlakeConf, LakebedConf } from "./conf.js";
-export { POLICY_COUNTER_NAMES } from "./policy-counters.js";
 export { STAT_NAMES } from "./stats-table.js";
 export { DEVICE_CALL_NAMES } from "./device-calls.js";
 export { sizingRules } from "./sizing.js";

@@ -6,11 +6,9 @@ import { type AllocatorConf } from "./conf.js";
 import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
-import { POLICY_COUNTER_NAMES, invariantName } from "./policy-counters.js";
+import { invariantName, policyEntry, type PolicyName } from "./policy-registry.js";
 import { PolicyInternalError } from "./policy-internal-error.js";
 import { CoreSimAbort, DEVICE_IMPORTED, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports, type DeviceImports } from "./wasm.js";
-
-export type PolicyName = keyof typeof POLICY_CODES;
 
 /** What cudaMemGetInfo reports as total on the H100 80GB HBM3 that recorded the shared traces. */
 export const H100_TOTAL_BYTES = 85_017_493_504;
@@ -174,7 +172,7 @@ export class DeviceReplay {
     const conf = opts.conf;
     const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
     const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
-    if (!(POLICY_CODES[opts.policy] !== undefined)) throw new Error(`unknown policy '${opts.policy}' (one of ${Object.keys(POLICY_CODES).join(", ")})`);
+    policyEntry(opts.policy); // an unknown name throws one line naming the registered policies
     if (live && trace.initialState.length > 0) {
       throw new Error(`trace device ${trace.device} starts mid-run (its first state is rebuilt): a live device cannot adopt memory it never allocated; replay it on the simulator`);
     }
@@ -340,7 +338,7 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
   });
 
   const policyCounters: Record<string, number> = {};
-  POLICY_COUNTER_NAMES[opts.policy].forEach((name, i) => (policyCounters[name] = wasm.policyCounter(i)));
+  policyEntry(opts.policy).counters.forEach((name, i) => (policyCounters[name] = wasm.policyCounter(i)));
 
   let timeline: Timeline | undefined;
   if ((opts.timelinePoints ?? 0) > 0) {

@@ -2,102 +2,28 @@
 // makes instances: one per replay, so every replay starts from a clean allocator.
 import { readFileSync } from "node:fs";
 import type { AllocatorConf } from "./conf.js";
+import { POLICY_REGISTRY, type PolicyName } from "./policy-registry.js";
+import type { CoreSimExports as GeneratedExports } from "./wasm-exports.js";
 
-/** The flat exports of assembly/index.ts. Sizes and addresses are numbers of bytes. */
-export interface CoreSimExports {
-  memory: WebAssembly.Memory;
-  setup(policy: number, device: number, capacityBytes: number, deviceTotalBytes: number): void;
-  setConf(maxSplitSizeBytes: number, maxNonSplitRoundingBytes: number, gcThreshold: number, expandable: number, largeSegmentBytes: number): void;
-  setRoundupDivisions(bucket: number, divisions: number): void;
-  setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
+/**
+ * The flat exports of assembly/index.ts, as the build declares them (wasm-exports.ts, generated
+ * from asc's declarations). Sizes and addresses are numbers of bytes.
+ */
+export interface CoreSimExports extends GeneratedExports {
   setLakebedConf(slackPermille: number, fitWindow: number, largePageMiB: number): void;
-  policyCounter(i: number): number;
-  eventsAllocate(length: number, blockIds: number): void;
-  eventsAction(): number;
-  eventsAddr(): number;
-  eventsSize(): number;
-  eventsStream(): number;
-  eventsBlockId(): number;
-  start(traceAddresses: number, timelinePoints: number): void;
-  adoptSegment(address: number, stream: number, small: number, expandable: number): void;
-  adoptBlock(address: number, size: number, requested: number, state: number, blockId: number): void;
-  adoptDone(): void;
-  replay(from: number, to: number, checkEvery: number): number;
-  brokenInvariant(): number;
   brokenLocalInvariant(): number;
   setLocalCheck(on: number): void;
-  currentEvent(): number;
-  statCount(): number;
-  statValue(i: number): number;
-  replayCounterCount(): number;
-  replayCounter(i: number): number;
-  peakReservedEventIndex(): number;
-  firstAddressMismatch(): number;
-  segmentLogCount(): number;
-  segmentLogEventIndex(): number;
-  segmentLogAction(): number;
-  segmentLogAddr(): number;
-  segmentLogSize(): number;
-  timelineCount(): number;
-  timelineEvent(): number;
-  timelineAllocated(): number;
-  timelineReserved(): number;
-  layoutWrite(): number;
-  layoutBlockCount(): number;
-  layoutSegAddress(): number;
-  layoutSegSize(): number;
-  layoutSegStream(): number;
-  layoutSegSmall(): number;
-  layoutSegExpandable(): number;
-  layoutSegFirstBlock(): number;
-  layoutSegBlockCount(): number;
-  layoutBlkAddress(): number;
-  layoutBlkSize(): number;
-  layoutBlkRequested(): number;
-  layoutBlkState(): number;
-  layoutBlkTraceId(): number;
-  deviceCallKinds(): number;
-  deviceCalls(kind: number): number;
-  deviceCallBytes(kind: number): number;
-  deviceMicros(): number;
-  devicePeakPhysicalBytes(): number;
-  deviceCallLogEnable(): number;
-  deviceCallLogCount(): number;
-  deviceCallLogKinds(): number;
-  deviceCallLogBytes(): number;
-  setVerifyData(): number;
-  firstVerifyFailure(): number;
-  policyMalloc(requestBytes: number, stream: number): number;
-  policyFree(handle: number): void;
-  policyFreeRequest(handle: number): void;
-  policyFreeComplete(handle: number): void;
-  policyEmptyCache(): void;
-  policyBlockAddress(handle: number): number;
-  policyBlockSize(handle: number): number;
-  policyBlockRequested(handle: number): number;
-  policyBlockStream(handle: number): number;
-  policySetCapacity(capacityBytes: number): void;
-  deviceMappingCount(): number;
-  deviceMappingStarts(): number;
-  deviceMappingSizes(): number;
-  deviceMappingHandles(): number;
-  deviceMallocCount(): number;
-  deviceMallocStarts(): number;
-  deviceMallocSizes(): number;
-  roundSizeBytes(requestBytes: number): number;
-  allocationSizeBytes(roundedBytes: number): number;
-  isSmallBytes(roundedBytes: number): number;
-  shouldSplitBytes(blockBytes: number, roundedBytes: number, small: number): number;
 }
 
-/** assembly/index.ts POLICY_*: the policy setup() makes. */
-export const POLICY_CODES = { caching: 0, expandable: 1, vms: 2, lakebed: 3 } as const;
+/** The number setup() takes for each policy (the registry's; assembly/index.ts POLICY_*). */
+export const POLICY_CODES = Object.fromEntries(POLICY_REGISTRY.map((p) => [p.name, p.code])) as Readonly<Record<PolicyName, number>>;
 export const DEVICE_SIMULATED = 0;
 export const DEVICE_IMPORTED = 1;
 
 /**
  * The "device" imports (assembly/device/imported.ts lists them with their signatures). A
- * simulated replay never calls them; native-cuda binds them to a Driver for live runs.
+ * simulated replay never calls them; native-cuda binds them to a Driver for live runs
+ * (its src/wasm-imports.ts).
  */
 export type DeviceImports = Record<string, (...args: number[]) => number | void>;
 
@@ -142,11 +68,6 @@ const unbound = (name: string) => () => {
   throw new Error(`@lakebed/core-sim: device import '${name}' is not bound (a simulated replay never calls it)`);
 };
 
-const DEVICE_IMPORT_NAMES = [
-  "memCreate", "memRelease", "addressReserve", "addressFree", "map", "setAccess", "unmap", "malloc", "free",
-  "copyToHost", "copyFromHost", "memGetInfoFree", "memGetInfoTotal", "fillPattern", "checkPattern",
-];
-
 /**
  * A fresh instance; `device` binds the imports a live run uses. `module` is another build of the
  * same source (wasmModule(file)), and `globals` the values of the globals it imports from env
@@ -155,7 +76,10 @@ const DEVICE_IMPORT_NAMES = [
 export function instantiate(device?: DeviceImports, module: WebAssembly.Module = wasmModule(), globals: Record<string, number> = {}): CoreSimExports {
   let memory: WebAssembly.Memory | null = null;
   const deviceImports: DeviceImports = {};
-  for (const name of DEVICE_IMPORT_NAMES) deviceImports[name] = device?.[name] ?? unbound(name);
+  // the device imports the module has (asc keeps those its code calls)
+  for (const { module: from, name } of WebAssembly.Module.imports(module)) {
+    if (from === "device") deviceImports[name] = device?.[name] ?? unbound(name);
+  }
   const instance = new WebAssembly.Instance(module, {
     env: {
       ...globals,
