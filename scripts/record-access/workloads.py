@@ -30,7 +30,11 @@ RUNS = {
     "llama_lora.exp": ("expandable_segments:True", "llama_lora", 4),
     "llama_infer.def": ("", "llama_infer", 3),
     "mlp_compiled.def": ("", "mlp_compiled", 4),
+    # recorded as most users record: history turned on after the model was built and had run a step,
+    # so the trace starts mid-run (parameters, optimizer state and cached segments already there)
+    "gpt2_midrun.def": ("", "gpt2", 3),
 }
+MID_RUN = {"gpt2_midrun.def"}
 
 
 def gpt2(checkpointing):
@@ -184,20 +188,25 @@ def main():
     torch.manual_seed(0)
     t0 = time.time()
     prefix = os.path.join(outdir, name)
-    # history from the start, so the model's parameters are in the trace (a complete trace)
-    torch.cuda.memory._record_memory_history(enabled="all", context=None, max_entries=1_000_000)
+    mid_run = name in MID_RUN
+    if not mid_run:
+        # history from the start, so the model's parameters are in the trace (a complete trace)
+        torch.cuda.memory._record_memory_history(enabled="all", context=None, max_entries=1_000_000)
     step, description = WORKLOADS[workload]()
-    if workload == "mlp_compiled":
-        step(0)  # compile outside the dispatch mode (the compiled graph then runs under it)
+    if workload == "mlp_compiled" or mid_run:
+        step(0)  # compile outside the dispatch mode (the compiled graph then runs under it); or warm up
+    if mid_run:
+        description += "; recording started after the model was built and had run a step (the trace starts mid-run)"
     record_error = None
     try:
-        with lakebed_record.record(prefix, start_history=False) as recording:
+        with lakebed_record.record(prefix, start_history=mid_run) as recording:
             for i in range(steps):
                 step(i)
     except Exception as e:  # noqa: BLE001 - the snapshot and the record of the steps before are written
         record_error = repr(e)
     stats = torch.cuda.memory_stats()
-    torch.cuda.memory._record_memory_history(enabled=None)
+    if not mid_run:
+        torch.cuda.memory._record_memory_history(enabled=None)
 
     times = {"plain": [], "history": [], "recorder": []}
     error = None
@@ -229,6 +238,7 @@ def main():
         "memory_fraction": None,
         "capacity_bytes": None,
         "max_entries": 1_000_000,
+        "mid_run": mid_run,
         "error": record_error,
         "timing_error": error,
         "overhead": {
