@@ -4,12 +4,12 @@
 /** The flat exports of assembly/index.ts. Sizes and addresses are numbers of bytes. */
 export interface CoreSimExports {
   memory: WebAssembly.Memory;
-  POLICY_CACHING: WebAssembly.Global;
-  POLICY_EXPANDABLE: WebAssembly.Global;
-  POLICY_VMS: WebAssembly.Global;
-  POLICY_LAKEBED: WebAssembly.Global;
-  DEVICE_SIMULATED: WebAssembly.Global;
-  DEVICE_IMPORTED: WebAssembly.Global;
+  POLICY_CACHING: { readonly value: number };
+  POLICY_EXPANDABLE: { readonly value: number };
+  POLICY_VMS: { readonly value: number };
+  POLICY_LAKEBED: { readonly value: number };
+  DEVICE_SIMULATED: { readonly value: number };
+  DEVICE_IMPORTED: { readonly value: number };
   setup(kind: number, deviceKind: number, capacityBytes: number, deviceTotalBytes: number): void;
   setConf(maxSplitSizeBytes: number, maxNonSplitRoundingBytes: number, gcThreshold: number, expandable: number, largeSegmentBytes: number): void;
   setRoundupDivisions(bucket: number, divisions: number): void;
@@ -91,5 +91,5 @@ export interface CoreSimExports {
   allocationSizeBytes(roundedBytes: number): number;
   shouldSplitBytes(blockBytes: number, roundedBytes: number, small: number): number;
   setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
-  setLakebedConf(slackPermille: number, fitWindow: number): void;
+  setLakebedConf(slackPermille: number, fitWindow: number, largePageMiB: number): void;
 }

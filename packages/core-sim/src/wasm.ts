@@ -9,11 +9,7 @@ import type { CoreSimExports as GeneratedExports } from "./wasm-exports.js";
  * The flat exports of assembly/index.ts, as the build declares them (wasm-exports.ts, generated
  * from asc's declarations). Sizes and addresses are numbers of bytes.
  */
-export interface CoreSimExports extends GeneratedExports {
-  setLakebedConf(slackPermille: number, fitWindow: number, largePageMiB: number): void;
-  brokenLocalInvariant(): number;
-  setLocalCheck(on: number): void;
-}
+export type CoreSimExports = GeneratedExports;
 
 /** The number setup() takes for each policy (the registry's; assembly/index.ts POLICY_*). */
 export const POLICY_CODES = Object.fromEntries(POLICY_REGISTRY.map((p) => [p.name, p.code])) as Readonly<Record<PolicyName, number>>;
