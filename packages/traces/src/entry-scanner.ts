@@ -40,6 +40,13 @@ const PAGE_BYTES = 65536;
 const ROW_CAPACITY = 16384;
 const ROW_BYTES = 4 * 8 + 1;
 const NAMES_BYTES = 4096;
+/**
+ * The scanner's offsets are i32 (assembly/entry-scanner.ts): it is shown at most the input's first
+ * 2 GiB - 1 bytes, where a run that reaches that end stops as at the end of any input, and the
+ * JavaScript decoder takes the rest of a larger input. Offsets past it came back negative, and the
+ * decoder read `undefined` as an opcode (a 3 GiB snapshot ended in a TypeError).
+ */
+const SCANNER_MAX_INPUT_BYTES = 2 ** 31 - 1;
 /** wasm32 memory ends at 4 GiB */
 const MAX_MEMORY_BYTES = 2 ** 32 - PAGE_BYTES;
 /** every MEMOIZE follows an opcode of at least one byte, so a pickle of n bytes memoizes at most n/2 values */
@@ -91,7 +98,7 @@ class ScannerMemory {
     memory.grow(Math.ceil((memoPtr + this.memoRecords * MEMO_RECORD_BYTES - namesPtr) / PAGE_BYTES));
     const buffer = memory.buffer;
     const names = writeNames(new Uint8Array(buffer, namesPtr, NAMES_BYTES));
-    this.wasm.configure(inputPtr, inputLength, 0, namesPtr, names, rowsPtr, ROW_CAPACITY, memoPtr, this.memoRecords);
+    this.wasm.configure(inputPtr, Math.min(inputLength, SCANNER_MAX_INPUT_BYTES), 0, namesPtr, names, rowsPtr, ROW_CAPACITY, memoPtr, this.memoRecords);
     this.input = new Uint8Array(buffer, inputPtr, inputLength);
     const column = (k: number) => new Float64Array(buffer, rowsPtr + k * 8 * ROW_CAPACITY, ROW_CAPACITY);
     this.rows = { addr: column(0), size: column(1), stream: column(2), timeUs: column(3), action: new Uint8Array(buffer, rowsPtr + 4 * 8 * ROW_CAPACITY, ROW_CAPACITY) };
@@ -157,7 +164,7 @@ export class EntryScanner {
    * `stack` for each; returns the offset where the JavaScript decoder goes on.
    */
   decodeRun(pos: number, memo: PickleMemo, stack: unknown[], columns: ColumnBuilder, device: number): number {
-    if (this.retired) return pos;
+    if (this.retired || pos >= SCANNER_MAX_INPUT_BYTES) return pos;
     this.attach(memo);
     if (!this.sync(memo)) return pos;
     for (;;) {
