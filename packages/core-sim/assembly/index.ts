@@ -110,14 +110,12 @@ export function start(traceAddresses: i32, timelinePoints: i32): void {
 
 /** The policy setup() chose, with the capacity as its per-process limit. */
 function makePolicy(dev: Device): Policy {
-  if (policyKind == POLICY_LAKEBED) {
-    const lakebed = new LakebedPolicy(dev, log, conf);
-    if (capacity > 0) lakebed.setAllowedMax(capacity);
-    return lakebed;
-  }
-  const caching = policyKind == POLICY_VMS ? new VmsPolicy(dev, log, conf, vmsConf) : new CachingAllocator(dev, log, conf);
-  if (capacity > 0) caching.setAllowedMax(capacity);
-  return caching;
+  let p: Policy;
+  if (policyKind == POLICY_LAKEBED) p = new LakebedPolicy(dev, log, conf);
+  else if (policyKind == POLICY_VMS) p = new VmsPolicy(dev, log, conf, vmsConf);
+  else p = new CachingAllocator(dev, log, conf);
+  if (capacity > 0) p.setAllowedMax(capacity);
+  return p;
 }
 
 @inline function thePolicy(): Policy { return changetype<Policy>(policy); }
@@ -275,13 +273,7 @@ export function policyBlockRequested(handle: i32): f64 { return <f64>bRequested(
 export function policyBlockStream(handle: i32): i32 { return bStream(handle); }
 /** set_per_process_memory_fraction at any moment: the limit from now on, in bytes (0: none). */
 export function policySetCapacity(capacityBytes: f64): void {
-  const bytes = capacityBytes > 0 ? <u64>capacityBytes : UNLIMITED;
-  if (policyKind == POLICY_LAKEBED) changetype<LakebedPolicy>(policy).setAllowedMax(bytes);
-  else {
-    const caching = changetype<CachingAllocator>(policy);
-    caching.setAllowedMax(bytes);
-    caching.setFraction = capacityBytes > 0;
-  }
+  thePolicy().setAllowedMax(capacityBytes > 0 ? <u64>capacityBytes : UNLIMITED);
 }
 /** The simulated device's mappings (va, bytes, physical handle), ascending by va; 0 on an imported device. */
 export function deviceMappingCount(): i32 {

@@ -8,6 +8,7 @@
 
 import { Device } from "../device/device";
 import { Stats, NUM_SYNC_ALL_STREAMS } from "./stats";
+import { UNLIMITED } from "./config";
 import { FLAG_PENDING, blockIdBound, isLive, hasFlag, bTraceId } from "../memory/block-table";
 import { changesOverflowed, clearChanges } from "../memory/changed-blocks";
 import { SegmentLog } from "../replay/segment-log";
@@ -28,6 +29,10 @@ export abstract class Policy {
   selfCompletedCount: i32 = 0;
   /** blocks freed by the caller whose free has not completed (free_requested, not yet free_completed) */
   pendingBlocks: i32 = 0;
+  /** set_per_process_memory_fraction, as the bytes it allows (UNLIMITED: none was set) */
+  allowedMaxBytes: u64 = UNLIMITED;
+  /** a fraction was set: the limit holds, and PyTorch's garbage collection may run (it needs one) */
+  setFraction: bool = false;
 
   constructor(device: Device, log: SegmentLog) {
     this.device = device;
@@ -47,6 +52,21 @@ export abstract class Policy {
    * (reclaim cached segments, collect garbage, or free and retry)? Asks without changing anything.
    */
   abstract mallocWouldRelease(requestBytes: u64, stream: i32): bool;
+
+  /** torch.cuda.set_per_process_memory_fraction, at any moment: `bytes` from now on (UNLIMITED: none). */
+  setAllowedMax(bytes: u64): void {
+    this.allowedMaxBytes = bytes;
+    this.setFraction = bytes != UNLIMITED;
+  }
+
+  /**
+   * Whether `moreBytes` of new device memory on top of the `heldBytes` the policy holds stay within
+   * the memory fraction: the one place every policy checks the limit (each says what it holds:
+   * the caching allocator and vms what they got from the device, lakebed its chunks).
+   */
+  @inline withinFraction(heldBytes: u64, moreBytes: u64): bool {
+    return !this.setFraction || heldBytes + moreBytes <= this.allowedMaxBytes;
+  }
   /**
    * isValid at two levels, as mimalloc's cheap and expensive assertions. brokenInvariant: the whole
    * walk of every structure, 0 when every invariant holds, else the number of the first broken one.

@@ -188,7 +188,7 @@ export class VmsPolicy extends CachingAllocator {
 
   /** A new segment of `bytes` whose one free pBlock is in the pPool; null when memory is short. */
   newSegment(stream: i32, bytes: u64): VmsSegment | null {
-    if (this.setFraction && this.totalAllocatedBytes + bytes > this.allowedMaxBytes) return null;
+    if (!this.withinFraction(this.totalAllocatedBytes, bytes)) return null;
     const seg = new VmsSegment(this.vsegs.length, stream, <i32>(bytes / CHUNK_BYTES));
     if (!seg.create(this.device)) return null;
     this.vsegs.push(seg);
@@ -220,7 +220,7 @@ export class VmsPolicy extends CachingAllocator {
     const stitchable = stitchEligible(this, size) && collectCandidates(this, stream, size);
     if (stitchable && this.vms.defragLevel <= 0) return false;
     const bytes = allocationSize(this.conf, size);
-    const fits = !(this.setFraction && this.totalAllocatedBytes + bytes > this.allowedMaxBytes) && this.device.canAllocate(bytes);
+    const fits = this.withinFraction(this.totalAllocatedBytes, bytes) && this.device.canAllocate(bytes);
     if (fits) return false;
     return !(stitchable && this.vms.defragLevel <= 1);
   }
