@@ -66,9 +66,6 @@ export class CachingAllocator extends Policy {
   conf: AllocatorConfig;
   small: BlockPool = new BlockPool(true);
   large: BlockPool = new BlockPool(false);
-  /** set_per_process_memory_fraction was used: allowedMaxBytes is enforced, GC may run */
-  setFraction: bool = false;
-  allowedMaxBytes: u64 = UNLIMITED;
   /** bytes obtained from the device: cudaMalloc'd plus mapped (total_allocated_memory) */
   totalAllocatedBytes: u64 = 0;
   /** every expandable segment ever made, by id; null once released */
@@ -78,12 +75,6 @@ export class CachingAllocator extends Policy {
     super(device, log);
     this.conf = conf;
     this.stats.set(MAX_SPLIT_SIZE, conf.maxSplitSizeBytes == UNLIMITED ? -1 : <i64>conf.maxSplitSizeBytes);
-  }
-
-  /** torch.cuda.set_per_process_memory_fraction, as the bytes it allows. */
-  setAllowedMax(bytes: u64): void {
-    this.setFraction = true;
-    this.allowedMaxBytes = bytes;
   }
 
   @inline pool(small: bool): BlockPool {
@@ -134,7 +125,7 @@ export class CachingAllocator extends Policy {
     const allocSize = allocationSize(this.conf, size);
     if (this.getFreeBlock(pool, stream, size, false) != NO_BLOCK) return false;
     if (this.gcActive() && gcWouldRelease(this)) return true;
-    if (this.setFraction && this.totalAllocatedBytes + allocSize > this.allowedMaxBytes) return true;
+    if (!this.withinFraction(this.totalAllocatedBytes, allocSize)) return true;
     if (this.conf.expandableSegments) return !expandableWouldFit(this, pool, stream, size);
     return !this.device.canAllocate(allocSize);
   }
@@ -182,7 +173,7 @@ export class CachingAllocator extends Policy {
   /** alloc_block [A8]: new device memory for the request; NO_BLOCK when the device refuses. */
   allocBlock(pool: BlockPool, stream: i32, size: u64, allocSize: u64, isRetry: bool): i32 {
     if (isRetry) this.stats.count(NUM_ALLOC_RETRIES);
-    if (this.setFraction && this.totalAllocatedBytes + allocSize > this.allowedMaxBytes) return NO_BLOCK;
+    if (!this.withinFraction(this.totalAllocatedBytes, allocSize)) return NO_BLOCK;
     if (this.conf.expandableSegments) return tryAllocateExpandableBlock(this, pool, stream, size);
     const va = this.device.malloc(allocSize);
     if (va == NO_ADDRESS) return NO_BLOCK;

@@ -96,8 +96,6 @@ export class LakebedPolicy extends Policy {
   /** stream * 2 + (small ? 1 : 0) -> arena id, -1 when the arena does not exist yet */
   arenaOf: Array<i32> = new Array<i32>();
   addressSpaceBytes: u64;
-  /** set_per_process_memory_fraction: chunks beyond this many bytes are refused */
-  allowedMaxBytes: u64 = UNLIMITED;
   /** the chunk pools: pools[0] backs the small arenas, the last one the large arenas (the same one when the page sizes are equal) */
   pools: Array<ChunkPool> = new Array<ChunkPool>();
   /** chunks created and not released, in all pools, and their bytes */
@@ -142,10 +140,6 @@ export class LakebedPolicy extends Policy {
     let n = 0;
     for (let i = 0; i < this.pools.length; i++) n += unchecked(this.pools[i]).idleCount;
     return n;
-  }
-
-  setAllowedMax(bytes: u64): void {
-    this.allowedMaxBytes = bytes;
   }
 
   @inline arena(id: i32): Arena {
@@ -322,12 +316,7 @@ export class LakebedPolicy extends Policy {
     const fresh = <i64>want - <i64>pool.idleCount;
     if (fresh <= 0) return true;
     const bytes = <u64>fresh * pool.chunkBytes;
-    return this.withinFraction(bytes) && this.device.canAllocate(bytes);
-  }
-
-  /** Whether `more` bytes of new chunks keep all chunks within the memory fraction (set_per_process_memory_fraction). */
-  @inline private withinFraction(more: u64): bool {
-    return this.chunkBytes + more <= this.allowedMaxBytes;
+    return this.withinFraction(this.chunkBytes, bytes) && this.device.canAllocate(bytes);
   }
 
   /** Releases a chunk of the pool that backs no page (its reserved bytes counted in the small or large pool's stats). */
@@ -362,7 +351,7 @@ export class LakebedPolicy extends Policy {
     let got = 0;
     while (got < want) {
       const budget = <i64>pool.touchedPeak + (<i64>pool.touchedPeak * this.slackPermille) / 1000;
-      const canCreate = this.withinFraction(pool.chunkBytes);
+      const canCreate = this.withinFraction(this.chunkBytes, pool.chunkBytes);
       if (pool.idleHead != NO_PAGE && (<i64>pool.chunks >= budget || !canCreate)) {
         got = this.moveIdleRun(pool, small, want, got);
         continue;
