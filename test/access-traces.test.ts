@@ -5,7 +5,8 @@ import { accessCoverage, parseTrace, readAccessTrace, traceToArrowBytes } from "
 import { replayTrace, verifyTrace } from "@lakebed/api";
 import { repoRoot } from "./support/shared-traces.js";
 import { lakebed } from "./support/cli.js";
-import { mkdtempSync, copyFileSync } from "node:fs";
+import { mkdtempSync, copyFileSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 
 /**
@@ -92,5 +93,15 @@ describe("traces recorded with their operator accesses", () => {
     const arrow = alone.replace(/\.pickle\.gz$/, ".arrow");
     expect(lakebed(["convert", join(dir, "gpt2_train.def.pickle.gz"), arrow]).status).toBe(0);
     expect(JSON.parse(lakebed(["info", arrow, "--json"]).stdout).devices[0].access).toEqual(access);
+  });
+
+  it("a damaged record beside a snapshot is one line naming it, and exit status 1", () => {
+    const folder = mkdtempSync(join(tmpdir(), "lakebed-access-"));
+    const snapshot = join(folder, "run.pickle.gz");
+    copyFileSync(join(dir, "mlp_compiled.def.pickle.gz"), snapshot);
+    writeFileSync(join(folder, "run.access.json.gz"), gzipSync(JSON.stringify({ format: "lakebed.access", version: 1, clock: "unix_us", t0_us: 0, names: ["aten.mm.default"], ops: [[3, 0, 1, 0]] })));
+    const r = lakebed(["info", snapshot]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split("\n")).toEqual([`lakebed: ${join(folder, "run.access.json.gz")}: access record: operator 0: names operator 3 of 1`]);
   });
 });

@@ -10,11 +10,11 @@
  *   - not seen: nothing recorded says when it is read or written. The report groups these by
  *     the operator during whose call the block was allocated ("between operators" otherwise):
  *     the cuBLAS workspace appears under the first matrix product, buffers of a compiled graph
- *     under no operator.
+ *     under no operator, blocks of a trace that starts mid-run as "live before the trace".
  * Touched blocks may also be accessed where the dispatcher does not look (a Triton kernel reading
  * a parameter): the record cannot say, so "known" means "known to the dispatcher".
  */
-import { Action, UseKind, type DeviceTrace } from "./model.js";
+import { Action, UseKind, type AccessJoinSummary, type DeviceTrace } from "./model.js";
 import { callHolding } from "./access-join.js";
 
 export interface AccessCoverage {
@@ -28,7 +28,7 @@ export interface AccessCoverage {
   blocks: { touched: number; scratch: number; unseen: number };
   operators: number;
   uses: number;
-  join: NonNullable<DeviceTrace["access"]>["join"];
+  join: AccessJoinSummary;
   /** blocks not seen, grouped by the operator that was running when each was allocated, largest first */
   unseen: { allocatedDuring: string; blocks: number; bytes: number; byteSeconds: number; share: number }[];
 }
