@@ -212,12 +212,15 @@ export class DeviceReplay {
     return this.from;
   }
 
-  /** Replays the next chunk of events. */
-  step(): void {
+  /**
+   * Replays the next chunk of events: at most `maxEvents` (a live replay sizes its chunks by time,
+   * so that a signal between chunks is handled soon; see api/src/live/live-replay.ts).
+   */
+  step(maxEvents = CHUNK_EVENTS): void {
     const n = this.events;
     const layoutAt = this.opts.layoutAtEvent;
     const from = this.from;
-    let to = Math.min(n, from + CHUNK_EVENTS);
+    let to = Math.min(n, from + Math.max(1, Math.floor(maxEvents)));
     if (layoutAt !== undefined && from <= layoutAt && layoutAt < to) to = layoutAt + 1;
     run(this.wasm, from, to, this.checkEvery, this.opts.policy);
     if (layoutAt !== undefined && to === layoutAt + 1) this.layoutAtEvent = readLayout(this.wasm);

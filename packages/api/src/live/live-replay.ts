@@ -131,6 +131,22 @@ const held = (c: HeldCounts) => c.handles + c.reservations + c.mappings + c.mall
  */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
+/**
+ * A live replay runs in chunks of about CHUNK_TARGET_MS between turns of the event loop, so that
+ * Ctrl-C is handled within about that long: the cost of an event varies a thousandfold (under fault
+ * injection vms took about 1 ms an event, and a fixed chunk of 65,536 events a minute), so the chunk
+ * is sized by the time the last one took, halved or doubled. Each turn costs about 1 ms (a timer).
+ */
+const CHUNK_TARGET_MS = 50;
+const FIRST_CHUNK_EVENTS = 256;
+const MAX_CHUNK_EVENTS = 1 << 16;
+
+function nextChunkEvents(events: number, ms: number): number {
+  if (ms < CHUNK_TARGET_MS / 2) return Math.min(events * 2, MAX_CHUNK_EVENTS);
+  if (ms > CHUNK_TARGET_MS * 2) return Math.max(1, events >> 1);
+  return events;
+}
+
 export async function replayLive(trace: Trace, request: LiveReplayRequest): Promise<{ document: LiveReplayDocument; runs: LiveDeviceRun[] }> {
   const { policy, conf, confText } = resolvePolicy(trace, request);
   const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
@@ -194,8 +210,11 @@ async function replayDeviceLive(
     bound.setMemory(session.wasm.memory);
     const timeNative = recorder.timed && request.timeNative !== false;
     if (timeNative) driver.timeCalls(true);
+    let chunkEvents = FIRST_CHUNK_EVENTS;
     while (!session.done) {
-      session.step();
+      const started = performance.now();
+      session.step(chunkEvents);
+      chunkEvents = nextChunkEvents(chunkEvents, performance.now() - started);
       await yieldToEventLoop();
     }
     if (timeNative) recorder.attachNativeTimes(driver.takeCallTimes());
