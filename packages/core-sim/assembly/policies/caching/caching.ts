@@ -45,6 +45,7 @@ import {
 import { BlockPool } from "./block-pool";
 import { ExpandableSegment } from "./expandable-segment";
 import { Policy } from "../policy";
+import { splitFront, absorbNeighbour } from "../../memory/block-links";
 import { SegmentLog, ACTION_SEGMENT_ALLOC } from "../../replay/segment-log";
 import { Layout } from "../../replay/layout";
 import {
@@ -196,13 +197,8 @@ export class CachingAllocator extends Policy {
       // The remainder keeps the old record (and its stale requested size), as in PyTorch.
       const remaining = found;
       block = newBlock(bAddr(remaining), size, bStream(remaining), small, bSegment(remaining));
-      const before = bPrev(remaining);
-      setPrev(block, before);
-      if (before != NO_BLOCK) setNext(before, block);
-      setNext(block, remaining);
-      setPrev(remaining, block);
-      setAddr(remaining, bAddr(remaining) + size - (BROKEN == BROKEN_CACHING_SPLIT_OFF_BY_ONE ? 512 : 0)); // broken.ts
-      setSize(remaining, bSize(remaining) - size);
+      splitFront(remaining, block, size);
+      if (BROKEN == BROKEN_CACHING_SPLIT_OFF_BY_ONE) setAddr(remaining, bAddr(remaining) - 512); // broken.ts
       pool.insertFree(remaining);
       if (!isExpandable(block)) {
         if (alreadySplit) {
@@ -304,22 +300,9 @@ export class CachingAllocator extends Policy {
         hasFlag(dst, FLAG_MAPPED) != hasFlag(src, FLAG_MAPPED)) {
       return 0;
     }
-    if (bPrev(dst) == src) {
-      setAddr(dst, bAddr(src));
-      const p = bPrev(src);
-      setPrev(dst, p);
-      if (p != NO_BLOCK) setNext(p, dst);
-    } else {
-      const n = bNext(src);
-      setNext(dst, n);
-      if (n != NO_BLOCK) setPrev(n, dst);
-    }
-    const subsumed = bSize(src);
-    setSize(dst, bSize(dst) + subsumed);
     if (hasFlag(src, FLAG_MAPPED)) pool.eraseFree(src);
     else pool.eraseUnmapped(src);
-    deleteBlock(src);
-    return subsumed;
+    return absorbNeighbour(dst, src);
   }
 
   emptyCache(): void {

@@ -55,6 +55,7 @@ import {
   setTraceId as setBlockTraceId,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../../memory/free-set";
+import { splitFront, absorbNeighbour } from "../../memory/block-links";
 import { AllocatorConfig, UNLIMITED } from "../config";
 import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
 import {
@@ -193,14 +194,8 @@ export class LakebedPolicy extends Policy {
     if (bSize(found) - size >= MIN_BLOCK_BYTES) {
       // the front becomes the block; the remainder keeps the old record and stays free
       block = newBlock(bAddr(found), size, stream, small, a.id);
-      const before = bPrev(found);
-      setPrev(block, before);
-      if (before != NO_BLOCK) setNext(before, block);
-      else a.head = block;
-      setNext(block, found);
-      setPrev(found, block);
-      setAddr(found, bAddr(found) + size);
-      setSize(found, bSize(found) - size);
+      splitFront(found, block, size);
+      if (bPrev(block) == NO_BLOCK) a.head = block;
       a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
     }
     if (!this.backPages(a, bAddr(block), bSize(block))) {
@@ -491,19 +486,8 @@ export class LakebedPolicy extends Policy {
   private absorb(a: Arena, dst: i32, src: i32): void {
     if (src == NO_BLOCK || hasFlag(src, FLAG_ALLOCATED) || hasFlag(src, FLAG_PENDING)) return;
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, src);
-    if (bPrev(dst) == src) {
-      setAddr(dst, bAddr(src));
-      const p = bPrev(src);
-      setPrev(dst, p);
-      if (p != NO_BLOCK) setNext(p, dst);
-      else a.head = dst;
-    } else {
-      const n = bNext(src);
-      setNext(dst, n);
-      if (n != NO_BLOCK) setPrev(n, dst);
-    }
-    setSize(dst, bSize(dst) + bSize(src));
-    deleteBlock(src);
+    absorbNeighbour(dst, src);
+    if (bPrev(dst) == NO_BLOCK) a.head = dst;
   }
 
   /**

@@ -9,6 +9,7 @@ import {
   setSize, setAddr, bPrev, bNext, setPrev, setNext, bOwner, setOwner, hasFlag, setFlag,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase } from "../../memory/free-set";
+import { splitBack, absorbNeighbour } from "../../memory/block-links";
 import { CHUNK_BYTES, VmsSegment } from "./segment";
 import { STITCH_REUSABLE, STITCH_FRAGMENTED } from "./stitched-view";
 import { VmsPolicy } from "./vms";
@@ -58,12 +59,7 @@ export function chunksChanged(p: VmsPolicy, seg: VmsSegment, from: i32, to: i32,
 export function splitAt(seg: VmsSegment, b: i32, at: i32): i32 {
   const addr = seg.chunkAddress(at);
   const back = newPBlock(seg, addr, bAddr(b) + bSize(b) - addr);
-  const n = bNext(b);
-  setNext(back, n);
-  if (n != NO_BLOCK) setPrev(n, back);
-  setPrev(back, b);
-  setNext(b, back);
-  setSize(b, addr - bAddr(b));
+  splitBack(b, back, addr);
   return back;
 }
 
@@ -124,17 +120,6 @@ function absorb(p: VmsPolicy, seg: VmsSegment, dst: i32, src: i32): void {
   p.pFree = setErase(BY_SIZE, p.pFree, src);
   const first = seg.chunkOf(bAddr(src));
   seg.setOwner(first, first + chunkCount(src), dst);
-  if (bPrev(dst) == src) {
-    const before = bPrev(src);
-    setPrev(dst, before);
-    if (before != NO_BLOCK) setNext(before, dst);
-    else seg.head = dst;
-    setAddr(dst, bAddr(src));
-  } else {
-    const after = bNext(src);
-    setNext(dst, after);
-    if (after != NO_BLOCK) setPrev(after, dst);
-  }
-  setSize(dst, bSize(dst) + bSize(src));
-  deleteBlock(src);
+  absorbNeighbour(dst, src);
+  if (bPrev(dst) == NO_BLOCK) seg.head = dst;
 }
