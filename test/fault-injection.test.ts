@@ -11,7 +11,8 @@ import { memfdMappingsOf, memfdsOf } from "../packages/native-cuda/test/proc-sca
  * would. The calls a policy can undo (memCreate, addressReserve, malloc, which answer out of
  * memory, and map and setAccess, which a driver can refuse in the middle of an operation) fail every
  * time (n = 1) and at every 3rd call: the policy rolls back what the operation did so far, takes its
- * out-of-memory path (free the cache, retry), stays valid after every event (isValid), and the
+ * out-of-memory path (free the cache, retry), stays valid after every event (isValid: the local
+ * check after each, the whole walk every 1,024 events and at the end), and the
  * requests it cannot serve come back to the caller as out of memory. A failed release (unmap,
  * memRelease, addressFree, free) or pattern call throws the driver's DeviceError out of the replay.
  * Either way teardown leaves nothing: no handle, reservation, mapping or malloc in the driver's
@@ -69,7 +70,7 @@ describe.skipIf(!haveSharedTraces || !hostAvailable)("fault injection in live re
       if (OOM_SHAPED.has(call)) {
         for (const n of [1, 3]) {
           it(`${backend}: every ${n === 1 ? "" : `${n}rd `}${call} answers out of memory: ${c.policy} on ${c.trace} stays valid, the caller gets OOM, nothing is left`, async () => {
-            const { document } = await replayLive(await trace(c.trace), { backend: backend as LiveBackend, policy: c.policy, failEvery: { call, n }, checkEvery: 1 });
+            const { document } = await replayLive(await trace(c.trace), { backend: backend as LiveBackend, policy: c.policy, failEvery: { call, n }, checkLocal: true });
             const [d] = document.devices;
             expect(d.driverCounters[call]).toBeGreaterThan(0);
             if (n === 1) {
@@ -86,7 +87,7 @@ describe.skipIf(!haveSharedTraces || !hostAvailable)("fault injection in live re
         }
       } else {
         it(`${backend}: the 3rd ${call} fails: the replay stops with the driver's error, teardown leaves nothing`, async () => {
-          const run = replayLive(await trace(c.trace), { backend: backend as LiveBackend, policy: c.policy, verifyData: c.verifyData, failEvery: { call, n: 3 }, checkEvery: 1 });
+          const run = replayLive(await trace(c.trace), { backend: backend as LiveBackend, policy: c.policy, verifyData: c.verifyData, failEvery: { call, n: 3 }, checkLocal: true });
           const error = await run.then(() => null, (e: unknown) => e);
           expect(error).toBeInstanceOf(LiveReplayError);
           const e = error as LiveReplayError;
@@ -106,7 +107,7 @@ describe.skipIf(!haveSharedTraces || !hostAvailable)("fault injection in live re
   for (const backend of liveBackends) {
     for (const c of MORE_ROLLBACK_CASES) {
       it(`${backend}: every 3rd ${c.call} is refused: ${c.policy} on ${c.trace} rolls back, stays valid, nothing is left`, async () => {
-        const { document } = await replayLive(await trace(c.trace), { backend: backend as LiveBackend, policy: c.policy, conf: c.conf, failEvery: { call: c.call, n: 3 }, checkEvery: 1 });
+        const { document } = await replayLive(await trace(c.trace), { backend: backend as LiveBackend, policy: c.policy, conf: c.conf, failEvery: { call: c.call, n: 3 }, checkLocal: true });
         const [d] = document.devices;
         expect(d.driverCounters[c.call]).toBeGreaterThan(0);
         expect(d.leaks).toEqual(zero);
