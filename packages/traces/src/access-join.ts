@@ -119,7 +119,7 @@ function joinDevice(d: DeviceTrace, record: AccessRecord, traceFile: string): Ac
           continue;
         }
         summary.resultsUnmatched++;
-        // a block that existed before the call, returned as a result (cuDNN attention's RNG state)
+        // a block that existed before the call, handed back as a result (an operator returning a tensor it keeps)
         if (block !== undefined && touches) out.use(block, UseKind.ReadWrite);
         else if (block === undefined) summary.tensorsUnresolved++;
       } else if (block === undefined) {
