@@ -113,7 +113,11 @@ function makePolicy(dev: Device): Policy {
   let p: Policy;
   if (policyKind == POLICY_LAKEBED) p = new LakebedPolicy(dev, log, conf);
   else if (policyKind == POLICY_VMS) p = new VmsPolicy(dev, log, conf, vmsConf);
-  else p = new CachingAllocator(dev, log, conf);
+  else {
+    // a number the registry (src/policy-registry.ts) gives a policy this module does not make
+    assert(policyKind == POLICY_CACHING || policyKind == POLICY_EXPANDABLE, "setup: no policy has this number");
+    p = new CachingAllocator(dev, log, conf);
+  }
   if (capacity > 0) p.setAllowedMax(capacity);
   return p;
 }
