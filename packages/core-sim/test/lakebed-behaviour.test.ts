@@ -147,5 +147,21 @@ describe("lakebed", () => {
       expect(same.policyCounters.chunkMoves).toBe(1);
       expect(same.peakReservedBytes).toBe(4 * MiB);
     });
+
+    it("under a limit releases the other pool's idle chunks before it reports out of memory", () => {
+      const r = replay(
+        [
+          { alloc: 32 * MiB, name: "a" }, // two 20 MiB chunks
+          { free: "a" }, // idle, and no use to the small pool
+          { alloc: 512 * 1024, name: "b" }, // a 2 MiB chunk would pass 41 MiB: release the idle 40 MiB
+        ],
+        { ...byDefault, capacityBytes: 41 * MiB },
+      );
+      expect(r.ooms).toBe(0);
+      expect(r.allocRetries).toBe(1);
+      expect(calls(r, "memRelease")).toBe(2);
+      expect(r.stats["reserved_bytes.all.current"]).toBe(2 * MiB);
+      expect(r.peakReservedBytes).toBe(40 * MiB);
+    });
   });
 });

@@ -55,7 +55,6 @@ import {
   setTraceId as setBlockTraceId,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../../memory/free-set";
-import { splitFront, absorbNeighbour } from "../../memory/block-links";
 import { AllocatorConfig, UNLIMITED } from "../config";
 import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
 import {
@@ -153,7 +152,7 @@ export class LakebedPolicy extends Policy {
     while (this.arenaOf.length <= slot) this.arenaOf.push(-1);
     const id = unchecked(this.arenaOf[slot]);
     if (id >= 0) return this.arena(id);
-    const pool = small ? unchecked(this.pools[0]) : unchecked(this.pools[this.pools.length - 1]);
+    const pool = this.poolFor(small);
     const a = new Arena(this.arenas.length, stream, small, this.addressSpaceBytes, pool.chunkBytes, pool.id);
     if (!a.reserve(this.device)) return null;
     const b = newBlock(a.base, a.vaBytes(), stream, small, a.id);
@@ -177,8 +176,38 @@ export class LakebedPolicy extends Policy {
       this.completePendingFrees();
       h = this.place(size, requestBytes, stream);
     }
+    if (h == NO_HANDLE_BLOCK && this.idleElsewhere(this.poolFor(isSmallSize(size)))) {
+      // Out of memory while the other pool holds idle chunks, which cannot back this arena's
+      // pages (they are another size): release them, as PyTorch's release_cached_blocks frees
+      // every cached segment before its last attempt, and try again.
+      this.stats.count(NUM_ALLOC_RETRIES);
+      this.releaseIdleElsewhere(this.poolFor(isSmallSize(size)));
+      h = this.place(size, requestBytes, stream);
+    }
     if (h == NO_HANDLE_BLOCK) this.stats.count(NUM_OOMS);
     return h;
+  }
+
+  /** The chunk pool of small or large arenas. */
+  @inline poolFor(small: bool): ChunkPool {
+    return small ? unchecked(this.pools[0]) : unchecked(this.pools[this.pools.length - 1]);
+  }
+
+  /** Whether a pool other than `pool` has idle chunks. */
+  private idleElsewhere(pool: ChunkPool): bool {
+    for (let i = 0; i < this.pools.length; i++) {
+      const other = unchecked(this.pools[i]);
+      if (other !== pool && other.idleCount > 0) return true;
+    }
+    return false;
+  }
+
+  /** Unmaps and releases the idle chunks of every pool but `pool` (one unmap per run of idle pages). */
+  private releaseIdleElsewhere(pool: ChunkPool): void {
+    for (let i = 0; i < this.arenas.length; i++) {
+      const a = this.arena(i);
+      if (a.poolId != pool.id) this.releaseIdlePages(a);
+    }
   }
 
   /** Best fit for `size` bytes (a multiple of 512) in the stream's arena, backed by chunks; NO_HANDLE_BLOCK when no chunk can be had. */
@@ -194,8 +223,14 @@ export class LakebedPolicy extends Policy {
     if (bSize(found) - size >= MIN_BLOCK_BYTES) {
       // the front becomes the block; the remainder keeps the old record and stays free
       block = newBlock(bAddr(found), size, stream, small, a.id);
-      splitFront(found, block, size);
-      if (bPrev(block) == NO_BLOCK) a.head = block;
+      const before = bPrev(found);
+      setPrev(block, before);
+      if (before != NO_BLOCK) setNext(before, block);
+      else a.head = block;
+      setNext(block, found);
+      setPrev(found, block);
+      setAddr(found, bAddr(found) + size);
+      setSize(found, bSize(found) - size);
       a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
     }
     if (!this.backPages(a, bAddr(block), bSize(block))) {
@@ -486,8 +521,19 @@ export class LakebedPolicy extends Policy {
   private absorb(a: Arena, dst: i32, src: i32): void {
     if (src == NO_BLOCK || hasFlag(src, FLAG_ALLOCATED) || hasFlag(src, FLAG_PENDING)) return;
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, src);
-    absorbNeighbour(dst, src);
-    if (bPrev(dst) == NO_BLOCK) a.head = dst;
+    if (bPrev(dst) == src) {
+      setAddr(dst, bAddr(src));
+      const p = bPrev(src);
+      setPrev(dst, p);
+      if (p != NO_BLOCK) setNext(p, dst);
+      else a.head = dst;
+    } else {
+      const n = bNext(src);
+      setNext(dst, n);
+      if (n != NO_BLOCK) setPrev(n, dst);
+    }
+    setSize(dst, bSize(dst) + bSize(src));
+    deleteBlock(src);
   }
 
   /**
@@ -496,18 +542,20 @@ export class LakebedPolicy extends Policy {
    */
   emptyCache(): void {
     this.completePendingFrees();
-    for (let i = 0; i < this.arenas.length; i++) {
-      const a = this.arena(i);
-      let run = -1;
-      for (let p = 0; p <= a.highPage; p++) {
-        const idle = p < a.highPage && a.handle(p) != 0 && a.touch(p) == 0;
-        if (idle) {
-          if (run < 0) run = p;
-          continue;
-        }
-        if (run >= 0) this.releaseRun(a, run, p);
-        run = -1;
+    for (let i = 0; i < this.arenas.length; i++) this.releaseIdlePages(this.arena(i));
+  }
+
+  /** Unmaps every idle page of arena a and releases its chunk, one unmap per run of idle pages. */
+  private releaseIdlePages(a: Arena): void {
+    let run = -1;
+    for (let p = 0; p <= a.highPage; p++) {
+      const idle = p < a.highPage && a.handle(p) != 0 && a.touch(p) == 0;
+      if (idle) {
+        if (run < 0) run = p;
+        continue;
       }
+      if (run >= 0) this.releaseRun(a, run, p);
+      run = -1;
     }
   }
 
@@ -530,9 +578,28 @@ export class LakebedPolicy extends Policy {
     }
   }
 
-  /** Idle pages are reused before any chunk is released, so a malloc never gives memory back. */
+  /**
+   * Idle pages of the request's own pool are reused before any chunk is released; a malloc gives
+   * memory back only when its chunks cannot be had and the other pool holds idle ones (malloc).
+   */
   mallocWouldRelease(requestBytes: u64, stream: i32): bool {
-    return false;
+    const size = roundSize(this.conf, requestBytes);
+    const small = isSmallSize(size);
+    const pool = this.poolFor(small);
+    if (!this.idleElsewhere(pool)) return false;
+    const slot = stream * 2 + (small ? 1 : 0);
+    const id = slot < this.arenaOf.length ? unchecked(this.arenaOf[slot]) : -1;
+    let missing: i32;
+    if (id < 0) {
+      // a new arena places the block at its base
+      missing = <i32>((size + pool.chunkBytes - 1) / pool.chunkBytes);
+    } else {
+      const a = this.arena(id);
+      const b = this.chooseFit(a, stream, size);
+      if (b == NO_BLOCK) return false;
+      missing = this.missingChunks(a, bAddr(b), size);
+    }
+    return missing > 0 && !this.canGather(pool, missing);
   }
 
   // ---- the rest of the Policy interface ------------------------------------------------------
