@@ -24,6 +24,7 @@ import { repoRoot } from "./support/shared-traces.js";
  * (docs/adding-a-policy.md).
  */
 const policiesDir = join(repoRoot, "packages/core-sim/assembly/policies");
+const file = (path: string) => readFileSync(join(repoRoot, path), "utf8");
 const sample = join(repoRoot, "samples/two_streams.def.pickle.gz");
 
 /** The AssemblyScript of a policy's folder, every file. */
@@ -49,6 +50,14 @@ describe("the policy registry", () => {
       .filter((k) => k.startsWith("POLICY_"))
       .map((k) => [k, (wasm[k] as { value: number }).value] as const);
     expect(Object.fromEntries(inWasm)).toEqual(Object.fromEntries(POLICY_REGISTRY.map((p) => [`POLICY_${p.name.toUpperCase()}`, p.code])));
+  });
+
+  it("declares every key the settings parser takes (src/conf.ts) for some policy", () => {
+    const parsed = [...file("packages/core-sim/src/conf.ts").matchAll(/^ {6}case "(\w+)":/gm)].map((m) => m[1]);
+    const declared = new Set(POLICY_REGISTRY.flatMap((p) => p.settings.map((s) => s.key)));
+    expect(parsed.length).toBeGreaterThan(0);
+    // backend names PyTorch's allocator backend, which only selects (and refuses cudaMallocAsync)
+    expect(parsed.filter((k) => k !== "backend" && !declared.has(k))).toEqual([]);
   });
 
   for (const p of POLICY_REGISTRY) {
