@@ -1,5 +1,6 @@
 import { accessRecordBeside, readTrace, withAccessRecord, type Trace } from "@lakebed/traces";
 import { startProgress } from "./progress.js";
+import { importLimits } from "./import-limits-option.js";
 
 /**
  * Reads a trace file with a progress bar on stderr (when it is a terminal and the file is large).
@@ -10,7 +11,7 @@ export async function loadTrace(file: string, showProgress = true, options: { wi
   const progress = startProgress("import", "bytes", showProgress);
   let trace: Trace;
   try {
-    trace = await readTrace(file, { onProgress: (done, total) => progress.update(done, total) });
+    trace = await readTrace(file, { onProgress: (done, total) => progress.update(done, total), limits: importLimits() });
   } finally {
     progress.stop();
   }
