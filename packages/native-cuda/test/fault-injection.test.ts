@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 
 import { CALL_KINDS, type CallKind, DeviceError, type Driver, OOM, openDriver } from "@lakebed/native-cuda";
 
-import { pick, seeded } from "./seeded.js";
+import { Rng } from "../../../test/support/random.js";
 
 interface Model {
   handles: Map<number, { bytes: number; released: boolean; mappings: number }>;
@@ -53,7 +53,8 @@ function attempt(f: () => number | void): boolean {
 }
 
 function workload(d: Driver, seed: number, steps: number): { failures: number } {
-  const rand = seeded(seed);
+  const rng = new Rng(seed);
+  const rand = () => rng.unit();
   const G = d.granularity();
   const m: Model = { handles: new Map(), reservations: new Map(), mallocs: new Map() };
   let failures = 0;
@@ -61,7 +62,7 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
   for (let step = 0; step < steps; step++) {
     const liveHandles = [...m.handles.entries()].filter(([, h]) => !h.released);
     const reservations = [...m.reservations.entries()];
-    const op = pick(rand, ["create", "create", "release", "reserve", "free", "map", "map", "access", "unmap",
+    const op = rng.pick(["create", "create", "release", "reserve", "free", "map", "map", "access", "unmap",
       "malloc", "mfree", "copy", "pattern", "info"] as const);
     let ok = true;
     switch (op) {
@@ -74,7 +75,7 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
       }
       case "release": {
         if (liveHandles.length === 0) continue;
-        const [id, h] = pick(rand, liveHandles);
+        const [id, h] = rng.pick(liveHandles);
         ok = attempt(() => d.memRelease(id));
         if (ok) {
           h.released = true;
@@ -92,7 +93,7 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
       case "free": {
         const empty = reservations.filter(([, r]) => r.mapped.length === 0);
         if (empty.length === 0) continue;
-        const [va, r] = pick(rand, empty);
+        const [va, r] = rng.pick(empty);
         ok = attempt(() => d.addressFree(va, r.bytes));
         if (ok) m.reservations.delete(va);
         break;
@@ -100,9 +101,9 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
       case "map": {
         // stitch: the next free slot of a reservation gets a whole handle, if it fits
         if (liveHandles.length === 0 || reservations.length === 0) continue;
-        const [va, r] = pick(rand, reservations);
+        const [va, r] = rng.pick(reservations);
         const used = r.mapped.reduce((s, x) => s + x.bytes, 0);
-        const [id, h] = pick(rand, liveHandles);
+        const [id, h] = rng.pick(liveHandles);
         const bytes = h.bytes;
         if (bytes > r.bytes - used) continue;
         ok = attempt(() => d.map(va + used, bytes, id));
@@ -116,7 +117,7 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
       case "unmap": {
         const mapped = reservations.filter(([, r]) => r.mapped.length > 0);
         if (mapped.length === 0) continue;
-        const [va, r] = pick(rand, mapped);
+        const [va, r] = rng.pick(mapped);
         const bytes = r.mapped.reduce((s, x) => s + x.bytes, 0);
         if (op === "access") {
           ok = attempt(() => d.setAccess(va, bytes));
@@ -143,7 +144,7 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
       }
       case "mfree": {
         if (m.mallocs.size === 0) continue;
-        const va = pick(rand, [...m.mallocs.keys()]);
+        const va = rng.pick([...m.mallocs.keys()]);
         ok = attempt(() => d.free(va));
         if (ok) m.mallocs.delete(va);
         break;
@@ -163,7 +164,7 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
           ...mallocs,
         ];
         if (targets.length === 0) continue;
-        const [va, bytes] = pick(rand, targets);
+        const [va, bytes] = rng.pick(targets);
         if (op === "copy") {
           ok = attempt(() => d.copyFromHost(va, buf)) && attempt(() => d.copyToHost(va, buf)) &&
             attempt(() => d.memset(va, 1, buf.length));

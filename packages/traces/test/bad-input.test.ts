@@ -5,6 +5,7 @@ import { haveShared, scratchFolder, shared } from "./fixtures.js";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { TraceError, readTrace, readTraceSync } from "@lakebed/traces";
 import { PickleWriter } from "./pickle-writer.js";
+import { Rng } from "../../../test/support/random.js";
 
 /**
  * Bad input never crashes, hangs or runs anything: it is a TraceError whose message is one line
@@ -53,16 +54,10 @@ function snapshotPickle(entries: Record<string, number | string>[], segments: ((
   return w.stop().toBytes();
 }
 
-/** A mulberry32 generator: tests are seeded, never random. */
+/** The tests' seeded generator (test/support/random.ts): tests are seeded, never random. */
 function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.unit();
 }
 
 describe("pickles that would run code are refused, by opcode and offset", () => {
