@@ -157,6 +157,25 @@ export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceRep
  * One device's replay, run a chunk at a time: replayDevice runs it to the end at once; a live
  * replay yields to the event loop between chunks (so that SIGINT can stop it and tear down).
  */
+/** The device a trace replays on: its total memory and PyTorch's per-process limit (0: none). */
+function deviceSize(trace: DeviceTrace, opts: Pick<ReplayOptions, "conf" | "capacityBytes" | "deviceTotalBytes">): { total: number; capacity: number } {
+  const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
+  const fraction = opts.conf.perProcessMemoryFraction;
+  const capacity = opts.capacityBytes ?? (fraction !== null ? Math.floor(fraction * total) : 0);
+  return { total, capacity };
+}
+
+/**
+ * The physical bytes the device model holds for this trace, max(total, limit): the simulated device
+ * refuses memCreate and malloc beyond them. A live replay opens its driver with this capacity so
+ * that the driver refuses the same calls (host memory would otherwise grant far more than any GPU,
+ * and an expandable segment would map past its reservation's pages).
+ */
+export function modelCapacityBytes(trace: DeviceTrace, opts: Pick<ReplayOptions, "conf" | "capacityBytes" | "deviceTotalBytes">): number {
+  const { total, capacity } = deviceSize(trace, opts);
+  return Math.max(total, capacity);
+}
+
 export class DeviceReplay {
   readonly wasm: CoreSimExports;
   readonly events: number;
@@ -170,8 +189,7 @@ export class DeviceReplay {
   ) {
     const live = opts.deviceImports !== undefined;
     const conf = opts.conf;
-    const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
-    const capacity = opts.capacityBytes ?? (conf.perProcessMemoryFraction !== null ? Math.floor(conf.perProcessMemoryFraction * total) : 0);
+    const { total, capacity } = deviceSize(trace, opts);
     policyEntry(opts.policy); // an unknown name throws one line naming the registered policies
     if (live && trace.initialState.length > 0) {
       throw new Error(`trace device ${trace.device} starts mid-run (its first state is rebuilt): a live device cannot adopt memory it never allocated; replay it on the simulator`);

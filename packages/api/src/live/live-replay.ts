@@ -11,7 +11,7 @@
 // The policy runs with traceAddresses off: it sees the simulator's address model, and the imported
 // device translates to the driver's addresses (core-sim's assembly/device/imported.ts says why), so
 // a live replay takes the decisions of a simulated replay with traceAddresses off, call for call.
-import { DeviceReplay, type DeviceReplayResult } from "@lakebed/core-sim";
+import { DeviceReplay, modelCapacityBytes, type DeviceReplayResult } from "@lakebed/core-sim";
 import type { DeviceTrace, Trace } from "@lakebed/traces";
 import { bindDriver, openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type TeardownReport } from "@lakebed/native-cuda";
 import { resolvePolicy, toDocument, type DeviceReplayDocument, type PolicyName, type ReplayDocument } from "../replay.js";
@@ -183,7 +183,9 @@ async function replayDeviceLive(
   conf: ReturnType<typeof resolvePolicy>["conf"],
   onProgress: (done: number) => void,
 ): Promise<LiveDeviceRun & { description: string }> {
-  const driver: Driver = openDriver(request.backend, { failEvery: request.failEvery, device: request.device });
+  // the driver holds what the simulated device holds, so both refuse the same memCreate and malloc
+  const capacity = modelCapacityBytes(device, { conf, capacityBytes: request.capacityBytes });
+  const driver: Driver = openDriver(request.backend, { failEvery: request.failEvery, device: request.device, capacity });
   const release = guardDriver(driver);
   const recorder = new CallRecorder(request.timeCalls === true);
   let result: DeviceReplayResult | undefined;

@@ -52,6 +52,9 @@ std::string ErrnoName(int err) {
 Status FromErrno(const char* what, int err) {
   const std::string code = ErrnoName(err);
   std::string message = std::string(what) + " failed: " + code + " (" + strerror(err) + ")";
+  // each physical chunk is one memfd: a policy holding tens of thousands of 2 MiB chunks (80 GiB)
+  // needs as many descriptors, which the process's limit may not allow
+  if (err == EMFILE || err == ENFILE) message += "; the host backend holds one file descriptor per chunk: raise the limit (ulimit -n)";
   // ENOMEM from mmap/ftruncate is the host's "device is full"; ENOSPC is tmpfs being full.
   if (err == ENOMEM || err == ENOSPC)
     return Status::Make(Status::Code::kOutOfMemory, code, message);
