@@ -66,19 +66,30 @@ export interface Catch {
 /**
  * Runs the quick pass's properties (commands, then workloads; each setting of the variant's policy)
  * on one broken variant until one fails. Without shrinking: only the run that fails first matters.
- * With `withoutIsValid` the policy's own isValid() is ignored, so that only the reference model's
- * guarantees can catch it (a policy's invariant walk shares its author's blind spots).
+ * The settings are searched side by side in growing batches of runs (RUN_BATCHES, then all of the
+ * quick pass's), so a mistake only one setting reaches (vms-stitch-forgets-chunk needs fragLimit)
+ * is found after that setting's few runs instead of after every run of the settings before it. Run
+ * k of a setting is the same program in every batch (fast-check draws it from the seed), so what is
+ * reported is the quick pass's own run that fails. With `withoutIsValid` the policy's own isValid()
+ * is ignored, so that only the reference model's guarantees can catch it (a policy's invariant walk
+ * shares its author's blind spots).
  */
+const RUN_BATCHES = [8, 32];
+
 export function catchVariant(v: BrokenVariant, runs: Record<PropertyName, number>, seed: number, withoutIsValid = false): Catch {
+  const suites = POLICY_SUITES.filter((s) => s.policy === v.policy).map((suite) => {
+    const base = coreSimPolicy(suite.policy, suite.conf, brokenBuild(v), `${v.name}${suite.conf ? `[${suite.conf}]` : ""}`);
+    return { name: base.name, policy: withoutIsValid ? ignoringIsValid(base) : base };
+  });
   for (const property of ["commands", "workloads"] as PropertyName[]) {
-    for (const suite of POLICY_SUITES.filter((s) => s.policy === v.policy)) {
-      const base = coreSimPolicy(suite.policy, suite.conf, brokenBuild(v), `${v.name}${suite.conf ? `[${suite.conf}]` : ""}`);
-      const policy = withoutIsValid ? ignoringIsValid(base) : base;
-      const o = checkProperty(policy, property, { numRuns: runs[property], seed, noShrink: true });
-      const f = o.failure;
-      if (f) {
-        const level = f.guarantee !== "G-VALID" ? null : f.message.includes("(the local check)") ? "local" : "walk";
-        return { variant: v.name, caughtBy: base.name, property, guarantee: f.guarantee, level, runsNeeded: f.failedAtRun };
+    const batches = [...RUN_BATCHES.filter((n) => n < runs[property]), runs[property]];
+    for (const numRuns of batches) {
+      for (const { name, policy } of suites) {
+        const f = checkProperty(policy, property, { numRuns, seed, noShrink: true }).failure;
+        if (f) {
+          const level = f.guarantee !== "G-VALID" ? null : f.message.includes("(the local check)") ? "local" : "walk";
+          return { variant: v.name, caughtBy: name, property, guarantee: f.guarantee, level, runsNeeded: f.failedAtRun };
+        }
       }
     }
   }
