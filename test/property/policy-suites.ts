@@ -14,7 +14,8 @@ import { coreSimPolicy } from "./core-sim-adapter.js";
  *  expandable   PyTorch's expandable segments;
  *  vms          GMLake's defaults (stitching from 512 MiB), and stitching from 2 MiB with reAlloc so
  *               that the harness's sizes reach stitching, reuse and GC of stitched blocks;
- *  lakebed      the project's policy, and with idle slack and a placement window.
+ *  lakebed      the project's policy, with idle slack and a placement window, and with 2 MiB large
+ *               pages (one chunk pool for small and large arenas).
  */
 export interface PolicySuite {
   policy: PolicyName;

@@ -120,7 +120,7 @@ export const POLICY_REGISTRY = [
   {
     code: 3,
     name: "lakebed",
-    description: "this project's own: per-stream arenas packed at 512 bytes over fungible 2 MiB chunks",
+    description: "this project's own: per-stream arenas packed at 512 bytes over fungible chunks (2 MiB small, 20 MiB large)",
     folder: "lakebed",
     counters: ["chunkMoves", "chunks", "touchedPagesPeak"],
     invariants: [{ prefix: "INV-LB", from: 1, offset: 0 }],
@@ -134,7 +134,9 @@ export const POLICY_REGISTRY = [
     expandableSegments: false,
     virtualMemory: true,
     capacityOvershootBytes: 0,
-    harnessSettings: ["lakebed_slack_permille:250,lakebed_fit_window:4"],
+    // idle slack with a placement window; and 2 MiB large pages, where one chunk pool serves small
+    // and large arenas and chunks move between them
+    harnessSettings: ["lakebed_slack_permille:250,lakebed_fit_window:4", "lakebed_large_page_mb:2"],
   },
 ] as const satisfies readonly PolicyEntry[];
 
