@@ -218,9 +218,10 @@ function generate(file, targetBytes) {
 function measured(command, commandArgs, env = process.env) {
   const r = spawnSync("/usr/bin/time", ["-f", "TIME %e %M", command, ...commandArgs], { encoding: "utf8", env, maxBuffer: 1 << 26 });
   const lines = r.stderr.trim().split("\n");
-  const timeLine = lines.reverse().find((l) => l.startsWith("TIME "));
+  const timeLine = [...lines].reverse().find((l) => l.startsWith("TIME "));
   const [, seconds, kb] = timeLine ? timeLine.split(" ") : [0, NaN, NaN];
-  const message = lines.find((l) => !l.startsWith("TIME ") && !l.startsWith("Command exited") && l.trim() !== "") ?? "";
+  // the error's own line (a Node stack ends with the version line, so not the last one)
+  const message = lines.find((l) => /Error|lakebed|refused|exceed/.test(l)) ?? lines.find((l) => !l.startsWith("TIME ") && l.trim() !== "") ?? "";
   return { seconds: Number(seconds), peakBytes: Number(kb) * 1024, status: r.status, stdout: r.stdout.trim(), message };
 }
 
