@@ -17,7 +17,7 @@ export interface HostileShape {
   value: unknown;
   recipe: string;
   limits?: Partial<ImportLimits>;
-  /** gzip the encoded bytes, with this many zero bytes after the snapshot (the decompression-ratio class) */
+  /** gzip the encoded bytes, with this many padding bytes after the snapshot (the decompression-ratio class) */
   gzipPadding?: number;
 }
 
@@ -48,8 +48,9 @@ export function hostileShape(rng: Rng, pickle: boolean): HostileShape {
 export function encodeShape(shape: HostileShape, pickle: boolean, protocol: 2 | 3 | 4 | 5): Uint8Array {
   const bytes = pickle ? writePickle(shape.value, protocol) : new TextEncoder().encode(toJsonText(shape.value));
   if (shape.gzipPadding === undefined) return bytes;
-  // bytes after a pickle's STOP are ignored (the viewer pads pickles); after JSON they are an error
-  const padded = new Uint8Array(bytes.length + shape.gzipPadding);
+  // bytes after a pickle's STOP are ignored (the viewer pads pickles), and JSON allows trailing
+  // whitespace: the padding is zeros after a pickle and spaces after JSON, so both stay valid
+  const padded = new Uint8Array(bytes.length + shape.gzipPadding).fill(pickle ? 0 : 0x20);
   padded.set(bytes);
   return gzipSync(padded, { level: 1 });
 }
@@ -94,7 +95,7 @@ function depth(rng: Rng): HostileShape {
   return { value, recipe: `depth(${levels} ${dicts ? "dicts" : "lists"}, limit ${limit ?? "default"})`, limits: limit === undefined ? undefined : { depth: limit } };
 }
 
-/** A small snapshot padded with up to 16 MiB of zeros inside the gzip stream (about 1000:1), against a lowered limit. */
+/** A small snapshot padded with up to 16 MiB of zeros (spaces for JSON) inside the gzip stream (about 1000:1), against a lowered limit. */
 function gzipRatio(rng: Rng): HostileShape {
   const padding = rng.skewed(16 * MiB);
   const limit = rng.pick([64 * 1024, MiB, 4 * MiB, 32 * MiB]);
