@@ -29,6 +29,21 @@ export const NO_PAGE: i64 = -1;
 @inline export function keyArena(key: i64): i32 { return <i32>(key >> 32); }
 @inline export function keyPage(key: i64): i32 { return <i32>(key & 0xffffffff); }
 
+/** pages the tables of a new arena hold (ensurePages grows them) */
+const INITIAL_PAGE_CAPACITY: i32 = 64;
+
+function grownI32(from: StaticArray<i32>, length: i32): StaticArray<i32> {
+  const to = new StaticArray<i32>(length);
+  memory.copy(changetype<usize>(to), changetype<usize>(from), <usize>from.length << 2);
+  return to;
+}
+
+function grownI64(from: StaticArray<i64>, length: i32): StaticArray<i64> {
+  const to = new StaticArray<i64>(length);
+  memory.copy(changetype<usize>(to), changetype<usize>(from), <usize>from.length << 3);
+  return to;
+}
+
 export class Arena {
   id: i32;
   stream: i32;
@@ -38,7 +53,15 @@ export class Arena {
   pageBytes: u64;
   /** the policy's chunk pool whose chunks back this arena (LakebedPolicy.pools) */
   poolId: i32;
+  /** pages in the reservation */
   pages: i32;
+  /**
+   * Pages the tables below hold, grown by doubling up to `pages` as blocks reach further (pages at
+   * or past it are unmapped and untouched). A reservation spans 1 1/8 x the device, 46,080 pages of
+   * an H100 and more in the property harness's device, while a job touches a small part of it:
+   * tables for the whole range made every new allocator allocate megabytes it never used.
+   */
+  capacity: i32;
   /** free blocks of this arena, a free-set ordered (stream, size, address): best fit */
   freeRoot: i32 = NO_BLOCK;
   /** the block at the arena's base (the chain runs through bNext in address order) */
@@ -60,10 +83,23 @@ export class Arena {
     this.poolId = poolId;
     const pages = <i32>((addressSpaceBytes + pageBytes - 1) / pageBytes);
     this.pages = pages;
-    this.handles = new StaticArray<i32>(pages);
-    this.touches = new StaticArray<i32>(pages);
-    this.idlePrev = new StaticArray<i64>(pages);
-    this.idleNext = new StaticArray<i64>(pages);
+    const capacity = min(pages, INITIAL_PAGE_CAPACITY);
+    this.capacity = capacity;
+    this.handles = new StaticArray<i32>(capacity);
+    this.touches = new StaticArray<i32>(capacity);
+    this.idlePrev = new StaticArray<i64>(capacity);
+    this.idleNext = new StaticArray<i64>(capacity);
+  }
+
+  /** Grows the page tables to hold pages [0, end) (end <= pages). */
+  ensurePages(end: i32): void {
+    if (end <= this.capacity) return;
+    const capacity = min(this.pages, max(end, this.capacity << 1));
+    this.handles = grownI32(this.handles, capacity);
+    this.touches = grownI32(this.touches, capacity);
+    this.idlePrev = grownI64(this.idlePrev, capacity);
+    this.idleNext = grownI64(this.idleNext, capacity);
+    this.capacity = capacity;
   }
 
   @inline vaBytes(): u64 {
@@ -89,8 +125,10 @@ export class Arena {
     return this.pageOf(addr + bytes - 1) + 1;
   }
 
-  @inline handle(page: i32): i32 { return unchecked(this.handles[page]); }
-  @inline touch(page: i32): i32 { return unchecked(this.touches[page]); }
+  /** The chunk mapped at `page` (0: none); any page of the reservation, held by the tables or not. */
+  @inline handle(page: i32): i32 { return page < this.capacity ? unchecked(this.handles[page]) : 0; }
+  /** Live blocks touching `page`; any page of the reservation. */
+  @inline touch(page: i32): i32 { return page < this.capacity ? unchecked(this.touches[page]) : 0; }
 
   /**
    * Maps chunk `handle` at `page` (no access yet: the caller sets access on the whole run). False,

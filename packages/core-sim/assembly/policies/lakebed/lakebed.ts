@@ -55,6 +55,7 @@ import {
   setTraceId as setBlockTraceId,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../../memory/free-set";
+import { splitFront, absorbNeighbour } from "../../memory/block-links";
 import { AllocatorConfig, UNLIMITED } from "../config";
 import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
 import {
@@ -223,14 +224,8 @@ export class LakebedPolicy extends Policy {
     if (bSize(found) - size >= MIN_BLOCK_BYTES) {
       // the front becomes the block; the remainder keeps the old record and stays free
       block = newBlock(bAddr(found), size, stream, small, a.id);
-      const before = bPrev(found);
-      setPrev(block, before);
-      if (before != NO_BLOCK) setNext(before, block);
-      else a.head = block;
-      setNext(block, found);
-      setPrev(found, block);
-      setAddr(found, bAddr(found) + size);
-      setSize(found, bSize(found) - size);
+      splitFront(found, block, size);
+      if (bPrev(block) == NO_BLOCK) a.head = block;
       a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
     }
     if (!this.backPages(a, bAddr(block), bSize(block))) {
@@ -284,6 +279,7 @@ export class LakebedPolicy extends Policy {
     const first = a.pageOf(addr);
     const end = a.endPage(addr, bytes);
     let missing = 0;
+    a.ensurePages(end);
     // first claim the idle pages of this range, so that no chunk is taken from under it
     for (let p = first; p < end; p++) {
       const t = a.touch(p);
@@ -410,7 +406,7 @@ export class LakebedPolicy extends Policy {
     const from = this.arena(keyArena(pool.idleHead));
     const first = keyPage(pool.idleHead);
     let end = first + 1;
-    while (got + (end - first) < want && end < from.pages && from.handle(end) != 0 && from.touch(end) == 0 &&
+    while (got + (end - first) < want && end < from.highPage && from.handle(end) != 0 && from.touch(end) == 0 &&
            unchecked(from.idlePrev[end]) == pageKey(from.id, end - 1)) {
       end++;
     }
@@ -448,7 +444,7 @@ export class LakebedPolicy extends Policy {
   /** Drops the touches of [addr, addr + bytes); mapped pages left untouched become idle. */
   unbackPages(a: Arena, addr: u64, bytes: u64): void {
     const pool = this.pool(a);
-    const end = BROKEN == BROKEN_LAKEBED_UNTOUCH_PAST_END ? min(a.endPage(addr, bytes) + 1, a.pages) : a.endPage(addr, bytes); // broken.ts
+    const end = BROKEN == BROKEN_LAKEBED_UNTOUCH_PAST_END ? min(a.endPage(addr, bytes) + 1, a.capacity) : a.endPage(addr, bytes); // broken.ts
     for (let p = a.pageOf(addr); p < end; p++) {
       const t = a.touch(p) - 1;
       unchecked((a.touches[p] = t));
@@ -521,19 +517,8 @@ export class LakebedPolicy extends Policy {
   private absorb(a: Arena, dst: i32, src: i32): void {
     if (src == NO_BLOCK || hasFlag(src, FLAG_ALLOCATED) || hasFlag(src, FLAG_PENDING)) return;
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, src);
-    if (bPrev(dst) == src) {
-      setAddr(dst, bAddr(src));
-      const p = bPrev(src);
-      setPrev(dst, p);
-      if (p != NO_BLOCK) setNext(p, dst);
-      else a.head = dst;
-    } else {
-      const n = bNext(src);
-      setNext(dst, n);
-      if (n != NO_BLOCK) setPrev(n, dst);
-    }
-    setSize(dst, bSize(dst) + bSize(src));
-    deleteBlock(src);
+    absorbNeighbour(dst, src);
+    if (bPrev(dst) == NO_BLOCK) a.head = dst;
   }
 
   /**

@@ -84,7 +84,7 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
   for (let id = 0; id < lb.arenas.length; id++) {
     const a = lb.arena(id);
     while (recount.length <= id) recount.push(new StaticArray<i32>(0));
-    if (recount[id].length != a.pages) recount[id] = new StaticArray<i32>(a.pages);
+    if (recount[id].length != a.capacity) recount[id] = new StaticArray<i32>(a.capacity);
     const counts = recount[id];
     add(STAT_SEGMENT, a.small, 1);
 
