@@ -1,6 +1,6 @@
-// What the replay loop asks of a memory policy. Every policy (caching and expandable segments
-// today; stitching, tiering, dedup and handover later) extends Policy and talks to memory only
-// through its Device.
+// What the replay loop asks of a memory policy. Every policy (caching and expandable segments,
+// vms stitching and lakebed today; tiering, dedup and handover later) extends Policy and talks to
+// memory only through its Device.
 //
 // Handles: malloc returns a block handle (a block-table id), valid until the block's free
 // completes. The replay keeps the trace's allocation id -> handle table; a policy remembers the
@@ -9,7 +9,7 @@
 import { Device } from "../device/device";
 import { Stats, NUM_SYNC_ALL_STREAMS } from "./stats";
 import { UNLIMITED } from "./config";
-import { FLAG_PENDING, blockIdBound, isLive, hasFlag, bTraceId } from "../memory/block-table";
+import { FLAG_PENDING, blockIdBound, isLive, hasFlag, bTraceId, bAddr, bSize, setTraceId as setBlockTraceId } from "../memory/block-table";
 import { changesOverflowed, clearChanges } from "../memory/changed-blocks";
 import { SegmentLog } from "../replay/segment-log";
 import { Layout, BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
@@ -95,10 +95,18 @@ export abstract class Policy {
   }
   /** The current segments and blocks. */
   abstract writeLayout(out: Layout): void;
-  abstract handleAddress(handle: i32): u64;
-  abstract handleSize(handle: i32): u64;
+  // A handle is a record of the shared block table (see the top of this file); a policy whose
+  // handles mean something else overrides these three.
+  handleAddress(handle: i32): u64 {
+    return bAddr(handle);
+  }
+  handleSize(handle: i32): u64 {
+    return bSize(handle);
+  }
   /** Tags a live block with the trace's allocation id (for layouts). */
-  abstract setTraceId(handle: i32, traceId: i32): void;
+  setTraceId(handle: i32, traceId: i32): void {
+    setBlockTraceId(handle, traceId);
+  }
 
   // Rebuilding the state at the start of a trace recorded mid-run, one segment at a time in
   // ascending address order: beginSegment, then its blocks in address order.

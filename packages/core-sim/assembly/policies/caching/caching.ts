@@ -341,18 +341,6 @@ export class CachingAllocator extends Policy {
     writeCachingLayout(this, out);
   }
 
-  handleAddress(handle: i32): u64 {
-    return bAddr(handle);
-  }
-
-  handleSize(handle: i32): u64 {
-    return bSize(handle);
-  }
-
-  setTraceId(handle: i32, traceId: i32): void {
-    setBlockTraceId(handle, traceId);
-  }
-
   adoptSegment(address: u64, stream: i32, small: bool, expandable: bool): void {
     adoptCachingSegment(this, address, stream, small, expandable);
   }

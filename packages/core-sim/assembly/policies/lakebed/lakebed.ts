@@ -601,18 +601,6 @@ export class LakebedPolicy extends Policy {
     writeLakebedLayout(this, out);
   }
 
-  handleAddress(handle: i32): u64 {
-    return bAddr(handle);
-  }
-
-  handleSize(handle: i32): u64 {
-    return bSize(handle);
-  }
-
-  setTraceId(handle: i32, traceId: i32): void {
-    setBlockTraceId(handle, traceId);
-  }
-
   // A trace recorded mid-run: the live blocks are placed afresh, in the order the snapshot lists
   // them (ascending address), as if allocated then; cached blocks and segment shapes are not kept,
   // since lakebed would not have made them.
