@@ -9,7 +9,7 @@
 //   merge:  [ src ][ dst ]  ->  [ dst          ]                   absorbNeighbour (src gone)
 
 import {
-  NO_BLOCK, bAddr, bSize, bPrev, bNext, setAddr, setSize, setPrev, setNext, deleteBlock,
+  NO_BLOCK, bAddr, bSize, bEnd, bPrev, bNext, setAddr, setSize, setPrev, setNext, deleteBlock, isLive,
 } from "./block-table";
 
 /**
@@ -57,4 +57,21 @@ export function absorbNeighbour(dst: i32, src: i32): u64 {
   setSize(dst, bSize(dst) + gained);
   deleteBlock(src);
   return gained;
+}
+
+/**
+ * Block b sits in its chain over [base, end) as the chain must: each neighbour is a live record that
+ * links back to b and abuts it; with no block before it, b is the chain's head and starts at base;
+ * with none after it, b ends at end. O(1): what the policies' local checks ask of a changed block.
+ */
+export function linkedInChain(b: i32, head: i32, base: u64, end: u64): bool {
+  const prev = bPrev(b);
+  if (prev == NO_BLOCK) {
+    if (head != b || bAddr(b) != base) return false;
+  } else if (!isLive(prev) || bNext(prev) != b || bEnd(prev) != bAddr(b)) {
+    return false;
+  }
+  const next = bNext(b);
+  if (next == NO_BLOCK) return bEnd(b) == end;
+  return isLive(next) && bPrev(next) == b && bEnd(b) == bAddr(next);
 }

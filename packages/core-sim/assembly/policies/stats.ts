@@ -94,4 +94,22 @@ export class Stats {
   @inline count(index: i32): void {
     this.set(index, this.get(index) + 1);
   }
+
+  /**
+   * The bounds every policy's statistics keep: in each pool allocated_bytes <= active_bytes <=
+   * reserved_bytes, and every peak at least its current value. O(1).
+   */
+  withinBounds(): bool {
+    for (let pool = 0; pool < 3; pool++) {
+      const allocatedBytes = this.current(STAT_ALLOCATED_BYTES, pool);
+      const activeBytes = this.current(STAT_ACTIVE_BYTES, pool);
+      if (allocatedBytes > activeBytes || activeBytes > this.current(STAT_RESERVED_BYTES, pool)) return false;
+    }
+    for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
+      for (let pool = 0; pool < 3; pool++) {
+        if (this.peak(kind, pool) < this.current(kind, pool)) return false;
+      }
+    }
+    return true;
+  }
 }

@@ -184,18 +184,7 @@ export function brokenCachingInvariant(a: CachingAllocator): i32 {
 
   // INV-CACHE-7: bounds
   if (pending != a.pendingBlocks) return INV_BOUNDS;
-  for (let pool = 0; pool < 3; pool++) {
-    const allocatedBytes = a.stats.current(STAT_ALLOCATED_BYTES, pool);
-    const activeBytes = a.stats.current(STAT_ACTIVE_BYTES, pool);
-    if (allocatedBytes > activeBytes || activeBytes > a.stats.current(STAT_RESERVED_BYTES, pool)) return INV_BOUNDS;
-  }
-  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
-    for (let pool = 0; pool < 3; pool++) {
-      if (a.stats.peak(kind, pool) < a.stats.current(kind, pool)) return INV_BOUNDS;
-    }
-  }
-  if (<i64>a.totalAllocatedBytes != a.stats.current(STAT_RESERVED_BYTES, POOL_ALL)) return INV_BOUNDS;
-  return 0;
+  return brokenCachingBounds(a);
 }
 
 /** allocation, allocated, active and requested: what a block in use adds to the stats. */
@@ -319,16 +308,7 @@ function brokenCachingBlock(a: CachingAllocator, b: i32, simulated: SimulatedDev
  * pool, every peak >= its current, total_allocated_memory == reserved_bytes.all.current. O(1).
  */
 export function brokenCachingBounds(a: CachingAllocator): i32 {
-  for (let pool = 0; pool < 3; pool++) {
-    const allocatedBytes = a.stats.current(STAT_ALLOCATED_BYTES, pool);
-    const activeBytes = a.stats.current(STAT_ACTIVE_BYTES, pool);
-    if (allocatedBytes > activeBytes || activeBytes > a.stats.current(STAT_RESERVED_BYTES, pool)) return INV_BOUNDS;
-  }
-  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
-    for (let pool = 0; pool < 3; pool++) {
-      if (a.stats.peak(kind, pool) < a.stats.current(kind, pool)) return INV_BOUNDS;
-    }
-  }
+  if (!a.stats.withinBounds()) return INV_BOUNDS;
   if (<i64>a.totalAllocatedBytes != a.stats.current(STAT_RESERVED_BYTES, POOL_ALL)) return INV_BOUNDS;
   return 0;
 }

@@ -19,6 +19,7 @@ import { SimulatedDevice } from "../../device/simulated";
 import { LakebedPolicy } from "./lakebed";
 import { Arena, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
 import { distinctChanges, changedBlock } from "../../memory/changed-blocks";
+import { linkedInChain } from "../../memory/block-links";
 
 const INV_TILING: i32 = 1;
 const INV_FREE_SET: i32 = 2;
@@ -191,14 +192,9 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
   for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
     for (let pool = 0; pool < 3; pool++) {
       if (lb.stats.get(statIndex(kind, pool, METRIC_CURRENT)) != unchecked(recomputed[kind * 3 + pool])) return INV_STATS;
-      if (lb.stats.peak(kind, pool) < lb.stats.current(kind, pool)) return INV_STATS;
     }
   }
-  for (let pool = 0; pool < 3; pool++) {
-    const allocatedBytes = lb.stats.current(STAT_ALLOCATED_BYTES, pool);
-    const activeBytes = lb.stats.current(STAT_ACTIVE_BYTES, pool);
-    if (allocatedBytes > activeBytes || activeBytes > lb.stats.current(STAT_RESERVED_BYTES, pool)) return INV_STATS;
-  }
+  if (!lb.stats.withinBounds()) return INV_STATS;
   return 0;
 }
 
@@ -246,18 +242,9 @@ function brokenArenaBlock(lb: LakebedPolicy, b: i32): i32 {
   const end = a.base + a.vaBytes();
   if (size == 0 || size % MIN_BLOCK_BYTES != 0 || bAddr(b) < a.base || bEnd(b) > end) return INV_TILING;
   if (bStream(b) != a.stream || hasFlag(b, FLAG_SMALL) != a.small) return INV_TILING;
+  if (!linkedInChain(b, a.head, a.base, end)) return INV_TILING;
   const prev = bPrev(b);
   const next = bNext(b);
-  if (prev == NO_BLOCK) {
-    if (a.head != b || bAddr(b) != a.base) return INV_TILING;
-  } else if (!isLive(prev) || bNext(prev) != b || bEnd(prev) != bAddr(b)) {
-    return INV_TILING;
-  }
-  if (next == NO_BLOCK) {
-    if (bEnd(b) != end) return INV_TILING;
-  } else if (!isLive(next) || bPrev(next) != b || bEnd(b) != bAddr(next)) {
-    return INV_TILING;
-  }
   const allocated = hasFlag(b, FLAG_ALLOCATED);
   const isPending = hasFlag(b, FLAG_PENDING);
   if (allocated && isPending) return INV_TILING;
@@ -324,15 +311,6 @@ function brokenLakebedSums(lb: LakebedPolicy): i32 {
     if (simulated.physicalBytes != lb.chunkBytes) return INV_RESERVED;
   }
   if (lb.stats.get(statIndex(STAT_SEGMENT, POOL_ALL, METRIC_CURRENT)) != <i64>lb.arenas.length) return INV_STATS;
-  for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
-    for (let pool = 0; pool < 3; pool++) {
-      if (lb.stats.peak(kind, pool) < lb.stats.current(kind, pool)) return INV_STATS;
-    }
-  }
-  for (let pool = 0; pool < 3; pool++) {
-    const allocatedBytes = lb.stats.current(STAT_ALLOCATED_BYTES, pool);
-    const activeBytes = lb.stats.current(STAT_ACTIVE_BYTES, pool);
-    if (allocatedBytes > activeBytes || activeBytes > lb.stats.current(STAT_RESERVED_BYTES, pool)) return INV_STATS;
-  }
+  if (!lb.stats.withinBounds()) return INV_STATS;
   return 0;
 }

@@ -18,6 +18,7 @@ import { VmsPolicy } from "./vms";
 import { pIsFree, chunkCount } from "./physical-blocks";
 import { addRecomputed } from "../caching/valid";
 import { distinctChanges, changedBlock } from "../../memory/changed-blocks";
+import { linkedInChain } from "../../memory/block-links";
 
 export const VMS_INVARIANT_BASE: i32 = 100;
 const INV_TILING: i32 = VMS_INVARIANT_BASE + 1;
@@ -268,18 +269,9 @@ function brokenPBlock(p: VmsPolicy, b: i32): i32 {
   const size = bSize(b);
   const end = seg.base + seg.bytes();
   if (bStream(b) != seg.stream || size == 0 || size % CHUNK_BYTES != 0 || bAddr(b) < seg.base || bEnd(b) > end) return INV_TILING;
+  if (!linkedInChain(b, seg.head, seg.base, end)) return INV_TILING;
   const prev = bPrev(b);
   const next = bNext(b);
-  if (prev == NO_BLOCK) {
-    if (seg.head != b || bAddr(b) != seg.base) return INV_TILING;
-  } else if (!isLive(prev) || bNext(prev) != b || bEnd(prev) != bAddr(b)) {
-    return INV_TILING;
-  }
-  if (next == NO_BLOCK) {
-    if (bEnd(b) != end) return INV_TILING;
-  } else if (!isLive(next) || bPrev(next) != b || bEnd(b) != bAddr(next)) {
-    return INV_TILING;
-  }
   const first = seg.chunkOf(bAddr(b));
   const chunks = chunkCount(b);
   for (let c = first; c < first + chunks; c++) if (unchecked(seg.owner[c]) != b) return INV_TILING;
