@@ -271,6 +271,15 @@ export function policyFreeComplete(handle: i32): void { thePolicy().freeComplete
 export function policyEmptyCache(): void { thePolicy().emptyCache(); }
 export function policyBlockAddress(handle: i32): f64 { return <f64>thePolicy().handleAddress(handle); }
 export function policyBlockSize(handle: i32): f64 { return <f64>thePolicy().handleSize(handle); }
+/**
+ * The driver's address of a live block (its first byte), on an imported device; -1 on a simulated
+ * one. What packages/torch hands PyTorch: the policy itself only ever sees model addresses.
+ */
+export function policyBlockDriverAddress(handle: i32): f64 {
+  if (imported == null) return -1;
+  const p = thePolicy();
+  return changetype<ImportedDevice>(imported).driverAddress(p.handleAddress(handle), max<u64>(p.handleSize(handle), 1));
+}
 // Read-only views for the property harness (test/property/core-sim-adapter.ts): every policy keeps
 // its blocks in the block table, so a live handle's request and stream are read from there.
 export function policyBlockRequested(handle: i32): f64 { return <f64>bRequested(handle); }

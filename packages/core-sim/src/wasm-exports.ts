@@ -76,6 +76,7 @@ export interface CoreSimExports {
   policyEmptyCache(): void;
   policyBlockAddress(handle: number): number;
   policyBlockSize(handle: number): number;
+  policyBlockDriverAddress(handle: number): number;
   policyBlockRequested(handle: number): number;
   policyBlockStream(handle: number): number;
   policySetCapacity(capacityBytes: number): void;

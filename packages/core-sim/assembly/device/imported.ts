@@ -175,8 +175,11 @@ export class ImportedDevice extends Device {
     return this.driverBase.get(base) + <f64>(va - base);
   }
 
-  /** The driver address of model [va, va + bytes), inside a reservation or a malloc. */
-  private driverAddress(va: u64, bytes: u64): f64 {
+  /**
+   * The driver address of model [va, va + bytes), inside a reservation or a malloc. Public for a
+   * host that hands blocks to a program (packages/torch gives PyTorch the driver's pointers).
+   */
+  driverAddress(va: u64, bytes: u64): f64 {
     const m = this.mallocs.containing(va);
     if (m >= 0) {
       assert(va + bytes <= this.mallocs.start(m) + this.mallocs.size(m), "imported device: range runs past its malloc");
