@@ -254,6 +254,23 @@ export function deviceCallLogBytes(): usize { return changetype<usize>(theCallLo
 export function devicePeakPhysicalBytes(): f64 {
   return simulated != null ? <f64>changetype<SimulatedDevice>(simulated).peakPhysicalBytes : 0;
 }
+// The simulated device's host tier (device.ts): arena bytes now and at peak, and the simulated
+// microseconds of pinning and of copies each way (bytes copied: deviceCallBytes(CALL_COPY_OUT/IN)).
+export function deviceHostBytes(): f64 {
+  return simulated != null ? <f64>changetype<SimulatedDevice>(simulated).hostBytes : 0;
+}
+export function deviceHostPeakBytes(): f64 {
+  return simulated != null ? <f64>changetype<SimulatedDevice>(simulated).peakHostBytes : 0;
+}
+export function deviceHostMicros(): f64 {
+  return simulated != null ? changetype<SimulatedDevice>(simulated).hostMicros : 0;
+}
+export function deviceCopyOutMicros(): f64 {
+  return simulated != null ? changetype<SimulatedDevice>(simulated).copyOutMicros : 0;
+}
+export function deviceCopyInMicros(): f64 {
+  return simulated != null ? changetype<SimulatedDevice>(simulated).copyInMicros : 0;
+}
 
 // ---- driving a policy directly ------------------------------------------------------------------
 

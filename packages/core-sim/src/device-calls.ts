@@ -14,4 +14,8 @@ export const DEVICE_CALL_NAMES: readonly string[] = [
   "copyFromHost",
   "memset",
   "memGetInfo",
+  "hostReserve",
+  "copyOut",
+  "copyIn",
+  "hostRelease",
 ];

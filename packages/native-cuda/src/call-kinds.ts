@@ -14,6 +14,10 @@ export const CALL_KINDS = [
   "copyFromHost",
   "memset",
   "memGetInfo",
+  "hostReserve",
+  "copyOut",
+  "copyIn",
+  "hostRelease",
   "fillPattern",
   "checkPattern",
 ] as const;

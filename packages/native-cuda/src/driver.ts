@@ -110,6 +110,11 @@ export interface DirectCalls {
   memGetInfo(): MemInfo;
   fillPattern(va: number, bytes: number, seed: number): void;
   checkPattern(va: number, bytes: number, seed: number): number;
+  /** The host tier (Driver.hostReserve and the rest); hostReserve answers 0, or OOM (-1) when refused. */
+  hostReserve(bytes: number): number;
+  copyOut(va: number, hostOffset: number, bytes: number): void;
+  copyIn(hostOffset: number, va: number, bytes: number): void;
+  hostRelease(): void;
   /** Reads up to four numbers as a device call reads its arguments, and does nothing else: what
    * one call into the addon costs at least. */
   nop(a?: number, b?: number, c?: number, d?: number): void;

@@ -23,6 +23,11 @@ export interface NativeDriverObject {
   memGetInfo(): { free: number; total: number };
   fillPattern(va: number, bytes: number, seed: number): void;
   checkPattern(va: number, bytes: number, seed: number): number;
+  /** 0 when the arena was pinned, -1 (OOM) when refused */
+  hostReserve(bytes: number): number;
+  copyOut(va: number, hostOffset: number, bytes: number): void;
+  copyIn(hostOffset: number, va: number, bytes: number): void;
+  hostRelease(): void;
   info(): {
     kind: "host" | "cuda";
     description: string;

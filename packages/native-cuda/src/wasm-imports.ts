@@ -52,6 +52,10 @@ const K = {
   copyToHost: kind("copyToHost"),
   copyFromHost: kind("copyFromHost"),
   memGetInfo: kind("memGetInfo"),
+  hostReserve: kind("hostReserve"),
+  copyOut: kind("copyOut"),
+  copyIn: kind("copyIn"),
+  hostRelease: kind("hostRelease"),
 };
 
 export interface BoundDriver {
@@ -173,6 +177,34 @@ export function bindDriver(driver: Driver, recorder: CallSink, watch?: MemorySam
     },
     memGetInfoTotal() {
       return d.memGetInfo().total;
+    },
+    // The host tier: an arena inside the driver, named by offsets (core-sim's device.ts). The
+    // driver checks each copy and throws DeviceError on a bad one; hostReserve answers -1 when
+    // the host has no memory to pin (or by an injected fault).
+    hostReserve(bytes) {
+      const i = recorder.record(K.hostReserve, bytes);
+      const t0 = timed ? performance.now() : 0;
+      const r = d.hostReserve(bytes);
+      if (timed) recorder.took(i, t0, 0, -1);
+      return r;
+    },
+    copyOut(va, hostOffset, bytes) {
+      const i = recorder.record(K.copyOut, bytes);
+      const t0 = timed ? performance.now() : 0;
+      d.copyOut(va, hostOffset, bytes);
+      if (timed) recorder.took(i, t0, va, -1);
+    },
+    copyIn(hostOffset, va, bytes) {
+      const i = recorder.record(K.copyIn, bytes);
+      const t0 = timed ? performance.now() : 0;
+      d.copyIn(hostOffset, va, bytes);
+      if (timed) recorder.took(i, t0, va, -1);
+    },
+    hostRelease() {
+      const i = recorder.record(K.hostRelease, 0);
+      const t0 = timed ? performance.now() : 0;
+      d.hostRelease();
+      if (timed) recorder.took(i, t0, 0, -1);
     },
     fillPattern(va, bytes, seed) {
       fills++;

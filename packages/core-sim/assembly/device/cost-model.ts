@@ -37,11 +37,31 @@
 // | copyToHost/From  | not measured                                     | 10 + bytes / 25 GB/s (ASSUMED: PCIe 5 x16 class) |
 // | memset           | not measured                                     | 5 + bytes / 1.5 TB/s (ASSUMED: HBM3 class) |
 // | memGetInfo       | not measured                                     | 1 (ASSUMED)         |
+//
+// The host tier (copyOut, copyIn, hostReserve, hostRelease) is not charged to the device-call
+// time above: its figures are in copyMicros, duplexCopyMicros, pinMicros and unpinMicros below,
+// and the simulated device keeps copy time apart (a copy is data movement a policy may hide behind
+// computation; the calls above are the allocator's own overhead).
+//
+// | host tier           | H100 (tiering-dedup-handover.md D.3, one probe run)  | charged             |
+// |---------------------|------------------------------------------------------|---------------------|
+// | copyOut (D2H)       | 2 MiB 48-49 GB/s, >= 64 MiB 55.1 GB/s                | 2 MiB 43.2 us, 64 MiB 1,218 us, the line beyond |
+// | copyIn (H2D)        | 2 MiB 48-49 GB/s, >= 64 MiB 54.9 GB/s                | 2 MiB 43.2 us, 64 MiB 1,222 us, the line beyond |
+// | both at once        | 87.5 GB/s aggregate (size not stated: >= 64 MiB)     | 64 MiB each way 1,534 us, the line beyond |
+// | pin (hostReserve)   | cudaMallocHost 1 GiB 502 ms; 8 GiB 4.0 s             | 502 ms per GiB      |
+// | unpin (hostRelease) | cudaFreeHost 1 GiB 156 ms                            | 156 ms per GiB      |
+//
+// A copy's time is interpolated in bytes between measured points like the calls above, but beyond
+// either end it follows the line through the two nearest points (a copy's cost is a fixed latency
+// plus bytes over bandwidth, so a 64 KiB copy costs the line's few microseconds, not a 2 MiB
+// copy's). "Both at once" is one copy each way started together on two streams: of
+// duplexCopyMicros(out, in), the shared min(out, in) bytes each way cost the measured duplex time,
+// and what one direction has left over costs that direction's own copy time.
 
 import {
   CALL_MEM_CREATE, CALL_MEM_RELEASE, CALL_ADDRESS_RESERVE, CALL_ADDRESS_FREE, CALL_MAP,
   CALL_SET_ACCESS, CALL_UNMAP, CALL_MALLOC, CALL_FREE, CALL_COPY_TO_HOST, CALL_COPY_FROM_HOST,
-  CALL_MEMSET, CALL_MEM_GET_INFO,
+  CALL_MEMSET, CALL_MEM_GET_INFO, CALL_HOST_RESERVE, CALL_COPY_OUT, CALL_COPY_IN, CALL_HOST_RELEASE,
 } from "./device";
 
 const MiB: f64 = 1048576;
@@ -63,6 +83,14 @@ const MEMSET_FIXED_US: f64 = 5;
 const MEMSET_BYTES_PER_US: f64 = 1.5e12 / 1e6;
 const MEM_GET_INFO_US: f64 = 1;
 
+const GiB: f64 = 1073741824;
+// Host tier: (bytes copied each way, microseconds), ascending in bytes (see the header's table).
+const COPY_OUT_POINTS: StaticArray<f64> = [2 * MiB, 43.24, 64 * MiB, 1217.94];
+const COPY_IN_POINTS: StaticArray<f64> = [2 * MiB, 43.24, 64 * MiB, 1222.38];
+const DUPLEX_POINTS: StaticArray<f64> = [64 * MiB, 1533.91, 1024 * MiB, 24542.6];
+const PIN_US_PER_GIB: f64 = 502000;
+const UNPIN_US_PER_GIB: f64 = 156000;
+
 /** Linear interpolation over (bytes, us) pairs; see the header for the ends. */
 function interpolate(points: StaticArray<f64>, bytes: f64): f64 {
   const n = points.length >> 1;
@@ -74,6 +102,46 @@ function interpolate(points: StaticArray<f64>, bytes: f64): f64 {
   const x1 = points[2 * i];
   const y1 = points[2 * i + 1];
   return y0 + ((y1 - y0) * (bytes - x0)) / (x1 - x0);
+}
+
+/** The line through the two measured points nearest `bytes` (interpolation inside, extrapolation outside). */
+function alongLine(points: StaticArray<f64>, bytes: f64): f64 {
+  const n = points.length >> 1;
+  let i = 1;
+  while (i < n - 1 && bytes > points[2 * i]) i++;
+  const x0 = points[2 * (i - 1)];
+  const y0 = points[2 * (i - 1) + 1];
+  const x1 = points[2 * i];
+  const y1 = points[2 * i + 1];
+  const t = y0 + ((y1 - y0) * (bytes - x0)) / (x1 - x0);
+  return t > 0 ? t : 0;
+}
+
+/** Microseconds of one copy of `bytes` between the device and the host arena; kind is CALL_COPY_OUT or CALL_COPY_IN. */
+export function copyMicros(kind: i32, bytes: u64): f64 {
+  if (bytes == 0) return 0;
+  assert(kind == CALL_COPY_OUT || kind == CALL_COPY_IN, "copyMicros: not a host-tier copy");
+  return alongLine(kind == CALL_COPY_OUT ? COPY_OUT_POINTS : COPY_IN_POINTS, <f64>bytes);
+}
+
+/** Microseconds until both a copy out of `outBytes` and a copy in of `inBytes`, started together, are done. */
+export function duplexCopyMicros(outBytes: u64, inBytes: u64): f64 {
+  const shared = outBytes < inBytes ? outBytes : inBytes;
+  if (shared == 0) return copyMicros(CALL_COPY_OUT, outBytes) + copyMicros(CALL_COPY_IN, inBytes);
+  const both = alongLine(DUPLEX_POINTS, <f64>shared);
+  if (outBytes > shared) return both + copyMicros(CALL_COPY_OUT, outBytes - shared);
+  if (inBytes > shared) return both + copyMicros(CALL_COPY_IN, inBytes - shared);
+  return both;
+}
+
+/** Microseconds to pin `bytes` of host memory as the arena (hostReserve). */
+export function pinMicros(bytes: u64): f64 {
+  return (<f64>bytes / GiB) * PIN_US_PER_GIB;
+}
+
+/** Microseconds to give a pinned arena of `bytes` back (hostRelease). */
+export function unpinMicros(bytes: u64): f64 {
+  return (<f64>bytes / GiB) * UNPIN_US_PER_GIB;
 }
 
 /**
@@ -96,6 +164,10 @@ export function callMicros(kind: i32, bytes: u64): f64 {
     case CALL_COPY_FROM_HOST: return COPY_FIXED_US + b / COPY_BYTES_PER_US;
     case CALL_MEMSET: return MEMSET_FIXED_US + b / MEMSET_BYTES_PER_US;
     case CALL_MEM_GET_INFO: return MEM_GET_INFO_US;
+    case CALL_HOST_RESERVE: return pinMicros(bytes);
+    case CALL_HOST_RELEASE: return unpinMicros(bytes);
+    case CALL_COPY_OUT:
+    case CALL_COPY_IN: return copyMicros(kind, bytes);
   }
   return 0;
 }

@@ -3,8 +3,8 @@
 // hold a Device, and the replay picks which one:
 //
 //   SimulatedDevice (simulated.ts)  counts bytes and calls, enforces a capacity, charges time from
-//                                   the H100 cost model, and hands out addresses (address-oracle.ts,
-//                                   address-model.ts).
+//                                   the cost model measured on an H100 and an H200 (cost-model.ts),
+//                                   and hands out addresses (address-oracle.ts, address-model.ts).
 //   ImportedDevice  (imported.ts)   forwards every call to the host through Wasm imports, which
 //                                   packages/native-cuda binds to the CUDA or host-memory driver.
 //
@@ -39,7 +39,11 @@ export const CALL_COPY_TO_HOST: i32 = 9;
 export const CALL_COPY_FROM_HOST: i32 = 10;
 export const CALL_MEMSET: i32 = 11;
 export const CALL_MEM_GET_INFO: i32 = 12;
-export const CALL_KINDS: i32 = 13;
+export const CALL_HOST_RESERVE: i32 = 13;
+export const CALL_COPY_OUT: i32 = 14;
+export const CALL_COPY_IN: i32 = 15;
+export const CALL_HOST_RELEASE: i32 = 16;
+export const CALL_KINDS: i32 = 17;
 
 export abstract class Device {
   /** cuMemCreate: a physical allocation of `bytes`; its handle (> 0), or NO_HANDLE when out of memory. */
@@ -73,6 +77,27 @@ export abstract class Device {
   abstract copyFromHost(va: u64, hostPtr: usize, bytes: u64): void;
   /** cudaMemGetInfo: free bytes. */
   abstract memGetInfo(): u64;
+
+  // The host tier: one arena of pinned host memory per device, reserved once for a replay, into
+  // which a policy copies device ranges out and back (tiering, serverless shrink). The arena is
+  // addressed by offset, never by host pointer: the policy decides what lives where in it, and an
+  // offset means the same on every driver (the simulated device has no arena bytes at all). A
+  // device range given to copyOut/copyIn is mapped and accessible (covered by whole mappings that
+  // setAccess was called on, or inside one cudaMalloc'd range) for the whole copy; a copy returns
+  // when its bytes have arrived (a synchronous cuMemcpy), so the range may be unmapped right after
+  // copyOut and read right after copyIn.
+  /**
+   * cuMemHostAlloc: `bytes` of pinned host memory as this replay's arena (on the host driver an
+   * anonymous mmap, mlock'ed when RLIMIT_MEMLOCK allows). False when refused (no host memory);
+   * then there is no arena. At most one arena per device: a second call is a policy bug.
+   */
+  abstract hostReserve(bytes: u64): bool;
+  /** cuMemcpyDtoH: device [va, va + bytes) -> arena [hostOffset, hostOffset + bytes). */
+  abstract copyOut(va: u64, hostOffset: u64, bytes: u64): void;
+  /** cuMemcpyHtoD: arena [hostOffset, hostOffset + bytes) -> device [va, va + bytes). */
+  abstract copyIn(hostOffset: u64, va: u64, bytes: u64): void;
+  /** cuMemFreeHost: the arena back (end of replay; teardown also releases one left behind). */
+  abstract hostRelease(): void;
   /** total bytes of the device (a device property; not a driver call) */
   abstract totalBytes(): u64;
   /**

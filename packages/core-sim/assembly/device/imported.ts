@@ -22,8 +22,19 @@
 // | copyFromHost(va: f64, hostPtr: i32, bytes: f64): void | cuMemcpyHtoD      | from this instance's memory at hostPtr |
 // | memGetInfoFree(): f64                             | cuMemGetInfo (free)   | bytes |
 // | memGetInfoTotal(): f64                            | cuMemGetInfo (total)  | bytes |
+// | hostReserve(bytes: f64): i32                      | cuMemHostAlloc        | 0, or -1 when refused (no host memory, injected fault) |
+// | copyOut(va: f64, hostOffset: f64, bytes: f64): void | cuMemcpyDtoH        | device range -> the arena at hostOffset |
+// | copyIn(hostOffset: f64, va: f64, bytes: f64): void  | cuMemcpyHtoD        | the arena at hostOffset -> device range |
+// | hostRelease(): void                               | cuMemFreeHost         | |
 // | fillPattern(va: f64, bytes: f64, seed: f64): void | the check pattern (native-cuda pattern.h) | |
 // | checkPattern(va: f64, bytes: f64, seed: f64): f64 | reads it back         | bytes that differ (0 = intact) |
+//
+// The host-tier imports (device.ts says what they are for) name arena offsets, never host
+// pointers: the arena lives in the driver, outside this instance's memory, and the driver checks
+// each copy (arena reserved, offset range inside it, device range mapped with access) and throws
+// on a bad one, as it does for any other call. A host that implements these imports itself (the
+// wasm2c build of packages/torch) keeps one pinned buffer per instance and copies with the
+// driver's synchronous cuMemcpyDtoH/HtoD between it and the driver address of the range.
 //
 // The names and argument order follow native-cuda's Driver methods (CALL_KINDS); memGetInfo is
 // split in two so that no struct crosses the boundary. The host adds nothing of its own: where the
@@ -65,6 +76,10 @@ import { modelMallocAddress, modelReserveAddress } from "./address-model";
 @external("device", "copyFromHost") declare function hostCopyFromHost(va: f64, hostPtr: i32, bytes: f64): void;
 @external("device", "memGetInfoFree") declare function hostMemGetInfoFree(): f64;
 @external("device", "memGetInfoTotal") declare function hostMemGetInfoTotal(): f64;
+@external("device", "hostReserve") declare function hostHostReserve(bytes: f64): i32;
+@external("device", "copyOut") declare function hostCopyOut(va: f64, hostOffset: f64, bytes: f64): void;
+@external("device", "copyIn") declare function hostCopyIn(hostOffset: f64, va: f64, bytes: f64): void;
+@external("device", "hostRelease") declare function hostHostRelease(): void;
 @external("device", "fillPattern") declare function hostFillPattern(va: f64, bytes: f64, seed: f64): void;
 @external("device", "checkPattern") declare function hostCheckPattern(va: f64, bytes: f64, seed: f64): f64;
 
@@ -149,6 +164,10 @@ export class ImportedDevice extends Device {
   copyToHost(va: u64, hostPtr: usize, bytes: u64): void { hostCopyToHost(this.driverAddress(va, bytes), <i32>hostPtr, <f64>bytes); }
   copyFromHost(va: u64, hostPtr: usize, bytes: u64): void { hostCopyFromHost(this.driverAddress(va, bytes), <i32>hostPtr, <f64>bytes); }
   memGetInfo(): u64 { return <u64>hostMemGetInfoFree(); }
+  hostReserve(bytes: u64): bool { return hostHostReserve(<f64>bytes) == 0; }
+  copyOut(va: u64, hostOffset: u64, bytes: u64): void { hostCopyOut(this.driverAddress(va, bytes), <f64>hostOffset, <f64>bytes); }
+  copyIn(hostOffset: u64, va: u64, bytes: u64): void { hostCopyIn(<f64>hostOffset, this.driverAddress(va, bytes), <f64>bytes); }
+  hostRelease(): void { hostHostRelease(); }
   totalBytes(): u64 { return this.deviceTotalBytes; }
   canAllocate(bytes: u64): bool { return this.physicalBytes + bytes <= this.capacityBytes; }
 

@@ -3,13 +3,25 @@
 // call kind, enforces a capacity of physical memory (handles + cudaMalloc'd bytes), charges the
 // time of each call from the H100 cost model, and hands out addresses from the trace (the address
 // oracle) or from the address model.
+//
+// The host tier (device.ts) has no bytes here either: the device checks each call as the live
+// driver does (one arena, reserved before use and released once; offsets inside it; the device
+// range mapped with access or inside a malloc), counts host bytes and the bytes copied each way,
+// and charges their time to counters of their own (hostMicros, copyOutMicros, copyInMicros), not
+// to `micros`, which stays the allocator's own call overhead that every policy is compared on.
+//
+// INV-SIM-HOST  hostBytes is 0 or the one arena's size; peakHostBytes >= hostBytes; every copy
+//               lay inside [0, hostBytes).
+// INV-SIM-ACCESS  accessible holds exactly the mappings setAccess succeeded on, by (start, size),
+//               and no entry outlives its mapping.
 
 import {
   Device, NO_ADDRESS, NO_HANDLE, GRANULARITY_BYTES, CALL_KINDS, CALL_MEM_CREATE, CALL_MEM_RELEASE,
   CALL_ADDRESS_RESERVE, CALL_ADDRESS_FREE, CALL_MAP, CALL_SET_ACCESS, CALL_UNMAP, CALL_MALLOC,
-  CALL_FREE, CALL_COPY_TO_HOST, CALL_COPY_FROM_HOST, CALL_MEM_GET_INFO,
+  CALL_FREE, CALL_COPY_TO_HOST, CALL_COPY_FROM_HOST, CALL_MEM_GET_INFO, CALL_HOST_RESERVE,
+  CALL_COPY_OUT, CALL_COPY_IN, CALL_HOST_RELEASE,
 } from "./device";
-import { callMicros } from "./cost-model";
+import { callMicros, copyMicros, pinMicros, unpinMicros } from "./cost-model";
 import { RangeList } from "./range-list";
 import { AddressOracle } from "./address-oracle";
 import { modelMallocAddress, modelReserveAddress } from "./address-model";
@@ -34,6 +46,19 @@ export class SimulatedDevice extends Device {
   reservations: RangeList = new RangeList();
   /** tag: the handle mapped there */
   mappings: RangeList = new RangeList();
+  /** the mappings with access (INV-SIM-ACCESS); tag unused */
+  accessible: RangeList = new RangeList();
+
+  /** the host arena's bytes (0: none reserved now; INV-SIM-HOST) */
+  hostBytes: u64 = 0;
+  peakHostBytes: u64 = 0;
+  /** an arena was reserved at some point of this replay (one per device, even after its release) */
+  hostArenaTaken: bool = false;
+  /** simulated microseconds of pinning and unpinning the arena */
+  hostMicros: f64 = 0;
+  /** simulated microseconds of copies out (device -> arena) and in (arena -> device), one at a time */
+  copyOutMicros: f64 = 0;
+  copyInMicros: f64 = 0;
   /** handle id -> bytes (0: released or never made); handle 0 is unused */
   private handleBytes: StaticArray<u64> = new StaticArray<u64>(256);
   /** handle id -> how many mappings it has (a handle may be mapped at several addresses, as stitching does) */
@@ -72,9 +97,14 @@ export class SimulatedDevice extends Device {
   }
 
   private charge(kind: i32, bytes: u64): void {
+    this.countCall(kind, bytes);
+    this.micros += callMicros(kind, bytes);
+  }
+
+  /** Counts and logs a call without charging it to `micros` (the host tier keeps its own time). */
+  private countCall(kind: i32, bytes: u64): void {
     unchecked((this.calls[kind] += 1));
     unchecked((this.callBytes[kind] += <i64>bytes));
-    this.micros += callMicros(kind, bytes);
     const log = this.callLog;
     if (log) log.add(kind, bytes);
   }
@@ -154,7 +184,13 @@ export class SimulatedDevice extends Device {
   setAccess(va: u64, bytes: u64): bool {
     assert(this.coveredByMappings(va, bytes), "setAccess: range not covered by mappings");
     this.chargePerMapping(CALL_SET_ACCESS, va, bytes);
-    return !this.injectFault(CALL_SET_ACCESS);
+    if (this.injectFault(CALL_SET_ACCESS)) return false;
+    const end = va + bytes;
+    for (let i = this.mappings.indexOf(va); i < this.mappings.count && this.mappings.start(i) < end; i++) {
+      const start = this.mappings.start(i);
+      if (this.accessible.indexOf(start) < 0) this.accessible.insert(start, this.mappings.size(i), 0);
+    }
+    return true;
   }
 
   unmap(va: u64, bytes: u64): void {
@@ -163,6 +199,8 @@ export class SimulatedDevice extends Device {
     let i = this.mappings.indexOf(va);
     const end = va + bytes;
     while (i < this.mappings.count && this.mappings.start(i) < end) {
+      const a = this.accessible.indexOf(this.mappings.start(i));
+      if (a >= 0) this.accessible.removeAt(a);
       this.handleMappings[this.mappings.tag(i)]--;
       this.mappings.removeAt(i);
     }
@@ -203,6 +241,45 @@ export class SimulatedDevice extends Device {
     this.charge(CALL_COPY_FROM_HOST, bytes);
   }
 
+  hostReserve(bytes: u64): bool {
+    assert(bytes > 0, "hostReserve: zero bytes");
+    assert(!this.hostArenaTaken, "hostReserve: this device already had its one host arena");
+    this.countCall(CALL_HOST_RESERVE, bytes);
+    if (this.injectFault(CALL_HOST_RESERVE)) return false;
+    this.hostMicros += pinMicros(bytes);
+    this.hostArenaTaken = true;
+    this.hostBytes = bytes;
+    if (bytes > this.peakHostBytes) this.peakHostBytes = bytes;
+    return true;
+  }
+
+  copyOut(va: u64, hostOffset: u64, bytes: u64): void {
+    this.checkCopy(va, hostOffset, bytes, "copyOut");
+    this.countCall(CALL_COPY_OUT, bytes);
+    this.copyOutMicros += copyMicros(CALL_COPY_OUT, bytes);
+  }
+
+  copyIn(hostOffset: u64, va: u64, bytes: u64): void {
+    this.checkCopy(va, hostOffset, bytes, "copyIn");
+    this.countCall(CALL_COPY_IN, bytes);
+    this.copyInMicros += copyMicros(CALL_COPY_IN, bytes);
+  }
+
+  hostRelease(): void {
+    assert(this.hostBytes > 0, "hostRelease: no host arena is reserved");
+    this.countCall(CALL_HOST_RELEASE, this.hostBytes);
+    this.hostMicros += unpinMicros(this.hostBytes);
+    this.hostBytes = 0;
+  }
+
+  /** The live driver's refusals of a host-tier copy, as assertions. */
+  private checkCopy(va: u64, hostOffset: u64, bytes: u64, call: string): void {
+    assert(bytes > 0, call + ": zero bytes");
+    assert(this.hostBytes > 0, call + ": no host arena is reserved");
+    assert(hostOffset <= this.hostBytes && bytes <= this.hostBytes - hostOffset, call + ": the range runs past the host arena");
+    assert(this.accessibleRange(va, bytes), call + ": device range not mapped with access");
+  }
+
   memGetInfo(): u64 {
     this.charge(CALL_MEM_GET_INFO, 0);
     return this.freeBytes();
@@ -236,8 +313,28 @@ export class SimulatedDevice extends Device {
     if (this.physicalBytes > this.peakPhysicalBytes) this.peakPhysicalBytes = this.physicalBytes;
     const handle = this.newHandle(bytes);
     this.mappings.insert(va, bytes, handle);
+    this.accessible.insert(va, bytes, 0);
     this.handleMappings[handle] = 1;
     return handle;
+  }
+
+  /**
+   * [va, va + bytes) may be read and written: inside one malloc, or covered without a gap by
+   * mappings with access (any part of them: as native-cuda's LiveTables.Accessible).
+   */
+  private accessibleRange(va: u64, bytes: u64): bool {
+    const m = this.mallocs.containing(va);
+    if (m >= 0 && va + bytes <= this.mallocs.start(m) + this.mallocs.size(m)) return true;
+    let i = this.accessible.containing(va);
+    if (i < 0) return false;
+    let at = va;
+    const end = va + bytes;
+    while (at < end) {
+      if (i >= this.accessible.count || this.accessible.start(i) > at) return false;
+      at = this.accessible.start(i) + this.accessible.size(i);
+      i++;
+    }
+    return true;
   }
 
   /** [va, va + bytes) starts and ends on mapping boundaries with no gap inside. */

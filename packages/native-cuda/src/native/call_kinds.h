@@ -5,6 +5,8 @@
 //   kOom:   the call reports out-of-memory (memCreate/malloc/addressReserve return the OOM code);
 //           that is what cuMemCreate/cuMemAlloc/cuMemAddressReserve return when the device is full.
 //   kError: the call throws the JS-defined DeviceError, as any other failed driver call does.
+// The rows down to hostRelease are the calls core-sim's Device makes, in its CALL_* order
+// (assembly/device/device.ts); the pattern calls after them are the live replay's data checks.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +29,10 @@ enum class FaultShape { kOom, kError };
   X(kCopyFromHost, "copyFromHost", FaultShape::kError) \
   X(kMemset, "memset", FaultShape::kError)           \
   X(kMemGetInfo, "memGetInfo", FaultShape::kError)   \
+  X(kHostReserve, "hostReserve", FaultShape::kOom)   \
+  X(kCopyOut, "copyOut", FaultShape::kError)         \
+  X(kCopyIn, "copyIn", FaultShape::kError)           \
+  X(kHostRelease, "hostRelease", FaultShape::kError) \
   X(kFillPattern, "fillPattern", FaultShape::kError) \
   X(kCheckPattern, "checkPattern", FaultShape::kError)
 
