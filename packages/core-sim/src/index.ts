@@ -2,6 +2,7 @@
 // its expandable segments, GMLake's stitching, lakebed's own), a simulated device, and the replay loop.
 export { replayDevice, DeviceReplay, H100_TOTAL_BYTES, modelCapacityBytes } from "./replay-device.js";
 export type { ReplayOptions, DeviceReplayResult, DeviceCallLog, SegmentEvent, Timeline } from "./replay-device.js";
+export type { StartStateReport, StateCounts } from "./start-state-report.js";
 export { PolicyInternalError } from "./policy-internal-error.js";
 // The policies, each declared once (also the package's light `./policies` entry).
 export { POLICY_REGISTRY, POLICY_NAMES, isPolicyName, policyEntry, invariantName } from "./policy-registry.js";

@@ -51,6 +51,13 @@ export interface PolicyEntry {
   capacityOvershootBytes: number;
   /** settings strings, beyond the defaults, that reach its distinct code paths: the property harness runs each */
   harnessSettings: readonly string[];
+  /**
+   * A trace recorded mid-run: true when the policy rebuilds the recorded segments and their cached
+   * free blocks (the caching allocator's layout-adopter), so that a live replay materializes them
+   * too; absent or false when it allocates the live blocks afresh and drops the cache
+   * (Policy.adoptAfresh). core-sim's src/start-state-prologue.ts reads it.
+   */
+  rebuildsRecordedLayout?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -78,6 +85,7 @@ export const POLICY_REGISTRY = [
     virtualMemory: false,
     capacityOvershootBytes: 0,
     harnessSettings: ["max_split_size_mb:40,roundup_power2_divisions:4"],
+    rebuildsRecordedLayout: true,
   },
   {
     code: 1,
@@ -91,6 +99,7 @@ export const POLICY_REGISTRY = [
     virtualMemory: true,
     capacityOvershootBytes: 20 * MiB,
     harnessSettings: [],
+    rebuildsRecordedLayout: true,
   },
   {
     code: 2,

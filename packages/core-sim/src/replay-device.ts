@@ -8,6 +8,8 @@ import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
 import { invariantName, policyEntry, type PolicyName } from "./policy-registry.js";
 import { PolicyInternalError } from "./policy-internal-error.js";
+import { startStatePrologue } from "./start-state-prologue.js";
+import { segmentsRebuilt, stateCounts, type StartStateReport } from "./start-state-report.js";
 import { CoreSimAbort, DEVICE_IMPORTED, DEVICE_SIMULATED, POLICY_CODES, applyConf, instantiate, type CoreSimExports, type DeviceImports } from "./wasm.js";
 
 /** What cudaMemGetInfo reports as total on the H100 80GB HBM3 that recorded the shared traces. */
@@ -63,6 +65,15 @@ export interface ReplayOptions {
   verifyData?: boolean;
   /** simulated device only: record every device call in order (result.callLog) */
   callLog?: boolean;
+  /**
+   * A trace recorded mid-run (its initialState is not empty): "adopt" hands the rebuilt state to
+   * the policy without a device call, at the trace's addresses (the simulator's default); a live
+   * device cannot adopt memory it never allocated, so it "materialize"s: the policy allocates the
+   * start state through its device before the trace's first event (start-state-prologue.ts says
+   * how, and what can differ). The simulator materializes too when asked, making the live replay's
+   * calls (the differential check).
+   */
+  startState?: "adopt" | "materialize";
 }
 
 /** Device calls in the order the policy made them: kinds index DEVICE_CALL_NAMES. */
@@ -72,7 +83,7 @@ export interface DeviceCallLog {
 }
 
 export interface SegmentEvent {
-  /** the trace event being replayed when the policy made this device call */
+  /** the trace event being replayed when the policy made this device call; -1 while materializing the start state */
   eventIndex: number;
   /** Action.SegmentAlloc, SegmentFree, SegmentMap or SegmentUnmap */
   action: number;
@@ -130,10 +141,17 @@ export interface DeviceReplayResult {
   /** with callLog: every device call of the simulated device, in order */
   callLog?: DeviceCallLog;
   /** with verifyData: allocations whose pattern was checked, how many had changed, and the first
-   * event where one had (-1: none) */
+   * event where one had (-1: none; 0 when it was found while materializing the start state) */
   verifiedAllocations?: number;
   verifyFailures?: number;
   firstVerifyFailureEventIndex?: number;
+  /**
+   * A trace recorded mid-run: how the policy took its start state and what it held when the trace
+   * began. With method "materialized", every statistic, peak and call count above includes the
+   * materialization's allocations (the indices above are the trace's events; a peak reached while
+   * materializing reads as event 0).
+   */
+  startState?: StartStateReport;
 }
 
 const CHUNK_EVENTS = 1 << 16;
@@ -178,9 +196,14 @@ export function modelCapacityBytes(trace: DeviceTrace, opts: Pick<ReplayOptions,
 
 export class DeviceReplay {
   readonly wasm: CoreSimExports;
+  /** the trace's events (without a materialized start state's) */
   readonly events: number;
+  /** events replayed before the trace's first: the materialized start state (INV-PRO-1) */
+  private readonly prologue: number;
+  /** position in the replayed columns (prologue, then the trace's events) */
   private from = 0;
   private layoutAtEvent: SegmentState[] | undefined;
+  private startState: StartStateReport | undefined;
   private readonly checkEvery: number;
 
   constructor(
@@ -190,20 +213,26 @@ export class DeviceReplay {
     const live = opts.deviceImports !== undefined;
     const conf = opts.conf;
     const { total, capacity } = deviceSize(trace, opts);
-    policyEntry(opts.policy); // an unknown name throws one line naming the registered policies
-    if (live && trace.initialState.length > 0) {
-      throw new Error(`trace device ${trace.device} starts mid-run (its first state is rebuilt): a live device cannot adopt memory it never allocated; replay it on the simulator`);
+    const entry = policyEntry(opts.policy); // an unknown name throws one line naming the registered policies
+    const midRun = trace.initialState.length > 0;
+    if (live && opts.startState === "adopt" && midRun) {
+      throw new Error(`trace device ${trace.device} starts mid-run: a live device cannot adopt memory it never allocated (materialize the start state instead)`);
     }
+    const materialize = midRun && (live || opts.startState === "materialize");
     if (live && opts.traceAddresses !== false) throw new Error("a live replay cannot take addresses from the trace (set traceAddresses: false)");
+    if (materialize && opts.traceAddresses !== false) throw new Error("a materialized start state cannot take addresses from the trace (set traceAddresses: false)");
     if (opts.verifyData && !live) throw new Error("verifyData needs a live device (deviceImports)");
     const wasm = instantiate(opts.deviceImports);
     this.wasm = wasm;
     wasm.setup(POLICY_CODES[opts.policy], live ? DEVICE_IMPORTED : DEVICE_SIMULATED, capacity, total);
     applyConf(wasm, conf);
 
-    const ev = trace.events;
+    const prologue = materialize ? startStatePrologue(trace, conf, entry.rebuildsRecordedLayout === true) : null;
+    this.prologue = prologue?.events ?? 0;
+    this.events = trace.events.length;
+    const replayed = prologue?.trace ?? trace;
+    const ev = replayed.events;
     const n = ev.length;
-    this.events = n;
     let blockIds = trace.initialLiveBlocks;
     for (let i = 0; i < n; i++) if (ev.blockId[i] >= blockIds) blockIds = ev.blockId[i] + 1;
     wasm.eventsAllocate(n, blockIds);
@@ -216,18 +245,21 @@ export class DeviceReplay {
     if (opts.callLog && wasm.deviceCallLogEnable() !== 0) throw new Error("callLog needs the simulated device");
     wasm.start(opts.traceAddresses === false ? 0 : 1, opts.timelinePoints ?? 0);
     if (opts.verifyData) wasm.setVerifyData();
-    adoptInitialState(wasm, trace.initialState);
     this.checkEvery = opts.checkEvery ?? (opts.checkLocal ? FULL_CHECK_EVERY : 0);
     if (opts.checkLocal) wasm.setLocalCheck(1);
+    if (midRun && !materialize) {
+      adoptInitialState(wasm, trace.initialState);
+      this.startState = this.reportStartState("adopted");
+    }
   }
 
   get done(): boolean {
-    return this.from >= this.events;
+    return this.from >= this.prologue + this.events;
   }
 
-  /** Events replayed so far. */
+  /** The trace's events replayed so far (0 while the start state is materialized). */
   get position(): number {
-    return this.from;
+    return Math.max(0, this.from - this.prologue);
   }
 
   /**
@@ -235,15 +267,29 @@ export class DeviceReplay {
    * so that a signal between chunks is handled soon; see api/src/live/live-replay.ts).
    */
   step(maxEvents = CHUNK_EVENTS): void {
-    const n = this.events;
-    const layoutAt = this.opts.layoutAtEvent;
+    const k = this.prologue;
+    const n = k + this.events;
+    const layoutAt = this.opts.layoutAtEvent === undefined ? undefined : this.opts.layoutAtEvent + k;
     const from = this.from;
     let to = Math.min(n, from + Math.max(1, Math.floor(maxEvents)));
+    if (from < k) to = Math.min(to, k); // the start state is reported before the trace's first event
     if (layoutAt !== undefined && from <= layoutAt && layoutAt < to) to = layoutAt + 1;
-    run(this.wasm, from, to, this.checkEvery, this.opts.policy);
+    run(this.wasm, from, to, this.checkEvery, this.opts.policy, k);
     if (layoutAt !== undefined && to === layoutAt + 1) this.layoutAtEvent = readLayout(this.wasm);
+    if (from < k && to === k) this.startState = this.reportStartState("materialized");
     this.from = to;
-    this.opts.onProgress?.(to, n);
+    this.opts.onProgress?.(Math.max(0, to - k), this.events);
+  }
+
+  private reportStartState(method: StartStateReport["method"]): StartStateReport {
+    const atStart = readLayout(this.wasm);
+    return {
+      method,
+      recorded: stateCounts(this.trace.initialState),
+      atStart: stateCounts(atStart),
+      materializingEvents: this.prologue,
+      segmentsRebuilt: segmentsRebuilt(this.trace.initialState, atStart),
+    };
   }
 
   /** The results, once done. */
@@ -254,7 +300,7 @@ export class DeviceReplay {
       const broken = wasm.brokenInvariant();
       if (broken !== 0) throw new Error(`policy ${opts.policy}: isValid failed at the end of the trace: ${invariantName(opts.policy, broken)} broken`);
     }
-    const result = collect(wasm, this.trace, this.events, opts, this.layoutAtEvent);
+    const result = collect(wasm, this.trace, this.events, this.prologue, opts, this.layoutAtEvent);
     if (opts.callLog) {
       const count = wasm.deviceCallLogCount();
       const buf = wasm.memory.buffer;
@@ -266,23 +312,34 @@ export class DeviceReplay {
     if (opts.verifyData) {
       result.verifiedAllocations = wasm.replayCounter(COUNTER_VERIFIED_ALLOCATIONS);
       result.verifyFailures = wasm.replayCounter(COUNTER_VERIFY_FAILURES);
-      result.firstVerifyFailureEventIndex = wasm.firstVerifyFailure();
+      const first = wasm.firstVerifyFailure();
+      result.firstVerifyFailureEventIndex = first < 0 ? -1 : Math.max(0, first - this.prologue);
     }
+    if (this.startState) result.startState = this.startState;
     return result;
   }
 }
 
-function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number, policy: PolicyName): void {
+/**
+ * Replays columns [from, to); `prologue` events of a materialized start state come first, and an
+ * error names the trace event (or the materialization step) where the policy stopped.
+ */
+function run(wasm: CoreSimExports, from: number, to: number, checkEvery: number, policy: PolicyName, prologue: number): void {
   let failed: number;
   try {
     failed = wasm.replay(from, to, checkEvery);
   } catch (e) {
     if (e instanceof CoreSimAbort || e instanceof WebAssembly.RuntimeError) {
-      throw new PolicyInternalError(policy, (e as Error).message, wasm.currentEvent());
+      const at = wasm.currentEvent();
+      const detail = at < prologue ? `${(e as Error).message} (while materializing the start state, step ${at} of ${prologue})` : (e as Error).message;
+      throw new PolicyInternalError(policy, detail, Math.max(0, at - prologue));
     }
     throw e;
   }
-  if (failed >= 0) throw new Error(`core-sim: isValid failed after trace event ${failed}: ${invariantName(policy, wasm.brokenInvariant())} broken`);
+  if (failed >= 0) {
+    const where = failed < prologue ? `step ${failed} of the ${prologue} that materialize the start state` : `trace event ${failed - prologue}`;
+    throw new Error(`core-sim: isValid failed after ${where}: ${invariantName(policy, wasm.brokenInvariant())} broken`);
+  }
 }
 
 /** Rebuilds the allocator state at the start of a trace recorded mid-run. */
@@ -336,7 +393,8 @@ function readLayout(wasm: CoreSimExports): SegmentState[] {
   return out;
 }
 
-function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: ReplayOptions, layoutAtEvent?: SegmentState[]): DeviceReplayResult {
+/** The results; `prologue` events of a materialized start state came before the trace's `n` (their indices are mapped to the trace's). */
+function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, prologue: number, opts: ReplayOptions, layoutAtEvent?: SegmentState[]): DeviceReplayResult {
   if (wasm.statCount() !== STAT_NAMES.length) {
     throw new Error(`@lakebed/core-sim: the Wasm has ${wasm.statCount()} stats, the TypeScript table ${STAT_NAMES.length}; rebuild the package`);
   }
@@ -350,7 +408,9 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
   const addr = new Float64Array(buf, wasm.segmentLogAddr(), count);
   const size = new Float64Array(buf, wasm.segmentLogSize(), count);
   const segmentEvents: SegmentEvent[] = [];
-  for (let i = 0; i < count; i++) segmentEvents.push({ eventIndex: eventIndex[i], action: action[i], addr: addr[i], size: size[i] });
+  for (let i = 0; i < count; i++) {
+    segmentEvents.push({ eventIndex: eventIndex[i] < prologue ? -1 : eventIndex[i] - prologue, action: action[i], addr: addr[i], size: size[i] });
+  }
 
   const driverCalls: Record<string, number> = {};
   DEVICE_CALL_NAMES.forEach((name, kind) => {
@@ -365,10 +425,14 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
   if ((opts.timelinePoints ?? 0) > 0) {
     const points = wasm.timelineCount();
     const b = wasm.memory.buffer;
+    const at = new Float64Array(b, wasm.timelineEvent(), points);
+    // windows that ended while the start state was materialized are before the trace
+    let first = 0;
+    while (first < points && at[first] < prologue) first++;
     timeline = {
-      eventIndex: Array.from(new Float64Array(b, wasm.timelineEvent(), points)),
-      allocatedBytes: Array.from(new Float64Array(b, wasm.timelineAllocated(), points)),
-      reservedBytes: Array.from(new Float64Array(b, wasm.timelineReserved(), points)),
+      eventIndex: Array.from(at.subarray(first), (i) => i - prologue),
+      allocatedBytes: Array.from(new Float64Array(b, wasm.timelineAllocated(), points).subarray(first)),
+      reservedBytes: Array.from(new Float64Array(b, wasm.timelineReserved(), points).subarray(first)),
     };
   }
 
@@ -378,7 +442,7 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
     peakAllocatedBytes: stats["allocated_bytes.all.peak"],
     peakReservedBytes: stats["reserved_bytes.all.peak"],
     peakRequestedBytes: stats["requested_bytes.all.peak"],
-    peakReservedEventIndex: wasm.peakReservedEventIndex(),
+    peakReservedEventIndex: wasm.peakReservedEventIndex() < 0 ? -1 : Math.max(0, wasm.peakReservedEventIndex() - prologue),
     deviceAllocs: stats["num_device_alloc"],
     deviceFrees: stats["num_device_free"],
     ooms: stats["num_ooms"],
@@ -387,7 +451,7 @@ function collect(wasm: CoreSimExports, trace: DeviceTrace, n: number, opts: Repl
     unexpectedOomSuccesses: wasm.replayCounter(COUNTER_UNEXPECTED_OOM_SUCCESSES),
     emptyCacheCalls: wasm.replayCounter(COUNTER_EMPTY_CACHE_CALLS),
     addressMismatches: wasm.replayCounter(COUNTER_ADDRESS_MISMATCHES),
-    firstAddressMismatchEventIndex: wasm.firstAddressMismatch(),
+    firstAddressMismatchEventIndex: wasm.firstAddressMismatch() < 0 ? -1 : wasm.firstAddressMismatch() - prologue,
     stats,
     segmentEvents,
     finalSegments: readLayout(wasm),

@@ -2,7 +2,8 @@
 // backend. The policy must make the identical sequence of device calls (kind and bytes, in order)
 // on every backend and end with identical statistics, or what was simulated is not what runs.
 // Both sides run with traceAddresses off (the live device cannot take addresses from the trace, and
-// the simulator must see the same addresses the live policy sees: core-sim's imported.ts).
+// the simulator must see the same addresses the live policy sees: core-sim's imported.ts), and a
+// trace recorded mid-run has its start state materialized on both (a live device cannot adopt it).
 import { replayDevice, type DeviceReplayResult } from "@lakebed/core-sim";
 import type { Trace } from "@lakebed/traces";
 import { resolvePolicy, type PolicyName } from "../replay.js";
@@ -47,7 +48,7 @@ export interface DifferentialResult {
 function simulate(trace: Trace, request: DifferentialRequest): { policy: PolicyName; results: DeviceReplayResult[] } {
   const { policy, conf } = resolvePolicy(trace, request);
   const results = trace.devices.map((device) =>
-    replayDevice(device, { policy, conf, capacityBytes: request.capacityBytes, traceAddresses: false, callLog: true }),
+    replayDevice(device, { policy, conf, capacityBytes: request.capacityBytes, traceAddresses: false, callLog: true, startState: "materialize" }),
   );
   return { policy, results };
 }

@@ -8,10 +8,15 @@
 // thrown driver error, an interrupted run: teardown-guard.ts), and the document says what was
 // still held after teardown (`leaks`, all zero unless the driver could not release something).
 //
+// A trace recorded mid-run (all public snapshots, and any recorded after the model was built) starts
+// with memory the driver never handed out: the policy materializes that start state through the
+// driver before the trace's first event (core-sim's start-state-prologue.ts), and the document's
+// `startState` says what it held then and that the statistics count those allocations.
+//
 // The policy runs with traceAddresses off: it sees the simulator's address model, and the imported
 // device translates to the driver's addresses (core-sim's assembly/device/imported.ts says why), so
 // a live replay takes the decisions of a simulated replay with traceAddresses off, call for call.
-import { DeviceReplay, modelCapacityBytes, type DeviceReplayResult } from "@lakebed/core-sim";
+import { DeviceReplay, modelCapacityBytes, type DeviceReplayResult, type StartStateReport } from "@lakebed/core-sim";
 import type { DeviceTrace, Trace } from "@lakebed/traces";
 import { bindDriver, openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type TeardownReport } from "@lakebed/native-cuda";
 import { resolvePolicy, toDocument, type DeviceReplayDocument, type PolicyName, type ReplayDocument } from "../replay.js";
@@ -78,6 +83,12 @@ export interface LiveDeviceDocument extends DeviceReplayDocument {
   memory?: { baselineFreeBytes: number; peakInUseBytes: number; samples: number };
   /** driver calls native-cuda counted, per kind, including pattern fills and checks */
   driverCounters: Record<string, number>;
+  /**
+   * A trace recorded mid-run: its start state, materialized through the driver before the first
+   * event. The figures above (statistics, peaks, device calls, verified allocations) count from an
+   * empty device, so they include the materialization's allocations.
+   */
+  startState?: StartStateReport;
 }
 
 export interface LiveReplayDocument extends Omit<ReplayDocument, "devices"> {
@@ -261,6 +272,7 @@ async function replayDeviceLive(
     leaks,
     ...(watch ? { memory: { baselineFreeBytes: watch.baselineFreeBytes, peakInUseBytes: watch.peakInUseBytes, samples: watch.samples } } : {}),
     driverCounters,
+    ...(result.startState ? { startState: result.startState } : {}),
   };
   return { result, document, calls: recorder.sequence(), recorder, description };
 }
