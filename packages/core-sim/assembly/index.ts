@@ -13,6 +13,7 @@ import { Device, CALL_KINDS } from "./device/device";
 import { SimulatedDevice } from "./device/simulated";
 import { ImportedDevice } from "./device/imported";
 import { CallLog } from "./device/call-log";
+import { copyMicros, duplexCopyMicros, pinMicros } from "./device/cost-model";
 import { AllocatorConfig, UNLIMITED } from "./policies/config";
 import { roundSize, allocationSize, shouldSplitRemainder, isSmallSize } from "./policies/rounding";
 import { STAT_COUNT } from "./policies/stats";
@@ -271,6 +272,17 @@ export function deviceCopyOutMicros(): f64 {
 export function deviceCopyInMicros(): f64 {
   return simulated != null ? changetype<SimulatedDevice>(simulated).copyInMicros : 0;
 }
+// The host tier driven directly, on either device (tests, and hosts that move memory themselves):
+// the Device's own calls, with its checks; 1 / 0 for hostReserve's bool.
+export function deviceHostReserve(bytes: f64): i32 { return theDevice().hostReserve(<u64>bytes) ? 1 : 0; }
+export function deviceCopyOut(va: f64, hostOffset: f64, bytes: f64): void { theDevice().copyOut(<u64>va, <u64>hostOffset, <u64>bytes); }
+export function deviceCopyIn(hostOffset: f64, va: f64, bytes: f64): void { theDevice().copyIn(<u64>hostOffset, <u64>va, <u64>bytes); }
+export function deviceHostRelease(): void { theDevice().hostRelease(); }
+@inline function theDevice(): Device { return changetype<Device>(device); }
+/** The cost model's host-tier figures (device/cost-model.ts), for reports: microseconds. */
+export function costCopyMicros(kind: i32, bytes: f64): f64 { return copyMicros(kind, <u64>bytes); }
+export function costDuplexCopyMicros(outBytes: f64, inBytes: f64): f64 { return duplexCopyMicros(<u64>outBytes, <u64>inBytes); }
+export function costPinMicros(bytes: f64): f64 { return pinMicros(<u64>bytes); }
 
 // ---- driving a policy directly ------------------------------------------------------------------
 

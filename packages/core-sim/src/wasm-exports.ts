@@ -69,6 +69,18 @@ export interface CoreSimExports {
   deviceCallLogKinds(): number;
   deviceCallLogBytes(): number;
   devicePeakPhysicalBytes(): number;
+  deviceHostBytes(): number;
+  deviceHostPeakBytes(): number;
+  deviceHostMicros(): number;
+  deviceCopyOutMicros(): number;
+  deviceCopyInMicros(): number;
+  deviceHostReserve(bytes: number): number;
+  deviceCopyOut(va: number, hostOffset: number, bytes: number): void;
+  deviceCopyIn(hostOffset: number, va: number, bytes: number): void;
+  deviceHostRelease(): void;
+  costCopyMicros(kind: number, bytes: number): number;
+  costDuplexCopyMicros(outBytes: number, inBytes: number): number;
+  costPinMicros(bytes: number): number;
   policyMalloc(requestBytes: number, stream: number): number;
   policyFree(handle: number): void;
   policyFreeRequest(handle: number): void;

@@ -59,6 +59,8 @@ export interface DriverCounters {
   reservedBytes: number;
   mappedBytes: number;
   mallocBytes: number;
+  /** bytes of the host tier's pinned arena held now (0: none) */
+  hostArenaBytes: number;
   /** calls that reached the driver layer, per kind (JS-rejected arguments are not counted) */
   calls: PerCall;
   /** calls that did not succeed (including OOM results), per kind */
@@ -74,6 +76,8 @@ export interface LeakReport {
   reservations: Array<{ va: number; bytes: number; mappings: number }>;
   mappings: Array<{ va: number; bytes: number; handle: number; offset: number; access: boolean }>;
   mallocs: Array<{ va: number; bytes: number }>;
+  /** the host tier's arena, when one is still held (else 0) */
+  hostArenaBytes: number;
 }
 
 export interface TeardownReport {
@@ -81,6 +85,8 @@ export interface TeardownReport {
   addressesFreed: number;
   handlesReleased: number;
   mallocsFreed: number;
+  /** the size of the host arena teardown released (0: none was held) */
+  hostArenaBytes: number;
   /** driver calls that failed during teardown (the records are dropped regardless) */
   errors: string[];
 }
@@ -177,6 +183,19 @@ export interface Driver {
   fillPattern(va: number, bytes: number, seed: number): void;
   /** Reads the probes back: how many bytes differ from the pattern (0 = intact). */
   checkPattern(va: number, bytes: number, seed: number): number;
+  /**
+   * The host tier: `bytes` of pinned host memory as this driver's one arena (cuMemHostAlloc; on
+   * host memory an anonymous mmap, mlock'ed when RLIMIT_MEMLOCK allows). False when the host
+   * refused for want of memory. One arena at a time: a call while one is held throws.
+   */
+  hostReserve(bytes: number): boolean;
+  /** cuMemcpyDtoH of device [va, va+bytes) into the arena at hostOffset; the device range must be
+   * mapped with access (or inside a malloc) and the arena range inside the arena. */
+  copyOut(va: number, hostOffset: number, bytes: number): void;
+  /** cuMemcpyHtoD of the arena at hostOffset into device [va, va+bytes); the same checks. */
+  copyIn(hostOffset: number, va: number, bytes: number): void;
+  /** cuMemFreeHost: the arena back (teardown releases one left behind). */
+  hostRelease(): void;
   info(): DriverInfo;
   counters(): DriverCounters;
   /** Everything this driver still holds. */
@@ -296,6 +315,24 @@ class NativeDriver implements Driver {
   checkPattern(va: number, bytes: number, seed: number): number {
     const c = this.check;
     return this.native.checkPattern(c.va("checkPattern", va), c.positive("checkPattern", "bytes", bytes), c.integer("checkPattern", "seed", seed));
+  }
+
+  hostReserve(bytes: number): boolean {
+    return this.native.hostReserve(this.check.positive("hostReserve", "bytes", bytes)) === 0;
+  }
+
+  copyOut(va: number, hostOffset: number, bytes: number): void {
+    const c = this.check;
+    this.native.copyOut(c.va("copyOut", va), c.integer("copyOut", "hostOffset", hostOffset), c.positive("copyOut", "bytes", bytes));
+  }
+
+  copyIn(hostOffset: number, va: number, bytes: number): void {
+    const c = this.check;
+    this.native.copyIn(c.integer("copyIn", "hostOffset", hostOffset), c.va("copyIn", va), c.positive("copyIn", "bytes", bytes));
+  }
+
+  hostRelease(): void {
+    this.native.hostRelease();
   }
 
   info(): DriverInfo {

@@ -12,6 +12,8 @@ interface Model {
   handles: Map<number, { bytes: number; released: boolean; mappings: number }>;
   reservations: Map<number, { bytes: number; mapped: Array<{ va: number; bytes: number; handle: number; access: boolean }> }>;
   mallocs: Map<number, number>;
+  /** the host tier's arena: its bytes, 0 when none is held */
+  arenaBytes: number;
 }
 
 function expectedCounts(m: Model) {
@@ -38,6 +40,7 @@ function expectedCounts(m: Model) {
   return {
     liveHandles, handleBytes, physicalBytes, liveMappings, mappedBytes,
     liveReservations: m.reservations.size, reservedBytes, liveMallocs: m.mallocs.size, mallocBytes,
+    hostArenaBytes: m.arenaBytes,
   };
 }
 
@@ -56,14 +59,14 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
   const rng = new Rng(seed);
   const rand = () => rng.unit();
   const G = d.granularity();
-  const m: Model = { handles: new Map(), reservations: new Map(), mallocs: new Map() };
+  const m: Model = { handles: new Map(), reservations: new Map(), mallocs: new Map(), arenaBytes: 0 };
   let failures = 0;
   const buf = new Uint8Array(256);
   for (let step = 0; step < steps; step++) {
     const liveHandles = [...m.handles.entries()].filter(([, h]) => !h.released);
     const reservations = [...m.reservations.entries()];
     const op = rng.pick(["create", "create", "release", "reserve", "free", "map", "map", "access", "unmap",
-      "malloc", "mfree", "copy", "pattern", "info"] as const);
+      "malloc", "mfree", "copy", "pattern", "info", "arena", "tier", "tier"] as const);
     let ok = true;
     switch (op) {
       case "create": {
@@ -149,7 +152,20 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
         if (ok) m.mallocs.delete(va);
         break;
       }
+      case "arena": {
+        // the host tier's one arena: pinned when none is held, else given back
+        if (m.arenaBytes === 0) {
+          const bytes = G * (1 + Math.floor(rand() * 4));
+          ok = attempt(() => (d.hostReserve(bytes) ? 0 : OOM));
+          if (ok) m.arenaBytes = bytes;
+        } else {
+          ok = attempt(() => d.hostRelease());
+          if (ok) m.arenaBytes = 0;
+        }
+        break;
+      }
       case "copy":
+      case "tier":
       case "pattern": {
         // a range that maps one chunk twice aliases itself: a pattern written at one place is
         // overwritten at the other, so pattern checks take ranges with distinct chunks only
@@ -165,7 +181,18 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
         ];
         if (targets.length === 0) continue;
         const [va, bytes] = rng.pick(targets);
-        if (op === "copy") {
+        if (op === "tier") {
+          // a range out to the arena and back: the bytes written before must read back after
+          if (m.arenaBytes === 0) continue;
+          const n = Math.min(bytes, m.arenaBytes, 4096);
+          const offset = Math.floor(rand() * (m.arenaBytes - n + 1));
+          const mark = new Uint8Array(n).fill(step & 0xff);
+          ok = attempt(() => d.copyFromHost(va, mark)) && attempt(() => d.copyOut(va, offset, n)) &&
+            attempt(() => d.memset(va, 0, n)) && attempt(() => d.copyIn(offset, va, n));
+          const back = new Uint8Array(n);
+          if (ok) ok = attempt(() => d.copyToHost(va, back));
+          if (ok) expect(back.every((b) => b === (step & 0xff))).toBe(true);
+        } else if (op === "copy") {
           ok = attempt(() => d.copyFromHost(va, buf)) && attempt(() => d.copyToHost(va, buf)) &&
             attempt(() => d.memset(va, 1, buf.length));
         } else {
@@ -194,7 +221,7 @@ function workload(d: Driver, seed: number, steps: number): { failures: number } 
   return { failures };
 }
 
-const OOM_SHAPED = new Set<CallKind>(["memCreate", "addressReserve", "malloc"]);
+const OOM_SHAPED = new Set<CallKind>(["memCreate", "addressReserve", "malloc", "hostReserve"]);
 
 describe("fault injection", () => {
   for (const call of CALL_KINDS) {

@@ -223,7 +223,7 @@ describe("host driver", () => {
     d.malloc(12345);
     d.addressReserve(G);
     const report = d.teardown();
-    expect(report).toEqual({ unmapped: 2, addressesFreed: 2, handlesReleased: 2, mallocsFreed: 1, errors: [] });
+    expect(report).toEqual({ unmapped: 2, addressesFreed: 2, handlesReleased: 2, mallocsFreed: 1, hostArenaBytes: 0, errors: [] });
     expect(d.counters()).toMatchObject({
       liveHandles: 0,
       liveReservations: 0,
@@ -233,10 +233,10 @@ describe("host driver", () => {
       reservedBytes: 0,
       mappedBytes: 0,
     });
-    expect(d.leakReport()).toEqual({ clean: true, handles: [], reservations: [], mappings: [], mallocs: [] });
+    expect(d.leakReport()).toEqual({ clean: true, handles: [], reservations: [], mappings: [], mallocs: [], hostArenaBytes: 0 });
     expect(d.info().closed).toBe(true);
     expectCode(() => d.memCreate(G), "CLOSED");
-    expect(d.teardown()).toEqual({ unmapped: 0, addressesFreed: 0, handlesReleased: 0, mallocsFreed: 0, errors: [] });
+    expect(d.teardown()).toEqual({ unmapped: 0, addressesFreed: 0, handlesReleased: 0, mallocsFreed: 0, hostArenaBytes: 0, errors: [] });
   });
 
   it("memGetInfo reports the machine, or the capacity when one is set", () => {

@@ -89,7 +89,8 @@ export abstract class Device {
   /**
    * cuMemHostAlloc: `bytes` of pinned host memory as this replay's arena (on the host driver an
    * anonymous mmap, mlock'ed when RLIMIT_MEMLOCK allows). False when refused (no host memory);
-   * then there is no arena. At most one arena per device: a second call is a policy bug.
+   * then there is no arena. One arena per device at a time: a call while one is held is a policy
+   * bug (a policy sizes its arena once, at the start of a replay).
    */
   abstract hostReserve(bytes: u64): bool;
   /** cuMemcpyDtoH: device [va, va + bytes) -> arena [hostOffset, hostOffset + bytes). */

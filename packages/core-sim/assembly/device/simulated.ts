@@ -52,8 +52,6 @@ export class SimulatedDevice extends Device {
   /** the host arena's bytes (0: none reserved now; INV-SIM-HOST) */
   hostBytes: u64 = 0;
   peakHostBytes: u64 = 0;
-  /** an arena was reserved at some point of this replay (one per device, even after its release) */
-  hostArenaTaken: bool = false;
   /** simulated microseconds of pinning and unpinning the arena */
   hostMicros: f64 = 0;
   /** simulated microseconds of copies out (device -> arena) and in (arena -> device), one at a time */
@@ -243,11 +241,10 @@ export class SimulatedDevice extends Device {
 
   hostReserve(bytes: u64): bool {
     assert(bytes > 0, "hostReserve: zero bytes");
-    assert(!this.hostArenaTaken, "hostReserve: this device already had its one host arena");
+    assert(this.hostBytes == 0, "hostReserve: this device already holds its host arena (one at a time)");
     this.countCall(CALL_HOST_RESERVE, bytes);
     if (this.injectFault(CALL_HOST_RESERVE)) return false;
     this.hostMicros += pinMicros(bytes);
-    this.hostArenaTaken = true;
     this.hostBytes = bytes;
     if (bytes > this.peakHostBytes) this.peakHostBytes = bytes;
     return true;

@@ -160,6 +160,10 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
             InstanceMethod<&DriverWrap::MemGetInfo>("memGetInfo"),
             InstanceMethod<&DriverWrap::FillPattern>("fillPattern"),
             InstanceMethod<&DriverWrap::CheckPattern>("checkPattern"),
+            InstanceMethod<&DriverWrap::HostReserve>("hostReserve"),
+            InstanceMethod<&DriverWrap::CopyOut>("copyOut"),
+            InstanceMethod<&DriverWrap::CopyIn>("copyIn"),
+            InstanceMethod<&DriverWrap::HostRelease>("hostRelease"),
             InstanceMethod<&DriverWrap::Info>("info"),
             InstanceMethod<&DriverWrap::Counters>("counters"),
             InstanceMethod<&DriverWrap::LeakReport>("leakReport"),
@@ -222,11 +226,13 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     if (debug && *debug && *debug != '0')
       fprintf(stderr,
               "lakebed-native: %s of %s driver: unmapped %llu, freed %llu reservations, "
-              "released %llu handles, freed %llu mallocs, %zu errors\n",
+              "released %llu handles, freed %llu mallocs%s, %zu errors\n",
               why, kind_.c_str(), static_cast<unsigned long long>(r.unmapped),
               static_cast<unsigned long long>(r.addressesFreed),
               static_cast<unsigned long long>(r.handlesReleased),
-              static_cast<unsigned long long>(r.mallocsFreed), r.errors.size());
+              static_cast<unsigned long long>(r.mallocsFreed),
+              r.hostArenaBytes ? (", released a host arena of " + std::to_string(r.hostArenaBytes) + " bytes").c_str() : "",
+              r.errors.size());
   }
 
   static void OnEnvExit(void* arg) {
@@ -401,6 +407,33 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     return Num(info.Env(), bad);
   }
 
+  // hostReserve(bytes): 0 when the arena is pinned; kOom when the host refused for want of
+  // memory or by an injected fault (the policy goes on without a host tier); else throws.
+  Napi::Value HostReserve(const Napi::CallbackInfo& info) {
+    return Refusable(info.Env(), "hostReserve", core_->HostReserve(Arg(info, 0, "hostReserve", "bytes")));
+  }
+
+  // copyOut(va, hostOffset, bytes): device -> arena
+  Napi::Value CopyOut(const Napi::CallbackInfo& info) {
+    Check(info.Env(), "copyOut",
+          core_->CopyOut(Arg(info, 0, "copyOut", "va"), Arg(info, 1, "copyOut", "hostOffset"),
+                         Arg(info, 2, "copyOut", "bytes")));
+    return Nothing();
+  }
+
+  // copyIn(hostOffset, va, bytes): arena -> device
+  Napi::Value CopyIn(const Napi::CallbackInfo& info) {
+    Check(info.Env(), "copyIn",
+          core_->CopyIn(Arg(info, 0, "copyIn", "hostOffset"), Arg(info, 1, "copyIn", "va"),
+                        Arg(info, 2, "copyIn", "bytes")));
+    return Nothing();
+  }
+
+  Napi::Value HostRelease(const Napi::CallbackInfo& info) {
+    Check(info.Env(), "hostRelease", core_->HostRelease());
+    return Nothing();
+  }
+
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("kind", kind_);
@@ -425,6 +458,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     out.Set("reservedBytes", Num(env, t.reservedBytes));
     out.Set("mappedBytes", Num(env, t.mappedBytes));
     out.Set("mallocBytes", Num(env, t.mallocBytes));
+    out.Set("hostArenaBytes", Num(env, core_->hostArenaBytes()));
     Napi::Object calls = Napi::Object::New(env);
     Napi::Object failures = Napi::Object::New(env);
     Napi::Object ooms = Napi::Object::New(env);
@@ -470,11 +504,12 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
       o.Set("bytes", Num(env, m.bytes));
     });
     Napi::Object out = Napi::Object::New(env);
-    out.Set("clean", t.empty());
+    out.Set("clean", t.empty() && core_->hostArenaBytes() == 0);
     out.Set("handles", handles);
     out.Set("reservations", reservations);
     out.Set("mappings", mappings);
     out.Set("mallocs", mallocs);
+    out.Set("hostArenaBytes", Num(env, core_->hostArenaBytes()));
     return out;
   }
 
@@ -543,6 +578,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     out.Set("addressesFreed", Num(env, r.addressesFreed));
     out.Set("handlesReleased", Num(env, r.handlesReleased));
     out.Set("mallocsFreed", Num(env, r.mallocsFreed));
+    out.Set("hostArenaBytes", Num(env, r.hostArenaBytes));
     Napi::Array errors = Napi::Array::New(env);
     for (const std::string& e : r.errors) errors.Set(errors.Length(), e);
     out.Set("errors", errors);

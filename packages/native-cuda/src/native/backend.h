@@ -39,6 +39,12 @@ class Backend {
   virtual Status copyFromHost(uint64_t va, const void* src, uint64_t bytes) = 0;
   virtual Status memset(uint64_t va, uint8_t value, uint64_t bytes) = 0;
   virtual Status memGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) = 0;
+  // The host tier's arena: `bytes` of pinned host memory (cuMemHostAlloc), and giving it back
+  // (cuMemFreeHost). Copies between the arena and the device are copyToHost/copyFromHost with the
+  // arena as the host side: the same driver function (cuMemcpyDtoH/HtoD), which runs at the
+  // pinned rate because the arena is pinned. kOutOfMemory when the host cannot pin that much.
+  virtual Status hostReserve(uint64_t bytes, void** arena) = 0;
+  virtual Status hostRelease(void* arena, uint64_t bytes) = 0;
   // Called once after DriverCore released everything; the cuda backend drops its context here.
   virtual void close() = 0;
 

@@ -82,7 +82,9 @@ struct CUmemAccessDesc {
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", CUresult (*)(CUdeviceptr, const void*, size_t))              \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult (*)(void*, CUdeviceptr, size_t))                    \
   X(cuMemsetD8, "cuMemsetD8_v2", CUresult (*)(CUdeviceptr, unsigned char, size_t))                \
-  X(cuMemGetInfo, "cuMemGetInfo_v2", CUresult (*)(size_t*, size_t*))
+  X(cuMemGetInfo, "cuMemGetInfo_v2", CUresult (*)(size_t*, size_t*))                            \
+  X(cuMemHostAlloc, "cuMemHostAlloc", CUresult (*)(void**, size_t, unsigned int))                 \
+  X(cuMemFreeHost, "cuMemFreeHost", CUresult (*)(void*))
 
 // PFN_cuInit, PFN_cuMemCreate, ...: one function-pointer type per entry above.
 #define LAKEBED_PFN(field, symbol, type) using PFN_##field = type;

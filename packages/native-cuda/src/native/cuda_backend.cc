@@ -130,6 +130,20 @@ class CudaBackend final : public Backend {
     return s;
   }
 
+  // Flags 0: pinned and mapped for this context only (no CU_MEMHOSTALLOC_PORTABLE: one driver is
+  // one context), not write-combined (the arena is read back by the CPU in data checks).
+  Status hostReserve(uint64_t bytes, void** arena) override {
+    Status s = Bind();
+    if (!s.ok()) return s;
+    return FromCu(api_, "cuMemHostAlloc", Drive([&] { return api_.cuMemHostAlloc(arena, bytes, 0); }));
+  }
+
+  Status hostRelease(void* arena, uint64_t) override {
+    Status s = Bind();
+    if (!s.ok()) return s;
+    return FromCu(api_, "cuMemFreeHost", Drive([&] { return api_.cuMemFreeHost(arena); }));
+  }
+
   void close() override {
     if (context_) api_.cuDevicePrimaryCtxRelease(device_);
     context_ = nullptr;

@@ -337,6 +337,65 @@ Status DriverCore::CheckPattern(uint64_t va, uint64_t bytes, uint64_t seed,
   return Finish(k, t0, s);
 }
 
+// ---- the host tier -----------------------------------------------------------------------------
+
+Status DriverCore::CheckCopy(uint64_t va, uint64_t hostOffset, uint64_t bytes) const {
+  if (arena_ == nullptr) return Status::Invalid("no host arena is reserved (hostReserve first)");
+  if (bytes == 0) return Status::Invalid("bytes must be positive");
+  if (hostOffset > arenaBytes_ || bytes > arenaBytes_ - hostOffset)
+    return Status::Invalid("host range " + std::to_string(hostOffset) + " + " + Bytes(bytes) +
+                           " runs past the host arena of " + Bytes(arenaBytes_));
+  return CheckAccessible(va, bytes);
+}
+
+Status DriverCore::HostReserve(uint64_t bytes) {
+  const CallKind k = CallKind::kHostReserve;
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] {
+    if (arena_ != nullptr)
+      return Status::Invalid("this driver already holds a host arena of " + Bytes(arenaBytes_) +
+                             " (one at a time)");
+    return CheckRange(0, bytes, false);
+  });
+  void* arena = nullptr;
+  if (s.ok()) s = backend_->hostReserve(bytes, &arena);
+  if (s.ok()) {
+    arena_ = static_cast<uint8_t*>(arena);
+    arenaBytes_ = bytes;
+  }
+  return Finish(k, t0, s);
+}
+
+Status DriverCore::CopyOut(uint64_t va, uint64_t hostOffset, uint64_t bytes) {
+  const CallKind k = CallKind::kCopyOut;
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] { return CheckCopy(va, hostOffset, bytes); });
+  if (s.ok()) s = backend_->copyToHost(arena_ + hostOffset, va, bytes);
+  return Finish(k, t0, s);
+}
+
+Status DriverCore::CopyIn(uint64_t hostOffset, uint64_t va, uint64_t bytes) {
+  const CallKind k = CallKind::kCopyIn;
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] { return CheckCopy(va, hostOffset, bytes); });
+  if (s.ok()) s = backend_->copyFromHost(va, arena_ + hostOffset, bytes);
+  return Finish(k, t0, s);
+}
+
+Status DriverCore::HostRelease() {
+  const CallKind k = CallKind::kHostRelease;
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] {
+    return arena_ == nullptr ? Status::Invalid("no host arena is reserved") : Status::Ok();
+  });
+  if (s.ok()) s = backend_->hostRelease(arena_, arenaBytes_);
+  if (s.ok()) {
+    arena_ = nullptr;
+    arenaBytes_ = 0;
+  }
+  return Finish(k, t0, s);
+}
+
 // ---- teardown ----------------------------------------------------------------------------------
 
 namespace {
@@ -383,6 +442,12 @@ TeardownReport DriverCore::Teardown() {
     note("free", backend_->free(va, tables_.mallocs[va].bytes));
     tables_.RemoveMalloc(va);
     report.mallocsFreed++;
+  }
+  if (arena_ != nullptr) {
+    note("hostRelease", backend_->hostRelease(arena_, arenaBytes_));
+    report.hostArenaBytes = arenaBytes_;
+    arena_ = nullptr;
+    arenaBytes_ = 0;
   }
   backend_->close();
   closed_ = true;

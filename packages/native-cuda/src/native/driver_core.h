@@ -42,6 +42,7 @@ struct TeardownReport {
   uint64_t addressesFreed = 0;
   uint64_t handlesReleased = 0;
   uint64_t mallocsFreed = 0;
+  uint64_t hostArenaBytes = 0;  // the host arena's size when teardown released one, else 0
   std::vector<std::string> errors;  // driver calls that failed while tearing down
 };
 
@@ -76,8 +77,20 @@ class DriverCore {
   // *mismatchedBytes: how many probed bytes differ from the pattern (0: the check passed).
   Status CheckPattern(uint64_t va, uint64_t bytes, uint64_t seed, uint64_t* mismatchedBytes);
 
+  // The host tier (core-sim's device.ts): one arena of pinned host memory at a time, addressed by
+  // offset. Copies check the arena range and the device range
+  // (mapped with access, or inside a malloc) as copyToHost does, and never run past either.
+  Status HostReserve(uint64_t bytes);
+  Status CopyOut(uint64_t va, uint64_t hostOffset, uint64_t bytes);
+  Status CopyIn(uint64_t hostOffset, uint64_t va, uint64_t bytes);
+  Status HostRelease();
+  // The arena's bytes (0: none held now).
+  uint64_t hostArenaBytes() const { return arenaBytes_; }
+  // The arena itself, for a check or a benchmark that reads what was copied (nullptr: none).
+  const uint8_t* hostArena() const { return arena_; }
+
   // Releases everything, newest first within each table, in dependency order (mappings, then
-  // reservations, then handles, then mallocs), then closes the backend. Idempotent. Fault
+  // reservations, then handles, then mallocs, then the host arena), then closes the backend. Idempotent. Fault
   // injection is off during teardown: exit cleanup must not be made to fail on purpose.
   TeardownReport Teardown();
 
@@ -117,6 +130,8 @@ class DriverCore {
   // [va, va+bytes) is exactly covered by whole mappings (cuMemUnmap/cuMemSetAccess): in tiles_.
   Status CheckTiled(uint64_t va, uint64_t bytes);
   Status CheckCapacity(uint64_t bytes) const;
+  // [hostOffset, hostOffset+bytes) inside the arena, and [va, va+bytes) accessible.
+  Status CheckCopy(uint64_t va, uint64_t hostOffset, uint64_t bytes) const;
 
   std::unique_ptr<Backend> backend_;
   const uint64_t granularity_;
@@ -128,6 +143,9 @@ class DriverCore {
   FaultInjector faults_;
   CallCounters counters_;
   std::vector<uint8_t> probe_;  // scratch for pattern probes
+  // INV-NAT-ARENA  arena_ == nullptr exactly when arenaBytes_ == 0 (no arena held).
+  uint8_t* arena_ = nullptr;
+  uint64_t arenaBytes_ = 0;
   std::vector<LiveTables::MappingIt> tiles_;  // scratch: the mappings a setAccess or unmap covers
   bool timing_ = false;
   double clockReadNs_ = 0;

@@ -10,6 +10,9 @@
 //   cuMemAddressFree     munmap
 //   cuMemAlloc/Free      mmap anonymous / munmap
 //   cuMemsetD8           memset
+//   cuMemHostAlloc       mmap anonymous + mlock     mlock'ed when RLIMIT_MEMLOCK allows that much
+//                                                   (pinned, as CUDA's); else left pageable
+//   cuMemFreeHost        munmap
 //
 // Because map is MAP_SHARED of the memfd, one chunk mapped at two addresses is one piece of memory
 // seen twice, and one reservation really shows several separate chunks side by side: stitching is
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -175,6 +179,33 @@ class HostBackend final : public Backend {
     if (Drive([&] { return sysinfo(&info); }) != 0) return FromErrno("sysinfo", errno);
     *freeBytes = static_cast<uint64_t>(info.freeram) * info.mem_unit;
     *totalBytes = static_cast<uint64_t>(info.totalram) * info.mem_unit;
+    return Status::Ok();
+  }
+
+  // Pinning what the limit allows and no more: an unprivileged process's RLIMIT_MEMLOCK is
+  // usually a few MiB, and a refused mlock there says nothing about memory, so the arena is then
+  // plain anonymous memory (the copies are the same memcpy). Where the limit allows and mlock
+  // still fails, the host has no memory to pin: out of memory, as cuMemHostAlloc would say.
+  Status hostReserve(uint64_t bytes, void** arena) override {
+    void* p = Drive([&] {
+      return mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    });
+    if (p == MAP_FAILED) return FromErrno("mmap (host arena)", errno);
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_MEMLOCK, &limit) == 0 &&
+        (limit.rlim_cur == RLIM_INFINITY || bytes <= limit.rlim_cur)) {
+      if (Drive([&] { return mlock(p, bytes); }) != 0) {
+        const int err = errno;
+        munmap(p, bytes);
+        return FromErrno("mlock (host arena)", err == EAGAIN ? ENOMEM : err);
+      }
+    }
+    *arena = p;
+    return Status::Ok();
+  }
+
+  Status hostRelease(void* arena, uint64_t bytes) override {
+    if (Drive([&] { return munmap(arena, bytes); }) != 0) return FromErrno("munmap (host arena)", errno);
     return Status::Ok();
   }
 
