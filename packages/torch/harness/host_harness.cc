@@ -1,0 +1,377 @@
+// The library's test harness on the host driver (memfd + mmap: real memory, real unmaps), linked
+// with liblakebed_torch.so exactly as PyTorch loads it. Two modes, each printing one JSON line:
+//
+//   stress POLICY SEED THREADS STREAMS OPS [CONF]
+//     THREADS client threads allocate and free at random on STREAMS simulated streams. A stream is
+//     a worker thread running queued work late, as a GPU runs kernels after the host queued them:
+//     each allocation gets a check pattern written by its stream's worker, and a check queued on
+//     the same stream before its free; some allocations are also used by a second stream (a check
+//     there, named through record_stream). The library's events are the workers' queue markers.
+//     A block reused or unmapped before its streams' work ran shows as a changed pattern (or as
+//     a fault: the host driver's unmapped memory is PROT_NONE). Reports checks, failures, the
+//     allocator's invariants (lakebed_check) and the policy's statistics at the end.
+//
+//   replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]
+//     Drives the library with a trace's requests (written by test/torch-host.test.ts: one line per
+//     event, "a id size stream", "r id" free requested, "c id" free completed, "o size stream" an
+//     out-of-memory request) and prints the device calls it made (kinds and bytes), for comparison
+//     with the Node addon's live replay of the same trace.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "lakebed_torch.h"
+
+namespace {
+
+// ---- simulated streams -------------------------------------------------------------------------
+
+struct SimStream {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> work;
+  bool stop = false;
+  std::thread worker;
+};
+
+class Streams {
+ public:
+  explicit Streams(int n, unsigned seed) : streams_(static_cast<size_t>(n)) {
+    for (size_t i = 0; i < streams_.size(); i++) {
+      SimStream* s = &streams_[i];
+      s->worker = std::thread([this, s, i, seed] { Run(s, seed + static_cast<unsigned>(i)); });
+    }
+  }
+  ~Streams() {
+    for (auto& s : streams_) {
+      {
+        std::lock_guard<std::mutex> lock(s.mu);
+        s.stop = true;
+      }
+      s.cv.notify_all();
+      s.worker.join();
+    }
+  }
+  // Queues work on stream `id` (ids are 1-based: 0 is PyTorch's default stream, not used here).
+  void Enqueue(uint64_t id, std::function<void()> f) {
+    SimStream& s = streams_[id - 1];
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.work.push_back(std::move(f));
+    }
+    s.cv.notify_one();
+  }
+  // An event: a marker in the stream's queue, done when the worker reaches it.
+  uint64_t Record(uint64_t stream) {
+    const uint64_t token = next_.fetch_add(1) + 1;
+    {
+      std::lock_guard<std::mutex> lock(eventsMu_);
+      done_[token] = false;
+    }
+    Enqueue(stream, [this, token] {
+      std::lock_guard<std::mutex> lock(eventsMu_);
+      done_[token] = true;
+      eventsCv_.notify_all();
+    });
+    return token;
+  }
+  bool Query(uint64_t token) {
+    std::lock_guard<std::mutex> lock(eventsMu_);
+    return done_[token];
+  }
+  void Wait(uint64_t token) {
+    std::unique_lock<std::mutex> lock(eventsMu_);
+    eventsCv_.wait(lock, [&] { return done_[token]; });
+  }
+  void Release(uint64_t token) {
+    std::lock_guard<std::mutex> lock(eventsMu_);
+    done_.erase(token);
+  }
+  // Waits until every queued piece of work ran.
+  void Drain() {
+    for (size_t i = 0; i < streams_.size(); i++) Wait(Record(i + 1));
+  }
+
+ private:
+  void Run(SimStream* s, unsigned seed) {
+    std::mt19937 rng(seed);
+    for (;;) {
+      std::function<void()> f;
+      {
+        std::unique_lock<std::mutex> lock(s->mu);
+        s->cv.wait(lock, [&] { return s->stop || !s->work.empty(); });
+        if (s->work.empty()) return;
+        f = std::move(s->work.front());
+        s->work.pop_front();
+      }
+      // work runs late, by a random few microseconds, as kernels do behind the host
+      if (rng() % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 200));
+      f();
+    }
+  }
+  std::vector<SimStream> streams_;
+  std::atomic<uint64_t> next_{0};
+  std::mutex eventsMu_;
+  std::condition_variable eventsCv_;
+  std::unordered_map<uint64_t, bool> done_;
+};
+
+Streams* g_streams = nullptr;
+uint64_t Record(void*, uint64_t s) { return g_streams->Record(s); }
+int Query(void*, uint64_t t) { return g_streams->Query(t) ? 1 : 0; }
+void Wait(void*, uint64_t t) { g_streams->Wait(t); }
+void Release(void*, uint64_t t) { g_streams->Release(t); }
+
+// ---- check patterns ----------------------------------------------------------------------------
+
+constexpr uint64_t kStrideBytes = 64 * 1024;  // one word per 64 KiB, plus the last word
+
+uint64_t PatternWord(uint64_t seed, uint64_t offset) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + offset;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+template <class F>
+void ForEachWord(uint64_t bytes, F f) {
+  if (bytes < 8) return;
+  for (uint64_t o = 0; o + 8 <= bytes; o += kStrideBytes) f(o);
+  f((bytes - 8) & ~7ull);
+}
+
+void Fill(void* p, uint64_t bytes, uint64_t seed) {
+  ForEachWord(bytes, [&](uint64_t o) {
+    const uint64_t w = PatternWord(seed, o);
+    std::memcpy(static_cast<char*>(p) + o, &w, 8);
+  });
+}
+
+uint64_t Mismatches(const void* p, uint64_t bytes, uint64_t seed) {
+  uint64_t bad = 0;
+  ForEachWord(bytes, [&](uint64_t o) {
+    uint64_t w = 0;
+    std::memcpy(&w, static_cast<const char*>(p) + o, 8);
+    if (w != PatternWord(seed, o)) bad++;
+  });
+  return bad;
+}
+
+std::string StatsJson() {
+  const int n = lakebed_stat_count();
+  std::vector<double> v(static_cast<size_t>(n));
+  lakebed_stats_read(v.data(), n);
+  std::string s = "{";
+  for (int i = 0; i < n; i++) {
+    const char* name = lakebed_stat_name(i);
+    if (std::strstr(name, ".all.") == nullptr && std::strncmp(name, "num_", 4) != 0) continue;
+    if (s.size() > 1) s += ",";
+    s += "\"" + std::string(name) + "\":" + std::to_string(static_cast<long long>(v[static_cast<size_t>(i)]));
+  }
+  return s + "}";
+}
+
+int Stress(const char* policy, unsigned seed, int threads, int streams, int ops, const char* conf) {
+  Streams sim(streams, seed);
+  g_streams = &sim;
+  // a 1 GiB device: the policies size reservations from it; live memory stays far below
+  const uint64_t total = 1ull << 30;
+  if (lakebed_open_host(policy, conf, 0, total, 0, Record, Query, Wait, Release, nullptr) != 0) {
+    std::printf("{\"error\":\"%s\"}\n", lakebed_last_error());
+    return 2;
+  }
+  std::atomic<uint64_t> checks{0}, failures{0}, mallocs{0}, frees{0}, recorded{0}, ooms{0};
+  std::atomic<uint64_t> seeds{1};
+  auto client = [&](int t) {
+    std::mt19937_64 rng(seed * 7919u + static_cast<unsigned>(t));
+    struct Live {
+      void* p;
+      uint64_t bytes, seed, stream;
+    };
+    std::vector<Live> live;
+    for (int i = 0; i < ops; i++) {
+      const bool alloc = live.empty() || (live.size() < 48 && rng() % 100 < 55);
+      if (alloc) {
+        // sizes from 1 byte to 8 MiB, log-uniform, so both pools and page boundaries are hit
+        const uint64_t bytes = 1 + (rng() % ((1ull << (rng() % 24)) + 1));
+        const uint64_t stream = 1 + rng() % static_cast<uint64_t>(streams);
+        void* p = lakebed_try_malloc(bytes, stream);
+        if (!p) {
+          ooms++;
+          continue;
+        }
+        mallocs++;
+        const uint64_t s = seeds.fetch_add(1);
+        sim.Enqueue(stream, [p, bytes, s] { Fill(p, bytes, s); });
+        live.push_back({p, bytes, s, stream});
+        if (streams > 1 && rng() % 4 == 0) {
+          // a second stream reads it too (its own check, queued there) and says so
+          const uint64_t other = 1 + (stream + rng() % static_cast<uint64_t>(streams - 1)) % static_cast<uint64_t>(streams);
+          lakebed_record_stream(p, reinterpret_cast<void*>(other));
+          recorded++;
+          // the other stream waits for the fill first (as a kernel waits on an event), then checks
+          const uint64_t marker = sim.Record(stream);
+          sim.Enqueue(other, [&, p, bytes, s, marker] {
+            sim.Wait(marker);
+            sim.Release(marker);
+            checks++;
+            if (Mismatches(p, bytes, s)) failures++;
+          });
+        }
+      } else {
+        const size_t k = rng() % live.size();
+        const Live b = live[k];
+        live[k] = live.back();
+        live.pop_back();
+        sim.Enqueue(b.stream, [&, b] {
+          checks++;
+          if (Mismatches(b.p, b.bytes, b.seed)) failures++;
+        });
+        lakebed_free(b.p, b.bytes, 0, reinterpret_cast<void*>(b.stream));
+        frees++;
+      }
+      if (i % 997 == 0 && rng() % 8 == 0) lakebed_reset();  // torch.cuda.empty_cache from any thread
+    }
+    for (const Live& b : live) {
+      sim.Enqueue(b.stream, [&, b] {
+        checks++;
+        if (Mismatches(b.p, b.bytes, b.seed)) failures++;
+      });
+      lakebed_free(b.p, b.bytes, 0, reinterpret_cast<void*>(b.stream));
+      frees++;
+    }
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; t++) clients.emplace_back(client, t);
+  for (auto& c : clients) c.join();
+  sim.Drain();
+  lakebed_reset();  // processes the last pending frees, then empties the cache
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string broken = lakebed_check();
+  std::printf(
+      "{\"policy\":\"%s\",\"threads\":%d,\"streams\":%d,\"mallocs\":%llu,\"frees\":%llu,\"ooms\":%llu,"
+      "\"recordStreams\":%llu,\"checks\":%llu,\"failures\":%llu,\"pendingAtEnd\":%llu,\"check\":\"%s\",\"seconds\":%.3f,"
+      "\"stats\":%s}\n",
+      policy, threads, streams, (unsigned long long)mallocs, (unsigned long long)frees, (unsigned long long)ooms,
+      (unsigned long long)recorded, (unsigned long long)checks, (unsigned long long)failures,
+      (unsigned long long)lakebed_pending_frees(), broken.c_str(), seconds, StatsJson().c_str());
+  lakebed_close();
+  g_streams = nullptr;
+  return 0;
+}
+
+// ---- replay ------------------------------------------------------------------------------------
+
+// Trace-driven events complete when the trace says so: free_completed marks the block's event done.
+std::unordered_map<uint64_t, bool> g_replayDone;
+uint64_t g_replayNext = 0;
+std::unordered_map<uint64_t, uint64_t> g_replayTokenOfBlock;
+uint64_t ReplayRecord(void*, uint64_t) { return ++g_replayNext; }
+int ReplayQuery(void*, uint64_t t) { return g_replayDone[t] ? 1 : 0; }
+void ReplayWait(void*, uint64_t t) { g_replayDone[t] = true; }
+void ReplayRelease(void*, uint64_t t) { g_replayDone.erase(t); }
+
+// A stream no trace uses: a free that waits for its completion is a block "used" by it.
+constexpr uint64_t kWaitingStream = ~0ull;
+
+int Replay(const char* policy, uint64_t total, uint64_t capacity, const char* path, const char* conf) {
+  if (lakebed_open_host(policy, conf, capacity, total, 1, ReplayRecord, ReplayQuery, ReplayWait, ReplayRelease, nullptr) != 0) {
+    std::printf("{\"error\":\"%s\"}\n", lakebed_last_error());
+    return 2;
+  }
+  std::ifstream in(path);
+  std::string line;
+  std::unordered_map<uint64_t, void*> ptrs;
+  std::vector<std::string> lines;
+  while (std::getline(in, line)) lines.push_back(line);
+  uint64_t failed = 0;
+  for (size_t i = 0; i < lines.size(); i++) {
+    std::istringstream ls(lines[i]);
+    char op = 0;
+    ls >> op;
+    if (op == 'a' || op == 'o') {
+      uint64_t id = 0, size = 0, stream = 0;
+      if (op == 'a') ls >> id;
+      ls >> size >> stream;
+      void* p = lakebed_try_malloc(size, stream + 1);
+      if (!p) failed++;
+      else if (op == 'a') ptrs[id] = p;
+      else lakebed_free(p, size, 0, nullptr);
+    } else if (op == 'r') {
+      uint64_t id = 0;
+      ls >> id;
+      const auto it = ptrs.find(id);
+      if (it == ptrs.end()) continue;
+      // completed right after its request: a plain free; else it waits for its free_completed
+      std::istringstream next(i + 1 < lines.size() ? lines[i + 1] : "");
+      char nop = 0;
+      uint64_t nid = 0;
+      next >> nop >> nid;
+      if (!(nop == 'c' && nid == id)) {
+        lakebed_record_stream(it->second, reinterpret_cast<void*>(kWaitingStream));
+        g_replayTokenOfBlock[id] = g_replayNext + 1;
+      }
+      lakebed_free(it->second, 0, 0, nullptr);
+      ptrs.erase(it);
+    } else if (op == 'c') {
+      uint64_t id = 0;
+      ls >> id;
+      const auto t = g_replayTokenOfBlock.find(id);
+      if (t != g_replayTokenOfBlock.end()) {
+        g_replayDone[t->second] = true;
+        g_replayTokenOfBlock.erase(t);
+      }
+    }
+  }
+  const uint64_t n = lakebed_call_count();
+  std::vector<uint8_t> kinds(n);
+  std::vector<uint64_t> bytes(n);
+  lakebed_call_read(0, n, kinds.data(), bytes.data());
+  std::string out = "{\"policy\":\"" + std::string(policy) + "\",\"failedAllocs\":" + std::to_string(failed) +
+                    ",\"check\":\"" + lakebed_check() + "\",\"kinds\":[";
+  for (uint64_t i = 0; i < n; i++) out += (i ? "," : "") + std::to_string(kinds[i]);
+  out += "],\"bytes\":[";
+  for (uint64_t i = 0; i < n; i++) out += (i ? "," : "") + std::to_string(bytes[i]);
+  out += "],\"stats\":" + StatsJson() + "}";
+  std::puts(out.c_str());
+  lakebed_close();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "stress" && argc >= 7)
+    return Stress(argv[2], static_cast<unsigned>(std::atoi(argv[3])), std::atoi(argv[4]), std::atoi(argv[5]),
+                  std::atoi(argv[6]), argc > 7 ? argv[7] : "");
+  if (mode == "replay" && argc >= 6)
+    return Replay(argv[2], std::strtoull(argv[3], nullptr, 10), std::strtoull(argv[4], nullptr, 10), argv[5],
+                  argc > 6 ? argv[6] : "");
+  if (mode == "conf" && argc >= 3) {
+    // parses a settings string the way the library does (test/torch-conf.test.ts compares with conf.ts)
+    const int ok = lakebed_open_host("caching", argv[2], 0, 1ull << 30, 0, nullptr, nullptr, nullptr, nullptr, nullptr);
+    std::printf("{\"ok\":%s,\"error\":\"%s\"}\n", ok == 0 ? "true" : "false", ok == 0 ? "" : lakebed_last_error());
+    return 0;
+  }
+  std::fprintf(stderr,
+               "usage: lakebed-torch-harness stress POLICY SEED THREADS STREAMS OPS [CONF]\n"
+               "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n"
+               "       lakebed-torch-harness conf CONF\n");
+  return 64;
+}

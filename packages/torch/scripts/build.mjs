@@ -1,0 +1,142 @@
+// Builds build/liblakebed_torch.so (PyTorch's CUDAPluggableAllocator made of a lakebed policy),
+// the host harness beside it, and dist/ (the package's paths for the CLI and tests).
+//
+//   1. wasm2c turns packages/core-sim/dist/core-sim.wasm, the very module the simulator runs,
+//      into C (build/gen/core_sim.{c,h}); the policy is that generated code, nothing else.
+//   2. Every import the module declares must be defined in src/native/device_imports.cc: one
+//      missing fails the build here, naming it (and the link refuses undefined symbols).
+//   3. policy_codes.h: core-sim's policy numbers and stat names, so C never restates them.
+//   4. cc/c++ compile the generated C once per module (-O2; cached by the module's hash), the
+//      wasm2c runtime, packages/native-cuda/src/native's driver sources as they are, and ours.
+//   5. Link; libcuda.so.1 is opened at run time, so the library loads on machines without a GPU.
+//
+// Without wasm2c or a compiler it prints one line saying what to install and succeeds without the
+// library (the tests then skip, saying why; CI sets LAKEBED_REQUIRE_TORCH_LIB=1 and fails instead).
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const pkgRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const repoRoot = resolve(pkgRoot, "../..");
+const nativeDir = join(repoRoot, "packages/native-cuda/src/native");
+const ownDir = join(pkgRoot, "src/native");
+const build = join(pkgRoot, "build");
+const gen = join(build, "gen");
+const obj = join(build, "obj");
+const WABT_RUNTIME = process.env.WASM2C_RUNTIME ?? "/usr/share/wabt/wasm2c";
+
+const NATIVE_SOURCES = ["driver_core.cc", "cuda_backend.cc", "host_backend.cc", "cuda_loader.cc"];
+const OWN_SOURCES = ["alloc_conf.cc", "stream_events.cc", "device_imports.cc", "wasm_policy.cc", "torch_allocator.cc", "c_api.cc"];
+// wasm-rt without the signal handler: PyTorch's process keeps its own SIGSEGV handling, and
+// bounds are checked explicitly (a trap is a failed call, never a signal).
+const WASM_RT_DEFINES = ["-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0", "-DWASM_RT_USE_STACK_DEPTH_COUNT=1", "-DWASM_RT_MAX_CALL_STACK_DEPTH=100000"];
+
+function which(tool) {
+  const r = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function run(command, args) {
+  const r = spawnSync(command, args, { cwd: pkgRoot, stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`@lakebed/torch: ${command} ${args.slice(-3).join(" ")} failed (exit ${r.status ?? r.signal})`);
+}
+
+function newerThan(target, sources) {
+  if (!existsSync(target)) return false;
+  const t = statSync(target).mtimeMs;
+  return sources.every((s) => statSync(s).mtimeMs <= t);
+}
+
+async function writeDist() {
+  // dist/index.js: where things are, for `lakebed torch` and the tests (no build step of its own)
+  mkdirSync(join(pkgRoot, "dist"), { recursive: true });
+  writeFileSync(join(pkgRoot, "dist/index.js"), readFileSync(join(pkgRoot, "src/index.js")));
+  writeFileSync(join(pkgRoot, "dist/index.d.ts"), readFileSync(join(pkgRoot, "src/index.d.ts")));
+}
+
+async function main() {
+  await writeDist();
+  const wasm2c = which("wasm2c");
+  const cc = process.env.CC ?? which("cc") ?? which("gcc");
+  const cxx = process.env.CXX ?? which("c++") ?? which("g++");
+  const missing = [!wasm2c && "wasm2c", !cc && "a C compiler", !cxx && "a C++ compiler", !existsSync(join(WABT_RUNTIME, "wasm-rt-impl.c")) && `${WABT_RUNTIME}/wasm-rt-impl.c`].filter(Boolean);
+  if (missing.length) {
+    console.log(`@lakebed/torch: ${missing.join(", ")} not found, liblakebed_torch.so not built (apt-get install wabt g++)`);
+    return;
+  }
+  const wasmPath = join(repoRoot, "packages/core-sim/dist/core-sim.wasm");
+  const wasm = readFileSync(wasmPath);
+  const hash = createHash("sha256").update(wasm).digest("hex").slice(0, 16);
+  mkdirSync(gen, { recursive: true });
+  mkdirSync(obj, { recursive: true });
+
+  // 1. the policy as C
+  const stamp = join(gen, "core_sim.hash");
+  const fresh = existsSync(stamp) && readFileSync(stamp, "utf8") === hash && existsSync(join(obj, "core_sim.o"));
+  const started = performance.now();
+  if (!fresh) run(wasm2c, [wasmPath, "-o", join(gen, "core_sim.c"), "-n", "core_sim"]);
+
+  // 2. every import implemented
+  const header = readFileSync(join(gen, "core_sim.h"), "utf8");
+  const imports = [...header.matchAll(/\/\* import: '(\w+)' '(\w+)' \*\//g)].map((m) => `${m[1]}.${m[2]}`);
+  const defined = new Set([...readFileSync(join(ownDir, "device_imports.cc"), "utf8").matchAll(/LAKEBED_IMPORT\((\w+)\)\(/g)].map((m) => `device.${m[1]}`));
+  defined.add("env.abort"); // wasm_policy.cc
+  const notImplemented = imports.filter((i) => !defined.has(i));
+  if (notImplemented.length) {
+    throw new Error(`@lakebed/torch: core-sim.wasm imports ${notImplemented.join(", ")}, which src/native/device_imports.cc does not implement: add each (native-cuda's wasm-imports.ts shows the binding)`);
+  }
+
+  // 3. core-sim's numbers
+  const coreSim = await import(join(repoRoot, "packages/core-sim/dist/index.js"));
+  const codes = Object.entries(coreSim.POLICY_CODES).map(([name, code]) => `    {"${name}", ${code}},`).join("\n");
+  const stats = coreSim.STAT_NAMES.map((n) => `    "${n}",`).join("\n");
+  const codesHeader = `// Generated by scripts/build.mjs from @lakebed/core-sim (POLICY_CODES, STAT_NAMES). Do not edit.
+#pragma once
+namespace lakebed::torch {
+struct PolicyCode { const char* name; int code; };
+inline constexpr PolicyCode kPolicyCodes[] = {
+${codes}
+};
+inline constexpr const char* kStatNames[] = {
+${stats}
+};
+}  // namespace lakebed::torch
+`;
+  const codesPath = join(gen, "policy_codes.h");
+  if (!existsSync(codesPath) || readFileSync(codesPath, "utf8") !== codesHeader) writeFileSync(codesPath, codesHeader);
+
+  // 4. compile
+  const common = ["-fPIC", "-O2", "-g0", `-I${gen}`, `-I${WABT_RUNTIME}`, `-I${nativeDir}`, `-I${ownDir}`, ...WASM_RT_DEFINES];
+  const cxxFlags = [...common, "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"];
+  const objects = [];
+  const compile = (compiler, flags, source, name, deps) => {
+    const out = join(obj, name);
+    objects.push(out);
+    if (newerThan(out, [source, ...deps])) return;
+    run(compiler, [...flags, "-c", source, "-o", out]);
+  };
+  if (!fresh) {
+    run(cc, [...common, "-w", "-c", join(gen, "core_sim.c"), "-o", join(obj, "core_sim.o")]);
+    writeFileSync(stamp, hash);
+  }
+  objects.push(join(obj, "core_sim.o"));
+  compile(cc, [...common, "-w"], join(WABT_RUNTIME, "wasm-rt-impl.c"), "wasm-rt-impl.o", []);
+  const nativeHeaders = ["driver_core.h", "backend.h", "status.h", "call_kinds.h", "handle_table.h"].map((h) => join(nativeDir, h));
+  for (const s of NATIVE_SOURCES) compile(cxx, cxxFlags, join(nativeDir, s), `native_${s.replace(".cc", ".o")}`, nativeHeaders);
+  const ownHeaders = ["alloc_conf.h", "stream_events.h", "device_imports.h", "wasm_policy.h", "torch_allocator.h", "lakebed_torch.h", "trace_log.h", "call_log.h"].map((h) => join(ownDir, h));
+  for (const s of OWN_SOURCES) compile(cxx, cxxFlags, join(ownDir, s), s.replace(".cc", ".o"), [...ownHeaders, ...nativeHeaders, codesPath, join(gen, "core_sim.h")]);
+
+  // 5. link (exports: lakebed_torch.h's functions and the wasm2c runtime's, nothing of C++)
+  const lib = join(build, "liblakebed_torch.so");
+  run(cxx, ["-shared", "-o", lib, ...objects, "-Wl,--no-undefined", "-Wl,--exclude-libs,ALL", "-ldl", "-lpthread"]);
+  const harness = join(build, "lakebed-torch-harness");
+  run(cxx, ["-std=c++17", "-O2", `-I${ownDir}`, join(pkgRoot, "harness/host_harness.cc"), "-o", harness, `-L${build}`, "-llakebed_torch", "-Wl,-rpath,$ORIGIN", "-lpthread"]);
+  console.log(`@lakebed/torch: built ${lib} (${(statSync(lib).size / 1024).toFixed(0)} KiB) in ${((performance.now() - started) / 1000).toFixed(1)} s${fresh ? " (policy C cached)" : ""}`);
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : String(e));
+  process.exit(1);
+});

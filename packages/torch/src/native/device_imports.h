@@ -1,0 +1,91 @@
+// The Wasm's "device" imports (core-sim's assembly/device/imported.ts lists them) over one
+// DriverCore, as packages/native-cuda's src/wasm-imports.ts binds them for the Node addon: each
+// import is exactly one driver call, made as the policy asked, with the same answers (handle,
+// address or 0 on success; -1 for out of memory or a refused map/setAccess; any other failure
+// traps the instance, as the addon's DeviceError unwinds a replay). What this layer adds is what
+// the wasm-imports layer adds (the call log; the sizes memRelease and free do not name), plus what
+// a running program needs:
+//   - the trace's segment events (segment_alloc/free for malloc/free, segment_map/unmap for
+//     map/unmap), at the driver's addresses;
+//   - a fence before every unmap: the memory may still be read or written by work queued on the
+//     streams of the blocks that used it, so the allocator waits for events recorded on those
+//     streams first (what PyTorch's expandable segments do with a stream synchronization);
+//   - the mapped ranges and cudaMalloc'd segments now, for the snapshot's segment list.
+//
+// build.mjs checks that every import the compiled module declares is defined in
+// device_imports.cc (and the link refuses undefined symbols), so a new import fails the build.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+
+#include "call_log.h"
+#include "driver_core.h"
+#include "trace_log.h"
+
+namespace lakebed::torch {
+
+class DeviceImports {
+ public:
+  DeviceImports(DriverCore* driver, CallLog* calls, TraceLog* trace) : driver_(driver), calls_(calls), trace_(trace) {}
+
+  // Called before each unmap with the driver range about to lose its memory.
+  void SetUnmapFence(std::function<void(uint64_t va, uint64_t bytes)> fence) { fence_ = std::move(fence); }
+  // The stream the current request runs on (segment events are recorded with it).
+  void SetCurrentStream(uint64_t stream) { stream_ = stream; }
+
+  bool HasError() const { return !error_.empty(); }
+  // The driver error that made an import trap, once (empty when none).
+  std::string TakeError() {
+    std::string e;
+    e.swap(error_);
+    return e;
+  }
+
+  // The imports (one per Wasm import; the names are the import names).
+  int32_t memCreate(double bytes);
+  void memRelease(int32_t handle);
+  double addressReserve(double bytes, double alignment);
+  void addressFree(double va, double bytes);
+  int32_t map(double va, double bytes, int32_t handle, double offset);
+  int32_t setAccess(double va, double bytes);
+  void unmap(double va, double bytes);
+  double malloc(double bytes);
+  void free(double va);
+  double memGetInfoFree();
+  double memGetInfoTotal();
+  int32_t hostReserve(double bytes);
+  void copyOut(double va, double hostOffset, double bytes);
+  void copyIn(double hostOffset, double va, double bytes);
+  void hostRelease();
+  void fillPattern(double va, double bytes, double seed);
+  double checkPattern(double va, double bytes, double seed);
+
+  // Memory the driver holds for the policy now: cudaMalloc'd segments and mapped ranges, address -> bytes.
+  const std::map<uint64_t, uint64_t>& mallocs() const { return mallocBytes_; }
+  const std::map<uint64_t, uint64_t>& mappings() const { return mapped_; }
+
+  // Sets the error for a failed call; the caller then traps.
+  void Fail(const char* call, const Status& s);
+
+ private:
+  DriverCore* driver_;
+  CallLog* calls_;
+  TraceLog* trace_;
+  std::function<void(uint64_t, uint64_t)> fence_;
+  uint64_t stream_ = 0;
+  std::string error_;
+  std::unordered_map<uint32_t, uint64_t> handleBytes_;
+  std::map<uint64_t, uint64_t> mallocBytes_;
+  std::map<uint64_t, uint64_t> mapped_;
+};
+
+}  // namespace lakebed::torch
+
+// The Wasm instance's device import object (wasm2c passes it to each import): the imports it calls.
+struct Z_device_instance_t {
+  lakebed::torch::DeviceImports* imports;
+};

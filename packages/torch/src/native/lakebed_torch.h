@@ -1,0 +1,86 @@
+/* liblakebed_torch.so: a lakebed policy as PyTorch's CUDAPluggableAllocator.
+ *
+ * PyTorch's ABI (torch/csrc/cuda/CUDAPluggableAllocator.h): malloc and free by name, and the
+ * optional hooks set on the allocator object (python/lakebed_torch does all of it):
+ *     lakebed_malloc, lakebed_free               torch.cuda.memory.CUDAPluggableAllocator(path, ...)
+ *     lakebed_init             void(int)          set_init_fn
+ *     lakebed_reset            void()             set_reset_fn (torch.cuda.empty_cache)
+ *     lakebed_set_memory_fraction void(double, int) set_memory_fraction_fn
+ *     lakebed_record_stream    void(void*, cudaStream_t) set_record_stream_fn
+ * lakebed_malloc throws a C++ std::runtime_error carrying PyTorch's out-of-memory message when
+ * the policy finds no memory (PyTorch turns it into a RuntimeError; it does not check for NULL).
+ *
+ * The rest is lakebed's own: open a policy (before the first allocation), read the statistics,
+ * the trace and the segments for a snapshot, the device-call log and latencies. One policy and one
+ * device per process. cudaStream_t is passed as a void* (the library needs no CUDA headers).
+ */
+#ifndef LAKEBED_TORCH_H_
+#define LAKEBED_TORCH_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+void* lakebed_malloc(size_t size, int device, void* stream);
+void lakebed_free(void* ptr, size_t size, int device, void* stream);
+void lakebed_init(int device_count);
+void lakebed_reset(void);
+void lakebed_set_memory_fraction(double fraction, int device);
+void lakebed_record_stream(void* ptr, void* stream);
+
+/* Opens the allocator: policy by name (caching, expandable, vms, lakebed), conf in
+ * PYTORCH_CUDA_ALLOC_CONF syntax, backend "cuda" or "host", capacity 0 for the device's.
+ * 0 on success, -1 with lakebed_last_error() saying why. Without a call, the first malloc opens
+ * LAKEBED_POLICY / LAKEBED_CONF (default lakebed, "") on the cuda backend. */
+int lakebed_open(const char* policy, const char* conf, const char* backend, int device, uint64_t capacity_bytes,
+                 int call_log);
+/* The host backend with simulated streams (the test harness): record returns an event token. */
+int lakebed_open_host(const char* policy, const char* conf, uint64_t capacity_bytes, uint64_t device_total_bytes,
+                      int call_log, uint64_t (*record)(void*, uint64_t), int (*query)(void*, uint64_t),
+                      void (*wait)(void*, uint64_t), void (*release)(void*, uint64_t), void* ctx);
+void lakebed_close(void);
+const char* lakebed_last_error(void);
+const char* lakebed_description(void);
+
+/* lakebed_malloc without the exception: NULL when out of memory (lakebed_last_error has the message). */
+void* lakebed_try_malloc(size_t size, uint64_t stream);
+/* The allocator's own invariants (torch_allocator.h): "" when they hold. */
+const char* lakebed_check(void);
+uint64_t lakebed_pending_frees(void);
+
+/* The policy's statistics, under PyTorch's memory_stats() names (core-sim's stats table). */
+int lakebed_stat_count(void);
+const char* lakebed_stat_name(int index);
+int lakebed_stats_read(double* out, int count);
+
+/* The trace (PyTorch's device_traces actions, packages/traces' numbers): entries from start. */
+uint64_t lakebed_trace_count(void);
+uint64_t lakebed_trace_read(uint64_t start, uint64_t count, uint8_t* action, uint64_t* addr, uint64_t* size,
+                            uint64_t* stream, int64_t* time_us);
+
+/* The segments now (call lakebed_segments_take first; it returns the segment count):
+ * segment i: addr, size, stream, expandable; its blocks: addr, size, requested, state
+ * (0 active_allocated, 1 active_pending_free, 2 inactive). */
+int lakebed_segments_take(void);
+int lakebed_segment(int i, uint64_t out[4]);
+int lakebed_segment_block_count(int i);
+int lakebed_segment_block(int i, int j, uint64_t out[4]);
+
+/* The device calls made (kinds: native-cuda's CALL_KINDS indices), when opened with call_log. */
+uint64_t lakebed_call_count(void);
+uint64_t lakebed_call_read(uint64_t start, uint64_t count, uint8_t* kind, uint64_t* bytes);
+/* Nanoseconds each malloc (frees 0) or free (frees 1) took inside the library. */
+uint64_t lakebed_latency_read(int frees, uint32_t* out, uint64_t count);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,350 @@
+#include "torch_allocator.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "cuda_backend.h"
+#include "host_backend.h"
+
+namespace lakebed::torch {
+
+namespace {
+
+// core-sim's stats.ts indices the allocator reads (the whole table goes to Python by name).
+constexpr int kStatReservedAll = (5 * 3 + 0) * 4;   // reserved_bytes.all.current
+constexpr int kStatAllocatedAll = (4 * 3 + 0) * 4;  // allocated_bytes.all.current
+constexpr int kNumSyncAllStreams = 118;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// PyTorch's format_size (c10/cuda/CUDACachingAllocator.cpp), for its out-of-memory message.
+std::string FormatSize(uint64_t bytes) {
+  char buf[64];
+  if (bytes <= 1024) snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
+  else if (bytes <= 1048576) snprintf(buf, sizeof buf, "%.2f KiB", bytes / 1024.0);
+  else if (bytes <= 1073741824) snprintf(buf, sizeof buf, "%.2f MiB", bytes / 1048576.0);
+  else snprintf(buf, sizeof buf, "%.2f GiB", bytes / 1073741824.0);
+  return buf;
+}
+
+void Note(std::vector<uint32_t>* v, int64_t ns) {
+  if (v->size() < Allocator::kLatencyCap) v->push_back(static_cast<uint32_t>(std::min<int64_t>(ns, UINT32_MAX)));
+}
+
+}  // namespace
+
+std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std::string* error) {
+  AllocConf conf;
+  if (!ParseAllocConf(options.conf, &conf, error)) return nullptr;
+  std::unique_ptr<Backend> backend;
+  if (options.backend == "host") {
+    backend = MakeHostBackend("lakebed-torch:" + std::to_string(getpid()));
+  } else if (options.backend == "cuda") {
+    const Status s = OpenCudaBackend(options.device, &backend);
+    if (!s.ok()) {
+      *error = "cuda driver: " + s.message;
+      return nullptr;
+    }
+  } else {
+    *error = "backend must be cuda or host, got '" + options.backend + "'";
+    return nullptr;
+  }
+  std::unique_ptr<Allocator> a(new Allocator());
+  a->driver_ = std::make_unique<DriverCore>(std::move(backend), options.capacityBytes);
+  if (options.backend == "cuda") {
+    a->events_ = OpenCudaEvents(options.device, error);
+    if (!a->events_) return nullptr;
+  } else {
+    a->events_ = MakeHostEvents(options.hostStreams);
+  }
+  uint64_t freeBytes = 0, totalBytes = 0;
+  const Status s = a->driver_->MemGetInfo(&freeBytes, &totalBytes);
+  if (!s.ok()) {
+    *error = "memGetInfo: " + s.message;
+    return nullptr;
+  }
+  a->totalBytes_ = options.deviceTotalBytes ? options.deviceTotalBytes : totalBytes;
+  a->calls_.SetOn(options.callLog);
+  a->imports_ = std::make_unique<DeviceImports>(a->driver_.get(), &a->calls_, &a->trace_);
+  Allocator* self = a.get();
+  a->imports_->SetUnmapFence([self](uint64_t, uint64_t) { self->FenceStreams(); });
+  a->policy_ = std::make_unique<WasmPolicy>(a->imports_.get());
+  // the device model holds max(total, capacity), as the simulator's (core-sim's setup)
+  const double fractionBytes = conf.perProcessMemoryFraction > 0 ? conf.perProcessMemoryFraction * a->totalBytes_ : 0;
+  const uint64_t capacity = options.capacityBytes ? options.capacityBytes : static_cast<uint64_t>(fractionBytes);
+  if (!a->policy_->Start(options.policyCode, conf, capacity, a->totalBytes_)) {
+    *error = a->policy_->trapMessage();
+    return nullptr;
+  }
+  a->mallocNs_.reserve(1 << 16);
+  a->freeNs_.reserve(1 << 16);
+  return a;
+}
+
+Allocator::~Allocator() {
+  // Teardown releases every mapping, reservation, handle and malloc the driver holds (the
+  // "never leaks" contract); PyTorch never frees its allocator before exit, tests do.
+  for (auto& p : pending_)
+    for (uint64_t e : p.events) events_->Release(e);
+  policy_.reset();
+  if (driver_) driver_->Teardown();
+}
+
+int Allocator::StreamId(uint64_t stream) {
+  const auto it = streamIds_.find(stream);
+  if (it != streamIds_.end()) return it->second;
+  const int id = static_cast<int>(streams_.size());
+  streamIds_.emplace(stream, id);
+  streams_.push_back(stream);
+  freedSinceFence_.push_back(false);
+  return id;
+}
+
+std::string Allocator::Broken() {
+  return "lakebed allocator is out of service: " + policy_->trapMessage();
+}
+
+void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, bool* outOfMemory) {
+  *outOfMemory = false;
+  if (bytes == 0) return nullptr;  // as PyTorch's allocator: no block, no trace entry
+  const int64_t t0 = NowNs();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (policy_->broken()) {
+    *error = Broken();
+    return nullptr;
+  }
+  ProcessPendingFrees();
+  const int sid = StreamId(stream);
+  imports_->SetCurrentStream(stream);
+  const double syncsBefore = pending_.empty() ? 0 : policy_->Stat(kNumSyncAllStreams);
+  int handle = -1;
+  if (!policy_->Malloc(bytes, sid, &handle)) {
+    *error = Broken();
+    return nullptr;
+  }
+  if (!pending_.empty() && policy_->Stat(kNumSyncAllStreams) > syncsBefore) {
+    // The policy completed every pending free to serve this request (its out-of-memory path):
+    // their streams' work must be done before anyone uses memory they held.
+    for (auto& p : pending_) {
+      for (uint64_t e : p.events) {
+        events_->Wait(e);
+        events_->Release(e);
+      }
+      trace_.Add(TraceAction::kFreeCompleted, p.ptr, p.requested, p.stream);
+    }
+    pending_.clear();
+  }
+  if (handle < 0) {
+    trace_.Add(TraceAction::kOom, 0, bytes, stream);
+    *outOfMemory = true;
+    *error = OutOfMemoryMessage(bytes);
+    return nullptr;
+  }
+  const uint64_t ptr = policy_->BlockDriverAddress(handle);
+  live_[ptr] = LiveBlock{handle, bytes, stream, {}};
+  trace_.Add(TraceAction::kAlloc, ptr, bytes, stream);
+  Note(&mallocNs_, NowNs() - t0);
+  return reinterpret_cast<void*>(ptr);
+}
+
+void Allocator::Free(void* p) {
+  if (!p) return;
+  const int64_t t0 = NowNs();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (policy_->broken()) return;
+  const uint64_t ptr = reinterpret_cast<uint64_t>(p);
+  const auto it = live_.find(ptr);
+  if (it == live_.end()) return;  // not ours (PyTorch frees only what it allocated here)
+  LiveBlock block = std::move(it->second);
+  live_.erase(it);
+  imports_->SetCurrentStream(block.stream);
+  freedSinceFence_[streamIds_[block.stream]] = true;
+  trace_.Add(TraceAction::kFreeRequested, ptr, block.requested, block.stream);
+  if (block.usedBy.empty()) {
+    trace_.Add(TraceAction::kFreeCompleted, ptr, block.requested, block.stream);
+    policy_->Free(block.handle);
+  } else {
+    PendingFree pending{block.handle, ptr, block.requested, block.stream, {}};
+    for (uint64_t s : block.usedBy) {
+      pending.events.push_back(events_->Record(s));
+      freedSinceFence_[StreamId(s)] = true;
+    }
+    policy_->FreeRequest(block.handle);
+    pending_.push_back(std::move(pending));
+  }
+  ProcessPendingFrees();
+  Note(&freeNs_, NowNs() - t0);
+}
+
+void Allocator::RecordStream(void* p, uint64_t stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = live_.find(reinterpret_cast<uint64_t>(p));
+  if (it == live_.end() || stream == it->second.stream) return;
+  auto& used = it->second.usedBy;
+  if (std::find(used.begin(), used.end(), stream) == used.end()) used.push_back(stream);
+  StreamId(stream);
+}
+
+void Allocator::ProcessPendingFrees() {
+  for (size_t i = 0; i < pending_.size();) {
+    PendingFree& p = pending_[i];
+    bool done = true;
+    for (uint64_t e : p.events) done = done && events_->Query(e);
+    if (!done) {
+      i++;
+      continue;
+    }
+    for (uint64_t e : p.events) events_->Release(e);
+    imports_->SetCurrentStream(p.stream);
+    trace_.Add(TraceAction::kFreeCompleted, p.ptr, p.requested, p.stream);
+    policy_->FreeComplete(p.handle);
+    pending_.erase(pending_.begin() + static_cast<long>(i));
+  }
+}
+
+void Allocator::CompletePendingFreesWaiting() {
+  for (auto& p : pending_) {
+    for (uint64_t e : p.events) {
+      events_->Wait(e);
+      events_->Release(e);
+    }
+    imports_->SetCurrentStream(p.stream);
+    trace_.Add(TraceAction::kFreeCompleted, p.ptr, p.requested, p.stream);
+    policy_->FreeComplete(p.handle);
+  }
+  pending_.clear();
+}
+
+void Allocator::FenceStreams() {
+  for (size_t id = 0; id < streams_.size(); id++) {
+    if (!freedSinceFence_[id]) continue;
+    const uint64_t e = events_->Record(streams_[id]);
+    events_->Wait(e);
+    events_->Release(e);
+    freedSinceFence_[id] = false;
+  }
+}
+
+void Allocator::EmptyCache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (policy_->broken()) return;
+  // PyTorch's empty_cache: synchronize_and_free_events (the pending frees' events only), then
+  // release every cached segment.
+  CompletePendingFreesWaiting();
+  policy_->EmptyCache();
+}
+
+void Allocator::SetMemoryFraction(double fraction) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (policy_->broken()) return;
+  policy_->SetCapacity(static_cast<uint64_t>(fraction * static_cast<double>(totalBytes_)));
+}
+
+std::string Allocator::OutOfMemoryMessage(uint64_t bytes) {
+  uint64_t freeBytes = 0, totalBytes = 0;
+  driver_->MemGetInfo(&freeBytes, &totalBytes);
+  const uint64_t allocated = static_cast<uint64_t>(policy_->Stat(kStatAllocatedAll));
+  const uint64_t reserved = static_cast<uint64_t>(policy_->Stat(kStatReservedAll));
+  const uint64_t inUse = totalBytes - freeBytes;
+  return "CUDA out of memory. Tried to allocate " + FormatSize(bytes) + ". GPU " + "0 has a total capacity of " +
+         FormatSize(totalBytes) + " of which " + FormatSize(freeBytes) +
+         " is free. Including non-PyTorch memory, this process has " + FormatSize(inUse) +
+         " memory in use. Of the allocated memory " + FormatSize(allocated) +
+         " is allocated by PyTorch, and " + FormatSize(reserved > allocated ? reserved - allocated : 0) +
+         " is reserved by PyTorch but unallocated. (lakebed allocator: the policy found no memory for the request)";
+}
+
+std::vector<double> Allocator::Stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<double> v(static_cast<size_t>(policy_->StatCount()));
+  for (size_t i = 0; i < v.size(); i++) v[i] = policy_->Stat(static_cast<int>(i));
+  return v;
+}
+
+uint64_t Allocator::PendingFrees() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_.size();
+}
+
+std::vector<TraceEntry> Allocator::Trace() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return trace_.entries();
+}
+
+CallLog Allocator::CallsCopy() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return calls_;
+}
+
+std::vector<uint32_t> Allocator::Latencies(bool frees) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return frees ? freeNs_ : mallocNs_;
+}
+
+std::vector<SnapshotSegment> Allocator::Segments() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SnapshotSegment> segments;
+  // cudaMalloc'd segments as they are; mapped ranges joined where adjacent (one expandable
+  // segment each, as the importer's empty-start proof joins them)
+  for (const auto& [addr, size] : imports_->mallocs()) segments.push_back({addr, size, 0, false, {}});
+  for (const auto& [addr, size] : imports_->mappings()) {
+    if (!segments.empty() && segments.back().expandable && segments.back().addr + segments.back().size == addr)
+      segments.back().size += size;
+    else
+      segments.push_back({addr, size, 0, true, {}});
+  }
+  std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.addr < b.addr; });
+  std::vector<SnapshotBlock> blocks;
+  std::vector<uint64_t> blockStreams;
+  for (const auto& [ptr, b] : live_) {
+    blocks.push_back({ptr, policy_->BlockSize(b.handle), b.requested, 0});
+    blockStreams.push_back(b.stream);
+  }
+  for (const auto& p : pending_) {
+    blocks.push_back({p.ptr, policy_->BlockSize(p.handle), p.requested, 1});
+    blockStreams.push_back(p.stream);
+  }
+  std::vector<size_t> order(blocks.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return blocks[a].addr < blocks[b].addr; });
+  size_t s = 0;
+  for (size_t k : order) {
+    const SnapshotBlock& b = blocks[k];
+    while (s < segments.size() && segments[s].addr + segments[s].size <= b.addr) s++;
+    if (s == segments.size() || b.addr < segments[s].addr) continue;  // outside every segment: cannot happen (INV-TA-1)
+    SnapshotSegment& seg = segments[s];
+    const uint64_t end = seg.blocks.empty() ? seg.addr : seg.blocks.back().addr + seg.blocks.back().size;
+    if (b.addr > end) seg.blocks.push_back({end, b.addr - end, 0, 2});
+    seg.blocks.push_back(b);
+    seg.stream = blockStreams[k];
+  }
+  for (auto& seg : segments) {
+    const uint64_t end = seg.blocks.empty() ? seg.addr : seg.blocks.back().addr + seg.blocks.back().size;
+    if (end < seg.addr + seg.size) seg.blocks.push_back({end, seg.addr + seg.size - end, 0, 2});
+  }
+  return segments;
+}
+
+std::string Allocator::Check() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [ptr, b] : live_)
+    if (policy_->BlockDriverAddress(b.handle) != ptr) return "INV-TA-1: live pointer " + std::to_string(ptr) + " is not its block's address";
+  for (const auto& p : pending_) {
+    if (policy_->BlockDriverAddress(p.handle) != p.ptr) return "INV-TA-2: pending pointer " + std::to_string(p.ptr) + " is not its block's address";
+    if (live_.count(p.ptr)) return "INV-TA-3: pointer " + std::to_string(p.ptr) + " is both live and pending";
+  }
+  if (policy_->broken()) return policy_->trapMessage();
+  return "";
+}
+
+std::string Allocator::brokenReason() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return policy_->broken() ? policy_->trapMessage() : "";
+}
+
+}  // namespace lakebed::torch

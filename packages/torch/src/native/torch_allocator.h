@@ -1,0 +1,135 @@
+// A PyTorch CUDAPluggableAllocator made of one lakebed policy: the compiled Wasm (wasm_policy.h)
+// over a native-cuda DriverCore (CUDA virtual-memory API, or host memory for tests), behind one
+// lock. What lives here is what PyTorch's own allocator does around its pools and the policy does
+// not model: which stream a pointer was allocated on, which streams used it (record_stream), the
+// events that say when that work finished, and the trace and statistics PyTorch would keep.
+//
+// Streams, as PyTorch's caching allocator (the policy keeps each stream's free blocks apart, so a
+// block freed on its own stream is reused only by later work on that stream, in stream order):
+//   - free of a block no other stream used: freed at once (free_requested + free_completed);
+//   - free of a block named through record_stream: free_requested now, an event recorded on each
+//     of those streams, and free_completed (the block goes back to the policy) only once every
+//     event completed; pending frees are processed at the next malloc, free or empty_cache, never
+//     by synchronizing the device;
+//   - memory leaving a stream's hands (unmap, which lets a chunk back another stream's block):
+//     before each unmap, an event is recorded on every stream that freed blocks since its last
+//     fence and waited for (only this thread blocks);
+//   - a policy that gives up on pending frees to serve a request (its out-of-memory path, as
+//     PyTorch's synchronize_and_free_events) completes them inside the Wasm: their events are
+//     waited for before the new pointer is returned, so no kernel queued after it can meet them.
+//
+// Invariants (checked by the host harness through Check()):
+//   INV-TA-1  every pointer in live_ is a block the policy holds allocated, at that driver address;
+//   INV-TA-2  every pending_ entry is a block the policy holds pending (free requested), with one
+//             unreleased event per stream that used it;
+//   INV-TA-3  a pointer is in at most one of live_ and pending_.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "alloc_conf.h"
+#include "call_log.h"
+#include "device_imports.h"
+#include "driver_core.h"
+#include "stream_events.h"
+#include "trace_log.h"
+#include "wasm_policy.h"
+
+namespace lakebed::torch {
+
+struct AllocatorOptions {
+  int policyCode = 3;           // core-sim's POLICY_CODES (caching 0, expandable 1, vms 2, lakebed 3)
+  std::string conf;             // PYTORCH_CUDA_ALLOC_CONF syntax (alloc_conf.h)
+  std::string backend = "cuda";  // "cuda" or "host"
+  int device = 0;
+  uint64_t capacityBytes = 0;      // the driver's and the policy's capacity; 0: the device's
+  uint64_t deviceTotalBytes = 0;   // what the policy sizes reservations from; 0: the driver's total
+  bool callLog = false;
+  const HostStreamCallbacks* hostStreams = nullptr;
+};
+
+// One block of the snapshot's segment list (driver addresses).
+struct SnapshotBlock {
+  uint64_t addr, size, requested;
+  int state;  // 0 active_allocated, 1 active_pending_free, 2 inactive
+};
+struct SnapshotSegment {
+  uint64_t addr, size, stream;
+  bool expandable;
+  std::vector<SnapshotBlock> blocks;
+};
+
+class Allocator {
+ public:
+  static std::unique_ptr<Allocator> Open(const AllocatorOptions& options, std::string* error);
+  ~Allocator();
+
+  // nullptr for 0 bytes; nullptr with *error set when out of memory (PyTorch's message) or broken.
+  void* Malloc(uint64_t bytes, uint64_t stream, std::string* error, bool* outOfMemory);
+  void Free(void* ptr);
+  void RecordStream(void* ptr, uint64_t stream);
+  void EmptyCache();
+  void SetMemoryFraction(double fraction);
+
+  // The policy's statistics table (core-sim's stats.ts order) and PyTorch's own counters.
+  std::vector<double> Stats();
+  uint64_t PendingFrees();
+  std::vector<TraceEntry> Trace();
+  std::vector<SnapshotSegment> Segments();
+  CallLog CallsCopy();
+  // Nanoseconds each malloc and free took inside the library (the first kLatencyCap of each).
+  std::vector<uint32_t> Latencies(bool frees);
+  // "" when INV-TA-1..3 hold, else which one broke and where.
+  std::string Check();
+  std::string brokenReason();
+  uint64_t driverTotalBytes() const { return totalBytes_; }
+  std::string description() const { return driver_->description(); }
+  DriverCore* driver() { return driver_.get(); }
+
+  static constexpr size_t kLatencyCap = 1 << 22;
+
+ private:
+  struct LiveBlock {
+    int handle;
+    uint64_t requested;
+    uint64_t stream;
+    std::vector<uint64_t> usedBy;  // other streams named through record_stream
+  };
+  struct PendingFree {
+    int handle;
+    uint64_t ptr, requested, stream;
+    std::vector<uint64_t> events;  // one per stream that used the block
+  };
+
+  Allocator() = default;
+  int StreamId(uint64_t stream);
+  void ProcessPendingFrees();           // completes those whose events all completed
+  void CompletePendingFreesWaiting();   // waits every pending event, completes all
+  void FenceStreams();                  // before an unmap
+  std::string OutOfMemoryMessage(uint64_t bytes);
+  std::string Broken();
+
+  std::mutex mu_;
+  std::unique_ptr<DriverCore> driver_;
+  std::unique_ptr<StreamEvents> events_;
+  CallLog calls_;
+  TraceLog trace_;
+  std::unique_ptr<DeviceImports> imports_;
+  std::unique_ptr<WasmPolicy> policy_;
+  uint64_t totalBytes_ = 0;
+  std::unordered_map<uint64_t, LiveBlock> live_;
+  std::vector<PendingFree> pending_;
+  std::map<uint64_t, int> streamIds_;
+  std::vector<uint64_t> streams_;          // by id
+  std::vector<bool> freedSinceFence_;      // by id
+  std::vector<uint32_t> mallocNs_, freeNs_;
+  std::string eventError_;
+};
+
+}  // namespace lakebed::torch

@@ -1,0 +1,162 @@
+"""Train under a lakebed policy: PyTorch's CUDAPluggableAllocator backed by liblakebed_torch.so.
+
+    import lakebed_torch
+    lakebed_torch.enable(policy="lakebed", conf="")   # before the first CUDA allocation
+    ...train...
+    lakebed_torch.dump_snapshot("run.pickle")          # then: lakebed replay run.pickle / lakebed verify run.pickle
+
+The library (packages/torch, built by `npm run build`; `lakebed torch` prints where it is) is the
+policy's own WebAssembly compiled to C and linked with lakebed's native CUDA driver: the allocation
+decisions are the simulator's, on real GPU memory. This module only loads it, installs it and reads
+it back: memory statistics under torch.cuda.memory_stats()'s names (a pluggable allocator has none
+of its own), and a snapshot in torch.cuda.memory._dump_snapshot's format from the library's trace.
+
+What a pluggable allocator cannot do (PyTorch's CUDAPluggableAllocator raises "does not yet
+support"): torch.cuda.memory_stats / memory_allocated / _record_memory_history / _snapshot, CUDA
+graphs' private pools (torch.cuda.graph, torch.compile's reduce-overhead mode), cudnn.benchmark's
+workspace sizing (cacheInfo), IPC of device pointers. An out-of-memory arrives as a RuntimeError
+carrying PyTorch's usual "CUDA out of memory. Tried to allocate ..." message
+(is_out_of_memory(e) tells them apart).
+"""
+import ctypes
+import os
+import pickle
+import gzip
+
+__all__ = ["enable", "library_path", "memory_stats", "dump_snapshot", "snapshot", "is_out_of_memory", "latencies"]
+
+_LIB = None
+_ENABLED = None  # (policy, conf) once enabled
+
+# packages/traces' Action numbers -> PyTorch's device_traces action names (trace_log.h)
+_ACTIONS = {1: "alloc", 2: "free_requested", 3: "free_completed", 4: "segment_alloc", 5: "segment_free",
+            6: "segment_map", 7: "segment_unmap", 8: "oom"}
+_BLOCK_STATES = {0: "active_allocated", 1: "active_pending_free", 2: "inactive"}
+
+
+def library_path():
+    """LAKEBED_TORCH_LIB, else the build beside this repository (packages/torch/build)."""
+    path = os.environ.get("LAKEBED_TORCH_LIB")
+    if path:
+        return path
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "liblakebed_torch.so"),
+                      os.path.join(here, "..", "..", "packages", "torch", "build", "liblakebed_torch.so")):
+        if os.path.exists(candidate):
+            return os.path.normpath(candidate)
+    raise FileNotFoundError("liblakebed_torch.so not found: build it (npm run build, needs apt-get install wabt g++) "
+                            "or set LAKEBED_TORCH_LIB; `lakebed torch` prints where it is")
+
+
+def _load():
+    global _LIB
+    if _LIB is None:
+        lib = ctypes.CDLL(library_path())
+        u64, c_int, c_double, c_char_p = ctypes.c_uint64, ctypes.c_int, ctypes.c_double, ctypes.c_char_p
+        lib.lakebed_open.argtypes = [c_char_p, c_char_p, c_char_p, c_int, u64, c_int]
+        lib.lakebed_last_error.restype = c_char_p
+        lib.lakebed_description.restype = c_char_p
+        lib.lakebed_stat_name.restype = c_char_p
+        lib.lakebed_stats_read.argtypes = [ctypes.POINTER(c_double), c_int]
+        lib.lakebed_trace_count.restype = u64
+        p64 = ctypes.POINTER(u64)
+        lib.lakebed_trace_read.argtypes = [u64, u64, ctypes.POINTER(ctypes.c_uint8), p64, p64, p64, ctypes.POINTER(ctypes.c_int64)]
+        lib.lakebed_trace_read.restype = u64
+        lib.lakebed_segment.argtypes = [c_int, p64]
+        lib.lakebed_segment_block.argtypes = [c_int, c_int, p64]
+        lib.lakebed_latency_read.argtypes = [c_int, ctypes.POINTER(ctypes.c_uint32), u64]
+        lib.lakebed_latency_read.restype = u64
+        lib.lakebed_pending_frees.restype = u64
+        lib.lakebed_check.restype = c_char_p
+        _LIB = lib
+    return _LIB
+
+
+def enable(policy="lakebed", conf="", device=0, capacity_bytes=0):
+    """Makes the policy PyTorch's CUDA allocator. Call before the first CUDA allocation."""
+    global _ENABLED
+    import torch
+
+    lib = _load()
+    if lib.lakebed_open(policy.encode(), conf.encode(), b"cuda", device, capacity_bytes, 0) != 0:
+        raise RuntimeError("lakebed_torch: " + lib.lakebed_last_error().decode())
+    allocator = torch.cuda.memory.CUDAPluggableAllocator(library_path(), "lakebed_malloc", "lakebed_free")
+    hooks = allocator.allocator()
+    addr = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
+    hooks.set_init_fn(addr("lakebed_init"))
+    hooks.set_reset_fn(addr("lakebed_reset"))
+    hooks.set_memory_fraction_fn(addr("lakebed_set_memory_fraction"))
+    hooks.set_record_stream_fn(addr("lakebed_record_stream"))
+    torch.cuda.memory.change_current_allocator(allocator)
+    _ENABLED = (policy, conf)
+    return lib.lakebed_description().decode()
+
+
+def memory_stats():
+    """The policy's statistics under torch.cuda.memory_stats()'s names (allocated_bytes.all.current, ...)."""
+    lib = _load()
+    n = lib.lakebed_stat_count()
+    values = (ctypes.c_double * n)()
+    lib.lakebed_stats_read(values, n)
+    return {lib.lakebed_stat_name(i).decode(): int(values[i]) for i in range(n)}
+
+
+def _trace():
+    lib = _load()
+    n = lib.lakebed_trace_count()
+    action = (ctypes.c_uint8 * n)()
+    addr, size, stream = (ctypes.c_uint64 * n)(), (ctypes.c_uint64 * n)(), (ctypes.c_uint64 * n)()
+    time_us = (ctypes.c_int64 * n)()
+    n = lib.lakebed_trace_read(0, n, action, addr, size, stream, time_us)
+    return [{"action": _ACTIONS[action[i]], "addr": addr[i], "size": size[i], "stream": stream[i],
+             "time_us": time_us[i], "frames": []} for i in range(n)]
+
+
+def snapshot(device=0):
+    """torch.cuda.memory._snapshot()'s dict, from the library's own trace and segments."""
+    lib = _load()
+    segments = []
+    out = (ctypes.c_uint64 * 4)()
+    for i in range(lib.lakebed_segments_take()):
+        lib.lakebed_segment(i, out)
+        seg_addr, seg_size, seg_stream, expandable = out[0], out[1], out[2], out[3]
+        blocks, allocated, active, requested = [], 0, 0, 0
+        for j in range(lib.lakebed_segment_block_count(i)):
+            lib.lakebed_segment_block(i, j, out)
+            state = _BLOCK_STATES[out[3]]
+            blocks.append({"address": out[0], "size": out[1], "requested_size": out[2], "state": state, "frames": []})
+            if state != "inactive":
+                active += out[1]
+                requested += out[2]
+            if state == "active_allocated":
+                allocated += out[1]
+        segments.append({"device": device, "address": seg_addr, "total_size": seg_size, "stream": seg_stream,
+                         "segment_type": "small" if seg_size == 2 << 20 and not expandable else "large",
+                         "allocated_size": allocated, "active_size": active, "requested_size": requested,
+                         "is_expandable": bool(expandable), "blocks": blocks})
+    policy, conf = _ENABLED or ("lakebed", "")
+    return {"segments": segments, "device_traces": [_trace()],
+            "allocator_settings": {"PYTORCH_CUDA_ALLOC_CONF": conf, "lakebed_policy": policy}}
+
+
+def dump_snapshot(path, device=0):
+    """Writes snapshot() pickled, as torch.cuda.memory._dump_snapshot does (gzipped when path ends in .gz)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as f:
+        pickle.dump(snapshot(device), f)
+
+
+def latencies():
+    """Nanoseconds each malloc and free took inside the library: {'malloc': [...], 'free': [...]}."""
+    lib = _load()
+    result = {}
+    for name, frees in (("malloc", 0), ("free", 1)):
+        buf = (ctypes.c_uint32 * (1 << 22))()
+        n = lib.lakebed_latency_read(frees, buf, 1 << 22)
+        result[name] = list(buf[:n])
+    return result
+
+
+def is_out_of_memory(error):
+    """Whether an exception is an out-of-memory from the library (or PyTorch's own)."""
+    return "CUDA out of memory" in str(error)
