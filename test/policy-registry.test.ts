@@ -26,6 +26,8 @@ import { repoRoot } from "./support/shared-traces.js";
 const policiesDir = join(repoRoot, "packages/core-sim/assembly/policies");
 const file = (path: string) => readFileSync(join(repoRoot, path), "utf8");
 const sample = join(repoRoot, "samples/two_streams.def.pickle.gz");
+/** A policy that reads use events replays a trace recorded with them (the access fixtures' smallest). */
+const sampleWithUses = join(repoRoot, "test/fixtures/access/mlp_compiled.def.pickle.gz");
 
 /** The AssemblyScript of a policy's folder, every file. */
 function policySource(folder: string): string {
@@ -87,7 +89,7 @@ describe("the policy registry", () => {
 
       it("replays through the CLI, which lists it and reports its counters", () => {
         expect(lakebed(["replay", "--help"]).stdout).toContain(p.name);
-        const r = lakebed(["replay", sample, "--policy", p.name, "--json"]);
+        const r = lakebed(["replay", "readsUses" in p && p.readsUses ? sampleWithUses : sample, "--policy", p.name, "--json"]);
         expect(r.status, r.stderr).toBe(0);
         const doc = JSON.parse(r.stdout);
         expect(doc.policy).toBe(p.name);

@@ -25,6 +25,9 @@ import { VmsPolicy } from "./policies/vms/vms";
 import { vmsConf } from "./policies/vms/config";
 export { setVmsConf } from "./policies/vms/config";
 export { setLakebedConf } from "./policies/lakebed/lakebed";
+import { TieringPolicy } from "./policies/tiering/tiering";
+export { setTieringConf } from "./policies/tiering/tiering";
+import { UseColumns } from "./replay/uses";
 import { trackChanges } from "./memory/changed-blocks";
 import { SegmentLog } from "./replay/segment-log";
 import { Layout } from "./replay/layout";
@@ -34,6 +37,7 @@ export const POLICY_CACHING: i32 = 0;
 export const POLICY_EXPANDABLE: i32 = 1;
 export const POLICY_VMS: i32 = 2;
 export const POLICY_LAKEBED: i32 = 3;
+export const POLICY_TIERING: i32 = 4;
 export const DEVICE_SIMULATED: i32 = 0;
 export const DEVICE_IMPORTED: i32 = 1;
 
@@ -47,6 +51,7 @@ const log = new SegmentLog();
 const layout = new Layout();
 let events: EventColumns | null = null;
 let blockIdCount: i32 = 0;
+let uses: UseColumns | null = null;
 let policy: Policy | null = null;
 let replayState: Replay | null = null;
 
@@ -95,10 +100,22 @@ export function eventsSize(): usize { return changetype<EventColumns>(events).si
 export function eventsStream(): usize { return changetype<EventColumns>(events).stream; }
 export function eventsBlockId(): usize { return changetype<EventColumns>(events).blockId; }
 
+/**
+ * Room for `length` use events and the clock of `positions` positions (events + 1), after
+ * eventsAllocate; a trace without use events never calls it (replay/uses.ts).
+ */
+export function usesAllocate(length: i32, events: i32): void {
+  uses = new UseColumns(length, events);
+}
+export function usesPosition(): usize { return changetype<UseColumns>(uses).position; }
+export function usesBlockId(): usize { return changetype<UseColumns>(uses).blockId; }
+export function usesKind(): usize { return changetype<UseColumns>(uses).kind; }
+export function usesClock(): usize { return changetype<UseColumns>(uses).clock; }
+
 /** Makes the policy; with traceAddresses the simulated device takes segment bases from the trace. */
 export function start(traceAddresses: i32, timelinePoints: i32): void {
   if (policyKind == POLICY_EXPANDABLE) conf.expandableSegments = true;
-  if (policyKind == POLICY_VMS || policyKind == POLICY_LAKEBED) conf.expandableSegments = false;
+  if (policyKind == POLICY_VMS || policyKind == POLICY_LAKEBED || policyKind == POLICY_TIERING) conf.expandableSegments = false;
   const p = makePolicy(changetype<Device>(device));
   policy = p;
   if (events == null) events = new EventColumns(0);
@@ -106,11 +123,16 @@ export function start(traceAddresses: i32, timelinePoints: i32): void {
   if (traceAddresses != 0 && simulated != null) changetype<SimulatedDevice>(simulated).oracle = buildOracle(ev);
   const r = new Replay(p, ev, blockIdCount);
   r.setTimeline(timelinePoints);
+  if (uses != null) r.setUses(changetype<UseColumns>(uses));
   replayState = r;
 }
 
-/** The policy setup() chose, with the capacity as its per-process limit. */
+/**
+ * The policy setup() chose, with the capacity as its per-process limit; for tiering the capacity is
+ * the device's size, which it moves pages to the host to stay within instead of failing.
+ */
 function makePolicy(dev: Device): Policy {
+  if (policyKind == POLICY_TIERING) return new TieringPolicy(dev, log, capacity);
   let p: Policy;
   if (policyKind == POLICY_LAKEBED) p = new LakebedPolicy(dev, log, conf);
   else if (policyKind == POLICY_VMS) p = new VmsPolicy(dev, log, conf, vmsConf);

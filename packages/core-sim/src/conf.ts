@@ -5,7 +5,8 @@
 //
 // The same string carries the vms policy's GMLake settings under GMLake's own names and units
 // (vmmDefragment, fragLimit in bytes, defragLevel, reuseLimit, autoGC in GiB, reAlloc; GMLake reads
-// them from environment variables) and lakebed's own (lakebed_*). Other policies ignore them.
+// them from environment variables), lakebed's own (lakebed_*) and tiering's (tiering_*). Other
+// policies ignore them.
 import type { AllocatorSettings } from "@lakebed/traces";
 
 const MiB = 1024 * 1024;
@@ -30,6 +31,18 @@ export interface AllocatorConf {
   gmlake: GmlakeConf;
   /** the lakebed policy's settings */
   lakebed: LakebedConf;
+  /** the tiering policy's settings */
+  tiering: TieringConf;
+}
+
+/** How the tiering policy picks the pages it moves to the host (assembly/policies/tiering/next-use.ts). */
+export type TieringVictim = "online" | "belady";
+
+export interface TieringConf {
+  /** online: from the past only; belady: the clairvoyant bound on the trace's future uses */
+  victim: TieringVictim;
+  /** the pinned host arena in MiB; null: sized from the trace (the most bytes it ever has live, plus a quarter) */
+  hostMiB: number | null;
 }
 
 /**
@@ -75,6 +88,7 @@ export function defaultAllocConf(): AllocatorConf {
     perProcessMemoryFraction: null,
     gmlake: defaultGmlakeConf(),
     lakebed: { slackPermille: 0, fitWindow: 1, largePageMiB: 20 },
+    tiering: { victim: "online", hostMiB: null },
   };
 }
 
@@ -222,6 +236,18 @@ export function parseAllocConf(text: string): AllocatorConf {
         const v = integer(key);
         if (v < 2 || v % 2 !== 0 || v > 1024) fail(`lakebed_large_page_mb must be an even number of MiB from 2 to 1024, got ${v}`);
         conf.lakebed.largePageMiB = v;
+        break;
+      }
+      case "tiering_victim": {
+        const v = tokens[i++];
+        if (v !== "online" && v !== "belady") fail(`tiering_victim must be online or belady, got '${v ?? ""}'`);
+        conf.tiering.victim = v as TieringVictim;
+        break;
+      }
+      case "tiering_host_mb": {
+        const v = integer(key);
+        if (v < 2) fail(`tiering_host_mb must be at least 2 (one page), got ${v}`);
+        conf.tiering.hostMiB = v;
         break;
       }
       default:

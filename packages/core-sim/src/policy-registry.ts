@@ -58,6 +58,11 @@ export interface PolicyEntry {
    * (Policy.adoptAfresh). core-sim's src/start-state-prologue.ts reads it.
    */
   rebuildsRecordedLayout?: boolean;
+  /**
+   * It acts on use events (which blocks each operator touches: tiering brings a block back before
+   * its use), so it replays only traces that carry them; the others never see them.
+   */
+  readsUses?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -146,6 +151,27 @@ export const POLICY_REGISTRY = [
     // idle slack with a placement window; and 2 MiB large pages, where one chunk pool serves small
     // and large arenas and chunks move between them
     harnessSettings: ["lakebed_slack_permille:250,lakebed_fit_window:4", "lakebed_large_page_mb:2"],
+  },
+  {
+    code: 4,
+    name: "tiering",
+    description: "live blocks move to pinned host memory in 2 MiB pages and back before their next use, to fit --capacity (needs use events)",
+    folder: "tiering",
+    counters: [
+      "pagesOut", "pagesIn", "bytesOut", "bytesIn", "transferSeconds", "stallSeconds", "peakHostBytes",
+      "peakDeviceBytes", "unservedUses", "firstUnservedPosition", "capacityBytes",
+    ],
+    invariants: [{ prefix: "INV-TIER", from: 1, offset: 0 }],
+    settings: [
+      { key: "tiering_victim", default: "online", meaning: "which pages move to the host: online (from the past) or belady (the trace's future, the bound)" },
+      { key: "tiering_host_mb", default: null, meaning: "the pinned host arena in MiB (sized from the trace's peak live bytes)" },
+      { key: "per_process_memory_fraction", default: null, meaning: "the per-process limit as a fraction of the device (none)" },
+    ],
+    expandableSegments: false,
+    virtualMemory: true,
+    capacityOvershootBytes: 0,
+    harnessSettings: ["tiering_victim:belady"],
+    readsUses: true,
   },
 ] as const satisfies readonly PolicyEntry[];
 

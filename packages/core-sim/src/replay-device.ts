@@ -6,7 +6,8 @@ import { type AllocatorConf } from "./conf.js";
 import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
-import { invariantName, policyEntry, type PolicyName } from "./policy-registry.js";
+import { invariantName, policyEntry, type PolicyEntry, type PolicyName } from "./policy-registry.js";
+import { handUses, hostArenaBytes } from "./use-clock.js";
 import { PolicyInternalError } from "./policy-internal-error.js";
 import { startStatePrologue } from "./start-state-prologue.js";
 import { segmentsRebuilt, stateCounts, type StartStateReport } from "./start-state-report.js";
@@ -63,6 +64,12 @@ export interface ReplayOptions {
   deviceImports?: DeviceImports;
   /** live replay only: fill every allocation with the check pattern, check it before its free */
   verifyData?: boolean;
+  /**
+   * Policies that read use events (tiering): host µs the recorder added to each operator, taken out
+   * of the computation clock the stall estimate reads (use-clock.ts; recorderOperatorOverheadUs
+   * derives it from a recording's .stats.json). Default 0: the clock as recorded.
+   */
+  operatorOverheadUs?: number;
   /** simulated device only: record every device call in order (result.callLog) */
   callLog?: boolean;
   /**
@@ -146,6 +153,11 @@ export interface DeviceReplayResult {
   verifyFailures?: number;
   firstVerifyFailureEventIndex?: number;
   /**
+   * policies that read use events, on the simulated device: uses whose block was not wholly mapped
+   * with access when its operator ran, checked against the device's mappings (a GPU would fault)
+   */
+  usesWithoutAccess?: number;
+  /**
    * A trace recorded mid-run: how the policy took its start state and what it held when the trace
    * began. With method "materialized", every statistic, peak and call count above includes the
    * materialization's allocations (the indices above are the trace's events; a peak reached while
@@ -162,6 +174,7 @@ const COUNTER_EMPTY_CACHE_CALLS = 2;
 const COUNTER_ADDRESS_MISMATCHES = 5;
 const COUNTER_VERIFIED_ALLOCATIONS = 6;
 const COUNTER_VERIFY_FAILURES = 7;
+const COUNTER_USES_WITHOUT_ACCESS = 8;
 const BLOCK_STATES: BlockStateKind[] = ["allocated", "pending_free", "inactive"];
 const STATE_CODES: Record<BlockStateKind, number> = { allocated: 0, pending_free: 1, inactive: 2 };
 
@@ -242,6 +255,7 @@ export class DeviceReplay {
     new Float64Array(buf, wasm.eventsSize(), n).set(ev.size);
     new Uint32Array(buf, wasm.eventsStream(), n).set(ev.stream);
     new Int32Array(buf, wasm.eventsBlockId(), n).set(ev.blockId);
+    if ((entry as PolicyEntry).readsUses) this.handUses(wasm);
     if (opts.callLog && wasm.deviceCallLogEnable() !== 0) throw new Error("callLog needs the simulated device");
     wasm.start(opts.traceAddresses === false ? 0 : 1, opts.timelinePoints ?? 0);
     if (opts.verifyData) wasm.setVerifyData();
@@ -251,6 +265,18 @@ export class DeviceReplay {
       adoptInitialState(wasm, trace.initialState);
       this.startState = this.reportStartState("adopted");
     }
+  }
+
+  /** A policy that reads use events gets the trace's (use-clock.ts); a trace without any is refused. */
+  private handUses(wasm: CoreSimExports): void {
+    const { trace, opts } = this;
+    const access = trace.access;
+    if (!access || access.uses.length === 0) {
+      throw new Error(`policy ${opts.policy} needs a trace with use events (which blocks each operator touches), and device ${trace.device} has none: record one with python/lakebed_record.py (README: recording accesses) and keep its NAME.access.json.gz beside the snapshot`);
+    }
+    const hostBytes = opts.conf.tiering.hostMiB !== null ? opts.conf.tiering.hostMiB * 1024 * 1024 : hostArenaBytes(trace);
+    wasm.setTieringConf(opts.conf.tiering.victim === "belady" ? 1 : 0, hostBytes);
+    handUses(wasm, trace, access, opts.operatorOverheadUs ?? 0, this.prologue);
   }
 
   get done(): boolean {
@@ -308,6 +334,12 @@ export class DeviceReplay {
         kinds: count ? new Uint8Array(buf, wasm.deviceCallLogKinds(), count).slice() : new Uint8Array(0),
         bytes: count ? new Float64Array(buf, wasm.deviceCallLogBytes(), count).slice() : new Float64Array(0),
       };
+    }
+    if ((policyEntry(opts.policy) as PolicyEntry).readsUses) {
+      result.usesWithoutAccess = wasm.replayCounter(COUNTER_USES_WITHOUT_ACCESS);
+      const peak = result.policyCounters.peakDeviceBytes;
+      const capacity = result.policyCounters.capacityBytes;
+      if (capacity > 0 && peak > capacity) throw new Error(`policy ${opts.policy}: the device held ${peak} bytes, past the capacity of ${capacity}`);
     }
     if (opts.verifyData) {
       result.verifiedAllocations = wasm.replayCounter(COUNTER_VERIFIED_ALLOCATIONS);

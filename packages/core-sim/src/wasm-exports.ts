@@ -8,6 +8,7 @@ export interface CoreSimExports {
   POLICY_EXPANDABLE: { readonly value: number };
   POLICY_VMS: { readonly value: number };
   POLICY_LAKEBED: { readonly value: number };
+  POLICY_TIERING: { readonly value: number };
   DEVICE_SIMULATED: { readonly value: number };
   DEVICE_IMPORTED: { readonly value: number };
   setup(kind: number, deviceKind: number, capacityBytes: number, deviceTotalBytes: number): void;
@@ -19,6 +20,11 @@ export interface CoreSimExports {
   eventsSize(): number;
   eventsStream(): number;
   eventsBlockId(): number;
+  usesAllocate(length: number, events: number): void;
+  usesPosition(): number;
+  usesBlockId(): number;
+  usesKind(): number;
+  usesClock(): number;
   start(traceAddresses: number, timelinePoints: number): void;
   adoptSegment(address: number, stream: number, small: number, expandable: number): void;
   adoptBlock(address: number, size: number, requested: number, state: number, blockId: number): void;
@@ -105,4 +111,5 @@ export interface CoreSimExports {
   shouldSplitBytes(blockBytes: number, roundedBytes: number, small: number): number;
   setVmsConf(vmmDefragment: number, fragLimitBytes: number, defragLevel: number, reuseLimit: number, autoGCGiB: number, reAlloc: number): void;
   setLakebedConf(slackPermille: number, fitWindow: number, largePageMiB: number): void;
+  setTieringConf(victim: number, hostBytes: number): void;
 }

@@ -105,4 +105,6 @@ export function applyConf(wasm: CoreSimExports, conf: AllocatorConf): void {
   const g = conf.gmlake;
   wasm.setVmsConf(g.vmmDefragment, g.fragLimitBytes, g.defragLevel, g.reuseLimit, g.autoGCGiB, g.reAlloc);
   wasm.setLakebedConf(conf.lakebed.slackPermille, conf.lakebed.fitWindow, conf.lakebed.largePageMiB);
+  // the host arena's size when the settings name it; a replay sizes it from its trace otherwise (use-clock.ts)
+  wasm.setTieringConf(conf.tiering.victim === "belady" ? 1 : 0, (conf.tiering.hostMiB ?? 0) * 1024 * 1024);
 }

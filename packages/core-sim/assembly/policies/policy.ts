@@ -13,6 +13,7 @@ import { FLAG_PENDING, blockIdBound, isLive, hasFlag, bTraceId, bAddr, bSize, se
 import { changesOverflowed, clearChanges } from "../memory/changed-blocks";
 import { SegmentLog } from "../replay/segment-log";
 import { Layout, BLOCK_INACTIVE, BLOCK_PENDING_FREE } from "../replay/layout";
+import { UseColumns } from "../replay/uses";
 
 export const NO_HANDLE_BLOCK: i32 = -1;
 
@@ -114,6 +115,22 @@ export abstract class Policy {
   /** state: BLOCK_ALLOCATED, BLOCK_PENDING_FREE or BLOCK_INACTIVE; returns the handle (-1 for inactive) */
   abstract adoptBlock(address: u64, size: u64, requested: u64, state: u8, traceId: i32): i32;
   abstract adoptDone(): void;
+
+  // Use events (replay/uses.ts): which blocks each recorded operator touches. Only a policy that
+  // answers readsUses() is handed them (tiering, which must bring a block back before its use); the
+  // replay never even looks at the columns for the others, so they run as they did without them.
+  /** Whether the replay hands this policy the trace's use events. */
+  readsUses(): bool {
+    return false;
+  }
+  /** Once, before the first event: the use columns (and clock) of the whole trace. */
+  beginUses(uses: UseColumns): void {}
+  /**
+   * Before event `position`: the operator(s) recorded there use these live blocks, handles[0 ..
+   * count), which are uses firstUse .. firstUse + count - 1 of the columns (-1 handles: blocks the
+   * replay does not hold, e.g. an allocation that failed).
+   */
+  useBlocks(position: i32, handles: StaticArray<i32>, firstUse: i32, count: i32): void {}
 
   /**
    * The policy's own counters of what it did (vms: stitches made, reused, collected; lakebed:

@@ -31,6 +31,10 @@
 //                    at once and counted (unexpectedOomSuccesses).
 //   snapshot, other  nothing.
 //
+// Use events (uses.ts), for a policy that reads them (Policy.readsUses): before event p the policy
+// is handed the blocks the operators recorded at position p use (useBlocks), and after the last
+// event those at position == events. Other policies are never told, at no cost per event.
+//
 // Data verification (live replays on an ImportedDevice, verifyData on): each allocation the policy
 // hands out gets the check pattern written across it (seeded by its alloc event index) and read
 // back right before its free_requested, before the policy may reuse a byte of it; an allocation an
@@ -39,6 +43,7 @@
 // stitched range mapped wrong) overwrite each other's pattern, and the check counts the bytes.
 
 import { Policy } from "../policies/policy";
+import { UseColumns } from "./uses";
 import { SegmentLog } from "./segment-log";
 import { AddressOracle } from "../device/address-oracle";
 import { SimulatedDevice } from "../device/simulated";
@@ -62,7 +67,13 @@ export const COUNTER_ADDRESS_MISMATCHES: i32 = 5;
 export const COUNTER_VERIFIED_ALLOCATIONS: i32 = 6;
 /** of those, the ones whose pattern had changed */
 export const COUNTER_VERIFY_FAILURES: i32 = 7;
-export const COUNTERS: i32 = 8;
+/**
+ * uses (simulated device, policies that read uses) whose block was not wholly mapped with access
+ * when the operator ran: on a GPU, an illegal-address fault. Checked against the device's own
+ * mappings, not the policy's tables.
+ */
+export const COUNTER_USES_WITHOUT_ACCESS: i32 = 8;
+export const COUNTERS: i32 = 9;
 
 export class EventColumns {
   length: i32;
@@ -87,6 +98,19 @@ export class EventColumns {
   @inline sizeAt(i: i32): u64 { return <u64>load<f64>(this.size + (<usize>i << 3)); }
   @inline streamAt(i: i32): i32 { return load<i32>(this.stream + (<usize>i << 2)); }
   @inline blockIdAt(i: i32): i32 { return load<i32>(this.blockId + (<usize>i << 2)); }
+}
+
+/** Whether every byte of [va, va + bytes) is mapped with access on the simulated device. */
+function accessibleOn(device: SimulatedDevice, va: u64, bytes: u64): bool {
+  const ranges = device.accessible;
+  const end = va + bytes;
+  let at = va;
+  while (at < end) {
+    const i = ranges.containing(at);
+    if (i < 0) return false;
+    at = ranges.start(i) + ranges.size(i);
+  }
+  return true;
 }
 
 /** The trace's segment events, registered with the oracle before the first event. */
@@ -129,6 +153,15 @@ export class Replay {
   private completedRunEnd: i32 = -1;
   private completedRunPrecedesBurst: bool = false;
 
+  /** the trace's use events, when the policy reads them (setUses) */
+  private uses: UseColumns | null = null;
+  /** the simulated device, whose mappings say whether a used block is on the device */
+  private simulated: SimulatedDevice | null = null;
+  /** the first use not yet handed to the policy */
+  private useCursor: i32 = 0;
+  /** the handles of one position's uses, handed to the policy */
+  private useHandles: StaticArray<i32> = new StaticArray<i32>(16);
+
   /** the device that checks data, when verifyData is on (live replays only) */
   private verifier: ImportedDevice | null = null;
   /** trace block id -> the seed its pattern was written with, -1 when not filled or checked */
@@ -154,7 +187,10 @@ export class Replay {
     this.log = policy.log;
     this.handles = new StaticArray<i32>(max(blockIds, 1));
     const device = policy.device;
-    if (device instanceof SimulatedDevice) this.oracle = (<SimulatedDevice>device).oracle;
+    if (device instanceof SimulatedDevice) {
+      this.oracle = (<SimulatedDevice>device).oracle;
+      this.simulated = <SimulatedDevice>device;
+    }
     for (let i = 0; i < this.handles.length; i++) unchecked((this.handles[i] = -1));
   }
 
@@ -175,6 +211,37 @@ export class Replay {
     for (let i = 0; i < this.patternSeed.length; i++) unchecked((this.patternSeed[i] = -1));
   }
 
+  /** Hands the trace's use events to a policy that reads them (before the first event). */
+  setUses(uses: UseColumns): void {
+    if (!this.policy.readsUses()) return;
+    this.uses = uses;
+    this.policy.beginUses(uses);
+  }
+
+  /** The uses recorded before event `position` (position == events: after the last one), to the policy. */
+  private deliverUses(position: i32): void {
+    const uses = changetype<UseColumns>(this.uses);
+    let u = this.useCursor;
+    while (u < uses.length && uses.positionAt(u) < position) u++; // INV-USE-2: none, kept for safety
+    const first = u;
+    while (u < uses.length && uses.positionAt(u) == position) u++;
+    this.useCursor = u;
+    const count = u - first;
+    if (count == 0) return;
+    if (count > this.useHandles.length) this.useHandles = new StaticArray<i32>(max(count, this.useHandles.length << 1));
+    for (let k = 0; k < count; k++) unchecked((this.useHandles[k] = this.handleOf(uses.blockIdAt(first + k))));
+    this.policy.useBlocks(position, this.useHandles, first, count);
+    const oracle = this.simulated;
+    if (oracle != null) {
+      for (let k = 0; k < count; k++) {
+        const h = unchecked(this.useHandles[k]);
+        if (h >= 0 && !accessibleOn(oracle, this.policy.handleAddress(h), this.policy.handleSize(h))) {
+          unchecked((this.counters[COUNTER_USES_WITHOUT_ACCESS] += 1));
+        }
+      }
+    }
+  }
+
   /** A block adopted from the initial state. */
   adoptHandle(blockId: i32, handle: i32): void {
     if (blockId >= 0 && blockId < this.handles.length) unchecked((this.handles[blockId] = handle));
@@ -189,8 +256,20 @@ export class Replay {
     const events = this.events;
     const policy = this.policy;
     const stats = policy.stats;
+    const usesOn = this.uses != null;
     for (let i = from; i < to; i++) {
       this.log.currentEvent = i;
+      if (usesOn) {
+        this.deliverUses(i);
+        // the uses' own check (the policy may move what they used once the event runs)
+        if (this.localCheck) {
+          const broken = policy.brokenInvariantChecked(false);
+          if (broken != 0) {
+            this.brokenInvariant = broken;
+            return i;
+          }
+        }
+      }
       const action = events.actionAt(i);
       if (action == ACTION_ALLOC) {
         this.startRequest(i);
@@ -263,6 +342,7 @@ export class Replay {
       }
     }
     if (to == events.length) {
+      if (usesOn) this.deliverUses(to);
       this.completeDeferred();
       if (this.verifier) this.checkLive();
     }

@@ -1,0 +1,150 @@
+// When is a live block needed next? The tiering policy evicts the pages whose blocks are needed
+// last (Belady's rule), and this file answers for each block in one of two ways, side by side:
+//
+//   belady  the clairvoyant bound: the position of the block's next recorded use, read from the
+//           trace's future (the use columns, precomputed once: nextOfBlock[u] is the position of
+//           the same block's use after use u). A block with no use left is needed NEVER.
+//   online  from the past only, as a live allocator could: a prediction built from
+//           - the lifetime the block's recurring allocation had in earlier training steps: training
+//             repeats its allocations every step, so a block is known by a signature (its requested
+//             size and how many blocks of that size were live when it was allocated: the k-th
+//             activation of a shape in a step), and the gap between its i-th and (i+1)-th use last
+//             time that signature was seen predicts this time's (activations: written in forward,
+//             read in backward, the gap the previous step showed);
+//           - else the block's own last gap between uses (weights, optimizer state: used every step);
+//           - else recency: a block unused for d positions is taken to be needed d positions from
+//             now (LRU's order), and so is a block whose prediction has passed without its use.
+//
+// Positions are event indexes of the trace (INV-USE-2); the score is a position, larger = needed
+// later = a better victim.
+
+import { UseColumns } from "../../replay/uses";
+import { bRequested } from "../../memory/block-table";
+
+export const NEVER: i32 = i32.MAX_VALUE;
+export const VICTIM_ONLINE: i32 = 0;
+export const VICTIM_BELADY: i32 = 1;
+
+function grown(from: StaticArray<i32>, length: i32): StaticArray<i32> {
+  const to = new StaticArray<i32>(length);
+  memory.copy(changetype<usize>(to), changetype<usize>(from), <usize>from.length << 2);
+  return to;
+}
+
+/** (signature, use ordinal) as one key of the learned gaps */
+@inline function gapKey(signature: u64, ordinal: i32): u64 {
+  return (signature * 0x9e3779b97f4a7c15) ^ <u64>ordinal;
+}
+
+export class NextUse {
+  mode: i32;
+  // from the use columns (belady)
+  /** per use: the position of the same block's next use, NEVER when none */
+  private nextOfBlock: StaticArray<i32> = new StaticArray<i32>(0);
+  /** per trace block id: the position of its first use, NEVER when none */
+  private firstOfBlock: StaticArray<i32> = new StaticArray<i32>(0);
+  // per handle (block-table id), set while the block is live
+  private nextUse: StaticArray<i32> = new StaticArray<i32>(64);
+  private lastUse: StaticArray<i32> = new StaticArray<i32>(64);
+  private lastGap: StaticArray<i32> = new StaticArray<i32>(64);
+  private ordinal: StaticArray<i32> = new StaticArray<i32>(64);
+  private signature: StaticArray<u64> = new StaticArray<u64>(64);
+  // online's memory of earlier steps
+  private learnedGap: Map<u64, i32> = new Map<u64, i32>();
+  private liveBySize: Map<u64, i32> = new Map<u64, i32>();
+
+  constructor(mode: i32) {
+    this.mode = mode;
+  }
+
+  /** Precomputes the future of every use (belady needs it; online never reads it). */
+  readUses(uses: UseColumns): void {
+    let blocks = 0;
+    for (let u = 0; u < uses.length; u++) blocks = max(blocks, uses.blockIdAt(u) + 1);
+    const first = new StaticArray<i32>(blocks);
+    for (let b = 0; b < blocks; b++) unchecked((first[b] = NEVER));
+    const next = new StaticArray<i32>(uses.length);
+    for (let u = uses.length - 1; u >= 0; u--) {
+      const b = uses.blockIdAt(u);
+      if (b < 0) {
+        unchecked((next[u] = NEVER));
+        continue;
+      }
+      unchecked((next[u] = first[b]));
+      unchecked((first[b] = uses.positionAt(u)));
+    }
+    this.nextOfBlock = next;
+    this.firstOfBlock = first;
+  }
+
+  private ensure(h: i32): void {
+    if (h < this.nextUse.length) return;
+    const n = max(h + 1, this.nextUse.length << 1);
+    this.nextUse = grown(this.nextUse, n);
+    this.lastUse = grown(this.lastUse, n);
+    this.lastGap = grown(this.lastGap, n);
+    this.ordinal = grown(this.ordinal, n);
+    const sig = new StaticArray<u64>(n);
+    memory.copy(changetype<usize>(sig), changetype<usize>(this.signature), <usize>this.signature.length << 3);
+    this.signature = sig;
+  }
+
+  /** Block h was allocated at `position` (its trace id is not known yet: see named). */
+  allocated(h: i32, position: i32): void {
+    this.ensure(h);
+    const size = bRequested(h);
+    const live = this.liveBySize.has(size) ? this.liveBySize.get(size) : 0;
+    this.liveBySize.set(size, live + 1);
+    unchecked((this.signature[h] = (size << 8) ^ <u64>min(live, 255)));
+    unchecked((this.nextUse[h] = NEVER));
+    unchecked((this.lastUse[h] = position));
+    unchecked((this.lastGap[h] = 0));
+    unchecked((this.ordinal[h] = 0));
+  }
+
+  /** The replay named block h with its trace id: its first recorded use is its next. */
+  named(h: i32, traceId: i32): void {
+    if (h >= this.nextUse.length) return;
+    unchecked((this.nextUse[h] = traceId >= 0 && traceId < this.firstOfBlock.length ? this.firstOfBlock[traceId] : NEVER));
+  }
+
+  freed(h: i32): void {
+    const size = bRequested(h);
+    if (this.liveBySize.has(size)) {
+      const live = this.liveBySize.get(size) - 1;
+      if (live <= 0) this.liveBySize.delete(size);
+      else this.liveBySize.set(size, live);
+    }
+  }
+
+  /** Use u of the columns, of block h, at `position`. */
+  used(h: i32, u: i32, position: i32): void {
+    if (h >= this.nextUse.length) return;
+    unchecked((this.nextUse[h] = u < this.nextOfBlock.length ? this.nextOfBlock[u] : NEVER));
+    const gap = position - unchecked(this.lastUse[h]);
+    const i = unchecked(this.ordinal[h]);
+    if (gap > 0) {
+      this.learnedGap.set(gapKey(unchecked(this.signature[h]), i), gap);
+      unchecked((this.lastGap[h] = gap));
+      unchecked((this.ordinal[h] = i + 1));
+    }
+    unchecked((this.lastUse[h] = position));
+  }
+
+  /** When block h is needed next, as a position (larger: later), seen from `now`. */
+  score(h: i32, now: i32): i32 {
+    if (this.mode == VICTIM_BELADY) return unchecked(this.nextUse[h]);
+    const last = unchecked(this.lastUse[h]);
+    const key = gapKey(unchecked(this.signature[h]), unchecked(this.ordinal[h]));
+    let predicted = NEVER;
+    if (this.learnedGap.has(key)) predicted = last + this.learnedGap.get(key);
+    else if (unchecked(this.lastGap[h]) > 0) predicted = last + unchecked(this.lastGap[h]);
+    if (predicted == NEVER || predicted <= now) predicted = now + (now - last);
+    return predicted;
+  }
+
+  /** The last position at which block h was allocated or used. */
+  @inline lastTouched(h: i32): i32 {
+    return unchecked(this.lastUse[h]);
+  }
+}

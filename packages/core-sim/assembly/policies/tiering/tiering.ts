@@ -1,0 +1,571 @@
+// tiering: live blocks move to pinned host memory and back, so that a job runs on a device smaller
+// than its peak. Blocks are packed at 512 bytes into one virtual arena per stream (tier-arena.ts),
+// best fit, over 2 MiB pages, each backed by its own chunk while it is on the device. Given a device
+// capacity (the replay's --capacity), a request that would pass it does not fail: the policy picks
+// the pages whose blocks are needed last (next-use.ts: `online` from the past, `belady` from the
+// trace's future) and moves them to the host tier: copy out, unmap, release the chunk; the virtual
+// range stays reserved, so every address stays valid. Before the replay hands an operator's uses
+// over (Policy.useBlocks), every page of every block it uses is brought back: create a chunk, map,
+// set access, copy in. A use never touches a page on the host.
+//
+// The capacity is in chunks: chunks created and not released (mapped pages plus the spare chunks
+// of pages whose last block went, cached for reuse) never pass it. A request whose own pages pass
+// it is out of memory, as is one whose pages cannot be made room for (every other page pinned by the
+// same operation, or the host arena full). An operator whose blocks together pass the capacity
+// cannot run: its uses are counted as unserved (the replay reports them as out of memory).
+//
+// Without a tier capacity (the property harness, or a replay without --capacity) nothing moves, and
+// set_per_process_memory_fraction is a plain limit as in the other policies.
+//
+// What it reports (counter(i), names in the registry): pages moved each way, the copies' seconds,
+// the stall estimate (transfer-clock.ts), peak host bytes, peak device bytes, unserved uses.
+//
+// Invariants (checked by brokenInvariant(), valid.ts; the number is what it returns):
+//  INV-TIER-1  each arena's blocks tile its reservation exactly: the chain from the head at the
+//              base is linked both ways, contiguous, sizes are positive multiples of 512, every block
+//              carries the arena's id and stream; so no two live blocks share a virtual byte, and a
+//              block's address, fixed at malloc, is never changed by a move.
+//  INV-TIER-2  an arena's free set holds exactly its blocks that are neither allocated nor
+//              pending, well formed; no two neighbours are both free.
+//  INV-TIER-3  touches[p] equals the number of allocated or pending blocks touching page p.
+//  INV-TIER-4  a touched page is either resident (a chunk mapped, no host slot) or on the host (a
+//              host slot, nothing mapped); an untouched page has neither.
+//  INV-TIER-5  chunks (created, not released) == mapped pages + spare chunks; reserved_bytes ==
+//              chunks x 2 MiB == the device's physical bytes; with a tier capacity, chunks never
+//              pass it (peakChunks included).
+//  INV-TIER-6  the host slots in use are exactly the slots of the pages on the host, each held by
+//              one page; used <= peak <= slots in the arena.
+//  INV-TIER-7  allocation, allocated_bytes, active, active_bytes, requested_bytes equal their sums
+//              over the blocks; segment == arenas; peaks >= current.
+//  INV-TIER-8  after useBlocks, every page of every block used is resident (unless the use was
+//              counted unserved).
+
+import { Device, NO_HANDLE } from "../../device/device";
+import {
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, bAddr, bSize, bPrev, bNext, bSegment, bRequested,
+  hasFlag, setFlag, setRequested, setTraceId as setBlockTraceId,
+} from "../../memory/block-table";
+import { BY_SIZE, setInsert, setErase, lowerBound } from "../../memory/free-set";
+import { splitFront, absorbNeighbour } from "../../memory/block-links";
+import { UNLIMITED } from "../config";
+import { isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
+import {
+  STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
+  STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, NUM_OOMS, NUM_DEVICE_ALLOC, NUM_DEVICE_FREE,
+} from "../stats";
+import { Policy, NO_HANDLE_BLOCK } from "../policy";
+import { expandableAddressSpace } from "../caching/caching";
+import { SegmentLog } from "../../replay/segment-log";
+import { Layout } from "../../replay/layout";
+import { UseColumns } from "../../replay/uses";
+import { TierArena, PAGE_BYTES, NO_SLOT } from "./tier-arena";
+import { HostSlots } from "./host-slots";
+import { NextUse, NEVER, VICTIM_ONLINE } from "./next-use";
+import { TransferClock } from "./transfer-clock";
+import { brokenTieringInvariant, brokenTieringLocalInvariant } from "./valid";
+import { writeTieringLayout } from "./layout-writer";
+import {
+  BROKEN, BROKEN_TIERING_USE_SKIPS_LAST_PAGE, BROKEN_TIERING_EVICTS_PINNED, BROKEN_TIERING_HOST_SLOT_LEAK,
+  BROKEN_TIERING_IGNORES_CAPACITY,
+} from "./broken-tiering";
+
+/** tiering's own settings (the tiering_* keys of the settings string), set before start(). */
+export class TieringConfig {
+  /** VICTIM_ONLINE or VICTIM_BELADY (tiering_victim) */
+  victim: i32 = VICTIM_ONLINE;
+  /** the pinned host arena, bytes (tiering_host_mb); 0: what the replay sizes from the trace */
+  hostBytes: u64 = 0;
+}
+
+export const tieringConf = new TieringConfig();
+
+/** Sets tiering's settings (from src/wasm.ts applyConf), before start(). */
+export function setTieringConf(victim: i32, hostBytes: f64): void {
+  tieringConf.victim = victim;
+  tieringConf.hostBytes = <u64>hostBytes;
+}
+
+const MIN_HOST_BYTES: u64 = 64 << 20;
+
+export class TieringPolicy extends Policy {
+  arenas: Array<TierArena> = new Array<TierArena>();
+  /** stream -> arena id, -1: none yet */
+  private arenaOf: Array<i32> = new Array<i32>();
+  private addressSpaceBytes: u64;
+  /** chunks created and not released, and the most there have been */
+  chunks: i32 = 0;
+  peakChunks: i32 = 0;
+  /** unmapped chunks kept for reuse (their pages lost their last block) */
+  spare: StaticArray<i32> = new StaticArray<i32>(64);
+  spareCount: i32 = 0;
+  /** the tier capacity in chunks, 0: none (nothing moves) */
+  capacityChunks: i32 = 0;
+  host: HostSlots = new HostSlots();
+  next: NextUse;
+  clock: TransferClock = new TransferClock();
+  private hostBytesWanted: u64;
+  /** the current operation (a malloc or one position's uses); its pages are pinned with it */
+  stamp: i32 = 0;
+  /** the position being replayed (the replay's current event) */
+  private now: i32 = 0;
+  /** when the chunk the last eviction freed is free, on the transfer clock (NaN: no eviction) */
+  private freedChunkAt: f64 = NaN;
+  // the handles of the last useBlocks, for the local check (INV-TIER-8)
+  usedHandles: StaticArray<i32> = new StaticArray<i32>(0);
+  usedCount: i32 = 0;
+  // what it did
+  pagesOut: i64 = 0;
+  pagesIn: i64 = 0;
+  unservedUses: i64 = 0;
+  firstUnservedPosition: i32 = -1;
+  /** pages on the host now (= host.used), kept for the O(1) check */
+  pagesOnHost: i32 = 0;
+  /** pages with a chunk mapped */
+  mappedPages: i32 = 0;
+
+  constructor(device: Device, log: SegmentLog, tierCapacityBytes: u64) {
+    super(device, log);
+    this.addressSpaceBytes = expandableAddressSpace(device.totalBytes());
+    this.capacityChunks = <i32>(tierCapacityBytes / PAGE_BYTES);
+    this.next = new NextUse(tieringConf.victim);
+    this.hostBytesWanted = tieringConf.hostBytes;
+  }
+
+  @inline arena(id: i32): TierArena {
+    return unchecked(this.arenas[id]);
+  }
+
+  /** The arena of a stream, reserved on first use; null when no address space is left. */
+  arenaFor(stream: i32): TierArena | null {
+    while (this.arenaOf.length <= stream) this.arenaOf.push(-1);
+    const id = unchecked(this.arenaOf[stream]);
+    if (id >= 0) return this.arena(id);
+    const a = new TierArena(this.arenas.length, stream, this.addressSpaceBytes);
+    if (!a.reserve(this.device)) return null;
+    const b = newBlock(a.base, a.vaBytes(), stream, false, a.id);
+    a.head = b;
+    a.freeRoot = setInsert(BY_SIZE, a.freeRoot, b);
+    this.arenas.push(a);
+    unchecked((this.arenaOf[stream] = a.id));
+    this.stats.increase(STAT_SEGMENT, false, 1);
+    return a;
+  }
+
+  // ---- use events ---------------------------------------------------------------------------
+
+  readsUses(): bool {
+    return true;
+  }
+
+  beginUses(uses: UseColumns): void {
+    this.next.readUses(uses);
+    this.clock.setClock(uses);
+  }
+
+  useBlocks(position: i32, handles: StaticArray<i32>, firstUse: i32, count: i32): void {
+    this.now = position;
+    const stamp = ++this.stamp;
+    // pin every page the operator touches, counting those on the host once each
+    let missing = 0;
+    for (let k = 0; k < count; k++) {
+      const h = unchecked(handles[k]);
+      if (h < 0) continue;
+      const a = this.arena(bSegment(h));
+      const first = a.pageOf(bAddr(h));
+      const end = a.endPage(bAddr(h), bSize(h));
+      for (let p = first; p < end; p++) {
+        if (unchecked(a.pinned[p]) != stamp && a.onHost(p)) missing++;
+        unchecked((a.pinned[p] = stamp));
+        unchecked((a.lastTouch[p] = position));
+      }
+    }
+    const room = missing > 0 ? this.makeRoom(missing) : 0;
+    let served = true;
+    let fetched = 0;
+    for (let k = 0; k < count; k++) {
+      const h = unchecked(handles[k]);
+      if (h < 0) continue;
+      const a = this.arena(bSegment(h));
+      const first = a.pageOf(bAddr(h));
+      let end = a.endPage(bAddr(h), bSize(h));
+      if (BROKEN == BROKEN_TIERING_USE_SKIPS_LAST_PAGE && end - first > 1) end--; // broken-tiering.ts
+      for (let p = first; p < end; p++) {
+        if (!a.onHost(p)) continue;
+        if (fetched == room) {
+          served = false;
+          break;
+        }
+        this.fetch(a, p);
+        fetched++;
+      }
+      this.next.used(h, firstUse + k, position);
+    }
+    if (!served) {
+      this.unservedUses += 1;
+      if (this.firstUnservedPosition < 0) this.firstUnservedPosition = position;
+    }
+    if (this.usedHandles.length < count) this.usedHandles = new StaticArray<i32>(max(count, 16));
+    for (let k = 0; k < count; k++) unchecked((this.usedHandles[k] = handles[k]));
+    this.usedCount = served ? count : 0;
+  }
+
+  // ---- malloc -------------------------------------------------------------------------------
+
+  malloc(requestBytes: u64, stream: i32): i32 {
+    this.now = this.log.currentEvent;
+    const size = max((requestBytes + MIN_BLOCK_BYTES - 1) & ~(MIN_BLOCK_BYTES - 1), MIN_BLOCK_BYTES);
+    const h = this.place(size, requestBytes, stream);
+    if (h == NO_HANDLE_BLOCK) this.stats.count(NUM_OOMS);
+    return h;
+  }
+
+  private place(size: u64, requestBytes: u64, stream: i32): i32 {
+    const maybe = this.arenaFor(stream);
+    if (maybe == null) return NO_HANDLE_BLOCK;
+    const a = changetype<TierArena>(maybe);
+    const found = lowerBound(BY_SIZE, a.freeRoot, stream, size, 0);
+    if (found == NO_BLOCK) return NO_HANDLE_BLOCK;
+    const addr = bAddr(found);
+    const first = a.pageOf(addr);
+    const end = a.endPage(addr, size);
+    if (this.capacityChunks > 0 && end - first > this.capacityChunks) return NO_HANDLE_BLOCK;
+    a.ensurePages(end);
+    // pages the block needs a chunk for: untouched ones and those on the host
+    const stamp = ++this.stamp;
+    let missing = 0;
+    for (let p = first; p < end; p++) {
+      if (!a.resident(p)) missing++;
+      unchecked((a.pinned[p] = stamp));
+    }
+    if (missing > 0 && this.makeRoom(missing) < missing) return NO_HANDLE_BLOCK;
+    for (let p = first; p < end; p++) {
+      if (a.onHost(p)) this.fetch(a, p);
+      else if (!a.resident(p)) this.mapNew(a, p);
+    }
+    a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
+    let block = found;
+    if (bSize(found) - size >= MIN_BLOCK_BYTES) {
+      // the front becomes the block; the remainder keeps the old record and stays free
+      block = newBlock(addr, size, stream, false, a.id);
+      splitFront(found, block, size);
+      if (bPrev(block) == NO_BLOCK) a.head = block;
+      a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
+    }
+    for (let p = first; p < end; p++) {
+      unchecked((a.touches[p] += 1));
+      unchecked((a.lastTouch[p] = this.now));
+    }
+    if (end > a.highPage) a.highPage = end;
+    setFlag(block, FLAG_ALLOCATED, true);
+    setRequested(block, requestBytes);
+    const small = isSmallSize(size);
+    const blockSize = bSize(block);
+    this.stats.increase(STAT_ALLOCATION, small, 1);
+    this.stats.increase(STAT_ALLOCATED_BYTES, small, blockSize);
+    this.stats.increase(STAT_ACTIVE, small, 1);
+    this.stats.increase(STAT_ACTIVE_BYTES, small, blockSize);
+    this.stats.increase(STAT_REQUESTED_BYTES, small, requestBytes);
+    this.next.allocated(block, this.now);
+    return block;
+  }
+
+  setTraceId(handle: i32, traceId: i32): void {
+    setBlockTraceId(handle, traceId);
+    this.next.named(handle, traceId);
+  }
+
+  // ---- chunks and moves ---------------------------------------------------------------------
+
+  /** Chunks the policy may still create: under the tier capacity and the memory fraction. */
+  private headroom(): i32 {
+    let room = this.capacityChunks > 0 ? this.capacityChunks - this.chunks : i32.MAX_VALUE;
+    if (this.setFraction) {
+      const held = <u64>this.chunks * PAGE_BYTES;
+      const allowed = this.allowedMaxBytes > held ? (this.allowedMaxBytes - held) / PAGE_BYTES : 0;
+      room = min(room, <i32>min(allowed, <u64>i32.MAX_VALUE));
+    }
+    if (BROKEN == BROKEN_TIERING_IGNORES_CAPACITY) room = i32.MAX_VALUE; // broken-tiering.ts
+    return room;
+  }
+
+  /**
+   * Makes sure `wanted` chunks can be had (spare, or created under the capacity), moving unpinned
+   * pages to the host when they cannot; returns how many can (fewer: the rest has no victim).
+   */
+  private makeRoom(wanted: i32): i32 {
+    this.freedChunkAt = NaN;
+    let can = this.spareCount + min(this.headroom(), wanted);
+    if (can >= wanted || this.capacityChunks == 0) return min(can, wanted);
+    // spare chunks count against the capacity: use them before moving anything
+    can = min(can, wanted);
+    const victims = this.chooseVictims(wanted - can);
+    for (let i = 0; i < victims.length; i++) {
+      const key = unchecked(victims[i]);
+      if (!this.evict(this.arena(<i32>(key >> 32)), <i32>(key & 0xffffffff))) break;
+      can++;
+    }
+    return can;
+  }
+
+  /** A chunk: a spare one, or a new one (makeRoom said one can be had). */
+  private takeChunk(): i32 {
+    if (this.spareCount > 0) return unchecked(this.spare[--this.spareCount]);
+    const h = this.device.memCreate(PAGE_BYTES);
+    assert(h != NO_HANDLE, "tiering: the device refused a chunk under the capacity");
+    this.chunks++;
+    if (this.chunks > this.peakChunks) this.peakChunks = this.chunks;
+    this.stats.increase(STAT_RESERVED_BYTES, false, PAGE_BYTES);
+    this.stats.count(NUM_DEVICE_ALLOC);
+    return h;
+  }
+
+  private keepSpare(h: i32): void {
+    if (this.spareCount == this.spare.length) {
+      const grown = new StaticArray<i32>(this.spare.length << 1);
+      memory.copy(changetype<usize>(grown), changetype<usize>(this.spare), <usize>this.spareCount << 2);
+      this.spare = grown;
+    }
+    unchecked((this.spare[this.spareCount++] = h));
+  }
+
+  /** Maps a chunk at an untouched page and gives it access. */
+  private mapNew(a: TierArena, p: i32): void {
+    const h = this.takeChunk();
+    const va = a.pageAddress(p);
+    assert(this.device.map(va, PAGE_BYTES, h) && this.device.setAccess(va, PAGE_BYTES), "tiering: the device refused a map");
+    unchecked((a.handles[p] = h));
+    this.mappedPages++;
+  }
+
+  /** Brings page p of arena a back from the host: create (or reuse) a chunk, map, access, copy in. */
+  private fetch(a: TierArena, p: i32): void {
+    const slot = a.hostSlot(p);
+    const h = this.takeChunk();
+    const va = a.pageAddress(p);
+    assert(this.device.map(va, PAGE_BYTES, h) && this.device.setAccess(va, PAGE_BYTES), "tiering: the device refused a map");
+    this.device.copyIn(this.host.offset(slot), va, PAGE_BYTES);
+    if (BROKEN != BROKEN_TIERING_HOST_SLOT_LEAK) this.host.give(slot); // broken-tiering.ts
+    unchecked((a.hostSlots[p] = NO_SLOT));
+    unchecked((a.handles[p] = h));
+    this.mappedPages++;
+    this.pagesOnHost--;
+    this.pagesIn++;
+    this.clock.pageIn(unchecked(a.outEnd[p]), this.freedChunkAt, this.now);
+  }
+
+  /** Moves page p of arena a to the host: copy out, unmap, release its chunk. False: the host arena is full. */
+  private evict(a: TierArena, p: i32): bool {
+    if (!this.host.opened()) {
+      const bytes = max(this.hostBytesWanted, MIN_HOST_BYTES);
+      if (!this.device.hostReserve(bytes)) return false;
+      this.host.open(bytes);
+    }
+    const slot = this.host.take();
+    if (slot == NO_SLOT) return false;
+    const va = a.pageAddress(p);
+    const h = unchecked(a.handles[p]);
+    this.device.copyOut(va, this.host.offset(slot), PAGE_BYTES);
+    this.device.unmap(va, PAGE_BYTES);
+    this.device.memRelease(h);
+    this.chunks--;
+    this.mappedPages--;
+    this.pagesOnHost++;
+    this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
+    this.stats.count(NUM_DEVICE_FREE);
+    unchecked((a.handles[p] = 0));
+    unchecked((a.hostSlots[p] = slot));
+    const end = this.clock.pageOut(unchecked(a.lastTouch[p]), this.now);
+    unchecked((a.outEnd[p] = end));
+    if (isNaN(this.freedChunkAt) || end > this.freedChunkAt) this.freedChunkAt = end;
+    this.pagesOut++;
+    return true;
+  }
+
+  /**
+   * Up to `count` resident pages, not pinned by the current operation, whose blocks are needed
+   * last (the largest next-use score; of equal scores, the page touched longest ago), as keys
+   * arena << 32 | page, best victim first.
+   */
+  private chooseVictims(count: i32): StaticArray<i64> {
+    const now = this.now;
+    const stamp = this.stamp;
+    // a page's score: the soonest any of its blocks is needed
+    const sortKeys = new Array<i64>();
+    const pages = new Array<i64>();
+    for (let i = 0; i < this.arenas.length; i++) {
+      const a = this.arena(i);
+      const score = new StaticArray<i32>(a.highPage);
+      for (let p = 0; p < a.highPage; p++) unchecked((score[p] = NEVER));
+      for (let b = a.head; b != NO_BLOCK; b = bNext(b)) {
+        if (bAddr(b) >= a.pageAddress(a.highPage)) break;
+        if (!hasFlag(b, FLAG_ALLOCATED) && !hasFlag(b, FLAG_PENDING)) continue;
+        const s = this.next.score(b, now);
+        const end = a.endPage(bAddr(b), bSize(b));
+        for (let p = a.pageOf(bAddr(b)); p < end; p++) if (s < unchecked(score[p])) unchecked((score[p] = s));
+      }
+      for (let p = 0; p < a.highPage; p++) {
+        if (!a.resident(p)) continue;
+        if (unchecked(a.pinned[p]) == stamp && BROKEN != BROKEN_TIERING_EVICTS_PINNED) continue; // broken-tiering.ts
+        // score, then the oldest touch, then the candidate's index: one 64-bit key, larger first
+        const age = <i64>(now - unchecked(a.lastTouch[p])) & 0x7fffff;
+        sortKeys.push((<i64>unchecked(score[p]) << 32) | (age << 8) | <i64>(pages.length & 0xff));
+        pages.push((<i64>i << 32) | <i64>p);
+      }
+    }
+    // sort candidate indexes by key, descending
+    const order = new Array<i32>(pages.length);
+    for (let k = 0; k < pages.length; k++) unchecked((order[k] = k));
+    sortByKeyDescending(order, sortKeys);
+    const n = min(count, pages.length);
+    const out = new StaticArray<i64>(n);
+    for (let k = 0; k < n; k++) unchecked((out[k] = pages[order[k]]));
+    return out;
+  }
+
+  // ---- free ---------------------------------------------------------------------------------
+
+  freeRequest(handle: i32): void {
+    assert(hasFlag(handle, FLAG_ALLOCATED), "free of a block that is not allocated");
+    const small = isSmallSize(bSize(handle));
+    setFlag(handle, FLAG_ALLOCATED, false);
+    this.stats.decrease(STAT_ALLOCATION, small, 1);
+    this.stats.decrease(STAT_ALLOCATED_BYTES, small, bSize(handle));
+    setFlag(handle, FLAG_PENDING, true);
+    this.pendingBlocks++;
+  }
+
+  freeComplete(handle: i32): void {
+    assert(hasFlag(handle, FLAG_PENDING), "free completion of a block that is not pending");
+    setFlag(handle, FLAG_PENDING, false);
+    this.pendingBlocks--;
+    const small = isSmallSize(bSize(handle));
+    this.stats.decrease(STAT_ACTIVE, small, 1);
+    this.stats.decrease(STAT_ACTIVE_BYTES, small, bSize(handle));
+    this.stats.decrease(STAT_REQUESTED_BYTES, small, bRequested(handle));
+    this.next.freed(handle);
+    setBlockTraceId(handle, -1);
+    const a = this.arena(bSegment(handle));
+    const end = a.endPage(bAddr(handle), bSize(handle));
+    for (let p = a.pageOf(bAddr(handle)); p < end; p++) {
+      const left = unchecked(a.touches[p]) - 1;
+      unchecked((a.touches[p] = left));
+      if (left > 0) continue;
+      // the page's last block went: its bytes matter no more, wherever they are
+      if (a.resident(p)) {
+        const h = unchecked(a.handles[p]);
+        this.device.unmap(a.pageAddress(p), PAGE_BYTES);
+        unchecked((a.handles[p] = 0));
+        this.mappedPages--;
+        this.keepSpare(h);
+      } else if (a.onHost(p)) {
+        this.host.give(a.hostSlot(p));
+        unchecked((a.hostSlots[p] = NO_SLOT));
+        this.pagesOnHost--;
+      }
+    }
+    this.cache(a, handle);
+  }
+
+  /** Merges a block that holds nothing with its free neighbours and puts it in the free set. */
+  private cache(a: TierArena, block: i32): void {
+    this.absorb(a, block, bPrev(block));
+    this.absorb(a, block, bNext(block));
+    a.freeRoot = setInsert(BY_SIZE, a.freeRoot, block);
+  }
+
+  private absorb(a: TierArena, dst: i32, src: i32): void {
+    if (src == NO_BLOCK || hasFlag(src, FLAG_ALLOCATED) || hasFlag(src, FLAG_PENDING)) return;
+    a.freeRoot = setErase(BY_SIZE, a.freeRoot, src);
+    absorbNeighbour(dst, src);
+    if (bPrev(dst) == NO_BLOCK) a.head = dst;
+  }
+
+  /** torch.cuda.empty_cache(): completes pending frees, then releases every spare chunk. */
+  emptyCache(): void {
+    this.completePendingFrees();
+    while (this.spareCount > 0) {
+      this.device.memRelease(unchecked(this.spare[--this.spareCount]));
+      this.chunks--;
+      this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
+      this.stats.count(NUM_DEVICE_FREE);
+    }
+  }
+
+  /** A malloc never releases memory: spare chunks are reused, and the tier moves pages instead. */
+  mallocWouldRelease(requestBytes: u64, stream: i32): bool {
+    return false;
+  }
+
+  // ---- the rest of the Policy interface ------------------------------------------------------
+
+  brokenInvariant(): i32 {
+    return brokenTieringInvariant(this);
+  }
+
+  brokenLocalInvariant(): i32 {
+    return brokenTieringLocalInvariant(this);
+  }
+
+  writeLayout(out: Layout): void {
+    writeTieringLayout(this, out);
+  }
+
+  // A trace recorded mid-run: the live blocks are placed afresh, in snapshot order, as if allocated
+  // then (as lakebed does: tiering would not have made the recorded segments).
+  private adoptStream: i32 = 0;
+  adoptSegment(address: u64, stream: i32, small: bool, expandable: bool): void {
+    this.adoptStream = stream;
+  }
+
+  adoptBlock(address: u64, size: u64, requested: u64, state: u8, traceId: i32): i32 {
+    return this.adoptAfresh(requested, state, traceId, this.adoptStream);
+  }
+
+  adoptDone(): void {}
+
+  /** The counters, in the registry's order (src/policy-registry.ts). */
+  counter(i: i32): f64 {
+    switch (i) {
+      case 0: return <f64>this.pagesOut;
+      case 1: return <f64>this.pagesIn;
+      case 2: return <f64>this.pagesOut * <f64>PAGE_BYTES;
+      case 3: return <f64>this.pagesIn * <f64>PAGE_BYTES;
+      case 4: return (this.clock.outCopyMicros + this.clock.inCopyMicros) / 1e6;
+      case 5: return this.clock.stallMicros / 1e6;
+      case 6: return <f64>this.host.peakUsed * <f64>PAGE_BYTES;
+      case 7: return <f64>this.peakChunks * <f64>PAGE_BYTES;
+      case 8: return <f64>this.unservedUses;
+      case 9: return <f64>this.firstUnservedPosition;
+      case 10: return <f64>this.capacityChunks * <f64>PAGE_BYTES;
+    }
+    return 0;
+  }
+}
+
+/** Sorts `order` so that keys[order[k]] descend (a heap sort: no closures, no allocation). */
+function sortByKeyDescending(order: Array<i32>, keys: Array<i64>): void {
+  const n = order.length;
+  // a min-heap on keys, popped to the back: the array ends up descending
+  for (let start = (n >> 1) - 1; start >= 0; start--) siftDown(order, keys, start, n);
+  for (let end = n - 1; end > 0; end--) {
+    const t = unchecked(order[0]);
+    unchecked((order[0] = order[end]));
+    unchecked((order[end] = t));
+    siftDown(order, keys, 0, end);
+  }
+}
+
+function siftDown(order: Array<i32>, keys: Array<i64>, root: i32, n: i32): void {
+  let r = root;
+  while (true) {
+    const l = 2 * r + 1;
+    if (l >= n) return;
+    let c = l;
+    if (l + 1 < n && unchecked(keys[order[l + 1]]) < unchecked(keys[order[l]])) c = l + 1;
+    if (unchecked(keys[order[c]]) >= unchecked(keys[order[r]])) return;
+    const t = unchecked(order[r]);
+    unchecked((order[r] = order[c]));
+    unchecked((order[c] = t));
+    r = c;
+  }
+}

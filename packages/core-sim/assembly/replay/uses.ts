@@ -1,0 +1,40 @@
+// Use events inside the Wasm: which live blocks each recorded operator touched, and when, copied in
+// by the TypeScript side from the trace model's AccessColumns (packages/traces/src/model.ts, whose
+// INV-USE-1..4 hold for them), and the computation clock the tiering policy's stall estimate reads.
+//
+//   uses (ascending by position, INV-USE-2):  position: u32   blockId: i32   kind: u8 (UseKind)
+//   clock (one entry per position 0 .. events, where `events` is the event count):
+//            clockUs: f64, the computation time, in µs from the trace's start, at which event
+//            `position` happened (the recorder's inflation taken out: see src/use-clock.ts); NaN
+//            everywhere when the trace recorded no time.
+//
+// A use at position p happened after event p-1 and before event p: the replay hands the uses of
+// position p to the policy before it replays event p (and those at position == events after the
+// last event). Only a policy that reads uses (Policy.readsUses) is told; the others never see them.
+
+export class UseColumns {
+  length: i32;
+  /** event count + 1 entries: the clock at every position */
+  clockLength: i32;
+  position: usize;
+  blockId: usize;
+  kind: usize;
+  clock: usize;
+
+  constructor(length: i32, events: i32) {
+    this.length = length;
+    this.clockLength = events + 1;
+    const n = <usize>max(length, 1);
+    this.position = heap.alloc(n << 2);
+    this.blockId = heap.alloc(n << 2);
+    this.kind = heap.alloc(n);
+    this.clock = heap.alloc(<usize>this.clockLength << 3);
+    for (let i = 0; i < this.clockLength; i++) store<f64>(this.clock + (<usize>i << 3), NaN);
+  }
+
+  @inline positionAt(u: i32): i32 { return load<i32>(this.position + (<usize>u << 2)); }
+  @inline blockIdAt(u: i32): i32 { return load<i32>(this.blockId + (<usize>u << 2)); }
+  @inline kindAt(u: i32): u8 { return load<u8>(this.kind + <usize>u); }
+  /** µs of computation at `position` (0 .. events); NaN when the trace has no time */
+  @inline clockAt(position: i32): f64 { return load<f64>(this.clock + (<usize>position << 3)); }
+}
