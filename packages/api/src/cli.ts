@@ -22,6 +22,8 @@ const commands = {
   verify: async () => (await import("./commands/verify.js")).verifyCommand,
   convert: async () => (await import("./commands/convert.js")).convertCommand,
   doctor: async () => (await import("./commands/doctor.js")).doctorCommand,
+  tiering: async () => (await import("./commands/tiering.js")).tieringCommand,
+  colocate: async () => (await import("./commands/colocate.js")).colocateCommand,
 };
 
 /**
@@ -81,6 +83,16 @@ export async function main(argv: string[]): Promise<number> {
     .action(run(commands.compare));
 
   program
+    .command("tiering")
+    .description("tiering's stall against device capacity, online and belady side by side, down to the smallest capacity the trace runs at (needs use events)")
+    .argument("<trace>", "a trace recorded with use events (python/lakebed_record.py; NAME.access.json.gz beside it)")
+    .option("--conf <settings>", "settings for every replay, e.g. tiering_host_mb:8192 (default: the recorded settings)")
+    .option("--points <n>", "capacities drawn between the smallest that runs and the peak (default 12)")
+    .option("--html <file>", "also write a self-contained HTML report with the stall-capacity chart")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(commands.tiering));
+
+  program
     .command("verify")
     .description("replay with the recorded settings and compare segment events and the final layout with PyTorch's")
     .argument("<trace>", "trace file")
@@ -95,6 +107,14 @@ export async function main(argv: string[]): Promise<number> {
     .argument("<output>", "output .arrow file")
     .option("--json", "print one JSON document on stdout")
     .action(run(commands.convert));
+
+  program
+    .command("colocate")
+    .description("replay several traces as tenants of one device (training and inference) under handover, static partitions and separate PyTorch processes")
+    .argument("<scenario>", "a scenario file (JSON: docs/colocate.md)")
+    .option("--html <file>", "also write a self-contained HTML report with charts")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(commands.colocate));
 
   program
     .command("doctor")

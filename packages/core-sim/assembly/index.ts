@@ -13,7 +13,7 @@ import { Device, CALL_KINDS } from "./device/device";
 import { SimulatedDevice } from "./device/simulated";
 import { ImportedDevice } from "./device/imported";
 import { CallLog } from "./device/call-log";
-import { copyMicros, duplexCopyMicros, pinMicros } from "./device/cost-model";
+import { copyMicros, duplexCopyMicros, pinMicros, callMicros } from "./device/cost-model";
 import { AllocatorConfig, UNLIMITED } from "./policies/config";
 import { roundSize, allocationSize, shouldSplitRemainder, isSmallSize } from "./policies/rounding";
 import { STAT_COUNT } from "./policies/stats";
@@ -305,6 +305,8 @@ export function deviceHostRelease(): void { theDevice().hostRelease(); }
 export function costCopyMicros(kind: i32, bytes: f64): f64 { return copyMicros(kind, <u64>bytes); }
 export function costDuplexCopyMicros(outBytes: f64, inBytes: f64): f64 { return duplexCopyMicros(<u64>outBytes, <u64>inBytes); }
 export function costPinMicros(bytes: f64): f64 { return pinMicros(<u64>bytes); }
+/** One driver call's charge (CALL_* kind; setAccess and unmap per mapping), for hosts that keep their own books (api's colocate pool). */
+export function costCallMicros(kind: i32, bytes: f64): f64 { return callMicros(kind, <u64>bytes); }
 
 // ---- driving a policy directly ------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ export interface CoreSimExports {
   costCopyMicros(kind: number, bytes: number): number;
   costDuplexCopyMicros(outBytes: number, inBytes: number): number;
   costPinMicros(bytes: number): number;
+  costCallMicros(kind: number, bytes: number): number;
   policyMalloc(requestBytes: number, stream: number): number;
   policyFree(handle: number): void;
   policyFreeRequest(handle: number): void;

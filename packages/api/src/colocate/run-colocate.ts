@@ -1,0 +1,87 @@
+// `lakebed colocate`: a scenario's tenants replayed together under each strategy, with the
+// reserve planned first. The result is what --json prints and the HTML report draws.
+import { loadTrace } from "../load.js";
+import type { Scenario } from "./scenario.js";
+import { segmentTrace, type SegmentedTrace } from "./trace-segments.js";
+import { planReserve, type ReservePlan } from "./reserve-plan.js";
+import { ADJUST_US, runStrategy, STRATEGIES, type StrategyName, type StrategyRun } from "./colocate-engine.js";
+import { driverMicros } from "./driver-costs.js";
+import { CHUNK_BYTES } from "./shared-pool.js";
+
+export interface ColocateResult {
+  scenario: string;
+  capacityBytes: number;
+  durationS: number;
+  sloMs: number;
+  idleS: number;
+  /** W: given in the scenario, or planned */
+  reserve: ReservePlan & { planned: boolean };
+  tenants: { name: string; kind: string; policy: string; trace: string; prologueBytes: number; segments: number; segmentMeanUs: number; peakAboveRestBytes: number; ratePerS: number }[];
+  /** what a handover costs by the cost model: zero-fill of one 2 MiB chunk, the adjustment constant */
+  costs: { zeroFillChunkUs: number; adjustUs: number; cudaMalloc1GiBUs: number; cudaFree1GiBUs: number };
+  runs: StrategyRun[];
+}
+
+export interface ColocateOptions {
+  strategies?: readonly StrategyName[];
+  showProgress?: boolean;
+  onProgress?(strategy: StrategyName, doneUs: number, totalUs: number): void;
+  checkEvery?: number;
+}
+
+export async function runColocate(scenario: Scenario, options: ColocateOptions = {}): Promise<ColocateResult> {
+  const cache = new Map<string, SegmentedTrace>();
+  const traces: SegmentedTrace[] = [];
+  for (const t of scenario.tenants) {
+    let s = cache.get(t.trace);
+    if (!s) {
+      const trace = await loadTrace(t.trace, options.showProgress ?? false);
+      if (trace.devices.length !== 1) throw new Error(`${t.trace}: ${trace.devices.length} devices; a colocate tenant is one device's trace`);
+      s = segmentTrace(trace.devices[0]);
+      cache.set(t.trace, s);
+    }
+    traces.push(s);
+  }
+  const sumBytes = (o: SegmentedTrace["prologue"]) => {
+    let b = 0;
+    for (let i = 0; i < o.length; i++) if (o.isAlloc[i]) b += o.bytes[i];
+    return b;
+  };
+  const tenants = scenario.tenants.map((t, i) => {
+    const s = traces[i];
+    return {
+      name: t.name,
+      kind: t.kind,
+      policy: t.policy,
+      trace: t.trace,
+      prologueBytes: sumBytes(s.prologue),
+      segments: s.segments.length,
+      segmentMeanUs: s.segments.reduce((a, g) => a + g.durationUs, 0) / s.segments.length,
+      peakAboveRestBytes: Math.max(...s.segments.map((g) => g.peakAboveRestBytes)),
+      ratePerS: t.arrivalsPerS,
+    };
+  });
+  const zeroFillChunkUs = driverMicros("memset", CHUNK_BYTES);
+  const models = tenants.filter((t) => t.kind === "inference").map((t) => ({ bytes: t.peakAboveRestBytes, ratePerS: t.ratePerS }));
+  const adjustMissesSlo = ADJUST_US + zeroFillChunkUs > scenario.sloMs * 1000;
+  const plan = planReserve(models, scenario.idleS, adjustMissesSlo, scenario.sloTarget);
+  const reserve = scenario.watermarkBytes === null ? { ...plan, planned: true } : { ...plan, watermarkBytes: scenario.watermarkBytes, planned: false };
+  const runs = (options.strategies ?? STRATEGIES).map((strategy) =>
+    runStrategy(scenario, traces, strategy, {
+      watermarkBytes: reserve.watermarkBytes,
+      checkEvery: options.checkEvery,
+      onProgress: (done, total) => options.onProgress?.(strategy, done, total),
+    }),
+  );
+  return {
+    scenario: scenario.file,
+    capacityBytes: scenario.capacityBytes,
+    durationS: scenario.durationS,
+    sloMs: scenario.sloMs,
+    idleS: scenario.idleS,
+    reserve,
+    tenants,
+    costs: { zeroFillChunkUs, adjustUs: ADJUST_US, cudaMalloc1GiBUs: driverMicros("malloc", 2 ** 30), cudaFree1GiBUs: driverMicros("free", 2 ** 30) },
+    runs,
+  };
+}

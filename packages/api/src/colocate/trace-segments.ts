@@ -1,0 +1,145 @@
+// Steps and requests, found in an allocator trace. A trace records no step markers, but it shows
+// them in its live bytes: a training step (forward, backward, optimizer) or an inference request
+// (prompt, then tokens) allocates above the memory the program keeps between steps and gives it
+// back before the next one starts. So:
+//
+//   prologue = the blocks the trace never frees (weights, optimizer state, cuBLAS workspaces):
+//              replayed once, at the tenant's start
+//   rest(i)  = the least bytes of the other blocks live at event i or later
+//   segment  = a maximal run of events during which those bytes stand above rest(i), closed by
+//              the event that brings them back; only runs whose peak above rest is at least
+//              MIN_PEAK_SHARE of the largest run's are steps or requests (the others are the
+//              temporaries of model set-up)
+//
+// On the recorded traces (test/fixtures/access) this finds gpt2_train's four steps (the first one
+// in two parts, the optimizer creating its state after the backward pass) and llama_infer's three
+// generate() calls; docs/colocate.md lists them. A segment replays on its own: a block it
+// allocates and does not free is freed at its end, and a free of a block from before it is left
+// out, so that a step or a request can be replayed any number of times, in any order.
+import { Action, type DeviceTrace } from "@lakebed/traces";
+
+/** One replayable stretch of a trace, as operations on blocks numbered from 0 within it. */
+export interface TraceSegment {
+  /** trace event indices [first, last] */
+  firstEvent: number;
+  lastEvent: number;
+  /** microseconds from the segment's first event to its last */
+  durationUs: number;
+  ops: SegmentOps;
+  /** the most bytes live above the rest level during the segment (requested sizes) */
+  peakAboveRestBytes: number;
+}
+
+/**
+ * Operations as columns: alloc (block id, bytes, stream) or free (block id), at microseconds from
+ * the segment's start. INV-SEG-1: every block is allocated once and freed once, the free after the
+ * alloc. INV-SEG-2: atUs never decreases.
+ */
+export interface SegmentOps {
+  length: number;
+  isAlloc: Uint8Array;
+  block: Int32Array;
+  bytes: Float64Array;
+  stream: Uint32Array;
+  atUs: Float64Array;
+  blocks: number;
+}
+
+export interface SegmentedTrace {
+  /** the allocations the program keeps (never freed in the trace): replayed once, all at the tenant's start */
+  prologue: SegmentOps;
+  prologueDurationUs: number;
+  segments: TraceSegment[];
+}
+
+/** A device trace cut into its prologue and its steps or requests. */
+export function segmentTrace(trace: DeviceTrace): SegmentedTrace {
+  if (!trace.complete) throw new Error(`trace device ${trace.device} starts mid-run: its prologue (the model's weights) is not in it; colocate needs a complete trace`);
+  const e = trace.events;
+  const n = e.length;
+  const freed = new Set<number>();
+  for (let i = 0; i < n; i++) if (e.action[i] === Action.FreeCompleted) freed.add(e.blockId[i]);
+  const sizeOf = new Map<number, number>();
+  const live = new Float64Array(n);
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    if (e.action[i] === Action.Alloc && freed.has(e.blockId[i])) {
+      sizeOf.set(e.blockId[i], e.size[i]);
+      bytes += e.size[i];
+    } else if (e.action[i] === Action.FreeCompleted) {
+      bytes -= sizeOf.get(e.blockId[i]) ?? 0;
+    }
+    live[i] = bytes;
+  }
+  const rest = new Float64Array(n);
+  let least = Infinity;
+  for (let i = n - 1; i >= 0; i--) rest[i] = least = Math.min(least, live[i]);
+
+  const ranges: [number, number][] = [];
+  let start = -1;
+  for (let i = 0; i < n; i++) {
+    const above = live[i] > rest[i];
+    if (above && start < 0) start = i;
+    if (!above && start >= 0) {
+      ranges.push([start, i]);
+      start = -1;
+    }
+  }
+  const time = (i: number) => (Number.isFinite(e.timeUs[i]) ? e.timeUs[i] : i);
+  const peakOf = ([a, b]: [number, number]) => {
+    let peak = 0;
+    for (let i = a; i <= b; i++) peak = Math.max(peak, live[i] - rest[b]);
+    return peak;
+  };
+  const peaks = ranges.map(peakOf);
+  const largest = Math.max(0, ...peaks);
+  const segments: TraceSegment[] = [];
+  ranges.forEach(([a, b], k) => {
+    if (peaks[k] < MIN_PEAK_SHARE * largest || peaks[k] === 0) return;
+    segments.push({ firstEvent: a, lastEvent: b, durationUs: time(b) - time(a), ops: opsOf(trace, a, b, time, (id) => freed.has(id)), peakAboveRestBytes: peaks[k] });
+  });
+  const prologueEnd = segments.length > 0 ? segments[0].firstEvent - 1 : n - 1;
+  const prologue = opsOf(trace, 0, n - 1, time, (id) => !freed.has(id), false);
+  prologue.atUs.fill(0); // loaded at the tenant's start, all at once (the optimizer's state too)
+  return { prologue, prologueDurationUs: prologueEnd > 0 ? time(prologueEnd) - time(0) : 0, segments };
+}
+
+/** Runs of the trace smaller than this share of its largest are set-up temporaries, not steps. */
+const MIN_PEAK_SHARE = 0.25;
+
+/**
+ * The allocations of the blocks `takes` in events [a, b], with their frees there, as operations;
+ * with freeAtEnd, blocks still live at b are freed at b (the prologue keeps its blocks).
+ */
+function opsOf(trace: DeviceTrace, a: number, b: number, time: (i: number) => number, takes: (blockId: number) => boolean, freeAtEnd = true): SegmentOps {
+  const e = trace.events;
+  const local = new Map<number, number>();
+  let nextLocal = 0;
+  const isAlloc: number[] = [];
+  const block: number[] = [];
+  const bytes: number[] = [];
+  const stream: number[] = [];
+  const atUs: number[] = [];
+  const t0 = a <= b ? time(a) : 0;
+  for (let i = a; i <= b; i++) {
+    const id = e.blockId[i];
+    if (e.action[i] === Action.Alloc && takes(id)) {
+      local.set(id, nextLocal++);
+      isAlloc.push(1), block.push(local.get(id)!), bytes.push(e.size[i]), stream.push(e.stream[i]), atUs.push(time(i) - t0);
+    } else if (e.action[i] === Action.FreeCompleted && local.has(id)) {
+      isAlloc.push(0), block.push(local.get(id)!), bytes.push(0), stream.push(0), atUs.push(time(i) - t0);
+      local.delete(id);
+    }
+  }
+  const end = a <= b ? time(b) - t0 : 0;
+  if (freeAtEnd) for (const l of local.values()) isAlloc.push(0), block.push(l), bytes.push(0), stream.push(0), atUs.push(end);
+  return {
+    length: isAlloc.length,
+    isAlloc: Uint8Array.from(isAlloc),
+    block: Int32Array.from(block),
+    bytes: Float64Array.from(bytes),
+    stream: Uint32Array.from(stream),
+    atUs: Float64Array.from(atUs),
+    blocks: nextLocal,
+  };
+}

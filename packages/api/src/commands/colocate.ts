@@ -1,0 +1,68 @@
+import { readScenario } from "../colocate/scenario.js";
+import { runColocate, type ColocateResult } from "../colocate/run-colocate.js";
+import { startProgress } from "../progress.js";
+import { renderTable } from "../table.js";
+import { formatBytes } from "../units.js";
+import { writeHuman, writeJson } from "../output.js";
+import { printable } from "../terminal-text.js";
+
+/** `lakebed colocate SCENARIO`: the scenario's tenants on one device, under each strategy. */
+export async function colocateCommand(file: string, options: { json?: boolean; html?: string }): Promise<number> {
+  const scenario = readScenario(file);
+  const progress = startProgress("colocate", "events", !options.json);
+  let result: ColocateResult;
+  try {
+    // progress in simulated milliseconds, over every strategy in turn
+    let base = 0;
+    let last = "";
+    const total = scenario.durationS * 1000 * 4;
+    result = await runColocate(scenario, {
+      showProgress: !options.json,
+      onProgress: (strategy, doneUs) => {
+        if (strategy !== last) {
+          if (last !== "") base += scenario.durationS * 1000;
+          last = strategy;
+        }
+        progress.update(base + doneUs / 1000, total);
+      },
+    });
+  } finally {
+    progress.stop();
+  }
+  if (options.html) {
+    const { writeColocateReport } = await import("../report/colocate-report.js");
+    writeColocateReport(result, options.html);
+  }
+  if (options.json) {
+    writeJson(result);
+    return 0;
+  }
+  const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
+  const r = result.reserve;
+  writeHuman(
+    [
+      `${printable(file)}: ${result.tenants.length} tenants on ${formatBytes(result.capacityBytes)} for ${result.durationS} s; SLO ${result.sloMs} ms to acquire memory`,
+      `reserve W ${formatBytes(r.watermarkBytes)} (${r.planned ? `planned: estimated ${(100 * r.estimatedSloShare).toFixed(1)}% within the SLO, ${(100 * r.sloShareWithoutReserve).toFixed(1)}% without a reserve` : "from the scenario"}), T_idle ${result.idleS} s`,
+      renderTable(
+        ["strategy", "requests", "failed", "acquire p50", "p99", "within SLO", "steps done", "steps lost", "training gave up", "training mean", "inference mean"],
+        result.runs.map((x) => [
+          x.strategy,
+          x.requests,
+          x.failedRequests,
+          ms(x.acquireP50Us),
+          ms(x.acquireP99Us),
+          `${(100 * x.withinSloShare).toFixed(1)}%`,
+          x.trainingStepsCompleted,
+          x.trainingStepsLost,
+          formatBytes(x.trainingGaveUpBytes),
+          formatBytes(x.trainingMeanBytes),
+          formatBytes(x.inferenceMeanBytes),
+        ]),
+      ),
+      options.html ? `report: ${printable(options.html)}` : "",
+    ]
+      .filter((l) => l !== "")
+      .join("\n"),
+  );
+  return 0;
+}
