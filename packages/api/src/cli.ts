@@ -86,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     .command("tiering")
     .description("tiering's stall against device capacity, online and belady side by side, down to the smallest capacity the trace runs at (needs use events)")
     .argument("<trace>", "a trace recorded with use events (python/lakebed_record.py; NAME.access.json.gz beside it)")
-    .option("--conf <settings>", "settings for every replay, e.g. tiering_host_mb:8192 (default: the recorded settings)")
+    .option("--conf <settings>", "settings for every replay, e.g. tiering_host_mb:8192 (default: none)")
     .option("--points <n>", "capacities drawn between the smallest that runs and the peak (default 12)")
     .option("--html <file>", "also write a self-contained HTML report with the stall-capacity chart")
     .option("--json", "print one JSON document on stdout")

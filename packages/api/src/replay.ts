@@ -35,6 +35,29 @@ export interface ReplayRequest {
   timelinePoints?: number;
   /** capture the segment layout right after this event index */
   layoutAtEvent?: number;
+  /** tiering: host µs the recorder added per operator, out of the stall estimate's clock (tiering/recorder-overhead.ts) */
+  operatorOverheadUs?: number;
+}
+
+/** What tiering did on one device (replay --json's `tiering`). Bytes, seconds. */
+export interface TieringSummary {
+  /** the device capacity it kept within (0: none, nothing moved) */
+  capacityBytes: number;
+  /** the most the device held (never above the capacity) and the most the host arena held */
+  peakDeviceBytes: number;
+  peakHostBytes: number;
+  bytesOut: number;
+  bytesIn: number;
+  /** the copies' time by the cost model, both ways */
+  transferSeconds: number;
+  /** transfer time the computation between uses could not hide (NaN: the trace has no time) */
+  stallSeconds: number;
+  /** the trace's computation time, the recorder's cost taken out (use-clock.ts) */
+  computeSeconds: number;
+  /** operators whose blocks together did not fit the capacity: the trace does not run at it */
+  unservedUses: number;
+  /** uses whose block the simulated device did not hold mapped with access (0 unless unserved) */
+  usesWithoutAccess: number;
 }
 
 /** One device's figures in `replay --json`. Sizes are bytes. */
@@ -56,6 +79,8 @@ export interface DeviceReplayDocument {
   stats: Record<string, number>;
   /** with --find-min-capacity: the smallest capacity (to 2 MiB) that replays without an OOM */
   minCapacityBytes?: number;
+  /** policies that read use events (tiering) */
+  tiering?: TieringSummary;
 }
 
 export interface ReplayDocument {
@@ -102,6 +127,7 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
       checkLocal: request.checkLocal,
       timelinePoints: request.timelinePoints,
       layoutAtEvent: request.layoutAtEvent,
+      operatorOverheadUs: request.operatorOverheadUs,
       onProgress: request.onProgress && ((done: number) => request.onProgress!(before + done, total)),
     }));
     before += device.events.length;
@@ -136,5 +162,22 @@ export function toDocument(r: DeviceReplayResult): DeviceReplayDocument {
     allocatorSeconds: r.allocatorSeconds,
     policyCounters: r.policyCounters,
     stats: r.stats,
+    ...(r.usesWithoutAccess !== undefined ? { tiering: tieringSummary(r) } : {}),
+  };
+}
+
+export function tieringSummary(r: DeviceReplayResult): TieringSummary {
+  const c = r.policyCounters;
+  return {
+    capacityBytes: c.capacityBytes,
+    peakDeviceBytes: c.peakDeviceBytes,
+    peakHostBytes: c.peakHostBytes,
+    bytesOut: c.bytesOut,
+    bytesIn: c.bytesIn,
+    transferSeconds: c.transferSeconds,
+    stallSeconds: c.stallSeconds,
+    computeSeconds: r.computeSeconds ?? Number.NaN,
+    unservedUses: c.unservedUses,
+    usesWithoutAccess: r.usesWithoutAccess ?? 0,
   };
 }

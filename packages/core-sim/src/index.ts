@@ -1,6 +1,6 @@
 // @lakebed/core-sim: GPU memory policies compiled to WebAssembly (PyTorch's caching allocator and
 // its expandable segments, GMLake's stitching, lakebed's own), a simulated device, and the replay loop.
-export { replayDevice, DeviceReplay, H100_TOTAL_BYTES, modelCapacityBytes } from "./replay-device.js";
+export { replayDevice, useEventsMissing, DeviceReplay, H100_TOTAL_BYTES, modelCapacityBytes } from "./replay-device.js";
 export type { ReplayOptions, DeviceReplayResult, DeviceCallLog, SegmentEvent, Timeline } from "./replay-device.js";
 export type { StartStateReport, StateCounts } from "./start-state-report.js";
 export { computationClock, hostArenaBytes, recorderOperatorOverheadUs, type RecorderOverhead } from "./use-clock.js";

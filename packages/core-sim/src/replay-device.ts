@@ -157,6 +157,8 @@ export interface DeviceReplayResult {
    * with access when its operator ran, checked against the device's mappings (a GPU would fault)
    */
   usesWithoutAccess?: number;
+  /** policies that read use events: the computation time of the trace (use-clock.ts), NaN without time */
+  computeSeconds?: number;
   /**
    * A trace recorded mid-run: how the policy took its start state and what it held when the trace
    * began. With method "materialized", every statistic, peak and call count above includes the
@@ -177,6 +179,15 @@ const COUNTER_VERIFY_FAILURES = 7;
 const COUNTER_USES_WITHOUT_ACCESS = 8;
 const BLOCK_STATES: BlockStateKind[] = ["allocated", "pending_free", "inactive"];
 const STATE_CODES: Record<BlockStateKind, number> = { allocated: 0, pending_free: 1, inactive: 2 };
+
+/**
+ * Why `policy` cannot do its work on this trace, or null: a policy that reads use events (tiering)
+ * on a device without any. One line, for the CLI's refusal.
+ */
+export function useEventsMissing(trace: DeviceTrace, policy: PolicyName): string | null {
+  if (!(policyEntry(policy) as PolicyEntry).readsUses || (trace.access && trace.access.uses.length > 0)) return null;
+  return `policy ${policy} needs a trace with use events (which blocks each operator touches), and device ${trace.device} has none: record one with python/lakebed_record.py (README: recording accesses) and keep its NAME.access.json.gz beside the snapshot`;
+}
 
 export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceReplayResult {
   const session = new DeviceReplay(trace, opts);
@@ -267,17 +278,22 @@ export class DeviceReplay {
     }
   }
 
-  /** A policy that reads use events gets the trace's (use-clock.ts); a trace without any is refused. */
+  /**
+   * A policy that reads use events gets the trace's (use-clock.ts). Without any it runs as it would
+   * with nothing to bring back (tiering: the capacity is a plain limit); the CLI refuses that
+   * replay (useEventsMissing says why), the library runs it so that every policy replays every trace.
+   */
   private handUses(wasm: CoreSimExports): void {
     const { trace, opts } = this;
     const access = trace.access;
-    if (!access || access.uses.length === 0) {
-      throw new Error(`policy ${opts.policy} needs a trace with use events (which blocks each operator touches), and device ${trace.device} has none: record one with python/lakebed_record.py (README: recording accesses) and keep its NAME.access.json.gz beside the snapshot`);
-    }
+    if (!access || access.uses.length === 0) return;
     const hostBytes = opts.conf.tiering.hostMiB !== null ? opts.conf.tiering.hostMiB * 1024 * 1024 : hostArenaBytes(trace);
     wasm.setTieringConf(opts.conf.tiering.victim === "belady" ? 1 : 0, hostBytes);
-    handUses(wasm, trace, access, opts.operatorOverheadUs ?? 0, this.prologue);
+    this.computeMicros = handUses(wasm, trace, access, opts.operatorOverheadUs ?? 0, this.prologue);
   }
+
+  /** policies that read use events: the trace's computation time (use-clock.ts), µs */
+  private computeMicros = Number.NaN;
 
   get done(): boolean {
     return this.from >= this.prologue + this.events;
@@ -337,6 +353,7 @@ export class DeviceReplay {
     }
     if ((policyEntry(opts.policy) as PolicyEntry).readsUses) {
       result.usesWithoutAccess = wasm.replayCounter(COUNTER_USES_WITHOUT_ACCESS);
+      result.computeSeconds = this.computeMicros / 1e6;
       const peak = result.policyCounters.peakDeviceBytes;
       const capacity = result.policyCounters.capacityBytes;
       if (capacity > 0 && peak > capacity) throw new Error(`policy ${opts.policy}: the device held ${peak} bytes, past the capacity of ${capacity}`);

@@ -96,9 +96,10 @@ export function hostArenaBytes(trace: DeviceTrace): number {
 /**
  * Copies the trace's uses and the clock into an instance (after eventsAllocate, before start).
  * `offset`: events the replay runs before the trace's own (a materialized start state's
- * prologue), by which every position moves; the clock stands at its start during them.
+ * prologue), by which every position moves; the clock stands at its start during them. Returns
+ * the clock at the end: the trace's computation time in µs (NaN without time).
  */
-export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, operatorOverheadUs: number, offset = 0): void {
+export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, operatorOverheadUs: number, offset = 0): number {
   const n = trace.events.action.length;
   const u = access.uses;
   wasm.usesAllocate(u.length, n + offset);
@@ -112,4 +113,5 @@ export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: Acces
   const into = new Float64Array(buf, wasm.usesClock(), n + offset + 1);
   into.fill(clock[0], 0, offset);
   into.set(clock, offset);
+  return clock[clock.length - 1];
 }

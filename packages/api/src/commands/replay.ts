@@ -1,7 +1,7 @@
 import { loadTrace } from "../load.js";
 import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
-import { replayTrace } from "../replay.js";
+import { replayTrace, type TieringSummary } from "../replay.js";
 import { renderTable } from "../table.js";
 import { formatBytes, formatCount } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
@@ -10,6 +10,8 @@ import { isLive, parseBackend, parseFailEvery } from "../live/backend-options.js
 import { parseCapacity, parseConf, parsePolicy } from "./option-values.js";
 import { UsageError, quoted } from "../usage-error.js";
 import { printable } from "../terminal-text.js";
+import { policyEntry, useEventsMissing, type PolicyEntry } from "@lakebed/core-sim";
+import { recorderOverheadBeside } from "../tiering/recorder-overhead.js";
 
 export interface ReplayCliOptions {
   policy?: string;
@@ -52,7 +54,15 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   }
   if (isLive(backend) && options.findMinCapacity) throw new UsageError("--find-min-capacity runs on the simulator only (leave out --backend)");
   if (options.failEvery !== undefined) parseFailEvery(options.failEvery);
-  const trace = await loadTrace(file, !options.json);
+  // a policy that reads use events (tiering) needs the operator record beside the snapshot
+  const readsUses = policy !== undefined && (policyEntry(policy) as PolicyEntry).readsUses === true;
+  const trace = await loadTrace(file, !options.json, { withAccess: readsUses });
+  if (readsUses) {
+    for (const d of trace.devices) {
+      const missing = useEventsMissing(d, policy!);
+      if (missing) throw new Error(`${file}: ${missing}`);
+    }
+  }
   warnAboutCaveats(trace);
   if (isLive(backend)) {
     const progress = startProgress(`replay ${policy ?? ""} on ${backend}`.replace("  ", " "), "events", !options.json);
@@ -82,6 +92,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
       conf,
       capacityBytes,
       ...checks,
+      operatorOverheadUs: readsUses ? recorderOverheadBeside(file) : undefined,
       onProgress: (done, total) => progress.update(done, total),
     }));
   } finally {
@@ -113,8 +124,17 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
           ...(options.findMinCapacity ? [d.minCapacityBytes === undefined || Number.isNaN(d.minCapacityBytes) ? "n/a" : formatBytes(d.minCapacityBytes)] : []),
         ]),
       ),
+      ...document.devices.flatMap((d) => (d.tiering ? [tieringLine(d.device, d.tiering)] : [])),
       `replayed ${formatCount(document.events)} events in ${document.seconds.toFixed(3)} s (${formatCount(Math.round(document.events / Math.max(document.seconds, 1e-9)))} events/s)`,
     ].join("\n"),
   );
   return 0;
+}
+
+/** tiering's figures for one device, in a line. */
+function tieringLine(device: number, t: TieringSummary): string {
+  const ms = (s: number) => (Number.isNaN(s) ? "n/a" : `${(s * 1000).toFixed(1)} ms`);
+  const share = t.computeSeconds > 0 && !Number.isNaN(t.stallSeconds) ? ` (${((100 * t.stallSeconds) / t.computeSeconds).toFixed(1)}% of ${ms(t.computeSeconds)} of computation)` : "";
+  const runs = t.unservedUses > 0 ? `; does not run: ${formatCount(t.unservedUses)} operators' blocks did not fit the capacity` : "";
+  return `tiering, device ${device}: peak device ${formatBytes(t.peakDeviceBytes)}, peak host ${formatBytes(t.peakHostBytes)}, moved ${formatBytes(t.bytesOut)} out and ${formatBytes(t.bytesIn)} in, transfers ${ms(t.transferSeconds)}, estimated stall ${ms(t.stallSeconds)}${share}${runs}`;
 }

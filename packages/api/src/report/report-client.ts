@@ -147,5 +147,49 @@ export function drawReport(data: ReportData, uPlot: any): void {
     box.append(layout);
     root.append(box);
   }
+  // a tiering report has no per-policy replays: no timeline, no capacity bars
+  if (data.policies.length === 0) {
+    timelineBox.remove();
+    capacityBox.remove();
+  }
+
+  // 4. Tiering (`lakebed tiering --html`): the estimated stall against the device capacity, the
+  // online victim choice beside the clairvoyant bound, one chart per device.
+  for (const t of data.tiering ?? []) {
+    const box = el("section", { class: "tiering", id: `tiering-${t.device}` });
+    box.append(el("h2", {}, `Tiering: estimated stall against device capacity (device ${t.device})`));
+    const facts = el("table", { class: "facts" });
+    const rows: [string, string][] = [
+      ["computation time", `${(t.computeSeconds * 1000).toFixed(1)} ms`],
+      ["lakebed without tiering needs", fmt(t.lakebedMinCapacityBytes)],
+      ["runs at all from", `${fmt(t.minCapacityBytes.online)} online, ${fmt(t.minCapacityBytes.belady)} belady`],
+      ["stall under 5% from", `${fmt(t.stallTargetCapacityBytes.online)} online, ${fmt(t.stallTargetCapacityBytes.belady)} belady`],
+    ];
+    for (const [k, v] of rows) {
+      const tr = el("tr");
+      tr.append(el("th", {}, k), el("td", {}, v));
+      facts.append(tr);
+    }
+    box.append(facts);
+    root.append(box);
+    const ms = (v: number | null) => (v == null ? null : v * 1000);
+    new uPlot(
+      {
+        width: Math.min(1100, document.body.clientWidth - 40),
+        height: 320,
+        series: [
+          { label: "capacity", value: (_u: any, v: number) => (v == null ? "" : fmt(v)) },
+          { label: "online stall", stroke: palette[0], width: 2, points: { show: true }, value: (_u: any, v: number) => (v == null ? "does not run" : `${v.toFixed(1)} ms`) },
+          { label: "belady stall (bound)", stroke: palette[1], width: 2, dash: [6, 4], points: { show: true }, value: (_u: any, v: number) => (v == null ? "does not run" : `${v.toFixed(1)} ms`) },
+        ],
+        scales: { x: { time: false } },
+        axes: [{ label: "device capacity", values: (_u: any, ticks: number[]) => ticks.map(fmt) }, { label: "stall (ms)", size: 70 }],
+      },
+      [t.capacityBytes, t.onlineStallSeconds.map(ms), t.beladyStallSeconds.map(ms)],
+      box,
+    );
+    box.append(el("p", { class: "meta" }, "Stall: copy time the computation between a page's uses cannot hide (docs/policies.md says how it is estimated); no point: the trace does not run at that capacity."));
+  }
+
   document.body.setAttribute("data-drawn", "true");
 }

@@ -10,6 +10,20 @@ export interface ReportData {
   /** what the replays could not reproduce (private memory pools), in words; shown above the charts */
   caveats: string[];
   policies: PolicyReport[];
+  /** `lakebed tiering --html`: per device, tiering's stall against capacity (tiering/tiering-sweep.ts) */
+  tiering?: TieringCurve[];
+}
+
+/** One device's stall-capacity curve, as the page draws it. Bytes, seconds; null where the trace does not run. */
+export interface TieringCurve {
+  device: number;
+  computeSeconds: number;
+  lakebedMinCapacityBytes: number;
+  minCapacityBytes: { online: number; belady: number };
+  stallTargetCapacityBytes: { online: number; belady: number };
+  capacityBytes: number[];
+  onlineStallSeconds: (number | null)[];
+  beladyStallSeconds: (number | null)[];
 }
 
 export interface PolicyReport {

@@ -14,8 +14,11 @@
 // same operation, or the host arena full). An operator whose blocks together pass the capacity
 // cannot run: its uses are counted as unserved (the replay reports them as out of memory).
 //
-// Without a tier capacity (the property harness, or a replay without --capacity) nothing moves, and
-// set_per_process_memory_fraction is a plain limit as in the other policies.
+// Without use events (a trace recorded without them, or the property harness's command programs)
+// nothing can be brought back in time, so nothing moves: the capacity is then a plain limit, as
+// set_per_process_memory_fraction is in the other policies (the CLI refuses such a tiering replay;
+// the library runs it so that every policy replays every trace). Without a capacity nothing moves
+// either.
 //
 // What it reports (counter(i), names in the registry): pages moved each way, the copies' seconds,
 // the stall estimate (transfer-clock.ts), peak host bytes, peak device bytes, unserved uses.
@@ -104,6 +107,8 @@ export class TieringPolicy extends Policy {
   next: NextUse;
   clock: TransferClock = new TransferClock();
   private hostBytesWanted: u64;
+  /** pages may move to the host: the replay hands this policy use events (beginUses) */
+  private moves: bool = false;
   /** the current operation (a malloc or one position's uses); its pages are pinned with it */
   stamp: i32 = 0;
   /** the position being replayed (the replay's current event) */
@@ -158,6 +163,7 @@ export class TieringPolicy extends Policy {
   }
 
   beginUses(uses: UseColumns): void {
+    this.moves = true;
     this.next.readUses(uses);
     this.clock.setClock(uses);
   }
@@ -294,8 +300,8 @@ export class TieringPolicy extends Policy {
    */
   private makeRoom(wanted: i32): i32 {
     this.freedChunkAt = NaN;
-    let can = this.spareCount + min(this.headroom(), wanted);
-    if (can >= wanted || this.capacityChunks == 0) return min(can, wanted);
+    let can = this.spareCount + max(0, min(this.headroom(), wanted));
+    if (can >= wanted || this.capacityChunks == 0 || !this.moves) return max(0, min(can, wanted));
     // spare chunks count against the capacity: use them before moving anything
     can = min(can, wanted);
     const victims = this.chooseVictims(wanted - can);
