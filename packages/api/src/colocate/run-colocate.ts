@@ -1,7 +1,7 @@
 // `lakebed colocate`: a scenario's tenants replayed together under each strategy, with the
 // reserve planned first. The result is what --json prints and the HTML report draws.
 import { loadTrace } from "../load.js";
-import type { Scenario } from "./scenario.js";
+import { ScenarioError, type Scenario } from "./scenario.js";
 import { segmentTrace, type SegmentedTrace } from "./trace-segments.js";
 import { planReserve, type ReservePlan } from "./reserve-plan.js";
 import { ADJUST_US, runStrategy, STRATEGIES, type StrategyName, type StrategyRun } from "./colocate-engine.js";
@@ -32,12 +32,17 @@ export interface ColocateOptions {
 export async function runColocate(scenario: Scenario, options: ColocateOptions = {}): Promise<ColocateResult> {
   const cache = new Map<string, SegmentedTrace>();
   const traces: SegmentedTrace[] = [];
-  for (const t of scenario.tenants) {
+  for (const [i, t] of scenario.tenants.entries()) {
     let s = cache.get(t.trace);
     if (!s) {
-      const trace = await loadTrace(t.trace, options.showProgress ?? false);
-      if (trace.devices.length !== 1) throw new Error(`${t.trace}: ${trace.devices.length} devices; a colocate tenant is one device's trace`);
-      s = segmentTrace(trace.devices[0]);
+      try {
+        const trace = await loadTrace(t.trace, options.showProgress ?? false);
+        if (trace.devices.length !== 1) throw new Error(`${trace.devices.length} devices; a colocate tenant is one device's trace`);
+        s = segmentTrace(trace.devices[0]);
+      } catch (e) {
+        // the trace's own one-line error, said where the scenario names it
+        throw new ScenarioError(`${scenario.file}: $.tenants[${i}].trace: ${(e as Error).message.split("\n")[0]}`);
+      }
       cache.set(t.trace, s);
     }
     traces.push(s);

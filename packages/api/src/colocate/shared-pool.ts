@@ -208,6 +208,8 @@ export class SharedPool {
   /** The tenant maps a chunk it holds, writable (cuMemMap + cuMemSetAccess read-write). */
   mapWritable(tenant: number, chunk: number): void {
     if (this.state[chunk] !== HELD || this.owner[chunk] !== tenant) throw new PoolError(`map: tenant ${tenant} does not hold chunk ${chunk}`);
+    const x = this.content[chunk];
+    if (x !== ZERO && x !== tenant) throw new PoolError(`INV-POOL-4: tenant ${tenant} maps chunk ${chunk}, which holds ${x < SHARED_CONTENT_BASE ? `tenant ${x}'s` : "shared"} data (not zero-filled)`);
     this.setOf(this.writers, chunk).add(tenant);
   }
   unmap(tenant: number, chunk: number): void {
