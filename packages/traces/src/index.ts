@@ -39,3 +39,8 @@ export { joinAccessRecord, CLOCK_SLACK_US } from "./access-join.js";
 export { checkAccessColumns } from "./access-valid.js";
 export { accessCoverage } from "./access-coverage.js";
 export type { AccessCoverage } from "./access-coverage.js";
+// content fingerprints of read-only memory (python/lakebed_record.py's fingerprint()), for dedup
+export { readFingerprints, parseFingerprints, FINGERPRINT_FORMAT, FINGERPRINT_HASH } from "./fingerprints.js";
+export type { Fingerprints, FingerprintedStorage } from "./fingerprints.js";
+export { fingerprintDocument, chunkDigest } from "./fingerprints-writer.js";
+export type { StorageToFingerprint } from "./fingerprints-writer.js";
