@@ -20,10 +20,13 @@
 //     block would ask for), then every block in address order: a live block is allocated (its
 //     recorded request, its trace block id; a pending free one is free-requested right after, and
 //     its free_completed is the trace's), a cached (inactive) block is allocated as a placeholder,
-//     in pieces of at most 1 MiB in the small pool. After the last segment the placeholders are
-//     freed, and they become the cached free blocks. Each allocation is carved from the front of
-//     the only free block of its pool and stream (everything before it is occupied), so the blocks
-//     land at the recorded offsets.
+//     in pieces of at most 1 MiB in the small pool. A live block larger than the policy carves for
+//     its request (PyTorch left its remainder unsplit, 1 MiB or less) is carved at its recorded size
+//     by a stand-in, and once the whole segment is carved the stand-in is freed and the block
+//     allocated with its own request into that hole, which leaves the same remainder unsplit. After
+//     the last segment the placeholders are freed, and they become the cached free blocks. Each
+//     allocation is carved from the front of the only free block of its pool and stream
+//     (everything before it is occupied), so the blocks land at the recorded offsets.
 //   allocates afresh (vms, lakebed): the live blocks alone, in snapshot order, exactly what the
 //     policy's adoption does on the simulator (Policy.adoptAfresh): the cache is dropped.
 //
@@ -35,8 +38,8 @@
 //
 // INV-PRO-1  the prologue's events come first; trace event i is event i + prologueEvents.
 // INV-PRO-2  prologue blocks that are live at the trace's start keep their trace block ids
-//            (0 .. initialLiveBlocks-1); openers and placeholders take ids past every trace id, and
-//            each is freed (free_requested, then free_completed) inside the prologue.
+//            (0 .. initialLiveBlocks-1); openers, stand-ins and placeholders take ids past every
+//            trace id, and each is freed (free_requested, then free_completed) inside the prologue.
 import { Action, type DeviceTrace, type EventColumns, type SegmentState } from "@lakebed/traces";
 import type { AllocatorConf } from "./conf.js";
 import { sizingRules, type SizingRules } from "./sizing.js";
@@ -82,15 +85,24 @@ export function startStatePrologue(trace: DeviceTrace, conf: AllocatorConf, rebu
     for (const s of segments) {
       const opener = openerRequest(s, rules);
       if (opener !== null) out.allocAndFree(opener, s.stream, nextId++);
+      const standIns: Array<{ id: number; block: SegmentState["blocks"][number] }> = [];
       for (const b of s.blocks) {
         if (b.state === "inactive") {
           for (const piece of placeholderPieces(b.size, s.pool)) {
             out.push(Action.Alloc, piece, s.stream, nextId);
             placeholders.push({ id: nextId++, size: piece, stream: s.stream });
           }
+        } else if (rules.roundSize(b.requestedSize) < b.size && rules.roundSize(b.size) === b.size) {
+          out.push(Action.Alloc, b.size, s.stream, nextId);
+          standIns.push({ id: nextId++, block: b });
         } else {
           allocLive(out, b.requestedSize, s.stream, b.blockId, b.state === "pending_free");
         }
+      }
+      for (const { id, block } of standIns) {
+        out.push(Action.FreeRequested, block.size, s.stream, id);
+        out.push(Action.FreeCompleted, block.size, s.stream, id);
+        allocLive(out, block.requestedSize, s.stream, block.blockId, block.state === "pending_free");
       }
     }
     for (const p of placeholders) {

@@ -12,6 +12,7 @@ import { formatBytes, formatCount } from "../units.js";
 import { warn, writeHuman, writeJson } from "../output.js";
 import type { Progress } from "../progress.js";
 import { printable } from "../terminal-text.js";
+import type { StartStateReport } from "@lakebed/core-sim";
 
 export interface LiveCliRequest {
   file: string;
@@ -66,6 +67,7 @@ export async function replayLiveCommand(trace: Trace, request: LiveCliRequest, p
             d.leaks.handles + d.leaks.reservations + d.leaks.mappings + d.leaks.mallocs,
           ]),
         ),
+        ...document.devices.flatMap((d) => (d.startState ? [startStateLine(d.device, d.startState)] : [])),
         `replayed ${formatCount(document.events)} events live in ${document.seconds.toFixed(3)} s`,
       ].join("\n"),
     );
@@ -73,4 +75,15 @@ export async function replayLiveCommand(trace: Trace, request: LiveCliRequest, p
   if (corrupted) warn(`${request.file}: an allocation's check pattern changed before its free (two live allocations share memory)`);
   if (leaked) warn(`${request.file}: the ${request.backend} driver still held memory after teardown`);
   return corrupted || leaked ? 1 : 0;
+}
+
+/** What a device recorded mid-run started from, and that the figures above count it. */
+function startStateLine(device: number, s: StartStateReport): string {
+  const held = s.atStart;
+  return (
+    `device ${device} starts mid-run: its start state (${formatCount(s.recorded.liveBlocks)} live blocks, ${formatBytes(s.recorded.liveBytes)}; ` +
+    `${formatCount(s.recorded.segments)} segments, ${formatBytes(s.recorded.reservedBytes)} reserved) was allocated through the policy in ` +
+    `${formatCount(s.materializingEvents)} events before the first, leaving ${formatBytes(held.reservedBytes)} reserved in ${formatCount(held.segments)} segments ` +
+    `(${formatCount(s.segmentsRebuilt)} as recorded); the figures above include those allocations`
+  );
 }
