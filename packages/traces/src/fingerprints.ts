@@ -42,20 +42,20 @@ export function readFingerprints(file: string): Fingerprints {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new TraceError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new TraceError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new TraceError(`${file}: not JSON (${(e as Error).message})`);
+    throw new TraceError(file, `not JSON (${(e as Error).message})`);
   }
   return parseFingerprints(json, file);
 }
 
 /** Checks a fingerprint document; a bad one is one line naming the file and the JSON path. */
 export function parseFingerprints(json: unknown, file: string): Fingerprints {
-  const bad = (path: string, what: string) => new TraceError(`${file}: ${path}: ${what}`);
+  const bad = (path: string, what: string) => new TraceError(file, `${path}: ${what}`);
   if (typeof json !== "object" || json === null || Array.isArray(json)) throw bad("$", "expected an object");
   const doc = json as Record<string, unknown>;
   if (doc.format !== FINGERPRINT_FORMAT) throw bad("$.format", `expected "${FINGERPRINT_FORMAT}"`);
