@@ -105,12 +105,13 @@ export function eventsBlockId(): usize { return changetype<EventColumns>(events)
  * eventsAllocate; a trace without use events never calls it (replay/uses.ts).
  */
 export function usesAllocate(length: i32, events: i32): void {
-  uses = new UseColumns(length, events);
+  uses = new UseColumns(length, events, blockIdCount);
 }
 export function usesPosition(): usize { return changetype<UseColumns>(uses).position; }
 export function usesBlockId(): usize { return changetype<UseColumns>(uses).blockId; }
 export function usesKind(): usize { return changetype<UseColumns>(uses).kind; }
 export function usesClock(): usize { return changetype<UseColumns>(uses).clock; }
+export function usesFreeAt(): usize { return changetype<UseColumns>(uses).freeAt; }
 
 /** Makes the policy; with traceAddresses the simulated device takes segment bases from the trace. */
 export function start(traceAddresses: i32, timelinePoints: i32): void {

@@ -159,7 +159,7 @@ export const POLICY_REGISTRY = [
     folder: "tiering",
     counters: [
       "pagesOut", "pagesIn", "bytesOut", "bytesIn", "transferSeconds", "stallSeconds", "peakHostBytes",
-      "peakDeviceBytes", "unservedUses", "firstUnservedPosition", "capacityBytes",
+      "peakDeviceBytes", "unservedUses", "firstUnservedPosition", "capacityBytes", "hostBytes",
     ],
     invariants: [{ prefix: "INV-TIER", from: 1, offset: 0 }],
     settings: [

@@ -70,6 +70,11 @@ export interface ReplayOptions {
    * derives it from a recording's .stats.json). Default 0: the clock as recorded.
    */
   operatorOverheadUs?: number;
+  /**
+   * Another build of the same source and the globals it imports (wasm.ts instantiate): the tests
+   * run the broken-variants build (scripts/build-test.mjs) through the whole replay with it.
+   */
+  wasmBuild?: { module: WebAssembly.Module; globals: Record<string, number> };
   /** simulated device only: record every device call in order (result.callLog) */
   callLog?: boolean;
   /**
@@ -246,7 +251,7 @@ export class DeviceReplay {
     if (live && opts.traceAddresses !== false) throw new Error("a live replay cannot take addresses from the trace (set traceAddresses: false)");
     if (materialize && opts.traceAddresses !== false) throw new Error("a materialized start state cannot take addresses from the trace (set traceAddresses: false)");
     if (opts.verifyData && !live) throw new Error("verifyData needs a live device (deviceImports)");
-    const wasm = instantiate(opts.deviceImports);
+    const wasm = opts.wasmBuild ? instantiate(opts.deviceImports, opts.wasmBuild.module, opts.wasmBuild.globals) : instantiate(opts.deviceImports);
     this.wasm = wasm;
     wasm.setup(POLICY_CODES[opts.policy], live ? DEVICE_IMPORTED : DEVICE_SIMULATED, capacity, total);
     applyConf(wasm, conf);
@@ -260,6 +265,7 @@ export class DeviceReplay {
     let blockIds = trace.initialLiveBlocks;
     for (let i = 0; i < n; i++) if (ev.blockId[i] >= blockIds) blockIds = ev.blockId[i] + 1;
     wasm.eventsAllocate(n, blockIds);
+    this.blockIds = blockIds;
     const buf = wasm.memory.buffer;
     new Uint8Array(buf, wasm.eventsAction(), n).set(ev.action);
     new Float64Array(buf, wasm.eventsAddr(), n).set(ev.addr);
@@ -289,9 +295,11 @@ export class DeviceReplay {
     if (!access || access.uses.length === 0) return;
     const hostBytes = opts.conf.tiering.hostMiB !== null ? opts.conf.tiering.hostMiB * 1024 * 1024 : hostArenaBytes(trace);
     wasm.setTieringConf(opts.conf.tiering.victim === "belady" ? 1 : 0, hostBytes);
-    this.computeMicros = handUses(wasm, trace, access, opts.operatorOverheadUs ?? 0, this.prologue);
+    this.computeMicros = handUses(wasm, trace, access, opts.operatorOverheadUs ?? 0, this.blockIds, this.prologue);
   }
 
+  /** trace block ids the instance holds room for (eventsAllocate) */
+  private blockIds = 0;
   /** policies that read use events: the trace's computation time (use-clock.ts), µs */
   private computeMicros = Number.NaN;
 

@@ -94,12 +94,13 @@ export function hostArenaBytes(trace: DeviceTrace): number {
 }
 
 /**
- * Copies the trace's uses and the clock into an instance (after eventsAllocate, before start).
+ * Copies the trace's uses, each block's free and the clock into an instance (after eventsAllocate
+ * with `blockIds`, before start).
  * `offset`: events the replay runs before the trace's own (a materialized start state's
  * prologue), by which every position moves; the clock stands at its start during them. Returns
  * the clock at the end: the trace's computation time in µs (NaN without time).
  */
-export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, operatorOverheadUs: number, offset = 0): number {
+export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, operatorOverheadUs: number, blockIds: number, offset = 0): number {
   const n = trace.events.action.length;
   const u = access.uses;
   wasm.usesAllocate(u.length, n + offset);
@@ -109,6 +110,13 @@ export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: Acces
   if (offset > 0) for (let k = 0; k < u.length; k++) position[k] += offset;
   new Int32Array(buf, wasm.usesBlockId(), u.length).set(u.blockId);
   new Uint8Array(buf, wasm.usesKind(), u.length).set(u.kind);
+  // where each block is freed (Belady with frees): its free_requested, moved by the prologue
+  const e = trace.events;
+  const freeAt = new Int32Array(buf, wasm.usesFreeAt(), blockIds);
+  for (let i = 0; i < e.action.length; i++) {
+    const id = e.blockId[i];
+    if (e.action[i] === Action.FreeRequested && id >= 0 && id < blockIds) freeAt[id] = i + offset;
+  }
   const clock = computationClock(trace, access, operatorOverheadUs);
   const into = new Float64Array(buf, wasm.usesClock(), n + offset + 1);
   into.fill(clock[0], 0, offset);

@@ -25,6 +25,7 @@ export interface CoreSimExports {
   usesBlockId(): number;
   usesKind(): number;
   usesClock(): number;
+  usesFreeAt(): number;
   start(traceAddresses: number, timelinePoints: number): void;
   adoptSegment(address: number, stream: number, small: number, expandable: number): void;
   adoptBlock(address: number, size: number, requested: number, state: number, blockId: number): void;

@@ -3,6 +3,8 @@
 // INV-USE-1..4 hold for them), and the computation clock the tiering policy's stall estimate reads.
 //
 //   uses (ascending by position, INV-USE-2):  position: u32   blockId: i32   kind: u8 (UseKind)
+//   freeAt (one entry per trace block id): the position of the block's free_requested, NEVER_FREED
+//            (i32 max) when the trace never frees it: Belady-with-frees' other reference
 //   clock (one entry per position 0 .. events, where `events` is the event count):
 //            clockUs: f64, the computation time, in µs from the trace's start, at which event
 //            `position` happened (the recorder's inflation taken out: see src/use-clock.ts); NaN
@@ -12,8 +14,13 @@
 // position p to the policy before it replays event p (and those at position == events after the
 // last event). Only a policy that reads uses (Policy.readsUses) is told; the others never see them.
 
+export const NEVER_FREED: i32 = i32.MAX_VALUE;
+
 export class UseColumns {
   length: i32;
+  /** trace block ids the freeAt column covers */
+  blockIds: i32;
+  freeAt: usize;
   /** event count + 1 entries: the clock at every position */
   clockLength: i32;
   position: usize;
@@ -21,8 +28,11 @@ export class UseColumns {
   kind: usize;
   clock: usize;
 
-  constructor(length: i32, events: i32) {
+  constructor(length: i32, events: i32, blockIds: i32) {
     this.length = length;
+    this.blockIds = blockIds;
+    this.freeAt = heap.alloc(<usize>max(blockIds, 1) << 2);
+    for (let b = 0; b < blockIds; b++) store<i32>(this.freeAt + (<usize>b << 2), NEVER_FREED);
     this.clockLength = events + 1;
     const n = <usize>max(length, 1);
     this.position = heap.alloc(n << 2);
@@ -35,6 +45,8 @@ export class UseColumns {
   @inline positionAt(u: i32): i32 { return load<i32>(this.position + (<usize>u << 2)); }
   @inline blockIdAt(u: i32): i32 { return load<i32>(this.blockId + (<usize>u << 2)); }
   @inline kindAt(u: i32): u8 { return load<u8>(this.kind + <usize>u); }
+  /** where trace block `id` is freed (its free_requested), NEVER_FREED: never */
+  @inline freeAtBlock(id: i32): i32 { return id >= 0 && id < this.blockIds ? load<i32>(this.freeAt + (<usize>id << 2)) : NEVER_FREED; }
   /** µs of computation at `position` (0 .. events); NaN when the trace has no time */
   @inline clockAt(position: i32): f64 { return load<f64>(this.clock + (<usize>position << 3)); }
 }

@@ -1,9 +1,11 @@
 // When is a live block needed next? The tiering policy evicts the pages whose blocks are needed
 // last (Belady's rule), and this file answers for each block in one of two ways, side by side:
 //
-//   belady  the clairvoyant bound: the position of the block's next recorded use, read from the
-//           trace's future (the use columns, precomputed once: nextOfBlock[u] is the position of
-//           the same block's use after use u). A block with no use left is needed NEVER.
+//   belady  the clairvoyant bound (Belady with frees): the position of the block's next reference,
+//           read from the trace's future: its next recorded use (precomputed once: nextOfBlock[u]
+//           is the position of the same block's use after use u), or, with no use left, its free.
+//           A page whose blocks are all dead and freed soon is a poor victim (its memory comes back
+//           anyway, and copying it out only loads the copy lane); one freed late is a good one.
 //   online  from the past only, as a live allocator could: a prediction built from
 //           - the lifetime the block's recurring allocation had in earlier training steps: training
 //             repeats its allocations every step, so a block is known by a signature (its requested
@@ -11,6 +13,8 @@
 //             activation of a shape in a step), and the gap between its i-th and (i+1)-th use last
 //             time that signature was seen predicts this time's (activations: written in forward,
 //             read in backward, the gap the previous step showed);
+//           - when the signature's last instance had no more uses than this block has had, the
+//             lifetime it had (allocation to free) predicts this block's free, its next reference;
 //           - else the block's own last gap between uses (weights, optimizer state: used every step);
 //           - else recency: a block unused for d positions is taken to be needed d positions from
 //             now (LRU's order), and so is a block whose prediction has passed without its use.
@@ -18,7 +22,7 @@
 // Positions are event indexes of the trace (INV-USE-2); the score is a position, larger = needed
 // later = a better victim.
 
-import { UseColumns } from "../../replay/uses";
+import { UseColumns, NEVER_FREED } from "../../replay/uses";
 import { bRequested } from "../../memory/block-table";
 
 export const NEVER: i32 = i32.MAX_VALUE;
@@ -49,9 +53,16 @@ export class NextUse {
   private lastGap: StaticArray<i32> = new StaticArray<i32>(64);
   private ordinal: StaticArray<i32> = new StaticArray<i32>(64);
   private signature: StaticArray<u64> = new StaticArray<u64>(64);
+  private allocatedAt: StaticArray<i32> = new StaticArray<i32>(64);
+  /** belady: where each live block is freed */
+  private freeAt: StaticArray<i32> = new StaticArray<i32>(64);
+  private uses: UseColumns | null = null;
   // online's memory of earlier steps
   private learnedGap: Map<u64, i32> = new Map<u64, i32>();
   private liveBySize: Map<u64, i32> = new Map<u64, i32>();
+  /** per signature: how many uses its last instance had, and its lifetime in positions */
+  private learnedUses: Map<u64, i32> = new Map<u64, i32>();
+  private learnedLifetime: Map<u64, i32> = new Map<u64, i32>();
 
   constructor(mode: i32) {
     this.mode = mode;
@@ -75,6 +86,7 @@ export class NextUse {
     }
     this.nextOfBlock = next;
     this.firstOfBlock = first;
+    this.uses = uses;
   }
 
   private ensure(h: i32): void {
@@ -84,6 +96,8 @@ export class NextUse {
     this.lastUse = grown(this.lastUse, n);
     this.lastGap = grown(this.lastGap, n);
     this.ordinal = grown(this.ordinal, n);
+    this.allocatedAt = grown(this.allocatedAt, n);
+    this.freeAt = grown(this.freeAt, n);
     const sig = new StaticArray<u64>(n);
     memory.copy(changetype<usize>(sig), changetype<usize>(this.signature), <usize>this.signature.length << 3);
     this.signature = sig;
@@ -100,15 +114,25 @@ export class NextUse {
     unchecked((this.lastUse[h] = position));
     unchecked((this.lastGap[h] = 0));
     unchecked((this.ordinal[h] = 0));
+    unchecked((this.allocatedAt[h] = position));
+    unchecked((this.freeAt[h] = NEVER_FREED));
   }
 
   /** The replay named block h with its trace id: its first recorded use is its next. */
   named(h: i32, traceId: i32): void {
     if (h >= this.nextUse.length) return;
     unchecked((this.nextUse[h] = traceId >= 0 && traceId < this.firstOfBlock.length ? this.firstOfBlock[traceId] : NEVER));
+    const uses = this.uses;
+    if (uses != null) unchecked((this.freeAt[h] = uses.freeAtBlock(traceId)));
   }
 
-  freed(h: i32): void {
+  /** Block h's free completed at `position`: its signature learns the lifetime and uses it had. */
+  freed(h: i32, position: i32): void {
+    if (h < this.nextUse.length) {
+      const sig = unchecked(this.signature[h]);
+      this.learnedUses.set(sig, unchecked(this.ordinal[h]));
+      this.learnedLifetime.set(sig, position - unchecked(this.allocatedAt[h]));
+    }
     const size = bRequested(h);
     if (this.liveBySize.has(size)) {
       const live = this.liveBySize.get(size) - 1;
@@ -133,11 +157,18 @@ export class NextUse {
 
   /** When block h is needed next, as a position (larger: later), seen from `now`. */
   score(h: i32, now: i32): i32 {
-    if (this.mode == VICTIM_BELADY) return unchecked(this.nextUse[h]);
+    if (this.mode == VICTIM_BELADY) {
+      const next = unchecked(this.nextUse[h]);
+      return next != NEVER ? next : unchecked(this.freeAt[h]);
+    }
     const last = unchecked(this.lastUse[h]);
-    const key = gapKey(unchecked(this.signature[h]), unchecked(this.ordinal[h]));
+    const sig = unchecked(this.signature[h]);
+    const ordinal = unchecked(this.ordinal[h]);
+    const key = gapKey(sig, ordinal);
     let predicted = NEVER;
-    if (this.learnedGap.has(key)) predicted = last + this.learnedGap.get(key);
+    if (this.learnedUses.has(sig) && ordinal >= this.learnedUses.get(sig)) {
+      predicted = unchecked(this.allocatedAt[h]) + this.learnedLifetime.get(sig);
+    } else if (this.learnedGap.has(key)) predicted = last + this.learnedGap.get(key);
     else if (unchecked(this.lastGap[h]) > 0) predicted = last + unchecked(this.lastGap[h]);
     if (predicted == NEVER || predicted <= now) predicted = now + (now - last);
     return predicted;

@@ -448,7 +448,7 @@ export class TieringPolicy extends Policy {
     this.stats.decrease(STAT_ACTIVE, small, 1);
     this.stats.decrease(STAT_ACTIVE_BYTES, small, bSize(handle));
     this.stats.decrease(STAT_REQUESTED_BYTES, small, bRequested(handle));
-    this.next.freed(handle);
+    this.next.freed(handle, this.log.currentEvent);
     setBlockTraceId(handle, -1);
     const a = this.arena(bSegment(handle));
     const end = a.endPage(bAddr(handle), bSize(handle));
@@ -543,6 +543,7 @@ export class TieringPolicy extends Policy {
       case 8: return <f64>this.unservedUses;
       case 9: return <f64>this.firstUnservedPosition;
       case 10: return <f64>this.capacityChunks * <f64>PAGE_BYTES;
+      case 11: return <f64>this.host.used * <f64>PAGE_BYTES;
     }
     return 0;
   }
