@@ -7,6 +7,9 @@ import { planReserve, type ReservePlan } from "./reserve-plan.js";
 import { ADJUST_US, runStrategy, STRATEGIES, type StrategyName, type StrategyRun } from "./colocate-engine.js";
 import { driverMicros } from "./driver-costs.js";
 import { CHUNK_BYTES } from "./shared-pool.js";
+import { dedupFigure, dedupSweep, type DedupFigure, type DedupTenant } from "./dedup-figures.js";
+import { defaultAllocConf, replayDevice } from "@lakebed/core-sim";
+import { readFingerprints, type DeviceTrace } from "@lakebed/traces";
 
 export interface ColocateResult {
   scenario: string;
@@ -20,6 +23,8 @@ export interface ColocateResult {
   /** what a handover costs by the cost model: zero-fill of one 2 MiB chunk, the adjustment constant */
   costs: { zeroFillChunkUs: number; adjustUs: number; cudaMalloc1GiBUs: number; cudaFree1GiBUs: number };
   runs: StrategyRun[];
+  /** with fingerprints: the fingerprinted tenants' memory with and without dedup, and N = 1..8 copies of the first */
+  dedup: { tenants: string[]; figure: DedupFigure; sweepOf: string | null; sweep: DedupFigure[] } | null;
 }
 
 export interface ColocateOptions {
@@ -31,6 +36,7 @@ export interface ColocateOptions {
 
 export async function runColocate(scenario: Scenario, options: ColocateOptions = {}): Promise<ColocateResult> {
   const cache = new Map<string, SegmentedTrace>();
+  const devices = new Map<string, DeviceTrace>();
   const traces: SegmentedTrace[] = [];
   for (const [i, t] of scenario.tenants.entries()) {
     let s = cache.get(t.trace);
@@ -39,6 +45,7 @@ export async function runColocate(scenario: Scenario, options: ColocateOptions =
         const trace = await loadTrace(t.trace, options.showProgress ?? false);
         if (trace.devices.length !== 1) throw new Error(`${trace.devices.length} devices; a colocate tenant is one device's trace`);
         s = segmentTrace(trace.devices[0]);
+        devices.set(t.trace, trace.devices[0]);
       } catch (e) {
         // the trace's own one-line error, said where the scenario names it
         throw new ScenarioError(`${scenario.file}: $.tenants[${i}].trace: ${(e as Error).message.split("\n")[0]}`);
@@ -79,6 +86,7 @@ export async function runColocate(scenario: Scenario, options: ColocateOptions =
     }),
   );
   return {
+    dedup: dedupOf(scenario, devices),
     scenario: scenario.file,
     capacityBytes: scenario.capacityBytes,
     durationS: scenario.durationS,
@@ -89,4 +97,30 @@ export async function runColocate(scenario: Scenario, options: ColocateOptions =
     costs: { zeroFillChunkUs, adjustUs: ADJUST_US, cudaMalloc1GiBUs: driverMicros("malloc", 2 ** 30), cudaFree1GiBUs: driverMicros("free", 2 ** 30) },
     runs,
   };
+}
+
+/** Dedup figures for the tenants with fingerprints (null: none has any). */
+function dedupOf(scenario: Scenario, devices: Map<string, DeviceTrace>): ColocateResult["dedup"] {
+  const alone = new Map<string, number>();
+  const tenants: DedupTenant[] = [];
+  let inference: DedupTenant | null = null;
+  for (const [i, t] of scenario.tenants.entries()) {
+    if (t.fingerprints === null) continue;
+    const key = `${t.trace}\0${t.policy}`;
+    let bytes = alone.get(key);
+    if (bytes === undefined) {
+      // what the tenant needs alone: its whole trace replayed through its policy, peak reserved
+      bytes = replayDevice(devices.get(t.trace)!, { policy: t.policy, conf: defaultAllocConf(), traceAddresses: false }).peakReservedBytes;
+      alone.set(key, bytes);
+    }
+    try {
+      tenants.push({ name: t.name, aloneBytes: bytes, fingerprints: readFingerprints(t.fingerprints) });
+      if (t.kind === "inference") inference ??= tenants[tenants.length - 1];
+    } catch (e) {
+      throw new ScenarioError(`${scenario.file}: $.tenants[${i}].fingerprints: ${(e as Error).message}`);
+    }
+  }
+  if (tenants.length === 0) return null;
+  // the sweep is N processes of one model loaded with the same weights: an inference tenant's
+  return { tenants: tenants.map((t) => t.name), figure: dedupFigure(tenants), sweepOf: inference?.name ?? null, sweep: inference ? dedupSweep(inference) : [] };
 }

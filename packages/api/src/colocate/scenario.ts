@@ -13,11 +13,12 @@
 //       { "name": "infer-0", "trace": "../access/llama_infer.def.pickle.gz", "tags": ["inference"],
 //         "priority": 1, "arrivals": { "poissonPerS": 2 }, "seed": 7 } ] }
 //
-// A training tenant runs its trace's steps back to back from startS; an inference tenant's
+// A training tenant runs its trace's steps back to back from startS (the first training tenant is
+// the one that lends memory to inference in a handover); an inference tenant's
 // requests arrive as a Poisson process, and each request replays one segment of its trace
 // (trace-segments.ts says how segments are found; a request takes one of them by the tenant's
 // seeded generator).
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { POLICY_NAMES, type PolicyName } from "@lakebed/core-sim/policies";
@@ -39,6 +40,8 @@ const tenantSchema = z.strictObject({
   /** inference only: Poisson arrivals */
   arrivals: z.strictObject({ poissonPerS: z.number().positive().max(1000) }).optional(),
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  /** content fingerprints of its parameters (python/lakebed_record.py), relative to the scenario file; default: TRACE's NAME.fingerprints.json where there is one */
+  fingerprints: z.string().min(1).optional(),
 });
 
 const scenarioSchema = z.strictObject({
@@ -66,6 +69,8 @@ export interface TenantSpec {
   /** requests a second (inference) */
   arrivalsPerS: number;
   seed: number;
+  /** absolute path of its fingerprints, or null: none */
+  fingerprints: string | null;
 }
 
 export interface Scenario {
@@ -139,12 +144,9 @@ export function parseScenario(json: unknown, file: string): Scenario {
       startS: t.startS,
       arrivalsPerS: t.arrivals?.poissonPerS ?? 0,
       seed: t.seed ?? s.seed + i,
+      fingerprints: t.fingerprints !== undefined ? resolve(base, t.fingerprints) : besideTrace(resolve(base, t.trace)),
     };
   });
-  if (tenants.filter((t) => t.kind === "training").length > 1) {
-    const i = tenants.findIndex((t, j) => t.kind === "training" && j > tenants.findIndex((u) => u.kind === "training"));
-    throw at(["tenants", i, "tags"], "at most one training tenant (Sirius' setting: one training job lends memory to inference)");
-  }
   return {
     file,
     capacityBytes: size(s.capacity, ["capacity"]),
@@ -155,6 +157,12 @@ export function parseScenario(json: unknown, file: string): Scenario {
     sloTarget: s.reserve.sloTarget ?? DEFAULT_SLO_TARGET,
     tenants,
   };
+}
+
+/** NAME.fingerprints.json beside NAME.pickle.gz (or .pickle, .json, .arrow), where it exists. */
+function besideTrace(trace: string): string | null {
+  const f = `${trace.replace(/\.(pickle\.gz|pickle|json\.gz|json|arrow)$/, "")}.fingerprints.json`;
+  return existsSync(f) ? f : null;
 }
 
 /** $.tenants[2].arrivals, the way a JSON path names a place in the file. */

@@ -59,10 +59,30 @@ export async function colocateCommand(file: string, options: { json?: boolean; h
           formatBytes(x.inferenceMeanBytes),
         ]),
       ),
+      ...dedupLines(result),
       options.html ? `report: ${printable(options.html)}` : "",
     ]
       .filter((l) => l !== "")
       .join("\n"),
   );
   return 0;
+}
+
+/** The dedup figures, where the tenants have fingerprints. */
+function dedupLines(result: ColocateResult): string[] {
+  const d = result.dedup;
+  if (d === null) return [];
+  const f = d.figure;
+  const lines = [
+    `dedup of read-only chunks (${d.tenants.length} tenants with fingerprints): ${formatBytes(f.withoutBytes)} alone, ${formatBytes(f.withBytes)} with shared parameter chunks (${f.ratio.toFixed(3)} x; ${f.sharedChunks} shared chunks; GLake: 13.2 -> 4.6 GB for 6 processes, 0.35 x)`,
+  ];
+  if (d.sweep.length > 0) {
+    lines.push(
+      renderTable(
+        [`copies of ${printable(d.sweepOf ?? "")}`, "alone", "dedup", "ratio"],
+        d.sweep.map((x) => [x.tenants, formatBytes(x.withoutBytes), formatBytes(x.withBytes), x.ratio.toFixed(3)]),
+      ),
+    );
+  }
+  return lines;
 }

@@ -1,0 +1,96 @@
+// Generated fingerprint fixtures for CI (no GPU, no PyTorch): the parameters of the model that
+// scripts/record-access/workloads.py records (Llama-style 1024 x 8 layers, GQA 16/4 heads,
+// intermediate 2816, vocabulary 32000, bf16, untied head; LoRA r=16 on q/k/v/o), filled with
+// seeded bytes and hashed as python/lakebed_record.py's fingerprint() hashes real ones. Processes
+// loaded "with the same weights" get the same seed; two fine-tunes of one base share the base's
+// seed and differ in their adapters'.
+//
+//   node scripts/record-dedup/synthetic-fingerprints.mjs OUTDIR   writes the fixtures
+import { writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chunkDigest, FINGERPRINT_FORMAT, FINGERPRINT_HASH } from "@lakebed/traces";
+
+const CHUNK = 2 * 1024 * 1024;
+const BF16 = 2;
+const HIDDEN = 1024, LAYERS = 8, HEADS = 16, KV_HEADS = 4, INTERMEDIATE = 2816, VOCAB = 32000, RANK = 16;
+
+/** [name, bytes] of every parameter of the base model, in module order. */
+export function llamaParameters() {
+  const kv = (HIDDEN / HEADS) * KV_HEADS;
+  const out = [["model.embed_tokens.weight", VOCAB * HIDDEN * BF16]];
+  for (let l = 0; l < LAYERS; l++) {
+    const p = `model.layers.${l}`;
+    out.push([`${p}.self_attn.q_proj.weight`, HIDDEN * HIDDEN * BF16], [`${p}.self_attn.k_proj.weight`, kv * HIDDEN * BF16],
+      [`${p}.self_attn.v_proj.weight`, kv * HIDDEN * BF16], [`${p}.self_attn.o_proj.weight`, HIDDEN * HIDDEN * BF16],
+      [`${p}.mlp.gate_proj.weight`, INTERMEDIATE * HIDDEN * BF16], [`${p}.mlp.up_proj.weight`, INTERMEDIATE * HIDDEN * BF16],
+      [`${p}.mlp.down_proj.weight`, HIDDEN * INTERMEDIATE * BF16], [`${p}.input_layernorm.weight`, HIDDEN * BF16],
+      [`${p}.post_attention_layernorm.weight`, HIDDEN * BF16]);
+  }
+  out.push(["model.norm.weight", HIDDEN * BF16], ["lm_head.weight", VOCAB * HIDDEN * BF16]);
+  return out;
+}
+
+/** [name, bytes] of the LoRA adapters (A: r x in, B: out x r) on q/k/v/o. */
+export function loraParameters() {
+  const kv = (HIDDEN / HEADS) * KV_HEADS;
+  const out = [];
+  for (let l = 0; l < LAYERS; l++) {
+    for (const [proj, outDim] of [["q_proj", HIDDEN], ["k_proj", kv], ["v_proj", kv], ["o_proj", HIDDEN]]) {
+      const p = `base_model.model.model.layers.${l}.self_attn.${proj}`;
+      out.push([`${p}.lora_A.default.weight`, RANK * HIDDEN * BF16], [`${p}.lora_B.default.weight`, outDim * RANK * BF16]);
+    }
+  }
+  return out;
+}
+
+const digests = new Map();
+/** The digest of chunk k of a storage whose bytes come from (seed, name): computed once. */
+function digestOf(seed, name, offset, length) {
+  const key = `${seed}/${name}/${offset}/${length}`;
+  let d = digests.get(key);
+  if (d === undefined) {
+    const words = new Uint32Array(Math.ceil(length / 4));
+    let x = (seed * 2654435761 + hash32(name) + offset) >>> 0 || 1;
+    for (let i = 0; i < words.length; i++) {
+      x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+      words[i] = x;
+    }
+    d = chunkDigest(new Uint8Array(words.buffer, 0, length));
+    digests.set(key, d);
+  }
+  return d;
+}
+
+function hash32(s) {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}
+
+/**
+ * One process's fingerprints: the base model's parameters with bytes from baseSeed, plus LoRA
+ * adapters from adapterSeed when given. Storages sit one after another from addressBase, each at
+ * a 512-byte boundary (as the caching allocator places blocks).
+ */
+export function syntheticFingerprints({ baseSeed, adapterSeed = null, addressBase = 0x7f0000000000, label = "after load" }) {
+  const params = [...llamaParameters().map(([n, b]) => [n, b, baseSeed]), ...(adapterSeed === null ? [] : loraParameters().map(([n, b]) => [n, b, adapterSeed]))];
+  let address = addressBase;
+  const storages = params.map(([name, bytes, seed]) => {
+    const chunks = [];
+    for (let off = 0; off < bytes; off += CHUNK) chunks.push(digestOf(seed, name, off, Math.min(CHUNK, bytes - off)));
+    const s = { address, bytes, names: [name], chunks };
+    address += Math.ceil(bytes / 512) * 512;
+    return s;
+  });
+  return { format: FINGERPRINT_FORMAT, version: 1, hash: FINGERPRINT_HASH, chunk_bytes: CHUNK, device: 0, label, generated: "scripts/record-dedup/synthetic-fingerprints.mjs", storages };
+}
+
+if (process.argv[1] && import.meta.url === new URL(process.argv[1], "file:").href) {
+  const out = process.argv[2];
+  if (!out) throw new Error("usage: synthetic-fingerprints.mjs OUTDIR");
+  mkdirSync(out, { recursive: true });
+  const write = (name, doc) => writeFileSync(join(out, name), JSON.stringify(doc) + "\n");
+  write("llama_infer.fingerprints.json", syntheticFingerprints({ baseSeed: 1 }));
+  write("llama_lora_a.fingerprints.json", syntheticFingerprints({ baseSeed: 1, adapterSeed: 101 }));
+  write("llama_lora_b.fingerprints.json", syntheticFingerprints({ baseSeed: 1, adapterSeed: 202 }));
+}
