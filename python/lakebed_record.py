@@ -9,6 +9,8 @@ repository's python/ folder on sys.path, then:
         for _ in range(3):
             train_step()
 
+    lakebed_record.fingerprint(model, "runs/step")  # runs/step.fingerprints.json: dedup keys (after load)
+
     # lakebed info runs/step.pickle.gz --access runs/step.access.json.gz   (coverage)
     # lakebed convert runs/step.pickle.gz step.arrow --access runs/step.access.json.gz
 
@@ -42,6 +44,7 @@ operator (an output whose storage no argument had). ptr and nbytes are the stora
 and size in bytes.
 """
 import gzip
+import hashlib
 import json
 import os
 import pickle
@@ -181,3 +184,51 @@ def record(prefix, max_entries=1_000_000, context=None, start_history=True, keep
             result.snapshot = snapshot
         if start_history:
             torch.cuda.memory._record_memory_history(enabled=None)
+
+
+FINGERPRINT_FORMAT = "lakebed.fingerprints"
+FINGERPRINT_CHUNK = 2 * 1024 * 1024
+
+
+def fingerprint(module_or_tensors, path, label="after load", chunk_bytes=FINGERPRINT_CHUNK):
+    """Writes PATH.fingerprints.json: a strong hash of every 2 MiB window of the storages of the
+    model's parameters and buffers (or of the given tensors), for lakebed's dedup figures.
+
+    Call it where the content is read-only from then on (by default after the model is loaded).
+    Each storage is hashed once, however many tensors view it: its bytes are copied to the host a
+    window at a time and hashed with BLAKE2b (hashlib's default 512-bit digest), so the GPU memory
+    needed is one window. Returns the number of storages written.
+
+        {"format": "lakebed.fingerprints", "version": 1, "hash": "blake2b-512", "chunk_bytes": 2097152,
+         "torch": "2.11.0", "device": 0, "label": LABEL,
+         "storages": [{"address": PTR, "bytes": N, "names": [...], "chunks": [HEX, ...]}, ...]}
+    """
+    if isinstance(module_or_tensors, torch.nn.Module):
+        named = list(module_or_tensors.named_parameters()) + list(module_or_tensors.named_buffers())
+    else:
+        named = [(str(i), t) for i, t in enumerate(module_or_tensors)]
+    storages = {}  # data pointer -> [storage, names]
+    device = 0
+    for name, t in named:
+        if t is None or not t.is_cuda:
+            continue
+        s = t.untyped_storage()
+        entry = storages.setdefault(s.data_ptr(), [s, []])
+        entry[1].append(name)
+        device = t.device.index or 0
+    torch.cuda.synchronize()
+    out = []
+    for ptr in sorted(storages):
+        s, names = storages[ptr]
+        view = torch.empty(0, dtype=torch.uint8, device=s.device).set_(s)
+        chunks = []
+        for off in range(0, s.nbytes(), chunk_bytes):
+            window = view[off:off + chunk_bytes].cpu().numpy().tobytes()
+            chunks.append(hashlib.blake2b(window).hexdigest())
+        out.append({"address": ptr, "bytes": s.nbytes(), "names": names, "chunks": chunks})
+    doc = {"format": FINGERPRINT_FORMAT, "version": 1, "hash": "blake2b-512", "chunk_bytes": chunk_bytes,
+           "torch": torch.__version__, "device": device, "label": label, "storages": out}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(f"{path}.fingerprints.json", "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+    return len(out)
