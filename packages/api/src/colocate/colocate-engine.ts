@@ -149,6 +149,7 @@ class ColocationEngine implements TenantHost {
       if ((this.operations & 0x3fff) === 0) this.options.onProgress?.(t, endUs);
     }
     for (; tickUs <= endUs; tickUs += TICK_US) this.tick(tickUs);
+    for (const t of this.tenants) t.closeOpen();
     this.checkPool();
     return this.result();
   }

@@ -152,6 +152,16 @@ export class TenantRun {
     }
   }
 
+  /**
+   * The scenario's end: requests still under way count with what they waited so far (the time
+   * they would still wait is not known).
+   */
+  closeOpen(): void {
+    for (const run of this.running) {
+      if (this.kind === "inference" && run.segment >= 0) this.requests.push({ arrivalS: run.startUs / 1e6, acquireUs: run.acquireUs, failed: run.failed });
+    }
+  }
+
   /** The current training step (null between steps, or during the prologue). */
   currentStep(): SegmentRun | null {
     return this.kind === "training" ? (this.running.find((r) => r.segment >= 0) ?? null) : null;
