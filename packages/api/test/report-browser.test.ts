@@ -95,4 +95,42 @@ describe.skipIf(!browserPath)("the HTML report in headless Chromium", () => {
       await browser.close();
     }
   });
+
+  it("draws the colocate report: strategies, SLO bars, dedup bars and one pool timeline per strategy", async () => {
+    mkdirSync(outDir, { recursive: true });
+    const html = join(outDir, "report-colocate.html");
+    const cli = join(repoRoot, "packages/api/bin/lakebed.js");
+    const scenario = join(repoRoot, "test/fixtures/scenarios/six-infer.json");
+    execFileSync(process.execPath, [cli, "colocate", scenario, "--html", html, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    expect(readFileSync(html, "utf8")).not.toMatch(/<(script|link)[^>]+(src|href)=["']?https?:/);
+    const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      const problems: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+      await page.route("**/*", (route) => {
+        const url = route.request().url();
+        if (url.startsWith("file:")) return route.continue();
+        problems.push(`network request: ${url}`);
+        return route.abort();
+      });
+      await page.goto(pathToFileURL(html).href);
+      await page.waitForSelector("body[data-drawn=true]", { timeout: 10_000 });
+      expect(await page.locator("#summary tr.strategy").count()).toBe(4);
+      expect(await page.locator("#bars svg rect").count()).toBe(4);
+      // N = 1..8 copies, two bars each (alone, dedup)
+      expect(await page.locator("#dedup svg rect").count()).toBe(16);
+      expect(await page.locator("#dedup h2").innerText()).toContain("GLake");
+      expect(await page.locator("section.pool-timeline canvas").count()).toBeGreaterThanOrEqual(4);
+      const legend = await page.locator("section.pool-timeline .u-legend").first().innerText();
+      for (const series of ["training", "inference", "reserve", "free"]) expect(legend).toContain(series);
+      await page.screenshot({ path: join(outDir, "report-colocate.png"), fullPage: true });
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
 });
