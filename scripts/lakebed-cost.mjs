@@ -130,6 +130,9 @@ const single = rows.filter((r) => r.streams === 1);
 const met = single.filter((r) => r.targets === "both met").length;
 const worstMemory = single.reduce((a, r) => Math.max(a, r.lakebed.reservedRatio), 0);
 const worstTime = single.reduce((a, r) => Math.max(a, r.timeRatio), 0);
+const geomean = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 lines.push("");
-lines.push(`${met} of ${single.length} single-stream rows meet both targets; the largest reserved / allocated ${worstMemory.toFixed(3)}, the largest time ratio ${worstTime.toFixed(2)}.`);
+lines.push(`${met} of ${single.length} single-stream rows meet both targets; the largest reserved / allocated ${worstMemory.toFixed(3)}, ` +
+  `the largest time ratio ${worstTime.toFixed(2)}; geometric means ${geomean(single.map((r) => r.lakebed.reservedRatio)).toFixed(4)} x and ` +
+  `${geomean(single.map((r) => r.timeRatio)).toFixed(3)}; chunk moves ${single.reduce((a, r) => a + (r.lakebed.counters.chunkMoves ?? 0), 0)}.`);
 process.stdout.write(lines.join("\n") + "\n");

@@ -58,6 +58,40 @@ describe("lakebed", () => {
     expect(r.peakReservedBytes).toBe(4 * MiB);
   });
 
+  it("places a block at the back of its free range when the back touches fewer new pages", () => {
+    const r = replay([
+      { alloc: 2 * MiB, name: "a" }, // page 0
+      { alloc: 6.5 * MiB, name: "h" }, // [2, 8.5) MiB: pages 1-4
+      { alloc: 2.5 * MiB, name: "b" }, // [8.5, 11) MiB: pages 4-5
+      { free: "h" }, // pages 1-3 idle, page 4 still b's
+      // the front, [2, 4.5), would touch pages 1 and 2; the back, [6, 8.5), page 3 and b's page 4
+      { alloc: 2.5 * MiB, name: "c" },
+    ]);
+    const blocks = r.finalSegments.flatMap((s) => s.blocks.filter((b) => b.state === "allocated"));
+    expect(blocks.map((b) => (b.address - blocks[0].address) / MiB)).toEqual([0, 6, 8.5]);
+    expect(calls(r, "memCreate")).toBe(6);
+    expect(r.policyCounters.chunkMoves).toBe(0);
+  });
+
+  it("takes the chunk of the idle page forecast to be touched last, not the oldest one", () => {
+    const r = replay(
+      [
+        { alloc: 2 * MiB, name: "x", stream: 0 }, // page 0
+        { alloc: 2 * MiB, name: "y", stream: 0 }, // page 1
+        { free: "x" },
+        { alloc: 2 * MiB, name: "x2", stream: 0 }, // page 0 again: touched twice, two mallocs apart
+        { free: "x2" }, // page 0 idle first
+        { free: "y" }, // page 1 idle, touched once: no forecast, so it goes first
+        { alloc: 2 * MiB, name: "w", stream: 1 }, // another arena: takes page 1's chunk
+        { alloc: 2 * MiB, name: "v", stream: 0 }, // page 0 kept its chunk: no move
+      ],
+      { streams: 2 },
+    );
+    expect(calls(r, "memCreate")).toBe(2);
+    expect(r.policyCounters.chunkMoves).toBe(1);
+    expect(calls(r, "unmap")).toBe(1);
+  });
+
   it("at the capacity synchronizes frees still waiting on other streams, then takes their chunks", () => {
     const r = replay(
       [

@@ -36,3 +36,5 @@ export const BROKEN_VMS_RELEASE_KEEPS_RESERVED: i32 = 8;
 export const BROKEN_LAKEBED_UNTOUCH_PAST_END: i32 = 9;
 /** lakebed: releasing an idle chunk leaves reserved_bytes as it was */
 export const BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED: i32 = 10;
+/** lakebed: a block placed at the back of a free range starts 512 bytes late, over its neighbour */
+export const BROKEN_LAKEBED_BACK_OVERLAPS: i32 = 11;

@@ -1,13 +1,17 @@
 // lakebed: our own policy. Every (stream, small/large) pair gets one virtual arena (a reservation
 // as large as expandable segments take) packed tightly: requests are rounded to 512 bytes and
 // placed best fit (smallest free range that holds them, lowest address on ties), as PyTorch places
-// blocks inside a segment, but the arena never ends and never splits into segments. Physical
+// blocks inside a segment, but the arena never ends and never splits into segments. Within that
+// range a block goes to whichever end needs fewer new chunks, then fewer newly touched pages (the
+// front, as PyTorch, on ties): at the back its last page may be one the next block already backs,
+// so that one page fewer is touched and backed. Physical
 // memory is fungible chunks of the arena's page size (chunk-pool.ts): 2 MiB for small arenas and
 // lakebed_large_page_mb, 20 MiB by default, for large ones. A page of an arena holds a chunk while
 // a live block touches it. When a block is freed, the pages it alone touched become idle but keep
 // their chunk (no driver call); when a new block touches a page that has no chunk, the policy
-// takes the chunk of the oldest idle page of the same pool (unmap there, map here) and creates a
-// new chunk only when none is idle. So physical memory stays within one page per hole edge of the
+// takes the chunk of an idle page of the same pool (unmap there, map here), the one whose next
+// touch is forecast furthest away (reuse-forecast.ts), and creates a new chunk only when none is
+// idle. So physical memory stays within one page per hole edge of the
 // live bytes, and driver calls are made only when the live set moves to pages that have no chunk.
 //
 // Why 20 MiB pages for large blocks: the driver's work is per mapping. cuMemSetAccess and
@@ -25,8 +29,8 @@
 //
 // Streams: a page's chunk moves to another page only through an unmap, which on a GPU must wait
 // for the work queued on the page's stream (as PyTorch's expandable segments synchronize before
-// unmapping). Taking the oldest idle page makes that wait the least likely to block; the policy
-// counts those moves (chunkMoves).
+// unmapping). The victim is chosen among the oldest idle pages, which makes that wait unlikely to
+// block; the policy counts those moves (chunkMoves).
 //
 // Invariants (checked by brokenInvariant(), valid.ts; the number is what it returns):
 //  INV-LB-1  each arena's blocks tile its reservation exactly: the chain from the head at the base
@@ -47,15 +51,17 @@
 //            them) == the device's physical bytes.
 //  INV-LB-7  allocation, allocated_bytes, active, active_bytes and requested_bytes equal their sums
 //            over the blocks; segment == arenas; allocated <= active <= reserved; peaks >= current.
+//  INV-LB-8  the reuse forecast's record of every page: touchedAt <= the clock, above 0 where a
+//            block touches the page now; reuseGap >= 0 and below the clock.
 
 import { Device, NO_HANDLE } from "../../device/device";
 import {
-  NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bPrev, bNext, setAddr,
+  NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, deleteBlock, bAddr, bSize, bEnd, bPrev, bNext, setAddr,
   setSize, setPrev, setNext, bSegment, bRequested, setRequested, hasFlag, setFlag,
   setTraceId as setBlockTraceId,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../../memory/free-set";
-import { splitFront, absorbNeighbour } from "../../memory/block-links";
+import { splitFront, splitBack, absorbNeighbour } from "../../memory/block-links";
 import { AllocatorConfig, UNLIMITED } from "../config";
 import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
 import {
@@ -69,9 +75,12 @@ import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../repl
 import { Layout } from "../../replay/layout";
 import { Arena, SMALL_PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
 import { ChunkPool } from "./chunk-pool";
+import { noteTouchStart, victimPage } from "./reuse-forecast";
 import { brokenLakebedInvariant, brokenLakebedLocalInvariant } from "./valid";
 import { writeLakebedLayout } from "./layout-writer";
-import { BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED } from "../broken";
+import {
+  BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED, BROKEN_LAKEBED_BACK_OVERLAPS,
+} from "../broken";
 
 /** lakebed's own settings (the lakebed_* keys of the settings string), set before start(). */
 export class LakebedConfig {
@@ -104,6 +113,8 @@ export class LakebedPolicy extends Policy {
   chunkBytes: u64 = 0;
   /** chunks taken from an idle page for another page (an unmap and a map each) */
   chunkMoves: i64 = 0;
+  /** mallocs so far: the time of the reuse forecast (reuse-forecast.ts) */
+  clock: i64 = 0;
   /**
    * idle chunks a pool may keep beyond the most pages of it ever touched, per mille of that most
    * (lakebed_slack_permille): a new chunk is created instead of moving an idle one while
@@ -168,6 +179,7 @@ export class LakebedPolicy extends Policy {
   // ---- malloc -------------------------------------------------------------------------------
 
   malloc(requestBytes: u64, stream: i32): i32 {
+    this.clock++;
     const size = roundSize(this.conf, requestBytes);
     let h = this.place(size, requestBytes, stream);
     if (h == NO_HANDLE_BLOCK && this.pendingBlocks > 0) {
@@ -221,7 +233,14 @@ export class LakebedPolicy extends Policy {
     if (found == NO_BLOCK) return NO_HANDLE_BLOCK;
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
     let block = found;
-    if (bSize(found) - size >= MIN_BLOCK_BYTES) {
+    const at = this.placeIn(a, found, size);
+    if (at != bAddr(found)) {
+      // the back becomes the block; the remainder keeps the old record and stays free
+      const from = BROKEN == BROKEN_LAKEBED_BACK_OVERLAPS ? at + MIN_BLOCK_BYTES : at; // broken.ts
+      block = newBlock(from, size, stream, small, a.id);
+      splitBack(found, block, from);
+      a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
+    } else if (bSize(found) - size >= MIN_BLOCK_BYTES) {
       // the front becomes the block; the remainder keeps the old record and stays free
       block = newBlock(bAddr(found), size, stream, small, a.id);
       splitFront(found, block, size);
@@ -260,6 +279,32 @@ export class LakebedPolicy extends Policy {
     return best;
   }
 
+  /**
+   * Where in free block `free` a block of `size` bytes goes: its back when the free block is split
+   * and its back needs fewer new chunks, or as many and fewer newly touched pages; else its front.
+   * The free block at the arena's end runs to the end of the reservation, so it is split at its
+   * front (its back would touch the far end of the range).
+   */
+  placeIn(a: Arena, free: i32, size: u64): u64 {
+    const start = bAddr(free);
+    if (bSize(free) - size < MIN_BLOCK_BYTES || bNext(free) == NO_BLOCK) return start;
+    const back = bEnd(free) - size;
+    return this.backingCost(a, back, size) < this.backingCost(a, start, size) ? back : start;
+  }
+
+  /** What backing [addr, addr + bytes) costs: pages needing a chunk (high 32 bits), then pages newly touched. */
+  private backingCost(a: Arena, addr: u64, bytes: u64): i64 {
+    const end = a.endPage(addr, bytes);
+    let missing: i64 = 0;
+    let untouched: i64 = 0;
+    for (let p = a.pageOf(addr); p < end; p++) {
+      if (a.touch(p) != 0) continue;
+      untouched++;
+      if (a.handle(p) == 0) missing++;
+    }
+    return (missing << 32) | untouched;
+  }
+
   /** Pages of [addr, addr + bytes) that no block touches and no chunk backs. */
   missingChunks(a: Arena, addr: u64, bytes: u64): i32 {
     const end = a.endPage(addr, bytes);
@@ -286,6 +331,7 @@ export class LakebedPolicy extends Policy {
       unchecked((a.touches[p] = t + 1));
       if (t == 0) {
         pool.touchedPages++;
+        noteTouchStart(a, p, this.clock);
         if (a.handle(p) != 0) this.idleRemove(pool, a, p);
         else missing++;
       }
@@ -369,8 +415,9 @@ export class LakebedPolicy extends Policy {
 
   /**
    * Gathers up to `want` chunks of the pool into `gathered` for pages of a small or large arena:
-   * chunks of its idle pages first, oldest first, a run of idle pages that are neighbours in the
-   * list and in the arena unmapped with one call; then new ones. Returns how many it got.
+   * chunks of its idle pages first, the one forecast to be touched last first (reuse-forecast.ts),
+   * a run of idle pages that are neighbours in the list and in the arena unmapped with one call;
+   * then new ones. Returns how many it got.
    */
   gatherChunks(pool: ChunkPool, small: bool, want: i32): i32 {
     if (this.gathered.length < want) this.gathered = new StaticArray<i32>(max(want, this.gathered.length * 2));
@@ -398,13 +445,14 @@ export class LakebedPolicy extends Policy {
   }
 
   /**
-   * Unmaps the pool's oldest idle page and the idle pages right after it in the arena that follow
-   * it in the list too (at most want - got pages), with one call; their chunks go to `gathered`,
-   * for a small or large arena. Returns the new count.
+   * Unmaps the pool's victim page (reuse-forecast.ts) and the idle pages right after it in the
+   * arena that follow it in the list too, idled with it (at most want - got pages), with one call;
+   * their chunks go to `gathered`, for a small or large arena. Returns the new count.
    */
   moveIdleRun(pool: ChunkPool, small: bool, want: i32, got: i32): i32 {
-    const from = this.arena(keyArena(pool.idleHead));
-    const first = keyPage(pool.idleHead);
+    const victim = victimPage(pool, this.arenas, this.clock);
+    const from = this.arena(keyArena(victim));
+    const first = keyPage(victim);
     let end = first + 1;
     while (got + (end - first) < want && end < from.highPage && from.handle(end) != 0 && from.touch(end) == 0 &&
            unchecked(from.idlePrev[end]) == pageKey(from.id, end - 1)) {
@@ -582,7 +630,7 @@ export class LakebedPolicy extends Policy {
       const a = this.arena(id);
       const b = this.chooseFit(a, stream, size);
       if (b == NO_BLOCK) return false;
-      missing = this.missingChunks(a, bAddr(b), size);
+      missing = this.missingChunks(a, this.placeIn(a, b, size), size);
     }
     return missing > 0 && !this.canGather(pool, missing);
   }

@@ -28,6 +28,7 @@ const INV_IDLE: i32 = 4;
 const INV_CHUNKS: i32 = 5;
 const INV_RESERVED: i32 = 6;
 const INV_STATS: i32 = 7;
+const INV_FORECAST: i32 = 8;
 
 // Recomputed current values: [kind * 3 + pool].
 const recomputed = new StaticArray<i64>(ARRAY_STAT_KINDS * 3);
@@ -133,6 +134,7 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
       const expected = unchecked(counts[p]);
       unchecked((counts[p] = 0));
       if (t != expected) return INV_TOUCHES;
+      if (brokenForecast(lb, a, p)) return INV_FORECAST;
       const h = a.handle(p);
       if (h == 0) {
         if (t != 0) return INV_TOUCHES;
@@ -211,8 +213,9 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
 // ---- the local check ---------------------------------------------------------------------------
 // After every event, the invariants of what the event changed (memory/changed-blocks.ts): each
 // changed block and its two neighbours against INV-LB-1 and 2 (its place in its arena's chain,
-// its pool membership), and every page they cover against INV-LB-3 and 4 (touches recounted from
-// the blocks over that page, a chunk under every touched page, idle pages linked both ways); then
+// its pool membership), and every page they cover against INV-LB-3, 4 and 8 (touches recounted
+// from the blocks over that page, a chunk under every touched page, idle pages linked both ways,
+// the reuse record in the past); then
 // the O(arenas) sums of INV-LB-5 and 6 (mapped pages == chunks == the device's mappings; mapped
 // pages x each arena's page size == chunkBytes == the device's physical bytes == reserved_bytes)
 // and INV-LB-7's bounds. What needs every record or page (the free sets' shape and counts, the
@@ -261,6 +264,7 @@ function brokenArenaBlock(lb: LakebedPolicy, b: i32): i32 {
   if (!isFree(b) && last > a.highPage) return INV_TOUCHES;
   for (let p = first; p < min(last, a.highPage); p++) {
     const t = a.touch(p);
+    if (brokenForecast(lb, a, p)) return INV_FORECAST;
     // pages inside b are b's alone; its first and last page may share blocks with its neighbours
     const expected = p == first || p == last - 1 ? touchesAt(a, p, b) : (isFree(b) ? 0 : 1);
     if (t != expected) return INV_TOUCHES;
@@ -278,6 +282,13 @@ function brokenArenaBlock(lb: LakebedPolicy, b: i32): i32 {
     }
   }
   return 0;
+}
+
+/** INV-LB-8 at page p of arena a (a page the tables hold): its reuse record is in the past. */
+function brokenForecast(lb: LakebedPolicy, a: Arena, p: i32): bool {
+  const at = unchecked(a.touchedAt[p]);
+  const gap = unchecked(a.reuseGap[p]);
+  return at > lb.clock || (at <= 0 && a.touch(p) > 0) || gap < 0 || (gap > 0 && gap >= lb.clock);
 }
 
 /** Allocated or pending blocks touching page p of arena a, found from b, a block over that page. */
