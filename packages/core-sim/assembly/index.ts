@@ -110,6 +110,7 @@ export function usesAllocate(length: i32, events: i32): void {
 export function usesPosition(): usize { return changetype<UseColumns>(uses).position; }
 export function usesBlockId(): usize { return changetype<UseColumns>(uses).blockId; }
 export function usesKind(): usize { return changetype<UseColumns>(uses).kind; }
+export function usesOperator(): usize { return changetype<UseColumns>(uses).operator; }
 export function usesClock(): usize { return changetype<UseColumns>(uses).clock; }
 export function usesFreeAt(): usize { return changetype<UseColumns>(uses).freeAt; }
 

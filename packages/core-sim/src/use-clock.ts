@@ -110,6 +110,7 @@ export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: Acces
   if (offset > 0) for (let k = 0; k < u.length; k++) position[k] += offset;
   new Int32Array(buf, wasm.usesBlockId(), u.length).set(u.blockId);
   new Uint8Array(buf, wasm.usesKind(), u.length).set(u.kind);
+  new Uint32Array(buf, wasm.usesOperator(), u.length).set(u.operator);
   // where each block is freed (Belady with frees): its free_requested, moved by the prologue
   const e = trace.events;
   const freeAt = new Int32Array(buf, wasm.usesFreeAt(), blockIds);

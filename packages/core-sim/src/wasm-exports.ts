@@ -24,6 +24,7 @@ export interface CoreSimExports {
   usesPosition(): number;
   usesBlockId(): number;
   usesKind(): number;
+  usesOperator(): number;
   usesClock(): number;
   usesFreeAt(): number;
   start(traceAddresses: number, timelinePoints: number): void;

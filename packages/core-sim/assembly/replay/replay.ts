@@ -218,16 +218,26 @@ export class Replay {
     this.policy.beginUses(uses);
   }
 
-  /** The uses recorded before event `position` (position == events: after the last one), to the policy. */
+  /**
+   * The uses recorded before event `position` (position == events: after the last one), to the
+   * policy one operator at a time.
+   */
   private deliverUses(position: i32): void {
     const uses = changetype<UseColumns>(this.uses);
     let u = this.useCursor;
     while (u < uses.length && uses.positionAt(u) < position) u++; // INV-USE-2: none, kept for safety
-    const first = u;
-    while (u < uses.length && uses.positionAt(u) == position) u++;
+    while (u < uses.length && uses.positionAt(u) == position) {
+      const first = u;
+      const op = uses.operatorAt(u);
+      while (u < uses.length && uses.positionAt(u) == position && uses.operatorAt(u) == op) u++;
+      this.deliverGroup(position, first, u - first);
+    }
     this.useCursor = u;
-    const count = u - first;
-    if (count == 0) return;
+  }
+
+  /** One operator's uses, [first, first + count), to the policy; then the device's own check. */
+  private deliverGroup(position: i32, first: i32, count: i32): void {
+    const uses = changetype<UseColumns>(this.uses);
     if (count > this.useHandles.length) this.useHandles = new StaticArray<i32>(max(count, this.useHandles.length << 1));
     for (let k = 0; k < count; k++) unchecked((this.useHandles[k] = this.handleOf(uses.blockIdAt(first + k))));
     this.policy.useBlocks(position, this.useHandles, first, count);

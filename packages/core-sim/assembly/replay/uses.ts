@@ -3,6 +3,7 @@
 // INV-USE-1..4 hold for them), and the computation clock the tiering policy's stall estimate reads.
 //
 //   uses (ascending by position, INV-USE-2):  position: u32   blockId: i32   kind: u8 (UseKind)
+//                                             operator: u32 (the operator that made the use)
 //   freeAt (one entry per trace block id): the position of the block's free_requested, NEVER_FREED
 //            (i32 max) when the trace never frees it: Belady-with-frees' other reference
 //   clock (one entry per position 0 .. events, where `events` is the event count):
@@ -12,7 +13,8 @@
 //
 // A use at position p happened after event p-1 and before event p: the replay hands the uses of
 // position p to the policy before it replays event p (and those at position == events after the
-// last event). Only a policy that reads uses (Policy.readsUses) is told; the others never see them.
+// last event), one operator at a time: several operators may run between two allocator events (an
+// optimizer's per-parameter updates), and each needs only its own blocks on the device. Only a policy that reads uses (Policy.readsUses) is told; the others never see them.
 
 export const NEVER_FREED: i32 = i32.MAX_VALUE;
 
@@ -26,6 +28,7 @@ export class UseColumns {
   position: usize;
   blockId: usize;
   kind: usize;
+  operator: usize;
   clock: usize;
 
   constructor(length: i32, events: i32, blockIds: i32) {
@@ -38,6 +41,7 @@ export class UseColumns {
     this.position = heap.alloc(n << 2);
     this.blockId = heap.alloc(n << 2);
     this.kind = heap.alloc(n);
+    this.operator = heap.alloc(n << 2);
     this.clock = heap.alloc(<usize>this.clockLength << 3);
     for (let i = 0; i < this.clockLength; i++) store<f64>(this.clock + (<usize>i << 3), NaN);
   }
@@ -45,6 +49,7 @@ export class UseColumns {
   @inline positionAt(u: i32): i32 { return load<i32>(this.position + (<usize>u << 2)); }
   @inline blockIdAt(u: i32): i32 { return load<i32>(this.blockId + (<usize>u << 2)); }
   @inline kindAt(u: i32): u8 { return load<u8>(this.kind + <usize>u); }
+  @inline operatorAt(u: i32): i32 { return load<i32>(this.operator + (<usize>u << 2)); }
   /** where trace block `id` is freed (its free_requested), NEVER_FREED: never */
   @inline freeAtBlock(id: i32): i32 { return id >= 0 && id < this.blockIds ? load<i32>(this.freeAt + (<usize>id << 2)) : NEVER_FREED; }
   /** µs of computation at `position` (0 .. events); NaN when the trace has no time */
