@@ -23,7 +23,7 @@ function cliProgress(): typeof CliProgress {
 /** Work shorter than this never shows a bar: a flash of a bar is noise. */
 const SHOW_AFTER_MS = 300;
 
-export function startProgress(stage: string, unit: "bytes" | "events" | "replays", enabled = true): Progress {
+export function startProgress(stage: string, unit: "bytes" | "events" | "replays" | "simulated ms", enabled = true): Progress {
   if (!enabled || !process.stderr.isTTY) return QUIET;
   const started = Date.now();
   let bar: CliProgress.SingleBar | null = null;

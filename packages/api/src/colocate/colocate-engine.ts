@@ -67,6 +67,9 @@ export interface StrategyRun {
   trainingMeanBytes: number;
   inferenceMeanBytes: number;
   zeroFills: number;
+  /** memory taken from training for inference (requests and model loads alike): latency of each */
+  handoverP50Us: number;
+  handoverP99Us: number;
   handovers: Handover[];
   timeline: TimelinePoint[];
   perTenant: { name: string; kind: string; requests: number; failed: number; acquireP99Us: number; stepsCompleted: number; stepsLost: number }[];
@@ -355,6 +358,7 @@ class ColocationEngine implements TenantHost {
     const requests = this.tenants.flatMap((t) => t.requests);
     const served = requests.filter((r) => !r.failed).map((r) => r.acquireUs).sort((a, b) => a - b);
     const slo = this.scenario.sloMs * 1000;
+    const handoverLatency = this.handovers.map((h) => h.latencyUs).sort((a, b) => a - b);
     const mean = (pick: (p: TimelinePoint) => number) => (this.timeline.length === 0 ? 0 : this.timeline.reduce((s, p) => s + pick(p), 0) / this.timeline.length);
     return {
       strategy: this.strategy,
@@ -370,6 +374,8 @@ class ColocationEngine implements TenantHost {
       trainingMeanBytes: mean((p) => p.trainingBytes),
       inferenceMeanBytes: mean((p) => p.inferenceBytes),
       zeroFills: this.pool.zeroFills,
+      handoverP50Us: percentile(handoverLatency, 0.5),
+      handoverP99Us: percentile(handoverLatency, 0.99),
       handovers: this.handovers,
       timeline: this.timeline,
       perTenant: this.tenants.map((t) => {

@@ -20,8 +20,12 @@ export interface ColocateResult {
   /** W: given in the scenario, or planned */
   reserve: ReservePlan & { planned: boolean };
   tenants: { name: string; kind: string; policy: string; trace: string; prologueBytes: number; segments: number; segmentMeanUs: number; peakAboveRestBytes: number; ratePerS: number }[];
-  /** what a handover costs by the cost model: zero-fill of one 2 MiB chunk, the adjustment constant */
-  costs: { zeroFillChunkUs: number; adjustUs: number; cudaMalloc1GiBUs: number; cudaFree1GiBUs: number };
+  /**
+   * What handing 1 GiB to inference costs by the cost model: from the reserve (zero-fill of 512
+   * chunks), by an adjustment (plus ADJUST_US), and PyTorch's free-then-malloc (cudaFree + cudaMalloc
+   * of 1 GiB, without the wait for training's step to end, which the runs measure)
+   */
+  costs: { zeroFillChunkUs: number; adjustUs: number; cudaMalloc1GiBUs: number; cudaFree1GiBUs: number; handover1GiBFromReserveUs: number; handover1GiBByAdjustUs: number; freeThenMalloc1GiBUs: number };
   runs: StrategyRun[];
   /** with fingerprints: the fingerprinted tenants' memory with and without dedup, and N = 1..8 copies of the first */
   dedup: { tenants: string[]; figure: DedupFigure; sweepOf: string | null; sweep: DedupFigure[] } | null;
@@ -94,7 +98,15 @@ export async function runColocate(scenario: Scenario, options: ColocateOptions =
     idleS: scenario.idleS,
     reserve,
     tenants,
-    costs: { zeroFillChunkUs, adjustUs: ADJUST_US, cudaMalloc1GiBUs: driverMicros("malloc", 2 ** 30), cudaFree1GiBUs: driverMicros("free", 2 ** 30) },
+    costs: {
+      zeroFillChunkUs,
+      adjustUs: ADJUST_US,
+      cudaMalloc1GiBUs: driverMicros("malloc", 2 ** 30),
+      cudaFree1GiBUs: driverMicros("free", 2 ** 30),
+      handover1GiBFromReserveUs: (2 ** 30 / CHUNK_BYTES) * zeroFillChunkUs,
+      handover1GiBByAdjustUs: ADJUST_US + (2 ** 30 / CHUNK_BYTES) * zeroFillChunkUs,
+      freeThenMalloc1GiBUs: driverMicros("free", 2 ** 30) + driverMicros("malloc", 2 ** 30),
+    },
     runs,
   };
 }

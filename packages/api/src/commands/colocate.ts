@@ -9,7 +9,7 @@ import { printable } from "../terminal-text.js";
 /** `lakebed colocate SCENARIO`: the scenario's tenants on one device, under each strategy. */
 export async function colocateCommand(file: string, options: { json?: boolean; html?: string }): Promise<number> {
   const scenario = readScenario(file);
-  const progress = startProgress("colocate", "events", !options.json);
+  const progress = startProgress("colocate", "simulated ms", !options.json);
   let result: ColocateResult;
   try {
     // progress in simulated milliseconds, over every strategy in turn
@@ -44,7 +44,7 @@ export async function colocateCommand(file: string, options: { json?: boolean; h
       `${printable(file)}: ${result.tenants.length} tenants on ${formatBytes(result.capacityBytes)} for ${result.durationS} s; SLO ${result.sloMs} ms to acquire memory`,
       `reserve W ${formatBytes(r.watermarkBytes)} (${r.planned ? `planned: estimated ${(100 * r.estimatedSloShare).toFixed(1)}% within the SLO, ${(100 * r.sloShareWithoutReserve).toFixed(1)}% without a reserve` : "from the scenario"}), T_idle ${result.idleS} s`,
       renderTable(
-        ["strategy", "requests", "failed", "acquire p50", "p99", "within SLO", "steps done", "steps lost", "training gave up", "training mean", "inference mean"],
+        ["strategy", "requests", "failed", "acquire p50", "p99", "within SLO", "handovers", "handover p50", "p99", "steps done", "steps lost", "training gave up", "training mean", "inference mean"],
         result.runs.map((x) => [
           x.strategy,
           x.requests,
@@ -52,6 +52,9 @@ export async function colocateCommand(file: string, options: { json?: boolean; h
           ms(x.acquireP50Us),
           ms(x.acquireP99Us),
           `${(100 * x.withinSloShare).toFixed(1)}%`,
+          x.handovers.length,
+          ms(x.handoverP50Us),
+          ms(x.handoverP99Us),
           x.trainingStepsCompleted,
           x.trainingStepsLost,
           formatBytes(x.trainingGaveUpBytes),
@@ -59,6 +62,7 @@ export async function colocateCommand(file: string, options: { json?: boolean; h
           formatBytes(x.inferenceMeanBytes),
         ]),
       ),
+      `1 GiB to inference by the cost model: ${ms(result.costs.handover1GiBFromReserveUs)} from the reserve (zero-fill), ${ms(result.costs.handover1GiBByAdjustUs)} by an adjustment, ${ms(result.costs.freeThenMalloc1GiBUs)} free-then-malloc plus the wait for training's step (Sirius: 0.8 ms with zero-fill, about 250 ms naive)`,
       ...dedupLines(result),
       options.html ? `report: ${printable(options.html)}` : "",
     ]

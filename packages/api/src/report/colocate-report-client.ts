@@ -21,11 +21,11 @@ export function drawColocate(data: ColocateResult, uPlot: any): void {
   summary.append(el("h2", {}, `Inference memory-acquire latency and training, SLO ${data.sloMs} ms`));
   const table = el("table", { class: "facts" });
   const head = el("tr");
-  for (const h of ["strategy", "requests", "failed", "acquire p50 (ms)", "p99 (ms)", "within SLO", "steps done", "steps lost", "training gave up"]) head.append(el("th", {}, h));
+  for (const h of ["strategy", "requests", "failed", "acquire p50 (ms)", "p99 (ms)", "within SLO", "handovers", "handover p50 (ms)", "p99 (ms)", "steps done", "steps lost", "training gave up"]) head.append(el("th", {}, h));
   table.append(head);
   for (const r of data.runs) {
     const row = el("tr", { class: "strategy" });
-    for (const v of [r.strategy, String(r.requests), String(r.failedRequests), (r.acquireP50Us / 1000).toFixed(3), (r.acquireP99Us / 1000).toFixed(3), `${(100 * r.withinSloShare).toFixed(1)}%`, String(r.trainingStepsCompleted), String(r.trainingStepsLost), fmt(r.trainingGaveUpBytes)]) row.append(el("td", {}, v));
+    for (const v of [r.strategy, String(r.requests), String(r.failedRequests), (r.acquireP50Us / 1000).toFixed(3), (r.acquireP99Us / 1000).toFixed(3), `${(100 * r.withinSloShare).toFixed(1)}%`, String(r.handovers.length), (r.handoverP50Us / 1000).toFixed(3), (r.handoverP99Us / 1000).toFixed(3), String(r.trainingStepsCompleted), String(r.trainingStepsLost), fmt(r.trainingGaveUpBytes)]) row.append(el("td", {}, v));
     table.append(row);
   }
   summary.append(table);
