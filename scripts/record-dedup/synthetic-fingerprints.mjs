@@ -5,9 +5,7 @@
 // loaded "with the same weights" get the same seed; two fine-tunes of one base share the base's
 // seed and differ in their adapters'.
 //
-//   node scripts/record-dedup/synthetic-fingerprints.mjs OUTDIR   writes the fixtures
-import { writeFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+// write-fixtures.mjs writes the fixtures of test/fixtures/scenarios/dedup/ with it.
 import { chunkDigest, FINGERPRINT_FORMAT, FINGERPRINT_HASH } from "@lakebed/traces";
 
 const CHUNK = 2 * 1024 * 1024;
@@ -83,14 +81,4 @@ export function syntheticFingerprints({ baseSeed, adapterSeed = null, addressBas
     return s;
   });
   return { format: FINGERPRINT_FORMAT, version: 1, hash: FINGERPRINT_HASH, chunk_bytes: CHUNK, device: 0, label, generated: "scripts/record-dedup/synthetic-fingerprints.mjs", storages };
-}
-
-if (process.argv[1] && import.meta.url === new URL(process.argv[1], "file:").href) {
-  const out = process.argv[2];
-  if (!out) throw new Error("usage: synthetic-fingerprints.mjs OUTDIR");
-  mkdirSync(out, { recursive: true });
-  const write = (name, doc) => writeFileSync(join(out, name), JSON.stringify(doc) + "\n");
-  write("llama_infer.fingerprints.json", syntheticFingerprints({ baseSeed: 1 }));
-  write("llama_lora_a.fingerprints.json", syntheticFingerprints({ baseSeed: 1, adapterSeed: 101 }));
-  write("llama_lora_b.fingerprints.json", syntheticFingerprints({ baseSeed: 1, adapterSeed: 202 }));
 }
