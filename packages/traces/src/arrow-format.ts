@@ -53,7 +53,9 @@ import { TraceError } from "./trace-error.js";
 import { checkDeviceTrace } from "./validate.js";
 import { accessFromJson, accessToJson } from "./access-json.js";
 import { checkAccessColumns } from "./access-valid.js";
-import { arrowFramingProblem } from "./arrow-framing.js";
+import { arrowFraming } from "./arrow-framing.js";
+import { checkArrowFileLimits, checkArrowMetaLimits } from "./arrow-limits.js";
+import { importLimits, type ImportLimits } from "./import-limits.js";
 import { arrowTraceMetaProblem, type TraceMeta } from "./arrow-metadata.js";
 import { deviceOrdinalProblem, freeOrderProblem, sizeProblem, streamProblem } from "./event-checks.js";
 
@@ -162,12 +164,16 @@ export async function writeTraceArrow(trace: Trace, path: string): Promise<void>
   await writeFile(path, path.endsWith(".gz") ? await gzipAsync(bytes) : bytes);
 }
 
-/** Reads lakebed's Arrow trace file from memory; `source` describes the file being read. */
-export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; gzip: boolean }): Trace {
+/**
+ * Reads lakebed's Arrow trace file from memory; `source` describes the file being read. The stated
+ * limits hold as for any trace (arrow-limits.ts).
+ */
+export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; gzip: boolean }, limits: ImportLimits = importLimits()): Trace {
   const { file } = source;
   const { tableFromIPC, Type } = arrowLibrary();
-  const framing = arrowFramingProblem(bytes);
-  if (framing !== null) throw new TraceError(file, `not a readable Arrow IPC file: ${framing}`);
+  const framing = arrowFraming(bytes);
+  if (framing.problem !== null) throw new TraceError(file, `not a readable Arrow IPC file: ${framing.problem}`);
+  checkArrowFileLimits(framing, file, limits);
   let table: Table;
   try {
     table = tableFromIPC(bytes);
@@ -186,6 +192,7 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
   } catch {
     throw new TraceError(file, "lakebed.trace metadata is not valid JSON");
   }
+  checkArrowMetaLimits(meta, file, limits);
   const metaProblem = arrowTraceMetaProblem(meta);
   if (metaProblem !== null) throw new TraceError(file, `lakebed Arrow trace metadata: ${metaProblem}`);
   const total = table.numRows;

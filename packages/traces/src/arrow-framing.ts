@@ -19,7 +19,9 @@
  * vector or string holds a u32 offset forward from itself; a vector is a u32 count, then elements.
  * Every count is bounded by the bytes that remain, so no walk here is longer than the file.
  *
- * The result is null when the framing holds, else what is wrong, in words.
+ * The result is what is wrong, in words, or, when the framing holds, what the stated limits on Arrow
+ * files need (arrow-limits.ts): the schema's fields and the largest dictionary batch's entries,
+ * measured here because arrow-js builds every one of them.
  */
 const MAGIC = "ARROW1";
 const BLOCK_BYTES = 24;
@@ -33,6 +35,22 @@ const LAST_TYPE_ID = 26;
 const MAX_FIELD_DEPTH = 16;
 
 class Framing extends Error {}
+
+/** The framing walk's measures of a file whose framing holds. */
+export interface ArrowFileShape {
+  /** fields of the schema, at any depth */
+  columns: number;
+  /** rows of the largest dictionary batch (0: none) */
+  largestDictionary: number;
+}
+
+export type ArrowFraming = { problem: string } | ({ problem: null } & ArrowFileShape);
+
+/** What the walk has counted so far. */
+class Counts implements ArrowFileShape {
+  columns = 0;
+  largestDictionary = 0;
+}
 
 /** Bounds-checked reads of a flatbuffer lying in bytes [start, end) of the file. */
 class Flatbuffer {
@@ -103,17 +121,18 @@ class Flatbuffer {
   }
 }
 
-export function arrowFramingProblem(bytes: Uint8Array): string | null {
+export function arrowFraming(bytes: Uint8Array): ArrowFraming {
+  const counts = new Counts();
   try {
-    checkFile(bytes);
-    return null;
+    checkFile(bytes, counts);
+    return { problem: null, columns: counts.columns, largestDictionary: counts.largestDictionary };
   } catch (e) {
-    if (e instanceof Framing) return e.message;
+    if (e instanceof Framing) return { problem: e.message };
     throw e;
   }
 }
 
-function checkFile(bytes: Uint8Array): void {
+function checkFile(bytes: Uint8Array, counts: Counts): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.length;
   const text = (at: number) => String.fromCharCode(...bytes.subarray(at, at + MAGIC.length));
@@ -126,7 +145,7 @@ function checkFile(bytes: Uint8Array): void {
   const root = footer.root();
   const schema = footer.field(root, 1);
   if (schema < 0) throw new Framing("its footer has no schema");
-  checkSchema(footer, footer.table(schema));
+  checkSchema(footer, footer.table(schema), counts);
   for (const [fieldIndex, header, kind] of [
     [2, HEADER_DICTIONARY_BATCH, "dictionary batch"],
     [3, HEADER_RECORD_BATCH, "record batch"],
@@ -136,20 +155,22 @@ function checkFile(bytes: Uint8Array): void {
     const { first, count } = footer.vector(at, BLOCK_BYTES);
     for (let k = 0; k < count; k++) {
       const block = first + k * BLOCK_BYTES;
-      checkMessage(view, footerStart, footer.i64(block), view.getInt32(block + 8, true), footer.i64(block + 16), header, `${kind} ${k}`);
+      const rows = checkMessage(view, footerStart, footer.i64(block), view.getInt32(block + 8, true), footer.i64(block + 16), header, `${kind} ${k}`);
+      if (header === HEADER_DICTIONARY_BATCH) counts.largestDictionary = Math.max(counts.largestDictionary, rows);
     }
   }
 }
 
-function checkSchema(fb: Flatbuffer, schema: number): void {
-  for (const f of fb.tables(schema, 1)) checkField(fb, f, 0);
+function checkSchema(fb: Flatbuffer, schema: number, counts: Counts): void {
+  for (const f of fb.tables(schema, 1)) checkField(fb, f, 0, counts);
   for (const kv of fb.tables(schema, 2)) checkKeyValue(fb, kv);
   const features = fb.field(schema, 3);
   if (features >= 0) fb.vector(features, 8);
 }
 
-function checkField(fb: Flatbuffer, field: number, depth: number): void {
+function checkField(fb: Flatbuffer, field: number, depth: number, counts: Counts): void {
   if (depth > MAX_FIELD_DEPTH) throw new Framing(`its schema nests fields more than ${MAX_FIELD_DEPTH} deep`);
+  counts.columns++;
   const name = fb.field(field, 0);
   if (name >= 0) fb.string(name);
   const typeId = fb.field(field, 2);
@@ -163,7 +184,7 @@ function checkField(fb: Flatbuffer, field: number, depth: number): void {
     const indexType = fb.field(d, 1);
     if (indexType >= 0) fb.table(indexType);
   }
-  for (const child of fb.tables(field, 5)) checkField(fb, child, depth + 1);
+  for (const child of fb.tables(field, 5)) checkField(fb, child, depth + 1, counts);
   for (const kv of fb.tables(field, 6)) checkKeyValue(fb, kv);
 }
 
@@ -174,8 +195,11 @@ function checkKeyValue(fb: Flatbuffer, kv: number): void {
   }
 }
 
-/** A block of the footer: a message of the expected kind, and its body, inside the file's messages. */
-function checkMessage(view: DataView, messagesEnd: number, offset: number, metaBytes: number, bodyBytes: number, header: number, what: string): void {
+/**
+ * A block of the footer: a message of the expected kind, and its body, inside the file's messages.
+ * Returns the rows its batch claims.
+ */
+function checkMessage(view: DataView, messagesEnd: number, offset: number, metaBytes: number, bodyBytes: number, header: number, what: string): number {
   if (!(offset >= 8 && metaBytes > 8 && offset + metaBytes + bodyBytes <= messagesEnd)) {
     throw new Framing(`its ${what} lies outside the file (offset ${offset}, ${metaBytes} + ${bodyBytes} bytes)`);
   }
@@ -228,4 +252,5 @@ function checkMessage(view: DataView, messagesEnd: number, offset: number, metaB
   if (compression >= 0) fb.table(compression);
   const variadic = fb.field(batch, 4);
   if (variadic >= 0) fb.vector(variadic, 8);
+  return rows;
 }

@@ -22,6 +22,14 @@
  *   streams            256 streams per device (real runs use 1 to about 20)
  *   segments           1 million segments (an 80 GiB device holds at most 40,960 of 2 MiB)
  *   blocksPerSegment   1 million blocks in one segment (blocks are at least 512 bytes)
+ *   columns            64 fields in an Arrow file's schema (lakebed's format has 7): arrow-js builds
+ *                      every field of every record batch, which a file of 100,000 one-byte columns
+ *                      made take 47 s
+ *   dictionaryEntries  1,024 entries in one Arrow dictionary batch (the action column's dictionary
+ *                      holds the 10 action names): arrow-js builds every entry as a string
+ *
+ * The Arrow format's own values (lakebed.trace metadata: devices, streams, segments, blocks, and
+ * the values and nesting of the JSON) are held to the same limits as a snapshot's (arrow-limits.ts).
  */
 import { TraceError } from "./trace-error.js";
 
@@ -33,6 +41,8 @@ export interface ImportLimits {
   streams: number;
   segments: number;
   blocksPerSegment: number;
+  columns: number;
+  dictionaryEntries: number;
 }
 
 /** The most bytes one Node buffer (and a wasm32 memory) holds: no decompressed trace can be larger. */
@@ -46,6 +56,8 @@ export const DEFAULT_LIMITS: Readonly<ImportLimits> = Object.freeze({
   streams: 256,
   segments: 1_000_000,
   blocksPerSegment: 1_000_000,
+  columns: 64,
+  dictionaryEntries: 1_024,
 });
 
 /** What each limit counts, as the refusal words it: "<found> <noun> exceed the limit of <limit> <noun><per>". */
@@ -57,6 +69,8 @@ const WORDING: Record<keyof ImportLimits, { noun: string; per: string }> = {
   streams: { noun: "streams", per: " per device" },
   segments: { noun: "segments", per: "" },
   blocksPerSegment: { noun: "blocks", per: " in one segment" },
+  columns: { noun: "columns", per: " in an Arrow schema (fields at any depth)" },
+  dictionaryEntries: { noun: "entries", per: " in one Arrow dictionary" },
 };
 
 export const LIMIT_KEYS = Object.keys(DEFAULT_LIMITS) as (keyof ImportLimits)[];

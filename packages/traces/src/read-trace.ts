@@ -74,7 +74,7 @@ function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes
   const scaled = onProgress === undefined ? undefined : (done: number, total: number) => onProgress(Math.round((done / total) * fileBytes), fileBytes);
   let trace: Trace;
   if (isArrowTrace(payload)) {
-    trace = readTraceArrowBytes(payload, { file, gzip });
+    trace = readTraceArrowBytes(payload, { file, gzip }, limits);
   } else {
     const decoded = looksLikeJson(payload)
       ? decodeSnapshotJson(parseJson(payload, file), { file, gzip }, limits)

@@ -70,7 +70,7 @@ function deviceOf(segment: Record<string, unknown>): { device?: number } {
 }
 
 /** Walks decoded values depth-first with an explicit stack, counting values against limits.objects and nesting against limits.depth. */
-class BoundedWalk {
+export class BoundedWalk {
   private counted = 0;
   private readonly stack: unknown[] = [];
   private readonly depths: number[] = [];
