@@ -211,7 +211,7 @@ function summaryMarkdown(s) {
   for (const [name, f] of Object.entries(s.importers)) {
     if (f.failures.length > 0) lines.push("", `${name} failures:`, ...f.failures.slice(0, 20).map((x) => `- input ${x.index} (${x.recipe}): ${x.detail} (\`${x.savedAs}\`)`));
     if (f.classes !== undefined && Object.keys(f.classes).length > 0) {
-      lines.push("", `${name}, inputs shaped against the importer's stated limits (test/fuzz/hostile-shapes.ts), accepted / refused / failures:`);
+      lines.push("", `${name}, inputs shaped against the importer's stated limits (test/fuzz/${name === "arrow" ? "arrow-hostile-shapes.ts" : "hostile-shapes.ts"}), accepted / refused / failures:`);
       lines.push(...Object.entries(f.classes).map(([c, n]) => `- ${c}: ${n.inputs} (${n.accepted} / ${n.rejected} / ${n.failures})`));
     }
     lines.push("", `${name}, most common rejections:`, ...f.rejectionKinds.slice(0, 6).map((r) => `- ${r.count} × \`${r.message}\``));

@@ -4,6 +4,9 @@ import type { Corpus } from "./corpus.js";
 import { DEFAULT_LIMITS, IsolatedImporter, type IsolationLimits } from "./isolated-importer.js";
 import { makeInput, type FuzzInput, type Importer } from "./inputs.js";
 import { HOSTILE_CLASSES } from "./hostile-shapes.js";
+import { ARROW_HOSTILE_CLASSES } from "./arrow-hostile-shapes.js";
+
+const SHAPE_CLASSES: readonly string[] = [...HOSTILE_CLASSES, ...ARROW_HOSTILE_CLASSES];
 import { traceInvariantViolation } from "./trace-invariants.js";
 
 /**
@@ -120,7 +123,7 @@ async function fuzzOne(importer: Importer, corpus: Corpus, options: FuzzOptions,
   writeFileSync(join(options.dir, "in-flight.txt"), `${importer} seed ${options.seed} input ${k} (${input.recipe})\n`);
   const v = await importOnce(isolated, input, options.dir, k % 16 === 0);
   stats.inputs++;
-  const shapeClass = HOSTILE_CLASSES.find((c) => input.recipe.startsWith(`${c}(`));
+  const shapeClass = SHAPE_CLASSES.find((c) => input.recipe.startsWith(`${c}(`));
   if (shapeClass !== undefined) {
     const c = stats.classes.get(shapeClass) ?? { inputs: 0, accepted: 0, rejected: 0, failures: 0 };
     c.inputs++;

@@ -5,6 +5,7 @@ import { concat, mutateBytes } from "./mutate-bytes.js";
 import { mutateValue, toJsonText } from "./mutate-values.js";
 import { writePickle } from "./pickle-writer.js";
 import { encodeShape, hostileShape } from "./hostile-shapes.js";
+import { arrowHostileShape } from "./arrow-hostile-shapes.js";
 import { Rng } from "../support/random.js";
 import type { ImportLimits } from "@lakebed/traces";
 
@@ -27,11 +28,18 @@ export interface FuzzInput {
 const PROTOCOLS = [2, 3, 4, 5] as const;
 /** the share of pickle and JSON inputs drawn from the hostile shapes (hostile-shapes.ts) */
 const HOSTILE_SHARE = 0.06;
+/** the share of Arrow inputs drawn from arrow-hostile-shapes.ts (their eight classes need more) */
+const ARROW_HOSTILE_SHARE = 0.2;
 const utf8 = new TextEncoder();
 
 export function makeInput(importer: Importer, corpus: Corpus, seed: number, index: number): FuzzInput {
   const rng = new Rng(seed, index);
   if (importer !== "arrow" && rng.chance(HOSTILE_SHARE)) return hostileInput(rng, importer === "pickle");
+  if (importer === "arrow" && rng.chance(ARROW_HOSTILE_SHARE)) {
+    const seed = rng.pick(corpus.arrows);
+    const shape = arrowHostileShape(seed.bytes, seed.name, rng);
+    return { extension: ".arrow", bytes: shape.bytes, recipe: shape.recipe, limits: shape.limits };
+  }
   const roll = rng.below(100);
   switch (importer) {
     case "pickle":
