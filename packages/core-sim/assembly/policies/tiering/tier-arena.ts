@@ -17,8 +17,8 @@
 //   resident  touches  > 0, handles  > 0, hostSlot == -1: a chunk mapped with access
 //   on host   touches  > 0, handles == 0, hostSlot >= 0: its bytes in the host arena at
 //             hostSlot x 2 MiB, the range unmapped (a device access there would fault)
-// A page whose last block goes is unmapped at once and its chunk cached by the policy
-// (TieringPolicy.spareChunks), so no page is mapped without a block.
+// A page whose last block goes is unmapped at once and its chunk released, so no page is mapped
+// without a block and the device holds exactly the mapped pages.
 
 import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../../device/device";
 import { NO_BLOCK } from "../../memory/block-table";

@@ -8,8 +8,9 @@
 // over (Policy.useBlocks), every page of every block it uses is brought back: create a chunk, map,
 // set access, copy in. A use never touches a page on the host.
 //
-// The capacity is in chunks: chunks created and not released (mapped pages plus the spare chunks
-// of pages whose last block went, cached for reuse) never pass it. A request whose own pages pass
+// The capacity is in chunks: chunks created and not released, which are exactly the mapped pages
+// (a page whose last block goes is unmapped and its chunk released at once, so reserved bytes are
+// always the mapped ones), never pass it. A request whose own pages pass
 // it is out of memory, as is one whose pages cannot be made room for (every other page pinned by the
 // same operation, or the host arena full). An operator whose blocks together pass the capacity
 // cannot run: its uses are counted as unserved (the replay reports them as out of memory).
@@ -33,7 +34,7 @@
 //  INV-TIER-3  touches[p] equals the number of allocated or pending blocks touching page p.
 //  INV-TIER-4  a touched page is either resident (a chunk mapped, no host slot) or on the host (a
 //              host slot, nothing mapped); an untouched page has neither.
-//  INV-TIER-5  chunks (created, not released) == mapped pages + spare chunks; reserved_bytes ==
+//  INV-TIER-5  chunks (created, not released) == mapped pages; reserved_bytes ==
 //              chunks x 2 MiB == the device's physical bytes; with a tier capacity, chunks never
 //              pass it (peakChunks included).
 //  INV-TIER-6  the host slots in use are exactly the slots of the pages on the host, each held by
@@ -58,7 +59,7 @@ import {
 } from "../stats";
 import { Policy, NO_HANDLE_BLOCK } from "../policy";
 import { expandableAddressSpace } from "../caching/caching";
-import { SegmentLog } from "../../replay/segment-log";
+import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../replay/segment-log";
 import { Layout } from "../../replay/layout";
 import { UseColumns } from "../../replay/uses";
 import { TierArena, PAGE_BYTES, NO_SLOT } from "./tier-arena";
@@ -98,9 +99,6 @@ export class TieringPolicy extends Policy {
   /** chunks created and not released, and the most there have been */
   chunks: i32 = 0;
   peakChunks: i32 = 0;
-  /** unmapped chunks kept for reuse (their pages lost their last block) */
-  spare: StaticArray<i32> = new StaticArray<i32>(64);
-  spareCount: i32 = 0;
   /** the tier capacity in chunks, 0: none (nothing moves) */
   capacityChunks: i32 = 0;
   host: HostSlots = new HostSlots();
@@ -295,15 +293,13 @@ export class TieringPolicy extends Policy {
   }
 
   /**
-   * Makes sure `wanted` chunks can be had (spare, or created under the capacity), moving unpinned
-   * pages to the host when they cannot; returns how many can (fewer: the rest has no victim).
+   * Makes sure `wanted` chunks can be created under the capacity, moving unpinned pages to the host
+   * when they cannot; returns how many can (fewer: the rest has no victim).
    */
   private makeRoom(wanted: i32): i32 {
     this.freedChunkAt = NaN;
-    let can = this.spareCount + max(0, min(this.headroom(), wanted));
-    if (can >= wanted || this.capacityChunks == 0 || !this.moves) return max(0, min(can, wanted));
-    // spare chunks count against the capacity: use them before moving anything
-    can = min(can, wanted);
+    let can = max(0, min(this.headroom(), wanted));
+    if (can >= wanted || this.capacityChunks == 0 || !this.moves) return can;
     const victims = this.chooseVictims(wanted - can);
     for (let i = 0; i < victims.length; i++) {
       const key = unchecked(victims[i]);
@@ -313,9 +309,8 @@ export class TieringPolicy extends Policy {
     return can;
   }
 
-  /** A chunk: a spare one, or a new one (makeRoom said one can be had). */
+  /** A new chunk (makeRoom said one can be had). */
   private takeChunk(): i32 {
-    if (this.spareCount > 0) return unchecked(this.spare[--this.spareCount]);
     const h = this.device.memCreate(PAGE_BYTES);
     assert(h != NO_HANDLE, "tiering: the device refused a chunk under the capacity");
     this.chunks++;
@@ -325,20 +320,12 @@ export class TieringPolicy extends Policy {
     return h;
   }
 
-  private keepSpare(h: i32): void {
-    if (this.spareCount == this.spare.length) {
-      const grown = new StaticArray<i32>(this.spare.length << 1);
-      memory.copy(changetype<usize>(grown), changetype<usize>(this.spare), <usize>this.spareCount << 2);
-      this.spare = grown;
-    }
-    unchecked((this.spare[this.spareCount++] = h));
-  }
-
   /** Maps a chunk at an untouched page and gives it access. */
   private mapNew(a: TierArena, p: i32): void {
     const h = this.takeChunk();
     const va = a.pageAddress(p);
     assert(this.device.map(va, PAGE_BYTES, h) && this.device.setAccess(va, PAGE_BYTES), "tiering: the device refused a map");
+    this.log.record(ACTION_SEGMENT_MAP, va, PAGE_BYTES);
     unchecked((a.handles[p] = h));
     this.mappedPages++;
   }
@@ -349,6 +336,7 @@ export class TieringPolicy extends Policy {
     const h = this.takeChunk();
     const va = a.pageAddress(p);
     assert(this.device.map(va, PAGE_BYTES, h) && this.device.setAccess(va, PAGE_BYTES), "tiering: the device refused a map");
+    this.log.record(ACTION_SEGMENT_MAP, va, PAGE_BYTES);
     this.device.copyIn(this.host.offset(slot), va, PAGE_BYTES);
     if (BROKEN != BROKEN_TIERING_HOST_SLOT_LEAK) this.host.give(slot); // broken-tiering.ts
     unchecked((a.hostSlots[p] = NO_SLOT));
@@ -372,6 +360,7 @@ export class TieringPolicy extends Policy {
     const h = unchecked(a.handles[p]);
     this.device.copyOut(va, this.host.offset(slot), PAGE_BYTES);
     this.device.unmap(va, PAGE_BYTES);
+    this.log.record(ACTION_SEGMENT_UNMAP, va, PAGE_BYTES);
     this.device.memRelease(h);
     this.chunks--;
     this.mappedPages--;
@@ -460,9 +449,13 @@ export class TieringPolicy extends Policy {
       if (a.resident(p)) {
         const h = unchecked(a.handles[p]);
         this.device.unmap(a.pageAddress(p), PAGE_BYTES);
+        this.log.record(ACTION_SEGMENT_UNMAP, a.pageAddress(p), PAGE_BYTES);
+        this.device.memRelease(h);
         unchecked((a.handles[p] = 0));
         this.mappedPages--;
-        this.keepSpare(h);
+        this.chunks--;
+        this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
+        this.stats.count(NUM_DEVICE_FREE);
       } else if (a.onHost(p)) {
         this.host.give(a.hostSlot(p));
         unchecked((a.hostSlots[p] = NO_SLOT));
@@ -486,18 +479,12 @@ export class TieringPolicy extends Policy {
     if (bPrev(dst) == NO_BLOCK) a.head = dst;
   }
 
-  /** torch.cuda.empty_cache(): completes pending frees, then releases every spare chunk. */
+  /** torch.cuda.empty_cache(): completes pending frees; no chunk is ever held without a block. */
   emptyCache(): void {
     this.completePendingFrees();
-    while (this.spareCount > 0) {
-      this.device.memRelease(unchecked(this.spare[--this.spareCount]));
-      this.chunks--;
-      this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
-      this.stats.count(NUM_DEVICE_FREE);
-    }
   }
 
-  /** A malloc never releases memory: spare chunks are reused, and the tier moves pages instead. */
+  /** A malloc never releases memory: no chunk is idle, and the tier moves pages instead. */
   mallocWouldRelease(requestBytes: u64, stream: i32): bool {
     return false;
   }

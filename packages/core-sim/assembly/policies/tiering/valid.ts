@@ -250,7 +250,7 @@ function touchesAt(a: TierArena, p: i32, b: i32): i32 {
 
 /** INV-TIER-5, 6 as sums, and INV-TIER-7's segment count and peaks. O(1) but for the stats' peaks. */
 function brokenTieringSums(t: TieringPolicy): i32 {
-  if (t.chunks != t.mappedPages + t.spareCount) return INV_CHUNKS;
+  if (t.chunks != t.mappedPages) return INV_CHUNKS;
   if (t.capacityChunks > 0 && t.peakChunks > t.capacityChunks) return INV_CHUNKS;
   const bytes = <i64>t.chunks * <i64>PAGE_BYTES;
   if (t.stats.get(statIndex(STAT_RESERVED_BYTES, POOL_ALL, METRIC_CURRENT)) != bytes) return INV_CHUNKS;
