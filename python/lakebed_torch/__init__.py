@@ -23,7 +23,7 @@ import os
 import pickle
 import gzip
 
-__all__ = ["enable", "library_path", "memory_stats", "dump_snapshot", "snapshot", "is_out_of_memory", "latencies"]
+__all__ = ["enable", "library_path", "memory_stats", "dump_snapshot", "snapshot", "is_out_of_memory", "latencies", "device_memory"]
 
 _LIB = None
 _ENABLED = None  # (policy, conf) once enabled
@@ -68,6 +68,7 @@ def _load():
         lib.lakebed_latency_read.restype = u64
         lib.lakebed_pending_frees.restype = u64
         lib.lakebed_check.restype = c_char_p
+        lib.lakebed_memory.argtypes = [p64]
         _LIB = lib
     return _LIB
 
@@ -155,6 +156,16 @@ def latencies():
         n = lib.lakebed_latency_read(frees, buf, 1 << 22)
         result[name] = list(buf[:n])
     return result
+
+
+def device_memory():
+    """{'baseline_free': cuMemGetInfo's free bytes at enable, 'min_free': the least seen after any call that took
+    memory, 'physical': bytes the driver holds for the policy now, 'peak_physical': at most, 'fence_waits': events
+    waited for before unmaps, 'fence_ns': the time those waits took}."""
+    out = (ctypes.c_uint64 * 6)()
+    _load().lakebed_memory(out)
+    return {"baseline_free": out[0], "min_free": out[1], "physical": out[2], "peak_physical": out[3],
+            "fence_waits": out[4], "fence_ns": out[5]}
 
 
 def is_out_of_memory(error):

@@ -209,6 +209,12 @@ uint64_t lakebed_call_read(uint64_t start, uint64_t count, uint8_t* kind, uint64
   return n;
 }
 
+int lakebed_memory(uint64_t out[6]) {
+  if (!g_allocator) return -1;
+  g_allocator->Memory(out);
+  return 0;
+}
+
 uint64_t lakebed_latency_read(int frees, uint32_t* out, uint64_t count) {
   if (!g_allocator) return 0;
   const auto v = g_allocator->Latencies(frees != 0);

@@ -1,5 +1,7 @@
 #include "device_imports.h"
 
+#include <algorithm>
+
 #include "core_sim.h"
 #include "wasm-rt.h"
 
@@ -11,6 +13,17 @@ constexpr double kRefused = -1;  // the addon's kOom: out of memory, or a refuse
 uint64_t U64(double v) { return static_cast<uint64_t>(v); }
 bool Refusal(const Status& s) { return s.code == Status::Code::kOutOfMemory || s.code == Status::Code::kInjected; }
 }  // namespace
+
+void DeviceImports::SampleFree() {
+  uint64_t freeBytes = 0, totalBytes = 0;
+  if (driver_->MemGetInfo(&freeBytes, &totalBytes).ok()) minFree_ = std::min(minFree_, freeBytes);
+}
+
+void DeviceImports::Took(uint64_t bytes) {
+  physical_ += bytes;
+  peakPhysical_ = std::max(peakPhysical_, physical_);
+  SampleFree();
+}
 
 void DeviceImports::Fail(const char* call, const Status& s) {
   if (error_.empty())
@@ -31,6 +44,7 @@ int32_t DeviceImports::memCreate(double bytes) {
     return 0;
   }
   handleBytes_[handle] = U64(bytes);
+  Took(U64(bytes));
   return static_cast<int32_t>(handle);
 }
 
@@ -39,7 +53,10 @@ void DeviceImports::memRelease(int32_t handle) {
   calls_->Add(CallKind::kMemRelease, it == handleBytes_.end() ? 0 : it->second);
   const Status s = driver_->MemRelease(static_cast<uint32_t>(handle));
   if (!s.ok()) return Fail("memRelease", s);
-  if (it != handleBytes_.end()) handleBytes_.erase(it);
+  if (it != handleBytes_.end()) {
+    physical_ -= it->second;
+    handleBytes_.erase(it);
+  }
 }
 
 double DeviceImports::addressReserve(double bytes, double alignment) {
@@ -102,6 +119,7 @@ double DeviceImports::malloc(double bytes) {
     return 0;
   }
   mallocBytes_[va] = U64(bytes);
+  Took(U64(bytes));
   trace_->Add(TraceAction::kSegmentAlloc, va, U64(bytes), stream_);
   return static_cast<double>(va);
 }
@@ -113,7 +131,10 @@ void DeviceImports::free(double va) {
   // cuMemFree waits for the device's work itself (as PyTorch's release of a cudaMalloc'd segment does)
   const Status s = driver_->Free(U64(va));
   if (!s.ok()) return Fail("free", s);
-  if (it != mallocBytes_.end()) mallocBytes_.erase(it);
+  if (it != mallocBytes_.end()) {
+    physical_ -= it->second;
+    mallocBytes_.erase(it);
+  }
   trace_->Add(TraceAction::kSegmentFree, U64(va), bytes, stream_);
 }
 

@@ -64,10 +64,20 @@ class DeviceImports {
   void fillPattern(double va, double bytes, double seed);
   double checkPattern(double va, double bytes, double seed);
 
+  // Physical bytes the driver holds for the policy (chunks and cudaMalloc'd segments), now and at
+  // peak, and the least free device memory cuMemGetInfo reported after each call that took memory
+  // (the real growth, as the live replay's MemoryWatch samples it).
+  uint64_t physicalBytes() const { return physical_; }
+  uint64_t peakPhysicalBytes() const { return peakPhysical_; }
+  uint64_t minFreeBytes() const { return minFree_; }
+  void SampleFree();
+
   // Memory the driver holds for the policy now: cudaMalloc'd segments and mapped ranges, address -> bytes.
   const std::map<uint64_t, uint64_t>& mallocs() const { return mallocBytes_; }
   const std::map<uint64_t, uint64_t>& mappings() const { return mapped_; }
 
+  // Counts memory a memCreate or malloc took.
+  void Took(uint64_t bytes);
   // Sets the error for a failed call; the caller then traps.
   void Fail(const char* call, const Status& s);
 
@@ -81,6 +91,9 @@ class DeviceImports {
   std::unordered_map<uint32_t, uint64_t> handleBytes_;
   std::map<uint64_t, uint64_t> mallocBytes_;
   std::map<uint64_t, uint64_t> mapped_;
+  uint64_t physical_ = 0;
+  uint64_t peakPhysical_ = 0;
+  uint64_t minFree_ = UINT64_MAX;
 };
 
 }  // namespace lakebed::torch

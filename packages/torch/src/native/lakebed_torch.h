@@ -74,6 +74,11 @@ int lakebed_segment_block(int i, int j, uint64_t out[4]);
 /* The device calls made (kinds: native-cuda's CALL_KINDS indices), when opened with call_log. */
 uint64_t lakebed_call_count(void);
 uint64_t lakebed_call_read(uint64_t start, uint64_t count, uint8_t* kind, uint64_t* bytes);
+/* Device memory: out[0] cuMemGetInfo's free bytes at open, out[1] the least free seen after any
+ * call that took memory, out[2] and out[3] the physical bytes the driver holds for the policy now
+ * and at peak; out[4] the events waited for before unmaps, out[5] the nanoseconds those waits took.
+ * 0, or -1 when not open. */
+int lakebed_memory(uint64_t out[6]);
 /* Nanoseconds each malloc (frees 0) or free (frees 1) took inside the library. */
 uint64_t lakebed_latency_read(int frees, uint32_t* out, uint64_t count);
 

@@ -68,6 +68,7 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
     *error = "memGetInfo: " + s.message;
     return nullptr;
   }
+  a->baselineFreeBytes_ = freeBytes;
   a->totalBytes_ = options.deviceTotalBytes ? options.deviceTotalBytes : totalBytes;
   a->calls_.SetOn(options.callLog);
   a->imports_ = std::make_unique<DeviceImports>(a->driver_.get(), &a->calls_, &a->trace_);
@@ -223,9 +224,12 @@ void Allocator::CompletePendingFreesWaiting() {
 void Allocator::FenceStreams() {
   for (size_t id = 0; id < streams_.size(); id++) {
     if (!freedSinceFence_[id]) continue;
+    const int64_t t0 = NowNs();
     const uint64_t e = events_->Record(streams_[id]);
     events_->Wait(e);
     events_->Release(e);
+    fenceWaits_++;
+    fenceNs_ += static_cast<uint64_t>(NowNs() - t0);
     freedSinceFence_[id] = false;
   }
 }
@@ -340,6 +344,16 @@ std::string Allocator::Check() {
   }
   if (policy_->broken()) return policy_->trapMessage();
   return "";
+}
+
+void Allocator::Memory(uint64_t out[6]) {
+  std::lock_guard<std::mutex> lock(mu_);
+  out[0] = baselineFreeBytes_;
+  out[1] = std::min(imports_->minFreeBytes(), baselineFreeBytes_);
+  out[2] = imports_->physicalBytes();
+  out[3] = imports_->peakPhysicalBytes();
+  out[4] = fenceWaits_;
+  out[5] = fenceNs_;
 }
 
 std::string Allocator::brokenReason() {

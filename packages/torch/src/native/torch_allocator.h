@@ -87,6 +87,10 @@ class Allocator {
   std::vector<uint32_t> Latencies(bool frees);
   // "" when INV-TA-1..3 hold, else which one broke and where.
   std::string Check();
+  // cuMemGetInfo's free bytes when the allocator opened and the least seen since; the driver's
+  // physical bytes for the policy now and at peak; fences made before unmaps (events waited for)
+  // and the nanoseconds spent waiting in them.
+  void Memory(uint64_t out[6]);
   std::string brokenReason();
   uint64_t driverTotalBytes() const { return totalBytes_; }
   std::string description() const { return driver_->description(); }
@@ -130,6 +134,9 @@ class Allocator {
   std::vector<bool> freedSinceFence_;      // by id
   std::vector<uint32_t> mallocNs_, freeNs_;
   std::string eventError_;
+  uint64_t baselineFreeBytes_ = 0;
+  uint64_t fenceWaits_ = 0;
+  uint64_t fenceNs_ = 0;
 };
 
 }  // namespace lakebed::torch

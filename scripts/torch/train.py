@@ -1,0 +1,117 @@
+"""One training run under one allocator, for the GPU check of issue 15 (scripts/torch/run.sh runs them all).
+
+    python3 train.py WORKLOAD ALLOCATOR STEPS OUTDIR
+      WORKLOAD   gpt2_ckpt | llama_lora (the shared traces' workloads, scripts/record-access/workloads.py)
+      ALLOCATOR  native (PyTorch's own) | caching | expandable | vms | lakebed (liblakebed_torch.so)
+
+Same seed, same data, same model (random weights from transformers configurations: no network on the
+GPU machine). Writes OUTDIR/WORKLOAD.ALLOCATOR.json: the loss and wall time of every step (synchronized),
+peaks (allocated, reserved) from the allocator's statistics, the device memory growth (cuMemGetInfo), and
+the latency of malloc and free measured the same way in every run (a fixed seeded sequence through
+torch.cuda.caching_allocator_alloc/delete, timed in Python, after training); under the library also its
+own per-call latencies and the snapshot it wrote (OUTDIR/WORKLOAD.ALLOCATOR.pickle.gz) for `lakebed replay`.
+"""
+import json
+import os
+import random
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "record-access"))
+
+workload, allocator, steps, outdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+SEED = 1234
+
+import torch  # noqa: E402
+
+# The allocator is swapped before CUDA is initialized (initialization sets up the allocator).
+# The baseline is cuMemGetInfo's free bytes with the context made and nothing allocated.
+if allocator != "native":
+    import lakebed_torch
+
+    description = lakebed_torch.enable(policy=allocator)
+    torch.cuda.init()
+    baseline_free, total = lakebed_torch.device_memory()["baseline_free"], torch.cuda.mem_get_info()[1]
+else:
+    description = "PyTorch's CUDACachingAllocator"
+    torch.cuda.init()
+    baseline_free, total = torch.cuda.mem_get_info()
+
+import workloads  # noqa: E402
+
+workloads.torch = torch  # workloads.py imports torch in its main(); the step builders read the module global
+torch.manual_seed(SEED)
+random.seed(SEED)
+torch.backends.cuda.matmul.allow_tf32 = False
+build = {"gpt2_ckpt": lambda: workloads.gpt2(True), "llama_lora": workloads.llama_lora}[workload]
+
+losses, step_ms, min_free = [], [], baseline_free
+_backward = torch.Tensor.backward
+captured = {}
+
+
+def backward(self, *args, **kwargs):  # the step functions drop the loss: keep it
+    captured["loss"] = self.detach()
+    return _backward(self, *args, **kwargs)
+
+
+torch.Tensor.backward = backward
+step, what = build()
+for i in range(steps):
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    torch.manual_seed(SEED + i)  # same data in every run
+    step(i)
+    torch.cuda.synchronize()
+    step_ms.append((time.perf_counter() - t0) * 1000)
+    losses.append(float(captured["loss"].float().item()))
+    min_free = min(min_free, torch.cuda.mem_get_info()[0])
+torch.Tensor.backward = _backward
+
+result = {"workload": workload, "allocator": allocator, "what": what, "description": description, "steps": steps,
+          "losses": losses, "step_ms": step_ms, "median_step_ms": statistics.median(step_ms[3:]),
+          "total_bytes": total, "baseline_free_bytes": baseline_free, "growth_bytes_after_steps": baseline_free - min_free}
+if allocator == "native":
+    s = torch.cuda.memory_stats()
+    result.update(peak_allocated=s["allocated_bytes.all.peak"], peak_reserved=s["reserved_bytes.all.peak"],
+                  num_alloc_retries=s["num_alloc_retries"], num_ooms=s["num_ooms"])
+else:
+    s = lakebed_torch.memory_stats()
+    mem = lakebed_torch.device_memory()
+    lat = lakebed_torch.latencies()
+    q = lambda v, p: sorted(v)[int(p * (len(v) - 1))] if v else None  # noqa: E731
+    result.update(peak_allocated=s["allocated_bytes.all.peak"], peak_reserved=s["reserved_bytes.all.peak"],
+                  num_alloc_retries=s["num_alloc_retries"], num_ooms=s["num_ooms"],
+                  driver_peak_physical=mem["peak_physical"], fence_waits=mem["fence_waits"], fence_ms=mem["fence_ns"] / 1e6,
+                  growth_bytes_sampled=mem["baseline_free"] - mem["min_free"],
+                  library_malloc_ns={"n": len(lat["malloc"]), "median": q(lat["malloc"], 0.5), "p99": q(lat["malloc"], 0.99)},
+                  library_free_ns={"n": len(lat["free"]), "median": q(lat["free"], 0.5), "p99": q(lat["free"], 0.99)})
+    lakebed_torch.dump_snapshot(os.path.join(outdir, f"{workload}.{allocator}.pickle.gz"))
+
+# The same malloc/free sequence in every run, timed the same way (Python included in both).
+rng = random.Random(SEED)
+stream = torch.cuda.current_stream().cuda_stream
+live, t_alloc, t_free = [], [], []
+for i in range(20000):
+    if live and (len(live) >= 64 or rng.random() < 0.5):
+        p = live.pop(rng.randrange(len(live)))
+        t0 = time.perf_counter_ns()
+        torch.cuda.caching_allocator_delete(p)
+        t_free.append(time.perf_counter_ns() - t0)
+    else:
+        size = int(2 ** rng.uniform(9, 26))
+        t0 = time.perf_counter_ns()
+        p = torch.cuda.caching_allocator_alloc(size, stream=stream)
+        t_alloc.append(time.perf_counter_ns() - t0)
+        live.append(p)
+for p in live:
+    torch.cuda.caching_allocator_delete(p)
+q = lambda v, p: sorted(v)[int(p * (len(v) - 1))]  # noqa: E731
+result["python_malloc_ns"] = {"n": len(t_alloc), "median": q(t_alloc, 0.5), "p99": q(t_alloc, 0.99)}
+result["python_free_ns"] = {"n": len(t_free), "median": q(t_free, 0.5), "p99": q(t_free, 0.99)}
+
+with open(os.path.join(outdir, f"{workload}.{allocator}.json"), "w") as f:
+    json.dump(result, f, indent=1)
+print(json.dumps({k: result[k] for k in ("workload", "allocator", "median_step_ms", "peak_allocated", "peak_reserved")}))

@@ -1,0 +1,98 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadTrace, replayLive } from "@lakebed/api";
+import { POLICY_NAMES, DEVICE_CALL_NAMES, modelCapacityBytes, confFromSettings } from "@lakebed/core-sim";
+import { Action } from "@lakebed/traces";
+import { torchPaths } from "@lakebed/torch";
+import { lakebed, tempFile } from "./support/cli.js";
+import { repoRoot } from "./support/shared-traces.js";
+import { liveBackends } from "./support/live-drivers.js";
+
+/**
+ * liblakebed_torch.so (packages/torch) on the host driver, driven by its harness exactly as PyTorch
+ * drives it (the same C entry points). Without wasm2c or a compiler the build skips the library and
+ * these tests skip, saying so; CI sets LAKEBED_REQUIRE_TORCH_LIB=1 (in .ci/run) and then a missing
+ * library fails here instead.
+ */
+const paths = torchPaths();
+const required = process.env.LAKEBED_REQUIRE_TORCH_LIB === "1";
+const skip = !paths.built && !required;
+const why = "liblakebed_torch.so was not built (apt-get install wabt g++, then npm run build)";
+const policies = POLICY_NAMES.filter((p) => p !== "tiering");
+
+function harness(args: string[]): Record<string, unknown> {
+  if (!paths.built) throw new Error(`${why}; LAKEBED_REQUIRE_TORCH_LIB=1 makes that a failure`);
+  return JSON.parse(execFileSync(paths.harness, args, { encoding: "utf8", timeout: 60_000 }));
+}
+
+describe.skipIf(skip)(`liblakebed_torch.so under threads and streams${skip ? ` (skipped: ${why})` : ""}`, () => {
+  for (const policy of policies) {
+    it(`${policy}: 4 threads on 3 simulated streams, every check pattern intact`, () => {
+      // 4 client threads x 1,500 random operations; a quarter of the blocks used by a second stream
+      const r = harness(["stress", policy, "20261202", "4", "3", "1500"]);
+      expect(r.check).toBe("");
+      expect(r.failures).toBe(0);
+      expect(r.checks as number).toBeGreaterThan(3000);
+      expect(r.recordStreams as number).toBeGreaterThan(300);
+      expect(r.mallocs).toBe(r.frees);
+      expect(r.pendingAtEnd).toBe(0);
+      const stats = r.stats as Record<string, number>;
+      expect(stats["allocated_bytes.all.current"]).toBe(0);
+      expect(stats["allocation.all.allocated"]).toBe(r.mallocs);
+    });
+  }
+});
+
+/** A trace's requests as the harness's replay reads them (host_harness.cc says the format). */
+function requestLines(events: { length: number; action: Uint8Array; size: Float64Array; stream: Uint32Array; blockId: Int32Array }): string {
+  const lines: string[] = [];
+  for (let i = 0; i < events.length; i++) {
+    const a = events.action[i];
+    if (a === Action.Alloc) lines.push(`a ${events.blockId[i]} ${events.size[i]} ${events.stream[i]}`);
+    else if (a === Action.FreeRequested) lines.push(`r ${events.blockId[i]}`);
+    else if (a === Action.FreeCompleted) lines.push(`c ${events.blockId[i]}`);
+    else if (a === Action.Oom) lines.push(`o ${events.size[i]} ${events.stream[i]}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+describe.skipIf(skip || !liveBackends.includes("host"))("the library and the Node addon make the same device calls", () => {
+  const tracePath = resolve(repoRoot, "samples/two_streams.def.pickle.gz");
+  for (const policy of policies) {
+    it(`${policy}: two_streams.def, call for call`, async () => {
+      const trace = await loadTrace(tracePath);
+      const [device] = trace.devices;
+      const { runs, document } = await replayLive(trace, { backend: "host", policy });
+      // the library is driven by requests only: the replay must not have needed an empty_cache it inferred
+      expect(document.devices[0].emptyCacheCalls ?? 0).toBe(0);
+      const conf = confFromSettings(trace.settings ?? null);
+      const capacity = modelCapacityBytes(device, { conf });
+      const total = capacity; // no fraction set: the model's capacity is the device's total
+      const events = tempFile("requests.txt", requestLines(device.events));
+      const lib = harness(["replay", policy, String(total), String(capacity), events]);
+      expect(lib.check).toBe("");
+      const addon = runs[0].calls;
+      const names = (kinds: ArrayLike<number>) => Array.from(kinds, (k) => DEVICE_CALL_NAMES[k]);
+      expect(names(lib.kinds as number[])).toEqual(names(addon.kinds));
+      expect(lib.bytes).toEqual(Array.from(addon.bytes));
+      expect(lib.failedAllocs).toBe(runs[0].result.failedAllocs);
+    });
+  }
+});
+
+describe.skipIf(skip)("a snapshot the library wrote", () => {
+  it("is read by lakebed replay and verify, and the policy that made it matches itself", () => {
+    // python/lakebed_torch writes snapshots from the library's trace; here the harness's stress run
+    // cannot write one (no Python in the test), so the GPU run's snapshots are checked instead when present
+    const dir = resolve(repoRoot, "packages/torch/bench/results/h200-2026-12-02");
+    const snapshot = resolve(dir, "llama_lora.lakebed.pickle.gz");
+    const recorded = JSON.parse(readFileSync(resolve(dir, "llama_lora.lakebed.json"), "utf8"));
+    const r = lakebed(["replay", snapshot, "--policy", "lakebed", "--json"], 120_000);
+    expect(r.status).toBe(0);
+    const [d] = JSON.parse(r.stdout).devices;
+    expect(d.peakAllocatedBytes).toBe(recorded.peak_allocated);
+    expect(d.peakReservedBytes).toBe(recorded.peak_reserved);
+  });
+});
