@@ -4,6 +4,8 @@ import { readTrace, parseFingerprints, fingerprintDocument, chunkDigest, TraceEr
 import { parseScenario, ScenarioError } from "../packages/api/src/colocate/scenario.js";
 import { segmentTrace } from "../packages/api/src/colocate/trace-segments.js";
 import { runStrategy, STRATEGIES } from "../packages/api/src/colocate/colocate-engine.js";
+import { joinParameters } from "../packages/api/src/colocate/parameter-chunks.js";
+import { readFingerprints, accessRecordBeside, withAccessRecord } from "@lakebed/traces";
 import { repoRoot } from "./support/shared-traces.js";
 import { lakebed, tempFile } from "./support/cli.js";
 
@@ -132,6 +134,29 @@ describe("the colocate engine", () => {
   it("catches a pool that skips the zero-fill: a tenant maps another's data", async () => {
     await load();
     expect(() => runStrategy(scenario, traces, "handover", { watermarkBytes: 0, fault: "skip-zero-fill" })).toThrow(/INV-POOL-4: tenant \d maps chunk \d+, which holds tenant \d's data/);
+  });
+});
+
+describe("dedup in the interleaved replay", () => {
+  const fixtures = join(repoRoot, "test/fixtures/scenarios/dedup");
+
+  it("joins the fingerprints to the kept blocks, leaves the blocks the optimizer writes private, and shares the rest", async () => {
+    const withAccess = async (f: string) => withAccessRecord(await readTrace(f), accessRecordBeside(f)!).devices[0];
+    const lora = await withAccess(loraTrace);
+    const lj = joinParameters(lora, segmentTrace(lora).prologue, readFingerprints(join(fixtures, "llama_lora_a.fingerprints.json")));
+    // 75 base storages and 64 adapters, every one a block the trace keeps; AdamW mutates the adapters
+    expect([lj.storages, lj.joined, lj.written]).toEqual([139, 139, 64]);
+
+    const infer = await withAccess(inferTrace);
+    const segmented = segmentTrace(infer);
+    const ij = joinParameters(infer, segmented.prologue, readFingerprints(join(fixtures, "llama_infer.fingerprints.json")));
+    expect([ij.joined, ij.written]).toEqual([75, 0]);
+    const two = parseScenario({ capacity: "2GiB", durationS: 3, tenants: [0, 1].map((k) => ({ name: `i${k}`, trace: inferTrace, tags: ["inference"], arrivals: { poissonPerS: 1 }, seed: k })) }, "/tmp/d.json");
+    const plain = runStrategy(two, [segmented, segmented], "handover", { watermarkBytes: 0, checkEvery: 1000 });
+    const dedup = runStrategy(two, [segmented, segmented], "handover", { watermarkBytes: 0, checkEvery: 1000, parameters: [ij, ij] });
+    expect(dedup.sharedChunks).toBe(126);
+    // the second process maps the first one's 126 chunks instead of its own
+    expect(plain.peakUsedBytes - dedup.peakUsedBytes).toBeGreaterThanOrEqual(100 * 2 ** 21);
   });
 });
 

@@ -28,14 +28,15 @@ export function llamaParameters() {
   return out;
 }
 
-/** [name, bytes] of the LoRA adapters (A: r x in, B: out x r) on q/k/v/o. */
+/** [name, bytes] of the LoRA adapters (A: r x in, B: out x r) on q/k/v/o, fp32 as peft makes them. */
 export function loraParameters() {
+  const FP32 = 4;
   const kv = (HIDDEN / HEADS) * KV_HEADS;
   const out = [];
   for (let l = 0; l < LAYERS; l++) {
     for (const [proj, outDim] of [["q_proj", HIDDEN], ["k_proj", kv], ["v_proj", kv], ["o_proj", HIDDEN]]) {
       const p = `base_model.model.model.layers.${l}.self_attn.${proj}`;
-      out.push([`${p}.lora_A.default.weight`, RANK * HIDDEN * BF16], [`${p}.lora_B.default.weight`, outDim * RANK * BF16]);
+      out.push([`${p}.lora_A.default.weight`, RANK * HIDDEN * FP32], [`${p}.lora_B.default.weight`, outDim * RANK * FP32]);
     }
   }
   return out;
@@ -66,19 +67,34 @@ function hash32(s) {
 }
 
 /**
- * One process's fingerprints: the base model's parameters with bytes from baseSeed, plus LoRA
- * adapters from adapterSeed when given. Storages sit one after another from addressBase, each at
- * a 512-byte boundary (as the caching allocator places blocks).
+ * The blocks a device trace never frees, in allocation order: where a recorded program's
+ * parameters live (it allocates them first, in module order, when it loads the model).
  */
-export function syntheticFingerprints({ baseSeed, adapterSeed = null, addressBase = 0x7f0000000000, label = "after load" }) {
+export function keptBlocks(device) {
+  const e = device.events;
+  const freed = new Set();
+  for (let i = 0; i < e.length; i++) if (e.action[i] === 3) freed.add(e.blockId[i]); // Action.FreeCompleted
+  const out = [];
+  for (let i = 0; i < e.length; i++) if (e.action[i] === 1 && !freed.has(e.blockId[i])) out.push({ address: e.addr[i], bytes: e.size[i] }); // Action.Alloc
+  return out;
+}
+
+/**
+ * One process's fingerprints: the base model's parameters with bytes from baseSeed, plus LoRA
+ * adapters from adapterSeed when given, each at the address of the block the trace kept for it
+ * (the next kept block of its size, in order), so that they join to the trace as recorded ones do.
+ */
+export function syntheticFingerprints({ baseSeed, adapterSeed = null, device, label = "after load" }) {
   const params = [...llamaParameters().map(([n, b]) => [n, b, baseSeed]), ...(adapterSeed === null ? [] : loraParameters().map(([n, b]) => [n, b, adapterSeed]))];
-  let address = addressBase;
+  const kept = keptBlocks(device);
+  let next = 0;
   const storages = params.map(([name, bytes, seed]) => {
+    while (next < kept.length && kept[next].bytes !== bytes) next++;
+    if (next === kept.length) throw new Error(`no block of ${bytes} bytes kept in the trace for ${name}`);
+    const address = kept[next++].address;
     const chunks = [];
     for (let off = 0; off < bytes; off += CHUNK) chunks.push(digestOf(seed, name, off, Math.min(CHUNK, bytes - off)));
-    const s = { address, bytes, names: [name], chunks };
-    address += Math.ceil(bytes / 512) * 512;
-    return s;
+    return { address, bytes, names: [name], chunks };
   });
   return { format: FINGERPRINT_FORMAT, version: 1, hash: FINGERPRINT_HASH, chunk_bytes: CHUNK, device: 0, label, generated: "scripts/record-dedup/synthetic-fingerprints.mjs", storages };
 }

@@ -119,14 +119,16 @@ describe.skipIf(!browserPath)("the HTML report in headless Chromium", () => {
       });
       await page.goto(pathToFileURL(html).href);
       await page.waitForSelector("body[data-drawn=true]", { timeout: 10_000 });
-      expect(await page.locator("#summary tr.strategy").count()).toBe(4);
-      expect(await page.locator("#bars svg rect").count()).toBe(4);
+      // the four strategies, and handover again with the fingerprinted weights shared
+      expect(await page.locator("#summary tr.strategy").count()).toBe(5);
+      expect(await page.locator("#summary tr.strategy").last().innerText()).toContain("handover+dedup");
+      expect(await page.locator("#bars svg rect").count()).toBe(5);
       // N = 1..8 copies, two bars each (alone, dedup)
       expect(await page.locator("#dedup svg rect").count()).toBe(16);
       expect(await page.locator("#dedup h2").innerText()).toContain("GLake");
-      expect(await page.locator("section.pool-timeline canvas").count()).toBeGreaterThanOrEqual(4);
+      expect(await page.locator("section.pool-timeline canvas").count()).toBeGreaterThanOrEqual(5);
       const legend = await page.locator("section.pool-timeline .u-legend").first().innerText();
-      for (const series of ["training", "inference", "reserve", "free"]) expect(legend).toContain(series);
+      for (const series of ["training", "inference", "reserve", "free", "shared"]) expect(legend).toContain(series);
       await page.screenshot({ path: join(outDir, "report-colocate.png"), fullPage: true });
       expect(problems).toEqual([]);
     } finally {

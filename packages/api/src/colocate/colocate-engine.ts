@@ -21,6 +21,7 @@ import { driverMicros, type DriverCall } from "./driver-costs.js";
 import { tenantDevice, type TenantHost } from "./tenant-device.js";
 import { TenantRun, type SegmentRun } from "./tenant-run.js";
 import type { SegmentedTrace } from "./trace-segments.js";
+import type { ParameterBlock, ParameterJoin } from "./parameter-chunks.js";
 
 export const STRATEGIES = ["handover", "sp-50", "sp-75", "pytorch"] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
@@ -45,6 +46,8 @@ export interface Handover {
 
 export interface TimelinePoint {
   tS: number;
+  /** deduplicated read-only chunks (each counted once) */
+  sharedBytes: number;
   trainingBytes: number;
   inferenceBytes: number;
   reservedBytes: number;
@@ -53,6 +56,11 @@ export interface TimelinePoint {
 
 export interface StrategyRun {
   strategy: StrategyName;
+  /** identical read-only chunks of the tenants shared (their fingerprints joined to their traces) */
+  dedup: boolean;
+  /** the most of the pool in use at once (sampled every 100 ms) */
+  peakUsedBytes: number;
+  sharedChunks: number;
   requests: number;
   failedRequests: number;
   acquireP50Us: number;
@@ -79,6 +87,8 @@ export interface StrategyRun {
 
 export interface EngineOptions {
   watermarkBytes: number;
+  /** per tenant, its parameters joined to its trace (null: none); with them, dedup is on */
+  parameters?: (ParameterJoin | null)[];
   fault?: PoolFault;
   /** check the pool's invariants after every operation (tests) */
   checkEvery?: number;
@@ -103,6 +113,10 @@ class ColocationEngine implements TenantHost {
   private gaveUpChunks = 0;
   private operations = 0;
   private inHandover = false;
+  /** dedup: digest -> the pool's key; per tenant, how many of its blocks map each key */
+  private readonly contentKeys = new Map<string, number>();
+  private readonly mapped = new Map<number, Map<number, number>>();
+  private peakUsedChunks = 0;
 
   constructor(
     private readonly scenario: Scenario,
@@ -120,7 +134,9 @@ class ColocationEngine implements TenantHost {
     this.tenants = scenario.tenants.map((spec, i) => {
       // a static partition is PyTorch's per-process limit (set_per_process_memory_fraction)
       const limit = share === 1 ? 0 : this.quota[i] * CHUNK_BYTES;
-      return new TenantRun(i, spec, traces[i], tenantDevice(i, this, scenario.capacityBytes), limit, scenario.capacityBytes, endS);
+      const join = options.parameters?.[i] ?? null;
+      const shared = join === null ? null : { blocks: join.byPrologueOp, map: (t: number, b: ParameterBlock) => this.mapContent(t, b) };
+      return new TenantRun(i, spec, traces[i], tenantDevice(i, this, scenario.capacityBytes), limit, scenario.capacityBytes, endS, shared);
     });
     this.training = this.tenants.find((t) => t.kind === "training") ?? null;
   }
@@ -248,6 +264,43 @@ class ColocationEngine implements TenantHost {
     }
   }
 
+  /**
+   * Dedup: the block's whole chunks mapped read-only from the pool's registry (the first tenant
+   * with a digest publishes it: one chunk, zero-filled where needed, then its content loaded);
+   * false when the pool has no chunk for a first publication (the block is then the tenant's own).
+   */
+  private mapContent(tenant: number, block: ParameterBlock): boolean {
+    let mine = this.mapped.get(tenant);
+    if (!mine) this.mapped.set(tenant, (mine = new Map()));
+    const done: number[] = [];
+    for (const digest of block.digests) {
+      let key = this.contentKeys.get(digest);
+      if (key === undefined) this.contentKeys.set(digest, (key = this.contentKeys.size));
+      const n = mine.get(key) ?? 0;
+      if (n === 0) {
+        const before = this.pool.zeroFillMicros;
+        const c = this.pool.mapShared(tenant, key);
+        if (this.bill !== null) this.bill.acquireUs += this.pool.zeroFillMicros - before;
+        if (c === null) {
+          for (const k of done) this.unmapContent(tenant, k);
+          return false;
+        }
+      }
+      mine.set(key, n + 1);
+      done.push(key);
+    }
+    return true;
+  }
+
+  private unmapContent(tenant: number, key: number): void {
+    const mine = this.mapped.get(tenant)!;
+    const n = mine.get(key)!;
+    if (n === 1) {
+      mine.delete(key);
+      this.pool.unmapShared(tenant, key);
+    } else mine.set(key, n - 1);
+  }
+
   /** pool.claim, with the zero-fill it did charged to whoever waits */
   private claim(tenant: number, n: number, fromReserve: boolean): number[] | null {
     const before = this.pool.zeroFillMicros;
@@ -345,8 +398,10 @@ class ColocationEngine implements TenantHost {
       if (t.kind === "training") training += c;
       else inference += c;
     }
+    this.peakUsedChunks = Math.max(this.peakUsedChunks, this.pool.chunks - this.pool.freeChunks);
     this.timeline.push({
       tS: atUs / 1e6,
+      sharedBytes: this.pool.sharedChunks * CHUNK_BYTES,
       trainingBytes: training * CHUNK_BYTES,
       inferenceBytes: inference * CHUNK_BYTES,
       reservedBytes: this.pool.reservedChunks * CHUNK_BYTES,
@@ -362,6 +417,9 @@ class ColocationEngine implements TenantHost {
     const mean = (pick: (p: TimelinePoint) => number) => (this.timeline.length === 0 ? 0 : this.timeline.reduce((s, p) => s + pick(p), 0) / this.timeline.length);
     return {
       strategy: this.strategy,
+      dedup: (this.options.parameters ?? []).some((p) => p !== null),
+      peakUsedBytes: this.peakUsedChunks * CHUNK_BYTES,
+      sharedChunks: this.pool.sharedChunks,
       requests: requests.length,
       failedRequests: requests.length - served.length,
       acquireP50Us: percentile(served, 0.5),

@@ -8,6 +8,7 @@ import { ADJUST_US, runStrategy, STRATEGIES, type StrategyName, type StrategyRun
 import { driverMicros } from "./driver-costs.js";
 import { CHUNK_BYTES } from "./shared-pool.js";
 import { dedupFigure, dedupSweep, type DedupFigure, type DedupTenant } from "./dedup-figures.js";
+import { joinParameters, type ParameterJoin } from "./parameter-chunks.js";
 import { defaultAllocConf, replayDevice } from "@lakebed/core-sim";
 import { readFingerprints, type DeviceTrace } from "@lakebed/traces";
 
@@ -19,7 +20,19 @@ export interface ColocateResult {
   idleS: number;
   /** W: given in the scenario, or planned */
   reserve: ReservePlan & { planned: boolean };
-  tenants: { name: string; kind: string; policy: string; trace: string; prologueBytes: number; segments: number; segmentMeanUs: number; peakAboveRestBytes: number; ratePerS: number }[];
+  tenants: {
+    name: string;
+    kind: string;
+    policy: string;
+    trace: string;
+    prologueBytes: number;
+    segments: number;
+    segmentMeanUs: number;
+    peakAboveRestBytes: number;
+    ratePerS: number;
+    /** its fingerprints joined to its trace: storages, found as kept blocks, written after load, whole chunks shared */
+    parameters: { storages: number; joined: number; written: number; sharedChunks: number } | null;
+  }[];
   /**
    * What handing 1 GiB to inference costs by the cost model: from the reserve (zero-fill of 512
    * chunks), by an adjustment (plus ADJUST_US), and PyTorch's free-then-malloc (cudaFree + cudaMalloc
@@ -34,7 +47,8 @@ export interface ColocateResult {
 export interface ColocateOptions {
   strategies?: readonly StrategyName[];
   showProgress?: boolean;
-  onProgress?(strategy: StrategyName, doneUs: number, totalUs: number): void;
+  /** run `run` of `runs` (the strategies, and handover with dedup), at doneUs of totalUs simulated */
+  onProgress?(run: number, runs: number, doneUs: number, totalUs: number): void;
   checkEvery?: number;
 }
 
@@ -46,7 +60,7 @@ export async function runColocate(scenario: Scenario, options: ColocateOptions =
     let s = cache.get(t.trace);
     if (!s) {
       try {
-        const trace = await loadTrace(t.trace, options.showProgress ?? false);
+        const trace = await loadTrace(t.trace, options.showProgress ?? false, { withAccess: true });
         if (trace.devices.length !== 1) throw new Error(`${trace.devices.length} devices; a colocate tenant is one device's trace`);
         s = segmentTrace(trace.devices[0]);
         devices.set(t.trace, trace.devices[0]);
@@ -75,6 +89,7 @@ export async function runColocate(scenario: Scenario, options: ColocateOptions =
       segmentMeanUs: s.segments.reduce((a, g) => a + g.durationUs, 0) / s.segments.length,
       peakAboveRestBytes: Math.max(...s.segments.map((g) => g.peakAboveRestBytes)),
       ratePerS: t.arrivalsPerS,
+      parameters: null as ColocateResult["tenants"][number]["parameters"],
     };
   });
   const zeroFillChunkUs = driverMicros("memset", CHUNK_BYTES);
@@ -82,11 +97,19 @@ export async function runColocate(scenario: Scenario, options: ColocateOptions =
   const adjustMissesSlo = ADJUST_US + zeroFillChunkUs > scenario.sloMs * 1000;
   const plan = planReserve(models, scenario.idleS, adjustMissesSlo, scenario.sloTarget);
   const reserve = scenario.watermarkBytes === null ? { ...plan, planned: true } : { ...plan, watermarkBytes: scenario.watermarkBytes, planned: false };
-  const runs = (options.strategies ?? STRATEGIES).map((strategy) =>
+  const joins = joinAll(scenario, traces, devices);
+  joins.forEach((j, i) => {
+    if (j !== null) tenants[i].parameters = { storages: j.storages, joined: j.joined, written: j.written, sharedChunks: [...j.byPrologueOp.values()].reduce((n, b) => n + b.digests.length, 0) };
+  });
+  const plans: { strategy: StrategyName; parameters?: (ParameterJoin | null)[] }[] = (options.strategies ?? STRATEGIES).map((strategy) => ({ strategy }));
+  // with fingerprints, handover once more with the tenants' identical read-only chunks shared
+  if (joins.some((j) => j !== null) && plans.some((p) => p.strategy === "handover")) plans.push({ strategy: "handover", parameters: joins });
+  const runs = plans.map(({ strategy, parameters }, i) =>
     runStrategy(scenario, traces, strategy, {
       watermarkBytes: reserve.watermarkBytes,
+      parameters,
       checkEvery: options.checkEvery,
-      onProgress: (done, total) => options.onProgress?.(strategy, done, total),
+      onProgress: (done, total) => options.onProgress?.(i, plans.length, done, total),
     }),
   );
   return {
@@ -135,4 +158,16 @@ function dedupOf(scenario: Scenario, devices: Map<string, DeviceTrace>): Colocat
   if (tenants.length === 0) return null;
   // the sweep is N processes of one model loaded with the same weights: an inference tenant's
   return { tenants: tenants.map((t) => t.name), figure: dedupFigure(tenants), sweepOf: inference?.name ?? null, sweep: inference ? dedupSweep(inference) : [] };
+}
+
+/** Each tenant's fingerprints joined to its trace's kept blocks (null: no fingerprints). */
+function joinAll(scenario: Scenario, traces: SegmentedTrace[], devices: Map<string, DeviceTrace>): (ParameterJoin | null)[] {
+  return scenario.tenants.map((t, i) => {
+    if (t.fingerprints === null) return null;
+    try {
+      return joinParameters(devices.get(t.trace)!, traces[i].prologue, readFingerprints(t.fingerprints));
+    } catch (e) {
+      throw new ScenarioError(`${scenario.file}: $.tenants[${i}].fingerprints: ${(e as Error).message}`);
+    }
+  });
 }

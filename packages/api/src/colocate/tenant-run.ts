@@ -6,6 +6,10 @@ import { applyConf, defaultAllocConf, instantiate, POLICY_CODES, type CoreSimExp
 import type { TenantSpec } from "./scenario.js";
 import type { SegmentOps, SegmentedTrace } from "./trace-segments.js";
 import { poissonArrivals, seededRandom } from "./seeded-random.js";
+import type { ParameterBlock } from "./parameter-chunks.js";
+
+/** Maps a prologue block's read-only content as shared chunks (dedup); false: not done. */
+export type MapSharedContent = (tenant: number, block: ParameterBlock) => boolean;
 
 /** One replay of a segment (a step or a request): where it is, and the policy's handles of its blocks. */
 export interface SegmentRun {
@@ -52,6 +56,8 @@ export class TenantRun {
     capacityBytes: number,
     totalBytes: number,
     endS: number,
+    /** with dedup: the prologue operations whose content is shared, and how to map it */
+    private readonly shared: { blocks: Map<number, ParameterBlock>; map: MapSharedContent } | null = null,
   ) {
     if (trace.segments.length === 0) throw new Error(`${spec.trace}: no step or request found in the trace (colocate needs at least one)`);
     this.kind = spec.kind;
@@ -104,6 +110,13 @@ export class TenantRun {
     const ops = run.ops;
     let ok = true;
     if (ops.isAlloc[k]) {
+      const content = run.segment < 0 ? this.shared?.blocks.get(k) : undefined;
+      if (content !== undefined && this.shared!.map(this.index, content)) {
+        // the whole chunks are shared, read-only; the tail is the tenant's own (through its policy)
+        const h = content.privateBytes > 0 ? this.wasm.policyMalloc(content.privateBytes, ops.stream[k]) : -1;
+        run.handles[ops.block[k]] = h;
+        return content.privateBytes === 0 || h >= 0;
+      }
       const h = this.wasm.policyMalloc(ops.bytes[k], ops.stream[k]);
       run.handles[ops.block[k]] = h;
       ok = h >= 0;

@@ -42,6 +42,8 @@ export interface SegmentOps {
   bytes: Float64Array;
   stream: Uint32Array;
   atUs: Float64Array;
+  /** alloc: the block's address in the trace (to join fingerprints of its content); free: 0 */
+  traceAddress: Float64Array;
   blocks: number;
 }
 
@@ -120,19 +122,20 @@ function opsOf(trace: DeviceTrace, a: number, b: number, time: (i: number) => nu
   const bytes: number[] = [];
   const stream: number[] = [];
   const atUs: number[] = [];
+  const traceAddress: number[] = [];
   const t0 = a <= b ? time(a) : 0;
   for (let i = a; i <= b; i++) {
     const id = e.blockId[i];
     if (e.action[i] === Action.Alloc && takes(id)) {
       local.set(id, nextLocal++);
-      isAlloc.push(1), block.push(local.get(id)!), bytes.push(e.size[i]), stream.push(e.stream[i]), atUs.push(time(i) - t0);
+      isAlloc.push(1), block.push(local.get(id)!), bytes.push(e.size[i]), stream.push(e.stream[i]), atUs.push(time(i) - t0), traceAddress.push(e.addr[i]);
     } else if (e.action[i] === Action.FreeCompleted && local.has(id)) {
-      isAlloc.push(0), block.push(local.get(id)!), bytes.push(0), stream.push(0), atUs.push(time(i) - t0);
+      isAlloc.push(0), block.push(local.get(id)!), bytes.push(0), stream.push(0), atUs.push(time(i) - t0), traceAddress.push(0);
       local.delete(id);
     }
   }
   const end = a <= b ? time(b) - t0 : 0;
-  if (freeAtEnd) for (const l of local.values()) isAlloc.push(0), block.push(l), bytes.push(0), stream.push(0), atUs.push(end);
+  if (freeAtEnd) for (const l of local.values()) isAlloc.push(0), block.push(l), bytes.push(0), stream.push(0), atUs.push(end), traceAddress.push(0);
   return {
     length: isAlloc.length,
     isAlloc: Uint8Array.from(isAlloc),
@@ -140,6 +143,7 @@ function opsOf(trace: DeviceTrace, a: number, b: number, time: (i: number) => nu
     bytes: Float64Array.from(bytes),
     stream: Uint32Array.from(stream),
     atUs: Float64Array.from(atUs),
+    traceAddress: Float64Array.from(traceAddress),
     blocks: nextLocal,
   };
 }

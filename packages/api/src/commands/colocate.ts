@@ -12,19 +12,10 @@ export async function colocateCommand(file: string, options: { json?: boolean; h
   const progress = startProgress("colocate", "simulated ms", !options.json);
   let result: ColocateResult;
   try {
-    // progress in simulated milliseconds, over every strategy in turn
-    let base = 0;
-    let last = "";
-    const total = scenario.durationS * 1000 * 4;
+    // progress in simulated milliseconds, over every run in turn
     result = await runColocate(scenario, {
       showProgress: !options.json,
-      onProgress: (strategy, doneUs) => {
-        if (strategy !== last) {
-          if (last !== "") base += scenario.durationS * 1000;
-          last = strategy;
-        }
-        progress.update(base + doneUs / 1000, total);
-      },
+      onProgress: (run, runs, doneUs, totalUs) => progress.update((run * totalUs + doneUs) / 1000, (runs * totalUs) / 1000),
     });
   } finally {
     progress.stop();
@@ -44,9 +35,9 @@ export async function colocateCommand(file: string, options: { json?: boolean; h
       `${printable(file)}: ${result.tenants.length} tenants on ${formatBytes(result.capacityBytes)} for ${result.durationS} s; SLO ${result.sloMs} ms to acquire memory`,
       `reserve W ${formatBytes(r.watermarkBytes)} (${r.planned ? `planned: estimated ${(100 * r.estimatedSloShare).toFixed(1)}% within the SLO, ${(100 * r.sloShareWithoutReserve).toFixed(1)}% without a reserve` : "from the scenario"}), T_idle ${result.idleS} s`,
       renderTable(
-        ["strategy", "requests", "failed", "acquire p50", "p99", "within SLO", "handovers", "handover p50", "p99", "steps done", "steps lost", "training gave up", "training mean", "inference mean"],
+        ["strategy", "requests", "failed", "acquire p50", "p99", "within SLO", "handovers", "handover p50", "p99", "steps done", "steps lost", "training gave up", "training mean", "inference mean", "peak in use"],
         result.runs.map((x) => [
-          x.strategy,
+          x.dedup ? `${x.strategy}+dedup` : x.strategy,
           x.requests,
           x.failedRequests,
           ms(x.acquireP50Us),
@@ -60,6 +51,7 @@ export async function colocateCommand(file: string, options: { json?: boolean; h
           formatBytes(x.trainingGaveUpBytes),
           formatBytes(x.trainingMeanBytes),
           formatBytes(x.inferenceMeanBytes),
+          formatBytes(x.peakUsedBytes),
         ]),
       ),
       `1 GiB to inference by the cost model: ${ms(result.costs.handover1GiBFromReserveUs)} from the reserve (zero-fill), ${ms(result.costs.handover1GiBByAdjustUs)} by an adjustment, ${ms(result.costs.freeThenMalloc1GiBUs)} free-then-malloc plus the wait for training's step (Sirius: 0.8 ms with zero-fill, about 250 ms naive)`,

@@ -25,7 +25,7 @@ export function drawColocate(data: ColocateResult, uPlot: any): void {
   table.append(head);
   for (const r of data.runs) {
     const row = el("tr", { class: "strategy" });
-    for (const v of [r.strategy, String(r.requests), String(r.failedRequests), (r.acquireP50Us / 1000).toFixed(3), (r.acquireP99Us / 1000).toFixed(3), `${(100 * r.withinSloShare).toFixed(1)}%`, String(r.handovers.length), (r.handoverP50Us / 1000).toFixed(3), (r.handoverP99Us / 1000).toFixed(3), String(r.trainingStepsCompleted), String(r.trainingStepsLost), fmt(r.trainingGaveUpBytes)]) row.append(el("td", {}, v));
+    for (const v of [r.dedup ? `${r.strategy}+dedup` : r.strategy, String(r.requests), String(r.failedRequests), (r.acquireP50Us / 1000).toFixed(3), (r.acquireP99Us / 1000).toFixed(3), `${(100 * r.withinSloShare).toFixed(1)}%`, String(r.handovers.length), (r.handoverP50Us / 1000).toFixed(3), (r.handoverP99Us / 1000).toFixed(3), String(r.trainingStepsCompleted), String(r.trainingStepsLost), fmt(r.trainingGaveUpBytes)]) row.append(el("td", {}, v));
     table.append(row);
   }
   summary.append(table);
@@ -44,7 +44,7 @@ export function drawColocate(data: ColocateResult, uPlot: any): void {
     const label = document.createElementNS(ns, "text");
     label.setAttribute("x", "0");
     label.setAttribute("y", String(i * rowH + 17));
-    label.textContent = r.strategy;
+    label.textContent = r.dedup ? `${r.strategy}+dedup` : r.strategy;
     const rect = document.createElementNS(ns, "rect");
     rect.setAttribute("x", "90");
     rect.setAttribute("y", String(i * rowH + 4));
@@ -100,7 +100,7 @@ export function drawColocate(data: ColocateResult, uPlot: any): void {
   // 4. Who holds the pool over time, one chart per strategy.
   for (const r of data.runs) {
     const box = el("section", { class: "pool-timeline" });
-    box.append(el("h2", {}, `${r.strategy}: the pool over time`));
+    box.append(el("h2", {}, `${r.dedup ? `${r.strategy}+dedup` : r.strategy}: the pool over time (peak in use ${fmt(r.peakUsedBytes)})`));
     root.append(box);
     const t = r.timeline;
     if (t.length === 0) continue;
@@ -117,9 +117,10 @@ export function drawColocate(data: ColocateResult, uPlot: any): void {
           { label: "inference", stroke: "#1f77b4", width: 1.5, value },
           { label: "reserve", stroke: "#2ca02c", width: 1.5, value },
           { label: "free", stroke: "#999", width: 1, dash: [4, 3], value },
+          { label: "shared", stroke: "#9467bd", width: 1.5, value },
         ],
       },
-      [t.map((p) => p.tS), t.map((p) => p.trainingBytes), t.map((p) => p.inferenceBytes), t.map((p) => p.reservedBytes), t.map((p) => p.freeBytes)],
+      [t.map((p) => p.tS), t.map((p) => p.trainingBytes), t.map((p) => p.inferenceBytes), t.map((p) => p.reservedBytes), t.map((p) => p.freeBytes), t.map((p) => p.sharedBytes)],
       box,
     );
   }
