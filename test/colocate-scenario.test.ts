@@ -5,6 +5,7 @@ import { parseScenario, ScenarioError } from "../packages/api/src/colocate/scena
 import { segmentTrace } from "../packages/api/src/colocate/trace-segments.js";
 import { runStrategy, STRATEGIES } from "../packages/api/src/colocate/colocate-engine.js";
 import { joinParameters } from "../packages/api/src/colocate/parameter-chunks.js";
+import { planReserve } from "../packages/api/src/colocate/reserve-plan.js";
 import { readFingerprints, accessRecordBeside, withAccessRecord } from "@lakebed/traces";
 import { repoRoot } from "./support/shared-traces.js";
 import { lakebed, tempFile } from "./support/cli.js";
@@ -76,6 +77,25 @@ describe("colocate scenarios", () => {
     for (let k = 0; k < infer.prologue.length; k++) kept += infer.prologue.isAlloc[k] ? infer.prologue.bytes[k] : 0;
     expect(kept).toBeGreaterThan(300 * 2 ** 20);
     expect(kept).toBeLessThan(360 * 2 ** 20);
+  });
+});
+
+describe("the reserve plan (Sirius' W)", () => {
+  it("takes the least W whose estimated share within the SLO reaches the target", () => {
+    // two models of 1 GiB at 0.1 req/s and T_idle 5 s: a request finds its model evicted with
+    // probability exp(-0.5) = 0.607; the reserve holds it with probability W / 2 GiB
+    const models = [{ bytes: 2 ** 30, ratePerS: 0.1 }, { bytes: 2 ** 30, ratePerS: 0.1 }];
+    const plan = planReserve(models, 5, true, 0.9);
+    expect(plan.coldStartShare).toBeCloseTo(Math.exp(-0.5), 12);
+    expect(plan.sloShareWithoutReserve).toBeCloseTo(1 - Math.exp(-0.5), 12);
+    // 1 - 0.607 (1 - W / 2 GiB) >= 0.9  <=>  W >= 2 GiB (1 - 0.1 / 0.607) = 1.671 GiB, in 2 MiB chunks
+    const w = Math.ceil((2 * 2 ** 30 * (1 - 0.1 / Math.exp(-0.5))) / 2 ** 21) * 2 ** 21;
+    expect(plan.watermarkBytes).toBe(w);
+    expect(plan.estimatedSloShare).toBeGreaterThanOrEqual(0.9);
+    // the least such W: one chunk less misses the target
+    expect(1 - Math.exp(-0.5) * (1 - (w - 2 ** 21) / 2 ** 31)).toBeLessThan(0.9);
+    // when an adjustment still meets the SLO, no reserve is needed
+    expect(planReserve(models, 5, false, 0.99).watermarkBytes).toBe(0);
   });
 });
 
