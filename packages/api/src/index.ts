@@ -20,4 +20,12 @@ export { firstDivergence } from "./live/call-sequence.js";
 export { differentialReplay } from "./live/differential.js";
 export type { DifferentialRequest, DifferentialResult, DifferentialDevice } from "./live/differential.js";
 export type { CallDivergence } from "./live/call-sequence.js";
+// colocation: several traces as tenants of one device (docs/colocate.md)
+export { readScenario, parseScenario, ScenarioError } from "./colocate/scenario.js";
+export type { Scenario, TenantSpec } from "./colocate/scenario.js";
+export { runColocate } from "./colocate/run-colocate.js";
+export type { ColocateResult, ColocateOptions } from "./colocate/run-colocate.js";
+export { SharedPool } from "./colocate/shared-pool.js";
+export type { ChunkBacking, PoolFault } from "./colocate/shared-pool.js";
+export type { StrategyName, StrategyRun } from "./colocate/colocate-engine.js";
 export { main } from "./cli.js";
