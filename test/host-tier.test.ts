@@ -258,7 +258,11 @@ describe("the host tier on the simulated device", () => {
     // the shared part at the duplex rate, the rest one way
     expect(w.costDuplexCopyMicros(GiB, 64 * MiB)).toBeCloseTo(w.costDuplexCopyMicros(64 * MiB, 64 * MiB) + w.costCopyMicros(COPY_OUT, GiB - 64 * MiB), 6);
     expect(w.costDuplexCopyMicros(0, GiB)).toBe(w.costCopyMicros(COPY_IN, GiB));
-    expect(w.costPinMicros(2 * GiB)).toBeCloseTo(2 * w.costPinMicros(GiB), 6);
+    // pinning grows with the arena: a few hundred milliseconds a GiB on a PCIe host
+    expect(w.costPinMicros(GiB / 4)).toBeLessThan(w.costPinMicros(GiB));
+    expect(w.costPinMicros(GiB)).toBeLessThan(w.costPinMicros(4 * GiB));
+    expect(w.costPinMicros(GiB) / 1e3).toBeGreaterThan(100);
+    expect(w.costPinMicros(GiB) / 1e3).toBeLessThan(2000);
   });
 
   it("asserts what the live driver refuses", () => {

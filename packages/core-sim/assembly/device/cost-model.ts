@@ -43,13 +43,24 @@
 // and the simulated device keeps copy time apart (a copy is data movement a policy may hide behind
 // computation; the calls above are the allocator's own overhead).
 //
-// | host tier           | H100 (tiering-dedup-handover.md D.3, one probe run)  | charged             |
-// |---------------------|------------------------------------------------------|---------------------|
-// | copyOut (D2H)       | 2 MiB 48-49 GB/s, >= 64 MiB 55.1 GB/s                | 2 MiB 43.2 us, 64 MiB 1,218 us, the line beyond |
-// | copyIn (H2D)        | 2 MiB 48-49 GB/s, >= 64 MiB 54.9 GB/s                | 2 MiB 43.2 us, 64 MiB 1,222 us, the line beyond |
-// | both at once        | 87.5 GB/s aggregate (size not stated: >= 64 MiB)     | 64 MiB each way 1,534 us, the line beyond |
-// | pin (hostReserve)   | cudaMallocHost 1 GiB 502 ms; 8 GiB 4.0 s             | 502 ms per GiB      |
-// | unpin (hostRelease) | cudaFreeHost 1 GiB 156 ms                            | 156 ms per GiB      |
+// The charged figures are the H200's (packages/native-cuda/bench/results/host-tier-h200.md: one
+// device run, PCIe Gen5 x16, driver 580.159.04, medians of 5 to 40 copies a size); the H100's are
+// beside them for comparison (../shared/reference/tiering-dedup-handover.md D.3, one probe run on
+// PCIe Gen5 x16).
+// Copies are DriverCore's copyOut/copyIn between 2 MiB chunks and the pinned arena, within 1% of a
+// raw cuMemcpy between cuMemAlloc'd and pinned memory in the same run at every size.
+//
+// | host tier           | H100 (D.3)                             | H200, charged (us; GB/s)                         |
+// |---------------------|----------------------------------------|--------------------------------------------------|
+// | copyOut (D2H)       | 2 MiB 48-49 GB/s; >= 64 MiB 55.1 GB/s  | 2 MiB 45.8 (45.8); 64 MiB 1,229 (54.6); 1 GiB 19,476 (55.1); 10 sizes |
+// | copyIn (H2D)        | 2 MiB 48-49 GB/s; >= 64 MiB 54.9 GB/s  | 2 MiB 46.6 (45.0); 64 MiB 1,220 (55.0); 1 GiB 19,463 (55.2); 10 sizes |
+// | both at once        | 87.5 GB/s aggregate (>= 64 MiB)        | size each way: 2 MiB 53.0 (79.1); 64 MiB 1,333 (100.7); 1 GiB 21,707 (98.9) |
+// | pin (hostReserve)   | cudaMallocHost 1 GiB 502 ms; 8 GiB 4.0 s | cuMemHostAlloc 256 MiB 91 ms, 1 GiB 391 ms, 4 GiB 3,135 ms |
+// | unpin (hostRelease) | cudaFreeHost 1 GiB 156 ms              | cuMemFreeHost 256 MiB 22 ms, 1 GiB 91 ms, 4 GiB 647 ms |
+//
+// Pinning is not linear in size on the H200 (4 GiB cost 784 ms a GiB against 391 for 1 GiB, one
+// sample), and the driver's own hostReserve of 1 GiB, made right after releasing one, took 552-590
+// ms; the charge follows cuMemHostAlloc's points.
 //
 // A copy's time is interpolated in bytes between measured points like the calls above, but beyond
 // either end it follows the line through the two nearest points (a copy's cost is a fixed latency
@@ -83,13 +94,22 @@ const MEMSET_FIXED_US: f64 = 5;
 const MEMSET_BYTES_PER_US: f64 = 1.5e12 / 1e6;
 const MEM_GET_INFO_US: f64 = 1;
 
-const GiB: f64 = 1073741824;
-// Host tier: (bytes copied each way, microseconds), ascending in bytes (see the header's table).
-const COPY_OUT_POINTS: StaticArray<f64> = [2 * MiB, 43.24, 64 * MiB, 1217.94];
-const COPY_IN_POINTS: StaticArray<f64> = [2 * MiB, 43.24, 64 * MiB, 1222.38];
-const DUPLEX_POINTS: StaticArray<f64> = [64 * MiB, 1533.91, 1024 * MiB, 24542.6];
-const PIN_US_PER_GIB: f64 = 502000;
-const UNPIN_US_PER_GIB: f64 = 156000;
+// Host tier on the H200: (bytes copied each way, microseconds), ascending in bytes (the header's table).
+const COPY_OUT_POINTS: StaticArray<f64> = [
+  2 * MiB, 45.8, 4 * MiB, 84.0, 8 * MiB, 159.0, 16 * MiB, 310.3, 32 * MiB, 613.8,
+  64 * MiB, 1228.9, 128 * MiB, 2441.8, 256 * MiB, 4877.6, 512 * MiB, 9753.5, 1024 * MiB, 19475.7,
+];
+const COPY_IN_POINTS: StaticArray<f64> = [
+  2 * MiB, 46.6, 4 * MiB, 84.4, 8 * MiB, 159.6, 16 * MiB, 311.2, 32 * MiB, 614.2,
+  64 * MiB, 1219.7, 128 * MiB, 2434.1, 256 * MiB, 4860.5, 512 * MiB, 9714.2, 1024 * MiB, 19463.0,
+];
+const DUPLEX_POINTS: StaticArray<f64> = [
+  2 * MiB, 53.0, 4 * MiB, 93.4, 8 * MiB, 174.5, 16 * MiB, 339.2, 32 * MiB, 668.7,
+  64 * MiB, 1332.5, 128 * MiB, 2662.1, 256 * MiB, 5292.3, 512 * MiB, 10633.5, 1024 * MiB, 21707.0,
+];
+// (bytes pinned or unpinned, microseconds)
+const PIN_POINTS: StaticArray<f64> = [256 * MiB, 91000, 1024 * MiB, 391000, 4096 * MiB, 3134600];
+const UNPIN_POINTS: StaticArray<f64> = [256 * MiB, 22300, 1024 * MiB, 91200, 4096 * MiB, 647400];
 
 /** Linear interpolation over (bytes, us) pairs; see the header for the ends. */
 function interpolate(points: StaticArray<f64>, bytes: f64): f64 {
@@ -136,12 +156,12 @@ export function duplexCopyMicros(outBytes: u64, inBytes: u64): f64 {
 
 /** Microseconds to pin `bytes` of host memory as the arena (hostReserve). */
 export function pinMicros(bytes: u64): f64 {
-  return (<f64>bytes / GiB) * PIN_US_PER_GIB;
+  return bytes == 0 ? 0 : alongLine(PIN_POINTS, <f64>bytes);
 }
 
 /** Microseconds to give a pinned arena of `bytes` back (hostRelease). */
 export function unpinMicros(bytes: u64): f64 {
-  return (<f64>bytes / GiB) * UNPIN_US_PER_GIB;
+  return bytes == 0 ? 0 : alongLine(UNPIN_POINTS, <f64>bytes);
 }
 
 /**
