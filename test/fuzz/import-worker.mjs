@@ -20,6 +20,8 @@ parentPort.on("message", async ({ id, bytes, file, viaFile, limits }) => {
       id,
       kind: "error",
       traceError: e instanceof TraceError,
+      // a JavaScript error the importer turned into its "internal error" line: still a failure
+      internal: e?.internal === true,
       name: e?.name ?? typeof e,
       message: String(e?.message ?? e),
     });

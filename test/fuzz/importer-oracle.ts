@@ -40,6 +40,7 @@ export async function importOnce(importer: IsolatedImporter, input: FuzzInput, d
     case "error": {
       const m = o.message;
       if (!o.traceError) return { kind: "failure", detail: `threw ${o.name} instead of a TraceError: ${m.slice(0, 300)}` };
+      if (o.internal) return { kind: "failure", detail: `an internal error reached the importer's catch-all: ${m.slice(0, 300)}` };
       if (m.includes("\n")) return { kind: "failure", detail: `TraceError message has several lines: ${JSON.stringify(m.slice(0, 300))}` };
       if (!m.includes(file) && !m.includes(basename(file))) return { kind: "failure", detail: `TraceError message does not name the file: ${m.slice(0, 300)}` };
       if (m.length > MAX_MESSAGE_CHARS) return { kind: "failure", detail: `TraceError message of ${m.length} characters: ${m.slice(0, 200)}...` };

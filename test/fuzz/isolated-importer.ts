@@ -11,7 +11,7 @@ import { repoRoot } from "../support/shared-traces.js";
  */
 export type RawOutcome =
   | { kind: "trace"; trace: Trace }
-  | { kind: "error"; traceError: boolean; name: string; message: string }
+  | { kind: "error"; traceError: boolean; internal?: boolean; name: string; message: string }
   | { kind: "hang"; afterMs: number }
   | { kind: "died"; detail: string };
 
@@ -52,9 +52,9 @@ export class IsolatedImporter {
         kill();
         done({ kind: "hang", afterMs: this.limits.timeoutMs });
       }, this.limits.timeoutMs);
-      const onMessage = (m: { id: number } & ({ kind: "trace"; trace: Trace } | { kind: "error"; traceError: boolean; name: string; message: string })) => {
+      const onMessage = (m: { id: number } & ({ kind: "trace"; trace: Trace } | { kind: "error"; traceError: boolean; internal?: boolean; name: string; message: string })) => {
         if (m.id !== id) return;
-        done(m.kind === "trace" ? { kind: "trace", trace: m.trace } : { kind: "error", traceError: m.traceError, name: m.name, message: m.message });
+        done(m.kind === "trace" ? { kind: "trace", trace: m.trace } : { kind: "error", traceError: m.traceError, internal: m.internal, name: m.name, message: m.message });
       };
       const onError = (e: Error & { code?: string }) => {
         kill();

@@ -15,6 +15,7 @@ export type {
   AccessJoinSummary,
 } from "./model.js";
 export { TraceError } from "./trace-error.js";
+export { ImportInternalError } from "./import-internal-error.js";
 export { readTrace, readTraceSync, parseTrace } from "./read-trace.js";
 export type { ReadTraceOptions } from "./read-trace.js";
 export { DEFAULT_LIMITS, LIMIT_KEYS, parseLimits } from "./import-limits.js";

@@ -27,6 +27,7 @@ import { inputView } from "./entry-scanner.js";
 import { MAX_JS_STRING_LENGTH, utf16Length } from "./pickle-scalars.js";
 import { MAX_HELD_BYTES, importLimits, limitExceeded, type ImportLimits } from "./import-limits.js";
 import { checkSnapshotBounds } from "./snapshot-bounds.js";
+import { ImportInternalError } from "./import-internal-error.js";
 
 export interface ReadTraceOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -68,22 +69,40 @@ export function parseTrace(bytes: Uint8Array, file: string, opts: ReadTraceOptio
   return decodeTrace(payload, file, isGzip(bytes), bytes.length, opts, limits);
 }
 
+/**
+ * Any other error a reader throws (a TypeError on input no check foresaw) becomes one line naming
+ * the file and how far reading got (import-internal-error.ts), never a JavaScript message and stack.
+ */
 function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes: number, opts: ReadTraceOptions, limits: ImportLimits): Trace {
   const { onProgress } = opts;
   if (payload.length === 0) throw new TraceError(file, gzip ? "the gzip stream is empty" : "the file is empty");
-  const scaled = onProgress === undefined ? undefined : (done: number, total: number) => onProgress(Math.round((done / total) * fileBytes), fileBytes);
-  let trace: Trace;
-  if (isArrowTrace(payload)) {
-    trace = readTraceArrowBytes(payload, { file, gzip }, limits);
-  } else {
-    const decoded = looksLikeJson(payload)
-      ? decodeSnapshotJson(parseJson(payload, file), { file, gzip }, limits)
-      : decodePickleOrExplain(payload, file, gzip, scaled, opts.decoder ?? "wasm", limits);
-    checkSnapshotBounds(decoded, limits);
-    trace = assembleTrace(decoded);
+  let stage = "reading the Arrow file";
+  // how far the pickle decoder got (it reports every few thousand opcodes)
+  let pickleBytes = 0;
+  const tracked = (done: number, total: number) => {
+    pickleBytes = done;
+    onProgress?.(Math.round((done / total) * fileBytes), fileBytes);
+  };
+  try {
+    let trace: Trace;
+    if (isArrowTrace(payload)) {
+      trace = readTraceArrowBytes(payload, { file, gzip }, limits);
+    } else {
+      const json = looksLikeJson(payload);
+      stage = json ? "reading the JSON" : "decoding the pickle";
+      const decoded = json ? decodeSnapshotJson(parseJson(payload, file), { file, gzip }, limits) : decodePickleOrExplain(payload, file, gzip, tracked, opts.decoder ?? "wasm", limits);
+      stage = "checking the stated limits";
+      checkSnapshotBounds(decoded, limits);
+      stage = "assembling the trace";
+      trace = assembleTrace(decoded);
+    }
+    onProgress?.(fileBytes, fileBytes);
+    return trace;
+  } catch (error) {
+    if (error instanceof TraceError) throw error;
+    const where = stage === "decoding the pickle" ? `${stage} (past byte ${pickleBytes} of ${payload.length})` : stage;
+    throw new ImportInternalError(file, where, error);
   }
-  onProgress?.(fileBytes, fileBytes);
-  return trace;
 }
 
 /** A file that fails on its very first byte is most likely not a pickle at all: say what was expected. */

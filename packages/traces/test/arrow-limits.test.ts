@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createRequire } from "node:module";
 import type * as Arrow from "apache-arrow";
-import { parseTrace, traceToArrowBytes, TraceError, type ImportLimits, type Trace } from "@lakebed/traces";
+import { ImportInternalError, parseTrace, traceToArrowBytes, TraceError, type ImportLimits, type Trace } from "@lakebed/traces";
 import { PickleWriter } from "./pickle-writer.js";
 
 /**
@@ -205,5 +205,29 @@ describe("declared lengths past what an Arrow file holds", () => {
       spliced.set(sampleArrow.subarray(bodyStart + bodyBytes), bodyStart + cut);
       expect(refusal("spliced.arrow", spliced)).toMatch(cut < bodyBytes - 8 ? /^not a readable Arrow IPC file: its record batch 0 lies outside the file/ : /./);
     }
+  });
+});
+
+describe("a JavaScript error escaping a reader", () => {
+  it("becomes one line naming the file and the stage reading got to, marked internal", () => {
+    // bytes whose subarray throws, as a reader's own bug on input no check foresaw would
+    class Hostile extends Uint8Array {
+      override subarray(): Uint8Array {
+        throw new TypeError("Cannot read properties of undefined (reading 'subarray')");
+      }
+    }
+    const bytes = new Hostile(sampleArrow);
+    let error: unknown;
+    try {
+      parseTrace(bytes, "hostile.arrow");
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ImportInternalError);
+    expect(error).toBeInstanceOf(TraceError);
+    expect((error as ImportInternalError).internal).toBe(true);
+    expect((error as Error).message).toBe(
+      "hostile.arrow: internal error while reading the Arrow file (TypeError: Cannot read properties of undefined (reading 'subarray')); please report it, with this file",
+    );
   });
 });
