@@ -151,6 +151,14 @@ describe("the colocate engine", () => {
     }
   });
 
+  it("hands memory over only to a tenant above the lender in priority", async () => {
+    await load();
+    const equal = parseScenario({ ...good, capacity: "1792MiB", tenants: [good.tenants[0], { ...good.tenants[1], priority: 0 }] }, "/tmp/s.json");
+    const run = runStrategy(equal, traces, "handover", { watermarkBytes: 0 });
+    expect(run.handovers).toEqual([]);
+    expect(runStrategy(scenario, traces, "handover", { watermarkBytes: 0 }).handovers.length).toBeGreaterThan(0);
+  });
+
   it("catches a pool that skips the zero-fill: a tenant maps another's data", async () => {
     await load();
     expect(() => runStrategy(scenario, traces, "handover", { watermarkBytes: 0, fault: "skip-zero-fill" })).toThrow(/INV-POOL-4: tenant \d maps chunk \d+, which holds tenant \d's data/);

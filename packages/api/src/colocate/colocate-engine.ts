@@ -211,7 +211,8 @@ class ColocationEngine implements TenantHost {
     }
     const fromReserve = this.strategy === "handover" && t.kind === "inference";
     const got = this.claim(tenant, n, fromReserve);
-    if (got !== null || t.kind !== "inference" || this.training === null || this.inHandover) return got;
+    // only a tenant above the lender (the first training tenant) in priority may take its memory
+    if (got !== null || t.kind !== "inference" || this.training === null || this.inHandover || t.spec.priority <= this.training.spec.priority) return got;
     this.inHandover = true;
     try {
       return this.strategy === "handover" ? this.siriusHandover(tenant, n) : this.freeThenMalloc(tenant, n);

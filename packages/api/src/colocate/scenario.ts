@@ -31,8 +31,8 @@ const tenantSchema = z.strictObject({
   /** a trace file, relative to the scenario file */
   trace: z.string().min(1),
   tags: z.array(z.enum(["training", "inference"])).length(1),
-  /** higher is served first when memory is short (inference above training, as Sirius does) */
-  priority: z.number().int().min(0).max(100).default(0),
+  /** a tenant may take memory from the lender (the first training tenant) only with a higher priority; default: inference 1, training 0 (Sirius' order) */
+  priority: z.number().int().min(0).max(100).optional(),
   /** the policy that manages this tenant's memory (default: caching, PyTorch's) */
   policy: z.enum(POLICY_NAMES as [PolicyName, ...PolicyName[]]).optional(),
   /** training: when its first step starts; inference: when requests start arriving */
@@ -139,7 +139,7 @@ export function parseScenario(json: unknown, file: string): Scenario {
       name: t.name,
       trace: resolve(base, t.trace),
       kind,
-      priority: t.priority,
+      priority: t.priority ?? (kind === "inference" ? 1 : 0),
       policy: t.policy ?? "caching",
       startS: t.startS,
       arrivalsPerS: t.arrivals?.poissonPerS ?? 0,
