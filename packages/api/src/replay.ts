@@ -6,6 +6,7 @@ import {
   replayDevice,
   PolicyInternalError,
   type AllocatorConf,
+  type ClockCalibration,
   type DeviceReplayResult,
   type PolicyName,
 } from "@lakebed/core-sim";
@@ -35,8 +36,8 @@ export interface ReplayRequest {
   timelinePoints?: number;
   /** capture the segment layout right after this event index */
   layoutAtEvent?: number;
-  /** tiering: host µs the recorder added per operator, out of the stall estimate's clock (tiering/recorder-overhead.ts) */
-  operatorOverheadUs?: number;
+  /** tiering: the plain step time the stall estimate's clock is scaled to (tiering/clock-calibration.ts) */
+  clockCalibration?: ClockCalibration;
 }
 
 /** What tiering did on one device (replay --json's `tiering`). Bytes, seconds. */
@@ -127,7 +128,7 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
       checkLocal: request.checkLocal,
       timelinePoints: request.timelinePoints,
       layoutAtEvent: request.layoutAtEvent,
-      operatorOverheadUs: request.operatorOverheadUs,
+      clockCalibration: request.clockCalibration,
       onProgress: request.onProgress && ((done: number) => request.onProgress!(before + done, total)),
     }));
     before += device.events.length;

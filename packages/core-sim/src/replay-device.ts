@@ -7,7 +7,7 @@ import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
 import { invariantName, policyEntry, type PolicyEntry, type PolicyName } from "./policy-registry.js";
-import { handUses, hostArenaBytes } from "./use-clock.js";
+import { handUses, hostArenaBytes, type ClockCalibration } from "./use-clock.js";
 import { PolicyInternalError } from "./policy-internal-error.js";
 import { startStatePrologue } from "./start-state-prologue.js";
 import { segmentsRebuilt, stateCounts, type StartStateReport } from "./start-state-report.js";
@@ -65,11 +65,11 @@ export interface ReplayOptions {
   /** live replay only: fill every allocation with the check pattern, check it before its free */
   verifyData?: boolean;
   /**
-   * Policies that read use events (tiering): host µs the recorder added to each operator, taken out
-   * of the computation clock the stall estimate reads (use-clock.ts; recorderOperatorOverheadUs
-   * derives it from a recording's .stats.json). Default 0: the clock as recorded.
+   * Policies that read use events (tiering): the step time measured without the recorder, which
+   * the computation clock of the stall estimate is scaled to (use-clock.ts; the CLI reads it from
+   * the recording's .stats.json). Default: the clock as recorded.
    */
-  operatorOverheadUs?: number;
+  clockCalibration?: ClockCalibration;
   /**
    * Another build of the same source and the globals it imports (wasm.ts instantiate): the tests
    * run the broken-variants build (scripts/build-test.mjs) through the whole replay with it.
@@ -295,7 +295,7 @@ export class DeviceReplay {
     if (!access || access.uses.length === 0) return;
     const hostBytes = opts.conf.tiering.hostMiB !== null ? opts.conf.tiering.hostMiB * 1024 * 1024 : hostArenaBytes(trace);
     wasm.setTieringConf(opts.conf.tiering.victim === "belady" ? 1 : 0, hostBytes);
-    this.computeMicros = handUses(wasm, trace, access, opts.operatorOverheadUs ?? 0, this.blockIds, this.prologue);
+    this.computeMicros = handUses(wasm, trace, access, opts.clockCalibration, this.blockIds, this.prologue);
   }
 
   /** trace block ids the instance holds room for (eventsAllocate) */

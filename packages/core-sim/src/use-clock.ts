@@ -2,59 +2,49 @@
 // the trace's uses as three columns, and for every position a time in µs of the computation as
 // it would run without the recorder. assembly/replay/uses.ts says what the Wasm does with them.
 //
-// Why a correction: the recorder (python/lakebed_record.py) costs host time per operator, a
-// Python call that reads each tensor's storage, 20-45 µs measured (test/fixtures/access/README.md:
-// a recorded step took 2.3-2.8 x a plain one on these host-bound models). The recorded clock
-// therefore stretches every operator by that cost, and a transfer would look hidden behind time
-// the job does not spend when it runs without the recorder. So the clock at position p is the
-// recorded time since the first event minus `operatorOverheadUs` for every operator that started
-// before p; the recording's own figures give it (recorderOperatorOverheadUs below). Gaps with no
-// operator in them (the data loader, the optimizer's host work, the time between steps) are kept
-// as recorded. docs/policies.md (tiering: the stall estimate) has the figures and the GPU check
-// (scripts/record-access/check-clock.py) that compares this clock with step times measured without
-// the recorder.
+// Why a calibration: the recorded clock is not the job's. The recorder (python/lakebed_record.py)
+// costs host time per operator (20-45 µs, test/fixtures/access/README.md), and the recorded steps
+// are the job's first, cold ones (library initialization, first kernel launches, the allocator
+// growing its segments): gpt2_train's four recorded steps span 3.9 s of operators, while the same
+// step, warm and without the recorder, takes 24.4 ms (its NAME.stats.json). Taking the recorded
+// clock as the computation would hide transfers behind time the job does not spend. So the clock
+// is scaled: the recorded steps' operators, from the first one's start to the last one's end, are
+// made to take `steps` x the step time measured without the recorder (ClockCalibration, which the
+// CLI reads from NAME.stats.json beside the trace), each position keeping its share of the
+// recorded time in between; before the first operator (the model being built) the clock stands at
+// 0. Without a calibration the recorded clock is taken as it is, from the first operator. What
+// this assumes (time shares inside a step follow the recorded ones) is what
+// scripts/record-access/check-clock.py measures on the GPU; docs/policies.md (tiering: the stall
+// estimate) has the figures.
 import { Action, type AccessColumns, type DeviceTrace } from "@lakebed/traces";
 import type { CoreSimExports } from "./wasm-exports.js";
 
-/** What a recording's .stats.json says about the recorder's cost (its `overhead` and `operators`). */
-export interface RecorderOverhead {
-  /** median seconds per step with the allocator history on, and with history and the recorder on */
-  historyStepSeconds: number;
-  recorderStepSeconds: number;
-  /** operators recorded, over how many steps */
-  operators: number;
+/** The recorded steps and what one takes warm and without the recorder (NAME.stats.json). */
+export interface ClockCalibration {
+  /** median seconds of one step, plain (no allocator history, no recorder) */
+  stepSeconds: number;
+  /** steps the trace recorded */
   steps: number;
 }
 
 /**
- * Host µs the recorder added per operator: the step's extra time over its operators. Zero when the
- * recorder cost nothing measurable (a GPU-bound step hides it: mlp_compiled).
+ * The computation clock at every position 0 .. events (µs from the first operator's start), scaled
+ * by `calibration` when given; NaN everywhere when the trace recorded no time. Non-decreasing.
  */
-export function recorderOperatorOverheadUs(o: RecorderOverhead): number {
-  const perStep = o.operators / Math.max(1, o.steps);
-  const extraUs = (o.recorderStepSeconds - o.historyStepSeconds) * 1e6;
-  return perStep > 0 && extraUs > 0 ? extraUs / perStep : 0;
-}
-
-/**
- * The computation clock at every position 0 .. events (µs since the first event), the recorder's
- * cost taken out; NaN everywhere when the trace recorded no time. Non-decreasing: a correction
- * that would run the clock backwards (an operator shorter than the average cost) holds it still.
- */
-export function computationClock(trace: DeviceTrace, access: AccessColumns, operatorOverheadUs: number): Float64Array {
+export function computationClock(trace: DeviceTrace, access: AccessColumns, calibration?: ClockCalibration): Float64Array {
   const e = trace.events;
   const n = e.action.length;
   const clock = new Float64Array(n + 1).fill(Number.NaN);
-  if (n === 0 || Number.isNaN(e.timeUs[0])) return clock;
   const ops = access.operators;
-  const t0 = e.timeUs[0];
-  let recorded = 0;
-  let op = 0;
+  if (n === 0 || Number.isNaN(e.timeUs[0]) || ops.length === 0) return clock;
+  const origin = ops.startUs[0];
+  const spanUs = Math.max(1, ops.endUs[ops.length - 1] - origin);
+  const scale = calibration && calibration.stepSeconds > 0 && calibration.steps > 0 ? (calibration.stepSeconds * calibration.steps * 1e6) / spanUs : 1;
+  let recorded = e.timeUs[0];
   let last = 0;
   for (let p = 0; p <= n; p++) {
-    if (p < n && !Number.isNaN(e.timeUs[p])) recorded = e.timeUs[p] - t0;
-    while (op < ops.length && ops.position[op] <= p) op++;
-    const t = Math.max(last, recorded - op * operatorOverheadUs);
+    if (p < n && !Number.isNaN(e.timeUs[p])) recorded = e.timeUs[p];
+    const t = Math.max(last, (recorded - origin) * scale);
     clock[p] = t;
     last = t;
   }
@@ -100,7 +90,7 @@ export function hostArenaBytes(trace: DeviceTrace): number {
  * prologue), by which every position moves; the clock stands at its start during them. Returns
  * the clock at the end: the trace's computation time in µs (NaN without time).
  */
-export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, operatorOverheadUs: number, blockIds: number, offset = 0): number {
+export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, calibration: ClockCalibration | undefined, blockIds: number, offset = 0): number {
   const n = trace.events.action.length;
   const u = access.uses;
   wasm.usesAllocate(u.length, n + offset);
@@ -118,7 +108,7 @@ export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: Acces
     const id = e.blockId[i];
     if (e.action[i] === Action.FreeRequested && id >= 0 && id < blockIds) freeAt[id] = i + offset;
   }
-  const clock = computationClock(trace, access, operatorOverheadUs);
+  const clock = computationClock(trace, access, calibration);
   const into = new Float64Array(buf, wasm.usesClock(), n + offset + 1);
   into.fill(clock[0], 0, offset);
   into.set(clock, offset);

@@ -11,7 +11,7 @@ import { parseCapacity, parseConf, parsePolicy } from "./option-values.js";
 import { UsageError, quoted } from "../usage-error.js";
 import { printable } from "../terminal-text.js";
 import { policyEntry, useEventsMissing, type PolicyEntry } from "@lakebed/core-sim";
-import { recorderOverheadBeside } from "../tiering/recorder-overhead.js";
+import { clockCalibrationBeside } from "../tiering/clock-calibration.js";
 
 export interface ReplayCliOptions {
   policy?: string;
@@ -92,7 +92,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
       conf,
       capacityBytes,
       ...checks,
-      operatorOverheadUs: readsUses ? recorderOverheadBeside(file) : undefined,
+      clockCalibration: readsUses ? clockCalibrationBeside(file) : undefined,
       onProgress: (done, total) => progress.update(done, total),
     }));
   } finally {

@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import { useEventsMissing } from "@lakebed/core-sim";
+import { useEventsMissing, type ClockCalibration } from "@lakebed/core-sim";
 import { loadTrace } from "../load.js";
 import { startProgress } from "../progress.js";
 import { renderTable } from "../table.js";
@@ -8,7 +8,7 @@ import { writeHuman, writeJson } from "../output.js";
 import { printable } from "../terminal-text.js";
 import { UsageError, quoted } from "../usage-error.js";
 import { parseConf } from "./option-values.js";
-import { recorderOverheadBeside } from "../tiering/recorder-overhead.js";
+import { clockCalibrationBeside } from "../tiering/clock-calibration.js";
 import { STALL_SHARE_TARGET, tieringSweep, type TieringSweep } from "../tiering/tiering-sweep.js";
 
 export interface TieringCliOptions {
@@ -21,8 +21,8 @@ export interface TieringCliOptions {
 /** The document `lakebed tiering --json` prints. */
 export interface TieringDocument {
   file: string;
-  /** host µs per operator taken out of the recorded clock (from NAME.stats.json beside the trace) */
-  operatorOverheadUs: number;
+  /** the plain step time the clock was scaled to (NAME.stats.json beside the trace); null: none, the clock as recorded */
+  clockCalibration: ClockCalibration | null;
   stallShareTarget: number;
   devices: TieringSweep[];
 }
@@ -39,15 +39,15 @@ export async function tieringCommand(file: string, options: TieringCliOptions): 
     const missing = useEventsMissing(d, "tiering");
     if (missing) throw new Error(`${file}: ${missing}`);
   }
-  const operatorOverheadUs = recorderOverheadBeside(file);
+  const clockCalibration = clockCalibrationBeside(file);
   const progress = startProgress("tiering sweep", "replays", !options.json);
   let devices: TieringSweep[];
   try {
-    devices = tieringSweep(trace, { conf, points, operatorOverheadUs, onProgress: (done, total) => progress.update(done, total) });
+    devices = tieringSweep(trace, { conf, points, clockCalibration, onProgress: (done, total) => progress.update(done, total) });
   } finally {
     progress.stop();
   }
-  const document: TieringDocument = { file, operatorOverheadUs, stallShareTarget: STALL_SHARE_TARGET, devices };
+  const document: TieringDocument = { file, clockCalibration: clockCalibration ?? null, stallShareTarget: STALL_SHARE_TARGET, devices };
   if (options.html) {
     const [{ buildTieringReport }, { renderHtmlReport }] = await Promise.all([import("../report/tiering-report.js"), import("../report/html-report.js")]);
     writeFileSync(options.html, renderHtmlReport(buildTieringReport(trace, document)));

@@ -1,5 +1,5 @@
 import type { Trace } from "@lakebed/traces";
-import type { TieringVictim } from "@lakebed/core-sim";
+import type { ClockCalibration, TieringVictim } from "@lakebed/core-sim";
 import { CAPACITY_STEP_BYTES, findMinCapacity } from "../capacity-search.js";
 import { replayTrace, tieringSummary, type TieringSummary } from "../replay.js";
 
@@ -35,7 +35,7 @@ export interface SweepRequest {
   conf?: string;
   /** capacities drawn between the smallest that runs and the peak (default 12) */
   points?: number;
-  operatorOverheadUs?: number;
+  clockCalibration?: ClockCalibration;
   /** replays done, and the replays the sweep expects */
   onProgress?: (done: number, expected: number) => void;
 }
@@ -43,7 +43,7 @@ export interface SweepRequest {
 /** Tiering at one capacity under one victim choice; null when the trace does not run there. */
 function tieringAt(single: Trace, victim: TieringVictim, capacityBytes: number, request: SweepRequest): TieringSummary | null {
   const conf = [request.conf, `tiering_victim:${victim}`].filter(Boolean).join(",");
-  const r = replayTrace(single, { policy: "tiering", conf, capacityBytes, operatorOverheadUs: request.operatorOverheadUs }).results[0];
+  const r = replayTrace(single, { policy: "tiering", conf, capacityBytes, clockCalibration: request.clockCalibration }).results[0];
   const s = tieringSummary(r);
   return r.failedAllocs === 0 && s.unservedUses === 0 ? s : null;
 }
@@ -62,7 +62,7 @@ export function tieringSweep(trace: Trace, request: SweepRequest = {}): TieringS
   const tick = () => request.onProgress?.(++done, Math.max(expected, done + 1));
   return trace.devices.map((device) => {
     const single: Trace = { ...trace, devices: [device] };
-    const unlimited = replayTrace(single, { policy: "tiering", conf: request.conf, operatorOverheadUs: request.operatorOverheadUs }).results[0];
+    const unlimited = replayTrace(single, { policy: "tiering", conf: request.conf, clockCalibration: request.clockCalibration }).results[0];
     tick();
     const top = Math.max(CAPACITY_STEP_BYTES, Math.ceil(unlimited.policyCounters.peakDeviceBytes / CAPACITY_STEP_BYTES) * CAPACITY_STEP_BYTES);
     const at = (victim: TieringVictim, capacity: number) => {
