@@ -57,7 +57,7 @@ describe("colocate scenarios", () => {
     expect(s.tenants.map((t) => [t.kind, t.policy, t.arrivalsPerS])).toEqual([["training", "expandable", 0], ["inference", "caching", 1]]);
   });
 
-  it("finds gpt2_train's four steps and llama_infer's three generate() calls in their live bytes", async () => {
+  it("finds gpt2_train's four steps and llama_infer's three requests in their live bytes", async () => {
     const train = segmentTrace((await readTrace(join(access, "gpt2_train.def.pickle.gz"))).devices[0]);
     expect(train.segments.length).toBe(4);
     const infer = segmentTrace((await readTrace(inferTrace)).devices[0]);
