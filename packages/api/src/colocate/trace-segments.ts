@@ -11,9 +11,9 @@
 //              MIN_PEAK_SHARE of the largest run's are steps or requests (the others are the
 //              temporaries of model set-up)
 //
-// On the recorded traces (test/fixtures/access) this finds gpt2_train's four steps (the first one
-// in two parts, the optimizer creating its state after the backward pass) and llama_infer's three
-// requests (a prompt, then 48 tokens); docs/colocate.md lists them. A segment replays on its own: a block it
+// On the recorded traces (test/fixtures/access) this finds gpt2_train's four steps (the optimizer's
+// state, created in the first, is kept, so it is prologue) and llama_infer's three requests (a
+// prompt, then 48 tokens); docs/colocate.md lists them. A segment replays on its own: a block it
 // allocates and does not free is freed at its end, and a free of a block from before it is left
 // out, so that a step or a request can be replayed any number of times, in any order.
 import { Action, type DeviceTrace } from "@lakebed/traces";
