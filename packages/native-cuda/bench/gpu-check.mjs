@@ -103,6 +103,16 @@ async function runChecks(report, sentinel) {
     const drop = freeBefore - info.free;
     d.fillPattern(va, GiB, 5);
     assert(d.checkPattern(va, GiB, 5) === 0, "pattern");
+    // the host tier: out to the arena, the device bytes overwritten, back
+    const before = new Uint8Array(4096);
+    d.copyToHost(va, before);
+    assert(d.hostReserve(8 * MiB), "hostReserve");
+    d.copyOut(va, 4096, 4096);
+    d.memset(va, 0, 4096);
+    d.copyIn(4096, va, 4096);
+    d.copyToHost(va, dst);
+    assert(dst.every((b, i) => b === before[i]), "host tier round trip");
+    d.hostRelease();
     d.unmap(va, GiB);
     d.addressFree(va, GiB);
     d.memRelease(h);
