@@ -7,12 +7,16 @@
 // The live addresses and handles only name things: a handle the live memCreate got is the one a
 // later map names, and a map's address lies at the same offset in the live reservation as it does
 // here in the raw one. Calls the live replay saw fail (handle or address -1) are skipped. For
-// addressReserve the handle column holds the alignment the policy asked for.
+// addressReserve the handle column holds the alignment the policy asked for. The host tier's calls
+// are made on a pinned arena of the same size (cuMemHostAlloc); the log does not name a copy's
+// arena offset, and where in the arena a copy lands does not change its time, so every copy here
+// starts at offset 0.
 //
 //   raw_replay CALLS.txt > MICROS.txt     one time in microseconds per input line (-1: skipped)
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,7 +54,9 @@ int main(int argc, char** argv) {
   RawOps ops(*api, 0);
   std::map<int64_t, uint64_t> handles;        // live handle id -> raw handle
   std::map<uint64_t, Range> reservations;     // live base -> raw base
-  std::map<uint64_t, uint64_t> mallocs;       // live va -> raw va
+  std::map<uint64_t, Range> mallocs;          // live va -> raw va
+  void* arena = nullptr;                      // the host tier's pinned arena
+  uint64_t arenaBytes = 0;
   std::map<uint64_t, uint64_t> mapped;        // raw va -> bytes, to unmap what is left at the end
   char kind[32];
   double bytesD, vaD;
@@ -109,10 +115,10 @@ int main(int argc, char** argv) {
       if (vaD > 0) {
         const uint64_t raw = ops.Malloc(bytes);
         t = NowUs() - t0;
-        mallocs[va] = raw;
+        mallocs[va] = Range{raw, bytes};
       }
     } else if (k == "free") {
-      const uint64_t raw = mallocs.at(va);
+      const uint64_t raw = mallocs.at(va).rawBase;
       const double t1 = NowUs();
       ops.Free(raw);
       t = NowUs() - t1;
@@ -120,12 +126,35 @@ int main(int argc, char** argv) {
     } else if (k == "memGetInfo") {
       ops.MemGetInfo();
       t = NowUs() - t0;
+    } else if (k == "hostReserve") {
+      if (handle >= 0) {  // the binding logs -1 for a refused one
+        const CUresult r = api->cuMemHostAlloc(&arena, bytes, 0);
+        t = NowUs() - t0;
+        if (r != CUDA_SUCCESS) Die("cuMemHostAlloc: " + CudaErrorText(*api, r));
+        arenaBytes = bytes;
+      }
+    } else if (k == "hostRelease") {
+      const CUresult r = api->cuMemFreeHost(arena);
+      t = NowUs() - t0;
+      if (r != CUDA_SUCCESS) Die("cuMemFreeHost: " + CudaErrorText(*api, r));
+      arena = nullptr;
+      arenaBytes = 0;
+    } else if (k == "copyOut" || k == "copyIn") {
+      if (bytes > arenaBytes) Die(k + ": larger than the arena");
+      const auto in = mallocs.upper_bound(va);
+      const bool inMalloc = in != mallocs.begin() && va - std::prev(in)->first < std::prev(in)->second.bytes;
+      const uint64_t raw = inMalloc ? Translate(mallocs, va, k.c_str()) : Translate(reservations, va, k.c_str());
+      const double t1 = NowUs();
+      const CUresult r = k == "copyOut" ? api->cuMemcpyDtoH(arena, raw, bytes) : api->cuMemcpyHtoD(raw, arena, bytes);
+      t = NowUs() - t1;
+      if (r != CUDA_SUCCESS) Die(k + ": " + CudaErrorText(*api, r));
     }
     us.push_back(t);
   }
   fclose(in);
   // Whatever the live replay left to its teardown, released here the same way (not timed).
-  for (auto& [va, raw] : mallocs) ops.Free(raw);
+  for (auto& [va, r] : mallocs) ops.Free(r.rawBase);
+  if (arena) api->cuMemFreeHost(arena);
   for (auto& [raw, bytes] : mapped) ops.Unmap(raw, bytes);
   for (auto& [va, r] : reservations) ops.AddressFree(r.rawBase, r.bytes);
   for (auto& [id, h] : handles) ops.MemRelease(h);

@@ -185,7 +185,8 @@ export function bindDriver(driver: Driver, recorder: CallSink, watch?: MemorySam
       const i = recorder.record(K.hostReserve, bytes);
       const t0 = timed ? performance.now() : 0;
       const r = d.hostReserve(bytes);
-      if (timed) recorder.took(i, t0, 0, -1);
+      // the handle column holds the answer (0, or -1 when refused): raw_replay skips a refused one
+      if (timed) recorder.took(i, t0, 0, r);
       return r;
     },
     copyOut(va, hostOffset, bytes) {
