@@ -24,6 +24,7 @@ const commands = {
   doctor: async () => (await import("./commands/doctor.js")).doctorCommand,
   tiering: async () => (await import("./commands/tiering.js")).tieringCommand,
   colocate: async () => (await import("./commands/colocate.js")).colocateCommand,
+  torch: async () => (await import("./commands/torch.js")).torchCommand,
 };
 
 /**
@@ -121,6 +122,12 @@ export async function main(argv: string[]): Promise<number> {
     .description("say which device drivers (sim, host, cuda) work on this machine, and why not")
     .option("--json", "print one JSON document on stdout")
     .action(run(commands.doctor));
+
+  program
+    .command("torch")
+    .description("where the PyTorch allocator library (liblakebed_torch.so) and its Python module are, and how to enable them")
+    .option("--json", "print one JSON document on stdout")
+    .action(run(commands.torch));
 
   try {
     await program.parseAsync(argv, { from: "user" });
