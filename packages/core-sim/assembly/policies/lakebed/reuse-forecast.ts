@@ -8,9 +8,10 @@
 // future). A page touched only once so far has no forecast and goes first: it held a tensor of
 // the job's start (a checkpoint load, a warm-up) more often than one of the loop.
 //
-// Measured on every single-stream trace against taking the oldest idle page (which a repeating
-// step defeats, as LRU is defeated by a loop larger than its cache): chunk moves 7,882 -> 5,754,
-// gpt2_ckpt 3,371 -> 2,076, llama_lora 606 -> 319; mlp_offload 364 -> 417 (docs/policies.md).
+// Measured on the 39 single-stream traces against taking the oldest idle page (which a repeating
+// step defeats, as LRU is defeated by a loop larger than its cache), placement unchanged: chunk
+// moves 7,882 -> 5,754, gpt2_ckpt 3,371 -> 2,076, llama_lora 606 -> 319; mlp_offload 364 -> 417
+// (scripts/lakebed-cost.mjs; docs/policies.md has the variants tried).
 // The gap is smoothed (the mean of the last gap and the ones before), since a page inside a
 // step's working set is touched several times a step; the forecast repeats the gap, so that a page
 // overdue by a whole gap is forecast again one gap on.
