@@ -190,7 +190,7 @@ describe("dedup in the interleaved replay", () => {
 
 describe("lakebed colocate", () => {
   it("prints one JSON document with every strategy, and a bad scenario as one line with status 1", () => {
-    const file = tempFile("s.json", JSON.stringify({ ...good, capacity: "1792MiB", durationS: 3 }));
+    const file = tempFile("s.json", JSON.stringify({ ...good, capacity: "1792MiB", durationS: 1 }));
     const r = lakebed(["colocate", file, "--json"], 120_000);
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
