@@ -75,6 +75,48 @@ describe.skipIf(!browserPath)("the HTML report in headless Chromium", () => {
     }
   });
 
+  it("draws tiering's stall against capacity, online beside belady (lakebed tiering --html)", async () => {
+    mkdirSync(outDir, { recursive: true });
+    const html = join(outDir, "report-tiering.html");
+    const cli = join(repoRoot, "packages/api/bin/lakebed.js");
+    const trace = join(repoRoot, "test/fixtures/access/mlp_compiled.def.pickle.gz");
+    execFileSync(process.execPath, [cli, "tiering", trace, "--points", "4", "--html", html, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    expect(readFileSync(html, "utf8")).not.toMatch(/<(script|link)[^>]+(src|href)=["']?https?:/);
+    const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      const problems: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+      await page.goto(pathToFileURL(html).href);
+      await page.waitForSelector("body[data-drawn=true]", { timeout: 10_000 });
+      const section = page.locator("section.tiering");
+      expect(await section.count()).toBe(1);
+      expect(await section.locator("h2").innerText()).toContain("stall against device capacity");
+      const legend = await section.locator(".u-legend").innerText();
+      expect(legend).toContain("online stall");
+      expect(legend).toContain("belady stall");
+      expect(await section.locator("table.facts").innerText()).toMatch(/runs at all from\s+\d/);
+      // no per-policy sections or empty charts in a tiering report
+      expect(await page.locator("section.policy").count()).toBe(0);
+      expect(await page.locator("#timeline").count()).toBe(0);
+      const inked = await page.evaluate(() => {
+        const canvas = document.querySelector("section.tiering canvas") as HTMLCanvasElement;
+        const pixels = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let k = 3; k < pixels.length; k += 4) if (pixels[k] !== 0) n++;
+        return n;
+      });
+      expect(inked).toBeGreaterThan(1000);
+      await page.screenshot({ path: join(outDir, "report-tiering.png"), fullPage: true });
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  });
+
   it("shows above its charts what the replays could not reproduce (a trace with a CUDA graph pool)", async () => {
     mkdirSync(outDir, { recursive: true });
     const html = join(outDir, "report-private-pools.html");

@@ -173,14 +173,16 @@ export function drawReport(data: ReportData, uPlot: any): void {
     box.append(facts);
     root.append(box);
     const ms = (v: number | null) => (v == null ? null : v * 1000);
+    // the legend shows the point under the cursor; a capacity without a point is one the trace does not run at
+    const stallValue = (_u: any, v: number | null, _s: number, idx: number | null) => (idx == null ? "" : v == null ? "does not run" : `${v.toFixed(1)} ms`);
     new uPlot(
       {
         width: Math.min(1100, document.body.clientWidth - 40),
         height: 320,
         series: [
           { label: "capacity", value: (_u: any, v: number) => (v == null ? "" : fmt(v)) },
-          { label: "online stall", stroke: palette[0], width: 2, points: { show: true }, value: (_u: any, v: number) => (v == null ? "does not run" : `${v.toFixed(1)} ms`) },
-          { label: "belady stall (bound)", stroke: palette[1], width: 2, dash: [6, 4], points: { show: true }, value: (_u: any, v: number) => (v == null ? "does not run" : `${v.toFixed(1)} ms`) },
+          { label: "online stall", stroke: palette[0], width: 2, points: { show: true }, value: stallValue },
+          { label: "belady stall (bound)", stroke: palette[1], width: 2, dash: [6, 4], points: { show: true }, value: stallValue },
         ],
         scales: { x: { time: false } },
         axes: [{ label: "device capacity", values: (_u: any, ticks: number[]) => ticks.map(fmt) }, { label: "stall (ms)", size: 70 }],
