@@ -19,7 +19,8 @@ import { memfdMappingsOf, memfdsOf } from "../packages/native-cuda/test/proc-sca
  * tables, and no memfd or mapping of it in this process (counted from /proc).
  *
  * copyToHost, copyFromHost, memset and memGetInfo are calls no policy makes during a replay (the
- * differential test's call logs show it); they fail under injection through the Driver itself here,
+ * differential test's call logs show it), and neither do the host tier's (hostReserve, copyOut,
+ * copyIn, hostRelease) in these replays; they fail under injection through the Driver itself here,
  * as in native-cuda's own fault-injection test.
  */
 
@@ -38,6 +39,8 @@ const LIVE_CASES: Partial<Record<CallKind, { trace: string; policy: "caching" | 
   checkPattern: { trace: "two_streams.def", policy: "caching", verifyData: true },
 };
 const OOM_SHAPED = new Set<CallKind>(["memCreate", "addressReserve", "malloc", "map", "setAccess"]);
+/** Calls that fail under injection through the Driver itself (see above); hostReserve too, apart. */
+const DRIVER_ONLY = ["copyToHost", "copyFromHost", "memset", "memGetInfo", "copyOut", "copyIn", "hostRelease"] as const;
 /** The map and setAccess undo paths of the other virtual-memory policies, besides expandable's. */
 const MORE_ROLLBACK_CASES: { call: CallKind; trace: string; policy: "vms" | "lakebed"; conf?: string }[] = [
   { call: "map", trace: "mlp_offload.def", policy: "vms", conf: "fragLimit:2097152,reAlloc:1" },
@@ -62,7 +65,7 @@ const zero = { handles: 0, reservations: 0, mappings: 0, mallocs: 0 };
 
 describe.skipIf(!haveSharedTraces || !hostAvailable)("fault injection in live replays", () => {
   it("every call kind is covered", () => {
-    expect(new Set([...Object.keys(LIVE_CASES), "copyToHost", "copyFromHost", "memset", "memGetInfo"])).toEqual(new Set(CALL_KINDS));
+    expect(new Set([...Object.keys(LIVE_CASES), ...DRIVER_ONLY, "hostReserve"])).toEqual(new Set(CALL_KINDS));
   });
 
   for (const backend of liveBackends) {
@@ -117,17 +120,24 @@ describe.skipIf(!haveSharedTraces || !hostAvailable)("fault injection in live re
     }
   }
 
-  for (const call of ["copyToHost", "copyFromHost", "memset", "memGetInfo"] as const) {
+  for (const call of DRIVER_ONLY) {
     it(`host: the 2nd ${call} fails (a call no replay makes), the tables stay exact, nothing is left`, () => {
       const d = openDriver("host", { failEvery: { call, n: 2 } });
       const G = d.granularity();
       const va = d.malloc(G);
       const buf = new Uint8Array(64);
+      if (call === "copyOut" || call === "copyIn") d.hostReserve(G);
       const once = () => {
         if (call === "copyToHost") d.copyToHost(va, buf);
         else if (call === "copyFromHost") d.copyFromHost(va, buf);
         else if (call === "memset") d.memset(va, 1, 64);
-        else d.memGetInfo();
+        else if (call === "copyOut") d.copyOut(va, 0, 64);
+        else if (call === "copyIn") d.copyIn(0, va, 64);
+        else if (call === "hostRelease") {
+          // a failed release keeps the arena: the next try releases it without reserving again
+          if (d.counters().hostArenaBytes === 0) d.hostReserve(G);
+          d.hostRelease();
+        } else d.memGetInfo();
       };
       once();
       expect(once).toThrow(DeviceError);
@@ -139,4 +149,16 @@ describe.skipIf(!haveSharedTraces || !hostAvailable)("fault injection in live re
       expectNothingMapped();
     });
   }
+
+  it("host: the 2nd hostReserve answers out of memory (a call no replay makes); no arena is left behind", () => {
+    const d = openDriver("host", { failEvery: { call: "hostReserve", n: 2 } });
+    expect(d.hostReserve(4 << 20)).toBe(true);
+    d.hostRelease();
+    expect(d.hostReserve(4 << 20)).toBe(false);
+    expect(d.counters()).toMatchObject({ hostArenaBytes: 0 });
+    expect(d.counters().ooms.hostReserve).toBe(1);
+    expect(d.hostReserve(4 << 20)).toBe(true);
+    expect(d.teardown()).toMatchObject({ hostArenaBytes: 4 << 20, errors: [] });
+    expect(d.leakReport().clean).toBe(true);
+  });
 });
