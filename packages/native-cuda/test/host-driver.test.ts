@@ -317,6 +317,9 @@ describe("the direct calls (a live replay's path: no JS checks, the addon's own)
     expectCode(() => x.memCreate("2097152" as unknown as number), "INVALID", /got a string/);
     expectCode(() => x.tryMap(va, G, h, undefined as unknown as number), "INVALID", /host\.map: offset .* got undefined/);
     expectCode(() => x.free(10n as unknown as number), "INVALID", /host\.free: va .* got a bigint/);
+    expectCode(() => x.hostReserve(-1), "INVALID", /^host\.hostReserve: bytes must be an integer in \[0, 2\^53\), got -1$/);
+    expectCode(() => x.copyOut(va, 0.5, 8), "INVALID", /^host\.copyOut: hostOffset must be an integer .* got 0\.5$/);
+    expectCode(() => x.copyIn(0, va, undefined as unknown as number), "INVALID", /^host\.copyIn: bytes .* got undefined$/);
     expect(d.counters().calls).toEqual(before.calls); // none of these reached DriverCore
     // integers the tables refuse: DriverCore, before any driver call
     expectCode(() => x.memCreate(G + 1), "INVALID", /host\.memCreate: .*multiples of 2097152/);
@@ -335,6 +338,9 @@ describe("the direct calls (a live replay's path: no JS checks, the addon's own)
     expectCode(() => x.copyToHost(va, new Uint8Array(8), 8), "INVALID", /host\.copyToHost: .*neither inside a malloc nor mapped/);
     expectCode(() => x.copyToHost(va, new Uint8Array(4), 8), "INVALID", /fewer than 8/);
     expectCode(() => x.copyFromHost(va, [1] as unknown as Uint8Array, 1), "INVALID", /must be a TypedArray/);
+    expectCode(() => x.hostReserve(0), "INVALID", /host\.hostReserve: bytes must be positive/);
+    expectCode(() => x.copyOut(va, 0, 8), "INVALID", /host\.copyOut: no host arena is reserved/);
+    expectCode(() => x.hostRelease(), "INVALID", /host\.hostRelease: no host arena is reserved/);
     expect(d.isValid()).toBeNull();
     expect(d.counters()).toMatchObject({ liveHandles: 1, liveReservations: 1, liveMappings: 0 });
     // and the same calls with good arguments work
