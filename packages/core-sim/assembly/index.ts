@@ -113,6 +113,12 @@ export function usesKind(): usize { return changetype<UseColumns>(uses).kind; }
 export function usesOperator(): usize { return changetype<UseColumns>(uses).operator; }
 export function usesClock(): usize { return changetype<UseColumns>(uses).clock; }
 export function usesFreeAt(): usize { return changetype<UseColumns>(uses).freeAt; }
+export function usesDiscard(): usize { return changetype<UseColumns>(uses).discard; }
+/** Room for `count` serverless-shrink positions (ascending), after usesAllocate; returns where to write them. */
+export function usesShrinkAllocate(count: i32): usize {
+  changetype<UseColumns>(uses).allocateShrinks(count);
+  return changetype<UseColumns>(uses).shrinkAt;
+}
 
 /** Makes the policy; with traceAddresses the simulated device takes segment bases from the trace. */
 export function start(traceAddresses: i32, timelinePoints: i32): void {
@@ -334,6 +340,10 @@ export function policyBlockDriverAddress(handle: i32): f64 {
   if (imported == null) return -1;
   const p = thePolicy();
   return changetype<ImportedDevice>(imported).driverAddress(p.handleAddress(handle), max<u64>(p.handleSize(handle), 1));
+}
+/** The model address of a driver address (ImportedDevice.modelAddress); -1 when none, or on a simulated device. */
+export function deviceModelAddress(driverVa: f64): f64 {
+  return imported != null ? changetype<ImportedDevice>(imported).modelAddress(driverVa) : -1;
 }
 // Read-only views for the property harness (test/property/core-sim-adapter.ts): every policy keeps
 // its blocks in the block table, so a live handle's request and stream are read from there.

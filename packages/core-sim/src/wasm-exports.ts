@@ -98,6 +98,7 @@ export interface CoreSimExports {
   policyBlockAddress(handle: number): number;
   policyBlockSize(handle: number): number;
   policyBlockDriverAddress(handle: number): number;
+  deviceModelAddress(driverVa: number): number;
   policyBlockRequested(handle: number): number;
   policyBlockStream(handle: number): number;
   policySetCapacity(capacityBytes: number): void;

@@ -195,6 +195,23 @@ export class ImportedDevice extends Device {
   }
 
   /**
+   * The model address of a driver address inside a malloc or a reservation, -1 when none holds it:
+   * the inverse of driverAddress, for a host that logs what the driver was asked in the policy's
+   * own address space (packages/torch's trace, which the simulator then replays as the policy saw it).
+   */
+  modelAddress(driverVa: f64): f64 {
+    for (let k = 0; k < 2; k++) {
+      const list = k == 0 ? this.mallocs : this.reservations;
+      for (let i = 0; i < list.count; i++) {
+        const base = list.start(i);
+        const d = this.driverBase.get(base);
+        if (driverVa >= d && driverVa < d + <f64>list.size(i)) return <f64>base + (driverVa - d);
+      }
+    }
+    return -1;
+  }
+
+  /**
    * The driver address of model [va, va + bytes), inside a reservation or a malloc. Public for a
    * host that hands blocks to a program (packages/torch gives PyTorch the driver's pointers).
    */
