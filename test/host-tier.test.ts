@@ -174,9 +174,10 @@ for (const { kind, available, title } of drivers) describe.skipIf(!available)(ti
     driver = null;
   });
 
-  it("the same copies made by the Wasm's imported device, at the policy's model addresses", () => {
+  it("the same copies made by the Wasm's imported device, at the policy's model addresses, logged as the simulator logs them", () => {
     const d = open();
-    const bound = bindDriver(d, new CallRecorder());
+    const recorder = new CallRecorder();
+    const bound = bindDriver(d, recorder);
     const w = instantiate(bound.imports);
     bound.setMemory(w.memory);
     w.setup(POLICY_CODES.expandable, DEVICE_IMPORTED, 0, d.memGetInfo().total);
@@ -200,6 +201,29 @@ for (const { kind, available, title } of drivers) describe.skipIf(!available)(ti
     w.deviceHostRelease();
     const c = d.counters();
     expect([c.calls.hostReserve, c.calls.copyOut, c.calls.copyIn, c.calls.hostRelease]).toEqual([1, 1, 1, 1]);
+
+    // the simulated device, asked the same, logs the same calls with the same bytes (the
+    // differential test compares whole replays this way)
+    const sim = instantiate();
+    sim.setup(POLICY_CODES.expandable, DEVICE_SIMULATED, 0, d.memGetInfo().total);
+    sim.start(0, 0);
+    expect(sim.deviceCallLogEnable()).toBe(0);
+    const simBlock = sim.policyMalloc(5 * MiB + 12345, 0);
+    expect(sim.deviceHostReserve(2 * bytes)).toBe(1);
+    sim.deviceCopyOut(sim.policyBlockAddress(simBlock), bytes, bytes);
+    sim.deviceCopyIn(bytes, sim.policyBlockAddress(simBlock), bytes);
+    sim.deviceHostRelease();
+    const n = sim.deviceCallLogCount();
+    const simLog = {
+      kinds: Array.from(new Uint8Array(sim.memory.buffer, sim.deviceCallLogKinds(), n)),
+      bytes: Array.from(new Float64Array(sim.memory.buffer, sim.deviceCallLogBytes(), n)),
+    };
+    const live = recorder.sequence();
+    const named = (kinds: number[]) => kinds.map((k) => DEVICE_CALL_NAMES[k]);
+    expect(named(Array.from(live.kinds))).toEqual(named(simLog.kinds));
+    expect(Array.from(live.bytes)).toEqual(simLog.bytes);
+    expect(named(simLog.kinds).slice(-4)).toEqual(["hostReserve", "copyOut", "copyIn", "hostRelease"]);
+    expect(simLog.bytes.slice(-4)).toEqual([2 * bytes, bytes, bytes, 2 * bytes]);
   });
 });
 

@@ -70,6 +70,7 @@ export function bindDriver(driver: Driver, recorder: CallSink, watch?: MemorySam
   const d = driver.direct;
   const handleBytes = new Map<number, number>();
   const mallocBytes = new Map<number, number>();
+  let arenaBytes = 0; // hostRelease names no size either: the arena's, as the simulator logs it
   let memory: { readonly buffer: ArrayBuffer } | null = null;
   let fills = 0;
   let checks = 0;
@@ -187,6 +188,7 @@ export function bindDriver(driver: Driver, recorder: CallSink, watch?: MemorySam
       const r = d.hostReserve(bytes);
       // the handle column holds the answer (0, or -1 when refused): raw_replay skips a refused one
       if (timed) recorder.took(i, t0, 0, r);
+      if (r === 0) arenaBytes = bytes;
       return r;
     },
     copyOut(va, hostOffset, bytes) {
@@ -202,10 +204,11 @@ export function bindDriver(driver: Driver, recorder: CallSink, watch?: MemorySam
       if (timed) recorder.took(i, t0, va, -1);
     },
     hostRelease() {
-      const i = recorder.record(K.hostRelease, 0);
+      const i = recorder.record(K.hostRelease, arenaBytes);
       const t0 = timed ? performance.now() : 0;
       d.hostRelease();
       if (timed) recorder.took(i, t0, 0, -1);
+      arenaBytes = 0;
     },
     fillPattern(va, bytes, seed) {
       fills++;
