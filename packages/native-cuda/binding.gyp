@@ -11,7 +11,8 @@
         "src/native/driver_core.cc",
         "src/native/host_backend.cc",
         "src/native/cuda_backend.cc",
-        "src/native/cuda_loader.cc"
+        "src/native/cuda_loader.cc",
+        "src/native/share_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

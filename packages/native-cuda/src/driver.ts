@@ -196,6 +196,27 @@ export interface Driver {
   copyIn(hostOffset: number, va: number, bytes: number): void;
   /** cuMemFreeHost: the arena back (teardown releases one left behind). */
   hostRelease(): void;
+  /**
+   * Sharing chunks between processes (colocate's live half). memCreateShareable: memCreate of a
+   * chunk that can be exported (cuMemCreate with POSIX_FILE_DESCRIPTOR handles; a memfd on host
+   * memory); counted as memCreate. OOM (-1) as memCreate.
+   */
+  memCreateShareable(bytes: number): number;
+  /** cuMemExportToShareableHandle: a new file descriptor for the chunk, the caller's to send over
+   * a Unix socket (share.send) and close; driverNs: the driver function's time alone. Only a
+   * shareable or imported handle can be exported. */
+  exportHandle(handle: number): { fd: number; driverNs: number };
+  /** cuMemImportFromShareableHandle of a received descriptor of a `bytes` chunk: a handle of this
+   * driver (map it, release it as any other). Close `fd` right after. */
+  importHandle(fd: number, bytes: number): { handle: number; driverNs: number };
+  /** cuMemSetAccess with PROT_READ (host: mprotect PROT_READ), counted as setAccess: reads are
+   * allowed; copyFromHost, memset, fillPattern and copyIn into it are refused (INVALID) before the
+   * driver, and the driver would refuse them too (writeThroughReadOnly shows it). */
+  setAccessReadOnly(va: number, bytes: number): void;
+  /** The write the checks refuse, made anyway on a read-only range, to show the memory system
+   * refuses it: host: a CPU store, which kills the process with SIGSEGV (call it only in a
+   * process meant to die); cuda: cuMemsetD8, which the driver refuses (DeviceError DRIVER). */
+  writeThroughReadOnly(va: number, bytes: number): void;
   info(): DriverInfo;
   counters(): DriverCounters;
   /** Everything this driver still holds. */
@@ -333,6 +354,28 @@ class NativeDriver implements Driver {
 
   hostRelease(): void {
     this.native.hostRelease();
+  }
+
+  memCreateShareable(bytes: number): number {
+    return this.native.memCreateShareable(this.check.granular("memCreateShareable", "bytes", bytes));
+  }
+
+  exportHandle(handle: number): { fd: number; driverNs: number } {
+    return this.native.exportHandle(this.check.positive("exportHandle", "handle", handle));
+  }
+
+  importHandle(fd: number, bytes: number): { handle: number; driverNs: number } {
+    return this.native.importHandle(this.check.integer("importHandle", "fd", fd), this.check.granular("importHandle", "bytes", bytes));
+  }
+
+  setAccessReadOnly(va: number, bytes: number): void {
+    const c = this.check;
+    this.native.setAccessReadOnly(c.alignedVa("setAccessReadOnly", va), c.granular("setAccessReadOnly", "bytes", bytes));
+  }
+
+  writeThroughReadOnly(va: number, bytes: number): void {
+    const c = this.check;
+    this.native.writeThroughReadOnly(c.alignedVa("writeThroughReadOnly", va), c.granular("writeThroughReadOnly", "bytes", bytes));
   }
 
   info(): DriverInfo {

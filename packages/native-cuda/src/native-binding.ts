@@ -28,6 +28,11 @@ export interface NativeDriverObject {
   copyOut(va: number, hostOffset: number, bytes: number): void;
   copyIn(hostOffset: number, va: number, bytes: number): void;
   hostRelease(): void;
+  memCreateShareable(bytes: number): number;
+  exportHandle(handle: number): { fd: number; driverNs: number };
+  importHandle(fd: number, bytes: number): { handle: number; driverNs: number };
+  setAccessReadOnly(va: number, bytes: number): void;
+  writeThroughReadOnly(va: number, bytes: number): void;
   info(): {
     kind: "host" | "cuda";
     description: string;
@@ -56,4 +61,20 @@ export interface NativeBinding {
   teardownAll(): void;
   callKinds: readonly string[];
   OOM: number;
+  /** Unix sockets with SCM_RIGHTS and shared books (src/native/share_socket.h) */
+  share: NativeShare;
+}
+
+export interface NativeShare {
+  listen(path: string): number;
+  accept(fd: number): { fd: number; pid: number; uid: number; gid: number };
+  connect(path: string): number;
+  send(fd: number, payload: Uint8Array, fds: readonly number[]): void;
+  recv(fd: number, maxBytes: number): { payload: Buffer; fds: number[] } | null;
+  poll(fds: readonly number[], timeoutMs: number): number[];
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
+  close(fd: number): void;
+  shmCreate(bytes: number): number;
+  shmMap(fd: number, bytes: number): ArrayBuffer;
+  maxFdsPerMessage: number;
 }

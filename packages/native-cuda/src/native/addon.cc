@@ -34,6 +34,7 @@
 #include "cuda_loader.h"
 #include "driver_core.h"
 #include "host_backend.h"
+#include "share_socket.h"
 
 namespace lakebed {
 namespace {
@@ -164,6 +165,11 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
             InstanceMethod<&DriverWrap::CopyOut>("copyOut"),
             InstanceMethod<&DriverWrap::CopyIn>("copyIn"),
             InstanceMethod<&DriverWrap::HostRelease>("hostRelease"),
+            InstanceMethod<&DriverWrap::MemCreateShareable>("memCreateShareable"),
+            InstanceMethod<&DriverWrap::ExportHandle>("exportHandle"),
+            InstanceMethod<&DriverWrap::ImportHandle>("importHandle"),
+            InstanceMethod<&DriverWrap::SetAccessReadOnly>("setAccessReadOnly"),
+            InstanceMethod<&DriverWrap::WriteThroughReadOnly>("writeThroughReadOnly"),
             InstanceMethod<&DriverWrap::Info>("info"),
             InstanceMethod<&DriverWrap::Counters>("counters"),
             InstanceMethod<&DriverWrap::LeakReport>("leakReport"),
@@ -434,6 +440,59 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
     return Nothing();
   }
 
+  // ---- sharing between processes (driver_core.h) ----
+
+  Napi::Value MemCreateShareable(const Napi::CallbackInfo& info) {
+    uint32_t handle = 0;
+    const Status s = core_->MemCreateShareable(Arg(info, 0, "memCreateShareable", "bytes"), &handle);
+    if (IsOom(s)) return Napi::Number::New(info.Env(), kOom);
+    Check(info.Env(), "memCreateShareable", s);
+    return Napi::Number::New(info.Env(), handle);
+  }
+
+  // exportHandle(handle) -> {fd, driverNs}: fd is the caller's to send and close.
+  Napi::Value ExportHandle(const Napi::CallbackInfo& info) {
+    const uint64_t handle = Arg(info, 0, "exportHandle", "handle");
+    int fd = -1;
+    int64_t ns = 0;
+    Check(info.Env(), "exportHandle",
+          handle > UINT32_MAX ? Status::Invalid("handle " + std::to_string(handle) + " is not live")
+                              : core_->ExportHandle(static_cast<uint32_t>(handle), &fd, &ns));
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("fd", fd);
+    out.Set("driverNs", static_cast<double>(ns));
+    return out;
+  }
+
+  // importHandle(fd, bytes) -> {handle, driverNs}; the caller closes fd right after.
+  Napi::Value ImportHandle(const Napi::CallbackInfo& info) {
+    const uint64_t fd = Arg(info, 0, "importHandle", "fd");
+    const uint64_t bytes = Arg(info, 1, "importHandle", "bytes");
+    uint32_t handle = 0;
+    int64_t ns = 0;
+    Check(info.Env(), "importHandle",
+          fd > INT32_MAX ? Status::Invalid("fd " + std::to_string(fd) + " is no descriptor")
+                         : core_->ImportHandle(static_cast<int>(fd), bytes, &handle, &ns));
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("handle", handle);
+    out.Set("driverNs", static_cast<double>(ns));
+    return out;
+  }
+
+  Napi::Value SetAccessReadOnly(const Napi::CallbackInfo& info) {
+    Check(info.Env(), "setAccessReadOnly",
+          core_->SetAccessReadOnly(Arg(info, 0, "setAccessReadOnly", "va"),
+                                   Arg(info, 1, "setAccessReadOnly", "bytes")));
+    return Nothing();
+  }
+
+  Napi::Value WriteThroughReadOnly(const Napi::CallbackInfo& info) {
+    Check(info.Env(), "writeThroughReadOnly",
+          core_->WriteThroughReadOnly(Arg(info, 0, "writeThroughReadOnly", "va"),
+                                      Arg(info, 1, "writeThroughReadOnly", "bytes")));
+    return Nothing();
+  }
+
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("kind", kind_);
@@ -645,6 +704,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("teardownAll", Napi::Function::New<TeardownAll>(env, "teardownAll"));
   exports.Set("callKinds", kinds);
   exports.Set("OOM", Napi::Number::New(env, kOom));
+  AddShareSocket(env, exports);
   return exports;
 }
 

@@ -45,6 +45,22 @@ class Backend {
   // pinned rate because the arena is pinned. kOutOfMemory when the host cannot pin that much.
   virtual Status hostReserve(uint64_t bytes, void** arena) = 0;
   virtual Status hostRelease(void* arena, uint64_t bytes) = 0;
+  // Sharing chunks between processes (colocate's live half, share_socket.h carries the FDs):
+  //   memCreateShareable  cuMemCreate with requestedHandleTypes = POSIX_FILE_DESCRIPTOR (the
+  //                       handle type is fixed at creation: a plain chunk can never be exported);
+  //                       host: memfd_create, as memCreate (a memfd is its own shareable handle)
+  //   exportHandle        cuMemExportToShareableHandle(POSIX_FILE_DESCRIPTOR); host: a dup of the
+  //                       memfd. *fd is a new descriptor the caller owns and must close.
+  //   importHandle        cuMemImportFromShareableHandle of a received fd; host: a dup of it,
+  //                       checked to hold `bytes`. The caller still owns (and closes) `fd`.
+  //   setAccessReadOnly   cuMemSetAccess with PROT_READ; host: mprotect(PROT_READ). A write
+  //                       through such a mapping is refused by the memory system itself: a CPU
+  //                       store faults (SIGSEGV), a CUDA copy or memset is refused, a kernel
+  //                       store kills the context.
+  virtual Status memCreateShareable(uint64_t bytes, uint64_t* native) = 0;
+  virtual Status exportHandle(uint64_t native, int* fd) = 0;
+  virtual Status importHandle(int fd, uint64_t bytes, uint64_t* native) = 0;
+  virtual Status setAccessReadOnly(uint64_t va, uint64_t bytes) = 0;
   // Called once after DriverCore released everything; the cuda backend drops its context here.
   virtual void close() = 0;
 

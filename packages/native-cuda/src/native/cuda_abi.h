@@ -24,6 +24,11 @@ constexpr int CU_MEM_ALLOCATION_TYPE_PINNED = 1;
 constexpr int CU_MEM_HANDLE_TYPE_NONE = 0;
 constexpr int CU_MEM_LOCATION_TYPE_DEVICE = 1;
 constexpr int CU_MEM_ACCESS_FLAGS_PROT_READWRITE = 3;
+// Sharing a chunk between processes (colocate's live half): a chunk made with this handle type
+// can be exported as a file descriptor and imported by another process; a reader maps it with
+// PROT_READ (writes through that mapping are refused by the driver, measured on the H100).
+constexpr int CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR = 1;
+constexpr int CU_MEM_ACCESS_FLAGS_PROT_READ = 1;
 constexpr int CU_MEM_ALLOC_GRANULARITY_MINIMUM = 0;
 
 struct CUmemLocation {
@@ -84,7 +89,11 @@ struct CUmemAccessDesc {
   X(cuMemsetD8, "cuMemsetD8_v2", CUresult (*)(CUdeviceptr, unsigned char, size_t))                \
   X(cuMemGetInfo, "cuMemGetInfo_v2", CUresult (*)(size_t*, size_t*))                            \
   X(cuMemHostAlloc, "cuMemHostAlloc", CUresult (*)(void**, size_t, unsigned int))                 \
-  X(cuMemFreeHost, "cuMemFreeHost", CUresult (*)(void*))
+  X(cuMemFreeHost, "cuMemFreeHost", CUresult (*)(void*))                                         \
+  X(cuMemExportToShareableHandle, "cuMemExportToShareableHandle",                                 \
+    CUresult (*)(void*, CUmemGenericAllocationHandle, int, unsigned long long))                   \
+  X(cuMemImportFromShareableHandle, "cuMemImportFromShareableHandle",                             \
+    CUresult (*)(CUmemGenericAllocationHandle*, void*, int))
 
 // PFN_cuInit, PFN_cuMemCreate, ...: one function-pointer type per entry above.
 #define LAKEBED_PFN(field, symbol, type) using PFN_##field = type;

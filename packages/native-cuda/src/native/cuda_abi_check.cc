@@ -48,6 +48,8 @@ static_assert(ours::CU_MEM_ALLOCATION_TYPE_PINNED == ::CU_MEM_ALLOCATION_TYPE_PI
 static_assert(ours::CU_MEM_HANDLE_TYPE_NONE == ::CU_MEM_HANDLE_TYPE_NONE, "");
 static_assert(ours::CU_MEM_LOCATION_TYPE_DEVICE == ::CU_MEM_LOCATION_TYPE_DEVICE, "");
 static_assert(ours::CU_MEM_ACCESS_FLAGS_PROT_READWRITE == ::CU_MEM_ACCESS_FLAGS_PROT_READWRITE, "");
+static_assert(ours::CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR == ::CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, "");
+static_assert(ours::CU_MEM_ACCESS_FLAGS_PROT_READ == ::CU_MEM_ACCESS_FLAGS_PROT_READ, "");
 static_assert(ours::CU_MEM_ALLOC_GRANULARITY_MINIMUM == ::CU_MEM_ALLOC_GRANULARITY_MINIMUM, "");
 
 // The symbol each plain name becomes through cuda.h's macros must be the one we dlsym, and the

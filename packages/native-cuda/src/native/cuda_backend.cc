@@ -2,6 +2,7 @@
 // ranges, handles and access, so a failure here is the driver's own.
 #include "cuda_backend.h"
 
+#include <cstdint>
 #include <string>
 
 #include "cuda_loader.h"
@@ -142,6 +143,51 @@ class CudaBackend final : public Backend {
     Status s = Bind();
     if (!s.ok()) return s;
     return FromCu(api_, "cuMemFreeHost", Drive([&] { return api_.cuMemFreeHost(arena); }));
+  }
+
+  Status memCreateShareable(uint64_t bytes, uint64_t* native) override {
+    CUmemAllocationProp prop = Prop(ordinal_);
+    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    CUmemGenericAllocationHandle handle = 0;
+    Status s = Bind();
+    if (!s.ok()) return s;
+    s = FromCu(api_, "cuMemCreate (shareable)",
+               Drive([&] { return api_.cuMemCreate(&handle, bytes, &prop, 0); }));
+    if (s.ok()) *native = handle;
+    return s;
+  }
+
+  Status exportHandle(uint64_t native, int* fd) override {
+    int out = -1;
+    Status s = FromCu(api_, "cuMemExportToShareableHandle", Drive([&] {
+                        return api_.cuMemExportToShareableHandle(
+                            &out, native, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
+                      }));
+    if (s.ok()) *fd = out;
+    return s;
+  }
+
+  Status importHandle(int fd, uint64_t, uint64_t* native) override {
+    CUmemGenericAllocationHandle handle = 0;
+    Status s = Bind();
+    if (!s.ok()) return s;
+    // POSIX_FILE_DESCRIPTOR: the descriptor itself is passed as the pointer-sized osHandle.
+    void* osHandle = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
+    s = FromCu(api_, "cuMemImportFromShareableHandle", Drive([&] {
+                 return api_.cuMemImportFromShareableHandle(
+                     &handle, osHandle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+               }));
+    if (s.ok()) *native = handle;
+    return s;
+  }
+
+  Status setAccessReadOnly(uint64_t va, uint64_t bytes) override {
+    CUmemAccessDesc desc{};
+    desc.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    desc.location.id = ordinal_;
+    desc.flags = CU_MEM_ACCESS_FLAGS_PROT_READ;
+    return FromCu(api_, "cuMemSetAccess (read-only)",
+                  Drive([&] { return api_.cuMemSetAccess(va, bytes, &desc, 1); }));
   }
 
   void close() override {

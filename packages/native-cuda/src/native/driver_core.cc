@@ -78,11 +78,11 @@ Status DriverCore::CheckRange(uint64_t va, uint64_t bytes, bool granular) const 
   return Status::Ok();
 }
 
-Status DriverCore::CheckAccessible(uint64_t va, uint64_t bytes) const {
+Status DriverCore::CheckAccessible(uint64_t va, uint64_t bytes, bool write) const {
   Status s = CheckRange(va, bytes, false);
   if (!s.ok()) return s;
   std::string why;
-  if (!tables_.Accessible(va, bytes, &why))
+  if (!tables_.Accessible(va, bytes, &why, write))
     return Status::Invalid("range " + Hex(va) + " + " + Bytes(bytes) + ": " + why);
   return Status::Ok();
 }
@@ -216,8 +216,83 @@ Status DriverCore::SetAccess(uint64_t va, uint64_t bytes) {
   Status s = Admit(k, [&] { return CheckTiled(va, bytes); });
   if (s.ok()) s = backend_->setAccess(va, bytes);
   if (s.ok())
-    for (LiveTables::MappingIt m : tiles_) m->second.access = true;
+    for (LiveTables::MappingIt m : tiles_) {
+      m->second.access = true;
+      m->second.readOnly = false;
+    }
   return Finish(k, t0, s);
+}
+
+// ---- sharing between processes -----------------------------------------------------------------
+
+Status DriverCore::MemCreateShareable(uint64_t bytes, uint32_t* handle) {
+  const CallKind k = CallKind::kMemCreate;
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] { return CheckRange(0, bytes, true); });
+  if (s.ok()) s = CheckCapacity(bytes);
+  uint64_t native = 0;
+  if (s.ok()) s = backend_->memCreateShareable(bytes, &native);
+  if (s.ok()) {
+    *handle = tables_.AddHandle(native, bytes);
+    tables_.handles[*handle].shareable = true;
+  }
+  return Finish(k, t0, s);
+}
+
+Status DriverCore::ExportHandle(uint32_t handle, int* fd, int64_t* driverNs) {
+  if (closed_) return Closed();
+  auto it = tables_.handles.find(handle);
+  if (it == tables_.handles.end() || it->second.released)
+    return Status::Invalid("handle " + std::to_string(handle) + " is not live");
+  if (!it->second.shareable)
+    return Status::Invalid("handle " + std::to_string(handle) +
+                           " was not made shareable (memCreateShareable): CUDA fixes a chunk's "
+                           "handle type when it is created");
+  const int64_t t0 = MonotonicNs();
+  Status s = backend_->exportHandle(it->second.native, fd);
+  *driverNs = MonotonicNs() - t0;
+  return s;
+}
+
+Status DriverCore::ImportHandle(int fd, uint64_t bytes, uint32_t* handle, int64_t* driverNs) {
+  if (closed_) return Closed();
+  if (fd < 0) return Status::Invalid("fd " + std::to_string(fd) + " is no descriptor");
+  Status s = CheckRange(0, bytes, true);
+  if (!s.ok()) return s;
+  uint64_t native = 0;
+  const int64_t t0 = MonotonicNs();
+  s = backend_->importHandle(fd, bytes, &native);
+  *driverNs = MonotonicNs() - t0;
+  if (s.ok()) {
+    *handle = tables_.AddHandle(native, bytes);
+    tables_.handles[*handle].shareable = true;
+  }
+  return s;
+}
+
+Status DriverCore::SetAccessReadOnly(uint64_t va, uint64_t bytes) {
+  const CallKind k = CallKind::kSetAccess;
+  const int64_t t0 = Begin();
+  Status s = Admit(k, [&] { return CheckTiled(va, bytes); });
+  if (s.ok()) s = backend_->setAccessReadOnly(va, bytes);
+  if (s.ok())
+    for (LiveTables::MappingIt m : tiles_) {
+      m->second.access = true;
+      m->second.readOnly = true;
+    }
+  return Finish(k, t0, s);
+}
+
+Status DriverCore::WriteThroughReadOnly(uint64_t va, uint64_t bytes) {
+  if (closed_) return Closed();
+  Status s = CheckTiled(va, bytes);
+  if (!s.ok()) return s;
+  for (LiveTables::MappingIt m : tiles_)
+    if (!m->second.readOnly)
+      return Status::Invalid("range " + Hex(va) + " + " + Bytes(bytes) +
+                             " is not all mapped read-only: this probe writes only where the "
+                             "memory system must refuse");
+  return backend_->memset(va, 0xA5, bytes);
 }
 
 Status DriverCore::Unmap(uint64_t va, uint64_t bytes) {
@@ -276,7 +351,7 @@ Status DriverCore::CopyToHost(uint64_t va, void* dst, uint64_t bytes) {
 Status DriverCore::CopyFromHost(uint64_t va, const void* src, uint64_t bytes) {
   const CallKind k = CallKind::kCopyFromHost;
   const int64_t t0 = Begin();
-  Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
+  Status s = Admit(k, [&] { return CheckAccessible(va, bytes, true); });
   if (s.ok()) s = backend_->copyFromHost(va, src, bytes);
   return Finish(k, t0, s);
 }
@@ -284,7 +359,7 @@ Status DriverCore::CopyFromHost(uint64_t va, const void* src, uint64_t bytes) {
 Status DriverCore::Memset(uint64_t va, uint8_t value, uint64_t bytes) {
   const CallKind k = CallKind::kMemset;
   const int64_t t0 = Begin();
-  Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
+  Status s = Admit(k, [&] { return CheckAccessible(va, bytes, true); });
   if (s.ok()) s = backend_->memset(va, value, bytes);
   return Finish(k, t0, s);
 }
@@ -306,7 +381,7 @@ Status DriverCore::MemGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) {
 Status DriverCore::FillPattern(uint64_t va, uint64_t bytes, uint64_t seed) {
   const CallKind k = CallKind::kFillPattern;
   const int64_t t0 = Begin();
-  Status s = Admit(k, [&] { return CheckAccessible(va, bytes); });
+  Status s = Admit(k, [&] { return CheckAccessible(va, bytes, true); });
   if (s.ok()) {
     ForEachProbe(bytes, granularity_, [&](uint64_t offset, uint64_t len) {
       probe_.resize(len);
@@ -339,13 +414,13 @@ Status DriverCore::CheckPattern(uint64_t va, uint64_t bytes, uint64_t seed,
 
 // ---- the host tier -----------------------------------------------------------------------------
 
-Status DriverCore::CheckCopy(uint64_t va, uint64_t hostOffset, uint64_t bytes) const {
+Status DriverCore::CheckCopy(uint64_t va, uint64_t hostOffset, uint64_t bytes, bool write) const {
   if (arena_ == nullptr) return Status::Invalid("no host arena is reserved (hostReserve first)");
   if (bytes == 0) return Status::Invalid("bytes must be positive");
   if (hostOffset > arenaBytes_ || bytes > arenaBytes_ - hostOffset)
     return Status::Invalid("host range " + std::to_string(hostOffset) + " + " + Bytes(bytes) +
                            " runs past the host arena of " + Bytes(arenaBytes_));
-  return CheckAccessible(va, bytes);
+  return CheckAccessible(va, bytes, write);
 }
 
 Status DriverCore::HostReserve(uint64_t bytes) {
@@ -369,7 +444,7 @@ Status DriverCore::HostReserve(uint64_t bytes) {
 Status DriverCore::CopyOut(uint64_t va, uint64_t hostOffset, uint64_t bytes) {
   const CallKind k = CallKind::kCopyOut;
   const int64_t t0 = Begin();
-  Status s = Admit(k, [&] { return CheckCopy(va, hostOffset, bytes); });
+  Status s = Admit(k, [&] { return CheckCopy(va, hostOffset, bytes, false); });
   if (s.ok()) s = backend_->copyToHost(arena_ + hostOffset, va, bytes);
   return Finish(k, t0, s);
 }
@@ -377,7 +452,7 @@ Status DriverCore::CopyOut(uint64_t va, uint64_t hostOffset, uint64_t bytes) {
 Status DriverCore::CopyIn(uint64_t hostOffset, uint64_t va, uint64_t bytes) {
   const CallKind k = CallKind::kCopyIn;
   const int64_t t0 = Begin();
-  Status s = Admit(k, [&] { return CheckCopy(va, hostOffset, bytes); });
+  Status s = Admit(k, [&] { return CheckCopy(va, hostOffset, bytes, true); });
   if (s.ok()) s = backend_->copyFromHost(va, arena_ + hostOffset, bytes);
   return Finish(k, t0, s);
 }

@@ -77,6 +77,21 @@ class DriverCore {
   // *mismatchedBytes: how many probed bytes differ from the pattern (0: the check passed).
   Status CheckPattern(uint64_t va, uint64_t bytes, uint64_t seed, uint64_t* mismatchedBytes);
 
+  // Sharing chunks between processes (colocate's live half; backend.h says what each driver call
+  // is). memCreateShareable and setAccessReadOnly are counted and timed as memCreate and setAccess
+  // (the same driver functions with another flag). Export and import are not device calls a policy
+  // makes: they are not counted; *driverNs is the driver function's time alone (the floor).
+  Status MemCreateShareable(uint64_t bytes, uint32_t* handle);
+  // *fd: a new descriptor the caller owns (sends it, then closes it).
+  Status ExportHandle(uint32_t handle, int* fd, int64_t* driverNs);
+  // A handle for a received descriptor of a `bytes` chunk; the caller closes `fd` right after.
+  Status ImportHandle(int fd, uint64_t bytes, uint32_t* handle, int64_t* driverNs);
+  Status SetAccessReadOnly(uint64_t va, uint64_t bytes);
+  // The write DriverCore refuses, made anyway on a range tiled by read-only mappings, to show the
+  // memory system itself refuses it (tests and the GPU check only): host: a CPU store, which
+  // faults (SIGSEGV: run it in a process meant to die); cuda: cuMemsetD8, which the driver refuses.
+  Status WriteThroughReadOnly(uint64_t va, uint64_t bytes);
+
   // The host tier (core-sim's device.ts): one arena of pinned host memory at a time, addressed by
   // offset. Copies check the arena range and the device range
   // (mapped with access, or inside a malloc) as copyToHost does, and never run past either.
@@ -126,12 +141,12 @@ class DriverCore {
   Status Finish(CallKind kind, int64_t t0, Status status);
   Status Closed() const;
   Status CheckRange(uint64_t va, uint64_t bytes, bool granular) const;
-  Status CheckAccessible(uint64_t va, uint64_t bytes) const;
+  Status CheckAccessible(uint64_t va, uint64_t bytes, bool write = false) const;
   // [va, va+bytes) is exactly covered by whole mappings (cuMemUnmap/cuMemSetAccess): in tiles_.
   Status CheckTiled(uint64_t va, uint64_t bytes);
   Status CheckCapacity(uint64_t bytes) const;
   // [hostOffset, hostOffset+bytes) inside the arena, and [va, va+bytes) accessible.
-  Status CheckCopy(uint64_t va, uint64_t hostOffset, uint64_t bytes) const;
+  Status CheckCopy(uint64_t va, uint64_t hostOffset, uint64_t bytes, bool write) const;
 
   std::unique_ptr<Backend> backend_;
   const uint64_t granularity_;

@@ -30,6 +30,9 @@ struct HandleRecord {
   uint32_t mappings;  // INV-NAT-2
   bool released;      // memRelease was called; record stays while mappings > 0 (INV-NAT-1)
   uint64_t seq;       // creation order across all tables; teardown goes newest first
+  // Made exportable (memCreateShareable) or imported from another process's descriptor: only
+  // these may be exported (CUDA fixes the handle type at cuMemCreate; the host refuses alike).
+  bool shareable = false;
 };
 
 struct ReservationRecord {
@@ -51,6 +54,9 @@ struct MappingRecord {
   // unmap reaches them without looking them up.
   std::map<uint32_t, HandleRecord>::iterator handleRecord;
   std::map<uint64_t, ReservationRecord>::iterator reservationRecord;
+  // access was set read-only (a shared chunk): reads are allowed, every write is refused here
+  // before the driver is asked, as the driver itself would refuse it.
+  bool readOnly = false;
 };
 
 struct MallocRecord {
@@ -137,7 +143,8 @@ class LiveTables {
 
   // True when [va, va+bytes) may be read and written: inside one malloc, or tiled by mappings
   // that all have access set. This is what keeps the host driver from faulting on a bad copy.
-  bool Accessible(uint64_t va, uint64_t bytes, std::string* why) const {
+  // `write`: the range will be written, so a read-only mapping in it refuses.
+  bool Accessible(uint64_t va, uint64_t bytes, std::string* why, bool write = false) const {
     auto m = mallocs.upper_bound(va);
     if (m != mallocs.begin()) {
       --m;
@@ -158,6 +165,10 @@ class LiveTables {
       }
       if (!it->second.access) {
         *why = "part of the range is mapped without access (call setAccess first)";
+        return false;
+      }
+      if (write && it->second.readOnly) {
+        *why = "part of the range is mapped read-only (a shared chunk): writes are refused";
         return false;
       }
       at = it->first + it->second.bytes;

@@ -13,6 +13,9 @@
 //   cuMemHostAlloc       mmap anonymous + mlock     mlock'ed when RLIMIT_MEMLOCK allows that much
 //                                                   (pinned, as CUDA's); else left pageable
 //   cuMemFreeHost        munmap
+//   cuMemExportTo...     fcntl(F_DUPFD_CLOEXEC)     the memfd is the shareable handle: a dup of it
+//   cuMemImportFrom...   fcntl(F_DUPFD_CLOEXEC)     of the received fd (fstat: it holds the chunk)
+//   PROT_READ access     mprotect READ              a store through it faults (SIGSEGV)
 //
 // Because map is MAP_SHARED of the memfd, one chunk mapped at two addresses is one piece of memory
 // seen twice, and one reservation really shows several separate chunks side by side: stitching is
@@ -21,6 +24,8 @@
 #include "host_backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -206,6 +211,36 @@ class HostBackend final : public Backend {
 
   Status hostRelease(void* arena, uint64_t bytes) override {
     if (Drive([&] { return munmap(arena, bytes); }) != 0) return FromErrno("munmap (host arena)", errno);
+    return Status::Ok();
+  }
+
+  Status memCreateShareable(uint64_t bytes, uint64_t* native) override {
+    return memCreate(bytes, native);
+  }
+
+  Status exportHandle(uint64_t native, int* fd) override {
+    const int out = Drive([&] { return fcntl(static_cast<int>(native), F_DUPFD_CLOEXEC, 0); });
+    if (out < 0) return FromErrno("fcntl (export)", errno);
+    *fd = out;
+    return Status::Ok();
+  }
+
+  Status importHandle(int fd, uint64_t bytes, uint64_t* native) override {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return FromErrno("fstat (import)", errno);
+    if (static_cast<uint64_t>(st.st_size) < bytes)
+      return Status::Make(Status::Code::kDriver, "EINVAL",
+                          "the received descriptor holds " + std::to_string(st.st_size) +
+                              " bytes, fewer than the chunk's " + std::to_string(bytes));
+    const int out = Drive([&] { return fcntl(fd, F_DUPFD_CLOEXEC, 0); });
+    if (out < 0) return FromErrno("fcntl (import)", errno);
+    *native = static_cast<uint64_t>(out);
+    return Status::Ok();
+  }
+
+  Status setAccessReadOnly(uint64_t va, uint64_t bytes) override {
+    if (Drive([&] { return mprotect(Ptr(va), bytes, PROT_READ); }) != 0)
+      return FromErrno("mprotect (read-only)", errno);
     return Status::Ok();
   }
 
