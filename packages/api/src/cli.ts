@@ -68,6 +68,9 @@ export async function main(argv: string[]): Promise<number> {
     .option("--backend <name>", "sim (default: the simulator), host (memfd + mmap) or cuda (the GPU): where the policy's device calls really go")
     .option("--verify-data", "live backends: write a check pattern into every allocation and check it before the allocation is freed")
     .option("--fail-every <calls>", "live backends: fault injection, every Nth call of a kind fails, e.g. map:3,memCreate:5")
+    .option("--shrink-idle <ms>", "tiering: serverless shrink (everything to the host) at idle gaps of at least this much computation time")
+    .option("--shrink-at <events>", "tiering: serverless shrink right before these events, e.g. 1200,5400")
+    .option("--shrink-discard <ids>", "tiering: blocks (trace block ids) a shrink drops instead of copying")
     .option("--json", "print one JSON document on stdout")
     .action(run(commands.replay));
 

@@ -7,6 +7,7 @@ import {
   PolicyInternalError,
   type AllocatorConf,
   type ClockCalibration,
+  type ShrinkRequest,
   type DeviceReplayResult,
   type PolicyName,
 } from "@lakebed/core-sim";
@@ -38,6 +39,8 @@ export interface ReplayRequest {
   layoutAtEvent?: number;
   /** tiering: the plain step time the stall estimate's clock is scaled to (tiering/clock-calibration.ts) */
   clockCalibration?: ClockCalibration;
+  /** tiering: serverless shrinks (idle gaps, given events, discardable blocks) */
+  shrink?: ShrinkRequest;
 }
 
 /** What tiering did on one device (replay --json's `tiering`). Bytes, seconds. */
@@ -59,6 +62,22 @@ export interface TieringSummary {
   unservedUses: number;
   /** uses whose block the simulated device did not hold mapped with access (0 unless unserved) */
   usesWithoutAccess: number;
+  /** serverless shrinks run (--shrink-idle, --shrink-at), with what they did */
+  shrink?: ShrinkSummary;
+}
+
+/** The serverless shrinks of one replay. Bytes, seconds (cost model). */
+export interface ShrinkSummary {
+  shrinks: number;
+  /** device bytes the shrinks gave back, summed: the memory freed while idle */
+  freedBytes: number;
+  /** the lane time of the shrinks' moves (copy out, unmap, release), and of bringing their pages back */
+  shrinkSeconds: number;
+  refillSeconds: number;
+  /** bytes dropped instead of copied (every block on the page discardable) */
+  droppedBytes: number;
+  /** the most the device held right after a shrink (pages the host arena had no room for) */
+  residentAfterBytes: number;
 }
 
 /** One device's figures in `replay --json`. Sizes are bytes. */
@@ -129,6 +148,7 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
       timelinePoints: request.timelinePoints,
       layoutAtEvent: request.layoutAtEvent,
       clockCalibration: request.clockCalibration,
+      shrink: request.shrink,
       onProgress: request.onProgress && ((done: number) => request.onProgress!(before + done, total)),
     }));
     before += device.events.length;
@@ -180,5 +200,17 @@ export function tieringSummary(r: DeviceReplayResult): TieringSummary {
     computeSeconds: r.computeSeconds ?? Number.NaN,
     unservedUses: c.unservedUses,
     usesWithoutAccess: r.usesWithoutAccess ?? 0,
+    ...(c.shrinks > 0
+      ? {
+          shrink: {
+            shrinks: c.shrinks,
+            freedBytes: c.shrinkFreedBytes,
+            shrinkSeconds: c.shrinkSeconds,
+            refillSeconds: c.refillSeconds,
+            droppedBytes: c.droppedBytes,
+            residentAfterBytes: c.residentAfterShrinkBytes,
+          },
+        }
+      : {}),
   };
 }

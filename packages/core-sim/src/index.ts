@@ -3,7 +3,7 @@
 export { replayDevice, useEventsMissing, DeviceReplay, H100_TOTAL_BYTES, modelCapacityBytes } from "./replay-device.js";
 export type { ReplayOptions, DeviceReplayResult, DeviceCallLog, SegmentEvent, Timeline } from "./replay-device.js";
 export type { StartStateReport, StateCounts } from "./start-state-report.js";
-export { computationClock, hostArenaBytes, type ClockCalibration } from "./use-clock.js";
+export { computationClock, hostArenaBytes, shrinkPositions, type ClockCalibration, type ShrinkRequest } from "./use-clock.js";
 export { PolicyInternalError } from "./policy-internal-error.js";
 // The policies, each declared once (also the package's light `./policies` entry).
 export { POLICY_REGISTRY, POLICY_NAMES, isPolicyName, policyEntry, invariantName } from "./policy-registry.js";

@@ -160,6 +160,7 @@ export const POLICY_REGISTRY = [
     counters: [
       "pagesOut", "pagesIn", "bytesOut", "bytesIn", "transferSeconds", "stallSeconds", "peakHostBytes",
       "peakDeviceBytes", "unservedUses", "firstUnservedPosition", "capacityBytes", "hostBytes",
+      "shrinks", "shrinkFreedBytes", "shrinkSeconds", "refillSeconds", "droppedBytes", "residentAfterShrinkBytes",
     ],
     invariants: [{ prefix: "INV-TIER", from: 1, offset: 0 }],
     settings: [

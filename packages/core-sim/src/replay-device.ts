@@ -7,7 +7,7 @@ import { DEVICE_CALL_NAMES } from "./device-calls.js";
 import { inferDeviceTotalBytes } from "./device-total.js";
 import { STAT_NAMES } from "./stats-table.js";
 import { invariantName, policyEntry, type PolicyEntry, type PolicyName } from "./policy-registry.js";
-import { handUses, hostArenaBytes, type ClockCalibration } from "./use-clock.js";
+import { handUses, hostArenaBytes, type ClockCalibration, type ShrinkRequest } from "./use-clock.js";
 import { PolicyInternalError } from "./policy-internal-error.js";
 import { startStatePrologue } from "./start-state-prologue.js";
 import { segmentsRebuilt, stateCounts, type StartStateReport } from "./start-state-report.js";
@@ -70,6 +70,8 @@ export interface ReplayOptions {
    * the recording's .stats.json). Default: the clock as recorded.
    */
   clockCalibration?: ClockCalibration;
+  /** tiering: serverless shrinks at idle gaps or given events, and the blocks they may drop (use-clock.ts) */
+  shrink?: ShrinkRequest;
   /**
    * Another build of the same source and the globals it imports (wasm.ts instantiate): the tests
    * run the broken-variants build (scripts/build-test.mjs) through the whole replay with it.
@@ -295,7 +297,7 @@ export class DeviceReplay {
     if (!access || access.uses.length === 0) return;
     const hostBytes = opts.conf.tiering.hostMiB !== null ? opts.conf.tiering.hostMiB * 1024 * 1024 : hostArenaBytes(trace);
     wasm.setTieringConf(opts.conf.tiering.victim === "belady" ? 1 : 0, hostBytes);
-    this.computeMicros = handUses(wasm, trace, access, opts.clockCalibration, this.blockIds, this.prologue);
+    this.computeMicros = handUses(wasm, trace, access, opts.clockCalibration, this.blockIds, this.prologue, opts.shrink);
   }
 
   /** trace block ids the instance holds room for (eventsAllocate) */

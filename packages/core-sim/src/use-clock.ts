@@ -38,8 +38,7 @@ export function computationClock(trace: DeviceTrace, access: AccessColumns, cali
   const ops = access.operators;
   if (n === 0 || Number.isNaN(e.timeUs[0]) || ops.length === 0) return clock;
   const origin = ops.startUs[0];
-  const spanUs = Math.max(1, ops.endUs[ops.length - 1] - origin);
-  const scale = calibration && calibration.stepSeconds > 0 && calibration.steps > 0 ? (calibration.stepSeconds * calibration.steps * 1e6) / spanUs : 1;
+  const scale = clockScale(access, calibration);
   let recorded = e.timeUs[0];
   let last = 0;
   for (let p = 0; p <= n; p++) {
@@ -49,6 +48,40 @@ export function computationClock(trace: DeviceTrace, access: AccessColumns, cali
     last = t;
   }
   return clock;
+}
+
+/** The factor from recorded µs to the computation clock's (1 without a calibration). */
+export function clockScale(access: AccessColumns, calibration?: ClockCalibration): number {
+  const ops = access.operators;
+  if (!calibration || !(calibration.stepSeconds > 0) || !(calibration.steps > 0) || ops.length === 0) return 1;
+  const spanUs = Math.max(1, ops.endUs[ops.length - 1] - ops.startUs[0]);
+  return (calibration.stepSeconds * calibration.steps * 1e6) / spanUs;
+}
+
+/** Where a serverless shrink runs: at idle gaps, at events the user gives, or both. */
+export interface ShrinkRequest {
+  /** shrink before an operator that follows the previous one's end by at least this much computation time */
+  idleMs?: number;
+  /** shrink right before these events (trace event indexes) */
+  atEvents?: number[];
+  /** trace block ids whose content a shrink may drop instead of copying to the host */
+  discardableBlockIds?: number[];
+}
+
+/** The positions a shrink runs at, ascending, each once: the idle gaps of the scaled clock and the user's points. */
+export function shrinkPositions(trace: DeviceTrace, access: AccessColumns, request: ShrinkRequest, calibration?: ClockCalibration): number[] {
+  const out = new Set<number>();
+  const n = trace.events.action.length;
+  for (const e of request.atEvents ?? []) if (Number.isInteger(e) && e >= 0 && e <= n) out.add(e);
+  const idleUs = (request.idleMs ?? 0) * 1000;
+  if (idleUs > 0) {
+    const ops = access.operators;
+    const scale = clockScale(access, calibration);
+    for (let k = 1; k < ops.length; k++) {
+      if ((ops.startUs[k] - ops.endUs[k - 1]) * scale >= idleUs) out.add(ops.position[k]);
+    }
+  }
+  return [...out].sort((a, b) => a - b);
 }
 
 /**
@@ -90,7 +123,7 @@ export function hostArenaBytes(trace: DeviceTrace): number {
  * prologue), by which every position moves; the clock stands at its start during them. Returns
  * the clock at the end: the trace's computation time in µs (NaN without time).
  */
-export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, calibration: ClockCalibration | undefined, blockIds: number, offset = 0): number {
+export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: AccessColumns, calibration: ClockCalibration | undefined, blockIds: number, offset = 0, shrink?: ShrinkRequest): number {
   const n = trace.events.action.length;
   const u = access.uses;
   wasm.usesAllocate(u.length, n + offset);
@@ -108,8 +141,14 @@ export function handUses(wasm: CoreSimExports, trace: DeviceTrace, access: Acces
     const id = e.blockId[i];
     if (e.action[i] === Action.FreeRequested && id >= 0 && id < blockIds) freeAt[id] = i + offset;
   }
+  if (shrink) {
+    const discard = new Uint8Array(buf, wasm.usesDiscard(), blockIds);
+    for (const id of shrink.discardableBlockIds ?? []) if (id >= 0 && id < blockIds) discard[id] = 1;
+    const at = shrinkPositions(trace, access, shrink, calibration);
+    new Int32Array(wasm.memory.buffer, wasm.usesShrinkAllocate(at.length), at.length).set(at.map((p) => p + offset));
+  }
   const clock = computationClock(trace, access, calibration);
-  const into = new Float64Array(buf, wasm.usesClock(), n + offset + 1);
+  const into = new Float64Array(wasm.memory.buffer, wasm.usesClock(), n + offset + 1);
   into.fill(clock[0], 0, offset);
   into.set(clock, offset);
   return clock[clock.length - 1];

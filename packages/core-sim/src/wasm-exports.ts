@@ -27,6 +27,8 @@ export interface CoreSimExports {
   usesOperator(): number;
   usesClock(): number;
   usesFreeAt(): number;
+  usesDiscard(): number;
+  usesShrinkAllocate(count: number): number;
   start(traceAddresses: number, timelinePoints: number): void;
   adoptSegment(address: number, stream: number, small: number, expandable: number): void;
   adoptBlock(address: number, size: number, requested: number, state: number, blockId: number): void;

@@ -2,6 +2,7 @@ import { loadTrace } from "../load.js";
 import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
 import { replayTrace, type TieringSummary } from "../replay.js";
+import type { ShrinkRequest } from "@lakebed/core-sim";
 import { renderTable } from "../table.js";
 import { formatBytes, formatCount } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
@@ -27,6 +28,31 @@ export interface ReplayCliOptions {
   verifyData?: boolean;
   /** live backends: fault injection, e.g. map:3,memCreate:5 */
   failEvery?: string;
+  /** tiering: serverless shrink at idle gaps of at least this many ms of computation */
+  shrinkIdle?: string;
+  /** tiering: serverless shrink right before these events (comma-separated indexes) */
+  shrinkAt?: string;
+  /** tiering: block ids (comma-separated) a shrink may drop instead of copying */
+  shrinkDiscard?: string;
+}
+
+/** --shrink-idle, --shrink-at, --shrink-discard: undefined when none is given. */
+function parseShrink(options: ReplayCliOptions, policyReadsUses: boolean): ShrinkRequest | undefined {
+  if (options.shrinkIdle === undefined && options.shrinkAt === undefined && options.shrinkDiscard === undefined) return undefined;
+  if (!policyReadsUses) throw new UsageError("--shrink-idle, --shrink-at and --shrink-discard need --policy tiering");
+  const list = (text: string | undefined, option: string): number[] | undefined => {
+    if (text === undefined) return undefined;
+    const values = text.split(",").map((v) => v.trim());
+    for (const v of values) if (!/^\d+$/.test(v)) throw new UsageError(`${option} takes comma-separated whole numbers, not ${quoted(text)}`);
+    return values.map(Number);
+  };
+  let idleMs: number | undefined;
+  if (options.shrinkIdle !== undefined) {
+    idleMs = Number(options.shrinkIdle);
+    if (!(idleMs > 0)) throw new UsageError(`--shrink-idle takes a number of milliseconds above 0, not ${quoted(options.shrinkIdle)}`);
+  }
+  if (idleMs === undefined && options.shrinkAt === undefined) throw new UsageError("--shrink-discard needs --shrink-idle or --shrink-at (where to shrink)");
+  return { idleMs, atEvents: list(options.shrinkAt, "--shrink-at"), discardableBlockIds: list(options.shrinkDiscard, "--shrink-discard") };
 }
 
 /** What `--check [level]` asks of the replay (core-sim's checkLocal and checkEvery). */
@@ -56,6 +82,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   if (options.failEvery !== undefined) parseFailEvery(options.failEvery);
   // a policy that reads use events (tiering) needs the operator record beside the snapshot
   const readsUses = policy !== undefined && (policyEntry(policy) as PolicyEntry).readsUses === true;
+  const shrink = parseShrink(options, readsUses);
   const trace = await loadTrace(file, !options.json, { withAccess: readsUses });
   if (readsUses) {
     for (const d of trace.devices) {
@@ -93,6 +120,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
       capacityBytes,
       ...checks,
       clockCalibration: readsUses ? clockCalibrationBeside(file) : undefined,
+      shrink,
       onProgress: (done, total) => progress.update(done, total),
     }));
   } finally {
@@ -136,5 +164,9 @@ function tieringLine(device: number, t: TieringSummary): string {
   const ms = (s: number) => (Number.isNaN(s) ? "n/a" : `${(s * 1000).toFixed(1)} ms`);
   const share = t.computeSeconds > 0 && !Number.isNaN(t.stallSeconds) ? ` (${((100 * t.stallSeconds) / t.computeSeconds).toFixed(1)}% of ${ms(t.computeSeconds)} of computation)` : "";
   const runs = t.unservedUses > 0 ? `; does not run: ${formatCount(t.unservedUses)} operators' blocks did not fit the capacity` : "";
-  return `tiering, device ${device}: peak device ${formatBytes(t.peakDeviceBytes)}, peak host ${formatBytes(t.peakHostBytes)}, moved ${formatBytes(t.bytesOut)} out and ${formatBytes(t.bytesIn)} in, transfers ${ms(t.transferSeconds)}, estimated stall ${ms(t.stallSeconds)}${share}${runs}`;
+  const sh = t.shrink;
+  const shrinkText = sh
+    ? `; ${formatCount(sh.shrinks)} shrinks freed ${formatBytes(sh.freedBytes)} in all (${formatBytes(sh.droppedBytes)} dropped), shrink ${ms(sh.shrinkSeconds)}, refill ${ms(sh.refillSeconds)}, resident after a shrink at most ${formatBytes(sh.residentAfterBytes)}`
+    : "";
+  return `tiering, device ${device}: peak device ${formatBytes(t.peakDeviceBytes)}, peak host ${formatBytes(t.peakHostBytes)}, moved ${formatBytes(t.bytesOut)} out and ${formatBytes(t.bytesIn)} in, transfers ${ms(t.transferSeconds)}, estimated stall ${ms(t.stallSeconds)}${share}${runs}${shrinkText}`;
 }

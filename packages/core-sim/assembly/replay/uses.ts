@@ -6,6 +6,10 @@
 //                                             operator: u32 (the operator that made the use)
 //   freeAt (one entry per trace block id): the position of the block's free_requested, NEVER_FREED
 //            (i32 max) when the trace never frees it: Belady-with-frees' other reference
+//   shrinkAt (ascending positions): where a serverless shrink runs, before the position's uses and
+//            event (the idle gaps the TypeScript side found, or the points the user gave)
+//   discard (one entry per trace block id, u8): 1 for a block the user tags as discardable (a
+//            shrink drops its pages instead of copying them when every block on them is)
 //   clock (one entry per position 0 .. events, where `events` is the event count):
 //            clockUs: f64, the computation time, in µs from the trace's start, at which event
 //            `position` happened (the recorder's inflation taken out: see src/use-clock.ts); NaN
@@ -23,6 +27,9 @@ export class UseColumns {
   /** trace block ids the freeAt column covers */
   blockIds: i32;
   freeAt: usize;
+  shrinkCount: i32 = 0;
+  shrinkAt: usize = 0;
+  discard: usize;
   /** event count + 1 entries: the clock at every position */
   clockLength: i32;
   position: usize;
@@ -35,6 +42,8 @@ export class UseColumns {
     this.length = length;
     this.blockIds = blockIds;
     this.freeAt = heap.alloc(<usize>max(blockIds, 1) << 2);
+    this.discard = heap.alloc(<usize>max(blockIds, 1));
+    memory.fill(this.discard, 0, <usize>max(blockIds, 1));
     for (let b = 0; b < blockIds; b++) store<i32>(this.freeAt + (<usize>b << 2), NEVER_FREED);
     this.clockLength = events + 1;
     const n = <usize>max(length, 1);
@@ -50,6 +59,13 @@ export class UseColumns {
   @inline blockIdAt(u: i32): i32 { return load<i32>(this.blockId + (<usize>u << 2)); }
   @inline kindAt(u: i32): u8 { return load<u8>(this.kind + <usize>u); }
   @inline operatorAt(u: i32): i32 { return load<i32>(this.operator + (<usize>u << 2)); }
+  /** Room for `count` shrink points (set before start). */
+  allocateShrinks(count: i32): void {
+    this.shrinkCount = count;
+    this.shrinkAt = heap.alloc(<usize>max(count, 1) << 2);
+  }
+  @inline shrinkAtIndex(k: i32): i32 { return load<i32>(this.shrinkAt + (<usize>k << 2)); }
+  @inline discardable(id: i32): bool { return id >= 0 && id < this.blockIds && load<u8>(this.discard + <usize>id) != 0; }
   /** where trace block `id` is freed (its free_requested), NEVER_FREED: never */
   @inline freeAtBlock(id: i32): i32 { return id >= 0 && id < this.blockIds ? load<i32>(this.freeAt + (<usize>id << 2)) : NEVER_FREED; }
   /** µs of computation at `position` (0 .. events); NaN when the trace has no time */

@@ -15,3 +15,5 @@ export const BROKEN_TIERING_EVICTS_PINNED: i32 = 102;
 export const BROKEN_TIERING_HOST_SLOT_LEAK: i32 = 103;
 /** tiering: chunks are created past the tier capacity instead of moving pages */
 export const BROKEN_TIERING_IGNORES_CAPACITY: i32 = 104;
+/** tiering: a serverless shrink leaves its first resident page on the device */
+export const BROKEN_TIERING_SHRINK_KEEPS_A_PAGE: i32 = 105;

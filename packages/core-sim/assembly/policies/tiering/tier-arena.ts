@@ -12,11 +12,13 @@
 //    [blk A ][ blk B  ]      unmapped    [ blk C              ]
 //    resident  on the host   empty        resident
 //
-// A page is in one of three states (INV-TIER-4):
+// A page is in one of four states (INV-TIER-4):
 //   empty     touches == 0, handles == 0, hostSlot == -1: no live block, no memory anywhere
 //   resident  touches  > 0, handles  > 0, hostSlot == -1: a chunk mapped with access
 //   on host   touches  > 0, handles == 0, hostSlot >= 0: its bytes in the host arena at
 //             hostSlot x 2 MiB, the range unmapped (a device access there would fault)
+//   dropped   touches  > 0, handles == 0, hostSlot == DROPPED: a serverless shrink discarded its
+//             bytes (every block on it tagged discardable); it comes back mapped, its content not
 // A page whose last block goes is unmapped at once and its chunk released, so no page is mapped
 // without a block and the device holds exactly the mapped pages.
 
@@ -25,6 +27,8 @@ import { NO_BLOCK } from "../../memory/block-table";
 
 export const PAGE_BYTES: u64 = GRANULARITY_BYTES;
 export const NO_SLOT: i32 = -1;
+/** hostSlots' value for a page a shrink dropped (its blocks discardable): touched, nowhere */
+export const DROPPED: i32 = -2;
 
 /** pages the tables of a new arena hold (ensurePages grows them) */
 const INITIAL_PAGE_CAPACITY: i32 = 64;
@@ -66,6 +70,8 @@ export class TierArena {
   pinned: StaticArray<i32>;
   /** when the page's copy out ended, on the transfer clock (µs) */
   outEnd: StaticArray<f64>;
+  /** 1 while the page is off the device because a shrink moved it (its refill is the shrink's) */
+  shrunk: StaticArray<u8>;
   /** one past the highest page ever touched (walks go no further) */
   highPage: i32 = 0;
 
@@ -82,6 +88,7 @@ export class TierArena {
     this.lastTouch = new StaticArray<i32>(capacity);
     this.pinned = new StaticArray<i32>(capacity);
     this.outEnd = new StaticArray<f64>(capacity);
+    this.shrunk = new StaticArray<u8>(capacity);
   }
 
   /** Grows the page tables to hold pages [0, end) (end <= pages). */
@@ -94,6 +101,9 @@ export class TierArena {
     this.lastTouch = grownI32(this.lastTouch, capacity, 0);
     this.pinned = grownI32(this.pinned, capacity, 0);
     this.outEnd = grownF64(this.outEnd, capacity);
+    const shrunk = new StaticArray<u8>(capacity);
+    memory.copy(changetype<usize>(shrunk), changetype<usize>(this.shrunk), <usize>this.shrunk.length);
+    this.shrunk = shrunk;
     this.capacity = capacity;
   }
 
@@ -126,5 +136,7 @@ export class TierArena {
   /** touched and its bytes on the device */
   @inline resident(page: i32): bool { return this.handle(page) != 0; }
   /** touched and its bytes in the host arena */
-  @inline onHost(page: i32): bool { return this.hostSlot(page) != NO_SLOT; }
+  @inline onHost(page: i32): bool { return this.hostSlot(page) >= 0; }
+  /** touched and off the device: on the host, or dropped by a shrink */
+  @inline away(page: i32): bool { return this.hostSlot(page) != NO_SLOT; }
 }

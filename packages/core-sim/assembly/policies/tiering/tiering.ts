@@ -44,10 +44,14 @@
 //  INV-TIER-8  after useBlocks, every page of every block used is resident (unless the use was
 //              counted unserved).
 
-import { Device, NO_HANDLE } from "../../device/device";
+import {
+  Device, NO_HANDLE, CALL_COPY_OUT, CALL_COPY_IN, CALL_UNMAP, CALL_MEM_RELEASE, CALL_MEM_CREATE, CALL_MAP,
+  CALL_SET_ACCESS,
+} from "../../device/device";
+import { callMicros, copyMicros } from "../../device/cost-model";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, bAddr, bSize, bPrev, bNext, bSegment, bRequested,
-  hasFlag, setFlag, setRequested, setTraceId as setBlockTraceId,
+  hasFlag, setFlag, setRequested, setTraceId as setBlockTraceId, bTraceId,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound } from "../../memory/free-set";
 import { splitFront, absorbNeighbour } from "../../memory/block-links";
@@ -62,7 +66,7 @@ import { expandableAddressSpace } from "../caching/caching";
 import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../replay/segment-log";
 import { Layout } from "../../replay/layout";
 import { UseColumns } from "../../replay/uses";
-import { TierArena, PAGE_BYTES, NO_SLOT } from "./tier-arena";
+import { TierArena, PAGE_BYTES, NO_SLOT, DROPPED } from "./tier-arena";
 import { HostSlots } from "./host-slots";
 import { NextUse, NEVER, VICTIM_ONLINE } from "./next-use";
 import { TransferClock } from "./transfer-clock";
@@ -70,7 +74,7 @@ import { brokenTieringInvariant, brokenTieringLocalInvariant } from "./valid";
 import { writeTieringLayout } from "./layout-writer";
 import {
   BROKEN, BROKEN_TIERING_USE_SKIPS_LAST_PAGE, BROKEN_TIERING_EVICTS_PINNED, BROKEN_TIERING_HOST_SLOT_LEAK,
-  BROKEN_TIERING_IGNORES_CAPACITY,
+  BROKEN_TIERING_IGNORES_CAPACITY, BROKEN_TIERING_SHRINK_KEEPS_A_PAGE,
 } from "./broken-tiering";
 
 /** tiering's own settings (the tiering_* keys of the settings string), set before start(). */
@@ -121,6 +125,21 @@ export class TieringPolicy extends Policy {
   pagesIn: i64 = 0;
   unservedUses: i64 = 0;
   firstUnservedPosition: i32 = -1;
+  // the serverless shrink (shrink below): what it did
+  private uses: UseColumns | null = null;
+  private shrinkCursor: i32 = 0;
+  shrinks: i64 = 0;
+  /** device bytes each shrink gave back, summed */
+  shrinkFreedBytes: f64 = 0;
+  /** the lane time of every shrink's moves, and of bringing its pages back, µs */
+  shrinkMicros: f64 = 0;
+  refillMicros: f64 = 0;
+  /** bytes of pages a shrink dropped (every block on them discardable) */
+  droppedBytes: f64 = 0;
+  /** the most the device held right after a shrink: what stayed resident */
+  residentAfterShrinkBytes: f64 = 0;
+  /** pages dropped by a shrink, not yet back */
+  pagesDropped: i32 = 0;
   /** pages on the host now (= host.used), kept for the O(1) check */
   pagesOnHost: i32 = 0;
   /** pages with a chunk mapped */
@@ -162,12 +181,14 @@ export class TieringPolicy extends Policy {
 
   beginUses(uses: UseColumns): void {
     this.moves = true;
+    this.uses = uses;
     this.next.readUses(uses);
     this.clock.setClock(uses);
   }
 
   useBlocks(position: i32, handles: StaticArray<i32>, firstUse: i32, count: i32): void {
     this.now = position;
+    this.shrinkIfDue(position);
     const stamp = ++this.stamp;
     // pin every page the operator touches, counting those on the host once each
     let missing = 0;
@@ -178,7 +199,7 @@ export class TieringPolicy extends Policy {
       const first = a.pageOf(bAddr(h));
       const end = a.endPage(bAddr(h), bSize(h));
       for (let p = first; p < end; p++) {
-        if (unchecked(a.pinned[p]) != stamp && a.onHost(p)) missing++;
+        if (unchecked(a.pinned[p]) != stamp && a.away(p)) missing++;
         unchecked((a.pinned[p] = stamp));
         unchecked((a.lastTouch[p] = position));
       }
@@ -194,7 +215,7 @@ export class TieringPolicy extends Policy {
       let end = a.endPage(bAddr(h), bSize(h));
       if (BROKEN == BROKEN_TIERING_USE_SKIPS_LAST_PAGE && end - first > 1) end--; // broken-tiering.ts
       for (let p = first; p < end; p++) {
-        if (!a.onHost(p)) continue;
+        if (!a.away(p)) continue;
         if (fetched == room) {
           served = false;
           break;
@@ -224,6 +245,7 @@ export class TieringPolicy extends Policy {
   }
 
   private place(size: u64, requestBytes: u64, stream: i32): i32 {
+    this.shrinkIfDue(this.now);
     const maybe = this.arenaFor(stream);
     if (maybe == null) return NO_HANDLE_BLOCK;
     const a = changetype<TierArena>(maybe);
@@ -243,7 +265,7 @@ export class TieringPolicy extends Policy {
     }
     if (missing > 0 && this.makeRoom(missing) < missing) return NO_HANDLE_BLOCK;
     for (let p = first; p < end; p++) {
-      if (a.onHost(p)) this.fetch(a, p);
+      if (a.away(p)) this.fetch(a, p);
       else if (!a.resident(p)) this.mapNew(a, p);
     }
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
@@ -330,18 +352,30 @@ export class TieringPolicy extends Policy {
     this.mappedPages++;
   }
 
-  /** Brings page p of arena a back from the host: create (or reuse) a chunk, map, access, copy in. */
+  /**
+   * Brings page p of arena a back: create a chunk, map, access, and copy in from the host (a page a
+   * shrink dropped comes back without its content).
+   */
   private fetch(a: TierArena, p: i32): void {
     const slot = a.hostSlot(p);
     const h = this.takeChunk();
     const va = a.pageAddress(p);
     assert(this.device.map(va, PAGE_BYTES, h) && this.device.setAccess(va, PAGE_BYTES), "tiering: the device refused a map");
     this.log.record(ACTION_SEGMENT_MAP, va, PAGE_BYTES);
-    this.device.copyIn(this.host.offset(slot), va, PAGE_BYTES);
-    if (BROKEN != BROKEN_TIERING_HOST_SLOT_LEAK) this.host.give(slot); // broken-tiering.ts
+    const inCalls = callMicros(CALL_MEM_CREATE, PAGE_BYTES) + callMicros(CALL_MAP, PAGE_BYTES) + callMicros(CALL_SET_ACCESS, PAGE_BYTES);
+    if (unchecked(a.shrunk[p]) != 0) {
+      this.refillMicros += slot == DROPPED ? inCalls : inCalls + copyMicros(CALL_COPY_IN, PAGE_BYTES);
+      unchecked((a.shrunk[p] = 0));
+    }
     unchecked((a.hostSlots[p] = NO_SLOT));
     unchecked((a.handles[p] = h));
     this.mappedPages++;
+    if (slot == DROPPED) {
+      this.pagesDropped--;
+      return;
+    }
+    this.device.copyIn(this.host.offset(slot), va, PAGE_BYTES);
+    if (BROKEN != BROKEN_TIERING_HOST_SLOT_LEAK) this.host.give(slot); // broken-tiering.ts
     this.pagesOnHost--;
     this.pagesIn++;
     this.clock.pageIn(unchecked(a.outEnd[p]), this.freedChunkAt, this.now);
@@ -374,6 +408,76 @@ export class TieringPolicy extends Policy {
     if (isNaN(this.freedChunkAt) || end > this.freedChunkAt) this.freedChunkAt = end;
     this.pagesOut++;
     return true;
+  }
+
+  // ---- serverless shrink ----------------------------------------------------------------------
+  // At an idle gap of the trace (or a point the user gave: replay/uses.ts, shrinkAt), everything the
+  // process holds on the device goes: each resident page is copied to the host arena, unmapped and
+  // its chunk released, or dropped without a copy when every block on it is tagged discardable;
+  // no chunk is held without a block, so there is no cached free memory left to release. Virtual
+  // addresses stay. The pages come back as uses need them, through the same fetch as tiering's (a
+  // dropped page comes back without its content). The shrink's own time (each page's copy and
+  // calls) and the refill's (each of its pages brought back) are summed apart from the stall;
+  // what stays resident is what the host arena had no room for.
+
+  /** Runs the shrinks due at or before `position`. */
+  @inline private shrinkIfDue(position: i32): void {
+    const uses = this.uses;
+    if (uses == null || this.shrinkCursor >= uses.shrinkCount) return;
+    while (this.shrinkCursor < uses.shrinkCount && uses.shrinkAtIndex(this.shrinkCursor) <= position) {
+      this.shrinkCursor++;
+      this.shrink();
+    }
+  }
+
+  private shrink(): void {
+    this.shrinks++;
+    const before = this.chunks;
+    const uses = changetype<UseColumns>(this.uses);
+    const outCalls = callMicros(CALL_UNMAP, PAGE_BYTES) + callMicros(CALL_MEM_RELEASE, PAGE_BYTES);
+    this.stamp++; // nothing is pinned: every page may go
+    let kept = false;
+    for (let i = 0; i < this.arenas.length; i++) {
+      const a = this.arena(i);
+      // blocks in address order, pages in order: a page is dropped when every block on it is discardable
+      let b = a.head;
+      for (let p = 0; p < a.highPage; p++) {
+        if (!a.resident(p)) continue;
+        if (BROKEN == BROKEN_TIERING_SHRINK_KEEPS_A_PAGE && !kept) { kept = true; continue; } // broken-tiering.ts
+        const start = a.pageAddress(p);
+        const end = start + PAGE_BYTES;
+        while (b != NO_BLOCK && bAddr(b) + bSize(b) <= start) b = bNext(b);
+        let discardable = true;
+        for (let c = b; c != NO_BLOCK && bAddr(c) < end; c = bNext(c)) {
+          if ((hasFlag(c, FLAG_ALLOCATED) || hasFlag(c, FLAG_PENDING)) && !uses.discardable(bTraceId(c))) {
+            discardable = false;
+            break;
+          }
+        }
+        if (discardable) {
+          const h = unchecked(a.handles[p]);
+          this.device.unmap(start, PAGE_BYTES);
+          this.log.record(ACTION_SEGMENT_UNMAP, start, PAGE_BYTES);
+          this.device.memRelease(h);
+          this.chunks--;
+          this.mappedPages--;
+          this.pagesDropped++;
+          this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
+          this.stats.count(NUM_DEVICE_FREE);
+          unchecked((a.handles[p] = 0));
+          unchecked((a.hostSlots[p] = DROPPED));
+          this.droppedBytes += <f64>PAGE_BYTES;
+          this.shrinkMicros += outCalls;
+        } else {
+          if (!this.evict(a, p)) continue; // the host arena is full: the page stays resident
+          this.shrinkMicros += outCalls + copyMicros(CALL_COPY_OUT, PAGE_BYTES);
+        }
+        unchecked((a.shrunk[p] = 1));
+      }
+    }
+    this.shrinkFreedBytes += <f64>(before - this.chunks) * <f64>PAGE_BYTES;
+    const resident = <f64>this.chunks * <f64>PAGE_BYTES;
+    if (resident > this.residentAfterShrinkBytes) this.residentAfterShrinkBytes = resident;
   }
 
   /**
@@ -460,7 +564,11 @@ export class TieringPolicy extends Policy {
         this.host.give(a.hostSlot(p));
         unchecked((a.hostSlots[p] = NO_SLOT));
         this.pagesOnHost--;
+      } else if (a.away(p)) {
+        unchecked((a.hostSlots[p] = NO_SLOT));
+        this.pagesDropped--;
       }
+      unchecked((a.shrunk[p] = 0));
     }
     this.cache(a, handle);
   }
@@ -531,6 +639,12 @@ export class TieringPolicy extends Policy {
       case 9: return <f64>this.firstUnservedPosition;
       case 10: return <f64>this.capacityChunks * <f64>PAGE_BYTES;
       case 11: return <f64>this.host.used * <f64>PAGE_BYTES;
+      case 12: return <f64>this.shrinks;
+      case 13: return this.shrinkFreedBytes;
+      case 14: return this.shrinkMicros / 1e6;
+      case 15: return this.refillMicros / 1e6;
+      case 16: return this.droppedBytes;
+      case 17: return this.residentAfterShrinkBytes;
     }
     return 0;
   }

@@ -19,7 +19,7 @@ import { SimulatedDevice } from "../../device/simulated";
 import { distinctChanges, changedBlock } from "../../memory/changed-blocks";
 import { linkedInChain } from "../../memory/block-links";
 import { TieringPolicy } from "./tiering";
-import { TierArena, PAGE_BYTES, NO_SLOT } from "./tier-arena";
+import { TierArena, PAGE_BYTES, NO_SLOT, DROPPED } from "./tier-arena";
 
 const INV_TILING: i32 = 1;
 const INV_FREE_SET: i32 = 2;
@@ -132,7 +132,7 @@ export function brokenTieringInvariant(t: TieringPolicy): i32 {
         }
       }
       const slot = a.hostSlot(p);
-      if (slot != NO_SLOT) {
+      if (slot != NO_SLOT && slot != DROPPED) {
         if (slot < 0 || slot >= t.host.count || unchecked(t.host.holder[slot]) != 1) return INV_HOST;
         if (unchecked(slotSeen[slot]) == generation) return INV_HOST;
         unchecked((slotSeen[slot] = generation));
@@ -260,7 +260,7 @@ function brokenTieringSums(t: TieringPolicy): i32 {
     if (simulated.mappings.count != t.mappedPages) return INV_CHUNKS;
     if (<i64>simulated.physicalBytes != bytes) return INV_CHUNKS;
   }
-  if (t.host.used != t.pagesOnHost || t.host.used > t.host.peakUsed || t.host.peakUsed > t.host.count) return INV_HOST;
+  if (t.host.used != t.pagesOnHost || t.host.used > t.host.peakUsed || t.host.peakUsed > t.host.count || t.pagesDropped < 0) return INV_HOST;
   if (t.stats.get(statIndex(STAT_SEGMENT, POOL_ALL, METRIC_CURRENT)) != <i64>t.arenas.length) return INV_STATS;
   for (let kind = 0; kind < ARRAY_STAT_KINDS; kind++) {
     for (let pool = 0; pool < 3; pool++) {
