@@ -79,9 +79,9 @@ describe("lakebed", () => {
         { alloc: 2 * MiB, name: "x", stream: 0 }, // page 0
         { alloc: 2 * MiB, name: "y", stream: 0 }, // page 1
         { free: "x" },
-        { alloc: 2 * MiB, name: "x2", stream: 0 }, // page 0 again: touched twice, two mallocs apart
-        { free: "x2" }, // page 0 idle first
-        { free: "y" }, // page 1 idle, touched once: no forecast, so it goes first
+        { alloc: 2 * MiB, name: "x2", stream: 0 }, // page 0 again, one malloc after it was let go
+        { free: "x2" }, // page 0 idle first, forecast to be touched again a malloc later
+        { free: "y" }, // page 1 idle, never touched again yet: no forecast, so it goes first
         { alloc: 2 * MiB, name: "w", stream: 1 }, // another arena: takes page 1's chunk
         { alloc: 2 * MiB, name: "v", stream: 0 }, // page 0 kept its chunk: no move
       ],

@@ -13,8 +13,8 @@
 //   handles[i] > 0: page i is mapped to that chunk; touches[i]: live blocks touching page i.
 //   touches[i] > 0 implies handles[i] > 0; handles[i] > 0 with touches[i] == 0 is an idle page,
 //   linked into the idle list of the arena's chunk pool (oldest first) through idlePrev/idleNext.
-//   touchedAt[i], reuseGap[i]: when page i last went from untouched to touched, and how long it
-//   stays untouched between touches: what reuse-forecast.ts forecasts its next touch from.
+//   releasedAt[i], idleGap[i]: when page i last went from touched to untouched, and how long it
+//   stayed untouched before its next touch: what reuse-forecast.ts forecasts its next touch from.
 //
 // Idle-list links name pages across arenas as keys: arena id << 32 | page index (NO_PAGE: none).
 
@@ -73,15 +73,16 @@ export class Arena {
   idlePrev: StaticArray<i64>;
   idleNext: StaticArray<i64>;
   /**
-   * The policy's clock (LakebedPolicy.clock, its malloc count) when a block last began touching
-   * each page; 0: never touched. Never later than the clock, and above 0 on every touched page.
+   * The policy's clock (LakebedPolicy.clock, its malloc count) when the last block touching each
+   * page let go of it; 0: never untouched. Never later than the clock, and above 0 on every idle
+   * page (a page gets its chunk when touched and turns idle only when let go).
    */
-  touchedAt: StaticArray<i64>;
+  releasedAt: StaticArray<i64>;
   /**
-   * Mallocs between two successive touch starts of each page, smoothed over the past ones; 0: the
-   * page was touched at most once. Never negative.
+   * Mallocs each page stayed untouched before it was touched again, smoothed over the past times;
+   * 0: never touched again after being let go. Never negative, and below the clock.
    */
-  reuseGap: StaticArray<i64>;
+  idleGap: StaticArray<i64>;
   /** pages with a chunk mapped, touched or idle */
   mappedPages: i32 = 0;
   /** one past the highest page ever mapped (layout and emptyCache walk no further) */
@@ -101,8 +102,8 @@ export class Arena {
     this.touches = new StaticArray<i32>(capacity);
     this.idlePrev = new StaticArray<i64>(capacity);
     this.idleNext = new StaticArray<i64>(capacity);
-    this.touchedAt = new StaticArray<i64>(capacity);
-    this.reuseGap = new StaticArray<i64>(capacity);
+    this.releasedAt = new StaticArray<i64>(capacity);
+    this.idleGap = new StaticArray<i64>(capacity);
   }
 
   /** Grows the page tables to hold pages [0, end) (end <= pages). */
@@ -113,8 +114,8 @@ export class Arena {
     this.touches = grownI32(this.touches, capacity);
     this.idlePrev = grownI64(this.idlePrev, capacity);
     this.idleNext = grownI64(this.idleNext, capacity);
-    this.touchedAt = grownI64(this.touchedAt, capacity);
-    this.reuseGap = grownI64(this.reuseGap, capacity);
+    this.releasedAt = grownI64(this.releasedAt, capacity);
+    this.idleGap = grownI64(this.idleGap, capacity);
     this.capacity = capacity;
   }
 

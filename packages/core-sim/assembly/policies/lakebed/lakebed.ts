@@ -51,8 +51,8 @@
 //            them) == the device's physical bytes.
 //  INV-LB-7  allocation, allocated_bytes, active, active_bytes and requested_bytes equal their sums
 //            over the blocks; segment == arenas; allocated <= active <= reserved; peaks >= current.
-//  INV-LB-8  the reuse forecast's record of every page: touchedAt <= the clock, above 0 where a
-//            block touches the page now; reuseGap >= 0 and below the clock.
+//  INV-LB-8  the reuse forecast's record of every page: releasedAt <= the clock, above 0 on every
+//            idle page; idleGap >= 0 and below the clock.
 
 import { Device, NO_HANDLE } from "../../device/device";
 import {
@@ -75,7 +75,7 @@ import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../repl
 import { Layout } from "../../replay/layout";
 import { Arena, SMALL_PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
 import { ChunkPool } from "./chunk-pool";
-import { noteTouchStart, victimPage } from "./reuse-forecast";
+import { noteRelease, noteTouchStart, victimPage } from "./reuse-forecast";
 import { brokenLakebedInvariant, brokenLakebedLocalInvariant } from "./valid";
 import { writeLakebedLayout } from "./layout-writer";
 import {
@@ -498,6 +498,7 @@ export class LakebedPolicy extends Policy {
       unchecked((a.touches[p] = t));
       if (t == 0) {
         pool.touchedPages--;
+        noteRelease(a, p, this.clock);
         if (a.handle(p) != 0) this.idleAppend(pool, a, p);
       }
     }

@@ -1,20 +1,21 @@
 // Which idle page gives up its chunk when a newly touched page needs one. A chunk moved costs an
 // unmap, a map and a set access (about 60 us for a 20 MiB page, device/cost-model.ts), and a chunk
 // taken from a page that is touched again soon has to move back. Training repeats its allocation
-// sequence every step, so a page is touched again about as long after its last touch as its last
-// touch came after the one before: each page keeps when it was last touched and the gap between
-// its touches (arena.ts), and the victim is the idle page whose next touch, so forecast, is
-// furthest away (what Belady's optimal replacement would take, with the past standing in for the
-// future). A page touched only once so far has no forecast and goes first: it held a tensor of
-// the job's start (a checkpoint load, a warm-up) more often than one of the loop.
+// sequence every step, so a page let go stays idle about as long as it stayed idle last time: each
+// page keeps when it was last let go and how long it stayed untouched before its next touch
+// (smoothed, arena.ts), and the victim is the idle page whose next touch, so forecast, is furthest
+// away (what Belady's optimal replacement would take, with the past standing in for the future).
+// A page never touched again after being let go has no forecast and goes first: it held a tensor
+// of the job's start (a checkpoint load, a warm-up) more often than one of the loop. The forecast
+// repeats the gap, so that a page overdue by a whole gap is forecast again one gap on.
 //
-// Measured on the 39 single-stream traces against taking the oldest idle page (which a repeating
-// step defeats, as LRU is defeated by a loop larger than its cache), placement unchanged: chunk
-// moves 7,882 -> 5,754, gpt2_ckpt 3,371 -> 2,076, llama_lora 606 -> 319; mlp_offload 364 -> 417
-// (scripts/lakebed-cost.mjs; docs/policies.md has the variants tried).
-// The gap is smoothed (the mean of the last gap and the ones before), since a page inside a
-// step's working set is touched several times a step; the forecast repeats the gap, so that a page
-// overdue by a whole gap is forecast again one gap on.
+// Measured on the 39 single-stream traces (scripts/lakebed-cost.mjs, docs/policies.md has the
+// variants tried): against taking the oldest idle page, which a repeating step defeats as LRU is
+// defeated by a loop larger than its cache, chunk moves 7,882 -> 5,754 with the gap between touch
+// starts (gpt2_ckpt 3,371 -> 2,076, llama_lora 606 -> 319; mlp_offload 364 -> 417), and 5,621 ->
+// 5,351 with the idle gap instead, once blocks went to the cheaper end of their free range
+// (gpt2_ckpt 2,109 -> 1,945, mlp_offload 405 -> 356): how long a page rests is what the victim
+// choice is about, and a page's busy time varies with the step more than its rest does.
 //
 // The scan looks at the VICTIM_WINDOW oldest idle pages, so that a move costs O(1) whatever the
 // number of idle pages; on the real traces no victim lies further down the list (the figures above
@@ -28,22 +29,25 @@ export const VICTIM_WINDOW: i32 = 1024;
 /** the forecast distance of a page touched at most once: further than any forecast */
 const NO_FORECAST: i64 = i64.MAX_VALUE;
 
+/** Notes that the last block touching `page` let go of it at time `clock`. */
+export function noteRelease(a: Arena, page: i32, clock: i64): void {
+  unchecked((a.releasedAt[page] = clock));
+}
+
 /** Notes that a block began touching `page` (it had no touch) at time `clock`. */
 export function noteTouchStart(a: Arena, page: i32, clock: i64): void {
-  const last = unchecked(a.touchedAt[page]);
-  if (last > 0) {
-    const gap = clock - last;
-    const was = unchecked(a.reuseGap[page]);
-    unchecked((a.reuseGap[page] = was == 0 ? gap : (was + gap) >> 1));
-  }
-  unchecked((a.touchedAt[page] = clock));
+  const released = unchecked(a.releasedAt[page]);
+  if (released == 0) return;
+  const gap = clock - released;
+  const was = unchecked(a.idleGap[page]);
+  unchecked((a.idleGap[page] = was == 0 ? gap : (was + gap) >> 1));
 }
 
 /** Mallocs from `clock` until the forecast next touch of idle page `page`; NO_FORECAST without one. */
 export function forecastDistance(a: Arena, page: i32, clock: i64): i64 {
-  const gap = unchecked(a.reuseGap[page]);
+  const gap = unchecked(a.idleGap[page]);
   if (gap == 0) return NO_FORECAST;
-  return gap - ((clock - unchecked(a.touchedAt[page])) % gap);
+  return gap - ((clock - unchecked(a.releasedAt[page])) % gap);
 }
 
 /**

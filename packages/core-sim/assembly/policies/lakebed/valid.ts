@@ -284,11 +284,12 @@ function brokenArenaBlock(lb: LakebedPolicy, b: i32): i32 {
   return 0;
 }
 
-/** INV-LB-8 at page p of arena a (a page the tables hold): its reuse record is in the past. */
+/** INV-LB-8 at page p of arena a (a page the tables hold): its reuse record is in the past, and an idle page was let go. */
 function brokenForecast(lb: LakebedPolicy, a: Arena, p: i32): bool {
-  const at = unchecked(a.touchedAt[p]);
-  const gap = unchecked(a.reuseGap[p]);
-  return at > lb.clock || (at <= 0 && a.touch(p) > 0) || gap < 0 || (gap > 0 && gap >= lb.clock);
+  const released = unchecked(a.releasedAt[p]);
+  const gap = unchecked(a.idleGap[p]);
+  const idle = a.handle(p) != 0 && a.touch(p) == 0;
+  return released > lb.clock || (idle && released <= 0) || gap < 0 || (gap > 0 && gap >= lb.clock);
 }
 
 /** Allocated or pending blocks touching page p of arena a, found from b, a block over that page. */
