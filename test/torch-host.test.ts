@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -28,6 +29,11 @@ function harness(args: string[]): Record<string, unknown> {
 }
 
 describe.skipIf(skip)(`liblakebed_torch.so under threads and streams${skip ? ` (skipped: ${why})` : ""}`, () => {
+  it("was compiled from the core-sim.wasm the simulator loads (else every comparison below is moot)", () => {
+    const wasm = readFileSync(resolve(repoRoot, "packages/core-sim/dist/core-sim.wasm"));
+    const built = readFileSync(resolve(paths.library, "../gen/core_sim.hash"), "utf8");
+    expect(built, "rebuild packages/torch after packages/core-sim (turbo does)").toBe(createHash("sha256").update(wasm).digest("hex").slice(0, 16));
+  });
   for (const policy of policies) {
     it(`${policy}: 4 threads on 3 simulated streams, every check pattern intact`, () => {
       // 4 client threads x 1,500 random operations; a quarter of the blocks used by a second stream
@@ -82,17 +88,36 @@ describe.skipIf(skip || !liveBackends.includes("host"))("the library and the Nod
   }
 });
 
-describe.skipIf(skip)("a snapshot the library wrote", () => {
-  it("is read by lakebed replay and verify, and the policy that made it matches itself", () => {
-    // python/lakebed_torch writes snapshots from the library's trace; here the harness's stress run
-    // cannot write one (no Python in the test), so the GPU run's snapshots are checked instead when present
-    const dir = resolve(repoRoot, "packages/torch/bench/results/h200-2026-12-02");
-    const snapshot = resolve(dir, "llama_lora.lakebed.pickle.gz");
-    const recorded = JSON.parse(readFileSync(resolve(dir, "llama_lora.lakebed.json"), "utf8"));
-    const r = lakebed(["replay", snapshot, "--policy", "lakebed", "--json"], 120_000);
-    expect(r.status).toBe(0);
-    const [d] = JSON.parse(r.stdout).devices;
-    expect(d.peakAllocatedBytes).toBe(recorded.peak_allocated);
-    expect(d.peakReservedBytes).toBe(recorded.peak_reserved);
+describe.skipIf(skip)("a snapshot python/lakebed_torch wrote from the library", () => {
+  // test/support/torch_snapshot.py: the library on the host driver, a seeded run, the snapshot
+  // written by the module's own dump_snapshot (no GPU, no PyTorch needed for that part)
+  function write(policy: string, seed: number): { path: string; peaks: Record<string, number> } {
+    const path = tempFile(`${policy}.pickle`, "");
+    const out = execFileSync("python3", [resolve(repoRoot, "test/support/torch_snapshot.py"), policy, String(seed), "3000", path], {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, PYTHONPATH: resolve(repoRoot, "python"), LAKEBED_TORCH_LIB: paths.library },
+    });
+    return { path, peaks: JSON.parse(out) };
+  }
+  for (const policy of policies) {
+    it(`${policy}: lakebed replay predicts the peaks the library had`, () => {
+      const { path, peaks } = write(policy, 7);
+      // the capacity stands for the device's total (the CLI infers it from expandable-style maps otherwise)
+      const r = lakebed(["replay", path, "--policy", policy, "--capacity", "1TiB", "--json"], 120_000);
+      expect(r.stderr).toBe("");
+      const [d] = JSON.parse(r.stdout).devices;
+      expect(d.ooms).toBe(0);
+      expect(d.peakAllocatedBytes).toBe(peaks["allocated_bytes.all.peak"]);
+      expect(d.peakReservedBytes).toBe(peaks["reserved_bytes.all.peak"]);
+    });
+  }
+  it("caching: lakebed verify matches the segment events and the final layout", () => {
+    for (const seed of [1, 2]) {
+      const { path } = write("caching", seed);
+      const r = lakebed(["verify", path], 120_000);
+      expect(r.stdout + r.stderr).toContain("MATCH (policy caching)");
+      expect(r.status).toBe(0);
+    }
   });
 });

@@ -23,7 +23,7 @@ import os
 import pickle
 import gzip
 
-__all__ = ["enable", "library_path", "memory_stats", "dump_snapshot", "snapshot", "is_out_of_memory", "latencies", "device_memory"]
+__all__ = ["enable", "open_host", "library_path", "memory_stats", "dump_snapshot", "snapshot", "is_out_of_memory", "latencies", "device_memory"]
 
 _LIB = None
 _ENABLED = None  # (policy, conf) once enabled
@@ -69,6 +69,10 @@ def _load():
         lib.lakebed_pending_frees.restype = u64
         lib.lakebed_check.restype = c_char_p
         lib.lakebed_memory.argtypes = [p64]
+        lib.lakebed_conf_parse.argtypes = [c_char_p, ctypes.POINTER(c_double)]
+        lib.lakebed_try_malloc.argtypes = [ctypes.c_size_t, u64]
+        lib.lakebed_try_malloc.restype = ctypes.c_void_p
+        lib.lakebed_free.argtypes = [ctypes.c_void_p, ctypes.c_size_t, c_int, ctypes.c_void_p]
         _LIB = lib
     return _LIB
 
@@ -131,13 +135,42 @@ def snapshot(device=0):
                 requested += out[2]
             if state == "active_allocated":
                 allocated += out[1]
+        sizes = [b["size"] for b in blocks if b["state"] != "inactive"]
+        small = all(x <= 1 << 20 for x in sizes) if sizes else (seg_size == 2 << 20 if not expandable else seg_size % (20 << 20) != 0)
         segments.append({"device": device, "address": seg_addr, "total_size": seg_size, "stream": seg_stream,
-                         "segment_type": "small" if seg_size == 2 << 20 and not expandable else "large",
+                         "segment_type": "small" if small else "large",
                          "allocated_size": allocated, "active_size": active, "requested_size": requested,
                          "is_expandable": bool(expandable), "blocks": blocks})
     policy, conf = _ENABLED or ("lakebed", "")
-    return {"segments": segments, "device_traces": [_trace()],
-            "allocator_settings": {"PYTORCH_CUDA_ALLOC_CONF": conf, "lakebed_policy": policy}}
+    return {"segments": segments, "device_traces": [_trace()], "allocator_settings": _settings(policy, conf)}
+
+
+_ROUNDUP_KEYS = [str(1 << i) for i in range(16)]  # bucket starts in MiB, as PyTorch writes them
+
+
+def _settings(policy, conf):
+    """allocator_settings as PyTorch's snapshot writes them, from the settings as the library parsed them."""
+    lib = _load()
+    v = (ctypes.c_double * 31)()
+    if lib.lakebed_conf_parse(conf.encode(), v) != 0:
+        raise ValueError("lakebed_torch: " + lib.lakebed_last_error().decode())
+    expandable = bool(v[3]) or policy == "expandable"
+    text = conf if not expandable or "expandable_segments" in conf else ",".join(filter(None, [conf, "expandable_segments:True"]))
+    return {"PYTORCH_CUDA_ALLOC_CONF": text, "max_split_size": int(v[0]) if v[0] >= 0 else (1 << 64) - 1,
+            "garbage_collection_threshold": v[2], "expandable_segments": expandable,
+            "roundup_power2_divisions": {k: int(v[6 + i]) for i, k in enumerate(_ROUNDUP_KEYS)},
+            "lakebed_policy": policy}
+
+
+def open_host(policy="lakebed", conf=""):
+    """Opens the library on the host driver (memfd + mmap, no GPU, no PyTorch): for tests and for trying
+    a policy's snapshot on a laptop; allocate with the library's lakebed_try_malloc / lakebed_free."""
+    global _ENABLED
+    lib = _load()
+    if lib.lakebed_open(policy.encode(), conf.encode(), b"host", 0, 0, 1) != 0:
+        raise RuntimeError("lakebed_torch: " + lib.lakebed_last_error().decode())
+    _ENABLED = (policy, conf)
+    return lib
 
 
 def dump_snapshot(path, device=0):

@@ -126,6 +126,22 @@ void lakebed_close(void) {
 const char* lakebed_last_error(void) { return t_error.c_str(); }
 const char* lakebed_description(void) { return g_description.c_str(); }
 
+int lakebed_conf_parse(const char* text, double out[31]) {
+  lakebed::torch::AllocConf c;
+  if (!lakebed::torch::ParseAllocConf(text ? text : "", &c, &t_error)) return -1;
+  const double head[] = {c.maxSplitSizeBytes, c.maxNonSplitRoundingBytes, c.garbageCollectionThreshold,
+                         c.expandableSegments ? 1.0 : 0.0, c.largeSegmentSizeBytes, c.perProcessMemoryFraction};
+  int n = 0;
+  for (double v : head) out[n++] = v;
+  for (int d : c.roundupDivisions) out[n++] = d;
+  const double tail[] = {static_cast<double>(c.vmmDefragment), c.fragLimitBytes, static_cast<double>(c.defragLevel),
+                         c.reuseLimit, c.autoGCGiB, static_cast<double>(c.reAlloc),
+                         static_cast<double>(c.lakebedSlackPermille), static_cast<double>(c.lakebedFitWindow),
+                         static_cast<double>(c.lakebedLargePageMiB)};
+  for (double v : tail) out[n++] = v;
+  return 0;
+}
+
 void* lakebed_try_malloc(size_t size, uint64_t stream) {
   if (!g_allocator) {
     t_error = "lakebed allocator is not open";

@@ -14,6 +14,59 @@ uint64_t U64(double v) { return static_cast<uint64_t>(v); }
 bool Refusal(const Status& s) { return s.code == Status::Code::kOutOfMemory || s.code == Status::Code::kInjected; }
 }  // namespace
 
+uint64_t DeviceImports::Model(uint64_t driverVa) {
+  const double m = modelAddress_ ? modelAddress_(static_cast<double>(driverVa)) : -1;
+  return m >= 0 ? static_cast<uint64_t>(m) : driverVa;
+}
+
+void DeviceImports::ResolvePending() {
+  for (size_t i : pending_) {
+    TraceEntry& e = trace_->at(i);
+    const double m = modelAddress_ ? modelAddress_(static_cast<double>(e.addr)) : -1;
+    if (m >= 0) e.addr = static_cast<uint64_t>(m);
+  }
+  pending_.clear();
+}
+
+void DeviceImports::Segment(TraceAction action, uint64_t driverVa, uint64_t bytes) {
+  ResolvePending();
+  if (action == TraceAction::kSegmentAlloc) {
+    // the model range does not exist yet: the entry gets its address at the next resolve
+    trace_->Add(action, driverVa, bytes, stream_);
+    pending_.push_back(trace_->size() - 1);
+    return;
+  }
+  const uint64_t va = Model(driverVa);
+  if (action == TraceAction::kSegmentUnmap) return TraceUnmap(va, bytes);
+  if (action != TraceAction::kSegmentMap) return trace_->Add(action, va, bytes, stream_);
+  const size_t before = trace_->size();
+  trace_->AddRange(action, va, bytes, stream_);
+  if (trace_->size() > before) {
+    traceMapped_[va] = bytes;
+  } else {  // merged into the last entry: its range grew
+    const TraceEntry& last = trace_->at(trace_->size() - 1);
+    traceMapped_[last.addr] = last.size;
+  }
+}
+
+void DeviceImports::TraceUnmap(uint64_t va, uint64_t bytes) {
+  const uint64_t end = va + bytes;
+  auto it = traceMapped_.upper_bound(va);
+  if (it != traceMapped_.begin()) --it;
+  while (it != traceMapped_.end() && it->first < end) {
+    const uint64_t s = it->first, e = it->first + it->second;
+    if (e <= va) {
+      ++it;
+      continue;
+    }
+    const uint64_t cutFrom = std::max(s, va), cutTo = std::min(e, end);
+    trace_->Add(TraceAction::kSegmentUnmap, cutFrom, cutTo - cutFrom, stream_);
+    it = traceMapped_.erase(it);
+    if (s < cutFrom) traceMapped_[s] = cutFrom - s;
+    if (cutTo < e) it = traceMapped_.emplace(cutTo, e - cutTo).first, ++it;
+  }
+}
+
 void DeviceImports::SampleFree() {
   uint64_t freeBytes = 0, totalBytes = 0;
   if (driver_->MemGetInfo(&freeBytes, &totalBytes).ok()) minFree_ = std::min(minFree_, freeBytes);
@@ -86,7 +139,7 @@ int32_t DeviceImports::map(double va, double bytes, int32_t handle, double offse
     return 0;
   }
   mapped_[U64(va)] = U64(bytes);
-  trace_->Add(TraceAction::kSegmentMap, U64(va), U64(bytes), stream_);
+  Segment(TraceAction::kSegmentMap, U64(va), U64(bytes));
   return 0;
 }
 
@@ -106,7 +159,7 @@ void DeviceImports::unmap(double va, double bytes) {
   // an unmap covers whole mappings (DriverCore checks it): forget each one inside the range
   const uint64_t start = U64(va), end = start + U64(bytes);
   for (auto it = mapped_.lower_bound(start); it != mapped_.end() && it->first < end;) it = mapped_.erase(it);
-  trace_->Add(TraceAction::kSegmentUnmap, start, U64(bytes), stream_);
+  Segment(TraceAction::kSegmentUnmap, start, U64(bytes));
 }
 
 double DeviceImports::malloc(double bytes) {
@@ -120,7 +173,7 @@ double DeviceImports::malloc(double bytes) {
   }
   mallocBytes_[va] = U64(bytes);
   Took(U64(bytes));
-  trace_->Add(TraceAction::kSegmentAlloc, va, U64(bytes), stream_);
+  Segment(TraceAction::kSegmentAlloc, va, U64(bytes));
   return static_cast<double>(va);
 }
 
@@ -135,7 +188,7 @@ void DeviceImports::free(double va) {
     physical_ -= it->second;
     mallocBytes_.erase(it);
   }
-  trace_->Add(TraceAction::kSegmentFree, U64(va), bytes, stream_);
+  Segment(TraceAction::kSegmentFree, U64(va), bytes);
 }
 
 double DeviceImports::memGetInfoFree() {

@@ -21,6 +21,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "call_log.h"
 #include "driver_core.h"
@@ -34,6 +35,12 @@ class DeviceImports {
 
   // Called before each unmap with the driver range about to lose its memory.
   void SetUnmapFence(std::function<void(uint64_t va, uint64_t bytes)> fence) { fence_ = std::move(fence); }
+  // The policy's model address of a driver address (core-sim's deviceModelAddress), -1 when no
+  // range holds it; callable from inside an import.
+  void SetModelAddress(std::function<double(double)> f) { modelAddress_ = std::move(f); }
+  // Gives the segment_alloc entries recorded with the driver's address (the policy registers the
+  // model range only once the malloc import returned) their model address.
+  void ResolvePending();
   // The stream the current request runs on (segment events are recorded with it).
   void SetCurrentStream(uint64_t stream) { stream_ = stream; }
 
@@ -86,6 +93,18 @@ class DeviceImports {
   CallLog* calls_;
   TraceLog* trace_;
   std::function<void(uint64_t, uint64_t)> fence_;
+  std::function<double(double)> modelAddress_;
+  std::vector<size_t> pending_;  // trace entries still holding a driver address
+  // The mapped ranges as the trace's segment_map entries name them (model addresses). An unmap is
+  // written as one segment_unmap per map entry it cuts, so that the importer proves the trace
+  // starts empty (packages/traces' empty-start.ts matches each unmap to one map). PyTorch writes one
+  // segment_unmap across the pages of several maps; the importer's backward rebuild of such a
+  // trace failed on the library's expandable traces, so lakebed verify compares these cut unmaps
+  // with the emulator's whole ones and reports the first as a divergence (the README says so).
+  std::map<uint64_t, uint64_t> traceMapped_;
+  void TraceUnmap(uint64_t va, uint64_t bytes);
+  uint64_t Model(uint64_t driverVa);
+  void Segment(TraceAction action, uint64_t driverVa, uint64_t bytes);
   uint64_t stream_ = 0;
   std::string error_;
   std::unordered_map<uint32_t, uint64_t> handleBytes_;

@@ -47,6 +47,13 @@ void lakebed_close(void);
 const char* lakebed_last_error(void);
 const char* lakebed_description(void);
 
+/* Parses settings as the library does (alloc_conf.h) into out[31]: max_split_size (-1 unlimited),
+ * max_non_split_rounding, garbage_collection_threshold, expandable_segments (0/1),
+ * large_segment_size, per_process_memory_fraction (0 none), the 16 roundup divisions, GMLake's
+ * vmmDefragment, fragLimit, defragLevel, reuseLimit, autoGC, reAlloc, lakebed's slack_permille,
+ * fit_window, large_page_mb. 0, or -1 with lakebed_last_error() saying why. */
+int lakebed_conf_parse(const char* text, double out[31]);
+
 /* lakebed_malloc without the exception: NULL when out of memory (lakebed_last_error has the message). */
 void* lakebed_try_malloc(size_t size, uint64_t stream);
 /* The allocator's own invariants (torch_allocator.h): "" when they hold. */

@@ -75,6 +75,7 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
   Allocator* self = a.get();
   a->imports_->SetUnmapFence([self](uint64_t, uint64_t) { self->FenceStreams(); });
   a->policy_ = std::make_unique<WasmPolicy>(a->imports_.get());
+  a->imports_->SetModelAddress([self](double va) { return self->policy_->ModelAddressNested(va); });
   // the device model holds max(total, capacity), as the simulator's (core-sim's setup)
   const double fractionBytes = conf.perProcessMemoryFraction > 0 ? conf.perProcessMemoryFraction * a->totalBytes_ : 0;
   const uint64_t capacity = options.capacityBytes ? options.capacityBytes : static_cast<uint64_t>(fractionBytes);
@@ -106,6 +107,10 @@ int Allocator::StreamId(uint64_t stream) {
   return id;
 }
 
+void Allocator::ResolveTrace() {
+  policy_->Run([this] { imports_->ResolvePending(); });
+}
+
 std::string Allocator::Broken() {
   return "lakebed allocator is out of service: " + policy_->trapMessage();
 }
@@ -128,6 +133,7 @@ void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, boo
     *error = Broken();
     return nullptr;
   }
+  ResolveTrace();
   if (!pending_.empty() && policy_->Stat(kNumSyncAllStreams) > syncsBefore) {
     // The policy completed every pending free to serve this request (its out-of-memory path):
     // their streams' work must be done before anyone uses memory they held.
@@ -136,7 +142,7 @@ void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, boo
         events_->Wait(e);
         events_->Release(e);
       }
-      trace_.Add(TraceAction::kFreeCompleted, p.ptr, p.requested, p.stream);
+      trace_.Add(TraceAction::kFreeCompleted, p.modelAddr, p.requested, p.stream);
     }
     pending_.clear();
   }
@@ -147,8 +153,9 @@ void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, boo
     return nullptr;
   }
   const uint64_t ptr = policy_->BlockDriverAddress(handle);
-  live_[ptr] = LiveBlock{handle, bytes, stream, {}};
-  trace_.Add(TraceAction::kAlloc, ptr, bytes, stream);
+  const uint64_t model = policy_->BlockAddress(handle);
+  live_[ptr] = LiveBlock{handle, model, bytes, stream, {}};
+  trace_.Add(TraceAction::kAlloc, model, bytes, stream);
   Note(&mallocNs_, NowNs() - t0);
   return reinterpret_cast<void*>(ptr);
 }
@@ -165,12 +172,12 @@ void Allocator::Free(void* p) {
   live_.erase(it);
   imports_->SetCurrentStream(block.stream);
   freedSinceFence_[streamIds_[block.stream]] = true;
-  trace_.Add(TraceAction::kFreeRequested, ptr, block.requested, block.stream);
+  trace_.Add(TraceAction::kFreeRequested, block.modelAddr, block.requested, block.stream);
   if (block.usedBy.empty()) {
-    trace_.Add(TraceAction::kFreeCompleted, ptr, block.requested, block.stream);
+    trace_.Add(TraceAction::kFreeCompleted, block.modelAddr, block.requested, block.stream);
     policy_->Free(block.handle);
   } else {
-    PendingFree pending{block.handle, ptr, block.requested, block.stream, {}};
+    PendingFree pending{block.handle, ptr, block.modelAddr, block.requested, block.stream, {}};
     for (uint64_t s : block.usedBy) {
       pending.events.push_back(events_->Record(s));
       freedSinceFence_[StreamId(s)] = true;
@@ -179,6 +186,7 @@ void Allocator::Free(void* p) {
     pending_.push_back(std::move(pending));
   }
   ProcessPendingFrees();
+  ResolveTrace();
   Note(&freeNs_, NowNs() - t0);
 }
 
@@ -202,7 +210,7 @@ void Allocator::ProcessPendingFrees() {
     }
     for (uint64_t e : p.events) events_->Release(e);
     imports_->SetCurrentStream(p.stream);
-    trace_.Add(TraceAction::kFreeCompleted, p.ptr, p.requested, p.stream);
+    trace_.Add(TraceAction::kFreeCompleted, p.modelAddr, p.requested, p.stream);
     policy_->FreeComplete(p.handle);
     pending_.erase(pending_.begin() + static_cast<long>(i));
   }
@@ -215,7 +223,7 @@ void Allocator::CompletePendingFreesWaiting() {
       events_->Release(e);
     }
     imports_->SetCurrentStream(p.stream);
-    trace_.Add(TraceAction::kFreeCompleted, p.ptr, p.requested, p.stream);
+    trace_.Add(TraceAction::kFreeCompleted, p.modelAddr, p.requested, p.stream);
     policy_->FreeComplete(p.handle);
   }
   pending_.clear();
@@ -241,6 +249,7 @@ void Allocator::EmptyCache() {
   // release every cached segment.
   CompletePendingFreesWaiting();
   policy_->EmptyCache();
+  ResolveTrace();
 }
 
 void Allocator::SetMemoryFraction(double fraction) {
@@ -292,25 +301,34 @@ std::vector<uint32_t> Allocator::Latencies(bool frees) {
 
 std::vector<SnapshotSegment> Allocator::Segments() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<SnapshotSegment> segments;
-  // cudaMalloc'd segments as they are; mapped ranges joined where adjacent (one expandable
-  // segment each, as the importer's empty-start proof joins them)
-  for (const auto& [addr, size] : imports_->mallocs()) segments.push_back({addr, size, 0, false, {}});
-  for (const auto& [addr, size] : imports_->mappings()) {
-    if (!segments.empty() && segments.back().expandable && segments.back().addr + segments.back().size == addr)
-      segments.back().size += size;
+  // In the policy's address space, as the trace (trace_log.h says why): cudaMalloc'd segments as
+  // they are, mapped ranges joined where adjacent (one expandable segment each, as the importer's
+  // empty-start proof joins them).
+  std::vector<SnapshotSegment> mallocs, mappings;
+  policy_->Run([&] {
+    for (const auto& [addr, size] : imports_->mallocs())
+      mallocs.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, 0, false, {}});
+    for (const auto& [addr, size] : imports_->mappings())
+      mappings.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, 0, true, {}});
+  });
+  auto byAddress = [](const SnapshotSegment& a, const SnapshotSegment& b) { return a.addr < b.addr; };
+  std::sort(mappings.begin(), mappings.end(), byAddress);
+  std::vector<SnapshotSegment> segments = std::move(mallocs);
+  for (const SnapshotSegment& m : mappings) {
+    if (!segments.empty() && segments.back().expandable && segments.back().addr + segments.back().size == m.addr)
+      segments.back().size += m.size;
     else
-      segments.push_back({addr, size, 0, true, {}});
+      segments.push_back(m);
   }
-  std::sort(segments.begin(), segments.end(), [](const auto& a, const auto& b) { return a.addr < b.addr; });
+  std::sort(segments.begin(), segments.end(), byAddress);
   std::vector<SnapshotBlock> blocks;
   std::vector<uint64_t> blockStreams;
   for (const auto& [ptr, b] : live_) {
-    blocks.push_back({ptr, policy_->BlockSize(b.handle), b.requested, 0});
+    blocks.push_back({b.modelAddr, policy_->BlockSize(b.handle), b.requested, 0});
     blockStreams.push_back(b.stream);
   }
   for (const auto& p : pending_) {
-    blocks.push_back({p.ptr, policy_->BlockSize(p.handle), p.requested, 1});
+    blocks.push_back({p.modelAddr, policy_->BlockSize(p.handle), p.requested, 1});
     blockStreams.push_back(p.stream);
   }
   std::vector<size_t> order(blocks.size());

@@ -101,13 +101,14 @@ class Allocator {
  private:
   struct LiveBlock {
     int handle;
+    uint64_t modelAddr;  // the address the policy sees, which the trace records
     uint64_t requested;
     uint64_t stream;
     std::vector<uint64_t> usedBy;  // other streams named through record_stream
   };
   struct PendingFree {
     int handle;
-    uint64_t ptr, requested, stream;
+    uint64_t ptr, modelAddr, requested, stream;
     std::vector<uint64_t> events;  // one per stream that used the block
   };
 
@@ -118,6 +119,7 @@ class Allocator {
   void FenceStreams();                  // before an unmap
   std::string OutOfMemoryMessage(uint64_t bytes);
   std::string Broken();
+  void ResolveTrace();  // segment_alloc entries get their model address (after each policy call)
 
   std::mutex mu_;
   std::unique_ptr<DriverCore> driver_;

@@ -122,6 +122,13 @@ uint64_t WasmPolicy::BlockSize(int handle) {
   Guarded([&] { v = Z_core_simZ_policyBlockSize(instance_, static_cast<u32>(handle)); });
   return static_cast<uint64_t>(v);
 }
+uint64_t WasmPolicy::BlockAddress(int handle) {
+  double v = 0;
+  Guarded([&] { v = Z_core_simZ_policyBlockAddress(instance_, static_cast<u32>(handle)); });
+  return static_cast<uint64_t>(v);
+}
+double WasmPolicy::ModelAddressNested(double driverVa) { return Z_core_simZ_deviceModelAddress(instance_, driverVa); }
+bool WasmPolicy::Run(const std::function<void()>& f) { return Guarded(f); }
 uint64_t WasmPolicy::BlockDriverAddress(int handle) {
   double v = 0;
   Guarded([&] { v = Z_core_simZ_policyBlockDriverAddress(instance_, static_cast<u32>(handle)); });

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "alloc_conf.h"
@@ -38,6 +39,12 @@ class WasmPolicy {
   bool EmptyCache();
   bool SetCapacity(uint64_t bytes);
   uint64_t BlockSize(int handle);
+  uint64_t BlockAddress(int handle);  // the policy's model address
+  // core-sim's deviceModelAddress without a guard of its own: only from inside a guarded call (a
+  // device import, or Run), since a guard here would replace the one the trap must return to.
+  double ModelAddressNested(double driverVa);
+  // Runs f (which may call the Nested functions) under the trap guard; false: trapped.
+  bool Run(const std::function<void()>& f);
   uint64_t BlockDriverAddress(int handle);
 
   int StatCount();

@@ -1,0 +1,28 @@
+"""Writes a snapshot with python/lakebed_torch from the library on the host driver (no GPU, no PyTorch):
+a seeded run of allocations and frees on two streams, some blocks left live, a few empty_cache calls.
+Usage: python3 torch_snapshot.py POLICY SEED OPS OUT.pickle  -> prints the library's peaks as JSON."""
+import ctypes
+import json
+import random
+import sys
+
+import lakebed_torch
+
+policy, seed, ops, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+lib = lakebed_torch.open_host(policy)
+rng = random.Random(seed)
+live = []
+for i in range(ops):
+    if live and (len(live) > 40 or rng.random() < 0.45):
+        p = live.pop(rng.randrange(len(live)))
+        lib.lakebed_free(p, 0, 0, None)
+    else:
+        size = int(2 ** rng.uniform(0, 25))
+        p = lib.lakebed_try_malloc(size, 1 + rng.randrange(2))
+        if p:
+            live.append(p)
+    if i % 500 == 499:
+        lib.lakebed_reset()
+lakebed_torch.dump_snapshot(out)
+stats = lakebed_torch.memory_stats()
+print(json.dumps({k: stats[k] for k in ("allocated_bytes.all.peak", "reserved_bytes.all.peak", "allocation.all.current")}))
