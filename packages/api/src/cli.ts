@@ -118,6 +118,11 @@ export async function main(argv: string[]): Promise<number> {
     .argument("<scenario>", "a scenario file (JSON: docs/colocate.md)")
     .option("--html <file>", "also write a self-contained HTML report with charts")
     .option("--json", "print one JSON document on stdout")
+    .option("--backend <name>", "sim (default: the strategies, simulated), host (memfd + mmap) or cuda: the live half instead, real processes sharing chunks and handing memory over on that driver")
+    .option("--verify-data", "live: every process checks its own pattern and every shared chunk, and the shared chunks' bytes are compared across processes")
+    .option("--device <n>", "cuda: the device ordinal (default 0)")
+    .option("--handover-acquire <size>", "live: what inference acquires from training's pool (default 32MiB on host, 1GiB on cuda)")
+    .option("--handover-iterations <n>", "live: handovers measured (default 10 on host, 30 on cuda)")
     .action(run(commands.colocate));
 
   program

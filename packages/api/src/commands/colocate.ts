@@ -5,9 +5,16 @@ import { renderTable } from "../table.js";
 import { formatBytes } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
 import { printable } from "../terminal-text.js";
+import { parseBackend } from "../live/backend-options.js";
 
 /** `lakebed colocate SCENARIO`: the scenario's tenants on one device, under each strategy. */
-export async function colocateCommand(file: string, options: { json?: boolean; html?: string }): Promise<number> {
+export async function colocateCommand(file: string, options: { json?: boolean; html?: string; backend?: string; verifyData?: boolean; device?: string; handoverAcquire?: string; handoverIterations?: string }): Promise<number> {
+  const backend = parseBackend(options.backend);
+  if (backend !== "sim") {
+    // the live half: real processes on a driver (docs/colocate.md)
+    const { colocateLiveCommand } = await import("../colocate/live/live-command.js");
+    return colocateLiveCommand(file, backend, options);
+  }
   const scenario = readScenario(file);
   const progress = startProgress("colocate", "simulated ms", !options.json);
   let result: ColocateResult;

@@ -1,0 +1,319 @@
+// Sirius-style handover between two real processes on one pool (reference A.2, 6.3). The training
+// process creates the pool once (shareable chunks, mapped in its own range, filled with its data)
+// and the books (handover-books.ts), and sends the books and every chunk to the inference process
+// once, at most FD_BATCH (128) descriptors a message, after checking its uid (SO_PEERCRED). The
+// inference process imports every chunk, closes each descriptor at once, and maps the whole pool
+// once, with one setAccess over it (Sirius' static mapping region). From then on a handover is:
+//
+//   inference: "adjust K"  ->  training: K of its cached chunks to FREE in the books (no free, no
+//   unmap: its stale mappings stay, lazy unmap)  ->  inference: claims K FREE chunks under the lock,
+//   zero-fills those whose last owner was training (memset through its mapping, one call per run of
+//   adjacent chunks, then one synchronizing 1-byte read).
+//
+// Its latency is measured from the request to the zero-fill done, with no driver call on the
+// inference side but the memsets (the run counts them: vmmCalls must stay 0). Beside it, in the same
+// processes, PyTorch's path: training frees a cudaMalloc'd block of the same size, inference mallocs
+// one (cuMemFree + cuMemAlloc, plus the message; without the wait for training's step to end).
+import { FD_BATCH, openDriver, recvMessage, sendMessage, shareSockets, type Driver, type DriverKind } from "@lakebed/native-cuda";
+import { HandoverBooks, FREE, INFER, TRAIN } from "./handover-books.js";
+import { CHUNK_BYTES } from "../shared-pool.js";
+import { LineChild } from "./child-lines.js";
+import { perChunk, type PerChunkCost } from "./live-dedup.js";
+
+export interface HandoverOptions {
+  backend: DriverKind;
+  device?: number;
+  /** socket address ('@name': abstract namespace) */
+  path: string;
+  poolBytes: number;
+  /** what inference acquires each time (1 GiB in Sirius' comparison) */
+  acquireBytes: number;
+  iterations: number;
+}
+
+type Request = { op: "adjust"; chunks: number } | { op: "reclaim" } | { op: "free" } | { op: "remalloc" } | { op: "done" };
+
+const TRAIN_SEED = 0x7a11;
+const INFER_SEED = 0x1f3e;
+const VMM_CALLS = ["memCreate", "memRelease", "addressReserve", "addressFree", "map", "setAccess", "unmap", "malloc", "free"] as const;
+
+function nowNs(): bigint {
+  return process.hrtime.bigint();
+}
+
+/** The training side: serves one inference process, then tears down. `print` gets its lines. */
+export function runHandoverTraining(o: HandoverOptions, print: (doc: unknown) => void): void {
+  const s = shareSockets();
+  const d = openDriver(o.backend, { device: o.device ?? 0 });
+  const G = CHUNK_BYTES;
+  const P = Math.floor(o.poolBytes / G);
+  const handles: number[] = [];
+  for (let c = 0; c < P; c++) {
+    const h = d.memCreateShareable(G);
+    if (h < 0) throw new Error(`out of memory creating pool chunk ${c} of ${P}`);
+    handles.push(h);
+  }
+  const va = d.addressReserve(P * G);
+  for (let c = 0; c < P; c++) d.map(va + c * G, G, handles[c]);
+  d.setAccess(va, P * G);
+  d.fillPattern(va, P * G, TRAIN_SEED); // training's data, which inference must never read
+  const booksFd = s.shmCreate(HandoverBooks.bytesFor(P));
+  const books = new HandoverBooks(s.shmMap(booksFd, HandoverBooks.bytesFor(P)));
+  books.init(P, TRAIN);
+  let block = d.malloc(o.acquireBytes); // the free-then-malloc path's cached block
+  const listenFd = s.listen(o.path);
+  print({ phase: "ready", pid: process.pid, chunks: P });
+  const peer = s.accept(listenFd);
+  s.close(listenFd);
+  if (peer.uid !== process.getuid!()) {
+    sendMessage(peer.fd, { op: "refused", why: `uid ${peer.uid} is not ${process.getuid!()}` });
+    s.close(peer.fd);
+    throw new Error(`refused a peer of uid ${peer.uid}`);
+  }
+  sendMessage(peer.fd, { op: "books", chunks: P, chunkBytes: G }, [booksFd]);
+  s.close(booksFd);
+  const exportDriverNs: number[] = [];
+  const exportWallNs: number[] = [];
+  for (let b = 0; b < P; b += FD_BATCH) {
+    const t0 = nowNs();
+    const fds: number[] = [];
+    for (let c = b; c < Math.min(P, b + FD_BATCH); c++) {
+      const e = d.exportHandle(handles[c]);
+      exportDriverNs.push(e.driverNs);
+      fds.push(e.fd);
+    }
+    sendMessage(peer.fd, { op: "chunks", first: b, count: fds.length }, fds);
+    for (const fd of fds) s.close(fd);
+    const each = Number(nowNs() - t0) / fds.length;
+    for (let i = 0; i < fds.length; i++) exportWallNs.push(each);
+  }
+  for (;;) {
+    const got = recvMessage<Request>(peer.fd);
+    if (got === null) break;
+    const m = got.message;
+    if (m.op === "adjust") {
+      // training empties K chunks of its cache: tags only (its mappings stay: lazy unmap)
+      const freed = books.withLock(() => {
+        let n = 0;
+        for (let c = P - 1; c >= 0 && n < m.chunks; c--)
+          if (books.owner(c) === TRAIN) {
+            books.setOwner(c, FREE);
+            n++;
+          }
+        return n;
+      });
+      sendMessage(peer.fd, { op: "adjusted", freed });
+    } else if (m.op === "reclaim") {
+      // the chunks inference gave back come home: zero-filled (they held inference's data), then
+      // training's data again
+      const back = books.withLock(() => {
+        const out: number[] = [];
+        for (let c = 0; c < P; c++)
+          if (books.owner(c) === FREE) {
+            books.setOwner(c, TRAIN);
+            out.push(c);
+          }
+        return out;
+      });
+      for (const c of back) {
+        if (books.lastOwner(c) !== TRAIN) d.memset(va + c * G, 0, G);
+        books.setLastOwner(c, TRAIN);
+        d.fillPattern(va + c * G, G, TRAIN_SEED);
+      }
+      sendMessage(peer.fd, { op: "reclaimed", chunks: back.length });
+    } else if (m.op === "free") {
+      d.free(block);
+      sendMessage(peer.fd, { op: "freed" });
+    } else if (m.op === "remalloc") {
+      block = d.malloc(o.acquireBytes);
+      sendMessage(peer.fd, { op: "remalloced" });
+    } else if (m.op === "done") {
+      sendMessage(peer.fd, { op: "bye", exportDriver: perChunk(exportDriverNs), exportWall: perChunk(exportWallNs), books: books.isValid() });
+      break;
+    }
+  }
+  s.close(peer.fd);
+  const t = d.teardown();
+  print({ phase: "done", teardownErrors: t.errors });
+}
+
+export interface HandoverMeasured {
+  backend: DriverKind;
+  driver: string;
+  pool: { chunks: number; bytes: number };
+  /** receiving the pool: import + map per chunk (driver functions alone, and as seen with the close) */
+  importDriver: PerChunkCost;
+  importWall: PerChunkCost;
+  /** the one setAccess over the whole pool (us) */
+  setAccessWholePoolUs: number;
+  exportDriver: PerChunkCost;
+  exportWall: PerChunkCost;
+  acquireBytes: number;
+  iterations: number;
+  /** request -> training's tags -> claim -> zero-fill done (us), after one warm-up handover */
+  handover: PerChunkCost;
+  /** the warm-up handover (us): the first touch of the chunks through inference's mapping */
+  warmUpUs: number;
+  zeroFilledChunks: number;
+  /** sampled bytes of claimed chunks that were not zero after the zero-fill (must be 0) */
+  notZeroBytes: number;
+  /** driver calls other than memset and the synchronizing read made by inference while handing over (must be 0) */
+  vmmCalls: number;
+  /** training's cudaFree of the block, then inference's cudaMalloc (us) */
+  freeThenMalloc: PerChunkCost;
+  books: string | null;
+}
+
+function send(fd: number, m: Request): Record<string, unknown> {
+  sendMessage(fd, m);
+  const got = recvMessage(fd);
+  if (got === null) throw new Error("the training process closed the connection");
+  return got.message;
+}
+
+function vmmCalls(d: Driver): number {
+  const calls = d.counters().calls;
+  return VMM_CALLS.reduce((a, k) => a + calls[k], 0);
+}
+
+/** The inference side: receives the pool, maps it once, measures, and says goodbye. */
+export function runHandoverInference(o: HandoverOptions): HandoverMeasured {
+  const s = shareSockets();
+  const d = openDriver(o.backend, { device: o.device ?? 0 });
+  const G = CHUNK_BYTES;
+  const fd = s.connect(o.path);
+  const first = recvMessage<{ op: string; chunks: number; chunkBytes: number; why?: string }>(fd);
+  if (first === null || first.message.op !== "books") throw new Error(`the training process: ${first?.message.why ?? "closed"}`);
+  const P = first.message.chunks;
+  const books = new HandoverBooks(s.shmMap(first.fds[0], HandoverBooks.bytesFor(P)));
+  s.close(first.fds[0]); // the mapping keeps the books
+  const va = d.addressReserve(P * G);
+  const importDriverNs: number[] = [];
+  const importWallNs: number[] = [];
+  d.timeCalls(true);
+  for (let got = 0; got < P; ) {
+    const m = recvMessage<{ op: string; first: number; count: number }>(fd);
+    if (m === null || m.message.op !== "chunks") throw new Error("the pool did not arrive");
+    if (m.fds.length > FD_BATCH) throw new Error(`${m.fds.length} descriptors in one message: more than ${FD_BATCH}`);
+    m.fds.forEach((chunkFd, i) => {
+      d.takeCallTimes();
+      const t0 = nowNs();
+      const imp = d.importHandle(chunkFd, G);
+      s.close(chunkFd);
+      d.map(va + (m.message.first + i) * G, G, imp.handle);
+      importWallNs.push(Number(nowNs() - t0));
+      const t = d.takeCallTimes();
+      importDriverNs.push(imp.driverNs + Math.max(0, t.driverNs[0] ?? 0));
+    });
+    got += m.fds.length;
+  }
+  d.timeCalls(false);
+  const t0 = nowNs();
+  d.setAccess(va, P * G); // the static mapping region: once, over the whole pool
+  const setAccessWholePoolUs = Number(nowNs() - t0) / 1000;
+
+  const K = Math.floor(o.acquireBytes / G);
+  const probe = new Uint8Array(4096);
+  const one = new Uint8Array(1);
+  const handoverNs: number[] = [];
+  let warmUpNs = 0;
+  let zeroFilled = 0;
+  let notZero = 0;
+  let vmm = 0;
+  // one warm-up handover first, not counted: the first touch of each page through this process's
+  // mapping (page-table entries on host memory) is a start-up cost, not a handover's
+  for (let it = -1; it < o.iterations; it++) {
+    const calls0 = vmmCalls(d);
+    const start = nowNs();
+    send(fd, { op: "adjust", chunks: K });
+    const claimed = books.withLock(() => {
+      const out: number[] = [];
+      for (let c = 0; c < P && out.length < K; c++)
+        if (books.owner(c) === FREE) {
+          books.setOwner(c, INFER);
+          out.push(c);
+        }
+      return out;
+    });
+    if (claimed.length < K) throw new Error(`claimed ${claimed.length} chunks of ${K}`);
+    // zero-fill what held another process's data, one memset per run of adjacent chunks
+    const dirty = claimed.filter((c) => books.lastOwner(c) !== INFER);
+    for (let i = 0; i < dirty.length; ) {
+      let j = i + 1;
+      while (j < dirty.length && dirty[j] === dirty[j - 1] + 1) j++;
+      d.memset(va + dirty[i] * G, 0, (j - i) * G);
+      i = j;
+    }
+    if (dirty.length > 0) d.copyToHost(va + dirty[dirty.length - 1] * G, one, 1); // waits for the memsets
+    for (const c of dirty) books.setLastOwner(c, INFER);
+    if (it >= 0) handoverNs.push(Number(nowNs() - start));
+    else warmUpNs = Number(nowNs() - start);
+    vmm += vmmCalls(d) - calls0;
+    zeroFilled += dirty.length;
+    // untimed: the claimed chunks read zero (a sample of each), then inference writes its data
+    for (const c of claimed) {
+      const at = ((it * 7 + c) * 4096) % (G - 4096);
+      d.copyToHost(va + c * G + at, probe, probe.length);
+      for (const b of probe) if (b !== 0) notZero++;
+      d.fillPattern(va + c * G, G, INFER_SEED);
+    }
+    books.withLock(() => {
+      for (const c of claimed) books.setOwner(c, FREE);
+    });
+    send(fd, { op: "reclaim" });
+  }
+  const freeMallocNs: number[] = [];
+  for (let it = -1; it < o.iterations; it++) {
+    const start = nowNs();
+    send(fd, { op: "free" });
+    const block = d.malloc(o.acquireBytes);
+    if (it >= 0) freeMallocNs.push(Number(nowNs() - start)); // the same warm-up, not counted
+    if (block < 0) throw new Error("out of memory in free-then-malloc");
+    d.free(block);
+    send(fd, { op: "remalloc" });
+  }
+  const bye = send(fd, { op: "done" }) as { exportDriver: PerChunkCost; exportWall: PerChunkCost; books: string | null };
+  s.close(fd);
+  const driver = d.info().description;
+  d.teardown();
+  return {
+    backend: o.backend,
+    driver,
+    pool: { chunks: P, bytes: P * G },
+    importDriver: perChunk(importDriverNs),
+    importWall: perChunk(importWallNs),
+    setAccessWholePoolUs,
+    exportDriver: bye.exportDriver,
+    exportWall: bye.exportWall,
+    acquireBytes: K * G,
+    iterations: o.iterations,
+    handover: perChunk(handoverNs),
+    warmUpUs: warmUpNs / 1000,
+    zeroFilledChunks: zeroFilled,
+    notZeroBytes: notZero,
+    vmmCalls: vmm,
+    freeThenMalloc: perChunk(freeMallocNs),
+    books: bye.books ?? books.isValid(),
+  };
+}
+
+/** Both processes, started here; the inference side's measurements. */
+export async function runLiveHandover(o: Omit<HandoverOptions, "path">): Promise<HandoverMeasured> {
+  const path = `@lakebed-handover-${process.pid}-${Date.now()}`;
+  const args = ["--backend", o.backend, "--device", String(o.device ?? 0), "--path", path, "--pool-bytes", String(o.poolBytes), "--acquire-bytes", String(o.acquireBytes), "--iterations", String(o.iterations)];
+  const training = new LineChild("the training process", ["handover-train", ...args]);
+  let inference: LineChild | null = null;
+  try {
+    await training.next(); // ready: the pool exists and the socket listens
+    inference = new LineChild("the inference process", ["handover-infer", ...args]);
+    const measured = await inference.next<HandoverMeasured & { phase: string }>();
+    const done = await training.next<{ teardownErrors: string[] }>();
+    if (done.teardownErrors.length > 0) throw new Error(`training's teardown: ${done.teardownErrors.join("; ")}`);
+    await Promise.all([training.exited, inference.exited]);
+    const { phase: _phase, ...rest } = measured;
+    return rest;
+  } finally {
+    training.kill();
+    inference?.kill();
+  }
+}

@@ -1,0 +1,88 @@
+// The processes of a live colocate run (built as dist/colocate-live-child.js): the share registry,
+// a dedup tenant, and the two sides of a handover. Each prints one JSON document a line on stdout
+// and, where it takes commands, reads one a line on stdin (child-lines.ts is the parent's side).
+// Any failure: the message on stderr, exit 1.
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { DriverKind } from "@lakebed/native-cuda";
+import { serveRegistry } from "./share-registry.js";
+import { DedupTenant } from "./dedup-tenant.js";
+import type { LiveDedupPlan } from "./dedup-plan.js";
+import { runHandoverInference, runHandoverTraining, type HandoverOptions } from "./handover-live.js";
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function required(args: string[], name: string): string {
+  const v = flag(args, name);
+  if (v === undefined) throw new Error(`--${name} is required`);
+  return v;
+}
+
+function print(doc: unknown): void {
+  process.stdout.write(JSON.stringify(doc) + "\n");
+}
+
+async function commands(handle: (command: string) => boolean | void): Promise<void> {
+  const rl = createInterface({ input: process.stdin });
+  for await (const line of rl) {
+    if (handle(line.trim()) === true) break;
+  }
+  rl.close();
+}
+
+async function dedupTenant(args: string[]): Promise<void> {
+  const plan = JSON.parse(readFileSync(required(args, "plan"), "utf8")) as LiveDedupPlan;
+  const index = Number(required(args, "index"));
+  const tenant = new DedupTenant(plan.tenants[index], required(args, "backend") as DriverKind, 0x7e000000 + index, Number(flag(args, "device") ?? 0));
+  print({ phase: "opened", pid: process.pid });
+  await commands((command) => {
+    if (command === "share") print({ phase: "shared", ...tenant.share(required(args, "registry")) });
+    else if (command === "meminfo") print({ phase: "meminfo", ...tenant.memInfo() });
+    else if (command === "verify") print({ phase: "verified", ...tenant.verify() });
+    else if (command === "probe") print({ phase: "probed", ...tenant.probeWrite(false) });
+    else if (command === "probe-raw") print({ phase: "probed", ...tenant.probeWrite(true) });
+    else if (command === "exit") {
+      print({ phase: "exited", ...tenant.close() });
+      return true;
+    } else throw new Error(`unknown command ${JSON.stringify(command)}`);
+  });
+}
+
+function handoverOptions(args: string[]): HandoverOptions {
+  return {
+    backend: required(args, "backend") as DriverKind,
+    device: Number(flag(args, "device") ?? 0),
+    path: required(args, "path"),
+    poolBytes: Number(required(args, "pool-bytes")),
+    acquireBytes: Number(required(args, "acquire-bytes")),
+    iterations: Number(required(args, "iterations")),
+  };
+}
+
+async function main(): Promise<void> {
+  const [role, ...args] = process.argv.slice(2);
+  if (role === "registry") {
+    const allow = flag(args, "allow-uid");
+    const stats = serveRegistry({ path: required(args, "path"), allowUid: allow === undefined ? undefined : Number(allow), onReady: () => print({ phase: "ready", pid: process.pid }) });
+    print({ phase: "stopped", stats });
+  } else if (role === "dedup-tenant") {
+    await dedupTenant(args);
+  } else if (role === "handover-train") {
+    runHandoverTraining(handoverOptions(args), print);
+  } else if (role === "handover-infer") {
+    print({ phase: "measured", ...runHandoverInference(handoverOptions(args)) });
+  } else {
+    throw new Error(`unknown role ${JSON.stringify(role)} (registry, dedup-tenant, handover-train, handover-infer)`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(`${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);
