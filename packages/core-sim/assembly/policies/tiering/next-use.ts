@@ -51,6 +51,7 @@ export class NextUse {
   private nextUse: StaticArray<i32> = new StaticArray<i32>(64);
   private lastUse: StaticArray<i32> = new StaticArray<i32>(64);
   private lastGap: StaticArray<i32> = new StaticArray<i32>(64);
+  private gapBefore: StaticArray<i32> = new StaticArray<i32>(64);
   private ordinal: StaticArray<i32> = new StaticArray<i32>(64);
   private signature: StaticArray<u64> = new StaticArray<u64>(64);
   private allocatedAt: StaticArray<i32> = new StaticArray<i32>(64);
@@ -95,6 +96,7 @@ export class NextUse {
     this.nextUse = grown(this.nextUse, n);
     this.lastUse = grown(this.lastUse, n);
     this.lastGap = grown(this.lastGap, n);
+    this.gapBefore = grown(this.gapBefore, n);
     this.ordinal = grown(this.ordinal, n);
     this.allocatedAt = grown(this.allocatedAt, n);
     this.freeAt = grown(this.freeAt, n);
@@ -113,6 +115,7 @@ export class NextUse {
     unchecked((this.nextUse[h] = NEVER));
     unchecked((this.lastUse[h] = position));
     unchecked((this.lastGap[h] = 0));
+    unchecked((this.gapBefore[h] = 0));
     unchecked((this.ordinal[h] = 0));
     unchecked((this.allocatedAt[h] = position));
     unchecked((this.freeAt[h] = NEVER_FREED));
@@ -149,6 +152,7 @@ export class NextUse {
     const i = unchecked(this.ordinal[h]);
     if (gap > 0) {
       this.learnedGap.set(gapKey(unchecked(this.signature[h]), i), gap);
+      unchecked((this.gapBefore[h] = this.lastGap[h]));
       unchecked((this.lastGap[h] = gap));
       unchecked((this.ordinal[h] = i + 1));
     }
@@ -169,7 +173,12 @@ export class NextUse {
     if (this.learnedUses.has(sig) && ordinal >= this.learnedUses.get(sig)) {
       predicted = unchecked(this.allocatedAt[h]) + this.learnedLifetime.get(sig);
     } else if (this.learnedGap.has(key)) predicted = last + this.learnedGap.get(key);
-    else if (unchecked(this.lastGap[h]) > 0) predicted = last + unchecked(this.lastGap[h]);
+    else if (unchecked(this.lastGap[h]) > 0) {
+      // the sooner of its last two gaps: a block whose gaps alternate (a weight used in forward, in
+      // recomputation and in backward) is kept through its short gaps
+      const before = unchecked(this.gapBefore[h]);
+      predicted = last + (before > 0 ? min(before, unchecked(this.lastGap[h])) : unchecked(this.lastGap[h]));
+    }
     if (predicted == NEVER || predicted <= now) predicted = now + (now - last);
     return predicted;
   }
