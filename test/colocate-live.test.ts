@@ -1,0 +1,244 @@
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { openDriver, shareSockets, sendMessage, recvMessage, DeviceError, type Driver } from "@lakebed/native-cuda";
+import { LineChild } from "../packages/api/src/colocate/live/child-lines.js";
+import { RegistryClient, RegistryRefused } from "../packages/api/src/colocate/live/registry-client.js";
+import type { TenantShared, TenantVerified } from "../packages/api/src/colocate/live/dedup-tenant.js";
+import type { LiveColocateDocument } from "../packages/api/src/colocate/live/live-command.js";
+import { hostAvailable } from "./support/live-drivers.js";
+import { lakebed, tempFile } from "./support/cli.js";
+import { repoRoot } from "./support/shared-traces.js";
+
+/**
+ * The live half of colocation on the host driver (memfd + mmap; the GPU runs the same code through
+ * scripts/colocate-live/gpu-check.sh): chunks exported and imported by file descriptor, read-only
+ * mappings refusing writes (by the driver's checks, and by the memory system itself: a CPU store
+ * through the mapping kills the process with SIGSEGV), the share registry's uid check and
+ * references that follow socket lifetime, a publisher killed with SIGKILL leaving the others'
+ * memory intact, and `lakebed colocate --backend host` end to end.
+ */
+const MiB = 2 ** 20;
+const G = 2 * MiB;
+
+function key(i: number): string {
+  return createHash("blake2b512").update(`chunk ${i}`).digest("hex");
+}
+
+const open: Driver[] = [];
+const children: LineChild[] = [];
+afterEach(() => {
+  for (const d of open.splice(0)) d.teardown();
+  for (const c of children.splice(0)) c.kill();
+});
+
+function hostDriver(): Driver {
+  const d = openDriver("host");
+  open.push(d);
+  return d;
+}
+
+function child(label: string, args: string[]): LineChild {
+  const c = new LineChild(label, args);
+  children.push(c);
+  return c;
+}
+
+async function startRegistry(extra: string[] = []): Promise<string> {
+  const path = `@lakebed-test-registry-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const r = child("registry", ["registry", "--path", path, ...extra]);
+  await r.next();
+  return path;
+}
+
+/** A tenant process over `keys` (shared) and `privateBytes` of its own. */
+function tenant(planFile: string, index: number, registry: string): LineChild {
+  return child(`tenant ${index}`, ["dedup-tenant", "--plan", planFile, "--index", String(index), "--backend", "host", "--registry", registry]);
+}
+
+function planFile(tenants: { keys: string[]; privateBytes: number }[]): string {
+  return tempFile("plan.json", JSON.stringify({ scenario: "test", chunkBytes: G, tenants: tenants.map((t, i) => ({ name: `t${i}`, aloneBytes: t.keys.length * G + t.privateBytes, ...t })) }));
+}
+
+describe.skipIf(!hostAvailable)("sharing chunks between processes (host driver)", () => {
+  it("a chunk exported by fd and imported maps the same memory; read-only mappings refuse every write the driver is asked for", () => {
+    const d = hostDriver();
+    const s = shareSockets();
+    const h = d.memCreateShareable(G);
+    const va = d.addressReserve(2 * G);
+    d.map(va, G, h);
+    d.setAccess(va, G);
+    d.fillPattern(va, G, 42);
+    // over a real socket, as between processes
+    const path = `@lakebed-test-${process.pid}`;
+    const listenFd = s.listen(path);
+    const a = s.connect(path);
+    const b = s.accept(listenFd);
+    expect(b.uid).toBe(process.getuid!());
+    expect(b.pid).toBe(process.pid);
+    const exported = d.exportHandle(h);
+    sendMessage(a, { chunk: 1 }, [exported.fd]);
+    s.close(exported.fd);
+    const got = recvMessage(b.fd)!;
+    expect(got.message).toEqual({ chunk: 1 });
+    expect(got.fds).toHaveLength(1);
+    const imported = d.importHandle(got.fds[0], G);
+    s.close(got.fds[0]); // the handle keeps the memory, not the descriptor
+    d.map(va + G, G, imported.handle);
+    d.setAccessReadOnly(va + G, G);
+    expect(d.checkPattern(va + G, G, 42)).toBe(0);
+    // a write through the read-write mapping shows through the read-only one: one piece of memory
+    d.fillPattern(va, G, 43);
+    expect(d.checkPattern(va + G, G, 43)).toBe(0);
+    const refusals: string[] = [];
+    for (const write of [() => d.memset(va + G, 0, G), () => d.fillPattern(va + G, 4096, 1), () => d.copyFromHost(va + G, new Uint8Array(16), 16)]) {
+      try {
+        write();
+      } catch (e) {
+        expect(e).toBeInstanceOf(DeviceError);
+        expect((e as DeviceError).code).toBe("INVALID");
+        refusals.push((e as Error).message);
+      }
+    }
+    expect(refusals).toHaveLength(3);
+    expect(refusals[0]).toMatch(/mapped read-only \(a shared chunk\): writes are refused/);
+    // the host tier's copyIn is a write too
+    expect(d.hostReserve(G)).toBe(true);
+    expect(() => d.copyIn(0, va + G, 4096)).toThrow(/read-only/);
+    d.hostRelease();
+    expect(d.checkPattern(va + G, G, 43)).toBe(0);
+    // setAccess read-write again lifts it; a plain chunk cannot be exported (CUDA fixes the handle type at creation)
+    expect(() => d.exportHandle(d.memCreate(G))).toThrow(/not made shareable/);
+    expect(() => d.writeThroughReadOnly(va, G)).toThrow(/not all mapped read-only/);
+    expect(() => s.send(a, Buffer.from("x"), new Array(254).fill(a))).toThrow(/at most 253/);
+    expect(d.isValid()).toBeNull();
+    s.close(a);
+    expect(recvMessage(b.fd)).toBeNull(); // the peer's close is seen
+    s.close(b.fd);
+    s.close(listenFd);
+  });
+
+  it("a CPU store through a read-only shared mapping kills the process (SIGSEGV), and the chunk's content is untouched", async () => {
+    const registry = await startRegistry();
+    const plan = planFile([
+      { keys: [key(1), key(2)], privateBytes: G },
+      { keys: [key(2), key(1)], privateBytes: 0 },
+    ]);
+    const publisher = tenant(plan, 0, registry);
+    await publisher.next();
+    expect((await publisher.ask<TenantShared>("share")).published).toBe(2);
+    const writer = tenant(plan, 1, registry);
+    await writer.next();
+    expect((await writer.ask<TenantShared>("share")).imported).toBe(2);
+    // the driver's own calls are refused first; then the store made anyway faults
+    const probed = await writer.ask<{ refusedByChecks: string[]; raw: string }>("probe");
+    expect(probed.refusedByChecks).toHaveLength(2);
+    expect(probed.refusedByChecks.every((m) => /read-only/.test(m))).toBe(true);
+    expect(probed.raw).toBe("not tried");
+    writer.send("probe-raw");
+    const end = await writer.exited;
+    expect(end.signal).toBe("SIGSEGV");
+    const v = await publisher.ask<TenantVerified>("verify");
+    expect(v.sharedMismatchedBytes).toBe(0);
+    expect(v.privateMismatchedBytes).toBe(0);
+  });
+
+  it("a publisher killed with SIGKILL leaves the others' memory intact; references follow socket lifetime", async () => {
+    const registry = await startRegistry();
+    const keys = [key(10), key(11), key(12), key(13)];
+    const plan = planFile([
+      { keys, privateBytes: 2 * G },
+      { keys: [...keys, key(14)], privateBytes: G },
+      { keys, privateBytes: 0 },
+    ]);
+    const a = tenant(plan, 0, registry);
+    const b = tenant(plan, 1, registry);
+    await a.next();
+    await b.next();
+    expect((await a.ask<TenantShared>("share")).published).toBe(4);
+    const bShared = await b.ask<TenantShared>("share");
+    expect(bShared.imported).toBe(4);
+    expect(bShared.published).toBe(1); // the key only it has
+    const client = RegistryClient.connect(registry);
+    let stats = client.stats();
+    expect(stats.keys).toBe(5);
+    expect(stats.holders[keys[0]]).toBe(2);
+    a.kill("SIGKILL");
+    expect((await a.exited).signal).toBe("SIGKILL");
+    // B's imported handles keep the chunks: its data is intact
+    const v = await b.ask<TenantVerified>("verify");
+    expect(v.sharedMismatchedBytes).toBe(0);
+    expect(v.privateMismatchedBytes).toBe(0);
+    stats = client.stats();
+    expect(stats.holders[keys[0]]).toBe(1); // A's references went with its socket
+    expect(stats.fdsHeld).toBe(5);
+    // a late joiner imports what the dead publisher made: the registry still holds the descriptors
+    const c = tenant(plan, 2, registry);
+    await c.next();
+    const cShared = await c.ask<TenantShared>("share");
+    expect(cShared.imported).toBe(4);
+    expect(cShared.published).toBe(0);
+    const cv = await c.ask<TenantVerified>("verify");
+    expect(cv.sharedMismatchedBytes).toBe(0);
+    expect(cv.sharedContent).toEqual(Object.fromEntries(keys.map((k) => [k, v.sharedContent[k]])));
+    for (const t of [b, c]) {
+      expect(await t.ask<{ leaks: boolean }>("exit")).toMatchObject({ leaks: false, errors: [] });
+      await t.exited;
+    }
+    const last = client.shutdown();
+    expect(last.keys).toBe(0);
+    expect(last.fdsHeld).toBe(0);
+  });
+
+  it("the registry exports nothing to a peer of another uid (SO_PEERCRED)", async () => {
+    const registry = await startRegistry(["--allow-uid", String(process.getuid!() + 1)]);
+    expect(() => RegistryClient.connect(registry)).toThrow(RegistryRefused);
+    expect(() => RegistryClient.connect(registry)).toThrow(/uid \d+ is not \d+/);
+  });
+});
+
+describe.skipIf(!hostAvailable)("lakebed colocate --backend host", () => {
+  it("two llama_infer tenants share their parameter chunks across processes with data verified, and hand memory over", () => {
+    const scenario = tempFile(
+      "two-infer.json",
+      JSON.stringify({
+        capacity: "3GiB",
+        durationS: 5,
+        tenants: [0, 1].map((i) => ({
+          name: `llama-${i}`,
+          trace: join(repoRoot, "test/fixtures/access/llama_infer.def.pickle.gz"),
+          tags: ["inference"],
+          arrivals: { poissonPerS: 0.3 },
+          fingerprints: join(repoRoot, "test/fixtures/scenarios/dedup/llama_infer.fingerprints.json"),
+        })),
+      }),
+    );
+    const r = lakebed(["colocate", scenario, "--backend", "host", "--verify-data", "--json", "--handover-acquire", "8MiB", "--handover-iterations", "3"], 120_000);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const doc = JSON.parse(r.stdout) as LiveColocateDocument;
+    expect(doc.failures).toEqual([]);
+    const d = doc.dedup;
+    // the simulator's figure for two: 896 -> 644 MiB; 126 whole parameter chunks, published once
+    expect(d.aloneSumBytes).toBe(896 * MiB);
+    expect(d.dedupBytes).toBe(644 * MiB);
+    expect(d.tenants.map((t) => t.published + t.imported)).toEqual([126, 126]);
+    expect(d.tenants.reduce((a, t) => a + t.published, 0)).toBe(126);
+    expect(d.dataVerified).toBe(true);
+    expect(d.sharedContentEqual).toBe(true);
+    expect(d.verified!.every((v) => Object.keys(v.sharedContent).length === 126)).toBe(true);
+    expect(d.registry.whileRunning.keys).toBe(126);
+    expect(d.registry.afterExit.fdsHeld).toBe(0);
+    expect(d.importDriver.chunks).toBe(126);
+    const h = doc.handover;
+    expect(h.pool.chunks).toBe(6);
+    expect(h.acquireBytes).toBe(8 * MiB);
+    expect(h.handover.chunks).toBe(3);
+    expect(h.freeThenMalloc.chunks).toBe(3);
+    // every chunk inference took held training's data or its own from before: 4 a handover, the warm-up too
+    expect(h.zeroFilledChunks).toBe(4 * 4);
+    expect(h.notZeroBytes).toBe(0);
+    expect(h.vmmCalls).toBe(0);
+    expect(h.books).toBeNull();
+  });
+});
