@@ -180,8 +180,10 @@ double DeviceImports::malloc(double bytes) {
 void DeviceImports::free(double va) {
   const auto it = mallocBytes_.find(U64(va));
   const uint64_t bytes = it == mallocBytes_.end() ? 0 : it->second;
+  // cuMemFree waits for the device's work itself (PyTorch's release of a cudaMalloc'd segment relies
+  // on that); the host driver's munmap does not, so the same fence as an unmap's comes first
+  if (fence_) fence_(U64(va), bytes);
   calls_->Add(CallKind::kFree, bytes);
-  // cuMemFree waits for the device's work itself (as PyTorch's release of a cudaMalloc'd segment does)
   const Status s = driver_->Free(U64(va));
   if (!s.ok()) return Fail("free", s);
   if (it != mallocBytes_.end()) {

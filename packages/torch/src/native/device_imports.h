@@ -7,9 +7,10 @@
 // a running program needs:
 //   - the trace's segment events (segment_alloc/free for malloc/free, segment_map/unmap for
 //     map/unmap), at the driver's addresses;
-//   - a fence before every unmap: the memory may still be read or written by work queued on the
-//     streams of the blocks that used it, so the allocator waits for events recorded on those
-//     streams first (what PyTorch's expandable segments do with a stream synchronization);
+//   - a fence before every unmap and free: the memory may still be read or written by work queued
+//     on the streams of the blocks that used it, so the allocator waits for events recorded on
+//     those streams first (what PyTorch's expandable segments do with a stream synchronization,
+//     and cudaFree does by itself);
 //   - the mapped ranges and cudaMalloc'd segments now, for the snapshot's segment list.
 //
 // build.mjs checks that every import the compiled module declares is defined in

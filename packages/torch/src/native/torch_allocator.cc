@@ -73,7 +73,7 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
   a->calls_.SetOn(options.callLog);
   a->imports_ = std::make_unique<DeviceImports>(a->driver_.get(), &a->calls_, &a->trace_);
   Allocator* self = a.get();
-  a->imports_->SetUnmapFence([self](uint64_t, uint64_t) { self->FenceStreams(); });
+  a->imports_->SetUnmapFence([self](uint64_t va, uint64_t bytes) { self->FenceRange(va, bytes); });
   a->policy_ = std::make_unique<WasmPolicy>(a->imports_.get());
   a->imports_->SetModelAddress([self](double va) { return self->policy_->ModelAddressNested(va); });
   // the device model holds max(total, capacity), as the simulator's (core-sim's setup)
@@ -103,7 +103,8 @@ int Allocator::StreamId(uint64_t stream) {
   const int id = static_cast<int>(streams_.size());
   streamIds_.emplace(stream, id);
   streams_.push_back(stream);
-  freedSinceFence_.push_back(false);
+  freeCount_.push_back(0);
+  fencedCount_.push_back(0);
   return id;
 }
 
@@ -171,17 +172,15 @@ void Allocator::Free(void* p) {
   LiveBlock block = std::move(it->second);
   live_.erase(it);
   imports_->SetCurrentStream(block.stream);
-  freedSinceFence_[streamIds_[block.stream]] = true;
+  NoteFreed(ptr, policy_->BlockSize(block.handle), streamIds_[block.stream]);
   trace_.Add(TraceAction::kFreeRequested, block.modelAddr, block.requested, block.stream);
   if (block.usedBy.empty()) {
     trace_.Add(TraceAction::kFreeCompleted, block.modelAddr, block.requested, block.stream);
     policy_->Free(block.handle);
   } else {
     PendingFree pending{block.handle, ptr, block.modelAddr, block.requested, block.stream, {}};
-    for (uint64_t s : block.usedBy) {
-      pending.events.push_back(events_->Record(s));
-      freedSinceFence_[StreamId(s)] = true;
-    }
+    // the other streams' work is over once these events completed, before the block is free
+    for (uint64_t s : block.usedBy) pending.events.push_back(events_->Record(s));
     policy_->FreeRequest(block.handle);
     pending_.push_back(std::move(pending));
   }
@@ -229,16 +228,45 @@ void Allocator::CompletePendingFreesWaiting() {
   pending_.clear();
 }
 
-void Allocator::FenceStreams() {
-  for (size_t id = 0; id < streams_.size(); id++) {
-    if (!freedSinceFence_[id]) continue;
+void Allocator::NoteFreed(uint64_t ptr, uint64_t bytes, int streamId) {
+  const uint64_t seq = ++freeCount_[static_cast<size_t>(streamId)];
+  // a later free at the same address on the same stream stands for the earlier one too (a fence
+  // covering it covers every earlier free of that stream), so the entry keeps the longer range
+  Freed& f = freed_[{ptr, streamId}];
+  f = Freed{std::max(f.end, ptr + bytes), seq};
+  maxFreedBytes_ = std::max(maxFreedBytes_, bytes);
+  if (freed_.size() > pruneAt_) PruneFreed();
+}
+
+void Allocator::PruneFreed() {
+  for (auto it = freed_.begin(); it != freed_.end();)
+    it = it->second.seq <= fencedCount_[static_cast<size_t>(it->first.second)] ? freed_.erase(it) : std::next(it);
+  pruneAt_ = std::max<size_t>(4096, freed_.size() * 2);
+}
+
+void Allocator::FenceRange(uint64_t va, uint64_t bytes) {
+  const uint64_t end = va + bytes;
+  std::vector<uint64_t> needed(streams_.size(), 0);  // by stream id: the latest free to wait for
+  auto it = freed_.lower_bound({va > maxFreedBytes_ ? va - maxFreedBytes_ : 0, -1});
+  while (it != freed_.end() && it->first.first < end) {
+    const size_t id = static_cast<size_t>(it->first.second);
+    if (it->second.seq <= fencedCount_[id]) {
+      it = freed_.erase(it);  // finished already (INV-TA-4)
+      continue;
+    }
+    if (it->second.end > va) needed[id] = std::max(needed[id], it->second.seq);
+    ++it;
+  }
+  for (size_t id = 0; id < needed.size(); id++) {
+    if (needed[id] == 0) continue;
     const int64_t t0 = NowNs();
+    const uint64_t covered = freeCount_[id];  // the event follows every free this stream made so far
     const uint64_t e = events_->Record(streams_[id]);
     events_->Wait(e);
     events_->Release(e);
+    fencedCount_[id] = covered;
     fenceWaits_++;
     fenceNs_ += static_cast<uint64_t>(NowNs() - t0);
-    freedSinceFence_[id] = false;
   }
 }
 

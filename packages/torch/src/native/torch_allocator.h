@@ -12,8 +12,11 @@
 //     event completed; pending frees are processed at the next malloc, free or empty_cache, never
 //     by synchronizing the device;
 //   - memory leaving a stream's hands (unmap, which lets a chunk back another stream's block):
-//     before each unmap, an event is recorded on every stream that freed blocks since its last
-//     fence and waited for (only this thread blocks);
+//     every free is noted with its range, its stream and that stream's free count; before an unmap,
+//     the frees overlapping the range that no completed fence covers yet make an event be recorded
+//     on their streams and waited for (only this thread blocks). A fence covers every free its
+//     stream made before it, so memory freed long ago (lakebed moves the chunk of the idle page
+//     forecast to be touched last) is unmapped without waiting;
 //   - a policy that gives up on pending frees to serve a request (its out-of-memory path, as
 //     PyTorch's synchronize_and_free_events) completes them inside the Wasm: their events are
 //     waited for before the new pointer is returned, so no kernel queued after it can meet them.
@@ -116,7 +119,9 @@ class Allocator {
   int StreamId(uint64_t stream);
   void ProcessPendingFrees();           // completes those whose events all completed
   void CompletePendingFreesWaiting();   // waits every pending event, completes all
-  void FenceStreams();                  // before an unmap
+  void FenceRange(uint64_t va, uint64_t bytes);  // before an unmap of the driver range
+  void NoteFreed(uint64_t ptr, uint64_t bytes, int streamId);
+  void PruneFreed();
   std::string OutOfMemoryMessage(uint64_t bytes);
   std::string Broken();
   void ResolveTrace();  // segment_alloc entries get their model address (after each policy call)
@@ -133,7 +138,18 @@ class Allocator {
   std::vector<PendingFree> pending_;
   std::map<uint64_t, int> streamIds_;
   std::vector<uint64_t> streams_;          // by id
-  std::vector<bool> freedSinceFence_;      // by id
+  // Frees not yet known to be finished on the device, by (driver address, stream id): the end of the
+  // block's range and the stream's free count at its free. INV-TA-4: an entry's count is above its
+  // stream's fenced count (entries at or below it are pruned, at queries and when the table grows).
+  struct Freed {
+    uint64_t end;
+    uint64_t seq;
+  };
+  std::map<std::pair<uint64_t, int>, Freed> freed_;
+  uint64_t maxFreedBytes_ = 0;
+  size_t pruneAt_ = 4096;
+  std::vector<uint64_t> freeCount_;   // by stream id: frees so far
+  std::vector<uint64_t> fencedCount_; // by stream id: frees a completed fence covers
   std::vector<uint32_t> mallocNs_, freeNs_;
   std::string eventError_;
   uint64_t baselineFreeBytes_ = 0;
