@@ -71,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     .option("--shrink-idle <ms>", "tiering: serverless shrink (everything to the host) at idle gaps of at least this much computation time")
     .option("--shrink-at <events>", "tiering: serverless shrink right before these events, e.g. 1200,5400")
     .option("--shrink-discard <ids>", "tiering: blocks (trace block ids) a shrink drops instead of copying")
+    .option("--live-shrink-at <event>", "live backends: shrink the whole process (every chunk copied to pinned host memory, released) and refill it at the same addresses before this trace event, or at 'peak'; reports the latency")
     .option("--json", "print one JSON document on stdout")
     .action(run(commands.replay));
 

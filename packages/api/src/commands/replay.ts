@@ -34,6 +34,16 @@ export interface ReplayCliOptions {
   shrinkAt?: string;
   /** tiering: block ids (comma-separated) a shrink may drop instead of copying */
   shrinkDiscard?: string;
+  /** live backends: shrink and refill the whole process before this event, or `peak` */
+  liveShrinkAt?: string;
+}
+
+/** --live-shrink-at: a trace event (1 or more) or `peak`. */
+function parseLiveShrinkAt(text: string | undefined): number | "peak" | undefined {
+  if (text === undefined || text === "peak") return text;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--live-shrink-at takes a trace event (1 or more) or peak, not ${quoted(text)}`);
+  return n;
 }
 
 /** --shrink-idle, --shrink-at, --shrink-discard: undefined when none is given. */
@@ -79,6 +89,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
     throw new UsageError(`${options.verifyData ? "--verify-data" : "--fail-every"} needs a live backend (--backend host or --backend cuda)`);
   }
   if (isLive(backend) && options.findMinCapacity) throw new UsageError("--find-min-capacity runs on the simulator only (leave out --backend)");
+  if (!isLive(backend) && options.liveShrinkAt !== undefined) throw new UsageError("--live-shrink-at needs a live backend (--backend host or --backend cuda)");
   if (options.failEvery !== undefined) parseFailEvery(options.failEvery);
   // a policy that reads use events (tiering) needs the operator record beside the snapshot
   const readsUses = policy !== undefined && (policyEntry(policy) as PolicyEntry).readsUses === true;
@@ -107,6 +118,10 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
         checks,
         failEvery: options.failEvery,
         json: options.json === true,
+        clockCalibration: readsUses ? clockCalibrationBeside(file) : undefined,
+        shrink,
+        liveShrinkAt: parseLiveShrinkAt(options.liveShrinkAt),
+        hostTier: readsUses,
       },
       progress,
     );

@@ -16,13 +16,14 @@
 // The policy runs with traceAddresses off: it sees the simulator's address model, and the imported
 // device translates to the driver's addresses (core-sim's assembly/device/imported.ts says why), so
 // a live replay takes the decisions of a simulated replay with traceAddresses off, call for call.
-import { DeviceReplay, modelCapacityBytes, type DeviceReplayResult, type StartStateReport } from "@lakebed/core-sim";
+import { DeviceReplay, modelCapacityBytes, type ClockCalibration, type DeviceReplayResult, type ShrinkRequest, type StartStateReport } from "@lakebed/core-sim";
 import type { DeviceTrace, Trace } from "@lakebed/traces";
-import { bindDriver, openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type TeardownReport } from "@lakebed/native-cuda";
+import { bindDriver, CALL_KINDS, openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type NativeCallTimes, type TeardownReport } from "@lakebed/native-cuda";
 import { resolvePolicy, toDocument, type DeviceReplayDocument, type PolicyName, type ReplayDocument } from "../replay.js";
 import { CallRecorder, type CallSequence } from "./call-recorder.js";
 import { MemoryWatch } from "./memory-watch.js";
 import { guardDriver } from "./teardown-guard.js";
+import { HostTierTap, type CopyFigures, type LiveShrinkReport, type RoundTripFigures } from "./host-tier.js";
 
 export type LiveBackend = DriverKind;
 
@@ -50,6 +51,35 @@ export interface LiveReplayRequest {
   /** CUDA device ordinal (cuda only) */
   device?: number;
   onProgress?: (done: number, total: number) => void;
+  /** tiering: the plain step time its stall estimate's clock is scaled to (as the simulator's replay) */
+  clockCalibration?: ClockCalibration;
+  /** tiering: the policy's serverless shrinks (idle gaps, given events, discardable blocks) */
+  shrink?: ShrinkRequest;
+  /**
+   * The serverless shrink of the whole live process, whatever its policy: right before this trace
+   * event (1 or more), every chunk the driver holds is copied to a pinned arena, unmapped and
+   * released, then created, mapped at the same addresses and copied back (host-tier.ts); the
+   * replay then goes on. Not with timeCalls (its calls are no policy's).
+   */
+  liveShrinkAt?: number;
+}
+
+/** The host tier of one live device: what the driver's copies did, measured (host-tier.ts). */
+export interface HostTierDocument {
+  /** the pinned arena the policy reserved (hostReserve), bytes; 0: none */
+  arenaBytes: number;
+  /** the arena the driver still held when the replay ended (the policy never gives it back) */
+  arenaHeldAtEnd: number;
+  /** the arena held after teardown: a leak unless 0 */
+  arenaLeftAfterTeardown: number;
+  /** the policy's copies each way: calls, bytes, wall seconds around the addon call, the driver
+   * function's own seconds (cuMemcpyDtoH/HtoD; host: memcpy), and GiB/s by each */
+  copyOut: CopyFigures & { driverSeconds: number; gibPerSecond: number; driverGibPerSecond: number };
+  copyIn: CopyFigures & { driverSeconds: number; gibPerSecond: number; driverGibPerSecond: number };
+  /** with verifyData: every byte of every copy back compared with what was copied out */
+  roundTrip?: RoundTripFigures;
+  /** liveShrinkAt: the whole process shrunk and refilled, live */
+  liveShrinks?: LiveShrinkReport[];
 }
 
 /** What a driver still held, by table. */
@@ -89,6 +119,8 @@ export interface LiveDeviceDocument extends DeviceReplayDocument {
    * empty device, so they include the materialization's allocations.
    */
   startState?: StartStateReport;
+  /** the host tier's figures, where the policy used it or the process was shrunk live */
+  hostTier?: HostTierDocument;
 }
 
 export interface LiveReplayDocument extends Omit<ReplayDocument, "devices"> {
@@ -199,6 +231,12 @@ async function replayDeviceLive(
   const driver: Driver = openDriver(request.backend, { failEvery: request.failEvery, device: request.device, capacity });
   const release = guardDriver(driver);
   const recorder = new CallRecorder(request.timeCalls === true);
+  if (request.liveShrinkAt !== undefined && recorder.timed) throw new Error("a live shrink cannot be timed call by call (its calls are no policy's)");
+  const tap = new HostTierTap(driver, request.verifyData === true);
+  const timeNative = recorder.timed && request.timeNative !== false;
+  const nativeCopies = { out: 0, in: 0 };
+  let arenaHeldAtEnd = 0;
+  let arenaLeft = 0;
   let result: DeviceReplayResult | undefined;
   let heldAtEnd: HeldCounts | undefined;
   let watch: MemoryWatch | undefined;
@@ -208,7 +246,8 @@ async function replayDeviceLive(
   const description = driver.info().description;
   try {
     watch = request.watchMemory ? new MemoryWatch(driver) : undefined;
-    const bound = bindDriver(driver, recorder, watch);
+    // the policy's calls reach the driver through the host tier's tap (bindDriver reads only `direct`)
+    const bound = bindDriver(Object.create(driver, { direct: { value: tap.direct } }) as Driver, recorder, watch);
     const session = new DeviceReplay(device, {
       policy,
       conf,
@@ -218,19 +257,39 @@ async function replayDeviceLive(
       checkLocal: request.checkLocal,
       verifyData: request.verifyData,
       deviceImports: bound.imports,
+      clockCalibration: request.clockCalibration,
+      shrink: request.shrink,
       onProgress: (done) => onProgress(done),
     });
     bound.setMemory(session.wasm.memory);
-    const timeNative = recorder.timed && request.timeNative !== false;
-    if (timeNative) driver.timeCalls(true);
+    // the driver's own time of each copy: from the recorder's native times, or taken here
+    const copyTimes = !timeNative;
+    if (timeNative || copyTimes) driver.timeCalls(true);
+    const drainCopyTimes = () => {
+      if (copyTimes) addCopyTimes(driver.takeCallTimes(), nativeCopies);
+    };
+    const shrinkAt = request.liveShrinkAt;
+    if (shrinkAt !== undefined && !(Number.isInteger(shrinkAt) && shrinkAt >= 1 && shrinkAt <= device.events.length)) {
+      throw new Error(`a live shrink runs before a trace event from 1 to ${device.events.length}, not ${shrinkAt}`);
+    }
+    let shrunk = false;
     let chunkEvents = FIRST_CHUNK_EVENTS;
     while (!session.done) {
       const started = performance.now();
-      session.step(chunkEvents);
+      const toShrink = shrinkAt !== undefined && !shrunk ? shrinkAt - session.position : Infinity;
+      session.step(Math.min(chunkEvents, Math.max(1, toShrink)));
       chunkEvents = nextChunkEvents(chunkEvents, performance.now() - started);
+      if (shrinkAt !== undefined && !shrunk && session.position === shrinkAt) {
+        drainCopyTimes(); // the shrink's own copies are timed by the tap, not counted as the policy's
+        tap.shrinkAndRefill(shrinkAt);
+        if (copyTimes) driver.takeCallTimes();
+        shrunk = true;
+      }
       await yieldToEventLoop();
     }
     if (timeNative) recorder.attachNativeTimes(driver.takeCallTimes());
+    else drainCopyTimes();
+    arenaHeldAtEnd = driver.counters().hostArenaBytes;
     result = session.result();
     heldAtEnd = countHeld(driver.leakReport());
     const broken = driver.isValid();
@@ -239,7 +298,9 @@ async function replayDeviceLive(
     failure = e;
   } finally {
     teardown = driver.teardown();
-    leaks = countHeld(driver.leakReport());
+    const left = driver.leakReport();
+    leaks = countHeld(left);
+    arenaLeft = left.hostArenaBytes;
     // a signal that came after the last chunk is still handled (exit 128 + signal) before the guard goes
     await yieldToEventLoop();
     release();
@@ -247,7 +308,10 @@ async function replayDeviceLive(
   if (failure !== undefined || !result || !heldAtEnd) {
     const why = failure instanceof Error ? failure.message : String(failure);
     const left = held(leaks);
-    const after = left === 0 ? "everything it held was released" : `${left} allocations are still held after teardown`;
+    const after =
+      left === 0 && arenaLeft === 0
+        ? "everything it held was released"
+        : `${left} allocations${arenaLeft > 0 ? ` and a host arena of ${arenaLeft} bytes` : ""} are still held after teardown`;
     throw new LiveReplayError(`live replay on ${request.backend}: ${why} (${after})`, failure, device.device, leaks, teardown, recorder.sequence());
   }
   const counters = driver.counters();
@@ -274,5 +338,39 @@ async function replayDeviceLive(
     driverCounters,
     ...(result.startState ? { startState: result.startState } : {}),
   };
+  if (timeNative) {
+    const kinds = recorder.sequence().kinds;
+    const micros = recorder.driverMicros();
+    for (let i = 0; i < kinds.length; i++) {
+      if (micros[i] < 0) continue;
+      if (kinds[i] === KIND_COPY_OUT) nativeCopies.out += micros[i] / 1e6;
+      else if (kinds[i] === KIND_COPY_IN) nativeCopies.in += micros[i] / 1e6;
+    }
+  }
+  if (tap.arenaBytes > 0 || tap.copyOut.calls > 0 || tap.shrinks.length > 0) {
+    const rate = (bytes: number, seconds: number) => (seconds > 0 ? bytes / 1024 ** 3 / seconds : 0);
+    document.hostTier = {
+      arenaBytes: tap.arenaBytes,
+      arenaHeldAtEnd,
+      arenaLeftAfterTeardown: arenaLeft,
+      copyOut: { ...tap.copyOut, driverSeconds: nativeCopies.out, gibPerSecond: rate(tap.copyOut.bytes, tap.copyOut.seconds), driverGibPerSecond: rate(tap.copyOut.bytes, nativeCopies.out) },
+      copyIn: { ...tap.copyIn, driverSeconds: nativeCopies.in, gibPerSecond: rate(tap.copyIn.bytes, tap.copyIn.seconds), driverGibPerSecond: rate(tap.copyIn.bytes, nativeCopies.in) },
+      ...(request.verifyData ? { roundTrip: { ...tap.roundTrip } } : {}),
+      ...(tap.shrinks.length > 0 ? { liveShrinks: tap.shrinks } : {}),
+    };
+  }
   return { result, document, calls: recorder.sequence(), recorder, description };
+}
+
+const KIND_COPY_OUT = CALL_KINDS.indexOf("copyOut");
+const KIND_COPY_IN = CALL_KINDS.indexOf("copyIn");
+
+/** Adds the driver function's own seconds of each copyOut and copyIn among `times` to `into`. */
+function addCopyTimes(times: NativeCallTimes, into: { out: number; in: number }): void {
+  for (let i = 0; i < times.kinds.length; i++) {
+    const ns = times.driverNs[i];
+    if (ns < 0) continue;
+    if (times.kinds[i] === KIND_COPY_OUT) into.out += ns / 1e9;
+    else if (times.kinds[i] === KIND_COPY_IN) into.in += ns / 1e9;
+  }
 }

@@ -1,0 +1,410 @@
+// The host tier of a live replay: what the driver's copies really did, that every byte survived
+// them, and the serverless shrink of a whole replayed process.
+//
+// HostTierTap sits under native-cuda's bindDriver (which reads nothing of a Driver but `direct`):
+// the policy's calls reach the driver through it unchanged and in the same order, so the recorded
+// sequence stays the simulator's, call for call. It adds:
+//
+// - timing: each copyOut/copyIn's wall time around the addon call (the driver's own time comes
+//   from Driver.timeCalls, live-replay.ts), bytes each way, the arena's size;
+// - with verifyData, the round-trip check. When a range is copied out, the tap reads it back from
+//   the device (before the policy unmaps it) and keeps those bytes, under the arena offset they
+//   went to; when the same offset is copied in, it reads the device range again and compares every
+//   byte, and the address must be the one the bytes left from. So every byte of every page (and of
+//   every live block on it, whatever its pattern probes) is checked after each copyIn, the moment
+//   the bytes are back and before anything can use them; a change counts as a round-trip failure.
+//   The allocation patterns are still checked at each free (core-sim's replay loop): a block freed
+//   while some of its pages are on the host is checked there too, its resident probes read from the
+//   device and those on the host from the bytes kept when their page left (the arena holds exactly
+//   those: nothing writes a page on the host, and the copy back is compared byte for byte). The
+//   kept bytes are the host tier's live size in this process's memory, besides the arena;
+// - the serverless shrink of a live process whatever its policy (shrinkAll/refillAll): every
+//   mapped chunk is copied to a pinned arena, unmapped and released (chunks created and not mapped,
+//   cached memory, released too), then created again, mapped at the same addresses and copied
+//   back. The policy keeps its handle numbers: the tap maps them to the new chunks (alias).
+import type { DirectCalls, Driver } from "@lakebed/native-cuda";
+
+/** What the driver's copies did, as the tap saw them (wall time around each addon call). */
+export interface CopyFigures {
+  calls: number;
+  bytes: number;
+  /** wall-clock seconds inside the addon calls */
+  seconds: number;
+}
+
+export interface RoundTripFigures {
+  /** copy-ins compared byte for byte with what the same offset got at its copy-out */
+  roundTrips: number;
+  bytesCompared: number;
+  /** of them, those whose bytes (or address) differed */
+  failures: number;
+  /** the first failure, in words ("" when none) */
+  firstFailure: string;
+  /** frees (pattern checks) of blocks some of whose pages were on the host then */
+  checksWithPagesOnHost: number;
+}
+
+/** One serverless shrink and refill of the whole process, measured live. */
+export interface LiveShrinkReport {
+  /** trace event before which it ran */
+  eventIndex: number;
+  /** the device memory the driver held before the shrink, after it, and after the refill */
+  physicalBytesBefore: number;
+  physicalBytesAfterShrink: number;
+  physicalBytesAfterRefill: number;
+  /** chunks copied out and released (mapped with access), bytes copied */
+  chunksMoved: number;
+  bytesMoved: number;
+  /** chunks released without a copy: created and not mapped (cached), or mapped without access */
+  chunksReleasedEmpty: number;
+  bytesReleasedEmpty: number;
+  /** cuMemAlloc'd memory, which cannot move with its address kept: stays resident */
+  mallocBytesResident: number;
+  /** the pinned arena (cuMemHostAlloc), and the seconds pinning and unpinning it took */
+  arenaBytes: number;
+  pinSeconds: number;
+  unpinSeconds: number;
+  /** wall seconds of the shrink (copy out, unmap, release of every chunk) and of the refill
+   * (create, map, access, copy in), the arena's pinning excluded */
+  shrinkSeconds: number;
+  refillSeconds: number;
+  /** of which the copies alone */
+  shrinkCopySeconds: number;
+  refillCopySeconds: number;
+  /** bytes moved / seconds, GiB/s: the figures torch_memory_saver reports as pause and resume */
+  shrinkGiBps: number;
+  refillGiBps: number;
+  /** with verifyData: bytes compared after the refill (every byte moved), and how many differed */
+  verifiedBytes: number;
+  changedBytes: number;
+}
+
+const GiB = 1024 ** 3;
+
+/** Copies a Uint8Array's bytes (the scratch buffer is reused). */
+const keep = (b: Uint8Array) => Buffer.from(b);
+
+// The check pattern of native-cuda's pattern.h, for the probes a partial check reads itself.
+const MASK64 = (1n << 64n) - 1n;
+function splitMix64(x: bigint): bigint {
+  let z = (x + 0x9e3779b97f4a7c15n) & MASK64;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
+  return z ^ (z >> 31n);
+}
+/** PatternByte(seed, offset) of pattern.h. */
+export function patternByte(seed: number, offset: number): number {
+  const word = splitMix64(BigInt(seed) ^ splitMix64(BigInt(Math.floor(offset / 8))));
+  return Number((word >> BigInt((offset % 8) * 8)) & 0xffn);
+}
+const PROBE_HALF = 64;
+/** ForEachProbe of pattern.h: the probes [offset, offset + bytes) of a range, in order. */
+export function probes(rangeBytes: number, granule: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let done = 0;
+  const emit = (from: number, to: number) => {
+    from = Math.max(from, done);
+    to = Math.min(to, rangeBytes);
+    if (from >= to) return;
+    done = to;
+    out.push([from, to - from]);
+  };
+  emit(0, PROBE_HALF);
+  for (let g = granule; g < rangeBytes; g += granule) emit(g - PROBE_HALF, g + PROBE_HALF);
+  emit(rangeBytes > PROBE_HALF ? rangeBytes - PROBE_HALF : 0, rangeBytes);
+  return out;
+}
+
+export class HostTierTap {
+  readonly direct: DirectCalls;
+  readonly copyOut: CopyFigures = { calls: 0, bytes: 0, seconds: 0 };
+  readonly copyIn: CopyFigures = { calls: 0, bytes: 0, seconds: 0 };
+  /** the arena the policy reserved (0: none) */
+  arenaBytes = 0;
+  readonly roundTrip: RoundTripFigures = { roundTrips: 0, bytesCompared: 0, failures: 0, firstFailure: "", checksWithPagesOnHost: 0 };
+  readonly shrinks: LiveShrinkReport[] = [];
+  private readonly d: DirectCalls;
+  private readonly granule: number;
+  /** granule index (va / granule) -> whether mapped, for the policy's mappings */
+  private readonly mapped = new Set<number>();
+  /** the policy's handle -> the driver's handle, after a live shrink re-created its chunk */
+  private readonly alias = new Map<number, number>();
+  /** verifyData: arena offset -> the device address and the bytes copied out there */
+  private readonly kept = new Map<number, { va: number; bytes: Buffer }>();
+  /** verifyData: granule index of a page on the host -> the arena offset of the copy it left in,
+   * and where in that copy the granule starts */
+  private readonly away = new Map<number, { hostOffset: number; within: number }>();
+  private scratch = new Uint8Array(0);
+
+  /** `verifyData`: keep and compare what crosses the host tier (above). */
+  constructor(
+    private readonly driver: Driver,
+    private readonly verifyData: boolean,
+  ) {
+    this.d = driver.direct;
+    this.granule = driver.granularity();
+    const d = this.d;
+    const tap = this;
+    const real = (h: number) => this.alias.get(h) ?? h;
+    this.direct = {
+      ...bindAll(d),
+      tryMap(va, bytes, handle, offset) {
+        const r = d.tryMap(va, bytes, real(handle), offset);
+        if (r === 0) tap.markMapped(va, bytes, true);
+        return r;
+      },
+      unmap(va, bytes) {
+        d.unmap(va, bytes);
+        tap.markMapped(va, bytes, false);
+      },
+      memRelease(handle) {
+        d.memRelease(real(handle));
+        tap.alias.delete(handle);
+      },
+      hostReserve(bytes) {
+        const r = d.hostReserve(bytes);
+        if (r === 0) tap.arenaBytes = bytes;
+        return r;
+      },
+      copyOut(va, hostOffset, bytes) {
+        const t0 = performance.now();
+        d.copyOut(va, hostOffset, bytes);
+        tap.copyOut.seconds += (performance.now() - t0) / 1000;
+        tap.copyOut.calls++;
+        tap.copyOut.bytes += bytes;
+        if (tap.verifyData) tap.keepCopy(va, hostOffset, bytes);
+      },
+      copyIn(hostOffset, va, bytes) {
+        const t0 = performance.now();
+        d.copyIn(hostOffset, va, bytes);
+        tap.copyIn.seconds += (performance.now() - t0) / 1000;
+        tap.copyIn.calls++;
+        tap.copyIn.bytes += bytes;
+        if (tap.verifyData) tap.compareCopy(hostOffset, va, bytes);
+      },
+      checkPattern(va, bytes, seed) {
+        if (tap.away.size === 0 || tap.whollyMapped(va, bytes)) return d.checkPattern(va, bytes, seed);
+        tap.roundTrip.checksWithPagesOnHost++;
+        return tap.checkPartly(va, bytes, seed);
+      },
+    };
+  }
+
+  private markMapped(va: number, bytes: number, on: boolean): void {
+    for (let g = va / this.granule, end = (va + bytes) / this.granule; g < end; g++) {
+      if (on) {
+        this.mapped.add(g);
+        this.away.delete(g);
+      } else this.mapped.delete(g);
+    }
+  }
+
+  private whollyMapped(va: number, bytes: number): boolean {
+    for (let g = Math.floor(va / this.granule), end = Math.ceil((va + bytes) / this.granule); g < end; g++) if (!this.mapped.has(g)) return false;
+    return true;
+  }
+
+  private read(va: number, bytes: number): Uint8Array {
+    if (this.scratch.length < bytes) this.scratch = new Uint8Array(bytes);
+    const view = this.scratch.subarray(0, bytes);
+    this.d.copyToHost(va, view, bytes);
+    return view;
+  }
+
+  private keepCopy(va: number, hostOffset: number, bytes: number): void {
+    this.kept.set(hostOffset, { va, bytes: keep(this.read(va, bytes)) });
+    for (let k = 0; k * this.granule < bytes; k++) this.away.set(va / this.granule + k, { hostOffset, within: k * this.granule });
+  }
+
+  private fail(why: string): void {
+    this.roundTrip.failures++;
+    if (this.roundTrip.firstFailure === "") this.roundTrip.firstFailure = why;
+  }
+
+  private compareCopy(hostOffset: number, va: number, bytes: number): void {
+    const before = this.kept.get(hostOffset);
+    this.roundTrip.roundTrips++;
+    this.roundTrip.bytesCompared += bytes;
+    const hex = (n: number) => `0x${n.toString(16)}`;
+    if (!before) return this.fail(`copyIn from arena offset ${hostOffset} to ${hex(va)}: nothing was copied out there`);
+    if (before.va !== va) return this.fail(`copyIn from arena offset ${hostOffset} to ${hex(va)}: its bytes left from ${hex(before.va)}`);
+    if (before.bytes.length !== bytes) return this.fail(`copyIn of ${bytes} bytes to ${hex(va)}: ${before.bytes.length} were copied out`);
+    const now = this.read(va, bytes);
+    if (!before.bytes.equals(now)) {
+      let changed = 0;
+      for (let i = 0; i < bytes; i++) changed += before.bytes[i] !== now[i] ? 1 : 0;
+      return this.fail(`copyIn to ${hex(va)}: ${changed} of ${bytes} bytes differ from what was copied out`);
+    }
+  }
+
+  /** A free's pattern check of a block some of whose pages are on the host (above). */
+  private checkPartly(va: number, bytes: number, seed: number): number {
+    let bad = 0;
+    for (const [offset, len] of probes(bytes, this.granule)) {
+      // the probe, granule by granule: from the device where mapped, else from the kept copy
+      let i = 0;
+      while (i < len) {
+        const at = va + offset + i;
+        const g = Math.floor(at / this.granule);
+        const piece = Math.min(len - i, (g + 1) * this.granule - at);
+        let got: Uint8Array | undefined;
+        if (this.mapped.has(g)) {
+          got = this.read(at, piece);
+        } else {
+          const where = this.away.get(g);
+          const copy = where && this.kept.get(where.hostOffset);
+          if (where && copy) {
+            const from = where.within + (at - g * this.granule);
+            got = copy.bytes.subarray(from, from + piece);
+          }
+        }
+        for (let k = 0; k < piece; k++) if (!got || got[k] !== patternByte(seed, offset + i + k)) bad++;
+        i += piece;
+      }
+    }
+    return bad;
+  }
+
+  // ---- the serverless shrink of a whole live process ------------------------------------------
+
+  /**
+   * Moves everything the driver holds on the device to a pinned arena, unmaps and releases it (the
+   * reservations stay: every address is kept), then brings it back; returns the figures. The
+   * driver must hold no arena already (the policy's host tier would be using it). `eventIndex`:
+   * where in the trace it ran, for the report.
+   */
+  shrinkAndRefill(eventIndex: number): LiveShrinkReport {
+    const d = this.d;
+    const report = this.driver.leakReport();
+    if (report.hostArenaBytes > 0) throw new Error("live shrink: the policy holds the driver's host arena (its own tiering); shrink with the policy instead (--shrink-at)");
+    const physicalBytesBefore = this.driver.counters().physicalBytes;
+    const timesMapped = new Map<number, number>();
+    for (const m of report.mappings) timesMapped.set(m.handle, (timesMapped.get(m.handle) ?? 0) + 1);
+    for (const [h, n] of timesMapped) if (n > 1) throw new Error(`live shrink: chunk ${h} is mapped at ${n} addresses; this shrink moves a chunk mapped once`);
+    // the policy's number for each driver handle (the inverse of alias)
+    const policyHandle = new Map<number, number>();
+    for (const h of report.handles) policyHandle.set(h.handle, h.handle);
+    for (const [p, r] of this.alias) policyHandle.set(r, p);
+    const moving = report.mappings.filter((m) => m.access);
+    const arenaBytes = moving.reduce((n, m) => n + m.bytes, 0);
+    const byHandle = new Map(report.handles.map((h) => [h.handle, h]));
+    let pinSeconds = 0;
+    if (arenaBytes > 0) {
+      const t0 = performance.now();
+      if (d.hostReserve(arenaBytes) !== 0) throw new Error(`live shrink: the host could not pin ${arenaBytes} bytes`);
+      pinSeconds = (performance.now() - t0) / 1000;
+    }
+    // shrink: copy out, unmap, release
+    const moved: Array<{ va: number; bytes: number; offset: number; access: boolean; released: boolean; policy: number; kept?: Buffer }> = [];
+    let shrinkCopySeconds = 0;
+    let offset = 0;
+    let chunksReleasedEmpty = 0;
+    let bytesReleasedEmpty = 0;
+    const keptCopies = this.verifyData ? new Map<number, Buffer>() : null;
+    if (keptCopies) for (const m of moving) keptCopies.set(m.va, keep(this.read(m.va, m.bytes)));
+    const t0 = performance.now();
+    for (const m of report.mappings) {
+      const h = byHandle.get(m.handle)!;
+      const entry = { va: m.va, bytes: m.bytes, offset: -1, access: m.access, released: h.released, policy: policyHandle.get(m.handle) ?? m.handle };
+      if (m.access) {
+        const c0 = performance.now();
+        d.copyOut(m.va, offset, m.bytes);
+        shrinkCopySeconds += (performance.now() - c0) / 1000;
+        entry.offset = offset;
+        offset += m.bytes;
+      } else {
+        chunksReleasedEmpty++;
+        bytesReleasedEmpty += m.bytes;
+      }
+      d.unmap(m.va, m.bytes);
+      if (!h.released) d.memRelease(m.handle);
+      moved.push(entry);
+    }
+    // chunks created and not mapped: cached memory, released; created again at the refill
+    const idle = report.handles.filter((h) => h.mappings === 0 && !h.released);
+    for (const h of idle) {
+      d.memRelease(h.handle);
+      chunksReleasedEmpty++;
+      bytesReleasedEmpty += h.bytes;
+    }
+    const shrinkSeconds = (performance.now() - t0) / 1000;
+    const physicalBytesAfterShrink = this.driver.counters().physicalBytes;
+    // refill: create, map, access, copy in, at the same addresses
+    let refillCopySeconds = 0;
+    const t1 = performance.now();
+    for (const e of moved) {
+      const h = d.memCreate(e.bytes);
+      if (h < 0) throw new Error(`live shrink: the refill could not create a chunk of ${e.bytes} bytes`);
+      if (d.tryMap(e.va, e.bytes, h, 0) !== 0) throw new Error(`live shrink: the refill could not map ${e.bytes} bytes back`);
+      if (e.access) {
+        if (d.trySetAccess(e.va, e.bytes) !== 0) throw new Error("live shrink: the refill could not set access");
+        const c0 = performance.now();
+        d.copyIn(e.offset, e.va, e.bytes);
+        refillCopySeconds += (performance.now() - c0) / 1000;
+      }
+      if (e.released) d.memRelease(h);
+      else this.alias.set(e.policy, h);
+    }
+    for (const h of idle) {
+      const n = d.memCreate(h.bytes);
+      if (n < 0) throw new Error(`live shrink: the refill could not create a chunk of ${h.bytes} bytes`);
+      this.alias.set(policyHandle.get(h.handle) ?? h.handle, n);
+    }
+    const refillSeconds = (performance.now() - t1) / 1000;
+    let unpinSeconds = 0;
+    if (arenaBytes > 0) {
+      const t2 = performance.now();
+      d.hostRelease();
+      unpinSeconds = (performance.now() - t2) / 1000;
+    }
+    let verifiedBytes = 0;
+    let changedBytes = 0;
+    if (keptCopies) {
+      for (const e of moved) {
+        const before = keptCopies.get(e.va);
+        if (!before) continue;
+        const now = this.read(e.va, e.bytes);
+        verifiedBytes += e.bytes;
+        if (!before.equals(now)) for (let i = 0; i < e.bytes; i++) changedBytes += before[i] !== now[i] ? 1 : 0;
+      }
+    }
+    const bytesMoved = arenaBytes;
+    const shrink: LiveShrinkReport = {
+      eventIndex,
+      physicalBytesBefore,
+      physicalBytesAfterShrink,
+      physicalBytesAfterRefill: this.driver.counters().physicalBytes,
+      chunksMoved: moving.length,
+      bytesMoved,
+      chunksReleasedEmpty,
+      bytesReleasedEmpty,
+      mallocBytesResident: report.mallocs.reduce((n, m) => n + m.bytes, 0),
+      arenaBytes,
+      pinSeconds,
+      unpinSeconds,
+      shrinkSeconds,
+      refillSeconds,
+      shrinkCopySeconds,
+      refillCopySeconds,
+      shrinkGiBps: bytesMoved / GiB / Math.max(shrinkSeconds, 1e-9),
+      refillGiBps: bytesMoved / GiB / Math.max(refillSeconds, 1e-9),
+      verifiedBytes,
+      changedBytes,
+    };
+    this.shrinks.push(shrink);
+    return shrink;
+  }
+}
+
+/** The addon's methods bound to it, as a plain record (the tap replaces some). */
+function bindAll(d: DirectCalls): DirectCalls {
+  const out: Record<string, unknown> = {};
+  const names = new Set<string>();
+  for (let o: object | null = d; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) for (const k of Object.getOwnPropertyNames(o)) names.add(k);
+  for (const k of names) {
+    if (k === "constructor") continue;
+    const v = (d as unknown as Record<string, unknown>)[k];
+    if (typeof v === "function") out[k] = (v as (...a: unknown[]) => unknown).bind(d);
+  }
+  return out as unknown as DirectCalls;
+}
