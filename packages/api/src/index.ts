@@ -3,7 +3,11 @@ export { loadTrace } from "./load.js";
 export { describeTrace, allocationEvents } from "./describe.js";
 export type { TraceInfo, DeviceInfo } from "./describe.js";
 export { replayTrace, resolvePolicy, POLICIES } from "./replay.js";
-export type { ReplayRequest, ReplayDocument, DeviceReplayDocument, PolicyName } from "./replay.js";
+export type { ReplayRequest, ReplayDocument, DeviceReplayDocument, PolicyName, TieringSummary, ShrinkSummary } from "./replay.js";
+// tiering: the stall-capacity sweep and the clock's calibration from a recording (docs/policies.md#tiering)
+export { tieringSweep, VICTIMS, STALL_SHARE_TARGET } from "./tiering/tiering-sweep.js";
+export type { TieringSweep, TieringPoint, SweepRequest } from "./tiering/tiering-sweep.js";
+export { clockCalibrationBeside } from "./tiering/clock-calibration.js";
 export { verifyTrace, compareDevice, compareLayouts } from "./verify.js";
 export type { VerifyDocument, DeviceVerifyDocument, SegmentMismatch, SegmentEventView } from "./verify.js";
 export { parseBytes, formatBytes, formatCount } from "./units.js";
