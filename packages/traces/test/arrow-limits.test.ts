@@ -212,7 +212,7 @@ describe("a JavaScript error escaping a reader", () => {
   it("becomes one line naming the file and the stage reading got to, marked internal", () => {
     // bytes whose subarray throws, as a reader's own bug on input no check foresaw would
     class Hostile extends Uint8Array {
-      override subarray(): Uint8Array {
+      override subarray(): Uint8Array<ArrayBuffer> {
         throw new TypeError("Cannot read properties of undefined (reading 'subarray')");
       }
     }
