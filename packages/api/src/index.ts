@@ -32,4 +32,11 @@ export type { ColocateResult, ColocateOptions } from "./colocate/run-colocate.js
 export { SharedPool } from "./colocate/shared-pool.js";
 export type { ChunkBacking, PoolFault } from "./colocate/shared-pool.js";
 export type { StrategyName, StrategyRun } from "./colocate/colocate-engine.js";
+// the live half: real processes sharing chunks by file descriptor, and a handover (docs/colocate.md)
+export { planLiveDedup } from "./colocate/live/dedup-plan.js";
+export type { LiveDedupPlan } from "./colocate/live/dedup-plan.js";
+export { runLiveDedup } from "./colocate/live/live-dedup.js";
+export type { LiveDedupOptions, LiveDedupResult } from "./colocate/live/live-dedup.js";
+export { runLiveHandover } from "./colocate/live/handover-live.js";
+export type { HandoverMeasured } from "./colocate/live/handover-live.js";
 export { main } from "./cli.js";

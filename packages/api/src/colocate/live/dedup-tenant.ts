@@ -41,6 +41,9 @@ export interface TenantShared {
   /** per imported chunk: import + map + read-only access, the driver functions alone (ns), and as seen here with the close (ns) */
   importDriverNs: number[];
   importWallNs: number[];
+  /** how a published chunk turned read-only here: its access changed in place, or (where the
+   * driver refused that) unmapped and mapped again read-only; "" when it published nothing */
+  commitBy: "" | "setAccess" | "remap";
 }
 
 export interface TenantVerified {
@@ -90,7 +93,7 @@ export class DedupTenant {
     keys.forEach((k, i) => slotsOf.set(k, [...(slotsOf.get(k) ?? []), i]));
     const out: TenantShared = {
       name: this.plan.name, pid: process.pid, windows: keys.length, uniqueKeys: slotsOf.size, imported: 0, published: 0, waitRounds: 0, privateChunks: 0, physicalBytes: 0,
-      exportDriverNs: [], exportWallNs: [], importDriverNs: [], importWallNs: [],
+      exportDriverNs: [], exportWallNs: [], importDriverNs: [], importWallNs: [], commitBy: "",
     };
     d.timeCalls(true);
     let remaining = [...slotsOf.keys()];
@@ -124,7 +127,7 @@ export class DedupTenant {
         // still has queued can change content another process maps; its other windows map it too
         for (const { key, handle } of made) {
           const [first, ...rest] = slotsOf.get(key)!;
-          d.setAccessReadOnly(this.sharedVa + first * G, G);
+          out.commitBy = this.commit(this.sharedVa + first * G, handle);
           this.windows.push({ key, va: this.sharedVa + first * G });
           for (const slot of rest) this.mapReadOnly(slot, key, handle);
           out.published++;
@@ -227,6 +230,19 @@ export class DedupTenant {
     this.client?.close();
     this.client = null;
     return { leaks: !this.driver.leakReport().clean, errors: r.errors };
+  }
+
+  /** The writer's mapping turns read-only: in place, else by mapping it again (GMS unmaps its writer). */
+  private commit(va: number, handle: number): "setAccess" | "remap" {
+    try {
+      this.driver.setAccessReadOnly(va, CHUNK_BYTES);
+      return "setAccess";
+    } catch {
+      this.driver.unmap(va, CHUNK_BYTES);
+      this.driver.map(va, CHUNK_BYTES, handle);
+      this.driver.setAccessReadOnly(va, CHUNK_BYTES);
+      return "remap";
+    }
   }
 
   private mapReadOnly(slot: number, key: string, handle: number): void {
