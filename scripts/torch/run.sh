@@ -12,11 +12,17 @@ export LAKEBED_TORCH_LIB=${LAKEBED_TORCH_LIB:-$root/.device/torch/liblakebed_tor
 export PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'; } > "$out/machine.txt" 2>&1
+# label allocator conf: native runs first and last, so that the spread of step times between two
+# processes of the same allocator is measured beside the differences between allocators
+RUNS=("native native -" "caching caching -" "expandable expandable -" "vms vms -" "lakebed lakebed -"
+      "lakebed_2mib lakebed lakebed_large_page_mb:2" "native_again native -")
 for w in gpt2_ckpt llama_lora; do
-  for a in native caching expandable vms lakebed; do
+  for r in "${RUNS[@]}"; do
+    read -r label a conf <<< "$r"
+    [ "$conf" = - ] && conf=""
     start=$SECONDS
-    timeout 150 python3 "$here/train.py" "$w" "$a" "$steps" "$out" > "$out/$w.$a.log" 2>&1
-    echo "$w $a rc=$? $((SECONDS - start)) s" | tee -a "$out/runs.txt"
+    timeout 150 python3 "$here/train.py" "$w" "$a" "$steps" "$out" "$conf" "$label" > "$out/$w.$label.log" 2>&1
+    echo "$w $label rc=$? $((SECONDS - start)) s" | tee -a "$out/runs.txt"
   done
 done
 timeout 120 python3 "$here/probe.py" > "$out/probe.json" 2> "$out/probe.log"

@@ -1,8 +1,9 @@
 """One training run under one allocator, for the GPU check of issue 15 (scripts/torch/run.sh runs them all).
 
-    python3 train.py WORKLOAD ALLOCATOR STEPS OUTDIR
+    python3 train.py WORKLOAD ALLOCATOR STEPS OUTDIR [CONF [LABEL]]
       WORKLOAD   gpt2_ckpt | llama_lora (the shared traces' workloads, scripts/record-access/workloads.py)
       ALLOCATOR  native (PyTorch's own) | caching | expandable | vms | lakebed (liblakebed_torch.so)
+      CONF       the policy's settings (PYTORCH_CUDA_ALLOC_CONF syntax); LABEL names the output (default ALLOCATOR)
 
 Same seed, same data, same model (random weights from transformers configurations: no network on the
 GPU machine). Writes OUTDIR/WORKLOAD.ALLOCATOR.json: the loss and wall time of every step (synchronized),
@@ -22,6 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "record-access"))
 
 workload, allocator, steps, outdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+conf = sys.argv[5] if len(sys.argv) > 5 else ""
+label = sys.argv[6] if len(sys.argv) > 6 else allocator
 SEED = 1234
 
 import torch  # noqa: E402
@@ -31,7 +34,7 @@ import torch  # noqa: E402
 if allocator != "native":
     import lakebed_torch
 
-    description = lakebed_torch.enable(policy=allocator)
+    description = lakebed_torch.enable(policy=allocator, conf=conf)
     torch.cuda.init()
     baseline_free, total = lakebed_torch.device_memory()["baseline_free"], torch.cuda.mem_get_info()[1]
 else:
@@ -70,7 +73,7 @@ for i in range(steps):
     min_free = min(min_free, torch.cuda.mem_get_info()[0])
 torch.Tensor.backward = _backward
 
-result = {"workload": workload, "allocator": allocator, "what": what, "description": description, "steps": steps,
+result = {"workload": workload, "allocator": allocator, "conf": conf, "label": label, "what": what, "description": description, "steps": steps,
           "losses": losses, "step_ms": step_ms, "median_step_ms": statistics.median(step_ms[3:]),
           "total_bytes": total, "baseline_free_bytes": baseline_free, "growth_bytes_after_steps": baseline_free - min_free}
 if allocator == "native":
@@ -88,7 +91,7 @@ else:
                   growth_bytes_sampled=mem["baseline_free"] - mem["min_free"],
                   library_malloc_ns={"n": len(lat["malloc"]), "median": q(lat["malloc"], 0.5), "p99": q(lat["malloc"], 0.99)},
                   library_free_ns={"n": len(lat["free"]), "median": q(lat["free"], 0.5), "p99": q(lat["free"], 0.99)})
-    lakebed_torch.dump_snapshot(os.path.join(outdir, f"{workload}.{allocator}.pickle.gz"))
+    lakebed_torch.dump_snapshot(os.path.join(outdir, f"{workload}.{label}.pickle.gz"))
 
 # The same malloc/free sequence in every run, timed the same way (Python included in both).
 rng = random.Random(SEED)
@@ -112,6 +115,6 @@ q = lambda v, p: sorted(v)[int(p * (len(v) - 1))]  # noqa: E731
 result["python_malloc_ns"] = {"n": len(t_alloc), "median": q(t_alloc, 0.5), "p99": q(t_alloc, 0.99)}
 result["python_free_ns"] = {"n": len(t_free), "median": q(t_free, 0.5), "p99": q(t_free, 0.99)}
 
-with open(os.path.join(outdir, f"{workload}.{allocator}.json"), "w") as f:
+with open(os.path.join(outdir, f"{workload}.{label}.json"), "w") as f:
     json.dump(result, f, indent=1)
-print(json.dumps({k: result[k] for k in ("workload", "allocator", "median_step_ms", "peak_allocated", "peak_reserved")}))
+print(json.dumps({k: result[k] for k in ("workload", "label", "median_step_ms", "peak_allocated", "peak_reserved")}))
