@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadTrace, replayLive } from "@lakebed/api";
-import { POLICY_NAMES, DEVICE_CALL_NAMES, modelCapacityBytes, confFromSettings } from "@lakebed/core-sim";
+import { POLICY_NAMES, DEVICE_CALL_NAMES, modelCapacityBytes, confFromSettings, parseAllocConf } from "@lakebed/core-sim";
 import { Action } from "@lakebed/traces";
 import { torchPaths } from "@lakebed/torch";
 import { lakebed, tempFile } from "./support/cli.js";
@@ -119,5 +119,50 @@ describe.skipIf(skip)("a snapshot python/lakebed_torch wrote from the library", 
       expect(r.stdout + r.stderr).toContain("MATCH (policy caching)");
       expect(r.status).toBe(0);
     }
+  });
+});
+
+describe.skipIf(skip)("the library parses settings as core-sim's conf.ts does", () => {
+  // A PyTorch process has no Node to run conf.ts: the library carries a C++ twin (alloc_conf.cc)
+  const texts = [
+    "",
+    "max_split_size_mb:128,roundup_power2_divisions:4",
+    "expandable_segments:True,garbage_collection_threshold:0.6",
+    "roundup_power2_divisions:[256:1,512:2,1024:4,>:8]",
+    "max_non_split_rounding_mb:64, large_segment_size_mb:40",
+    "per_process_memory_fraction:0.5,backend:native",
+    "vmmDefragment:1,fragLimit:16777216,defragLevel:1,reuseLimit:4,autoGC:80,reAlloc:1",
+    "lakebed_slack_permille:50,lakebed_fit_window:4,lakebed_large_page_mb:2",
+    "release_lock_on_cudamalloc:True,pinned_num_register_threads:8",
+    "max_split_size_mb:10",
+    "expandable_segments:yes",
+    "lakebed_large_page_mb:3",
+    "roundup_power2_divisions:[256:3]",
+    "no_such_key:1",
+    "backend:cudaMallocAsync",
+    "max_split_size_mb",
+  ];
+  it(`${texts.length} settings strings: the same numbers, and the same ones refused`, () => {
+    const out = JSON.parse(
+      execFileSync("python3", [resolve(repoRoot, "test/support/torch_conf.py"), ...texts], {
+        encoding: "utf8",
+        env: { ...process.env, PYTHONPATH: resolve(repoRoot, "python"), LAKEBED_TORCH_LIB: paths.library },
+      }),
+    ) as Array<{ ok: boolean; values?: number[] }>;
+    texts.forEach((text, i) => {
+      let expected: number[] | null = null;
+      try {
+        const c = parseAllocConf(text);
+        const g = c.gmlake;
+        expected = [c.maxSplitSizeBytes ?? -1, c.maxNonSplitRoundingBytes, c.garbageCollectionThreshold, c.expandableSegments ? 1 : 0,
+          c.largeSegmentSizeBytes, c.perProcessMemoryFraction ?? 0, ...c.roundupPower2Divisions,
+          g.vmmDefragment, g.fragLimitBytes, g.defragLevel, g.reuseLimit, g.autoGCGiB, g.reAlloc,
+          c.lakebed.slackPermille, c.lakebed.fitWindow, c.lakebed.largePageMiB];
+      } catch {
+        expected = null;
+      }
+      expect({ text, ok: out[i].ok }).toEqual({ text, ok: expected !== null });
+      if (expected) expect({ text, values: out[i].values }).toEqual({ text, values: expected });
+    });
   });
 });
