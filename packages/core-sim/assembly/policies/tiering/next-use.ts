@@ -26,6 +26,8 @@ import { UseColumns, NEVER_FREED } from "../../replay/uses";
 import { bRequested } from "../../memory/block-table";
 
 export const NEVER: i32 = i32.MAX_VALUE;
+/** uses per signature whose gaps online learns */
+const LEARNED_USES: i32 = 32;
 export const VICTIM_ONLINE: i32 = 0;
 export const VICTIM_BELADY: i32 = 1;
 
@@ -151,7 +153,9 @@ export class NextUse {
     const gap = position - unchecked(this.lastUse[h]);
     const i = unchecked(this.ordinal[h]);
     if (gap > 0) {
-      this.learnedGap.set(gapKey(unchecked(this.signature[h]), i), gap);
+      // a signature's first uses only: activations and temporaries have a few, and a block used
+      // every step (a weight) is predicted from its own gaps, so the table stays bounded
+      if (i < LEARNED_USES) this.learnedGap.set(gapKey(unchecked(this.signature[h]), i), gap);
       unchecked((this.gapBefore[h] = this.lastGap[h]));
       unchecked((this.lastGap[h] = gap));
       unchecked((this.ordinal[h] = i + 1));

@@ -322,9 +322,9 @@ export class TieringPolicy extends Policy {
     this.freedChunkAt = NaN;
     let can = max(0, min(this.headroom(), wanted));
     if (can >= wanted || this.capacityChunks == 0 || !this.moves) return can;
-    const victims = this.chooseVictims(wanted - can);
-    for (let i = 0; i < victims.length; i++) {
-      const key = unchecked(victims[i]);
+    this.chooseVictims(wanted - can);
+    for (let i = 0; i < this.victimCount; i++) {
+      const key = unchecked(this.victimPages[i]);
       if (!this.evict(this.arena(<i32>(key >> 32)), <i32>(key & 0xffffffff))) break;
       can++;
     }
@@ -480,20 +480,30 @@ export class TieringPolicy extends Policy {
     if (resident > this.residentAfterShrinkBytes) this.residentAfterShrinkBytes = resident;
   }
 
+  // scratch for chooseVictims, grown as needed and kept: the module's runtime never frees, so a
+  // buffer allocated per call would grow memory with every eviction
+  private scoreScratch: StaticArray<i32> = new StaticArray<i32>(64);
+  private keyScratch: StaticArray<i64> = new StaticArray<i64>(64);
+  private pageScratch: StaticArray<i64> = new StaticArray<i64>(64);
+  private orderScratch: StaticArray<i32> = new StaticArray<i32>(64);
+  /** chooseVictims' answer: victimPages[0 .. victimCount) */
+  private victimPages: StaticArray<i64> = new StaticArray<i64>(64);
+  private victimCount: i32 = 0;
+
   /**
    * Up to `count` resident pages, not pinned by the current operation, whose blocks are needed
    * last (the largest next-use score; of equal scores, the page touched longest ago), as keys
-   * arena << 32 | page, best victim first.
+   * arena << 32 | page, best victim first, in victimPages[0 .. victimCount).
    */
-  private chooseVictims(count: i32): StaticArray<i64> {
+  private chooseVictims(count: i32): void {
     const now = this.now;
     const stamp = this.stamp;
-    // a page's score: the soonest any of its blocks is needed
-    const sortKeys = new Array<i64>();
-    const pages = new Array<i64>();
+    let candidates = 0;
     for (let i = 0; i < this.arenas.length; i++) {
       const a = this.arena(i);
-      const score = new StaticArray<i32>(a.highPage);
+      // a page's score: the soonest any of its blocks is needed
+      if (this.scoreScratch.length < a.highPage) this.scoreScratch = new StaticArray<i32>(max(a.highPage, this.scoreScratch.length << 1));
+      const score = this.scoreScratch;
       for (let p = 0; p < a.highPage; p++) unchecked((score[p] = NEVER));
       for (let b = a.head; b != NO_BLOCK; b = bNext(b)) {
         if (bAddr(b) >= a.pageAddress(a.highPage)) break;
@@ -505,20 +515,32 @@ export class TieringPolicy extends Policy {
       for (let p = 0; p < a.highPage; p++) {
         if (!a.resident(p)) continue;
         if (unchecked(a.pinned[p]) == stamp && BROKEN != BROKEN_TIERING_EVICTS_PINNED) continue; // broken-tiering.ts
+        if (candidates == this.keyScratch.length) this.growCandidates();
         // score, then the oldest touch, then the candidate's index: one 64-bit key, larger first
         const age = <i64>(now - unchecked(a.lastTouch[p])) & 0x7fffff;
-        sortKeys.push((<i64>unchecked(score[p]) << 32) | (age << 8) | <i64>(pages.length & 0xff));
-        pages.push((<i64>i << 32) | <i64>p);
+        unchecked((this.keyScratch[candidates] = (<i64>unchecked(score[p]) << 32) | (age << 8) | <i64>(candidates & 0xff)));
+        unchecked((this.pageScratch[candidates] = (<i64>i << 32) | <i64>p));
+        candidates++;
       }
     }
-    // sort candidate indexes by key, descending
-    const order = new Array<i32>(pages.length);
-    for (let k = 0; k < pages.length; k++) unchecked((order[k] = k));
-    sortByKeyDescending(order, sortKeys);
-    const n = min(count, pages.length);
-    const out = new StaticArray<i64>(n);
-    for (let k = 0; k < n; k++) unchecked((out[k] = pages[order[k]]));
-    return out;
+    if (this.orderScratch.length < candidates) this.orderScratch = new StaticArray<i32>(this.keyScratch.length);
+    const order = this.orderScratch;
+    for (let k = 0; k < candidates; k++) unchecked((order[k] = k));
+    sortByKeyDescending(order, this.keyScratch, candidates);
+    const n = min(count, candidates);
+    if (this.victimPages.length < n) this.victimPages = new StaticArray<i64>(max(n, this.victimPages.length << 1));
+    for (let k = 0; k < n; k++) unchecked((this.victimPages[k] = this.pageScratch[order[k]]));
+    this.victimCount = n;
+  }
+
+  private growCandidates(): void {
+    const n = this.keyScratch.length << 1;
+    const keys = new StaticArray<i64>(n);
+    const pages = new StaticArray<i64>(n);
+    memory.copy(changetype<usize>(keys), changetype<usize>(this.keyScratch), <usize>this.keyScratch.length << 3);
+    memory.copy(changetype<usize>(pages), changetype<usize>(this.pageScratch), <usize>this.pageScratch.length << 3);
+    this.keyScratch = keys;
+    this.pageScratch = pages;
   }
 
   // ---- free ---------------------------------------------------------------------------------
@@ -650,9 +672,8 @@ export class TieringPolicy extends Policy {
   }
 }
 
-/** Sorts `order` so that keys[order[k]] descend (a heap sort: no closures, no allocation). */
-function sortByKeyDescending(order: Array<i32>, keys: Array<i64>): void {
-  const n = order.length;
+/** Sorts order[0 .. n) so that keys[order[k]] descend (a heap sort: no closures, no allocation). */
+function sortByKeyDescending(order: StaticArray<i32>, keys: StaticArray<i64>, n: i32): void {
   // a min-heap on keys, popped to the back: the array ends up descending
   for (let start = (n >> 1) - 1; start >= 0; start--) siftDown(order, keys, start, n);
   for (let end = n - 1; end > 0; end--) {
@@ -663,7 +684,7 @@ function sortByKeyDescending(order: Array<i32>, keys: Array<i64>): void {
   }
 }
 
-function siftDown(order: Array<i32>, keys: Array<i64>, root: i32, n: i32): void {
+function siftDown(order: StaticArray<i32>, keys: StaticArray<i64>, root: i32, n: i32): void {
   let r = root;
   while (true) {
     const l = 2 * r + 1;
