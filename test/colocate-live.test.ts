@@ -6,7 +6,7 @@ import { LineChild } from "../packages/api/src/colocate/live/child-lines.js";
 import { RegistryClient, RegistryRefused } from "../packages/api/src/colocate/live/registry-client.js";
 import type { TenantShared, TenantVerified } from "../packages/api/src/colocate/live/dedup-tenant.js";
 import type { LiveColocateDocument } from "../packages/api/src/colocate/live/live-command.js";
-import { hostAvailable } from "./support/live-drivers.js";
+import { cudaAvailable, hostAvailable } from "./support/live-drivers.js";
 import { lakebed, tempFile } from "./support/cli.js";
 import { repoRoot } from "./support/shared-traces.js";
 
@@ -240,5 +240,16 @@ describe.skipIf(!hostAvailable)("lakebed colocate --backend host", () => {
     expect(h.notZeroBytes).toBe(0);
     expect(h.vmmCalls).toBe(0);
     expect(h.books).toBeNull();
+  });
+});
+
+describe.skipIf(cudaAvailable)("lakebed colocate --backend cuda without a GPU", () => {
+  it("says why in one line, exit 2, before starting any process", () => {
+    const scenario = join(repoRoot, "test/fixtures/scenarios/six-infer.json");
+    const r = lakebed(["colocate", scenario, "--backend", "cuda"]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/--backend cuda: the cuda driver is not available here: /);
   });
 });

@@ -69,7 +69,7 @@ export class LineChild {
       if (line !== undefined) return JSON.parse(line) as T;
       if (this.done) {
         const e = await this.exited;
-        throw new Error(`${this.label} ended (${e.signal ?? `exit ${e.code}`}) before answering: ${e.stderr.trim().split("\n").slice(-3).join(" | ")}`);
+        throw new Error(`${this.label} ended (${e.signal ?? `exit ${e.code}`}) before answering: ${e.stderr.trim().split("\n").pop()}`);
       }
       await new Promise<void>((resolve) => (this.waiter = resolve));
     }

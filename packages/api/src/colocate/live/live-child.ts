@@ -82,7 +82,9 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (e: Error) => {
-    process.stderr.write(`${e.stack ?? e.message}\n`);
+    // the message last: the parent quotes the last line (LAKEBED_DEBUG=1: the stack before it)
+    if (process.env.LAKEBED_DEBUG === "1") process.stderr.write(`${e.stack}\n`);
+    process.stderr.write(`${e.message.split("\n")[0]}\n`);
     process.exit(1);
   },
 );

@@ -2,7 +2,7 @@
 // tenants run as processes on the driver, sharing their identical read-only chunks through the
 // share registry (live-dedup.ts), then a training and an inference process hand memory over on
 // one pool (handover-live.ts). The strategies' simulated comparison is `--backend sim` (default).
-import type { DriverKind } from "@lakebed/native-cuda";
+import { doctor, type DriverKind } from "@lakebed/native-cuda";
 import { readScenario } from "../scenario.js";
 import { planLiveDedup } from "./dedup-plan.js";
 import { runLiveDedup, type LiveDedupResult } from "./live-dedup.js";
@@ -44,6 +44,8 @@ export async function colocateLiveCommand(file: string, backend: DriverKind, opt
   const acquireBytes = options.handoverAcquire === undefined ? (backend === "cuda" ? 2 ** 30 : 32 * 2 ** 20) : parseBytes(options.handoverAcquire, "--handover-acquire");
   if (acquireBytes < CHUNK_BYTES || acquireBytes % CHUNK_BYTES !== 0) throw new UsageError(`--handover-acquire: a multiple of 2 MiB, got ${formatBytes(acquireBytes)}`);
   const iterations = positiveInt(options.handoverIterations, backend === "cuda" ? 30 : 10, "--handover-iterations");
+  const available = doctor().drivers[backend];
+  if (!available.available) throw new UsageError(`--backend ${backend}: the ${backend} driver is not available here: ${available.reason}`);
   const scenario = readScenario(file);
   const plan = await planLiveDedup(scenario);
   const dedup = await runLiveDedup(plan, { backend, device, verifyData: options.verifyData ?? false });
