@@ -70,10 +70,10 @@ describe.skipIf(skip || !liveBackends.includes("host"))("the library and the Nod
     it(`${policy}: two_streams.def, call for call`, async () => {
       const trace = await loadTrace(tracePath);
       const [device] = trace.devices;
-      const { runs, document } = await replayLive(trace, { backend: "host", policy });
+      const { runs } = await replayLive(trace, { backend: "host", policy });
       // the library is driven by requests only: the replay must not have needed an empty_cache it inferred
-      expect(document.devices[0].emptyCacheCalls ?? 0).toBe(0);
-      const conf = confFromSettings(trace.settings ?? null);
+      expect(runs[0].result.emptyCacheCalls).toBe(0);
+      const conf = confFromSettings(trace.allocatorSettings);
       const capacity = modelCapacityBytes(device, { conf });
       const total = capacity; // no fraction set: the model's capacity is the device's total
       const events = tempFile("requests.txt", requestLines(device.events));
