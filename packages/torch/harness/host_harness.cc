@@ -363,15 +363,8 @@ int main(int argc, char** argv) {
   if (mode == "replay" && argc >= 6)
     return Replay(argv[2], std::strtoull(argv[3], nullptr, 10), std::strtoull(argv[4], nullptr, 10), argv[5],
                   argc > 6 ? argv[6] : "");
-  if (mode == "conf" && argc >= 3) {
-    // parses a settings string the way the library does (test/torch-conf.test.ts compares with conf.ts)
-    const int ok = lakebed_open_host("caching", argv[2], 0, 1ull << 30, 0, nullptr, nullptr, nullptr, nullptr, nullptr);
-    std::printf("{\"ok\":%s,\"error\":\"%s\"}\n", ok == 0 ? "true" : "false", ok == 0 ? "" : lakebed_last_error());
-    return 0;
-  }
   std::fprintf(stderr,
                "usage: lakebed-torch-harness stress POLICY SEED THREADS STREAMS OPS [CONF]\n"
-               "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n"
-               "       lakebed-torch-harness conf CONF\n");
+               "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n");
   return 64;
 }
