@@ -190,6 +190,24 @@ describe.skipIf(!hostAvailable)("sharing chunks between processes (host driver)"
     expect(last.fdsHeld).toBe(0);
   });
 
+  it("a client that breaks the protocol is dropped, and the registry goes on serving the others", async () => {
+    const registry = await startRegistry();
+    const s = shareSockets();
+    const good = RegistryClient.connect(registry);
+    const bad = s.connect(registry);
+    expect(recvMessage(bad)!.message).toMatchObject({ op: "welcome" });
+    s.send(bad, Buffer.from("not json"), [bad]); // a descriptor rides on it too: closed, not kept
+    expect(recvMessage(bad)).toBeNull(); // dropped
+    sendMessage(good.fd, { op: "acquire", keys: "not a list", bytes: G });
+    expect(recvMessage(good.fd)).toBeNull(); // a malformed request drops that client too
+    const again = RegistryClient.connect(registry);
+    expect(again.acquire([key(20)], G).publish).toEqual([key(20)]);
+    expect(again.stats()).toMatchObject({ clients: 1, pending: 1 });
+    s.close(bad);
+    good.close();
+    expect(again.shutdown()).toMatchObject({ keys: 0, fdsHeld: 0 });
+  });
+
   it("the registry exports nothing to a peer of another uid (SO_PEERCRED)", async () => {
     const registry = await startRegistry(["--allow-uid", String(process.getuid!() + 1)]);
     expect(() => RegistryClient.connect(registry)).toThrow(RegistryRefused);

@@ -33,5 +33,12 @@ export function sendMessage(fd: number, message: unknown, fds: readonly number[]
 export function recvMessage<T = Record<string, unknown>>(fd: number): { message: T; fds: number[] } | null {
   const got = shareSockets().recv(fd, MAX_MESSAGE_BYTES);
   if (got === null) return null;
-  return { message: JSON.parse(got.payload.toString("utf8")) as T, fds: got.fds };
+  let message: T;
+  try {
+    message = JSON.parse(got.payload.toString("utf8")) as T;
+  } catch (e) {
+    for (const fd of got.fds) shareSockets().close(fd); // nothing of a message that is not one is kept
+    throw e;
+  }
+  return { message, fds: got.fds };
 }

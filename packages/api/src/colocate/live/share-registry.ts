@@ -42,6 +42,25 @@ export interface RegistryStats {
   refused: number;
 }
 
+/** A request of this protocol: an op it knows, and keys (strings) and bytes where the op has them. */
+function wellFormed(m: unknown): m is RegistryRequest {
+  if (typeof m !== "object" || m === null) return false;
+  const r = m as { op?: unknown; keys?: unknown; bytes?: unknown };
+  const keysOk = Array.isArray(r.keys) && r.keys.every((k) => typeof k === "string");
+  switch (r.op) {
+    case "acquire":
+    case "publish":
+      return keysOk && typeof r.bytes === "number";
+    case "release":
+      return keysOk;
+    case "stats":
+    case "shutdown":
+      return true;
+    default:
+      return false;
+  }
+}
+
 interface Client {
   fd: number;
   pid: number;
@@ -58,6 +77,7 @@ export function serveRegistry(options: RegistryOptions): RegistryStats {
   const keys = new Map<string, { fd: number; bytes: number; holders: Set<number> }>();
   const pending = new Map<string, number>();
   let refused = 0;
+  let lastStats: RegistryStats | null = null;
 
   const stats = (): RegistryStats => ({
     clients: clients.size,
@@ -103,7 +123,11 @@ export function serveRegistry(options: RegistryOptions): RegistryStats {
       } else {
         const c: Client = { fd: peer.fd, pid: peer.pid, uid: peer.uid, holds: new Set() };
         clients.set(peer.fd, c);
-        reply(c, { op: "welcome", pid: process.pid });
+        try {
+          reply(c, { op: "welcome", pid: process.pid });
+        } catch {
+          drop(c); // gone before the welcome
+        }
       }
     }
     for (let i = 1; i < fds.length; i++) {
@@ -114,23 +138,41 @@ export function serveRegistry(options: RegistryOptions): RegistryStats {
       try {
         got = recvMessage<RegistryRequest>(c.fd);
       } catch {
-        got = null; // ECONNRESET: the peer died
+        got = null; // ECONNRESET (the peer died), or not a message: the client goes, the registry stays
       }
       if (got === null) {
         drop(c);
         continue;
       }
-      const m = got.message;
+      if (!wellFormed(got.message)) {
+        for (const fd of got.fds) s.close(fd);
+        drop(c); // not this protocol: nothing of it is kept
+        continue;
+      }
+      try {
+        if (serve(c, got.message, got.fds)) return lastStats!;
+      } catch {
+        // EPIPE: it died while being answered (every descriptor it sent is kept or closed by
+        // then). Its references go with it; the registry stays.
+        if (clients.has(c.fd)) drop(c);
+      }
+    }
+  }
+
+  /** One request; true after a shutdown. */
+  function serve(c: Client, m: RegistryRequest, receivedFds: number[]): boolean {
+    const got = { message: m, fds: receivedFds };
+    {
       if (m.op === "acquire") {
         for (const fd of got.fds) s.close(fd);
         if (m.keys.length > FD_BATCH) {
           reply(c, { op: "error", why: `${m.keys.length} keys in one acquire: at most ${FD_BATCH}` });
-          continue;
+          return false;
         }
         const mismatch = m.keys.find((key) => keys.has(key) && keys.get(key)!.bytes !== m.bytes);
         if (mismatch !== undefined) {
           reply(c, { op: "error", why: `key ${mismatch.slice(0, 16)} holds ${keys.get(mismatch)!.bytes} bytes, not ${m.bytes}` });
-          continue;
+          return false;
         }
         const have: string[] = [];
         const haveFds: number[] = [];
@@ -156,7 +198,7 @@ export function serveRegistry(options: RegistryOptions): RegistryStats {
         if (m.keys.length !== got.fds.length) {
           for (const fd of got.fds) s.close(fd);
           reply(c, { op: "error", why: `${m.keys.length} keys with ${got.fds.length} descriptors` });
-          continue;
+          return false;
         }
         let wrong = "";
         m.keys.forEach((key, j) => {
@@ -177,14 +219,16 @@ export function serveRegistry(options: RegistryOptions): RegistryStats {
         reply(c, { op: "stats", stats: stats() });
       } else if (m.op === "shutdown") {
         const last = stats();
+        lastStats = last;
         reply(c, { op: "stats", stats: last });
         for (const client of [...clients.values()]) drop(client);
         for (const entry of keys.values()) s.close(entry.fd);
         s.close(listenFd);
-        return last;
+        return true;
       } else {
         reply(c, { op: "error", why: `unknown request ${JSON.stringify((m as { op: unknown }).op)}` });
       }
     }
+    return false;
   }
 }
