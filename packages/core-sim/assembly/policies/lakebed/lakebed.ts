@@ -4,15 +4,15 @@
 // blocks inside a segment, but the arena never ends and never splits into segments. Within that
 // range a block goes to whichever end needs fewer new chunks, then fewer newly touched pages (the
 // front, as PyTorch, on ties): at the back its last page may be one the next block already backs,
-// so that one page fewer is touched and backed. Physical
-// memory is fungible chunks of the arena's page size (chunk-pool.ts): 2 MiB for small arenas and
-// lakebed_large_page_mb, 20 MiB by default, for large ones. A page of an arena holds a chunk while
-// a live block touches it. When a block is freed, the pages it alone touched become idle but keep
-// their chunk (no driver call); when a new block touches a page that has no chunk, the policy
-// takes the chunk of an idle page of the same pool (unmap there, map here), the one whose next
-// touch is forecast furthest away (reuse-forecast.ts), and creates a new chunk only when none is
-// idle. So physical memory stays within one page per hole edge of the
-// live bytes, and driver calls are made only when the live set moves to pages that have no chunk.
+// so that one page fewer is touched and backed. Physical memory is fungible chunks of the arena's
+// page size (chunk-pool.ts): 2 MiB for small arenas and lakebed_large_page_mb, 20 MiB by default,
+// for large ones. A page of an arena holds a chunk while a live block touches it. When a block is
+// freed, the pages it alone touched become idle but keep their chunk (no driver call); when a new
+// block touches a page that has no chunk, the policy takes the chunk of an idle page of the same
+// pool (unmap there, map here), the one whose next touch is forecast furthest away
+// (reuse-forecast.ts), and creates a new chunk only when none is idle. So physical memory stays
+// within one page per hole edge of the live bytes, and driver calls are made only when the live
+// set moves to pages that have no chunk.
 //
 // Why 20 MiB pages for large blocks: the driver's work is per mapping. cuMemSetAccess and
 // cuMemUnmap over a range of N mappings cost about N calls over one (measured on the H100,

@@ -26,7 +26,7 @@ import { ChunkPool } from "./chunk-pool";
 
 /** idle pages, oldest first, the victim is chosen among */
 export const VICTIM_WINDOW: i32 = 1024;
-/** the forecast distance of a page touched at most once: further than any forecast */
+/** the forecast distance of a page never touched again after being let go: further than any forecast */
 const NO_FORECAST: i64 = i64.MAX_VALUE;
 
 /** Notes that the last block touching `page` let go of it at time `clock`. */
