@@ -314,8 +314,8 @@ export class LakebedPolicy extends Policy {
   }
 
   /**
-   * Touches every page of [addr, addr + bytes) and gives each page that has no chunk one (the
-   * oldest idle page's of the arena's pool, else a new one); sets access once per run of newly
+   * Touches every page of [addr, addr + bytes) and gives each page that has no chunk one (an idle
+   * page's of the arena's pool, gatherChunks, else a new one); sets access once per run of newly
    * mapped pages. False when no chunk could be had: then the touches are undone (pages mapped
    * meanwhile stay, idle).
    */
