@@ -4,6 +4,12 @@ import { openDriver, type Driver } from "@lakebed/native-cuda";
 import { SharedPool, CHUNK_BYTES, type PoolFault } from "../packages/api/src/colocate/shared-pool.js";
 import { DriverChunkBacking } from "../packages/api/src/colocate/live/driver-chunk-backing.js";
 import { hostAvailable } from "./support/live-drivers.js";
+import { join } from "node:path";
+import { readTrace } from "@lakebed/traces";
+import { parseScenario } from "../packages/api/src/colocate/scenario.js";
+import { segmentTrace } from "../packages/api/src/colocate/trace-segments.js";
+import { runStrategy } from "../packages/api/src/colocate/colocate-engine.js";
+import { repoRoot } from "./support/shared-traces.js";
 
 /**
  * The shared pool's books backed by real memory (host driver): a seeded program of claims, writes
@@ -100,5 +106,37 @@ describe.skipIf(!hostAvailable)("the shared pool backed by a driver's memory (ho
     expect(st.zeroFills).toBe(2);
     for (let c = 0; c < CHUNKS; c++) backing.fill(c, 0);
     expect(run(backing, ops, "skip-zero-fill")).toMatch(/tenant 1 was given chunk \d+ holding byte 0x30/);
+  });
+});
+
+describe.skipIf(!hostAvailable)("the colocate engine on a pool backed by host memory", () => {
+  it("takes the same decisions as on the cost model, with every zero-fill a real, timed memset", async () => {
+    const access = join(repoRoot, "test/fixtures/access");
+    const scenario = parseScenario(
+      {
+        capacity: "1792MiB",
+        durationS: 5,
+        tenants: [
+          { name: "t", trace: join(access, "llama_lora.exp.pickle.gz"), tags: ["training"], policy: "expandable" },
+          { name: "i", trace: join(access, "llama_infer.def.pickle.gz"), tags: ["inference"], arrivals: { poissonPerS: 1 }, seed: 5 },
+        ],
+      },
+      "/tmp/s.json",
+    );
+    const traces = await Promise.all(scenario.tenants.map(async (t) => segmentTrace((await readTrace(t.trace)).devices[0])));
+    const modelled = runStrategy(scenario, traces, "handover", { watermarkBytes: 0 });
+    const d = openDriver("host");
+    drivers.push(d);
+    const backing = new DriverChunkBacking(d, scenario.capacityBytes / CHUNK_BYTES);
+    const memsets = d.counters().calls.memset;
+    const live = runStrategy(scenario, traces, "handover", { watermarkBytes: 0, backing, checkEvery: 2000 });
+    // the books decide; what backs them only changes what a zero-fill costs
+    expect(live.requests).toBe(modelled.requests);
+    expect(live.handovers.length).toBe(modelled.handovers.length);
+    expect(live.handovers.length).toBeGreaterThan(0);
+    expect(live.zeroFills).toBe(modelled.zeroFills);
+    expect(live.zeroFills).toBeGreaterThan(0);
+    expect(d.counters().calls.memset - memsets).toBe(live.zeroFills);
+    expect(live.trainingStepsCompleted).toBe(modelled.trainingStepsCompleted);
   });
 });

@@ -16,7 +16,7 @@
 // time it waited for memory is its memory-acquire latency (it does not push its later operations
 // back). Device calls are charged from core-sim's cost model (driver-costs.ts).
 import type { Scenario } from "./scenario.js";
-import { CHUNK_BYTES, SharedPool, type PoolFault } from "./shared-pool.js";
+import { CHUNK_BYTES, SharedPool, type ChunkBacking, type PoolFault } from "./shared-pool.js";
 import { driverMicros, type DriverCall } from "./driver-costs.js";
 import { tenantDevice, type TenantHost } from "./tenant-device.js";
 import { TenantRun, type SegmentRun } from "./tenant-run.js";
@@ -90,6 +90,9 @@ export interface EngineOptions {
   /** per tenant, its parameters joined to its trace (null: none); with them, dedup is on */
   parameters?: (ParameterJoin | null)[];
   fault?: PoolFault;
+  /** what backs the pool's chunks (default: zero-fills charged from the cost model under
+   * handover); a DriverChunkBacking makes them real memsets on a driver, timed (live/) */
+  backing?: ChunkBacking;
   /** check the pool's invariants after every operation (tests) */
   checkEvery?: number;
   onProgress?(doneUs: number, totalUs: number): void;
@@ -124,7 +127,7 @@ class ColocationEngine implements TenantHost {
     private readonly strategy: StrategyName,
     private readonly options: EngineOptions,
   ) {
-    this.pool = new SharedPool(scenario.capacityBytes, { zeroFill: () => (strategy === "handover" ? driverMicros("memset", CHUNK_BYTES) : 0) }, options.fault ?? "none");
+    this.pool = new SharedPool(scenario.capacityBytes, options.backing ?? { zeroFill: () => (strategy === "handover" ? driverMicros("memset", CHUNK_BYTES) : 0) }, options.fault ?? "none");
     this.watermarkChunks = Math.floor(options.watermarkBytes / CHUNK_BYTES);
     const share = strategy === "sp-50" ? 0.5 : strategy === "sp-75" ? 0.75 : 1;
     const trainingChunks = Math.floor(share * this.pool.chunks);
