@@ -4,12 +4,13 @@
 // targets of issue 12: at most 1.02 x and at most 1.5 x on every single-stream trace). It prints
 // the table docs/policies.md carries, so that the table can be regenerated after a change.
 //
-//   node scripts/lakebed-cost.mjs [--conf lakebed_key:v,...] [--only NAME,...] [--calls] [--json]
+//   node scripts/lakebed-cost.mjs [--conf lakebed_key:v,...] [--also lakebed_key:v,...] [--only NAME,...] [--calls] [--json]
 //
 // Traces: ../shared/traces, test/fixtures/recorded and test/fixtures/access (*.pickle.gz), one row
 // per device, each replayed with its recorded settings and, where it was recorded under a memory
 // fraction, that limit as the capacity (capacity_bytes of its .stats.json). --conf adds lakebed
-// settings to lakebed's replay only (to measure a setting against the defaults). --calls adds
+// settings to lakebed's replay only (to measure a setting against the defaults); --also adds a
+// column of lakebed under those settings (docs/policies.md: lakebed_large_page_mb:2). --calls adds
 // lakebed's driver calls by kind and its chunk moves: where its time goes. --json prints the rows.
 // Needs the built packages (npx turbo run build, or npm run build -w packages/core-sim).
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -36,6 +37,7 @@ const MAX_TIME_RATIO = 1.5;
 const { values: args } = parseArgs({
   options: {
     conf: { type: "string", default: "" },
+    also: { type: "string" },
     only: { type: "string" },
     calls: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
@@ -47,7 +49,7 @@ if (args.help) {
   process.exit(0);
 }
 const only = args.only ? new Set(args.only.split(",")) : null;
-const lakebedExtra = args.conf ? parseAllocConf(args.conf).lakebed : null;
+const lakebedSettings = (text) => (text ? parseAllocConf(text).lakebed : null);
 
 function traces() {
   const out = [];
@@ -64,9 +66,9 @@ function traces() {
   return out;
 }
 
-function replay(device, settings, policy, capacityBytes) {
+function replay(device, settings, policy, capacityBytes, lakebedConf = lakebedSettings(args.conf)) {
   const conf = { ...confFromSettings(settings), expandableSegments: policyEntry(policy).expandableSegments };
-  if (policy === "lakebed" && lakebedExtra) conf.lakebed = lakebedExtra;
+  if (policy === "lakebed" && lakebedConf) conf.lakebed = lakebedConf;
   const result = replayDevice(device, { policy, conf, capacityBytes });
   // A trace recorded mid-run starts from the live blocks and segments of its first snapshot: the
   // caching allocators adopt the recorded segments without a driver call, lakebed allocates the
@@ -92,6 +94,7 @@ for (const t of traces()) {
     if (device.events.length === 0) continue;
     const expandable = replay(device, trace.allocatorSettings, "expandable", t.capacityBytes);
     const lakebed = replay(device, trace.allocatorSettings, "lakebed", t.capacityBytes);
+    const also = args.also ? replay(device, trace.allocatorSettings, "lakebed", t.capacityBytes, lakebedSettings(args.also)) : null;
     const streams = device.streams.length;
     const row = {
       trace: trace.devices.length > 1 ? `${t.name}#${device.device}` : t.name,
@@ -115,6 +118,7 @@ for (const t of traces()) {
         counters: lakebed.policyCounters,
       },
       timeRatio: lakebed.stepSeconds / expandable.stepSeconds,
+      ...(also ? { also: { conf: args.also, reservedRatio: ratio(also), seconds: also.stepSeconds, timeRatio: also.stepSeconds / expandable.stepSeconds } } : {}),
     };
     const overMemory = row.lakebed.reservedRatio > MAX_RESERVED_RATIO;
     const overTime = row.timeRatio > MAX_TIME_RATIO;
@@ -135,12 +139,14 @@ const seconds = (s) => (s < 0.1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(3
 const label = (r) => `${r.trace}${r.folder === "recorded" ? "" : ` (${r.folder})`}${r.midRun ? " *" : ""}`;
 const lines = [];
 const callColumns = args.calls ? " chunk moves | lakebed calls |" : "";
-lines.push(`| trace | streams | peak allocated | expandable | lakebed | time / expandable's | targets |${callColumns}`);
-lines.push(`|---|---:|---:|---:|---:|---:|---|${args.calls ? "---:|---|" : ""}`);
+const alsoColumn = args.also ? ` lakebed, ${args.also} |` : "";
+lines.push(`| trace | streams | peak allocated | expandable | lakebed | time / expandable's |${alsoColumn} targets |${callColumns}`);
+lines.push(`|---|---:|---:|---:|---:|---:|${args.also ? "---:|" : ""}---|${args.calls ? "---:|---|" : ""}`);
 for (const r of rows) {
   let line = `| ${label(r)} | ${r.streams} | ${(r.peakAllocatedBytes / GiB).toFixed(3)} GiB | ` +
     `${r.expandable.reservedRatio.toFixed(3)} x, ${seconds(r.expandable.seconds)} | ` +
-    `${r.lakebed.reservedRatio.toFixed(3)} x, ${seconds(r.lakebed.seconds)} | ${r.timeRatio.toFixed(2)} | ${r.targets} |`;
+    `${r.lakebed.reservedRatio.toFixed(3)} x, ${seconds(r.lakebed.seconds)} | ${r.timeRatio.toFixed(2)} |` +
+    (r.also ? ` ${r.also.reservedRatio.toFixed(3)} x, ${seconds(r.also.seconds)} (${r.also.timeRatio.toFixed(1)}) |` : "") + ` ${r.targets} |`;
   if (args.calls) {
     const calls = Object.entries(r.lakebed.calls).map(([k, v]) => `${k} ${v}`).join(", ");
     line += ` ${r.lakebed.counters.chunkMoves ?? ""} | ${calls} |`;
