@@ -16,6 +16,9 @@ export type { MinCapacity } from "./capacity-search.js";
 export { replayLive, LiveReplayError, countHeld } from "./live/live-replay.js";
 export type { LiveReplayRequest, LiveReplayDocument, LiveDeviceDocument, LiveDeviceRun, LiveBackend, HeldCounts } from "./live/live-replay.js";
 export { CallRecorder } from "./live/call-recorder.js";
+export { HostTierTap, patternByte, probes } from "./live/host-tier.js";
+export type { CopyFigures, RoundTripFigures, LiveShrinkReport } from "./live/host-tier.js";
+export type { HostTierDocument } from "./live/live-replay.js";
 export type { CallSequence } from "./live/call-recorder.js";
 // the Device seam's binding of the Wasm's imports to a driver is native-cuda's; re-exported for live tools
 export { bindDriver } from "@lakebed/native-cuda";
