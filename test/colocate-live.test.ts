@@ -261,6 +261,14 @@ describe.skipIf(!hostAvailable)("lakebed colocate --backend host", () => {
   });
 });
 
+describe("lakebed colocate's live flags", () => {
+  it("refuses --html with a live backend in one line (the report draws the simulated strategies)", () => {
+    const r = lakebed(["colocate", join(repoRoot, "test/fixtures/scenarios/six-infer.json"), "--backend", "host", "--html", "/tmp/x.html"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe("lakebed: --html draws the simulated strategies: it goes with --backend sim, not a live run");
+  });
+});
+
 describe.skipIf(cudaAvailable)("lakebed colocate --backend cuda without a GPU", () => {
   it("says why in one line, exit 2, before starting any process", () => {
     const scenario = join(repoRoot, "test/fixtures/scenarios/six-infer.json");

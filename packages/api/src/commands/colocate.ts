@@ -6,11 +6,13 @@ import { formatBytes } from "../units.js";
 import { writeHuman, writeJson } from "../output.js";
 import { printable } from "../terminal-text.js";
 import { parseBackend } from "../live/backend-options.js";
+import { UsageError } from "../usage-error.js";
 
 /** `lakebed colocate SCENARIO`: the scenario's tenants on one device, under each strategy. */
 export async function colocateCommand(file: string, options: { json?: boolean; html?: string; backend?: string; verifyData?: boolean; device?: string; handoverAcquire?: string; handoverIterations?: string }): Promise<number> {
   const backend = parseBackend(options.backend);
   if (backend !== "sim") {
+    if (options.html) throw new UsageError("--html draws the simulated strategies: it goes with --backend sim, not a live run");
     // the live half: real processes on a driver (docs/colocate.md)
     const { colocateLiveCommand } = await import("../colocate/live/live-command.js");
     return colocateLiveCommand(file, backend, options);
