@@ -44,10 +44,13 @@ function child(label: string, args: string[]): LineChild {
   return c;
 }
 
+let lastRegistry: LineChild | null = null;
+
 async function startRegistry(extra: string[] = []): Promise<string> {
   const path = `@lakebed-test-registry-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const r = child("registry", ["registry", "--path", path, ...extra]);
   await r.next();
+  lastRegistry = r;
   return path;
 }
 
@@ -188,6 +191,29 @@ describe.skipIf(!hostAvailable)("sharing chunks between processes (host driver)"
     const last = client.shutdown();
     expect(last.keys).toBe(0);
     expect(last.fdsHeld).toBe(0);
+  });
+
+  it("the registry killed with SIGKILL takes nobody's memory: handles live in the tenants", async () => {
+    const registry = await startRegistry();
+    const keys = [key(30), key(31)];
+    const plan = planFile([
+      { keys, privateBytes: G },
+      { keys, privateBytes: G },
+    ]);
+    const a = tenant(plan, 0, registry);
+    const b = tenant(plan, 1, registry);
+    await a.next();
+    await b.next();
+    expect((await a.ask<TenantShared>("share")).published).toBe(2);
+    expect((await b.ask<TenantShared>("share")).imported).toBe(2);
+    lastRegistry!.kill("SIGKILL");
+    expect((await lastRegistry!.exited).signal).toBe("SIGKILL");
+    for (const t of [a, b]) {
+      const v = await t.ask<TenantVerified>("verify");
+      expect(v.sharedMismatchedBytes + v.privateMismatchedBytes).toBe(0);
+    }
+    // no successor exports to late joiners (mpool's kMasterChance is not built): a new tenant is refused at connect
+    expect(() => RegistryClient.connect(registry)).toThrow(/ECONNREFUSED|connect/);
   });
 
   it("a client that breaks the protocol is dropped, and the registry goes on serving the others", async () => {
