@@ -4,7 +4,7 @@
 // Both sides run with traceAddresses off (the live device cannot take addresses from the trace, and
 // the simulator must see the same addresses the live policy sees: core-sim's imported.ts), and a
 // trace recorded mid-run has its start state materialized on both (a live device cannot adopt it).
-import { replayDevice, type DeviceReplayResult } from "@lakebed/core-sim";
+import { replayDevice, type ClockCalibration, type DeviceReplayResult, type ShrinkRequest } from "@lakebed/core-sim";
 import type { Trace } from "@lakebed/traces";
 import { resolvePolicy, type PolicyName } from "../replay.js";
 import type { CallSequence } from "./call-recorder.js";
@@ -19,6 +19,9 @@ export interface DifferentialRequest {
   verifyData?: boolean;
   /** sample cuMemGetInfo after each call that takes memory (the live documents' `memory`) */
   watchMemory?: boolean;
+  /** tiering: its clock calibration and serverless shrinks, the same on both sides */
+  clockCalibration?: ClockCalibration;
+  shrink?: ShrinkRequest;
 }
 
 export interface DifferentialDevice {
@@ -48,7 +51,16 @@ export interface DifferentialResult {
 function simulate(trace: Trace, request: DifferentialRequest): { policy: PolicyName; results: DeviceReplayResult[] } {
   const { policy, conf } = resolvePolicy(trace, request);
   const results = trace.devices.map((device) =>
-    replayDevice(device, { policy, conf, capacityBytes: request.capacityBytes, traceAddresses: false, callLog: true, startState: "materialize" }),
+    replayDevice(device, {
+      policy,
+      conf,
+      capacityBytes: request.capacityBytes,
+      traceAddresses: false,
+      callLog: true,
+      startState: "materialize",
+      clockCalibration: request.clockCalibration,
+      shrink: request.shrink,
+    }),
   );
   return { policy, results };
 }
@@ -67,7 +79,7 @@ export async function differentialReplay(trace: Trace, request: DifferentialRequ
     live: [],
   }));
   for (const backend of request.backends) {
-    const { runs } = await replayLive(trace, { backend, policy, conf: request.conf, capacityBytes: request.capacityBytes, verifyData: request.verifyData, watchMemory: request.watchMemory });
+    const { runs } = await replayLive(trace, { backend, policy, conf: request.conf, capacityBytes: request.capacityBytes, verifyData: request.verifyData, watchMemory: request.watchMemory, clockCalibration: request.clockCalibration, shrink: request.shrink });
     runs.forEach((run, i) => {
       const sim = devices[i].simulated;
       devices[i].live.push({
