@@ -29,8 +29,12 @@ export interface ArrowHostileShape {
 }
 
 const A = createRequire(import.meta.url)("apache-arrow") as typeof Arrow;
-/** a device of the metadata without events or state (a seed may have none of its own) */
-const EMPTY_DEVICE = { device: 0, events: 0, streams: [], initialState: [], finalState: [], complete: true, initialLiveBlocks: 0, privatePools: [] };
+/**
+ * A device of the metadata without events or state (a seed may have none of its own): a new object
+ * each time, since the shapes push into its lists and an input must be a function of (seed, index)
+ * alone (a shared one grew by every input, to 11 MB of metadata by the 36,000th).
+ */
+const emptyDevice = (device: number) => ({ device, events: 0, streams: [] as string[], initialState: [], finalState: [], complete: true, initialLiveBlocks: 0, privatePools: [] });
 const ACTION_NAMES = ["alloc", "free_requested", "free_completed", "segment_alloc", "segment_free", "segment_map", "segment_unmap", "oom", "snapshot", "other"];
 
 export function arrowHostileShape(seed: Uint8Array, seedName: string, rng: Rng): ArrowHostileShape {
@@ -181,7 +185,7 @@ function devices(seed: Uint8Array, rng: Rng): ArrowHostileShape {
   const bytes = withMeta(seed, (m) => {
     const top = Math.max(-1, ...m.devices.map((x: { device: number }) => x.device));
     // devices without events after the recorded ones, so that only the limit refuses them
-    m.devices.push(...Array.from({ length: Math.max(0, n - m.devices.length) }, (_, k) => ({ ...EMPTY_DEVICE, device: top + k + 1 })));
+    m.devices.push(...Array.from({ length: Math.max(0, n - m.devices.length) }, (_, k) => emptyDevice(top + k + 1)));
   });
   return { bytes, recipe: `arrow-devices(${n}, limit ${limit ?? "default"})`, limits: limit === undefined ? undefined : { devices: limit } };
 }
@@ -190,7 +194,7 @@ function streams(seed: Uint8Array, rng: Rng): ArrowHostileShape {
   const extra = rng.chance(0.3) ? rng.range(240, 300) : rng.range(0, 40);
   let total = 0;
   const bytes = withMeta(seed, (m) => {
-    if (m.devices.length === 0) m.devices.push({ ...EMPTY_DEVICE });
+    if (m.devices.length === 0) m.devices.push(emptyDevice(0));
     const d = m.devices[0];
     // ascending after the recorded ones (INV-TRACE-2), so that only the limit refuses them
     const top = d.streams.reduce((a: bigint, s: string) => (BigInt(s) > a ? BigInt(s) : a), 0n);
@@ -217,7 +221,7 @@ function depth(seed: Uint8Array, rng: Rng): ArrowHostileShape {
   const where = rng.pick(["annotations", "allocatorSettings", "devices[0].streams"] as const);
   const nested = `${(dicts ? '{"k":' : "[").repeat(levels)}1${(dicts ? "}" : "]").repeat(levels)}`;
   const bytes = withMeta(seed, (m) => {
-    if (where === "devices[0].streams" && m.devices.length === 0) m.devices.push({ ...EMPTY_DEVICE });
+    if (where === "devices[0].streams" && m.devices.length === 0) m.devices.push(emptyDevice(0));
     if (where === "devices[0].streams") m.devices[0].streams = "NESTED";
     else m[where] = "NESTED";
     return JSON.stringify(m).replace('"NESTED"', nested);
