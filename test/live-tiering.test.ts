@@ -82,6 +82,25 @@ describe.skipIf(!hostAvailable)("tiering live on the host driver", () => {
     expectTieringLive(access("gpt2_midrun.def"), 0.96);
   }, 300_000);
 
+  it("tiering's own serverless shrink, live: every resident page to the host before the event, back on its uses, every byte compared", () => {
+    const { status, doc, stderr } = json<LiveReplayDocument>(["replay", access("mlp_compiled.def"), "--policy", "tiering", "--shrink-at", "3", "--backend", "host", "--verify-data"]);
+    expect(status, stderr).toBe(0);
+    const d = doc.devices[0];
+    const h = d.hostTier as HostTier;
+    const [s] = h.policyShrinks!;
+    // what the policy's own counters say the shrink freed (64 MiB here), moved live in one run of copies
+    expect(s.eventIndex).toBe(3);
+    expect(s.bytesOut).toBe(d.tiering!.shrink!.freedBytes);
+    expect(s.pagesOut * MiB2).toBe(s.bytesOut);
+    expect(s.shrinkSeconds).toBeGreaterThan(0);
+    expect(s.bytesBack).toBeGreaterThan(0);
+    expect(s.bytesBack).toBeLessThanOrEqual(s.bytesOut);
+    expect(h.roundTrip).toMatchObject({ roundTrips: h.copyIn.calls, failures: 0 });
+    expect(h.simulated.divergence).toBeNull();
+    expect(d.verifyFailures).toBe(0);
+    expect(h.arenaLeftAfterTeardown).toBe(0);
+  }, 120_000);
+
   // before event 2, where the policy holds 40 MiB (at the peak, the shrink is the GPU run's)
   it("the whole process shrunk and refilled live: every chunk out, released, back at its address, every byte the same", () => {
     const { status, doc, stderr } = json<LiveReplayDocument>(["replay", "test/fixtures/recorded/exp_oom_cap.pickle.gz", "--policy", "lakebed", "--backend", "host", "--verify-data", "--live-shrink-at", "2"]);

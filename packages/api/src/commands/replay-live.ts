@@ -182,6 +182,12 @@ function hostTierLines(device: number, h: NonNullable<LiveReplayDocument["device
       `  round trips: ${formatCount(r.roundTrips)} copies back compared byte for byte (${formatBytes(r.bytesCompared)}), ${r.failures === 0 ? "every byte the same" : `${r.failures} changed: ${r.firstFailure}`}; ${formatCount(r.checksWithPagesOnHost)} blocks freed with pages on the host, checked there`,
     );
   }
+  for (const s of h.policyShrinks ?? []) {
+    lines.push(
+      `  the policy's shrink at event ${formatCount(s.eventIndex)}: ${formatBytes(s.bytesOut)} (${formatCount(s.pagesOut)} pages) to the host in ${ms(s.shrinkSeconds)} (${s.shrinkGiBps.toFixed(2)} GiB/s); ` +
+        `${formatBytes(s.bytesBack)} brought back on their uses in ${ms(s.refillSeconds)} of fetches (${s.refillGiBps.toFixed(2)} GiB/s)`,
+    );
+  }
   for (const s of h.liveShrinks ?? []) {
     lines.push(
       `  live shrink before event ${formatCount(s.eventIndex)}: ${formatBytes(s.physicalBytesBefore)} on the device -> ${formatBytes(s.physicalBytesAfterShrink)}; ` +

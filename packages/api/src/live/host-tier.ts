@@ -44,6 +44,27 @@ export interface RoundTripFigures {
   checksWithPagesOnHost: number;
 }
 
+/**
+ * One of the policy's own serverless shrinks (tiering --shrink-at/--shrink-idle), measured live: the
+ * shrink is its run of copy-outs (with their unmaps and releases) up to the policy's next chunk
+ * creation; the refill, each of those pages brought back later (create, map, access, copy in), on
+ * its next use, as the policy does it. The round-trip check's own reads are not counted in either.
+ */
+export interface PolicyShrinkReport {
+  /** the trace event at which the shrink was due */
+  eventIndex: number;
+  pagesOut: number;
+  bytesOut: number;
+  /** wall seconds from the shrink's first copy-out to its last call */
+  shrinkSeconds: number;
+  /** pages brought back since, their bytes, and the seconds their fetches took (summed) */
+  pagesBack: number;
+  bytesBack: number;
+  refillSeconds: number;
+  shrinkGiBps: number;
+  refillGiBps: number;
+}
+
 /** One serverless shrink and refill of the whole process, measured live. */
 export interface LiveShrinkReport {
   /** trace event before which it ran */
@@ -123,6 +144,12 @@ export class HostTierTap {
   arenaBytes = 0;
   readonly roundTrip: RoundTripFigures = { roundTrips: 0, bytesCompared: 0, failures: 0, firstFailure: "", checksWithPagesOnHost: 0 };
   readonly shrinks: LiveShrinkReport[] = [];
+  readonly policyShrinks: PolicyShrinkReport[] = [];
+  /** the policy's shrink being watched: armed before its event, open from its first copy-out */
+  private watch: { report: PolicyShrinkReport; open: boolean; closed: boolean; start: number; verifying: number } | null = null;
+  /** pages of earlier watched shrinks not back yet: va -> their shrink */
+  private shrunkAway = new Map<number, PolicyShrinkReport>();
+  private lastCreateStart = 0;
   private readonly d: DirectCalls;
   private readonly granule: number;
   /** granule index (va / granule) -> whether mapped, for the policy's mappings */
@@ -148,6 +175,11 @@ export class HostTierTap {
     const real = (h: number) => this.alias.get(h) ?? h;
     this.direct = {
       ...bindAll(d),
+      memCreate(bytes) {
+        tap.lastCreateStart = performance.now();
+        tap.closeShrink();
+        return d.memCreate(bytes);
+      },
       tryMap(va, bytes, handle, offset) {
         const r = d.tryMap(va, bytes, real(handle), offset);
         if (r === 0) tap.markMapped(va, bytes, true);
@@ -156,10 +188,12 @@ export class HostTierTap {
       unmap(va, bytes) {
         d.unmap(va, bytes);
         tap.markMapped(va, bytes, false);
+        tap.shrinkCallEnded();
       },
       memRelease(handle) {
         d.memRelease(real(handle));
         tap.alias.delete(handle);
+        tap.shrinkCallEnded();
       },
       hostReserve(bytes) {
         const r = d.hostReserve(bytes);
@@ -168,11 +202,16 @@ export class HostTierTap {
       },
       copyOut(va, hostOffset, bytes) {
         const t0 = performance.now();
+        tap.shrinkCopyOut(va, bytes, t0);
         d.copyOut(va, hostOffset, bytes);
         tap.copyOut.seconds += (performance.now() - t0) / 1000;
         tap.copyOut.calls++;
         tap.copyOut.bytes += bytes;
-        if (tap.verifyData) tap.keepCopy(va, hostOffset, bytes);
+        if (tap.verifyData) {
+          const v0 = performance.now();
+          tap.keepCopy(va, hostOffset, bytes);
+          if (tap.watch?.open) tap.watch.verifying += performance.now() - v0;
+        }
       },
       copyIn(hostOffset, va, bytes) {
         const t0 = performance.now();
@@ -180,6 +219,7 @@ export class HostTierTap {
         tap.copyIn.seconds += (performance.now() - t0) / 1000;
         tap.copyIn.calls++;
         tap.copyIn.bytes += bytes;
+        tap.refilled(va, bytes);
         if (tap.verifyData) tap.compareCopy(hostOffset, va, bytes);
       },
       checkPattern(va, bytes, seed) {
@@ -188,6 +228,52 @@ export class HostTierTap {
         return tap.checkPartly(va, bytes, seed);
       },
     };
+  }
+
+  /** The policy's shrink due at trace event `eventIndex` is about to run: watch its calls. */
+  armShrink(eventIndex: number): void {
+    this.closeShrink();
+    const report: PolicyShrinkReport = { eventIndex, pagesOut: 0, bytesOut: 0, shrinkSeconds: 0, pagesBack: 0, bytesBack: 0, refillSeconds: 0, shrinkGiBps: 0, refillGiBps: 0 };
+    this.policyShrinks.push(report);
+    this.watch = { report, open: false, closed: false, start: 0, verifying: 0 };
+  }
+
+  private shrinkCopyOut(va: number, bytes: number, t0: number): void {
+    const w = this.watch;
+    if (!w || w.closed) return;
+    if (!w.open) {
+      w.open = true;
+      w.start = t0;
+    }
+    w.report.pagesOut++;
+    w.report.bytesOut += bytes;
+    this.shrunkAway.set(va, w.report);
+  }
+
+  private shrinkCallEnded(): void {
+    const w = this.watch;
+    // the round-trip check's reads between its calls are not the shrink's
+    if (w && w.open && !w.closed) w.report.shrinkSeconds = (performance.now() - w.start - w.verifying) / 1000;
+  }
+
+  /** The policy created a chunk: the shrink being watched, if it ran, is over. */
+  private closeShrink(): void {
+    const w = this.watch;
+    if (w && w.open && !w.closed) {
+      w.closed = true;
+      w.report.shrinkGiBps = w.report.bytesOut / 1024 ** 3 / Math.max(w.report.shrinkSeconds, 1e-9);
+      this.watch = null;
+    }
+  }
+
+  private refilled(va: number, bytes: number): void {
+    const r = this.shrunkAway.get(va);
+    if (!r) return;
+    this.shrunkAway.delete(va);
+    r.pagesBack++;
+    r.bytesBack += bytes;
+    r.refillSeconds += (performance.now() - this.lastCreateStart) / 1000;
+    r.refillGiBps = r.bytesBack / 1024 ** 3 / Math.max(r.refillSeconds, 1e-9);
   }
 
   private markMapped(va: number, bytes: number, on: boolean): void {

@@ -16,14 +16,14 @@
 // The policy runs with traceAddresses off: it sees the simulator's address model, and the imported
 // device translates to the driver's addresses (core-sim's assembly/device/imported.ts says why), so
 // a live replay takes the decisions of a simulated replay with traceAddresses off, call for call.
-import { DeviceReplay, modelCapacityBytes, type ClockCalibration, type DeviceReplayResult, type ShrinkRequest, type StartStateReport } from "@lakebed/core-sim";
+import { DeviceReplay, modelCapacityBytes, shrinkPositions, type ClockCalibration, type DeviceReplayResult, type ShrinkRequest, type StartStateReport } from "@lakebed/core-sim";
 import type { DeviceTrace, Trace } from "@lakebed/traces";
 import { bindDriver, CALL_KINDS, openDriver, type Driver, type DriverKind, type FailEvery, type LeakReport, type NativeCallTimes, type TeardownReport } from "@lakebed/native-cuda";
 import { resolvePolicy, toDocument, type DeviceReplayDocument, type PolicyName, type ReplayDocument } from "../replay.js";
 import { CallRecorder, type CallSequence } from "./call-recorder.js";
 import { MemoryWatch } from "./memory-watch.js";
 import { guardDriver } from "./teardown-guard.js";
-import { HostTierTap, type CopyFigures, type LiveShrinkReport, type RoundTripFigures } from "./host-tier.js";
+import { HostTierTap, type CopyFigures, type LiveShrinkReport, type PolicyShrinkReport, type RoundTripFigures } from "./host-tier.js";
 
 export type LiveBackend = DriverKind;
 
@@ -80,6 +80,8 @@ export interface HostTierDocument {
   roundTrip?: RoundTripFigures;
   /** liveShrinkAt: the whole process shrunk and refilled, live */
   liveShrinks?: LiveShrinkReport[];
+  /** the policy's own serverless shrinks (tiering's shrink request), measured live */
+  policyShrinks?: PolicyShrinkReport[];
 }
 
 /** What a driver still held, by table. */
@@ -273,10 +275,18 @@ async function replayDeviceLive(
       throw new Error(`a live shrink runs before a trace event from 1 to ${device.events.length}, not ${shrinkAt}`);
     }
     let shrunk = false;
+    // the policy's own shrinks (tiering): the replay pauses right before each, and the tap watches its calls
+    const access = device.access;
+    const policyShrinkAt = request.shrink && access && access.uses.length > 0 ? shrinkPositions(device, access, request.shrink, request.clockCalibration).filter((p) => p > 0) : [];
+    let nextPolicyShrink = 0;
     let chunkEvents = FIRST_CHUNK_EVENTS;
     while (!session.done) {
       const started = performance.now();
-      const toShrink = shrinkAt !== undefined && !shrunk ? shrinkAt - session.position : Infinity;
+      while (nextPolicyShrink < policyShrinkAt.length && policyShrinkAt[nextPolicyShrink] === session.position) tap.armShrink(policyShrinkAt[nextPolicyShrink++]);
+      const toShrink = Math.min(
+        shrinkAt !== undefined && !shrunk ? shrinkAt - session.position : Infinity,
+        nextPolicyShrink < policyShrinkAt.length ? policyShrinkAt[nextPolicyShrink] - session.position : Infinity,
+      );
       session.step(Math.min(chunkEvents, Math.max(1, toShrink)));
       chunkEvents = nextChunkEvents(chunkEvents, performance.now() - started);
       if (shrinkAt !== undefined && !shrunk && session.position === shrinkAt) {
@@ -347,7 +357,7 @@ async function replayDeviceLive(
       else if (kinds[i] === KIND_COPY_IN) nativeCopies.in += micros[i] / 1e6;
     }
   }
-  if (tap.arenaBytes > 0 || tap.copyOut.calls > 0 || tap.shrinks.length > 0) {
+  if (tap.arenaBytes > 0 || tap.copyOut.calls > 0 || tap.shrinks.length > 0 || tap.policyShrinks.length > 0) {
     const rate = (bytes: number, seconds: number) => (seconds > 0 ? bytes / 1024 ** 3 / seconds : 0);
     document.hostTier = {
       arenaBytes: tap.arenaBytes,
@@ -357,6 +367,7 @@ async function replayDeviceLive(
       copyIn: { ...tap.copyIn, driverSeconds: nativeCopies.in, gibPerSecond: rate(tap.copyIn.bytes, tap.copyIn.seconds), driverGibPerSecond: rate(tap.copyIn.bytes, nativeCopies.in) },
       ...(request.verifyData ? { roundTrip: { ...tap.roundTrip } } : {}),
       ...(tap.shrinks.length > 0 ? { liveShrinks: tap.shrinks } : {}),
+      ...(tap.policyShrinks.length > 0 ? { policyShrinks: tap.policyShrinks } : {}),
     };
   }
   return { result, document, calls: recorder.sequence(), recorder, description };
