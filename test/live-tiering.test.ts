@@ -67,6 +67,21 @@ function expectTieringLive(file: string, share: number): void {
   expect(d.leaks).toEqual({ handles: 0, reservations: 0, mappings: 0, mallocs: 0 });
 }
 
+describe("--live-shrink-at's usage errors: one line naming the option, exit status 2", () => {
+  for (const [name, args] of [
+    ["on the simulator", ["--live-shrink-at", "5"]],
+    ["at event 0", ["--backend", "host", "--live-shrink-at", "0"]],
+    ["at no event", ["--backend", "host", "--live-shrink-at", "soon"]],
+  ] as const) {
+    it(name, () => {
+      const r = lakebed(["replay", "test/fixtures/recorded/exp_oom_cap.pickle.gz", "--policy", "lakebed", ...args]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/--live-shrink-at/);
+      expect(r.stdout).toBe("");
+    });
+  }
+});
+
 describe.skipIf(!hostAvailable)("tiering live on the host driver", () => {
   it("mlp_compiled at 0.75 x lakebed's minimum: pages out and back, every byte compared, calls the simulator's", () => {
     expectTieringLive(access("mlp_compiled.def"), 0.75);
