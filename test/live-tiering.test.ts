@@ -12,10 +12,9 @@ import { hostAvailable } from "./support/live-drivers.js";
  * for call, the arena released at teardown; and the serverless shrink of a whole live process.
  *
  * Duration: the host driver's chunks are fresh memfd pages, and every page a copy touches is a
- * first touch; where first touches are slow (about 30 us a 4 KiB page in a Firecracker VM: 15 to
- * 30 ms a 2 MiB copy) the 0.75 x replays take 40 s (mlp_compiled, 733 copies) and more; on an
- * ordinary kernel, and on the GPU (8 s for gpt2_train's 3,110 copies, verification included),
- * far less.
+ * first touch; where first touches are slow (15 to 30 ms a 2 MiB copy in this project's Firecracker
+ * VMs under load) the 0.75 x replays take 9-25 s each (mlp_compiled: 733 copies; llama_lora: 489),
+ * the whole file 31 s unloaded; on the GPU, llama_lora takes 3.4 s with verification.
  */
 const access = (name: string) => `test/fixtures/access/${name}.pickle.gz`;
 const MiB2 = 2 * 1024 * 1024;
