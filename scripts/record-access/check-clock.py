@@ -46,18 +46,21 @@ def main():
         raise SystemExit(f"{name}: the profiler saw no ATen operator")
     origin = min(e.time_range.start for e in events)
     operators = []
+    # The profiler's per-operator kernel records carry durations only, not times, so the GPU's end is
+    # taken once for the step: the last kernel's end among the device-side events.
+    from torch.autograd import DeviceType
+    device_ends = [e.time_range.end for e in prof.events() if e.device_type == DeviceType.CUDA]
+    step_gpu_end = max(device_ends) - origin if device_ends else None
     for e in sorted(events, key=lambda e: e.time_range.start):
-        kernels = [k for k in e.kernels] if hasattr(e, "kernels") else []
-        gpu_end = max((k.time_range.end for k in kernels), default=None)
         operators.append({
             "name": e.name,
             "hostStartUs": e.time_range.start - origin,
             "hostEndUs": e.time_range.end - origin,
-            "gpuEndUs": None if gpu_end is None else gpu_end - origin,
+            "gpuKernelUs": sum(k.duration for k in getattr(e, "kernels", [])),
         })
     with open(os.path.join(outdir, f"{name}.clock.json"), "w") as f:
         json.dump({"workload": name, "step": steps - 1, "torch": torch.__version__, "device": torch.cuda.get_device_name(0),
-                   "stepSeconds": wall, "operators": operators}, f)
+                   "stepSeconds": wall, "stepGpuEndUs": step_gpu_end, "operators": operators}, f)
     print(f"{name}: step {wall * 1000:.1f} ms, {len(operators)} operators")
 
 

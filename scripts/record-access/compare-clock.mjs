@@ -37,7 +37,7 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".clock.json"))) {
   const t1 = clock[d.events.length];
   const recordedShare = (k) => (clock[ops.position[first + k]] - t0) / Math.max(1e-9, t1 - t0);
   const m = measured.operators;
-  const span = Math.max(...m.map((o) => o.gpuEndUs ?? o.hostEndUs));
+  const span = Math.max(measured.stepGpuEndUs ?? 0, ...m.map((o) => o.hostEndUs));
   const measuredShare = (k) => (m[k].hostStartUs) / span;
   let maxOff = 0;
   for (let q = 0; q <= 20; q++) {
