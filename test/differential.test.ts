@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readTrace } from "@lakebed/traces";
-import { differentialReplay, POLICIES } from "@lakebed/api";
-import { policyEntry, type PolicyEntry } from "@lakebed/core-sim";
+import { differentialReplay } from "@lakebed/api";
+import { ALLOCATOR_POLICIES } from "./support/allocator-policies.js";
 import { haveSharedTraces, recordedTraces } from "./support/shared-traces.js";
 import { hostAvailable, liveBackends, withBackends } from "./support/live-drivers.js";
 
@@ -12,12 +12,8 @@ import { hostAvailable, liveBackends, withBackends } from "./support/live-driver
  * drivers hold nothing after teardown. lora_capped is replayed under the capacity it was recorded
  * with, so its OOM and retry paths run live too.
  *
- * A policy that moves blocks by their recorded uses (tiering) is left out here: these shared traces
- * carry no use events, so it would only replay them as a plain capacity-bound arena of 2 MiB pages
- * (493 s on gpt2_ckpt), and its own differential runs on the access recordings in
- * test/live-tiering.test.ts and test/live-midrun.test.ts.
+ * Tiering is left out (see ALLOCATOR_POLICIES): these traces carry no use events.
  */
-const ALLOCATOR_POLICIES = POLICIES.filter((p) => !(policyEntry(p) as PolicyEntry).readsUses);
 describe.skipIf(!haveSharedTraces || !hostAvailable)("differential: simulator vs live drivers", () => {
   for (const t of recordedTraces()) {
     it(withBackends(`${t.name}: identical device calls and statistics under every policy`), async () => {
