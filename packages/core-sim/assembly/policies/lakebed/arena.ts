@@ -19,7 +19,7 @@
 // Idle-list links name pages across arenas as keys: arena id << 32 | page index (NO_PAGE: none).
 
 import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../../device/device";
-import { NO_BLOCK } from "../../memory/block-table";
+import { BlockChain } from "../../memory/block-chain";
 
 /** the page (and chunk) size of small-pool arenas, and the least a page may be */
 export const SMALL_PAGE_BYTES: u64 = GRANULARITY_BYTES;
@@ -46,7 +46,7 @@ function grownI64(from: StaticArray<i64>, length: i32): StaticArray<i64> {
   return to;
 }
 
-export class Arena {
+export class Arena extends BlockChain {
   id: i32;
   stream: i32;
   small: bool;
@@ -64,10 +64,6 @@ export class Arena {
    * tables for the whole range made every new allocator allocate megabytes it never used.
    */
   capacity: i32;
-  /** free blocks of this arena, a free-set ordered (stream, size, address): best fit */
-  freeRoot: i32 = NO_BLOCK;
-  /** the block at the arena's base (the chain runs through bNext in address order) */
-  head: i32 = NO_BLOCK;
   handles: StaticArray<i32>;
   touches: StaticArray<i32>;
   idlePrev: StaticArray<i64>;
@@ -89,6 +85,7 @@ export class Arena {
   highPage: i32 = 0;
 
   constructor(id: i32, stream: i32, small: bool, addressSpaceBytes: u64, pageBytes: u64, poolId: i32) {
+    super();
     this.id = id;
     this.stream = stream;
     this.small = small;

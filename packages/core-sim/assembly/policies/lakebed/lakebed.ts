@@ -61,7 +61,7 @@ import {
   setTraceId as setBlockTraceId,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound, successor } from "../../memory/free-set";
-import { splitFront, splitBack, absorbNeighbour } from "../../memory/block-links";
+import { splitFront, splitBack } from "../../memory/block-links";
 import { AllocatorConfig, UNLIMITED } from "../config";
 import { roundSize, isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
 import {
@@ -248,7 +248,7 @@ export class LakebedPolicy extends Policy {
       a.freeRoot = setInsert(BY_SIZE, a.freeRoot, found);
     }
     if (!this.backPages(a, bAddr(block), bSize(block))) {
-      this.cache(a, block);
+      a.cacheFree(block);
       return NO_HANDLE_BLOCK;
     }
     setFlag(block, FLAG_ALLOCATED, true);
@@ -552,22 +552,7 @@ export class LakebedPolicy extends Policy {
     this.stats.decrease(STAT_REQUESTED_BYTES, a.small, bRequested(handle));
     setBlockTraceId(handle, -1);
     this.unbackPages(a, bAddr(handle), bSize(handle));
-    this.cache(a, handle);
-  }
-
-  /** Merges a block that holds nothing with its free neighbours and puts it in the free set. */
-  cache(a: Arena, block: i32): void {
-    this.absorb(a, block, bPrev(block));
-    this.absorb(a, block, bNext(block));
-    a.freeRoot = setInsert(BY_SIZE, a.freeRoot, block);
-  }
-
-  /** Absorbs neighbour src into dst when src is free. */
-  private absorb(a: Arena, dst: i32, src: i32): void {
-    if (src == NO_BLOCK || hasFlag(src, FLAG_ALLOCATED) || hasFlag(src, FLAG_PENDING)) return;
-    a.freeRoot = setErase(BY_SIZE, a.freeRoot, src);
-    absorbNeighbour(dst, src);
-    if (bPrev(dst) == NO_BLOCK) a.head = dst;
+    a.cacheFree(handle);
   }
 
   /**

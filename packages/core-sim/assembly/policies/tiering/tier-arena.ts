@@ -23,7 +23,7 @@
 // without a block and the device holds exactly the mapped pages.
 
 import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../../device/device";
-import { NO_BLOCK } from "../../memory/block-table";
+import { BlockChain } from "../../memory/block-chain";
 
 export const PAGE_BYTES: u64 = GRANULARITY_BYTES;
 export const NO_SLOT: i32 = -1;
@@ -46,7 +46,7 @@ function grownF64(from: StaticArray<f64>, length: i32): StaticArray<f64> {
   return to;
 }
 
-export class TierArena {
+export class TierArena extends BlockChain {
   id: i32;
   stream: i32;
   base: u64 = NO_ADDRESS;
@@ -54,10 +54,6 @@ export class TierArena {
   pages: i32;
   /** pages the tables hold, grown by doubling as blocks reach further; pages past it are empty */
   capacity: i32;
-  /** free blocks of this arena, a free-set ordered (stream, size, address): best fit */
-  freeRoot: i32 = NO_BLOCK;
-  /** the block at the base; the chain (bNext, address order) tiles the whole reservation */
-  head: i32 = NO_BLOCK;
   /** the chunk mapped at each page, 0: none */
   handles: StaticArray<i32>;
   /** allocated or pending blocks touching each page */
@@ -76,6 +72,7 @@ export class TierArena {
   highPage: i32 = 0;
 
   constructor(id: i32, stream: i32, addressSpaceBytes: u64) {
+    super();
     this.id = id;
     this.stream = stream;
     const pages = <i32>((addressSpaceBytes + PAGE_BYTES - 1) / PAGE_BYTES);

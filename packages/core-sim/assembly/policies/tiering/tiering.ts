@@ -54,7 +54,7 @@ import {
   hasFlag, setFlag, setRequested, setTraceId as setBlockTraceId, bTraceId,
 } from "../../memory/block-table";
 import { BY_SIZE, setInsert, setErase, lowerBound } from "../../memory/free-set";
-import { splitFront, absorbNeighbour } from "../../memory/block-links";
+import { splitFront } from "../../memory/block-links";
 import { UNLIMITED } from "../config";
 import { isSmallSize, MIN_BLOCK_BYTES } from "../rounding";
 import {
@@ -592,21 +592,7 @@ export class TieringPolicy extends Policy {
       }
       unchecked((a.shrunk[p] = 0));
     }
-    this.cache(a, handle);
-  }
-
-  /** Merges a block that holds nothing with its free neighbours and puts it in the free set. */
-  private cache(a: TierArena, block: i32): void {
-    this.absorb(a, block, bPrev(block));
-    this.absorb(a, block, bNext(block));
-    a.freeRoot = setInsert(BY_SIZE, a.freeRoot, block);
-  }
-
-  private absorb(a: TierArena, dst: i32, src: i32): void {
-    if (src == NO_BLOCK || hasFlag(src, FLAG_ALLOCATED) || hasFlag(src, FLAG_PENDING)) return;
-    a.freeRoot = setErase(BY_SIZE, a.freeRoot, src);
-    absorbNeighbour(dst, src);
-    if (bPrev(dst) == NO_BLOCK) a.head = dst;
+    a.cacheFree(handle);
   }
 
   /** torch.cuda.empty_cache(): completes pending frees; no chunk is ever held without a block. */
