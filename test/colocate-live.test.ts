@@ -242,30 +242,32 @@ describe.skipIf(!hostAvailable)("sharing chunks between processes (host driver)"
 });
 
 describe.skipIf(!hostAvailable)("lakebed colocate --backend host", () => {
-  it("two llama_infer tenants share their parameter chunks across processes with data verified, and hand memory over", () => {
-    const scenario = tempFile(
-      "two-infer.json",
-      JSON.stringify({
-        capacity: "3GiB",
-        durationS: 5,
-        tenants: [0, 1].map((i) => ({
-          name: `llama-${i}`,
-          trace: join(repoRoot, "test/fixtures/access/llama_infer.def.pickle.gz"),
-          tags: ["inference"],
-          arrivals: { poissonPerS: 0.3 },
-          fingerprints: join(repoRoot, "test/fixtures/scenarios/dedup/llama_infer.fingerprints.json"),
-        })),
-      }),
-    );
+  it("two llama_infer tenant processes replay their requests through their policies beside shared parameter chunks, data verified across processes, and hand memory over", () => {
+    // each tenant: its prologue (the weights' whole windows from the registry, the rest through
+    // its policy), then one request at its Poisson arrival (tenant-timeline.ts)
+    const scenario = join(repoRoot, "test/fixtures/scenarios/two-infer-live.json");
     const r = lakebed(["colocate", scenario, "--backend", "host", "--verify-data", "--json", "--handover-acquire", "8MiB", "--handover-iterations", "3"], 120_000);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     const doc = JSON.parse(r.stdout) as LiveColocateDocument;
     expect(doc.failures).toEqual([]);
     const d = doc.dedup;
-    // the simulator's figure for two: 896 -> 644 MiB; 126 whole parameter chunks, published once
-    expect(d.aloneSumBytes).toBe(896 * MiB);
-    expect(d.dedupBytes).toBe(644 * MiB);
+    // alone: each timeline whole through caching on the simulator (414 MiB each); with dedup: each
+    // replay's live peak reserved (146 and 148 MiB, the simulator's for the cut timeline) and the
+    // 126 whole parameter chunks once (252 MiB)
+    expect(d.aloneSumBytes).toBe(828 * MiB);
+    expect(d.replays!.map((r) => [r.segmentsRun, r.peakReservedBytes / MiB, r.simulatedPeakBytes / MiB, r.failedAllocs])).toEqual([
+      [1, 146, 146, 0],
+      [1, 148, 148, 0],
+    ]);
+    expect(d.replaysAsSimulated).toBe(true);
+    // every allocation of both replays filled with its pattern and checked before its free or at the end
+    expect(d.replays!.map((r) => [r.verifiedAllocations, r.verifyFailures])).toEqual([
+      [17662, 0],
+      [17662, 0],
+    ]);
+    expect(d.tenants.map((t) => t.privateChunks)).toEqual([0, 0]);
+    expect(d.dedupBytes).toBe((146 + 148 + 252) * MiB);
     expect(d.tenants.map((t) => t.published + t.imported)).toEqual([126, 126]);
     expect(d.tenants.reduce((a, t) => a + t.published, 0)).toBe(126);
     expect(d.dataVerified).toBe(true);

@@ -5,11 +5,22 @@
 // for the weights whose digest is its key: the check pattern seeded by the key, so every process
 // can verify it without the model.
 //
+// The rest of its memory is either its scenario timeline replayed through its policy on the same
+// driver (`replay` in its plan: tenant-timeline.ts, the shared windows cut out of its prologue;
+// every allocation filled with the check pattern and checked before its free or at the end), or,
+// without one, its alone-peak as private chunks filled with its own pattern (the lifetime tests).
+//
 // The driver's tables are the books here: each shared window is one mapping of a handle this
-// process made or imported, read-only; each private chunk is one read-write mapping.
+// process made or imported, read-only; each private chunk is one read-write mapping; the policy's
+// segments are its own mappings (or mallocs).
 import { createHash } from "node:crypto";
-import { openDriver, shareSockets, type Driver, type DriverKind, CALL_KINDS } from "@lakebed/native-cuda";
+import { bindDriver, openDriver, shareSockets, type Driver, type DriverKind, CALL_KINDS } from "@lakebed/native-cuda";
+import { defaultAllocConf, DeviceReplay } from "@lakebed/core-sim";
+import type { PolicyName } from "../../replay.js";
+import { CallRecorder } from "../../live/call-recorder.js";
+import { readScenario } from "../scenario.js";
 import { RegistryClient } from "./registry-client.js";
+import { tenantTimelines } from "./dedup-plan.js";
 import { CHUNK_BYTES } from "../shared-pool.js";
 
 export interface DedupTenantPlan {
@@ -18,8 +29,43 @@ export interface DedupTenantPlan {
   keys: string[];
   /** the rest of its memory: what it needs alone less its parameter windows */
   privateBytes: number;
-  /** what it needs alone (its trace's peak reserved bytes through its policy) */
+  /** what it needs alone (its timeline's or trace's peak reserved bytes through its policy) */
   aloneBytes: number;
+  /** its scenario timeline, replayed live through its policy instead of private pattern chunks */
+  replay?: TenantReplayPlan;
+}
+
+export interface TenantReplayPlan {
+  /** the scenario file (absolute) and the tenant's index in it */
+  scenario: string;
+  tenant: number;
+  policy: PolicyName;
+  /** the timeline with its shared windows cut out: its events, requests or steps, and its peak
+   * reserved bytes on the simulator (what the live replay must reserve too) */
+  events: number;
+  segmentsRun: number;
+  simulatedPeakBytes: number;
+}
+
+/** What a tenant's live replay of its timeline did. */
+export interface TenantReplayed {
+  name: string;
+  events: number;
+  segmentsRun: number;
+  /** the policy's peak reserved bytes live, and the simulator's for the same timeline */
+  peakReservedBytes: number;
+  simulatedPeakBytes: number;
+  /** what the policy still reserved at the end (its cache, held until the process exits) */
+  reservedAtEndBytes: number;
+  failedAllocs: number;
+  /** device calls the policy made (memCreate, map, ...), all really made */
+  deviceCalls: number;
+  /** with verification: allocations whose pattern was checked, and those that had changed */
+  verifiedAllocations: number;
+  verifyFailures: number;
+  /** the driver's physical bytes now: the policy's segments plus every shared handle held */
+  physicalBytes: number;
+  seconds: number;
 }
 
 /** What a tenant reports once its memory is set up. */
@@ -155,7 +201,7 @@ export class DedupTenant {
       remaining = waiting;
     }
     d.timeCalls(false);
-    this.privateChunks = Math.ceil(this.plan.privateBytes / G);
+    this.privateChunks = this.plan.replay ? 0 : Math.ceil(this.plan.privateBytes / G);
     if (this.privateChunks > 0) {
       const bytes = this.privateChunks * G;
       this.privateVa = d.addressReserve(bytes);
@@ -170,6 +216,41 @@ export class DedupTenant {
     out.privateChunks = this.privateChunks;
     out.physicalBytes = d.counters().physicalBytes;
     return out;
+  }
+
+  /**
+   * Replays the tenant's timeline through its policy on this driver (after share: the windows are
+   * mapped), with every allocation's pattern filled and checked when `verifyData`. The policy's
+   * memory stays until close, as a serving process keeps its cache.
+   */
+  async replay(verifyData: boolean): Promise<TenantReplayed> {
+    const r = this.plan.replay;
+    if (!r) throw new Error(`tenant ${this.plan.name}: its plan has no timeline to replay`);
+    const started = performance.now();
+    const { keys, dedup } = await tenantTimelines(readScenario(r.scenario), r.tenant);
+    if (keys.length !== this.plan.keys.length || keys.some((k, i) => k !== this.plan.keys[i])) throw new Error(`tenant ${this.plan.name}: its trace's parameter windows are not the plan's (the fingerprints or the trace changed)`);
+    const recorder = new CallRecorder(false);
+    const bound = bindDriver(this.driver, recorder);
+    const session = new DeviceReplay(dedup.trace, { policy: r.policy, conf: defaultAllocConf(), traceAddresses: false, verifyData, deviceImports: bound.imports });
+    bound.setMemory(session.wasm.memory);
+    while (!session.done) session.step();
+    const result = session.result();
+    const broken = this.driver.isValid();
+    if (broken !== null) throw new Error(`tenant ${this.plan.name}: the driver's tables are inconsistent after the replay: ${broken}`);
+    return {
+      name: this.plan.name,
+      events: dedup.trace.events.length,
+      segmentsRun: dedup.segmentsRun,
+      peakReservedBytes: result.peakReservedBytes,
+      simulatedPeakBytes: r.simulatedPeakBytes,
+      reservedAtEndBytes: result.stats["reserved_bytes.all.current"] ?? Number.NaN,
+      failedAllocs: result.failedAllocs,
+      deviceCalls: recorder.count,
+      verifiedAllocations: result.verifiedAllocations ?? 0,
+      verifyFailures: result.verifyFailures ?? 0,
+      physicalBytes: this.driver.counters().physicalBytes,
+      seconds: (performance.now() - started) / 1000,
+    };
   }
 
   /** Every window and the private memory checked; the shared chunks' bytes hashed. */

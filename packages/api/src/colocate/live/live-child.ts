@@ -25,10 +25,10 @@ function print(doc: unknown): void {
   process.stdout.write(JSON.stringify(doc) + "\n");
 }
 
-async function commands(handle: (command: string) => boolean | void): Promise<void> {
+async function commands(handle: (command: string) => boolean | void | Promise<void>): Promise<void> {
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {
-    if (handle(line.trim()) === true) break;
+    if ((await handle(line.trim())) === true) break;
   }
   rl.close();
 }
@@ -40,6 +40,7 @@ async function dedupTenant(args: string[]): Promise<void> {
   print({ phase: "opened", pid: process.pid });
   await commands((command) => {
     if (command === "share") print({ phase: "shared", ...tenant.share(required(args, "registry")) });
+    else if (command === "replay" || command === "replay-verify") return tenant.replay(command === "replay-verify").then((r) => print({ phase: "replayed", ...r }));
     else if (command === "meminfo") print({ phase: "meminfo", ...tenant.memInfo() });
     else if (command === "verify") print({ phase: "verified", ...tenant.verify() });
     else if (command === "probe") print({ phase: "probed", ...tenant.probeWrite(false) });

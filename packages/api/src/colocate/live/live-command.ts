@@ -1,6 +1,7 @@
 // `lakebed colocate SCENARIO --backend host|cuda`: the live half. The scenario's fingerprinted
 // tenants run as processes on the driver, sharing their identical read-only chunks through the
-// share registry (live-dedup.ts), then a training and an inference process hand memory over on
+// share registry and each replaying its timeline (its requests or steps) through its policy
+// (live-dedup.ts), then a training and an inference process hand memory over on
 // one pool (handover-live.ts). The strategies' simulated comparison is `--backend sim` (default).
 import { doctor, type DriverKind } from "@lakebed/native-cuda";
 import { readScenario } from "../scenario.js";
@@ -53,8 +54,9 @@ export async function colocateLiveCommand(file: string, backend: DriverKind, opt
   const poolBytes = Math.ceil((acquireBytes * 1.5) / CHUNK_BYTES) * CHUNK_BYTES;
   const handover = await runLiveHandover({ backend, device, poolBytes, acquireBytes, iterations });
   const failures: string[] = [];
-  if (dedup.verified !== null && !dedup.dataVerified) failures.push("a tenant's pattern or a shared window changed");
+  if (dedup.verified !== null && !dedup.dataVerified) failures.push("a tenant's data (a replayed allocation or a pattern chunk) or a shared window changed");
   if (dedup.verified !== null && !dedup.sharedContentEqual) failures.push("a shared chunk's bytes differ between processes");
+  if (!dedup.replaysAsSimulated) failures.push("a tenant's live replay reserved other than the simulator's replay of its timeline, or an allocation failed");
   if (dedup.registry.afterExit.fdsHeld !== 0) failures.push(`the registry still held ${dedup.registry.afterExit.fdsHeld} descriptors after every tenant left`);
   if (handover.notZeroBytes > 0) failures.push(`${handover.notZeroBytes} sampled bytes of handed-over chunks were not zero`);
   if (handover.vmmCalls > 0) failures.push(`the inference side made ${handover.vmmCalls} VMM calls while handing over`);
@@ -75,6 +77,11 @@ function humanLines(file: string, doc: LiveColocateDocument): string[] {
     `dedup: ${formatBytes(d.aloneSumBytes)} alone, ${formatBytes(d.dedupBytes)} with shared chunks by the books (${d.ratio.toFixed(3)} x)` +
       (d.measuredDeviceBytes === null ? "" : `; device memory measured ${formatBytes(d.measuredDeviceBytes)} (${d.measuredRatio!.toFixed(3)} x)`),
     `  ${d.tenants.map((t) => `${printable(t.name)}: ${t.published} published, ${t.imported} imported, ${t.privateChunks} private chunks`).join("; ")}`,
+    ...(d.replays ?? []).map(
+      (r) =>
+        `  ${printable(r.name)} replayed its timeline (${r.segmentsRun} requests or steps, ${r.events} events, ${r.deviceCalls} device calls, ${r.seconds.toFixed(1)} s): peak reserved ${formatBytes(r.peakReservedBytes)} (simulator ${formatBytes(r.simulatedPeakBytes)}), ${r.failedAllocs} failed allocations` +
+        (d.verified === null ? "" : `, ${r.verifiedAllocations} allocations checked, ${r.verifyFailures} changed`),
+    ),
     d.verified === null
       ? "  data not verified (--verify-data checks every process's pattern and every shared chunk)"
       : `  --verify-data: ${d.verified.length} processes, ${d.dataVerified ? "every pattern and shared window intact" : "MISMATCH"}; shared chunks ${d.sharedContentEqual ? "hash the same in every process" : "DIFFER between processes"}`,

@@ -1,7 +1,10 @@
 // A live dedup run: the share registry and one process per fingerprinted tenant, each with its
 // own driver (host memory or a GPU). All tenants share at once (the registry settles who publishes
-// each key); then every process verifies its own pattern and every shared window, and hashes the
-// shared chunks' bytes as it reads them, so equal content across processes is checked, not assumed.
+// each key); then, where the plan gives each its timeline, all replay it at once through their
+// policies (the rest of their memory, every allocation's pattern checked with verifyData); then
+// every process verifies every shared window (and its pattern chunks, without a timeline), and
+// hashes the shared chunks' bytes as it reads them, so equal content across processes is checked,
+// not assumed.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,7 +12,7 @@ import type { DriverKind } from "@lakebed/native-cuda";
 import { LineChild } from "./child-lines.js";
 import { RegistryClient } from "./registry-client.js";
 import type { LiveDedupPlan } from "./dedup-plan.js";
-import type { TenantShared, TenantVerified } from "./dedup-tenant.js";
+import type { TenantReplayed, TenantShared, TenantVerified } from "./dedup-tenant.js";
 import type { RegistryStats } from "./share-registry.js";
 import { CHUNK_BYTES } from "../shared-pool.js";
 
@@ -33,18 +36,25 @@ export interface PerChunkCost {
 export interface LiveDedupResult {
   backend: DriverKind;
   tenants: (Omit<TenantShared, "exportDriverNs" | "exportWallNs" | "importDriverNs" | "importWallNs"> & { aloneBytes: number; privateBytes: number })[];
+  /** each tenant's live replay of its timeline (null: the plan has none, private pattern chunks instead) */
+  replays: TenantReplayed[] | null;
+  /** every replay reserved at its peak what the simulator reserves for the same timeline, and no allocation failed */
+  replaysAsSimulated: boolean;
   /** with verifyData, every process: its pattern and every shared window intact (mismatched bytes 0); null without */
   verified: TenantVerified[] | null;
+  /** every shared window, every pattern chunk and (replays) every allocation's pattern intact */
   dataVerified: boolean;
   /** each shared chunk's bytes hash the same in every process that maps it */
   sharedContentEqual: boolean;
   /** the tenants' memory each alone, added up */
   aloneSumBytes: number;
-  /** by the books: the private chunks of all and each shared chunk once */
+  /** by the books: each tenant's own memory (its replay's peak reserved bytes, or its private
+   * chunks) and each shared chunk once */
   dedupBytes: number;
   ratio: number;
-  /** cuda: the device's free memory before the tenants shared less after (cuMemGetInfo), each
-   * process's context already made; null on host memory, where free RAM moves with the machine */
+  /** cuda: the device's free memory before the tenants shared less after they shared and (with
+   * timelines) replayed, their caches still held (cuMemGetInfo), each process's context already
+   * made; null on host memory, where free RAM moves with the machine */
   measuredDeviceBytes: number | null;
   measuredRatio: number | null;
   registry: { whileRunning: RegistryStats; afterExit: RegistryStats };
@@ -86,6 +96,14 @@ export async function runLiveDedup(plan: LiveDedupPlan, options: LiveDedupOption
     for (const t of tenants) t.send("share");
     const shared: TenantShared[] = [];
     for (const t of tenants) shared.push(await t.next<TenantShared>());
+    const replaying = plan.tenants.every((t) => t.replay !== undefined);
+    if (!replaying && plan.tenants.some((t) => t.replay !== undefined)) throw new Error("a plan replays every tenant's timeline or none");
+    let replays: TenantReplayed[] | null = null;
+    if (replaying) {
+      replays = [];
+      for (const t of tenants) t.send(options.verifyData ? "replay-verify" : "replay");
+      for (const t of tenants) replays.push(await t.next<TenantReplayed>());
+    }
     const after = options.backend === "cuda" ? (await tenants[0].ask<{ free: number }>("meminfo")).free : 0;
     let verified: TenantVerified[] | null = null;
     if (options.verifyData) {
@@ -116,14 +134,18 @@ export async function runLiveDedup(plan: LiveDedupPlan, options: LiveDedupOption
     const contentOf = new Map<string, Set<string>>();
     for (const v of verified ?? []) for (const [k, h] of Object.entries(v.sharedContent)) contentOf.set(k, (contentOf.get(k) ?? new Set()).add(h));
     const uniqueKeys = new Set(plan.tenants.flatMap((t) => t.keys)).size;
-    const dedupBytes = shared.reduce((a, s) => a + s.privateChunks * CHUNK_BYTES, 0) + uniqueKeys * CHUNK_BYTES;
+    const ownBytes = replays === null ? shared.reduce((a, s) => a + s.privateChunks * CHUNK_BYTES, 0) : replays.reduce((a, r) => a + r.peakReservedBytes, 0);
+    const dedupBytes = ownBytes + uniqueKeys * CHUNK_BYTES;
+    const replaysIntact = replays === null || replays.every((r) => r.verifyFailures === 0);
     const aloneSumBytes = plan.tenants.reduce((a, t) => a + t.aloneBytes, 0);
     const measuredDeviceBytes = options.backend === "cuda" ? before - after : null;
     return {
       backend: options.backend,
       tenants: shared.map(({ exportDriverNs, exportWallNs, importDriverNs, importWallNs, ...rest }, i) => ({ ...rest, aloneBytes: plan.tenants[i].aloneBytes, privateBytes: plan.tenants[i].privateBytes })),
+      replays,
+      replaysAsSimulated: replays === null || replays.every((r) => r.peakReservedBytes === r.simulatedPeakBytes && r.failedAllocs === 0),
       verified,
-      dataVerified: verified !== null && verified.every((v) => v.sharedMismatchedBytes === 0 && v.privateMismatchedBytes === 0),
+      dataVerified: verified !== null && replaysIntact && verified.every((v) => v.sharedMismatchedBytes === 0 && v.privateMismatchedBytes === 0),
       sharedContentEqual: verified !== null && [...contentOf.values()].every((s) => s.size === 1) && contentOf.size === uniqueKeys,
       aloneSumBytes,
       dedupBytes,
