@@ -9,6 +9,12 @@
  * PickleMemo counts them (extendTo) and fetches one only when a later opcode refers to it
  * (resolve). Before each run, the memo values the JavaScript decoder stored since the last run are
  * classified into records, so both sides see one memo.
+ *
+ * The input comes in windows (pickle-stream.ts): the stream driver reads each one straight into the
+ * scanner's window region, and the scanner takes part only in the decode of a window there (a
+ * window that had to grow past the region, for one very long value, is the JavaScript decoder's
+ * alone). A memoized string is recorded as its place in the window, and handed over to the memo as
+ * a JavaScript string before the window's bytes go (handOverStrings): nothing keeps earlier input.
  */
 import { ACTION_NAMES, type Action } from "./model.js";
 import { ENTRY_KEYS, actionOf, fieldOf, type ColumnBuilder, type DecodedRows } from "./column-builder.js";
@@ -40,16 +46,9 @@ const PAGE_BYTES = 65536;
 const ROW_CAPACITY = 16384;
 const ROW_BYTES = 4 * 8 + 1;
 const NAMES_BYTES = 4096;
-/**
- * The scanner's offsets are i32 (assembly/entry-scanner.ts): it is shown at most the input's first
- * 2 GiB - 1 bytes, where a run that reaches that end stops as at the end of any input, and the
- * JavaScript decoder takes the rest of a larger input. Offsets past it came back negative, and the
- * decoder read `undefined` as an opcode (a 3 GiB snapshot ended in a TypeError).
- */
-const SCANNER_MAX_INPUT_BYTES = 2 ** 31 - 1;
 /** wasm32 memory ends at 4 GiB */
 const MAX_MEMORY_BYTES = 2 ** 32 - PAGE_BYTES;
-/** every MEMOIZE follows an opcode of at least one byte, so a pickle of n bytes memoizes at most n/2 values */
+/** every MEMOIZE follows an opcode of at least one byte, so n bytes of pickle memoize at most n/2 values */
 const MEMO_RECORDS_PER_INPUT_BYTE = 0.5;
 
 interface ScannerExports {
@@ -72,57 +71,77 @@ export function entryScannerAvailable(): boolean {
 }
 
 /**
- * One scanner instance with its memory laid out, once and for all, for an input of a given length:
- * names, rows, the input, then the memo records. The memory never grows afterwards, so a view of
- * the input in it stays valid: readTrace reads a file straight into it (inputView) and decodes it
- * there, sparing a copy of the whole input (and the first touch of its pages, which on a 24 MB
- * trace costs more than the copy itself).
+ * One scanner instance's memory: names, rows, the input window, then the memo records, which grow
+ * at the end of the memory as the pickle memoizes more. The stream driver (pickle-stream.ts) reads
+ * the input straight into the window, a few MiB at a time, and the decoder decodes it there.
+ *
+ * Invariant: the memory grows only between windows (reserveRecords), never while a window is being
+ * decoded, so the views the decoder holds stay valid for the whole window; each window reserves the
+ * records its bytes can add (MEMO_RECORDS_PER_INPUT_BYTE), so a scan never runs out of them.
  */
 class ScannerMemory {
   readonly wasm: ScannerExports;
-  readonly input: Uint8Array;
-  readonly rows: DecodedRows;
-  readonly records: Uint8Array;
-  readonly recordView: DataView;
-  readonly memoRecords: number;
+  readonly names: number;
+  private readonly namesPtr: number;
+  private readonly rowsPtr: number;
+  readonly windowPtr: number;
+  private readonly memoPtr: number;
+  memoRecords: number;
+  rows!: DecodedRows;
+  records!: Uint8Array;
+  recordView!: DataView;
 
-  constructor(module: WebAssembly.Module, inputLength: number) {
+  constructor(module: WebAssembly.Module, readonly windowCapacity: number) {
     this.wasm = new WebAssembly.Instance(module, {}).exports as unknown as ScannerExports;
     const memory = this.wasm.memory;
-    const namesPtr = memory.buffer.byteLength;
-    const rowsPtr = namesPtr + NAMES_BYTES;
-    const inputPtr = rowsPtr + ROW_CAPACITY * ROW_BYTES;
-    const memoPtr = align8(inputPtr + inputLength);
-    this.memoRecords = Math.min(Math.ceil(inputLength * MEMO_RECORDS_PER_INPUT_BYTE) + 16, Math.floor((MAX_MEMORY_BYTES - memoPtr) / MEMO_RECORD_BYTES));
-    if (this.memoRecords <= 0) throw new RangeError("input too large for the entry scanner");
-    memory.grow(Math.ceil((memoPtr + this.memoRecords * MEMO_RECORD_BYTES - namesPtr) / PAGE_BYTES));
-    const buffer = memory.buffer;
-    const names = writeNames(new Uint8Array(buffer, namesPtr, NAMES_BYTES));
-    this.wasm.configure(inputPtr, Math.min(inputLength, SCANNER_MAX_INPUT_BYTES), 0, namesPtr, names, rowsPtr, ROW_CAPACITY, memoPtr, this.memoRecords);
-    this.input = new Uint8Array(buffer, inputPtr, inputLength);
-    const column = (k: number) => new Float64Array(buffer, rowsPtr + k * 8 * ROW_CAPACITY, ROW_CAPACITY);
-    this.rows = { addr: column(0), size: column(1), stream: column(2), timeUs: column(3), action: new Uint8Array(buffer, rowsPtr + 4 * 8 * ROW_CAPACITY, ROW_CAPACITY) };
-    this.records = new Uint8Array(buffer, memoPtr, this.memoRecords * MEMO_RECORD_BYTES);
-    this.recordView = new DataView(buffer, memoPtr, this.memoRecords * MEMO_RECORD_BYTES);
+    this.namesPtr = memory.buffer.byteLength;
+    this.rowsPtr = this.namesPtr + NAMES_BYTES;
+    this.windowPtr = this.rowsPtr + ROW_CAPACITY * ROW_BYTES;
+    this.memoPtr = align8(this.windowPtr + windowCapacity);
+    this.memoRecords = 0;
+    if (this.memoPtr >= MAX_MEMORY_BYTES) throw new RangeError("window too large for the entry scanner");
+    memory.grow(Math.ceil((this.memoPtr - this.namesPtr) / PAGE_BYTES));
+    this.names = writeNames(new Uint8Array(memory.buffer, this.namesPtr, NAMES_BYTES));
+    this.refreshViews();
   }
-}
 
-/** Inputs laid out in a scanner memory by inputView, by their view. */
-const prepared = new WeakMap<Uint8Array, ScannerMemory>();
+  /** Makes room for `records` memo records; false where wasm32 memory cannot hold them. */
+  reserveRecords(records: number): boolean {
+    if (records <= this.memoRecords) return true;
+    // grow by at least half again, so that a long pickle grows the memory a few dozen times in all
+    const wanted = Math.max(records, Math.ceil(this.memoRecords * 1.5));
+    const fits = Math.floor((MAX_MEMORY_BYTES - this.memoPtr) / MEMO_RECORD_BYTES);
+    const target = Math.min(wanted, fits);
+    if (target < records) return false;
+    const memory = this.wasm.memory;
+    const endBytes = this.memoPtr + target * MEMO_RECORD_BYTES;
+    if (endBytes > memory.buffer.byteLength) memory.grow(Math.ceil((endBytes - memory.buffer.byteLength) / PAGE_BYTES));
+    this.memoRecords = target;
+    this.refreshViews();
+    return true;
+  }
 
-/**
- * A buffer of `length` bytes inside a new scanner's memory, for the caller to fill with the input
- * before decoding it; null when the fast path is not available or the input is too large for it.
- */
-export function inputView(length: number): Uint8Array | null {
-  const module = scannerModule();
-  if (module === null || length <= 0) return null;
-  try {
-    const memory = new ScannerMemory(module, length);
-    prepared.set(memory.input, memory);
-    return memory.input;
-  } catch {
-    return null; // no room in wasm32 memory: the JavaScript decoder reads it
+  /** The window region, `length` bytes of it (views of the memory as it is now). */
+  window(length: number): Uint8Array {
+    return new Uint8Array(this.wasm.memory.buffer, this.windowPtr, length);
+  }
+
+  /** Whether `buf` is a view of this memory's window (the decoder's current window). */
+  holds(buf: Uint8Array): boolean {
+    return buf.buffer === this.wasm.memory.buffer && buf.byteOffset === this.windowPtr;
+  }
+
+  /** The scanner's configuration for a window of `length` bytes. */
+  configure(length: number): void {
+    this.wasm.configure(this.windowPtr, length, 0, this.namesPtr, this.names, this.rowsPtr, ROW_CAPACITY, this.memoPtr, this.memoRecords);
+  }
+
+  private refreshViews(): void {
+    const buffer = this.wasm.memory.buffer;
+    const column = (k: number) => new Float64Array(buffer, this.rowsPtr + k * 8 * ROW_CAPACITY, ROW_CAPACITY);
+    this.rows = { addr: column(0), size: column(1), stream: column(2), timeUs: column(3), action: new Uint8Array(buffer, this.rowsPtr + 4 * 8 * ROW_CAPACITY, ROW_CAPACITY) };
+    this.records = new Uint8Array(buffer, this.memoPtr, this.memoRecords * MEMO_RECORD_BYTES);
+    this.recordView = new DataView(buffer, this.memoPtr, this.memoRecords * MEMO_RECORD_BYTES);
   }
 }
 
@@ -132,39 +151,80 @@ export class EntryScanner {
   private attached: PickleMemo | null = null;
   /** memo indices below this are in the records: the scanner's own, or classified from the memo */
   private synced = 0;
+  /** records below this hold no string pointing into a window (handOverStrings) */
+  private handedOver = 0;
   /** set when the memo outgrew the records: the JavaScript decoder does the rest */
   private retired = false;
+  /** whether the decoder's current window is this scanner's (beginWindow) */
+  private active = false;
 
   /**
-   * A scanner for one decode of `buf`, or null when the fast path is not available for it. `buf`
-   * is used where it lies when inputView made it, else copied into a new scanner memory.
+   * A scanner whose window holds up to `windowCapacity` bytes, or null when the fast path is not
+   * available here (or wasm32 memory cannot hold such a window).
    */
-  static create(buf: Uint8Array, entryValue: unknown): EntryScanner | null {
-    let memory = prepared.get(buf);
-    if (memory === undefined) {
-      const view = inputView(buf.length);
-      if (view === null) return null;
-      view.set(buf);
-      memory = prepared.get(view)!;
+  static create(entryValue: unknown, windowCapacity: number): EntryScanner | null {
+    const module = scannerModule();
+    if (module === null) return null;
+    try {
+      return new EntryScanner(new ScannerMemory(module, windowCapacity), entryValue);
+    } catch {
+      return null; // no room in wasm32 memory: the JavaScript decoder reads it
     }
-    return new EntryScanner(memory, buf, entryValue);
   }
 
   private constructor(
     private readonly memory: ScannerMemory,
-    private readonly buf: Uint8Array,
     /** the value the decoder stands for a decoded entry with (its entry sink) */
     private readonly entryValue: unknown,
   ) {
     this.wasm = memory.wasm;
   }
 
+  get windowCapacity(): number {
+    return this.memory.windowCapacity;
+  }
+
   /**
-   * Decodes the run of entries from `pos` into `columns` for `device`, pushing `entryValue` on
-   * `stack` for each; returns the offset where the JavaScript decoder goes on.
+   * Before the bytes of the current window are moved or dropped: every memo string the scanner
+   * recorded as a place in the window becomes a JavaScript string in the memo, so that the memo
+   * never pins the input (a later BINGET may reach back to any of them).
    */
-  decodeRun(pos: number, memo: PickleMemo, stack: unknown[], columns: ColumnBuilder, device: number): number {
-    if (this.retired || pos >= SCANNER_MAX_INPUT_BYTES) return pos;
+  handOverStrings(): void {
+    const memo = this.attached;
+    if (memo === null) return;
+    const records = this.memory.records;
+    const view = this.memory.recordView;
+    const window = this.memory.window(this.memory.windowCapacity);
+    for (let i = this.handedOver; i < this.synced; i++) {
+      const at = i * MEMO_RECORD_BYTES;
+      if (records[at] !== MemoKind.String) continue;
+      if (memo.stored(i) === undefined) memo.keep(i, this.strings.decode(window, view.getUint32(at + 4, true), view.getUint32(at + 8, true)));
+      records[at] = MemoKind.JsString; // its field, action and frames bytes stay as the scanner wrote them
+    }
+    this.handedOver = this.synced;
+  }
+
+  /**
+   * The window region for the next window, with room in the memo records for the memo's
+   * `memoLength` values and what `length` bytes can add; fresh views (reserving may grow the memory, which detaches the old ones).
+   */
+  prepareWindow(length: number, memoLength: number): Uint8Array {
+    if (!this.retired && !this.memory.reserveRecords(memoLength + Math.ceil(length * MEMO_RECORDS_PER_INPUT_BYTE) + 16)) this.retired = true;
+    return this.memory.window(this.memory.windowCapacity);
+  }
+
+  /** The decoder decodes `buf` next: the scanner takes part when it is this scanner's window. */
+  beginWindow(buf: Uint8Array): void {
+    this.active = !this.retired && this.memory.holds(buf);
+    if (this.active) this.memory.configure(buf.length);
+  }
+
+  /**
+   * Decodes the run of entries from `pos` of the window `buf` into `columns` for `device`, pushing
+   * `entryValue` on `stack` for each; returns the offset where the JavaScript decoder goes on.
+   */
+  decodeRun(buf: Uint8Array, pos: number, memo: PickleMemo, stack: unknown[], columns: ColumnBuilder, device: number): number {
+    if (this.retired || !this.active || !this.memory.holds(buf)) return pos;
     this.attach(memo);
     if (!this.sync(memo)) return pos;
     for (;;) {
@@ -179,7 +239,7 @@ export class EntryScanner {
       pos = this.wasm.stoppedAt();
       if (stop !== Stop.Full) return pos;
       if (count < ROW_CAPACITY) {
-        this.retired = true; // the memo records are full (only for inputs near wasm32's limit)
+        this.retired = true; // the memo records are full (only where the memo jumped, BINPUT to a far index)
         return pos;
       }
     }
@@ -232,7 +292,7 @@ export class EntryScanner {
         return SKIPPED;
       case MemoKind.String: {
         const view = this.memory.recordView;
-        return this.strings.decode(this.buf, view.getUint32(at + 4, true), view.getUint32(at + 8, true));
+        return this.strings.decode(this.memory.window(this.memory.windowCapacity), view.getUint32(at + 4, true), view.getUint32(at + 8, true));
       }
       default:
         return undefined;

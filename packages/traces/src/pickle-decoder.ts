@@ -44,255 +44,371 @@ const PROGRESS_EVERY_OPS = 1 << 20;
 const TWO_POW_32 = 4294967296;
 
 /**
- * Decodes one pickle from `bytes` (bytes after its STOP are ignored, as pickle.loads does).
- *
- * Written for V8: one function whose position and stack are locals (no closure captures them, so
- * they live in registers), bounds checks inline, opcodes an inlined enum (the switch is a jump
- * table), and dicts whose sink takes pairs directly (trace entries) handed to FlatDictDecoder, a
- * small function that V8 optimizes on its own.
+ * Decodes one pickle from `bytes` (bytes after its STOP are ignored, as pickle.loads does): the
+ * whole input as one window of a PickleDecoder.
  */
 export function decodePickle(bytes: Uint8Array, options: DecodeOptions): unknown {
-  const { file, shaper, onProgress } = options;
-  const limits = options.limits ?? importLimits();
-  const maxDepth = limits.depth;
-  const buf = bytes;
-  const end = buf.length;
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const stack: unknown[] = [];
-  const marks: number[] = [];
-  const memo = new PickleMemo();
-  const strings = new StringDecoder();
-  const flat = new FlatDictDecoder(buf, memo, strings, onProgress, maxDepth);
-  let pos = 0;
-  let opStart = 0;
-  let opCount = 0;
+  const decoder = new PickleDecoder(options);
+  const result = decoder.decodeWindow(bytes, 0, true, bytes.length, 0, options.onProgress);
+  if (result === SUSPENDED) throw new Error("a final window cannot suspend");
+  return result;
+}
 
-  for (;;) {
-    if (pos >= end) throw truncated(file, opStart, end);
-    opStart = pos;
-    const op = buf[pos++];
-    if ((++opCount & (PROGRESS_EVERY_OPS - 1)) === 0 && onProgress !== undefined) onProgress(pos, end);
-    switch (op) {
-      case Op.PROTO: {
-        if (pos + 1 > end) throw truncated(file, opStart, end);
-        const version = buf[pos++];
-        if (version < 2 || version > 5) throw bad(file, `unsupported pickle protocol ${version} (2 to 5 are accepted)`, opStart);
-        break;
+/** What decodeWindow answers when the window ends before the pickle does (see PickleDecoder). */
+export const SUSPENDED: unique symbol = Symbol("suspended");
+
+/**
+ * A pickle decoded window by window, for input read as a stream (pickle-stream.ts). The state
+ * between windows is the value stack, the MARKs and the memo (whose values never point into the
+ * input: strings are copied, bytes sliced); positions are the current window's.
+ *
+ * A window that is not the last may end anywhere, even inside an opcode. Every opcode makes all its
+ * bounds checks before it changes any state, so where one runs past a window's end, decodeWindow
+ * returns SUSPENDED with `resumeAt` (the opcode's start, in the window) and `needEnd` (the pickle
+ * offset the next window must reach, or the input end), and the next window begins at `resumeAt`
+ * and decodes the opcode again. Where the same check fails in the last window, it is the error the
+ * whole input would give, with the same message and offsets: a truncated pickle is reported alike
+ * however it was read.
+ */
+export class PickleDecoder {
+  readonly stack: unknown[] = [];
+  readonly marks: number[] = [];
+  readonly memo = new PickleMemo();
+  readonly strings = new StringDecoder();
+  readonly flat: FlatDictDecoder;
+  readonly limits: ImportLimits;
+  opCount = 0;
+  /** the pickle offset of the last opcode begun (the truncation message names it) */
+  lastOpStart = 0;
+  /** after SUSPENDED: where in the window the next one starts, and the pickle offset it must reach */
+  resumeAt = 0;
+  needEnd = 0;
+
+  constructor(readonly options: DecodeOptions) {
+    this.limits = options.limits ?? importLimits();
+    this.flat = new FlatDictDecoder(this.memo, this.strings, this.limits.depth);
+  }
+
+  /** Where the next window begins (window offset `at`) and what it must reach; the state as it is. */
+  private suspend(at: number, needEnd: number, lastOpStart: number, opCount: number): typeof SUSPENDED {
+    this.resumeAt = at;
+    this.needEnd = needEnd;
+    this.lastOpStart = lastOpStart;
+    this.opCount = opCount;
+    return SUSPENDED;
+  }
+
+  /**
+   * Decodes `buf`, the pickle from offset `base` on, from window offset `start`. `final`: the input
+   * ends with this window. `total`: the pickle's length where known before its end is read (a plain
+   * file's size; else -1), which bounds a frame or a memo index without reading that far. Returns
+   * the pickle's value, or SUSPENDED.
+   *
+   * Written for V8: one function whose position and stack are locals (no closure captures them, so
+   * they live in registers), bounds checks inline, opcodes an inlined enum (the switch is a jump
+   * table), and dicts whose sink takes pairs directly (trace entries) handed to FlatDictDecoder, a
+   * small function that V8 optimizes on its own.
+   */
+  decodeWindow(
+    buf: Uint8Array,
+    base: number,
+    final: boolean,
+    total: number,
+    start: number,
+    onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined,
+  ): unknown {
+    const { file, shaper } = this.options;
+    const { limits, stack, marks, memo, strings, flat } = this;
+    const maxDepth = limits.depth;
+    const end = buf.length;
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    flat.setWindow(buf, onProgress);
+    let pos = start;
+    let opStart = this.lastOpStart - base;
+    let opCount = this.opCount;
+
+    for (;;) {
+      if (pos >= end) {
+        if (!final) return this.suspend(pos, base + pos + 1, base + opStart, opCount);
+        throw truncated(file, base + opStart, base + end);
       }
-      case Op.FRAME: {
-        if (pos + 8 > end) throw truncated(file, opStart, end);
-        const frameLength = view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
-        pos += 8;
-        if (frameLength > end - pos) {
-          throw bad(file, `truncated pickle: a frame of ${frameLength} bytes runs past the end of the input (${end - pos} bytes left)`, opStart);
-        }
-        break;
-      }
-      case Op.STOP:
-        if (stack.length === 0) throw underflow(file, "STOP", opStart);
-        if (onProgress !== undefined) onProgress(end, end);
-        return stack[stack.length - 1];
-      case Op.MARK:
-        if (marks.length >= maxDepth) throw limitExceeded(file, "depth", `${maxDepth + 1} or more`, limits, { byteOffset: opStart });
-        marks.push(stack.length);
-        break;
-      case Op.EMPTY_DICT: {
-        // the next item of a list of flat dicts whose fast loop stopped at an opcode this loop took
-        // (a FRAME inside an entry, say): back into the fast loop, which does what this loop would
-        const listAt = marks.length > 0 ? marks[marks.length - 1] - 1 : -1;
-        const list = listAt >= 0 ? stack[listAt] : undefined;
-        if (shaper !== undefined && list instanceof ContainerSink && list.itemsAreFlatDicts === true) {
-          const next = flat.decodeList(opStart, list, stack, marks, shaper);
-          if (next !== opStart) {
-            pos = next;
-            break;
+      opStart = pos;
+      const op = buf[pos++];
+      if ((++opCount & (PROGRESS_EVERY_OPS - 1)) === 0 && onProgress !== undefined) onProgress(pos, end);
+      switch (op) {
+        case Op.PROTO: {
+          if (pos + 1 > end) {
+            if (!final) return this.suspend(opStart, base + pos + 1, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
           }
+          const version = buf[pos++];
+          if (version < 2 || version > 5) throw bad(file, `unsupported pickle protocol ${version} (2 to 5 are accepted)`, base + opStart);
+          break;
         }
-        const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
-        const dict = owner === SKIPPED ? SKIPPED : (shaper?.open("dict", owner) ?? Object.create(null));
-        stack.push(dict);
-        if (takesPairs(dict)) pos = flat.decodeDict(pos, dict, stack, marks);
-        break;
+        case Op.FRAME: {
+          if (pos + 8 > end) {
+            if (!final) return this.suspend(opStart, base + pos + 8, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          const frameLength = view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+          pos += 8;
+          if (frameLength > end - pos) {
+            // frames are advisory: a frame that runs past this window is checked against the end of
+            // the input, where it is known, and read on into the next window
+            if (!final && total < 0) return this.suspend(opStart, base + pos + frameLength, base + opStart, opCount);
+            const left = (final ? base + end : total) - base - pos;
+            if (frameLength > left) throw bad(file, `truncated pickle: a frame of ${frameLength} bytes runs past the end of the input (${left} bytes left)`, base + opStart);
+          }
+          break;
+        }
+        case Op.STOP:
+          if (stack.length === 0) throw underflow(file, "STOP", base + opStart);
+          if (onProgress !== undefined) onProgress(end, end);
+          this.opCount = opCount;
+          return stack[stack.length - 1];
+        case Op.MARK:
+          if (marks.length >= maxDepth) throw limitExceeded(file, "depth", `${maxDepth + 1} or more`, limits, { byteOffset: base + opStart });
+          marks.push(stack.length);
+          break;
+        case Op.EMPTY_DICT: {
+          // the next item of a list of flat dicts whose fast loop stopped at an opcode this loop took
+          // (a FRAME inside an entry, say): back into the fast loop, which does what this loop would
+          const listAt = marks.length > 0 ? marks[marks.length - 1] - 1 : -1;
+          const list = listAt >= 0 ? stack[listAt] : undefined;
+          if (shaper !== undefined && list instanceof ContainerSink && list.itemsAreFlatDicts === true) {
+            const next = flat.decodeList(opStart, list, stack, marks, shaper);
+            if (next !== opStart) {
+              pos = next;
+              break;
+            }
+          }
+          const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
+          const dict = owner === SKIPPED ? SKIPPED : (shaper?.open("dict", owner) ?? Object.create(null));
+          stack.push(dict);
+          if (takesPairs(dict)) pos = flat.decodeDict(pos, dict, stack, marks);
+          break;
+        }
+        case Op.EMPTY_LIST: {
+          const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
+          const list = owner === SKIPPED ? SKIPPED : (shaper?.open("list", owner) ?? []);
+          stack.push(list);
+          if (shaper !== undefined && list instanceof ContainerSink && list.itemsAreFlatDicts === true) pos = flat.decodeList(pos, list, stack, marks, shaper);
+          break;
+        }
+        case Op.EMPTY_TUPLE:
+        case Op.EMPTY_SET:
+          stack.push([]);
+          break;
+        case Op.SETITEM: {
+          const n = stack.length;
+          if (n < 3 || (marks.length > 0 && marks[marks.length - 1] > n - 3)) throw underflow(file, "SETITEM", base + opStart);
+          setItems(stack, stack[n - 3], n - 2, n, file, base + opStart);
+          stack.length = n - 2;
+          break;
+        }
+        case Op.SETITEMS: {
+          if (marks.length === 0) throw noMark(file, "SETITEMS", base + opStart);
+          const m = marks.pop()!;
+          if (m < 1) throw underflow(file, "SETITEMS", base + opStart);
+          if ((stack.length - m) & 1) throw bad(file, "malformed pickle: SETITEMS with an odd number of values", base + opStart);
+          setItems(stack, stack[m - 1], m, stack.length, file, base + opStart);
+          stack.length = m;
+          break;
+        }
+        case Op.APPEND: {
+          const n = stack.length;
+          if (n < 2 || (marks.length > 0 && marks[marks.length - 1] > n - 2)) throw underflow(file, "APPEND", base + opStart);
+          appendItems(stack, stack[n - 2], n - 1, n, file, base + opStart);
+          stack.length = n - 1;
+          break;
+        }
+        case Op.APPENDS:
+        case Op.ADDITEMS: {
+          if (marks.length === 0) throw noMark(file, "APPENDS", base + opStart);
+          const m = marks.pop()!;
+          if (m < 1) throw underflow(file, "APPENDS", base + opStart);
+          appendItems(stack, stack[m - 1], m, stack.length, file, base + opStart);
+          stack.length = m;
+          break;
+        }
+        case Op.TUPLE:
+        case Op.FROZENSET:
+        case Op.LIST:
+          if (marks.length === 0) throw noMark(file, "TUPLE", base + opStart);
+          stack.push(stack.splice(marks.pop()!));
+          break;
+        case Op.DICT: {
+          if (marks.length === 0) throw noMark(file, "DICT", base + opStart);
+          const m = marks.pop()!;
+          if ((stack.length - m) & 1) throw bad(file, "malformed pickle: DICT with an odd number of values", base + opStart);
+          const dict = Object.create(null);
+          setItems(stack, dict, m, stack.length, file, base + opStart);
+          stack.length = m;
+          stack.push(dict);
+          break;
+        }
+        case Op.TUPLE1:
+        case Op.TUPLE2:
+        case Op.TUPLE3: {
+          const k = op - Op.TUPLE1 + 1;
+          const n = stack.length;
+          if (n < k || (marks.length > 0 && marks[marks.length - 1] > n - k)) throw underflow(file, "TUPLE1/2/3", base + opStart);
+          stack.push(stack.splice(n - k));
+          break;
+        }
+        case Op.POP:
+          if (marks.length > 0 && marks[marks.length - 1] === stack.length) marks.pop();
+          else if (stack.length === 0) throw underflow(file, "POP", base + opStart);
+          else stack.pop();
+          break;
+        case Op.POP_MARK:
+          if (marks.length === 0) throw noMark(file, "POP_MARK", base + opStart);
+          stack.length = marks.pop()!;
+          break;
+        case Op.DUP:
+          if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "DUP", base + opStart);
+          stack.push(stack[stack.length - 1]);
+          break;
+        case Op.SHORT_BINUNICODE:
+        case Op.BINUNICODE:
+        case Op.BINUNICODE8: {
+          const width = op === Op.SHORT_BINUNICODE ? 1 : op === Op.BINUNICODE ? 4 : 8;
+          if (pos + width > end) {
+            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+          pos += width;
+          if (n > end - pos) {
+            const left = (final ? base + end : total) - base - pos;
+            if (!final && (total < 0 || n <= left)) return this.suspend(opStart, base + pos + n, base + opStart, opCount);
+            throw bad(file, `malformed pickle: a string of ${n} bytes runs past the end of the input (${left} bytes left)`, base + opStart);
+          }
+          const s = strings.decodeAny(buf, pos, n);
+          if (s === undefined) throw bad(file, "malformed pickle: string is not valid UTF-8", base + opStart);
+          if (s === TOO_LONG) throw bad(file, `a string of ${n} bytes is longer than the longest string JavaScript can hold (${MAX_JS_STRING_LENGTH} UTF-16 code units); no snapshot field needs one that long`, base + opStart);
+          pos += n;
+          stack.push(s);
+          break;
+        }
+        case Op.SHORT_BINBYTES:
+        case Op.BINBYTES:
+        case Op.BINBYTES8: {
+          const width = op === Op.SHORT_BINBYTES ? 1 : op === Op.BINBYTES ? 4 : 8;
+          if (pos + width > end) {
+            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+          pos += width;
+          if (n > end - pos) {
+            const left = (final ? base + end : total) - base - pos;
+            if (!final && (total < 0 || n <= left)) return this.suspend(opStart, base + pos + n, base + opStart, opCount);
+            throw bad(file, `malformed pickle: bytes of length ${n} run past the end of the input (${left} bytes left)`, base + opStart);
+          }
+          stack.push(buf.slice(pos, pos + n));
+          pos += n;
+          break;
+        }
+        case Op.BININT1:
+          if (pos + 1 > end) {
+            if (!final) return this.suspend(opStart, base + pos + 1, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          stack.push(buf[pos++]);
+          break;
+        case Op.BININT2:
+          if (pos + 2 > end) {
+            if (!final) return this.suspend(opStart, base + pos + 2, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          stack.push(buf[pos] | (buf[pos + 1] << 8));
+          pos += 2;
+          break;
+        case Op.BININT:
+          if (pos + 4 > end) {
+            if (!final) return this.suspend(opStart, base + pos + 4, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          stack.push(view.getInt32(pos, true));
+          pos += 4;
+          break;
+        case Op.LONG1:
+        case Op.LONG4: {
+          const width = op === Op.LONG1 ? 1 : 4;
+          if (pos + width > end) {
+            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          const n = width === 1 ? buf[pos] : view.getInt32(pos, true);
+          pos += width;
+          if (n < 0 || n > MAX_LONG_BYTES) throw bad(file, `malformed pickle: LONG4 integer of ${n} bytes (at most ${MAX_LONG_BYTES} accepted)`, base + opStart);
+          if (n > end - pos) {
+            if (!final && (total < 0 || n <= total - base - pos)) return this.suspend(opStart, base + pos + n, base + opStart, opCount);
+            throw bad(file, `malformed pickle: an integer of ${n} bytes runs past the end of the input`, base + opStart);
+          }
+          stack.push(readLittleEndianInt(buf, pos, n));
+          pos += n;
+          break;
+        }
+        case Op.BINFLOAT:
+          if (pos + 8 > end) {
+            if (!final) return this.suspend(opStart, base + pos + 8, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          stack.push(view.getFloat64(pos, false));
+          pos += 8;
+          break;
+        case Op.NEWTRUE:
+          stack.push(true);
+          break;
+        case Op.NEWFALSE:
+          stack.push(false);
+          break;
+        case Op.NONE:
+          stack.push(null);
+          break;
+        case Op.MEMOIZE:
+          if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "MEMOIZE", base + opStart);
+          memo.push(stack[stack.length - 1]);
+          break;
+        case Op.BINPUT:
+        case Op.LONG_BINPUT: {
+          const width = op === Op.BINPUT ? 1 : 4;
+          if (pos + width > end) {
+            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
+          pos += width;
+          // a memo index never exceeds the number of opcodes in the input; refusing larger ones keeps a
+          // hostile index from allocating a huge memo
+          if (index > base + end) {
+            if (!final && total < 0) return this.suspend(opStart, index, base + opStart, opCount);
+            if (index > (final ? base + end : total)) throw bad(file, `malformed pickle: memo index ${index} is larger than the input`, base + opStart);
+          }
+          if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "BINPUT", base + opStart);
+          memo.set(index, stack[stack.length - 1]);
+          flat.forgetKey(index);
+          break;
+        }
+        case Op.BINGET:
+        case Op.LONG_BINGET: {
+          const width = op === Op.BINGET ? 1 : 4;
+          if (pos + width > end) {
+            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
+            throw truncated(file, base + opStart, base + end);
+          }
+          const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
+          pos += width;
+          const value = memo.get(index);
+          if (value === undefined) throw bad(file, `malformed pickle: memo index ${index} out of range (the memo holds ${memo.length} values)`, base + opStart);
+          stack.push(value);
+          break;
+        }
+        default:
+          throw bad(file, describeRefusedOpcode(op), base + opStart);
       }
-      case Op.EMPTY_LIST: {
-        const owner = stack.length > 0 ? stack[stack.length - 1] : undefined;
-        const list = owner === SKIPPED ? SKIPPED : (shaper?.open("list", owner) ?? []);
-        stack.push(list);
-        if (shaper !== undefined && list instanceof ContainerSink && list.itemsAreFlatDicts === true) pos = flat.decodeList(pos, list, stack, marks, shaper);
-        break;
-      }
-      case Op.EMPTY_TUPLE:
-      case Op.EMPTY_SET:
-        stack.push([]);
-        break;
-      case Op.SETITEM: {
-        const n = stack.length;
-        if (n < 3 || (marks.length > 0 && marks[marks.length - 1] > n - 3)) throw underflow(file, "SETITEM", opStart);
-        setItems(stack, stack[n - 3], n - 2, n, file, opStart);
-        stack.length = n - 2;
-        break;
-      }
-      case Op.SETITEMS: {
-        if (marks.length === 0) throw noMark(file, "SETITEMS", opStart);
-        const m = marks.pop()!;
-        if (m < 1) throw underflow(file, "SETITEMS", opStart);
-        if ((stack.length - m) & 1) throw bad(file, "malformed pickle: SETITEMS with an odd number of values", opStart);
-        setItems(stack, stack[m - 1], m, stack.length, file, opStart);
-        stack.length = m;
-        break;
-      }
-      case Op.APPEND: {
-        const n = stack.length;
-        if (n < 2 || (marks.length > 0 && marks[marks.length - 1] > n - 2)) throw underflow(file, "APPEND", opStart);
-        appendItems(stack, stack[n - 2], n - 1, n, file, opStart);
-        stack.length = n - 1;
-        break;
-      }
-      case Op.APPENDS:
-      case Op.ADDITEMS: {
-        if (marks.length === 0) throw noMark(file, "APPENDS", opStart);
-        const m = marks.pop()!;
-        if (m < 1) throw underflow(file, "APPENDS", opStart);
-        appendItems(stack, stack[m - 1], m, stack.length, file, opStart);
-        stack.length = m;
-        break;
-      }
-      case Op.TUPLE:
-      case Op.FROZENSET:
-      case Op.LIST:
-        if (marks.length === 0) throw noMark(file, "TUPLE", opStart);
-        stack.push(stack.splice(marks.pop()!));
-        break;
-      case Op.DICT: {
-        if (marks.length === 0) throw noMark(file, "DICT", opStart);
-        const m = marks.pop()!;
-        if ((stack.length - m) & 1) throw bad(file, "malformed pickle: DICT with an odd number of values", opStart);
-        const dict = Object.create(null);
-        setItems(stack, dict, m, stack.length, file, opStart);
-        stack.length = m;
-        stack.push(dict);
-        break;
-      }
-      case Op.TUPLE1:
-      case Op.TUPLE2:
-      case Op.TUPLE3: {
-        const k = op - Op.TUPLE1 + 1;
-        const n = stack.length;
-        if (n < k || (marks.length > 0 && marks[marks.length - 1] > n - k)) throw underflow(file, "TUPLE1/2/3", opStart);
-        stack.push(stack.splice(n - k));
-        break;
-      }
-      case Op.POP:
-        if (marks.length > 0 && marks[marks.length - 1] === stack.length) marks.pop();
-        else if (stack.length === 0) throw underflow(file, "POP", opStart);
-        else stack.pop();
-        break;
-      case Op.POP_MARK:
-        if (marks.length === 0) throw noMark(file, "POP_MARK", opStart);
-        stack.length = marks.pop()!;
-        break;
-      case Op.DUP:
-        if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "DUP", opStart);
-        stack.push(stack[stack.length - 1]);
-        break;
-      case Op.SHORT_BINUNICODE:
-      case Op.BINUNICODE:
-      case Op.BINUNICODE8: {
-        const width = op === Op.SHORT_BINUNICODE ? 1 : op === Op.BINUNICODE ? 4 : 8;
-        if (pos + width > end) throw truncated(file, opStart, end);
-        const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
-        pos += width;
-        if (n > end - pos) throw bad(file, `malformed pickle: a string of ${n} bytes runs past the end of the input (${end - pos} bytes left)`, opStart);
-        const s = strings.decodeAny(buf, pos, n);
-        if (s === undefined) throw bad(file, "malformed pickle: string is not valid UTF-8", opStart);
-        if (s === TOO_LONG) throw bad(file, `a string of ${n} bytes is longer than the longest string JavaScript can hold (${MAX_JS_STRING_LENGTH} UTF-16 code units); no snapshot field needs one that long`, opStart);
-        pos += n;
-        stack.push(s);
-        break;
-      }
-      case Op.SHORT_BINBYTES:
-      case Op.BINBYTES:
-      case Op.BINBYTES8: {
-        const width = op === Op.SHORT_BINBYTES ? 1 : op === Op.BINBYTES ? 4 : 8;
-        if (pos + width > end) throw truncated(file, opStart, end);
-        const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
-        pos += width;
-        if (n > end - pos) throw bad(file, `malformed pickle: bytes of length ${n} run past the end of the input (${end - pos} bytes left)`, opStart);
-        stack.push(buf.slice(pos, pos + n));
-        pos += n;
-        break;
-      }
-      case Op.BININT1:
-        if (pos + 1 > end) throw truncated(file, opStart, end);
-        stack.push(buf[pos++]);
-        break;
-      case Op.BININT2:
-        if (pos + 2 > end) throw truncated(file, opStart, end);
-        stack.push(buf[pos] | (buf[pos + 1] << 8));
-        pos += 2;
-        break;
-      case Op.BININT:
-        if (pos + 4 > end) throw truncated(file, opStart, end);
-        stack.push(view.getInt32(pos, true));
-        pos += 4;
-        break;
-      case Op.LONG1:
-      case Op.LONG4: {
-        const width = op === Op.LONG1 ? 1 : 4;
-        if (pos + width > end) throw truncated(file, opStart, end);
-        const n = width === 1 ? buf[pos] : view.getInt32(pos, true);
-        pos += width;
-        if (n < 0 || n > MAX_LONG_BYTES) throw bad(file, `malformed pickle: LONG4 integer of ${n} bytes (at most ${MAX_LONG_BYTES} accepted)`, opStart);
-        if (n > end - pos) throw bad(file, `malformed pickle: an integer of ${n} bytes runs past the end of the input`, opStart);
-        stack.push(readLittleEndianInt(buf, pos, n));
-        pos += n;
-        break;
-      }
-      case Op.BINFLOAT:
-        if (pos + 8 > end) throw truncated(file, opStart, end);
-        stack.push(view.getFloat64(pos, false));
-        pos += 8;
-        break;
-      case Op.NEWTRUE:
-        stack.push(true);
-        break;
-      case Op.NEWFALSE:
-        stack.push(false);
-        break;
-      case Op.NONE:
-        stack.push(null);
-        break;
-      case Op.MEMOIZE:
-        if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "MEMOIZE", opStart);
-        memo.push(stack[stack.length - 1]);
-        break;
-      case Op.BINPUT:
-      case Op.LONG_BINPUT: {
-        const width = op === Op.BINPUT ? 1 : 4;
-        if (pos + width > end) throw truncated(file, opStart, end);
-        const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
-        pos += width;
-        // a memo index never exceeds the number of opcodes in the input; refusing larger ones keeps a
-        // hostile index from allocating a huge memo
-        if (index > end) throw bad(file, `malformed pickle: memo index ${index} is larger than the input`, opStart);
-        if (stack.length === 0 || (marks.length > 0 && marks[marks.length - 1] === stack.length)) throw underflow(file, "BINPUT", opStart);
-        memo.set(index, stack[stack.length - 1]);
-        flat.forgetKey(index);
-        break;
-      }
-      case Op.BINGET:
-      case Op.LONG_BINGET: {
-        const width = op === Op.BINGET ? 1 : 4;
-        if (pos + width > end) throw truncated(file, opStart, end);
-        const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
-        pos += width;
-        const value = memo.get(index);
-        if (value === undefined) throw bad(file, `malformed pickle: memo index ${index} out of range (the memo holds ${memo.length} values)`, opStart);
-        stack.push(value);
-        break;
-      }
-      default:
-        throw bad(file, describeRefusedOpcode(op), opStart);
     }
   }
 }

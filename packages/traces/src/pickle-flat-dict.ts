@@ -28,22 +28,31 @@ const KEY_CODE_CACHE = 1 << 16;
 const KEY_UNKNOWN = -0x80000000;
 
 export class FlatDictDecoder {
-  private readonly view: DataView;
-  private readonly end: number;
+  private buf: Uint8Array = new Uint8Array(0);
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  private end = 0;
+  /** progress within the current window (setWindow) */
+  private onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined = undefined;
   /** the key code of the string at each memo index, for `sink` */
   private readonly keyCodes = new Int32Array(KEY_CODE_CACHE).fill(KEY_UNKNOWN);
   private sink: ContainerSink | undefined;
 
   constructor(
-    private readonly buf: Uint8Array,
     private readonly memo: PickleMemo,
     private readonly strings: StringDecoder,
-    private readonly onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined,
     /** open MARKs allowed (ImportLimits.depth); at the limit this path stops and the general loop refuses */
     private readonly maxDepth: number,
-  ) {
+  ) {}
+
+  /**
+   * The input from now on: the decoder's current window of the pickle (pickle-decoder.ts). Offsets
+   * are the window's; `onProgress` gets (offset, window length).
+   */
+  setWindow(buf: Uint8Array, onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined): void {
+    this.buf = buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.end = buf.length;
+    this.onProgress = onProgress;
   }
 
   /** BINPUT replaced the memo value at `index`: a cached key code for it is stale. */

@@ -1,35 +1,74 @@
 /**
  * A PyTorch snapshot pickle -> DecodedSnapshot. The top-level value is the snapshot dict
  * (reference B3), or a bare segments list (`torch.cuda.memory_snapshot()` pickled by a user).
+ * The pickle is read as a stream (pickle-stream.ts) from a file, a gzip stream or memory.
  */
-import { decodePickle } from "./pickle-decoder.js";
+import { PickleDecoder } from "./pickle-decoder.js";
 import { ColumnBuilder } from "./column-builder.js";
 import { describe, isRecord } from "./decoded-values.js";
 import { SnapshotShaper } from "./snapshot-shaper.js";
 import { TraceError } from "./trace-error.js";
 import type { DecodedSnapshot } from "./assemble-trace.js";
 import type { ImportLimits } from "./import-limits.js";
+import { DEFAULT_WINDOW_BYTES, decodeStream, decodeStreamSync, type PickleSource, type StreamOptions } from "./pickle-stream.js";
 
 export type PickleDecoderChoice = "wasm" | "js";
 
 /** A trace entry without stack frames takes about 70 bytes of pickle; sizing columns by it overshoots for files with frames. */
 const PICKLE_BYTES_PER_ENTRY = 64;
+/** columns for a stream of unknown length start at this many rows and double */
+const UNKNOWN_LENGTH_ROWS = 1 << 16;
 
-/**
- * `decoder`: "wasm" decodes runs of trace entries with the WebAssembly entry scanner where it is
- * available; "js" decodes everything in JavaScript. Both give the same result. `limits`: the
- * decoder's share of the stated limits (depth, and devices as each device's list opens).
- */
-export function decodeSnapshotPickle(
-  bytes: Uint8Array,
-  source: { file: string; gzip: boolean },
-  onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined,
-  decoder: PickleDecoderChoice,
-  limits: ImportLimits,
-): DecodedSnapshot {
-  const columns = new ColumnBuilder(source.file, Math.floor(bytes.length / PICKLE_BYTES_PER_ENTRY));
-  const shaper = new SnapshotShaper(source.file, columns, limits, decoder === "wasm" ? bytes : undefined);
-  const root = decodePickle(bytes, { file: source.file, shaper, onProgress, limits });
+export interface PickleReadOptions {
+  /** "wasm" decodes runs of trace entries with the WebAssembly entry scanner where it is available; "js" decodes everything in JavaScript. Both give the same result. */
+  decoder: PickleDecoderChoice;
+  /** the decoder's share of the stated limits (depth, and devices as each device's list opens) */
+  limits: ImportLimits;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** the usual window (pickle-stream.ts); tests make it small to cut the input everywhere */
+  windowBytes?: number;
+  /** told the pickle offset reached so far, for the internal-error line */
+  onReached?: (pickleOffset: number) => void;
+  /** the pickle's length where known (a file's size, a gzip trailer's), to size the columns */
+  sizeHint?: number;
+}
+
+interface Decode {
+  columns: ColumnBuilder;
+  shaper: SnapshotShaper;
+  stream: StreamOptions;
+}
+
+function begin(source: PickleSource, file: string, opts: PickleReadOptions): Decode {
+  const hint = source.total >= 0 ? source.total : (opts.sizeHint ?? -1);
+  const columns = new ColumnBuilder(file, hint >= 0 ? Math.floor(hint / PICKLE_BYTES_PER_ENTRY) : UNKNOWN_LENGTH_ROWS);
+  const windowBytes = Math.max(1, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
+  const shaper = new SnapshotShaper(file, columns, opts.limits, opts.decoder === "wasm" ? windowBytes : undefined);
+  const decoder = new PickleDecoder({ file, shaper, limits: opts.limits });
+  return { columns, shaper, stream: { file, decoder, scanner: shaper.scanner, windowBytes, onProgress: opts.onProgress, onReached: opts.onReached } };
+}
+
+/** Decodes the snapshot pickle of a source whose reads answer at once (memory, a plain file). */
+export function decodeSnapshotPickleSync(source: PickleSource, info: { file: string; gzip: boolean }, opts: PickleReadOptions): DecodedSnapshot {
+  const decode = begin(source, info.file, opts);
+  try {
+    return finish(decodeStreamSync(source, decode.stream), decode, info);
+  } finally {
+    source.close();
+  }
+}
+
+/** Decodes the snapshot pickle of any source (a gzip stream). */
+export async function decodeSnapshotPickle(source: PickleSource, info: { file: string; gzip: boolean }, opts: PickleReadOptions): Promise<DecodedSnapshot> {
+  const decode = begin(source, info.file, opts);
+  try {
+    return finish(await decodeStream(source, decode.stream), decode, info);
+  } finally {
+    source.close();
+  }
+}
+
+function finish(root: unknown, { columns, shaper }: Decode, source: { file: string; gzip: boolean }): DecodedSnapshot {
   const base = { file: source.file, format: "pickle" as const, gzip: source.gzip };
   if (Array.isArray(root)) {
     return { ...base, segments: root, events: [], allocatorSettings: undefined, annotations: undefined };

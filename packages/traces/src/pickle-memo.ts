@@ -41,6 +41,14 @@ export class PickleMemo {
     return resolved;
   }
 
+  /**
+   * Stores `value` at `index` in the pages, for a value that was until now `resolve`'s (the entry
+   * scanner hands its strings over before the input bytes they point to go): not noted as overwritten.
+   */
+  keep(index: number, value: unknown): void {
+    this.store(index, value);
+  }
+
   /** The value in the pages at `index` (what `resolve` answers for is not looked at). */
   stored(index: number): unknown {
     const page = this.pages[index >>> PAGE_BITS];

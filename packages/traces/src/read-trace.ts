@@ -19,15 +19,15 @@ import { open, stat } from "node:fs/promises";
 import { createGunzip, gunzipSync } from "node:zlib";
 import type { Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
-import { decodeSnapshotPickle, type PickleDecoderChoice } from "./pickle-input.js";
+import { decodeSnapshotPickle, decodeSnapshotPickleSync, type PickleDecoderChoice, type PickleReadOptions } from "./pickle-input.js";
 import { decodeSnapshotJson } from "./json-input.js";
 import { assembleTrace, type DecodedSnapshot } from "./assemble-trace.js";
 import { isArrowTrace, readTraceArrowBytes } from "./arrow-format.js";
-import { inputView } from "./entry-scanner.js";
 import { MAX_JS_STRING_LENGTH, utf16Length } from "./pickle-scalars.js";
 import { MAX_HELD_BYTES, importLimits, limitExceeded, type ImportLimits } from "./import-limits.js";
 import { checkSnapshotBounds } from "./snapshot-bounds.js";
 import { ImportInternalError } from "./import-internal-error.js";
+import { FileSource, GunzipSource, MemorySource, type PickleSource } from "./pickle-stream.js";
 
 export interface ReadTraceOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -35,6 +35,11 @@ export interface ReadTraceOptions {
   decoder?: PickleDecoderChoice;
   /** The stated limits (import-limits.ts) to change; the others keep their defaults. */
   limits?: Partial<ImportLimits>;
+  /**
+   * Pickles only: the bytes read and decoded at a time (pickle-stream.ts; 8 MiB by default). Any
+   * size gives the same result; tests make it small to cut the input at every opcode.
+   */
+  windowBytes?: number;
 }
 
 const PICKLE_PROTO = 0x80;
@@ -44,14 +49,44 @@ const DEFLATE_MAX_RATIO = 1032;
 /** one read call takes at most this many bytes (Node's fs.read takes a 32-bit length) */
 const READ_BYTES = 1024 ** 3;
 
+/**
+ * A pickle that begins with PROTO (every snapshot PyTorch writes), plain or gzip, is read as a
+ * stream (pickle-stream.ts): a window at a time, so memory is bounded by the columns and no file
+ * size is too large. Anything else (JSON, Arrow, a pickle without PROTO, not a trace at all) is
+ * read whole, as its reader needs (at most MAX_HELD_BYTES).
+ */
 export async function readTrace(path: string, opts: ReadTraceOptions = {}): Promise<Trace> {
   const limits = importLimits(opts.limits);
+  const head = openHead(path);
+  if (head.gzip) {
+    const source = new GunzipSource(path, head.fd, limits);
+    let first: number;
+    try {
+      first = await source.firstByte();
+    } catch (error) {
+      source.close();
+      throw error;
+    }
+    if (first === PICKLE_PROTO) return streamedTrace(source, path, true, opts, limits);
+    source.close();
+  } else if (head.first === PICKLE_PROTO) {
+    return streamedTrace(new FileSource(head.fd), path, false, opts, limits);
+  } else {
+    closeSync(head.fd);
+  }
   const bytes = await readInput(path);
   const payload = isGzip(bytes) ? await gunzipBounded(path, bytes, limits) : bytes;
   return decodeTrace(payload, path, isGzip(bytes), bytes.length, opts, limits);
 }
 
 export function readTraceSync(path: string, opts: ReadTraceOptions = {}): Trace {
+  const limits = importLimits(opts.limits);
+  const head = openHead(path);
+  if (!head.gzip && head.first === PICKLE_PROTO) {
+    const trace = streamedTrace(new FileSource(head.fd), path, false, opts, limits);
+    return trace as Trace;
+  }
+  closeSync(head.fd);
   let bytes: Uint8Array;
   try {
     bytes = readInputSync(path);
@@ -69,6 +104,68 @@ export function parseTrace(bytes: Uint8Array, file: string, opts: ReadTraceOptio
   return decodeTrace(payload, file, isGzip(bytes), bytes.length, opts, limits);
 }
 
+/** An open regular file and its first bytes: whether it is gzip, and its first byte (-1 when empty). */
+function openHead(path: string): { fd: number; gzip: boolean; first: number } {
+  let fd = -1;
+  try {
+    fd = openSync(path, "r");
+    if (!fstatSync(fd).isFile()) throw new TraceError(path, "not a regular file");
+    const head = new Uint8Array(2);
+    const n = readSync(fd, head, 0, 2, 0);
+    return { fd, gzip: n === 2 && head[0] === 0x1f && head[1] === 0x8b, first: n > 0 ? head[0] : -1 };
+  } catch (error) {
+    if (fd >= 0) closeSync(fd);
+    if (error instanceof TraceError) throw error;
+    throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
+  }
+}
+
+/**
+ * A pickle read as a stream from `source`, then checked and assembled; synchronous where the source
+ * is (a plain file). Errors are as decodeTrace's.
+ */
+function streamedTrace(source: PickleSource, file: string, gzip: boolean, opts: ReadTraceOptions, limits: ImportLimits): Trace | Promise<Trace> {
+  let stage = "decoding the pickle";
+  let reached = 0;
+  const fail = (error: unknown): never => {
+    if (error instanceof TraceError) throw error;
+    const where = stage === "decoding the pickle" ? `${stage} (past byte ${reached}${source.total >= 0 ? ` of ${source.total}` : ""})` : stage;
+    throw new ImportInternalError(file, where, error);
+  };
+  const build = (decoded: DecodedSnapshot): Trace => {
+    stage = "checking the stated limits";
+    checkSnapshotBounds(decoded, limits);
+    stage = "assembling the trace";
+    const trace = assembleTrace(decoded);
+    opts.onProgress?.(source.fileBytes, source.fileBytes);
+    return trace;
+  };
+  const read: PickleReadOptions = {
+    decoder: opts.decoder ?? "wasm",
+    limits,
+    onProgress: opts.onProgress,
+    windowBytes: opts.windowBytes,
+    onReached: (at) => (reached = at),
+  };
+  if (source instanceof GunzipSource) {
+    return decodeSnapshotPickle(source, { file, gzip }, read).then(
+      (decoded) => {
+        try {
+          return build(decoded);
+        } catch (error) {
+          return fail(error);
+        }
+      },
+      fail,
+    );
+  }
+  try {
+    return build(decodeSnapshotPickleSync(source, { file, gzip }, read));
+  } catch (error) {
+    return fail(error);
+  }
+}
+
 /**
  * Any other error a reader throws (a TypeError on input no check foresaw) becomes one line naming
  * the file and how far reading got (import-internal-error.ts), never a JavaScript message and stack.
@@ -77,12 +174,8 @@ function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes
   const { onProgress } = opts;
   if (payload.length === 0) throw new TraceError(file, gzip ? "the gzip stream is empty" : "the file is empty");
   let stage = "reading the Arrow file";
-  // how far the pickle decoder got (it reports every few thousand opcodes)
+  // how far the pickle decoder got (window by window)
   let pickleBytes = 0;
-  const tracked = (done: number, total: number) => {
-    pickleBytes = done;
-    onProgress?.(Math.round((done / total) * fileBytes), fileBytes);
-  };
   try {
     let trace: Trace;
     if (isArrowTrace(payload)) {
@@ -90,7 +183,8 @@ function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes
     } else {
       const json = looksLikeJson(payload);
       stage = json ? "reading the JSON" : "decoding the pickle";
-      const decoded = json ? decodeSnapshotJson(parseJson(payload, file), { file, gzip }, limits) : decodePickleOrExplain(payload, file, gzip, tracked, opts.decoder ?? "wasm", limits);
+      const read: PickleReadOptions = { decoder: opts.decoder ?? "wasm", limits, onProgress, windowBytes: opts.windowBytes, onReached: (at) => (pickleBytes = at) };
+      const decoded = json ? decodeSnapshotJson(parseJson(payload, file), { file, gzip }, limits) : decodePickleOrExplain(new MemorySource(payload, fileBytes), payload, file, gzip, read);
       stage = "checking the stated limits";
       checkSnapshotBounds(decoded, limits);
       stage = "assembling the trace";
@@ -106,16 +200,9 @@ function decodeTrace(payload: Uint8Array, file: string, gzip: boolean, fileBytes
 }
 
 /** A file that fails on its very first byte is most likely not a pickle at all: say what was expected. */
-function decodePickleOrExplain(
-  payload: Uint8Array,
-  file: string,
-  gzip: boolean,
-  onProgress: ((done: number, total: number) => void) | undefined,
-  decoder: PickleDecoderChoice,
-  limits: ImportLimits,
-): DecodedSnapshot {
+function decodePickleOrExplain(source: MemorySource, payload: Uint8Array, file: string, gzip: boolean, read: PickleReadOptions): DecodedSnapshot {
   try {
-    return decodeSnapshotPickle(payload, { file, gzip }, onProgress, decoder, limits);
+    return decodeSnapshotPickleSync(source, { file, gzip }, read);
   } catch (error) {
     if (error instanceof TraceError && error.where.byteOffset === 0 && payload[0] !== PICKLE_PROTO) {
       throw new TraceError(file, `not a trace file lakebed reads (a PyTorch snapshot pickle, its JSON, or lakebed's Arrow format): ${error.detail}`, error.where);
@@ -124,12 +211,12 @@ function decodePickleOrExplain(
   }
 }
 
-/** The buffer a file of `size` bytes is read into: the entry scanner's memory where it can take it (see inputView). */
+/** The buffer a file of `size` bytes is read whole into (JSON, Arrow: what is not a streamed pickle). */
 function inputBuffer(path: string, size: number): Uint8Array {
   if (size > MAX_HELD_BYTES) {
-    throw new TraceError(path, `the file has ${size} bytes, more than the ${MAX_HELD_BYTES} bytes lakebed can hold in memory (one buffer)`);
+    throw new TraceError(path, `the file has ${size} bytes, more than the ${MAX_HELD_BYTES} bytes lakebed can hold in memory in one buffer, which a JSON or Arrow trace needs (a snapshot pickle is read as a stream, at any size)`);
   }
-  return inputView(size) ?? Buffer.allocUnsafe(size);
+  return Buffer.allocUnsafe(size);
 }
 
 async function readInput(path: string): Promise<Uint8Array> {

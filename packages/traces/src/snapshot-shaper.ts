@@ -53,7 +53,7 @@ export class DeviceEventsSink extends ContainerSink {
     const owner = stack[stack.length - 1];
     // what open() would answer with the entry sink for: the next item of this list
     if (owner !== this && owner !== this.entry) return pos;
-    return this.shaper.decodeEntryRun(pos, memo, stack);
+    return this.shaper.decodeEntryRun(buf, pos, memo, stack);
   }
   setItems(): void {
     throw new TraceError(this.file, `malformed snapshot: device_traces[${this.device}] is a dict, expected a list`);
@@ -98,25 +98,26 @@ export class SnapshotShaper implements PickleShaper {
   /** the per-device lists in order; index = device ordinal */
   readonly deviceLists: DeviceEventsSink[] = [];
 
-  private readonly scanner: EntryScanner | null;
+  /** the WebAssembly fast path over runs of entries, or null */
+  readonly scanner: EntryScanner | null;
 
-  /** `bytes`, when given, is the input, for the WebAssembly fast path over runs of entries. */
+  /** `scannerWindow`, when given: use the entry scanner, with a window region of that many bytes. */
   constructor(
     private readonly file: string,
     private readonly columns: ColumnBuilder,
     /** devices: a device list past the limit is refused as it opens, before its entries are decoded */
     private readonly limits: ImportLimits,
-    bytes?: Uint8Array,
+    scannerWindow?: number,
   ) {
     this.deviceTraces = new DeviceTracesSink(file);
     this.entry = new EntrySink(columns);
-    this.scanner = bytes === undefined ? null : EntryScanner.create(bytes, this.entry);
+    this.scanner = scannerWindow === undefined ? null : EntryScanner.create(this.entry, scannerWindow);
   }
 
-  /** Decodes the run of trace entries at `pos` with the entry scanner (see ContainerSink.decodeItems). */
-  decodeEntryRun(pos: number, memo: PickleMemo, stack: unknown[]): number {
+  /** Decodes the run of trace entries at `pos` of the window `buf` with the entry scanner (see ContainerSink.decodeItems). */
+  decodeEntryRun(buf: Uint8Array, pos: number, memo: PickleMemo, stack: unknown[]): number {
     if (this.scanner === null) return pos;
-    return this.scanner.decodeRun(pos, memo, stack, this.columns, this.deviceLists.length - 1);
+    return this.scanner.decodeRun(buf, pos, memo, stack, this.columns, this.deviceLists.length - 1);
   }
 
   open(kind: ContainerKind, owner: unknown): ContainerSink | undefined {
