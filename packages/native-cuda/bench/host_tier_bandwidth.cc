@@ -19,6 +19,11 @@
 //   duplex     raw, one copy each way started together on two streams (cuMemcpyDtoHAsync and
 //              cuMemcpyHtoDAsync), until both are done; the driver's copies are synchronous, one
 //              at a time, so it has no duplex of its own
+// then, at 2 MiB and 16 MiB (a run of 8 chunks), the copies as a tiering replay makes them
+// (Interleaved): DriverCore's copy out of a run at a rotating address to a rotating arena offset,
+// its chunks unmapped and released, new chunks created, mapped and given access at the same
+// addresses, the copy back; and the raw copy made after 2 ms of the link idle (a replay's copies
+// come between the Wasm's and Node's own work, not back to back);
 // plus pinning: cuMemHostAlloc and cuMemFreeHost of 256 MiB, 1 GiB and 4 GiB, and DriverCore's
 // HostReserve / HostRelease of 1 GiB; and a round trip through the driver checked byte for byte
 // (1 GiB of seeded bytes copied out, the chunks unmapped and released, new chunks created and
@@ -28,6 +33,7 @@
 // needed: libcuda is dlopen'ed, as by the addon).
 #include <dlfcn.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -128,6 +134,10 @@ class Bench {
       first = false;
       Copies(bytes);
     }
+    printf("\n  ],\n  \"interleaved\": [\n");
+    Interleaved(2 * kMiB);
+    printf(",\n");
+    Interleaved(16 * kMiB);
     printf("\n  ],\n");
     Pinning();
     RoundTrip();
@@ -237,6 +247,48 @@ class Bench {
     PrintList("driverOut", drvOut, true);
     PrintList("driverIn", drvIn, true);
     PrintList("duplex", duplex, false);
+    printf("}}");
+    fflush(stdout);
+  }
+
+  // The copies as tiering makes them (the header above), against the same run's raw medians.
+  void Interleaved(uint64_t bytes) {
+    std::vector<double> drvOut, drvIn, idleOut, idleIn;
+    const uint64_t chunks = bytes / kChunk;
+    const int rounds = 40;
+    uint64_t at = 0;
+    for (int r = 0; r < kWarmup + rounds; r++) {
+      const bool rec = r >= kWarmup;
+      auto take = [&](std::vector<double>& into, double us) { if (rec) into.push_back(us); };
+      const uint64_t va = vmm_ + at;
+      const uint64_t host = kMaxBytes - bytes - at;  // the arena offset moves the other way
+      take(drvOut, Time([&] { Ok(core_.CopyOut(va, host, bytes), "copyOut"); }));
+      for (uint64_t c = 0; c < chunks; c++) {
+        Ok(core_.Unmap(va + c * kChunk, kChunk), "unmap");
+        Ok(core_.MemRelease(handles_[at / kChunk + c]), "memRelease");
+      }
+      for (uint64_t c = 0; c < chunks; c++) {
+        uint32_t h;
+        Ok(core_.MemCreate(kChunk, &h), "memCreate");
+        Ok(core_.Map(va + c * kChunk, kChunk, h, 0), "map");
+        Ok(core_.SetAccess(va + c * kChunk, kChunk), "setAccess");
+        handles_[at / kChunk + c] = h;
+      }
+      take(drvIn, Time([&] { Ok(core_.CopyIn(host, va, bytes), "copyIn"); }));
+      usleep(2000);
+      take(idleOut, Time([&] { Ok(api_, api_.cuMemcpyDtoH(pinned_[0], dev_[0], bytes), "raw DtoH"); }));
+      usleep(2000);
+      take(idleIn, Time([&] { Ok(api_, api_.cuMemcpyHtoD(dev_[0], pinned_[0], bytes), "raw HtoD"); }));
+      at = (at + 37 * kChunk) % (kMaxBytes - bytes);
+    }
+    auto gbps = [&](const std::vector<double>& us) { return static_cast<double>(bytes) / Median(us) / 1e3; };
+    printf("    {\"bytes\": %llu, \"rounds\": %d, \"medianGBps\": {\"driverOut\": %.2f, \"driverIn\": %.2f, "
+           "\"rawOutAfterIdle\": %.2f, \"rawInAfterIdle\": %.2f}, \"us\": {",
+           static_cast<unsigned long long>(bytes), rounds, gbps(drvOut), gbps(drvIn), gbps(idleOut), gbps(idleIn));
+    PrintList("driverOut", drvOut, true);
+    PrintList("driverIn", drvIn, true);
+    PrintList("rawOutAfterIdle", idleOut, true);
+    PrintList("rawInAfterIdle", idleIn, false);
     printf("}}");
     fflush(stdout);
   }

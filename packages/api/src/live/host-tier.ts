@@ -6,11 +6,14 @@
 // sequence stays the simulator's, call for call. It adds:
 //
 // - timing: each copyOut/copyIn's wall time around the addon call (the driver's own time comes
-//   from Driver.timeCalls, live-replay.ts), bytes each way, the arena's size;
+//   from Driver.timeCalls, live-replay.ts), bytes each way, the size of each copy in order (the
+//   policy copies runs of adjacent pages in one call), the arena's size;
 // - with verifyData, the round-trip check. When a range is copied out, the tap reads it back from
-//   the device (before the policy unmaps it) and keeps those bytes, under the arena offset they
-//   went to; when the same offset is copied in, it reads the device range again and compares every
-//   byte, and the address must be the one the bytes left from. So every byte of every page (and of
+//   the device (before the policy unmaps it) and keeps those bytes, granule by granule, under the
+//   arena offset each granule went to; when a range is copied in (a run that left in one copy, part
+//   of one, or granules of several), it reads the device range again and compares every byte of
+//   each granule with what its arena offset got, and each granule's address must be the one its
+//   bytes left from. So every byte of every page (and of
 //   every live block on it, whatever its pattern probes) is checked after each copyIn, the moment
 //   the bytes are back and before anything can use them; a change counts as a round-trip failure.
 //   The allocation patterns are still checked at each free (core-sim's replay loop): a block freed
@@ -30,6 +33,12 @@ export interface CopyFigures {
   bytes: number;
   /** wall-clock seconds inside the addon calls */
   seconds: number;
+}
+
+/** The bytes of each copy, in call order (live-replay.ts pairs them with the driver's own times). */
+export interface CopySizes {
+  out: number[];
+  in: number[];
 }
 
 export interface RoundTripFigures {
@@ -140,6 +149,7 @@ export class HostTierTap {
   readonly direct: DirectCalls;
   readonly copyOut: CopyFigures = { calls: 0, bytes: 0, seconds: 0 };
   readonly copyIn: CopyFigures = { calls: 0, bytes: 0, seconds: 0 };
+  readonly copySizes: CopySizes = { out: [], in: [] };
   /** the arena the policy reserved (0: none) */
   arenaBytes = 0;
   readonly roundTrip: RoundTripFigures = { roundTrips: 0, bytesCompared: 0, failures: 0, firstFailure: "", checksWithPagesOnHost: 0 };
@@ -147,20 +157,20 @@ export class HostTierTap {
   readonly policyShrinks: PolicyShrinkReport[] = [];
   /** the policy's shrink being watched: armed before its event, open from its first copy-out */
   private watch: { report: PolicyShrinkReport; open: boolean; closed: boolean; start: number; verifying: number } | null = null;
-  /** pages of earlier watched shrinks not back yet: va -> their shrink */
+  /** granules (va / granule) of earlier watched shrinks not back yet -> their shrink */
   private shrunkAway = new Map<number, PolicyShrinkReport>();
-  private lastCreateStart = 0;
+  /** when the first chunk since the last copy was created (a fetch's run starts there), -1: none */
+  private fetchStart = -1;
   private readonly d: DirectCalls;
   private readonly granule: number;
   /** granule index (va / granule) -> whether mapped, for the policy's mappings */
   private readonly mapped = new Set<number>();
   /** the policy's handle -> the driver's handle, after a live shrink re-created its chunk */
   private readonly alias = new Map<number, number>();
-  /** verifyData: arena offset -> the device address and the bytes copied out there */
+  /** verifyData: arena offset of a granule copied out -> its device address and its bytes */
   private readonly kept = new Map<number, { va: number; bytes: Buffer }>();
-  /** verifyData: granule index of a page on the host -> the arena offset of the copy it left in,
-   * and where in that copy the granule starts */
-  private readonly away = new Map<number, { hostOffset: number; within: number }>();
+  /** verifyData: granule index of a page on the host -> the arena offset its bytes went to */
+  private readonly away = new Map<number, number>();
   private scratch = new Uint8Array(0);
 
   /** `verifyData`: keep and compare what crosses the host tier (above). */
@@ -176,7 +186,7 @@ export class HostTierTap {
     this.direct = {
       ...bindAll(d),
       memCreate(bytes) {
-        tap.lastCreateStart = performance.now();
+        if (tap.fetchStart < 0) tap.fetchStart = performance.now();
         tap.closeShrink();
         return d.memCreate(bytes);
       },
@@ -207,6 +217,8 @@ export class HostTierTap {
         tap.copyOut.seconds += (performance.now() - t0) / 1000;
         tap.copyOut.calls++;
         tap.copyOut.bytes += bytes;
+        tap.copySizes.out.push(bytes);
+        tap.fetchStart = -1;
         if (tap.verifyData) {
           const v0 = performance.now();
           tap.keepCopy(va, hostOffset, bytes);
@@ -219,7 +231,9 @@ export class HostTierTap {
         tap.copyIn.seconds += (performance.now() - t0) / 1000;
         tap.copyIn.calls++;
         tap.copyIn.bytes += bytes;
+        tap.copySizes.in.push(bytes);
         tap.refilled(va, bytes);
+        tap.fetchStart = -1;
         if (tap.verifyData) tap.compareCopy(hostOffset, va, bytes);
       },
       checkPattern(va, bytes, seed) {
@@ -245,9 +259,9 @@ export class HostTierTap {
       w.open = true;
       w.start = t0;
     }
-    w.report.pagesOut++;
+    w.report.pagesOut += bytes / this.granule;
     w.report.bytesOut += bytes;
-    this.shrunkAway.set(va, w.report);
+    for (let g = va / this.granule, end = (va + bytes) / this.granule; g < end; g++) this.shrunkAway.set(g, w.report);
   }
 
   private shrinkCallEnded(): void {
@@ -266,14 +280,20 @@ export class HostTierTap {
     }
   }
 
+  /** A copy in brought granules back: those a watched shrink moved count as its refill, with their
+   * share of the fetch's time (from its first chunk's creation to the end of the copy). */
   private refilled(va: number, bytes: number): void {
-    const r = this.shrunkAway.get(va);
-    if (!r) return;
-    this.shrunkAway.delete(va);
-    r.pagesBack++;
-    r.bytesBack += bytes;
-    r.refillSeconds += (performance.now() - this.lastCreateStart) / 1000;
-    r.refillGiBps = r.bytesBack / 1024 ** 3 / Math.max(r.refillSeconds, 1e-9);
+    const granules = bytes / this.granule;
+    const seconds = this.fetchStart < 0 ? 0 : (performance.now() - this.fetchStart) / 1000;
+    for (let g = va / this.granule, end = g + granules; g < end; g++) {
+      const r = this.shrunkAway.get(g);
+      if (!r) continue;
+      this.shrunkAway.delete(g);
+      r.pagesBack++;
+      r.bytesBack += this.granule;
+      r.refillSeconds += seconds / granules;
+      r.refillGiBps = r.bytesBack / 1024 ** 3 / Math.max(r.refillSeconds, 1e-9);
+    }
   }
 
   private markMapped(va: number, bytes: number, on: boolean): void {
@@ -298,8 +318,12 @@ export class HostTierTap {
   }
 
   private keepCopy(va: number, hostOffset: number, bytes: number): void {
-    this.kept.set(hostOffset, { va, bytes: keep(this.read(va, bytes)) });
-    for (let k = 0; k * this.granule < bytes; k++) this.away.set(va / this.granule + k, { hostOffset, within: k * this.granule });
+    const all = this.read(va, bytes);
+    const g = this.granule;
+    for (let at = 0; at < bytes; at += g) {
+      this.kept.set(hostOffset + at, { va: va + at, bytes: keep(all.subarray(at, Math.min(at + g, bytes))) });
+      this.away.set((va + at) / g, hostOffset + at);
+    }
   }
 
   private fail(why: string): void {
@@ -308,18 +332,23 @@ export class HostTierTap {
   }
 
   private compareCopy(hostOffset: number, va: number, bytes: number): void {
-    const before = this.kept.get(hostOffset);
     this.roundTrip.roundTrips++;
     this.roundTrip.bytesCompared += bytes;
     const hex = (n: number) => `0x${n.toString(16)}`;
-    if (!before) return this.fail(`copyIn from arena offset ${hostOffset} to ${hex(va)}: nothing was copied out there`);
-    if (before.va !== va) return this.fail(`copyIn from arena offset ${hostOffset} to ${hex(va)}: its bytes left from ${hex(before.va)}`);
-    if (before.bytes.length !== bytes) return this.fail(`copyIn of ${bytes} bytes to ${hex(va)}: ${before.bytes.length} were copied out`);
     const now = this.read(va, bytes);
-    if (!before.bytes.equals(now)) {
-      let changed = 0;
-      for (let i = 0; i < bytes; i++) changed += before.bytes[i] !== now[i] ? 1 : 0;
-      return this.fail(`copyIn to ${hex(va)}: ${changed} of ${bytes} bytes differ from what was copied out`);
+    const g = this.granule;
+    for (let at = 0; at < bytes; at += g) {
+      const before = this.kept.get(hostOffset + at);
+      const piece = Math.min(g, bytes - at);
+      if (!before) return this.fail(`copyIn from arena offset ${hostOffset + at} to ${hex(va + at)}: nothing was copied out there`);
+      if (before.va !== va + at) return this.fail(`copyIn from arena offset ${hostOffset + at} to ${hex(va + at)}: its bytes left from ${hex(before.va)}`);
+      if (before.bytes.length !== piece) return this.fail(`copyIn of ${piece} bytes to ${hex(va + at)}: ${before.bytes.length} were copied out`);
+      const got = now.subarray(at, at + piece);
+      if (!before.bytes.equals(got)) {
+        let changed = 0;
+        for (let i = 0; i < piece; i++) changed += before.bytes[i] !== got[i] ? 1 : 0;
+        return this.fail(`copyIn to ${hex(va + at)}: ${changed} of ${piece} bytes differ from what was copied out`);
+      }
     }
   }
 
@@ -338,9 +367,9 @@ export class HostTierTap {
           got = this.read(at, piece);
         } else {
           const where = this.away.get(g);
-          const copy = where && this.kept.get(where.hostOffset);
-          if (where && copy) {
-            const from = where.within + (at - g * this.granule);
+          const copy = where === undefined ? undefined : this.kept.get(where);
+          if (copy) {
+            const from = at - g * this.granule;
             got = copy.bytes.subarray(from, from + piece);
           }
         }

@@ -74,14 +74,27 @@ export interface HostTierDocument {
   arenaLeftAfterTeardown: number;
   /** the policy's copies each way: calls, bytes, wall seconds around the addon call, the driver
    * function's own seconds (cuMemcpyDtoH/HtoD; host: memcpy), and GiB/s by each */
-  copyOut: CopyFigures & { driverSeconds: number; gibPerSecond: number; driverGibPerSecond: number };
-  copyIn: CopyFigures & { driverSeconds: number; gibPerSecond: number; driverGibPerSecond: number };
+  copyOut: CopyFigures & { driverSeconds: number; gibPerSecond: number; driverGibPerSecond: number; bySize: CopySizeFigures[] };
+  copyIn: CopyFigures & { driverSeconds: number; gibPerSecond: number; driverGibPerSecond: number; bySize: CopySizeFigures[] };
   /** with verifyData: every byte of every copy back compared with what was copied out */
   roundTrip?: RoundTripFigures;
   /** liveShrinkAt: the whole process shrunk and refilled, live */
   liveShrinks?: LiveShrinkReport[];
   /** the policy's own serverless shrinks (tiering's shrink request), measured live */
   policyShrinks?: PolicyShrinkReport[];
+}
+
+/**
+ * The policy's copies of one size, one direction (it copies runs of adjacent pages in one call, so
+ * sizes are multiples of the page): how many, and the driver function's own time of each, the
+ * figure bench/host_tier_bandwidth times its raw copies by (a clock read on each side of the call).
+ */
+export interface CopySizeFigures {
+  bytes: number;
+  calls: number;
+  /** summed, and the median call's */
+  driverSeconds: number;
+  medianDriverMicros: number;
 }
 
 /** What a driver still held, by table. */
@@ -236,7 +249,8 @@ async function replayDeviceLive(
   if (request.liveShrinkAt !== undefined && recorder.timed) throw new Error("a live shrink cannot be timed call by call (its calls are no policy's)");
   const tap = new HostTierTap(driver, request.verifyData === true);
   const timeNative = recorder.timed && request.timeNative !== false;
-  const nativeCopies = { out: 0, in: 0 };
+  // the driver's own seconds of each of the policy's copies, in call order
+  const nativeCopies: { out: number[]; in: number[] } = { out: [], in: [] };
   let arenaHeldAtEnd = 0;
   let arenaLeft = 0;
   let result: DeviceReplayResult | undefined;
@@ -353,18 +367,17 @@ async function replayDeviceLive(
     const micros = recorder.driverMicros();
     for (let i = 0; i < kinds.length; i++) {
       if (micros[i] < 0) continue;
-      if (kinds[i] === KIND_COPY_OUT) nativeCopies.out += micros[i] / 1e6;
-      else if (kinds[i] === KIND_COPY_IN) nativeCopies.in += micros[i] / 1e6;
+      if (kinds[i] === KIND_COPY_OUT) nativeCopies.out.push(micros[i] / 1e6);
+      else if (kinds[i] === KIND_COPY_IN) nativeCopies.in.push(micros[i] / 1e6);
     }
   }
   if (tap.arenaBytes > 0 || tap.copyOut.calls > 0 || tap.shrinks.length > 0 || tap.policyShrinks.length > 0) {
-    const rate = (bytes: number, seconds: number) => (seconds > 0 ? bytes / 1024 ** 3 / seconds : 0);
     document.hostTier = {
       arenaBytes: tap.arenaBytes,
       arenaHeldAtEnd,
       arenaLeftAfterTeardown: arenaLeft,
-      copyOut: { ...tap.copyOut, driverSeconds: nativeCopies.out, gibPerSecond: rate(tap.copyOut.bytes, tap.copyOut.seconds), driverGibPerSecond: rate(tap.copyOut.bytes, nativeCopies.out) },
-      copyIn: { ...tap.copyIn, driverSeconds: nativeCopies.in, gibPerSecond: rate(tap.copyIn.bytes, tap.copyIn.seconds), driverGibPerSecond: rate(tap.copyIn.bytes, nativeCopies.in) },
+      copyOut: copyDocument(tap.copyOut, tap.copySizes.out, nativeCopies.out),
+      copyIn: copyDocument(tap.copyIn, tap.copySizes.in, nativeCopies.in),
       ...(request.verifyData ? { roundTrip: { ...tap.roundTrip } } : {}),
       ...(tap.shrinks.length > 0 ? { liveShrinks: tap.shrinks } : {}),
       ...(tap.policyShrinks.length > 0 ? { policyShrinks: tap.policyShrinks } : {}),
@@ -376,12 +389,38 @@ async function replayDeviceLive(
 const KIND_COPY_OUT = CALL_KINDS.indexOf("copyOut");
 const KIND_COPY_IN = CALL_KINDS.indexOf("copyIn");
 
-/** Adds the driver function's own seconds of each copyOut and copyIn among `times` to `into`. */
-function addCopyTimes(times: NativeCallTimes, into: { out: number; in: number }): void {
+/** Appends the driver function's own seconds of each copyOut and copyIn among `times` to `into`. */
+function addCopyTimes(times: NativeCallTimes, into: { out: number[]; in: number[] }): void {
   for (let i = 0; i < times.kinds.length; i++) {
     const ns = times.driverNs[i];
     if (ns < 0) continue;
-    if (times.kinds[i] === KIND_COPY_OUT) into.out += ns / 1e9;
-    else if (times.kinds[i] === KIND_COPY_IN) into.in += ns / 1e9;
+    if (times.kinds[i] === KIND_COPY_OUT) into.out.push(ns / 1e9);
+    else if (times.kinds[i] === KIND_COPY_IN) into.in.push(ns / 1e9);
   }
+}
+
+/**
+ * One direction's copies: the tap's figures, the driver's own seconds, and both by size. `sizes`
+ * and `driverSeconds` are the same calls in the same order (the tap saw every copy the driver
+ * timed); when they differ in number (no timing) the sizes stand alone, with no times.
+ */
+function copyDocument(figures: CopyFigures, sizes: number[], driverSeconds: number[]): HostTierDocument["copyOut"] {
+  const rate = (bytes: number, seconds: number) => (seconds > 0 ? bytes / 1024 ** 3 / seconds : 0);
+  const timed = driverSeconds.length === sizes.length;
+  const seconds = timed ? driverSeconds.reduce((a, b) => a + b, 0) : 0;
+  const groups = new Map<number, number[]>();
+  sizes.forEach((bytes, i) => {
+    const g = groups.get(bytes) ?? [];
+    g.push(timed ? driverSeconds[i] : NaN);
+    groups.set(bytes, g);
+  });
+  const bySize = [...groups.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([bytes, times]): CopySizeFigures => {
+      const sorted = [...times].sort((a, b) => a - b);
+      const n = sorted.length;
+      const median = n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+      return { bytes, calls: n, driverSeconds: timed ? times.reduce((a, b) => a + b, 0) : 0, medianDriverMicros: timed ? median * 1e6 : 0 };
+    });
+  return { ...figures, driverSeconds: seconds, gibPerSecond: rate(figures.bytes, figures.seconds), driverGibPerSecond: rate(figures.bytes, seconds), bySize };
 }

@@ -6,7 +6,11 @@
 // trace's future) and moves them to the host tier: copy out, unmap, release the chunk; the virtual
 // range stays reserved, so every address stays valid. Before the replay hands an operator's uses
 // over (Policy.useBlocks), every page of every block it uses is brought back: create a chunk, map,
-// set access, copy in. A use never touches a page on the host.
+// set access, copy in. A use never touches a page on the host. Adjacent pages that move together
+// (the pages of one large block, mostly) move in one copy: a run of pages goes out to adjacent host
+// slots by one copyOut, and pages adjacent on the device and in the host arena come back by one
+// copyIn, after their chunks are created and mapped one by one; the cost model charges a copy by
+// its size, so the simulator, the live replay and the stall estimate see the same calls.
 //
 // The capacity is in chunks: chunks created and not released, which are exactly the mapped pages
 // (a page whose last block goes is unmapped and its chunk released at once, so reserved bytes are
@@ -48,7 +52,7 @@ import {
   Device, NO_HANDLE, CALL_COPY_OUT, CALL_COPY_IN, CALL_UNMAP, CALL_MEM_RELEASE, CALL_MEM_CREATE, CALL_MAP,
   CALL_SET_ACCESS,
 } from "../../device/device";
-import { callMicros, copyMicros } from "../../device/cost-model";
+import { callMicros } from "../../device/cost-model";
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, newBlock, bAddr, bSize, bPrev, bNext, bSegment, bRequested,
   hasFlag, setFlag, setRequested, setTraceId as setBlockTraceId, bTraceId,
@@ -190,40 +194,51 @@ export class TieringPolicy extends Policy {
     this.now = position;
     this.shrinkIfDue(position);
     const stamp = ++this.stamp;
-    // pin every page the operator touches, counting those on the host once each
+    // pin every page the operator touches; those off the device, each once, are to be fetched
     let missing = 0;
+    let wanted = 0;
     for (let k = 0; k < count; k++) {
       const h = unchecked(handles[k]);
       if (h < 0) continue;
       const a = this.arena(bSegment(h));
       const first = a.pageOf(bAddr(h));
       const end = a.endPage(bAddr(h), bSize(h));
+      let fetchEnd = end;
+      if (BROKEN == BROKEN_TIERING_USE_SKIPS_LAST_PAGE && end - first > 1) fetchEnd--; // broken-tiering.ts
       for (let p = first; p < end; p++) {
-        if (unchecked(a.pinned[p]) != stamp && a.away(p)) missing++;
+        if (unchecked(a.pinned[p]) != stamp && a.away(p)) {
+          missing++;
+          if (p < fetchEnd) {
+            if (wanted == this.wantedScratch.length) this.wantedScratch = grownI64(this.wantedScratch);
+            unchecked((this.wantedScratch[wanted++] = (<i64>a.id << 32) | <i64>p));
+          }
+        }
         unchecked((a.pinned[p] = stamp));
         unchecked((a.lastTouch[p] = position));
       }
     }
     const room = missing > 0 ? this.makeRoom(missing) : 0;
-    let served = true;
+    // in address order, so that pages adjacent on the device and in the host arena come back in one copy
+    const keys = this.wantedScratch;
+    sortAscending(keys, wanted);
     let fetched = 0;
+    for (let i = 0; i < wanted; ) {
+      const key = unchecked(keys[i]);
+      const a = this.arena(<i32>(key >> 32));
+      const p = <i32>(key & 0xffffffff);
+      const slot = a.hostSlot(p);
+      let run = 1;
+      if (slot >= 0) while (i + run < wanted && unchecked(keys[i + run]) == key + run && a.hostSlot(p + run) == slot + run) run++;
+      run = min(run, room - fetched);
+      if (run <= 0) break;
+      this.fetchRun(a, p, run);
+      fetched += run;
+      i += run;
+    }
+    const served = fetched == wanted;
     for (let k = 0; k < count; k++) {
       const h = unchecked(handles[k]);
-      if (h < 0) continue;
-      const a = this.arena(bSegment(h));
-      const first = a.pageOf(bAddr(h));
-      let end = a.endPage(bAddr(h), bSize(h));
-      if (BROKEN == BROKEN_TIERING_USE_SKIPS_LAST_PAGE && end - first > 1) end--; // broken-tiering.ts
-      for (let p = first; p < end; p++) {
-        if (!a.away(p)) continue;
-        if (fetched == room) {
-          served = false;
-          break;
-        }
-        this.fetch(a, p);
-        fetched++;
-      }
-      this.next.used(h, firstUse + k, position);
+      if (h >= 0) this.next.used(h, firstUse + k, position);
     }
     if (!served) {
       this.unservedUses += 1;
@@ -264,9 +279,15 @@ export class TieringPolicy extends Policy {
       unchecked((a.pinned[p] = stamp));
     }
     if (missing > 0 && this.makeRoom(missing) < missing) return NO_HANDLE_BLOCK;
-    for (let p = first; p < end; p++) {
-      if (a.away(p)) this.fetch(a, p);
-      else if (!a.resident(p)) this.mapNew(a, p);
+    for (let p = first; p < end; ) {
+      if (a.away(p)) {
+        const run = this.runOnHost(a, p, end);
+        this.fetchRun(a, p, run);
+        p += run;
+        continue;
+      }
+      if (!a.resident(p)) this.mapNew(a, p);
+      p++;
     }
     a.freeRoot = setErase(BY_SIZE, a.freeRoot, found);
     let block = found;
@@ -321,14 +342,42 @@ export class TieringPolicy extends Policy {
   private makeRoom(wanted: i32): i32 {
     this.freedChunkAt = NaN;
     let can = max(0, min(this.headroom(), wanted));
-    if (can >= wanted || this.capacityChunks == 0 || !this.moves) return can;
+    if (can >= wanted || this.capacityChunks == 0 || !this.moves || !this.openHost()) return can;
     this.chooseVictims(wanted - can);
-    for (let i = 0; i < this.victimCount; i++) {
-      const key = unchecked(this.victimPages[i]);
-      if (!this.evict(this.arena(<i32>(key >> 32)), <i32>(key & 0xffffffff))) break;
-      can++;
+    // the best victims the host arena has room for, then in address order: adjacent ones leave in one copy
+    const n = min(this.victimCount, this.host.free());
+    const keys = this.victimPages;
+    sortAscending(keys, n);
+    for (let i = 0; i < n; ) {
+      const key = unchecked(keys[i]);
+      let run = 1;
+      while (i + run < n && unchecked(keys[i + run]) == key + run) run++;
+      const moved = this.evictRun(this.arena(<i32>(key >> 32)), <i32>(key & 0xffffffff), run);
+      can += moved;
+      if (moved < run) break;
+      i += run;
     }
     return can;
+  }
+
+  /** Pins the host arena on the first move; false when the device cannot. */
+  private openHost(): bool {
+    if (this.host.opened()) return true;
+    const bytes = max(this.hostBytesWanted, MIN_HOST_BYTES);
+    if (!this.device.hostReserve(bytes)) return false;
+    this.host.open(bytes);
+    return true;
+  }
+
+  /**
+   * How many pages from page p (off the device), before page `limit`, come back in one copy: those
+   * in adjacent host slots in the same order (a dropped page comes back alone, with no copy).
+   */
+  private runOnHost(a: TierArena, p: i32, limit: i32): i32 {
+    const slot = a.hostSlot(p);
+    let run = 1;
+    if (slot >= 0) while (p + run < limit && a.hostSlot(p + run) == slot + run) run++;
+    return run;
   }
 
   /** A new chunk (makeRoom said one can be had). */
@@ -353,61 +402,81 @@ export class TieringPolicy extends Policy {
   }
 
   /**
-   * Brings page p of arena a back: create a chunk, map, access, and copy in from the host (a page a
-   * shrink dropped comes back without its content).
+   * Brings pages [p, p + n) of arena a back: a chunk created, mapped and given access for each, then
+   * one copy in of all of them (adjacent in the host arena, runOnHost); a page a shrink dropped
+   * (n is 1) comes back without its content.
    */
-  private fetch(a: TierArena, p: i32): void {
+  private fetchRun(a: TierArena, p: i32, n: i32): void {
     const slot = a.hostSlot(p);
-    const h = this.takeChunk();
-    const va = a.pageAddress(p);
-    assert(this.device.map(va, PAGE_BYTES, h) && this.device.setAccess(va, PAGE_BYTES), "tiering: the device refused a map");
-    this.log.record(ACTION_SEGMENT_MAP, va, PAGE_BYTES);
     const inCalls = callMicros(CALL_MEM_CREATE, PAGE_BYTES) + callMicros(CALL_MAP, PAGE_BYTES) + callMicros(CALL_SET_ACCESS, PAGE_BYTES);
-    if (unchecked(a.shrunk[p]) != 0) {
-      this.refillMicros += slot == DROPPED ? inCalls : inCalls + copyMicros(CALL_COPY_IN, PAGE_BYTES);
-      unchecked((a.shrunk[p] = 0));
+    let outEnd = unchecked(a.outEnd[p]);
+    let shrunkPages = 0;
+    for (let q = p; q < p + n; q++) {
+      const h = this.takeChunk();
+      const va = a.pageAddress(q);
+      assert(this.device.map(va, PAGE_BYTES, h) && this.device.setAccess(va, PAGE_BYTES), "tiering: the device refused a map");
+      this.log.record(ACTION_SEGMENT_MAP, va, PAGE_BYTES);
+      if (unchecked(a.shrunk[q]) != 0) {
+        shrunkPages++;
+        unchecked((a.shrunk[q] = 0));
+      }
+      outEnd = max(outEnd, unchecked(a.outEnd[q]));
+      unchecked((a.hostSlots[q] = NO_SLOT));
+      unchecked((a.handles[q] = h));
+      this.mappedPages++;
     }
-    unchecked((a.hostSlots[p] = NO_SLOT));
-    unchecked((a.handles[p] = h));
-    this.mappedPages++;
     if (slot == DROPPED) {
+      this.refillMicros += <f64>shrunkPages * inCalls;
       this.pagesDropped--;
       return;
     }
-    this.device.copyIn(this.host.offset(slot), va, PAGE_BYTES);
-    if (BROKEN != BROKEN_TIERING_HOST_SLOT_LEAK) this.host.give(slot); // broken-tiering.ts
-    this.pagesOnHost--;
-    this.pagesIn++;
-    this.clock.pageIn(unchecked(a.outEnd[p]), this.freedChunkAt, this.now);
+    this.device.copyIn(this.host.offset(slot), a.pageAddress(p), <u64>n * PAGE_BYTES);
+    if (BROKEN != BROKEN_TIERING_HOST_SLOT_LEAK) for (let k = 0; k < n; k++) this.host.give(slot + k); // broken-tiering.ts
+    this.pagesOnHost -= n;
+    this.pagesIn += n;
+    const copyBefore = this.clock.inCopyMicros;
+    this.clock.runIn(outEnd, this.freedChunkAt, this.now, n);
+    // a shrink's pages: their calls and their share of the run's copy are the refill's
+    this.refillMicros += <f64>shrunkPages * (inCalls + (this.clock.inCopyMicros - copyBefore) / <f64>n);
   }
 
-  /** Moves page p of arena a to the host: copy out, unmap, release its chunk. False: the host arena is full. */
-  private evict(a: TierArena, p: i32): bool {
-    if (!this.host.opened()) {
-      const bytes = max(this.hostBytesWanted, MIN_HOST_BYTES);
-      if (!this.device.hostReserve(bytes)) return false;
-      this.host.open(bytes);
+  /**
+   * Moves pages [p, p + n) of arena a (resident, adjacent) to the host: copy out, each unmapped and
+   * its chunk released. One copy for the run when the host arena has that many adjacent slots free,
+   * else one per piece of adjacent slots; returns the pages moved (fewer: the host arena is full).
+   */
+  private evictRun(a: TierArena, p: i32, n: i32): i32 {
+    if (!this.openHost()) return 0;
+    let done = 0;
+    while (done < n) {
+      const slot = this.host.takeRun(n - done);
+      if (slot == NO_SLOT) break;
+      const k = this.host.runLength;
+      const first = p + done;
+      this.device.copyOut(a.pageAddress(first), this.host.offset(slot), <u64>k * PAGE_BYTES);
+      let lastTouch = unchecked(a.lastTouch[first]);
+      for (let i = 0; i < k; i++) {
+        const q = first + i;
+        const va = a.pageAddress(q);
+        this.device.unmap(va, PAGE_BYTES);
+        this.log.record(ACTION_SEGMENT_UNMAP, va, PAGE_BYTES);
+        this.device.memRelease(unchecked(a.handles[q]));
+        this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
+        this.stats.count(NUM_DEVICE_FREE);
+        unchecked((a.handles[q] = 0));
+        unchecked((a.hostSlots[q] = slot + i));
+        lastTouch = max(lastTouch, unchecked(a.lastTouch[q]));
+      }
+      this.chunks -= k;
+      this.mappedPages -= k;
+      this.pagesOnHost += k;
+      this.pagesOut += k;
+      const end = this.clock.runOut(lastTouch, this.now, k);
+      for (let q = first; q < first + k; q++) unchecked((a.outEnd[q] = end));
+      if (isNaN(this.freedChunkAt) || end > this.freedChunkAt) this.freedChunkAt = end;
+      done += k;
     }
-    const slot = this.host.take();
-    if (slot == NO_SLOT) return false;
-    const va = a.pageAddress(p);
-    const h = unchecked(a.handles[p]);
-    this.device.copyOut(va, this.host.offset(slot), PAGE_BYTES);
-    this.device.unmap(va, PAGE_BYTES);
-    this.log.record(ACTION_SEGMENT_UNMAP, va, PAGE_BYTES);
-    this.device.memRelease(h);
-    this.chunks--;
-    this.mappedPages--;
-    this.pagesOnHost++;
-    this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
-    this.stats.count(NUM_DEVICE_FREE);
-    unchecked((a.handles[p] = 0));
-    unchecked((a.hostSlots[p] = slot));
-    const end = this.clock.pageOut(unchecked(a.lastTouch[p]), this.now);
-    unchecked((a.outEnd[p] = end));
-    if (isNaN(this.freedChunkAt) || end > this.freedChunkAt) this.freedChunkAt = end;
-    this.pagesOut++;
-    return true;
+    return done;
   }
 
   // ---- serverless shrink ----------------------------------------------------------------------
@@ -439,11 +508,17 @@ export class TieringPolicy extends Policy {
     let kept = false;
     for (let i = 0; i < this.arenas.length; i++) {
       const a = this.arena(i);
-      // blocks in address order, pages in order: a page is dropped when every block on it is discardable
+      // blocks in address order, pages in order: a page is dropped when every block on it is
+      // discardable; the others go in runs of adjacent pages (shrinkRun)
       let b = a.head;
+      let runStart = 0;
+      let run = 0;
       for (let p = 0; p < a.highPage; p++) {
-        if (!a.resident(p)) continue;
-        if (BROKEN == BROKEN_TIERING_SHRINK_KEEPS_A_PAGE && !kept) { kept = true; continue; } // broken-tiering.ts
+        if (!a.resident(p)) {
+          run = this.shrinkRun(a, runStart, run);
+          continue;
+        }
+        if (BROKEN == BROKEN_TIERING_SHRINK_KEEPS_A_PAGE && !kept) { kept = true; run = this.shrinkRun(a, runStart, run); continue; } // broken-tiering.ts
         const start = a.pageAddress(p);
         const end = start + PAGE_BYTES;
         while (b != NO_BLOCK && bAddr(b) + bSize(b) <= start) b = bNext(b);
@@ -454,30 +529,46 @@ export class TieringPolicy extends Policy {
             break;
           }
         }
-        if (discardable) {
-          const h = unchecked(a.handles[p]);
-          this.device.unmap(start, PAGE_BYTES);
-          this.log.record(ACTION_SEGMENT_UNMAP, start, PAGE_BYTES);
-          this.device.memRelease(h);
-          this.chunks--;
-          this.mappedPages--;
-          this.pagesDropped++;
-          this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
-          this.stats.count(NUM_DEVICE_FREE);
-          unchecked((a.handles[p] = 0));
-          unchecked((a.hostSlots[p] = DROPPED));
-          this.droppedBytes += <f64>PAGE_BYTES;
-          this.shrinkMicros += outCalls;
-        } else {
-          if (!this.evict(a, p)) continue; // the host arena is full: the page stays resident
-          this.shrinkMicros += outCalls + copyMicros(CALL_COPY_OUT, PAGE_BYTES);
+        if (!discardable) {
+          if (run == 0) runStart = p;
+          run++;
+          continue;
         }
+        run = this.shrinkRun(a, runStart, run);
+        const h = unchecked(a.handles[p]);
+        this.device.unmap(start, PAGE_BYTES);
+        this.log.record(ACTION_SEGMENT_UNMAP, start, PAGE_BYTES);
+        this.device.memRelease(h);
+        this.chunks--;
+        this.mappedPages--;
+        this.pagesDropped++;
+        this.stats.decrease(STAT_RESERVED_BYTES, false, PAGE_BYTES);
+        this.stats.count(NUM_DEVICE_FREE);
+        unchecked((a.handles[p] = 0));
+        unchecked((a.hostSlots[p] = DROPPED));
+        this.droppedBytes += <f64>PAGE_BYTES;
+        this.shrinkMicros += outCalls;
         unchecked((a.shrunk[p] = 1));
       }
+      this.shrinkRun(a, runStart, run);
     }
     this.shrinkFreedBytes += <f64>(before - this.chunks) * <f64>PAGE_BYTES;
     const resident = <f64>this.chunks * <f64>PAGE_BYTES;
     if (resident > this.residentAfterShrinkBytes) this.residentAfterShrinkBytes = resident;
+  }
+
+  /**
+   * A shrink's run of `n` adjacent resident pages from `start` goes to the host (evictRun; what the
+   * host arena has no room for stays resident); returns 0, the length of the next run so far.
+   */
+  private shrinkRun(a: TierArena, start: i32, n: i32): i32 {
+    if (n == 0) return 0;
+    const copyBefore = this.clock.outCopyMicros;
+    const moved = this.evictRun(a, start, n);
+    const outCalls = callMicros(CALL_UNMAP, PAGE_BYTES) + callMicros(CALL_MEM_RELEASE, PAGE_BYTES);
+    this.shrinkMicros += <f64>moved * outCalls + (this.clock.outCopyMicros - copyBefore);
+    for (let p = start; p < start + moved; p++) unchecked((a.shrunk[p] = 1));
+    return 0;
   }
 
   // scratch for chooseVictims, grown as needed and kept: the module's runtime never frees, so a
@@ -489,6 +580,8 @@ export class TieringPolicy extends Policy {
   /** chooseVictims' answer: victimPages[0 .. victimCount) */
   private victimPages: StaticArray<i64> = new StaticArray<i64>(64);
   private victimCount: i32 = 0;
+  /** useBlocks' pages to fetch, as keys arena << 32 | page */
+  private wantedScratch: StaticArray<i64> = new StaticArray<i64>(64);
 
   /**
    * Up to `count` resident pages, not pinned by the current operation, whose blocks are needed
@@ -681,6 +774,40 @@ function siftDown(order: StaticArray<i32>, keys: StaticArray<i64>, root: i32, n:
     const t = unchecked(order[r]);
     unchecked((order[r] = order[c]));
     unchecked((order[c] = t));
+    r = c;
+  }
+}
+
+/** A copy of `from` twice as long. */
+function grownI64(from: StaticArray<i64>): StaticArray<i64> {
+  const to = new StaticArray<i64>(max(from.length << 1, 16));
+  memory.copy(changetype<usize>(to), changetype<usize>(from), <usize>from.length << 3);
+  return to;
+}
+
+/** Sorts keys[0 .. n) ascending, in place (a heap sort: no closures, no allocation). */
+function sortAscending(keys: StaticArray<i64>, n: i32): void {
+  // a max-heap, popped to the back
+  for (let start = (n >> 1) - 1; start >= 0; start--) siftDownMax(keys, start, n);
+  for (let end = n - 1; end > 0; end--) {
+    const t = unchecked(keys[0]);
+    unchecked((keys[0] = keys[end]));
+    unchecked((keys[end] = t));
+    siftDownMax(keys, 0, end);
+  }
+}
+
+function siftDownMax(keys: StaticArray<i64>, root: i32, n: i32): void {
+  let r = root;
+  while (true) {
+    const l = 2 * r + 1;
+    if (l >= n) return;
+    let c = l;
+    if (l + 1 < n && unchecked(keys[l + 1]) > unchecked(keys[l])) c = l + 1;
+    if (unchecked(keys[c]) <= unchecked(keys[r])) return;
+    const t = unchecked(keys[r]);
+    unchecked((keys[r] = keys[c]));
+    unchecked((keys[c] = t));
     r = c;
   }
 }
