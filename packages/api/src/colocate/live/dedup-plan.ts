@@ -32,14 +32,30 @@ export interface TenantTimelines {
   dedup: TenantTimeline;
 }
 
+/** A trace cut into segments and joined to its fingerprints, once per (trace, fingerprints):
+ * tenants of one model share it (eight tenants of one 1B model load one trace, not eight). */
+const joined = new Map<string, Promise<{ device: DeviceTrace; segmented: ReturnType<typeof segmentTrace>; join: ReturnType<typeof joinParameters> }>>();
+
+function joinedTrace(trace: string, fingerprints: string) {
+  const key = `${trace}\0${fingerprints}`;
+  let entry = joined.get(key);
+  if (!entry) {
+    entry = loadTrace(trace, false, { withAccess: true }).then((loaded) => {
+      const device: DeviceTrace = loaded.devices[0];
+      const segmented = segmentTrace(device);
+      return { device, segmented, join: joinParameters(device, segmented.prologue, readFingerprints(fingerprints)) };
+    });
+    joined.set(key, entry);
+    entry.catch(() => joined.delete(key));
+  }
+  return entry;
+}
+
 /** The tenant's parameter windows and its two timelines (the scenario's tenant `index`). */
 export async function tenantTimelines(scenario: Scenario, index: number): Promise<TenantTimelines> {
   const t: TenantSpec = scenario.tenants[index];
   if (t.fingerprints === null) throw new Error("the tenant has no fingerprints");
-  const trace = await loadTrace(t.trace, false, { withAccess: true });
-  const device: DeviceTrace = trace.devices[0];
-  const segmented = segmentTrace(device);
-  const join = joinParameters(device, segmented.prologue, readFingerprints(t.fingerprints));
+  const { device, segmented, join } = await joinedTrace(t.trace, t.fingerprints);
   const ops = [...join.byPrologueOp.keys()].sort((a, b) => a - b);
   const keys = ops.flatMap((k) => join.byPrologueOp.get(k)!.digests);
   const shared = new Map<number, ParameterBlock>(ops.map((k) => [k, join.byPrologueOp.get(k)!]));
