@@ -4,7 +4,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { openDriver, shareSockets, sendMessage, recvMessage, DeviceError, type Driver } from "@lakebed/native-cuda";
 import { LineChild } from "../packages/api/src/colocate/live/child-lines.js";
 import { RegistryClient, RegistryRefused } from "../packages/api/src/colocate/live/registry-client.js";
-import type { TenantShared, TenantVerified } from "../packages/api/src/colocate/live/dedup-tenant.js";
+import type { TenantReplayed, TenantShared, TenantVerified } from "../packages/api/src/colocate/live/dedup-tenant.js";
+import { planLiveDedup } from "../packages/api/src/colocate/live/dedup-plan.js";
+import { readScenario } from "../packages/api/src/colocate/scenario.js";
 import type { LiveColocateDocument } from "../packages/api/src/colocate/live/live-command.js";
 import { cudaAvailable, hostAvailable } from "./support/live-drivers.js";
 import { lakebed, tempFile } from "./support/cli.js";
@@ -191,6 +193,35 @@ describe.skipIf(!hostAvailable)("sharing chunks between processes (host driver)"
     const last = client.shutdown();
     expect(last.keys).toBe(0);
     expect(last.fdsHeld).toBe(0);
+  });
+
+  it("a publisher killed with SIGKILL while the other tenant replays its requests: the replay's data and the shared windows stay intact", async () => {
+    // two-infer-live's plan: both tenants replay their timelines; tenant 0 publishes the 126 windows
+    const plan = await planLiveDedup(readScenario(join(repoRoot, "test/fixtures/scenarios/two-infer-live.json")));
+    const file = tempFile("replay-plan.json", JSON.stringify(plan));
+    const registry = await startRegistry();
+    const a = tenant(file, 0, registry);
+    const b = tenant(file, 1, registry);
+    await a.next();
+    await b.next();
+    expect((await a.ask<TenantShared>("share")).published).toBe(126);
+    expect((await b.ask<TenantShared>("share")).imported).toBe(126);
+    b.send("replay-verify"); // B replays while A dies
+    a.kill("SIGKILL");
+    expect((await a.exited).signal).toBe("SIGKILL");
+    const replayed = await b.next<TenantReplayed>();
+    expect([replayed.peakReservedBytes, replayed.failedAllocs, replayed.verifyFailures]).toEqual([plan.tenants[1].replay!.simulatedPeakBytes, 0, 0]);
+    expect(replayed.verifiedAllocations).toBeGreaterThan(10_000);
+    const v = await b.ask<TenantVerified>("verify");
+    expect(v.sharedMismatchedBytes).toBe(0);
+    expect(Object.keys(v.sharedContent)).toHaveLength(126);
+    const client = RegistryClient.connect(registry);
+    const stats = client.stats();
+    expect(Object.values(stats.holders).every((n) => n === 1)).toBe(true); // A's references went with its socket
+    expect(stats.fdsHeld).toBe(126);
+    expect(await b.ask<{ leaks: boolean }>("exit")).toMatchObject({ leaks: false, errors: [] });
+    await b.exited;
+    expect(client.shutdown()).toMatchObject({ keys: 0, fdsHeld: 0 });
   });
 
   it("the registry killed with SIGKILL takes nobody's memory: handles live in the tenants", async () => {
