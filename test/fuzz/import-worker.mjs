@@ -5,14 +5,14 @@ import { writeFileSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { parseTrace, readTrace, TraceError } from "@lakebed/traces";
 
-parentPort.on("message", async ({ id, bytes, file, viaFile, limits }) => {
+parentPort.on("message", async ({ id, bytes, file, viaFile, limits, windowBytes }) => {
   try {
     let trace;
     if (viaFile) {
       writeFileSync(file, bytes);
-      trace = await readTrace(file, { limits });
+      trace = await readTrace(file, { limits, windowBytes });
     } else {
-      trace = parseTrace(bytes, file, { limits });
+      trace = parseTrace(bytes, file, { limits, windowBytes });
     }
     parentPort.postMessage({ id, kind: "trace", trace });
   } catch (e) {

@@ -32,8 +32,12 @@ export class IsolatedImporter {
 
   constructor(private readonly limits: IsolationLimits = DEFAULT_LIMITS) {}
 
-  /** `importLimits`: the importer's own stated limits to read with (its defaults where absent) */
-  import(bytes: Uint8Array, file: string, viaFile: boolean, importLimits?: Partial<ImportLimits>): Promise<RawOutcome> {
+  /**
+   * `importLimits`: the importer's own stated limits to read with (its defaults where absent);
+   * `windowBytes`: the pickle reader's window (ReadTraceOptions.windowBytes), small to cut the input
+   * at every opcode.
+   */
+  import(bytes: Uint8Array, file: string, viaFile: boolean, importLimits?: Partial<ImportLimits>, windowBytes?: number): Promise<RawOutcome> {
     const worker = this.ensureWorker();
     const id = this.nextId++;
     return new Promise<RawOutcome>((resolve) => {
@@ -67,7 +71,7 @@ export class IsolatedImporter {
       worker.on("message", onMessage);
       worker.on("error", onError);
       worker.on("exit", onExit);
-      worker.postMessage({ id, bytes, file, viaFile, limits: importLimits });
+      worker.postMessage({ id, bytes, file, viaFile, limits: importLimits, windowBytes });
     });
   }
 

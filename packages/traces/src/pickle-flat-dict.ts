@@ -7,8 +7,9 @@
  * At the first opcode outside that shape it stops and leaves the stack exactly as the general loop
  * would have it there (the MARK open, a key read but not yet paired pushed), and the loop goes on:
  * a frames list, say, is decoded (and skipped) by the general loop, and SETITEMS then hands the rest
- * of the pairs to the sink's setItems. Bounds failures also just stop here; the general loop reports
- * them at the same opcode.
+ * of the pairs to the sink's setItems. Bounds failures, and the end of a window of a streamed input
+ * (pickle-stream.ts), also just stop here; the general loop reports them, or waits for the next
+ * window, at the same opcode.
  *
  * It is its own small function so that V8 optimizes it alone, with monomorphic feedback, rather than
  * as a corner of the decoder's big loop.
@@ -251,10 +252,11 @@ export class FlatDictDecoder {
         default:
           break;
       }
-      if ((isNum || value !== undefined) && pos < end && (buf[pos] === Op.MEMOIZE || buf[pos] === Op.BINPUT || buf[pos] === Op.LONG_BINPUT)) {
+      if ((isNum || value !== undefined) && (pos >= end || buf[pos] === Op.MEMOIZE || buf[pos] === Op.BINPUT || buf[pos] === Op.LONG_BINPUT)) {
         // the value itself is memoized (CPython's pickler never does so for an integer, but a pickle
         // may, and pickle.load accepts it): the pair goes on the stack, the general loop stores the
-        // value in the memo, and SETITEMS hands the pair to setItems
+        // value in the memo, and SETITEMS hands the pair to setItems. So too where the window ends
+        // right after the value: the next opcode, maybe a MEMOIZE, is only known in the next window.
         stack.push(key === undefined ? memo.get(keyIndex) : key, isNum ? num : value);
         return pos;
       }

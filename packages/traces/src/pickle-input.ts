@@ -45,7 +45,7 @@ function begin(source: PickleSource, file: string, opts: PickleReadOptions): Dec
   const windowBytes = Math.max(1, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
   const shaper = new SnapshotShaper(file, columns, opts.limits, opts.decoder === "wasm" ? windowBytes : undefined);
   const decoder = new PickleDecoder({ file, shaper, limits: opts.limits });
-  return { columns, shaper, stream: { file, decoder, scanner: shaper.scanner, windowBytes, onProgress: opts.onProgress, onReached: opts.onReached } };
+  return { columns, shaper, stream: { file, decoder, scanner: shaper.scanner, windowBytes, wholeInMemory: opts.windowBytes === undefined, onProgress: opts.onProgress, onReached: opts.onReached } };
 }
 
 /** Decodes the snapshot pickle of a source whose reads answer at once (memory, a plain file). */

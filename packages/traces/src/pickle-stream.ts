@@ -40,7 +40,8 @@ export class MemorySource implements PickleSource {
   private at = 0;
   readonly total: number;
   constructor(
-    private readonly bytes: Uint8Array,
+    /** the whole pickle (the JavaScript decoder reads it in one window where no window size is asked for) */
+    readonly bytes: Uint8Array,
     readonly fileBytes = bytes.length,
   ) {
     this.total = bytes.length;
@@ -199,8 +200,18 @@ class WindowedDecode {
     private readonly windowBytes: number,
     private readonly onProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined,
     private readonly file: string,
+    wholeInMemory: boolean,
   ) {
-    this.storage = scanner !== null ? scanner.prepareWindow(scanner.windowCapacity, decoder.memo.length) : Buffer.allocUnsafe(windowBytes);
+    if (scanner !== null) {
+      this.storage = scanner.prepareWindow(scanner.windowCapacity, decoder.memo.length);
+    } else if (wholeInMemory && source instanceof MemorySource) {
+      // already in memory, and nothing to copy it into: one window, the whole of it, as it lies
+      this.storage = source.bytes;
+      this.length = source.bytes.length;
+      this.ended = true;
+    } else {
+      this.storage = Buffer.allocUnsafe(windowBytes);
+    }
   }
 
   /** The pickle offset the decoder has reached (for the internal-error line and progress). */
@@ -274,6 +285,8 @@ export interface StreamOptions {
   decoder: PickleDecoder;
   scanner: EntryScanner | null;
   windowBytes: number;
+  /** a MemorySource without the scanner is decoded in one window, where it lies */
+  wholeInMemory: boolean;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   /** told the pickle offset reached so far, for the internal-error line */
   onReached?: (pickleOffset: number) => void;
@@ -281,7 +294,7 @@ export interface StreamOptions {
 
 /** Decodes the pickle of a source whose reads answer at once. */
 export function decodeStreamSync(source: PickleSource, opts: StreamOptions): unknown {
-  const run = new WindowedDecode(opts.decoder, opts.scanner, source, opts.windowBytes, opts.onProgress, opts.file);
+  const run = new WindowedDecode(opts.decoder, opts.scanner, source, opts.windowBytes, opts.onProgress, opts.file, opts.wholeInMemory);
   for (;;) {
     for (let target = run.target(); target !== null; target = run.target()) run.filled(source.read(target) as number);
     const done = run.decode();
@@ -292,7 +305,7 @@ export function decodeStreamSync(source: PickleSource, opts: StreamOptions): unk
 
 /** Decodes the pickle of any source, waiting on its reads. */
 export async function decodeStream(source: PickleSource, opts: StreamOptions): Promise<unknown> {
-  const run = new WindowedDecode(opts.decoder, opts.scanner, source, opts.windowBytes, opts.onProgress, opts.file);
+  const run = new WindowedDecode(opts.decoder, opts.scanner, source, opts.windowBytes, opts.onProgress, opts.file, opts.wholeInMemory);
   for (;;) {
     for (let target = run.target(); target !== null; target = run.target()) run.filled(await source.read(target));
     const done = run.decode();
