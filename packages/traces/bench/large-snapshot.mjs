@@ -6,13 +6,15 @@
 // memoized, keys and repeated strings fetched from the memo): one device, one 1 GiB segment, and
 // allocations of 1 MiB that live for 64 events, each entry with a stack of 12 frames shared by
 // reference (PyTorch deduplicates frames). It is generated to a target size under /tmp and deleted
-// after the run. Each import runs in a fresh process (`lakebed`'s own path: readTrace, then nothing
-// else), its peak resident memory read by /usr/bin/time; CPython runs under an address-space cap
-// (--python-cap-gib, default 12) so that it fails with MemoryError rather than exhaust a shared
-// machine, which the report then says.
+// after the run. Each import runs in a fresh process (`lakebed`'s own path: readTrace, which reads a
+// snapshot pickle as a stream, then nothing else), its peak resident memory read by /usr/bin/time;
+// CPython runs under an address-space cap (--python-cap-gib, default 12) so that it fails with
+// MemoryError rather than exhaust a shared machine, which the report then says.
 //
-// Usage: node packages/traces/bench/large-snapshot.mjs [--gib 0.5,3] [--python-cap-gib 12] [--out bench/large-snapshot.md]
-// (--gib: the sizes to generate, one after the other, each deleted before the next)
+// Usage: node packages/traces/bench/large-snapshot.mjs [--gib 0.5,3] [--plain-only-gib 4.5] [--python-cap-gib 12] [--out bench/large-snapshot.md]
+// (--gib: the sizes to generate, one after the other, each deleted before the next, each imported
+// plain and gzip, by lakebed and by CPython; --plain-only-gib: sizes imported plain by lakebed alone,
+// to show files past 4 GiB, where CPython needs more memory than any cap this machine allows)
 // (after building the package; needs /usr/bin/time and python3)
 import { execFileSync, spawnSync } from "node:child_process";
 import { createReadStream, createWriteStream, mkdirSync, openSync, writeSync, closeSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -28,7 +30,8 @@ const option = (name, fallback) => {
   const at = args.indexOf(name);
   return at >= 0 ? args[at + 1] : fallback;
 };
-const sizesGiB = option("--gib", "0.5,3").split(",").map(Number);
+const sizesGiB = option("--gib", "0.5,3").split(",").filter(Boolean).map(Number);
+const plainOnlyGiB = option("--plain-only-gib", "").split(",").filter(Boolean).map(Number);
 const pythonCapGiB = Number(option("--python-cap-gib", "12"));
 const out = option("--out", join(here, "../../../bench/large-snapshot.md"));
 const dir = join("/tmp", `lakebed-large-${process.pid}`);
@@ -253,21 +256,26 @@ const rows = [];
 const plain = join(dir, "snapshot.pickle");
 const gz = join(dir, "snapshot.pickle.gz");
 try {
-  for (const targetGiB of sizesGiB) {
+  const runs = [...sizesGiB.map((gib) => ({ gib, plainOnly: false })), ...plainOnlyGiB.map((gib) => ({ gib, plainOnly: true }))];
+  for (const { gib: targetGiB, plainOnly } of runs) {
     process.stderr.write(`large-snapshot: writing ${targetGiB} GiB to ${plain}\n`);
     let t = performance.now();
     const events = generate(plain, targetGiB * GiB);
     const plainBytes = statSync(plain).size;
-    process.stderr.write(`  ${events} events, ${plainBytes} bytes in ${((performance.now() - t) / 1000).toFixed(0)} s; gzip (level 1)\n`);
-    t = performance.now();
-    await pipeline(createReadStream(plain), createGzip({ level: 1 }), createWriteStream(gz));
-    const gzBytes = statSync(gz).size;
-    process.stderr.write(`  ${gzBytes} bytes gzip in ${((performance.now() - t) / 1000).toFixed(0)} s\n`);
-    for (const [label, file, bytes] of [["plain", plain, plainBytes], ["gzip", gz, gzBytes]]) {
+    process.stderr.write(`  ${events} events, ${plainBytes} bytes in ${((performance.now() - t) / 1000).toFixed(0)} s\n`);
+    const files = [["plain", plain, plainBytes]];
+    if (!plainOnly) {
+      t = performance.now();
+      await pipeline(createReadStream(plain), createGzip({ level: 1 }), createWriteStream(gz));
+      const gzBytes = statSync(gz).size;
+      process.stderr.write(`  ${gzBytes} bytes gzip (level 1) in ${((performance.now() - t) / 1000).toFixed(0)} s\n`);
+      files.push(["gzip", gz, gzBytes]);
+    }
+    for (const [label, file, bytes] of files) {
       const ours = lakebedImport(file);
       process.stderr.write(`  ${label}: lakebed ${ours.seconds} s, ${gib(ours.peakBytes)} GiB ${ours.status === 0 ? "" : ours.message}\n`);
-      const python = pythonLoad(file);
-      process.stderr.write(`  ${label}: CPython (cap ${pythonCapGiB} GiB) ${python.seconds} s, ${gib(python.peakBytes)} GiB ${python.status === 0 ? "" : python.message}\n`);
+      const python = plainOnly ? null : pythonLoad(file);
+      if (python !== null) process.stderr.write(`  ${label}: CPython (cap ${pythonCapGiB} GiB) ${python.seconds} s, ${gib(python.peakBytes)} GiB ${python.status === 0 ? "" : python.message}\n`);
       rows.push({ label, bytes, events, ours, python });
     }
     rmSync(plain, { force: true });
@@ -278,9 +286,10 @@ try {
     "",
     "Written by `node packages/traces/bench/large-snapshot.mjs` (the file says how the snapshots are",
     "generated: trace entries with 12 shared frames each, about 96 bytes of pickle per entry, gzip at",
-    "level 1). Each import in a fresh process (readTrace alone); peak resident memory from /usr/bin/time.",
+    "level 1). Each import in a fresh process (readTrace alone, which reads a snapshot pickle as a stream);",
+    "peak resident memory from /usr/bin/time. Events per GiB: the file's events over lakebed's peak resident memory.",
     `CPython's \`pickle.load\` of the same file in the same run, under a ${pythonCapGiB} GiB address-space cap (a MemoryError says it`,
-    `needed more). Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, shared with other work, Node ${process.version}, ${execFileSync("python3", ["--version"], { encoding: "utf8" }).trim()}, ${new Date().toISOString().slice(0, 10)}.`,
+    `needed more; "not run": a size imported by lakebed alone, past 4 GiB, where CPython would need several times the cap). Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, shared with other work, Node ${process.version}, ${execFileSync("python3", ["--version"], { encoding: "utf8" }).trim()}, ${new Date().toISOString().slice(0, 10)}.`,
     "",
     "| file | events | lakebed readTrace | peak resident | events per GiB resident | CPython pickle.load | peak resident |",
     "|---|---:|---:|---:|---:|---:|---:|",
@@ -288,8 +297,8 @@ try {
   for (const { label, bytes, events, ours, python } of rows) {
     const oursText = ours.status === 0 ? `${ours.seconds.toFixed(1)} s` : `failed (${ours.status}): ${ours.message.slice(0, 120)}`;
     const perGiB = ours.status === 0 ? Math.round(events / (ours.peakBytes / GiB)).toLocaleString("en-US") : "-";
-    const pythonText = python.status === 0 ? `${python.seconds.toFixed(1)} s` : python.status === 3 ? `MemoryError after ${python.seconds.toFixed(1)} s` : `failed (${python.status}): ${python.message.slice(0, 120)}`;
-    lines.push(`| ${label}, ${gib(bytes)} GiB | ${events.toLocaleString("en-US")} | ${oursText} | ${gib(ours.peakBytes)} GiB | ${perGiB} | ${pythonText} | ${gib(python.peakBytes)} GiB |`);
+    const pythonText = python === null ? "not run" : python.status === 0 ? `${python.seconds.toFixed(1)} s` : python.status === 3 ? `MemoryError after ${python.seconds.toFixed(1)} s` : `failed (${python.status}): ${python.message.slice(0, 120)}`;
+    lines.push(`| ${label}, ${gib(bytes)} GiB | ${events.toLocaleString("en-US")} | ${oursText} | ${gib(ours.peakBytes)} GiB | ${perGiB} | ${pythonText} | ${python === null ? "-" : `${gib(python.peakBytes)} GiB`} |`);
   }
   writeFileSync(out, lines.join("\n") + "\n");
   process.stdout.write(lines.join("\n") + "\n");
