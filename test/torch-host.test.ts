@@ -51,6 +51,31 @@ describe.skipIf(skip)(`liblakebed_torch.so under threads and streams${skip ? ` (
   }
 });
 
+describe.skipIf(skip)("an out-of-memory as PyTorch raises it", () => {
+  // PyTorch's CUDAPluggableAllocator takes a null return for a pointer (and the first kernel faults
+  // the device), so the library throws; torch's HANDLE_TH_ERRORS makes c10::OutOfMemoryError
+  // torch.OutOfMemoryError and any other exception a RuntimeError. Here the c10 is the harness's
+  // stand-in (harness/c10_standin.h), caught by type as torch catches it.
+  for (const policy of ["caching", "lakebed"]) {
+    it(`${policy}: bound to c10, a c10::OutOfMemoryError with PyTorch's message, destroyed once; the allocator serves on`, () => {
+      const r = harness(["oom", policy, "bound"]);
+      expect(r.bindError).toBe("");
+      expect(r.caught).toBe("c10::OutOfMemoryError");
+      // PyTorch's format_size: 1 GiB is "1024.00 MiB", as its own allocator writes it
+      expect(r.message).toMatch(/^CUDA out of memory\. Tried to allocate 1024\.00 MiB\. GPU 0 has a total capacity of 64\.00 MiB/);
+      expect(r.standinErrorsDestroyed).toBe(1);
+      expect(r.servesAfter).toBe(true);
+      expect(r.check).toBe("");
+    });
+  }
+  it("unbound (no PyTorch loaded), a std::runtime_error with the same message", () => {
+    const r = harness(["oom", "caching", "unbound"]);
+    expect(r.caught).toBe("std::exception");
+    expect(r.message).toMatch(/^CUDA out of memory\. Tried to allocate 1024\.00 MiB\./);
+    expect(r.standinErrorsDestroyed).toBe(0);
+  });
+});
+
 /** A trace's requests as the harness's replay reads them (host_harness.cc says the format). */
 function requestLines(events: { length: number; action: Uint8Array; size: Float64Array; stream: Uint32Array; blockId: Int32Array }): string {
   const lines: string[] = [];

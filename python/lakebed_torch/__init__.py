@@ -14,14 +14,17 @@ of its own), and a snapshot in torch.cuda.memory._dump_snapshot's format from th
 What a pluggable allocator cannot do (PyTorch's CUDAPluggableAllocator raises "does not yet
 support"): torch.cuda.memory_stats / memory_allocated / _record_memory_history / _snapshot, CUDA
 graphs' private pools (torch.cuda.graph, torch.compile's reduce-overhead mode), cudnn.benchmark's
-workspace sizing (cacheInfo), IPC of device pointers. An out-of-memory arrives as a RuntimeError
-carrying PyTorch's usual "CUDA out of memory. Tried to allocate ..." message
-(is_out_of_memory(e) tells them apart).
+workspace sizing (cacheInfo), IPC of device pointers. An out-of-memory raises torch.OutOfMemoryError
+(torch.cuda.OutOfMemoryError) with PyTorch's usual "CUDA out of memory. Tried to allocate ..."
+message: the library throws c10's own exception (packages/torch/src/native/torch_errors.h); where
+it cannot find it in the loaded PyTorch, enable() warns and the error is a RuntimeError with that
+message (is_out_of_memory(e) tells it apart).
 """
 import ctypes
+import gzip
 import os
 import pickle
-import gzip
+import warnings
 
 __all__ = ["enable", "open_host", "library_path", "memory_stats", "dump_snapshot", "snapshot", "is_out_of_memory", "latencies", "device_memory"]
 
@@ -77,11 +80,22 @@ def _load():
     return _LIB
 
 
-def enable(policy="lakebed", conf="", device=0, capacity_bytes=0):
-    """Makes the policy PyTorch's CUDA allocator. Call before the first CUDA allocation."""
+# The settings enable() uses when given none. lakebed's 4 MiB large pages: on both training runs
+# measured on the H200 (packages/torch/bench/results/README.md) the default 20 MiB pages held 1.045
+# and 1.054 x the peak allocated bytes, 4 MiB pages 1.019 and 1.026 (2 MiB: 1.011 and 1.008, with
+# twice the chunk moves). The conf is written into the snapshot's settings, so `lakebed replay
+# --policy lakebed` replays with it.
+DEFAULT_CONF = {"lakebed": "lakebed_large_page_mb:4"}
+
+
+def enable(policy="lakebed", conf=None, device=0, capacity_bytes=0):
+    """Makes the policy PyTorch's CUDA allocator. Call before the first CUDA allocation.
+    conf: PYTORCH_CUDA_ALLOC_CONF-style settings; None takes DEFAULT_CONF's for the policy."""
     global _ENABLED
     import torch
 
+    if conf is None:
+        conf = DEFAULT_CONF.get(policy, "")
     lib = _load()
     if lib.lakebed_open(policy.encode(), conf.encode(), b"cuda", device, capacity_bytes, 0) != 0:
         raise RuntimeError("lakebed_torch: " + lib.lakebed_last_error().decode())
@@ -93,6 +107,9 @@ def enable(policy="lakebed", conf="", device=0, capacity_bytes=0):
     hooks.set_memory_fraction_fn(addr("lakebed_set_memory_fraction"))
     hooks.set_record_stream_fn(addr("lakebed_record_stream"))
     torch.cuda.memory.change_current_allocator(allocator)
+    if lib.lakebed_bind_torch_errors() != 0:
+        warnings.warn("lakebed_torch: out-of-memory errors will be RuntimeError, not torch.OutOfMemoryError: "
+                      + lib.lakebed_last_error().decode(), RuntimeWarning, stacklevel=2)
     _ENABLED = (policy, conf)
     return lib.lakebed_description().decode()
 
@@ -194,11 +211,12 @@ def latencies():
 def device_memory():
     """{'baseline_free': cuMemGetInfo's free bytes at enable, 'min_free': the least seen after any call that took
     memory, 'physical': bytes the driver holds for the policy now, 'peak_physical': at most, 'fence_waits': events
-    waited for before unmaps, 'fence_ns': the time those waits took}."""
-    out = (ctypes.c_uint64 * 6)()
+    waited for before unmaps, 'fence_ns': the time those waits took, 'driver_calls': device calls the policy made
+    (map, unmap, memCreate, ...), 'driver_ns': the time spent in them}."""
+    out = (ctypes.c_uint64 * 8)()
     _load().lakebed_memory(out)
     return {"baseline_free": out[0], "min_free": out[1], "physical": out[2], "peak_physical": out[3],
-            "fence_waits": out[4], "fence_ns": out[5]}
+            "fence_waits": out[4], "fence_ns": out[5], "driver_calls": out[6], "driver_ns": out[7]}
 
 
 def is_out_of_memory(error):

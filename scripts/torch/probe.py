@@ -7,8 +7,12 @@ import torch
 
 import lakebed_torch
 
-lakebed_torch.enable(policy="lakebed")
-out = {}
+import warnings
+
+with warnings.catch_warnings(record=True) as enable_warnings:
+    warnings.simplefilter("always")
+    lakebed_torch.enable(policy="lakebed")
+out = {"enable warnings": [str(w.message) for w in enable_warnings]}
 
 
 def probe(name, f):
@@ -70,7 +74,10 @@ def oom():
     try:
         torch.empty(400 << 30, dtype=torch.uint8, device="cuda")
     except Exception as e:  # noqa: BLE001
-        return {"type": type(e).__name__, "is_out_of_memory": lakebed_torch.is_out_of_memory(e), "message": str(e)[:400]}
+        return {"type": f"{type(e).__module__}.{type(e).__qualname__}",
+                "is torch.OutOfMemoryError": isinstance(e, torch.OutOfMemoryError),
+                "is torch.cuda.OutOfMemoryError": isinstance(e, torch.cuda.OutOfMemoryError),
+                "is_out_of_memory": lakebed_torch.is_out_of_memory(e), "message": str(e)[:400]}
     return "no error"
 
 

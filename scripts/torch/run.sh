@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
 # The GPU check of issue 15, in one call of the device tool (no compiler there: the library comes
 # built, in .device/torch/). Every run is its own process, since PyTorch's allocator can only be
-# swapped before the first CUDA allocation. Usage: scripts/torch/run.sh OUTDIR [STEPS]
+# swapped before the first CUDA allocation; the runs go one after another in a fixed order on the
+# same machine, PyTorch's own allocator first and last, so that the spread between two processes
+# of the same allocator is measured beside the differences between allocators.
+# Usage: scripts/torch/run.sh OUTDIR [STEPS [BUDGET_S]]: runs that would start after BUDGET_S
+# seconds are skipped (and listed as such), so that what ran comes back within the device call.
 set -uo pipefail
 out=${1:?OUTDIR}
-steps=${2:-30}
+steps=${2:-50}
+budget=${3:-480}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 mkdir -p "$out"
 export LAKEBED_TORCH_LIB=${LAKEBED_TORCH_LIB:-$root/.device/torch/liblakebed_torch.so}
 export PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'; } > "$out/machine.txt" 2>&1
-# label allocator conf: native runs first and last, so that the spread of step times between two
-# processes of the same allocator is measured beside the differences between allocators
-RUNS=("native native -" "caching caching -" "expandable expandable -" "vms vms -" "lakebed lakebed -"
-      "lakebed_2mib lakebed lakebed_large_page_mb:2" "native_again native -")
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; nproc; python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'; } > "$out/machine.txt" 2>&1
+# label allocator conf ("default": lakebed_torch's DEFAULT_CONF; "-": none)
+RUNS=("native native -" "caching caching -" "expandable expandable -" "vms vms -" "lakebed lakebed default"
+      "lakebed_20mib lakebed lakebed_large_page_mb:20" "native_again native -")
 for w in gpt2_ckpt llama_lora; do
   for r in "${RUNS[@]}"; do
     read -r label a conf <<< "$r"
     [ "$conf" = - ] && conf=""
+    if [ "$SECONDS" -ge "$budget" ]; then
+      echo "$w $label skipped (past ${budget} s)" | tee -a "$out/runs.txt"
+      continue
+    fi
     start=$SECONDS
+    # the first process on a fresh machine imports torch cold (tens of seconds): a generous limit
     timeout 150 python3 "$here/train.py" "$w" "$a" "$steps" "$out" "$conf" "$label" > "$out/$w.$label.log" 2>&1
     echo "$w $label rc=$? $((SECONDS - start)) s" | tee -a "$out/runs.txt"
   done
 done
-timeout 120 python3 "$here/probe.py" > "$out/probe.json" 2> "$out/probe.log"
+timeout 90 python3 "$here/probe.py" > "$out/probe.json" 2> "$out/probe.log"
 echo "probe rc=$?" >> "$out/runs.txt"

@@ -1,5 +1,5 @@
 // The library's test harness on the host driver (memfd + mmap: real memory, real unmaps), linked
-// with liblakebed_torch.so exactly as PyTorch loads it. Two modes, each printing one JSON line:
+// with liblakebed_torch.so exactly as PyTorch loads it. Five modes, each printing one JSON line:
 //
 //   stress POLICY SEED THREADS STREAMS OPS [CONF]
 //     THREADS client threads allocate and free at random on STREAMS simulated streams. A stream is
@@ -16,11 +16,26 @@
 //     (no driver call), timed from 1 thread and from 4 at once, beside an uncontended std::mutex
 //     lock/unlock alone.
 //
+//   latency POLICY PASSES EVENTS_FILE [CONF]
+//     What a malloc and a free cost inside the library on the host driver, single-threaded as
+//     PyTorch's main thread calls it: a trace's requests (the replay format below) PASSES times
+//     over (blocks still live at the end of a pass are freed), each call timed from outside with
+//     the steady clock. Prints the median, p99 and mean of each, for the first pass (which makes
+//     the device calls) and the later ones (the steady state, where a training step repeats).
+//
+//   oom POLICY bound|unbound
+//     An out-of-memory through lakebed_malloc, as PyTorch calls it, on a 64 MiB device: with the
+//     library bound to the c10 it finds loaded (here the stand-in, c10_standin.h), the exception
+//     must be c10::OutOfMemoryError carrying PyTorch's message; unbound, a std::runtime_error.
+//     Prints what was caught, its message, whether the thrown object was destroyed once, and
+//     whether the allocator still serves a request afterwards.
+//
 //   replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]
 //     Drives the library with a trace's requests (written by test/torch-host.test.ts: one line per
 //     event, "a id size stream", "r id" free requested, "c id" free completed, "o size stream" an
 //     out-of-memory request) and prints the device calls it made (kinds and bytes), for comparison
 //     with the Node addon's live replay of the same trace.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -39,6 +54,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "c10_standin.h"
 #include "lakebed_torch.h"
 
 namespace {
@@ -358,6 +374,125 @@ int Replay(const char* policy, uint64_t total, uint64_t capacity, const char* pa
   return 0;
 }
 
+struct Percentiles {
+  double median = 0, p99 = 0, mean = 0;
+};
+Percentiles Summarize(std::vector<uint32_t> v) {
+  Percentiles p;
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  p.median = v[v.size() / 2];
+  p.p99 = v[static_cast<size_t>(0.99 * static_cast<double>(v.size() - 1))];
+  double sum = 0;
+  for (uint32_t x : v) sum += x;
+  p.mean = sum / static_cast<double>(v.size());
+  return p;
+}
+
+int Latency(const char* policy, int passes, const char* path, const char* conf) {
+  // a 140 GiB device, as the H200 the traces came from: the policies size reservations from it
+  if (lakebed_open_host(policy, conf, 0, 140ull << 30, 0, nullptr, nullptr, nullptr, nullptr, nullptr) != 0) {
+    std::printf("{\"error\":\"%s\"}\n", lakebed_last_error());
+    return 2;
+  }
+  struct Request {
+    char op;
+    uint64_t id, size, stream;
+  };
+  std::vector<Request> requests;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    Request r{0, 0, 0, 0};
+    ls >> r.op;
+    if (r.op == 'a') ls >> r.id >> r.size >> r.stream;
+    else if (r.op == 'r') ls >> r.id;
+    else continue;  // completions follow their requests here (plain frees); out-of-memory requests are not timed
+    requests.push_back(r);
+  }
+  using Clock = std::chrono::steady_clock;
+  auto ns = [](Clock::time_point a, Clock::time_point b) {
+    return static_cast<uint32_t>(std::min<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count(), UINT32_MAX));
+  };
+  std::vector<uint32_t> firstMalloc, firstFree, laterMalloc, laterFree;
+  std::unordered_map<uint64_t, void*> live;
+  uint64_t failed = 0;
+  for (int pass = 0; pass < passes; pass++) {
+    auto& m = pass == 0 ? firstMalloc : laterMalloc;
+    auto& f = pass == 0 ? firstFree : laterFree;
+    for (const Request& r : requests) {
+      if (r.op == 'a') {
+        const auto t0 = Clock::now();
+        void* p = lakebed_try_malloc(r.size, r.stream + 1);
+        m.push_back(ns(t0, Clock::now()));
+        if (p) live[r.id] = p;
+        else failed++;
+      } else {
+        const auto it = live.find(r.id);
+        if (it == live.end()) continue;
+        const auto t0 = Clock::now();
+        lakebed_free(it->second, 0, 0, nullptr);
+        f.push_back(ns(t0, Clock::now()));
+        live.erase(it);
+      }
+    }
+    for (auto& [id, p] : live) lakebed_free(p, 0, 0, nullptr);
+    live.clear();
+  }
+  auto json = [](const char* name, const std::vector<uint32_t>& v) {
+    const Percentiles p = Summarize(v);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "\"%s\":{\"n\":%zu,\"median\":%.0f,\"p99\":%.0f,\"mean\":%.1f}", name, v.size(), p.median, p.p99, p.mean);
+    return std::string(buf);
+  };
+  std::printf("{\"policy\":\"%s\",\"passes\":%d,\"failedAllocs\":%llu,%s,%s,%s,%s,\"check\":\"%s\"}\n", policy, passes,
+              (unsigned long long)failed, json("firstMalloc", firstMalloc).c_str(), json("firstFree", firstFree).c_str(),
+              json("laterMalloc", laterMalloc).c_str(), json("laterFree", laterFree).c_str(), lakebed_check());
+  lakebed_close();
+  return 0;
+}
+
+std::string JsonString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+int Oom(const char* policy, const std::string& mode) {
+  if (lakebed_open_host(policy, "", 64ull << 20, 64ull << 20, 0, nullptr, nullptr, nullptr, nullptr, nullptr) != 0) {
+    std::printf("{\"error\":%s}\n", JsonString(lakebed_last_error()).c_str());
+    return 2;
+  }
+  std::string bindError;
+  if (mode == "bound" && lakebed_bind_torch_errors() != 0) bindError = lakebed_last_error();
+  std::string caught = "nothing", message;
+  const uint64_t destroyedBefore = c10_standin_destroyed();
+  try {
+    lakebed_malloc(1ull << 30, 0, reinterpret_cast<void*>(1));
+  } catch (const c10::OutOfMemoryError& e) {  // the first handler torch's HANDLE_TH_ERRORS has for it
+    caught = "c10::OutOfMemoryError";
+    message = e.what_without_backtrace();
+  } catch (const c10::Error& e) {
+    caught = "c10::Error";
+    message = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    caught = "std::exception";
+    message = e.what();
+  }
+  const uint64_t destroyed = c10_standin_destroyed() - destroyedBefore;
+  void* after = lakebed_malloc(1 << 20, 0, reinterpret_cast<void*>(1));
+  lakebed_free(after, 1 << 20, 0, reinterpret_cast<void*>(1));
+  std::printf("{\"bindError\":%s,\"caught\":%s,\"message\":%s,\"standinErrorsDestroyed\":%llu,\"servesAfter\":%s,\"check\":%s}\n",
+              JsonString(bindError).c_str(), JsonString(caught).c_str(), JsonString(message).c_str(),
+              (unsigned long long)destroyed, after ? "true" : "false", JsonString(lakebed_check()).c_str());
+  lakebed_close();
+  return 0;
+}
+
 int Lock(const char* policy, int ops) {
   if (lakebed_open_host(policy, "", 0, 1ull << 30, 0, nullptr, nullptr, nullptr, nullptr, nullptr) != 0) {
     std::printf("{\"error\":\"%s\"}\n", lakebed_last_error());
@@ -396,12 +531,16 @@ int main(int argc, char** argv) {
     return Stress(argv[2], static_cast<unsigned>(std::atoi(argv[3])), std::atoi(argv[4]), std::atoi(argv[5]),
                   std::atoi(argv[6]), argc > 7 ? argv[7] : "");
   if (mode == "lock" && argc >= 4) return Lock(argv[2], std::atoi(argv[3]));
+  if (mode == "oom" && argc >= 4) return Oom(argv[2], argv[3]);
+  if (mode == "latency" && argc >= 5) return Latency(argv[2], std::atoi(argv[3]), argv[4], argc > 5 ? argv[5] : "");
   if (mode == "replay" && argc >= 6)
     return Replay(argv[2], std::strtoull(argv[3], nullptr, 10), std::strtoull(argv[4], nullptr, 10), argv[5],
                   argc > 6 ? argv[6] : "");
   std::fprintf(stderr,
                "usage: lakebed-torch-harness stress POLICY SEED THREADS STREAMS OPS [CONF]\n"
                "       lakebed-torch-harness lock POLICY OPS\n"
+               "       lakebed-torch-harness latency POLICY PASSES EVENTS_FILE [CONF]\n"
+               "       lakebed-torch-harness oom POLICY bound|unbound\n"
                "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n");
   return 64;
 }

@@ -28,7 +28,7 @@ const obj = join(build, "obj");
 const WABT_RUNTIME = process.env.WASM2C_RUNTIME ?? "/usr/share/wabt/wasm2c";
 
 const NATIVE_SOURCES = ["driver_core.cc", "cuda_backend.cc", "host_backend.cc", "cuda_loader.cc"];
-const OWN_SOURCES = ["alloc_conf.cc", "stream_events.cc", "device_imports.cc", "wasm_policy.cc", "torch_allocator.cc", "c_api.cc"];
+const OWN_SOURCES = ["alloc_conf.cc", "stream_events.cc", "device_imports.cc", "wasm_policy.cc", "torch_allocator.cc", "torch_errors.cc", "c_api.cc"];
 // wasm-rt without the signal handler: PyTorch's process keeps its own SIGSEGV handling, and
 // bounds are checked explicitly (a trap is a failed call, never a signal).
 const WASM_RT_DEFINES = ["-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0", "-DWASM_RT_USE_STACK_DEPTH_COUNT=1", "-DWASM_RT_MAX_CALL_STACK_DEPTH=100000"];
@@ -125,14 +125,18 @@ ${stats}
   compile(cc, [...common, "-w"], join(WABT_RUNTIME, "wasm-rt-impl.c"), "wasm-rt-impl.o", []);
   const nativeHeaders = ["driver_core.h", "backend.h", "status.h", "call_kinds.h", "handle_table.h"].map((h) => join(nativeDir, h));
   for (const s of NATIVE_SOURCES) compile(cxx, cxxFlags, join(nativeDir, s), `native_${s.replace(".cc", ".o")}`, nativeHeaders);
-  const ownHeaders = ["alloc_conf.h", "stream_events.h", "device_imports.h", "wasm_policy.h", "torch_allocator.h", "lakebed_torch.h", "trace_log.h", "call_log.h"].map((h) => join(ownDir, h));
+  const ownHeaders = ["alloc_conf.h", "stream_events.h", "device_imports.h", "wasm_policy.h", "torch_allocator.h", "torch_errors.h", "lakebed_torch.h", "trace_log.h", "call_log.h"].map((h) => join(ownDir, h));
   for (const s of OWN_SOURCES) compile(cxx, cxxFlags, join(ownDir, s), s.replace(".cc", ".o"), [...ownHeaders, ...nativeHeaders, codesPath, join(gen, "core_sim.h")]);
 
   // 5. link (exports: lakebed_torch.h's functions and the wasm2c runtime's, nothing of C++)
   const lib = join(build, "liblakebed_torch.so");
   run(cxx, ["-shared", "-o", lib, ...objects, "-Wl,--no-undefined", "-Wl,--exclude-libs,ALL", "-ldl", "-lpthread"]);
+  // the harness's stand-in for PyTorch's libc10.so (harness/c10_standin.h says why)
+  const standin = join(build, "c10-standin");
+  mkdirSync(standin, { recursive: true });
+  run(cxx, ["-std=c++17", "-O2", "-fPIC", "-shared", join(pkgRoot, "harness/c10_standin.cc"), "-o", join(standin, "libc10.so"), "-Wl,-soname,libc10.so"]);
   const harness = join(build, "lakebed-torch-harness");
-  run(cxx, ["-std=c++17", "-O2", `-I${ownDir}`, join(pkgRoot, "harness/host_harness.cc"), "-o", harness, `-L${build}`, "-llakebed_torch", "-Wl,-rpath,$ORIGIN", "-lpthread"]);
+  run(cxx, ["-std=c++17", "-O2", `-I${ownDir}`, join(pkgRoot, "harness/host_harness.cc"), "-o", harness, `-L${build}`, "-llakebed_torch", `-L${standin}`, "-lc10", "-Wl,-rpath,$ORIGIN:$ORIGIN/c10-standin", "-lpthread"]);
   console.log(`@lakebed/torch: built ${lib} (${(statSync(lib).size / 1024).toFixed(0)} KiB) in ${((performance.now() - started) / 1000).toFixed(1)} s${fresh ? " (policy C cached)" : ""}`);
 }
 

@@ -1,6 +1,7 @@
 #include "device_imports.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core_sim.h"
 #include "wasm-rt.h"
@@ -13,6 +14,18 @@ constexpr double kRefused = -1;  // the addon's kOom: out of memory, or a refuse
 uint64_t U64(double v) { return static_cast<uint64_t>(v); }
 bool Refusal(const Status& s) { return s.code == Status::Code::kOutOfMemory || s.code == Status::Code::kInjected; }
 }  // namespace
+
+namespace {
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+DeviceImports::DriverTimer::DriverTimer(DeviceImports* owner) : owner_(owner), start_(SteadyNs()) {}
+DeviceImports::DriverTimer::~DriverTimer() {
+  owner_->driverCalls_++;
+  owner_->driverNs_ += static_cast<uint64_t>(SteadyNs() - start_);
+}
 
 uint64_t DeviceImports::Model(uint64_t driverVa) {
   const double m = modelAddress_ ? modelAddress_(static_cast<double>(driverVa)) : -1;
@@ -90,7 +103,11 @@ void DeviceImports::Fail(const char* call, const Status& s) {
 int32_t DeviceImports::memCreate(double bytes) {
   calls_->Add(CallKind::kMemCreate, U64(bytes));
   uint32_t handle = 0;
-  const Status s = driver_->MemCreate(U64(bytes), &handle);
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->MemCreate(U64(bytes), &handle);
+  }
   if (s.code == Status::Code::kOutOfMemory) return -1;
   if (!s.ok()) {
     Fail("memCreate", s);
@@ -104,7 +121,11 @@ int32_t DeviceImports::memCreate(double bytes) {
 void DeviceImports::memRelease(int32_t handle) {
   const auto it = handleBytes_.find(static_cast<uint32_t>(handle));
   calls_->Add(CallKind::kMemRelease, it == handleBytes_.end() ? 0 : it->second);
-  const Status s = driver_->MemRelease(static_cast<uint32_t>(handle));
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->MemRelease(static_cast<uint32_t>(handle));
+  }
   if (!s.ok()) return Fail("memRelease", s);
   if (it != handleBytes_.end()) {
     physical_ -= it->second;
@@ -115,7 +136,11 @@ void DeviceImports::memRelease(int32_t handle) {
 double DeviceImports::addressReserve(double bytes, double alignment) {
   calls_->Add(CallKind::kAddressReserve, U64(bytes));
   uint64_t va = 0;
-  const Status s = driver_->AddressReserve(U64(bytes), U64(alignment), &va);
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->AddressReserve(U64(bytes), U64(alignment), &va);
+  }
   if (s.code == Status::Code::kOutOfMemory) return kRefused;
   if (!s.ok()) {
     Fail("addressReserve", s);
@@ -126,13 +151,21 @@ double DeviceImports::addressReserve(double bytes, double alignment) {
 
 void DeviceImports::addressFree(double va, double bytes) {
   calls_->Add(CallKind::kAddressFree, U64(bytes));
-  const Status s = driver_->AddressFree(U64(va), U64(bytes));
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->AddressFree(U64(va), U64(bytes));
+  }
   if (!s.ok()) Fail("addressFree", s);
 }
 
 int32_t DeviceImports::map(double va, double bytes, int32_t handle, double offset) {
   calls_->Add(CallKind::kMap, U64(bytes));
-  const Status s = driver_->Map(U64(va), U64(bytes), static_cast<uint32_t>(handle), U64(offset));
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->Map(U64(va), U64(bytes), static_cast<uint32_t>(handle), U64(offset));
+  }
   if (Refusal(s)) return -1;
   if (!s.ok()) {
     Fail("map", s);
@@ -145,7 +178,11 @@ int32_t DeviceImports::map(double va, double bytes, int32_t handle, double offse
 
 int32_t DeviceImports::setAccess(double va, double bytes) {
   calls_->Add(CallKind::kSetAccess, U64(bytes));
-  const Status s = driver_->SetAccess(U64(va), U64(bytes));
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->SetAccess(U64(va), U64(bytes));
+  }
   if (Refusal(s)) return -1;
   if (!s.ok()) Fail("setAccess", s);
   return 0;
@@ -154,7 +191,11 @@ int32_t DeviceImports::setAccess(double va, double bytes) {
 void DeviceImports::unmap(double va, double bytes) {
   if (fence_) fence_(U64(va), U64(bytes));
   calls_->Add(CallKind::kUnmap, U64(bytes));
-  const Status s = driver_->Unmap(U64(va), U64(bytes));
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->Unmap(U64(va), U64(bytes));
+  }
   if (!s.ok()) return Fail("unmap", s);
   // an unmap covers whole mappings (DriverCore checks it): forget each one inside the range
   const uint64_t start = U64(va), end = start + U64(bytes);
@@ -165,7 +206,11 @@ void DeviceImports::unmap(double va, double bytes) {
 double DeviceImports::malloc(double bytes) {
   calls_->Add(CallKind::kMalloc, U64(bytes));
   uint64_t va = 0;
-  const Status s = driver_->Malloc(U64(bytes), &va);
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->Malloc(U64(bytes), &va);
+  }
   if (s.code == Status::Code::kOutOfMemory) return kRefused;
   if (!s.ok()) {
     Fail("malloc", s);
@@ -184,7 +229,11 @@ void DeviceImports::free(double va) {
   // on that); the host driver's munmap does not, so the same fence as an unmap's comes first
   if (fence_) fence_(U64(va), bytes);
   calls_->Add(CallKind::kFree, bytes);
-  const Status s = driver_->Free(U64(va));
+  Status s;
+  {
+    DriverTimer timed(this);
+    s = driver_->Free(U64(va));
+  }
   if (!s.ok()) return Fail("free", s);
   if (it != mallocBytes_.end()) {
     physical_ -= it->second;

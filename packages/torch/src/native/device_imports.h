@@ -42,6 +42,7 @@ class DeviceImports {
   // Gives the segment_alloc entries recorded with the driver's address (the policy registers the
   // model range only once the malloc import returned) their model address.
   void ResolvePending();
+  bool HasPendingTrace() const { return !pending_.empty(); }
   // The stream the current request runs on (segment events are recorded with it).
   void SetCurrentStream(uint64_t stream) { stream_ = stream; }
 
@@ -78,6 +79,10 @@ class DeviceImports {
   uint64_t physicalBytes() const { return physical_; }
   uint64_t peakPhysicalBytes() const { return peakPhysical_; }
   uint64_t minFreeBytes() const { return minFree_; }
+  // The driver calls made for the policy and the nanoseconds spent in them (a fence's wait before
+  // an unmap is the allocator's, not counted here): what a policy's device work costs a run.
+  uint64_t driverCalls() const { return driverCalls_; }
+  uint64_t driverNs() const { return driverNs_; }
   void SampleFree();
 
   // Memory the driver holds for the policy now: cudaMalloc'd segments and mapped ranges, address -> bytes.
@@ -111,6 +116,18 @@ class DeviceImports {
   std::unordered_map<uint32_t, uint64_t> handleBytes_;
   std::map<uint64_t, uint64_t> mallocBytes_;
   std::map<uint64_t, uint64_t> mapped_;
+  // Times one driver call into driverNs_ (an RAII scope around the call).
+  class DriverTimer {
+   public:
+    explicit DriverTimer(DeviceImports* owner);
+    ~DriverTimer();
+
+   private:
+    DeviceImports* owner_;
+    int64_t start_;
+  };
+  uint64_t driverCalls_ = 0;
+  uint64_t driverNs_ = 0;
   uint64_t physical_ = 0;
   uint64_t peakPhysical_ = 0;
   uint64_t minFree_ = UINT64_MAX;

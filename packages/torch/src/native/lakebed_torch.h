@@ -7,8 +7,10 @@
  *     lakebed_reset            void()             set_reset_fn (torch.cuda.empty_cache)
  *     lakebed_set_memory_fraction void(double, int) set_memory_fraction_fn
  *     lakebed_record_stream    void(void*, cudaStream_t) set_record_stream_fn
- * lakebed_malloc throws a C++ std::runtime_error carrying PyTorch's out-of-memory message when
- * the policy finds no memory (PyTorch turns it into a RuntimeError; it does not check for NULL).
+ * When the policy finds no memory, lakebed_malloc throws PyTorch's own c10::OutOfMemoryError
+ * carrying PyTorch's out-of-memory message (Python: torch.OutOfMemoryError), once
+ * lakebed_bind_torch_errors found it in the loaded PyTorch; before that, a std::runtime_error
+ * (Python: RuntimeError). It never returns NULL for a request: PyTorch does not check.
  *
  * The rest is lakebed's own: open a policy (before the first allocation), read the statistics,
  * the trace and the segments for a snapshot, the device-call log and latencies. One policy and one
@@ -46,6 +48,9 @@ int lakebed_open_host(const char* policy, const char* conf, uint64_t capacity_by
 void lakebed_close(void);
 const char* lakebed_last_error(void);
 const char* lakebed_description(void);
+/* Makes out-of-memory errors PyTorch's c10::OutOfMemoryError (torch_errors.h), looked up in the c10
+ * libraries the process loaded: call after importing torch. 0, or -1 with lakebed_last_error(). */
+int lakebed_bind_torch_errors(void);
 
 /* Parses settings as the library does (alloc_conf.h) into out[31]: max_split_size (-1 unlimited),
  * max_non_split_rounding, garbage_collection_threshold, expandable_segments (0/1),
@@ -83,9 +88,10 @@ uint64_t lakebed_call_count(void);
 uint64_t lakebed_call_read(uint64_t start, uint64_t count, uint8_t* kind, uint64_t* bytes);
 /* Device memory: out[0] cuMemGetInfo's free bytes at open, out[1] the least free seen after any
  * call that took memory, out[2] and out[3] the physical bytes the driver holds for the policy now
- * and at peak; out[4] the events waited for before unmaps, out[5] the nanoseconds those waits took.
- * 0, or -1 when not open. */
-int lakebed_memory(uint64_t out[6]);
+ * and at peak; out[4] the events waited for before unmaps, out[5] the nanoseconds those waits took;
+ * out[6] the device calls the policy made (map, unmap, memCreate, ...) and out[7] the nanoseconds
+ * spent in them. 0, or -1 when not open. */
+int lakebed_memory(uint64_t out[8]);
 /* Nanoseconds each malloc (frees 0) or free (frees 1) took inside the library. */
 uint64_t lakebed_latency_read(int frees, uint32_t* out, uint64_t count);
 

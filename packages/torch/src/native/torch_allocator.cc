@@ -69,6 +69,7 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
     return nullptr;
   }
   a->baselineFreeBytes_ = freeBytes;
+  a->device_ = options.device;
   a->totalBytes_ = options.deviceTotalBytes ? options.deviceTotalBytes : totalBytes;
   a->calls_.SetOn(options.callLog);
   a->imports_ = std::make_unique<DeviceImports>(a->driver_.get(), &a->calls_, &a->trace_);
@@ -83,8 +84,13 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
     *error = a->policy_->trapMessage();
     return nullptr;
   }
-  a->mallocNs_.reserve(1 << 16);
-  a->freeNs_.reserve(1 << 16);
+  // reserved whole (address space only: pages are touched as entries come), so that no append on
+  // the hot path ever copies them
+  a->mallocNs_.reserve(kLatencyCap);
+  a->freeNs_.reserve(kLatencyCap);
+  a->live_.reserve(1 << 14);
+  const int64_t wallNs = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  a->epochOffsetNs_ = wallNs - NowNs();
   return a;
 }
 
@@ -93,11 +99,20 @@ Allocator::~Allocator() {
   // "never leaks" contract); PyTorch never frees its allocator before exit, tests do.
   for (auto& p : pending_)
     for (uint64_t e : p.events) events_->Release(e);
+  for (auto& q : markers_)
+    for (const Marker& m : q) events_->Release(m.event);
   policy_.reset();
   if (driver_) driver_->Teardown();
 }
 
 int Allocator::StreamId(uint64_t stream) {
+  if (stream == lastStream_ && lastStreamId_ >= 0) return lastStreamId_;
+  lastStream_ = stream;
+  lastStreamId_ = StreamIdSlow(stream);
+  return lastStreamId_;
+}
+
+int Allocator::StreamIdSlow(uint64_t stream) {
   const auto it = streamIds_.find(stream);
   if (it != streamIds_.end()) return it->second;
   const int id = static_cast<int>(streams_.size());
@@ -105,12 +120,15 @@ int Allocator::StreamId(uint64_t stream) {
   streams_.push_back(stream);
   freeCount_.push_back(0);
   fencedCount_.push_back(0);
+  markers_.emplace_back();
   return id;
 }
 
 void Allocator::ResolveTrace() {
-  policy_->Run([this] { imports_->ResolvePending(); });
+  if (imports_->HasPendingTrace()) policy_->Run([this] { imports_->ResolvePending(); });
 }
+
+void Allocator::StartCall(int64_t nowNs) { trace_.SetTime((nowNs + epochOffsetNs_) / 1000); }
 
 std::string Allocator::Broken() {
   return "lakebed allocator is out of service: " + policy_->trapMessage();
@@ -125,16 +143,16 @@ void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, boo
     *error = Broken();
     return nullptr;
   }
+  StartCall(t0);
   ProcessPendingFrees();
   const int sid = StreamId(stream);
   imports_->SetCurrentStream(stream);
   const double syncsBefore = pending_.empty() ? 0 : policy_->Stat(kNumSyncAllStreams);
-  int handle = -1;
-  if (!policy_->Malloc(bytes, sid, &handle)) {
+  WasmPolicy::Placed placed;
+  if (!policy_->MallocPlaced(bytes, sid, &placed)) {
     *error = Broken();
     return nullptr;
   }
-  ResolveTrace();
   if (!pending_.empty() && policy_->Stat(kNumSyncAllStreams) > syncsBefore) {
     // The policy completed every pending free to serve this request (its out-of-memory path):
     // their streams' work must be done before anyone uses memory they held.
@@ -147,16 +165,15 @@ void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, boo
     }
     pending_.clear();
   }
-  if (handle < 0) {
+  if (placed.handle < 0) {
     trace_.Add(TraceAction::kOom, 0, bytes, stream);
     *outOfMemory = true;
     *error = OutOfMemoryMessage(bytes);
     return nullptr;
   }
-  const uint64_t ptr = policy_->BlockDriverAddress(handle);
-  const uint64_t model = policy_->BlockAddress(handle);
-  live_[ptr] = LiveBlock{handle, model, bytes, stream, {}};
-  trace_.Add(TraceAction::kAlloc, model, bytes, stream);
+  const uint64_t ptr = placed.driverAddr;
+  live_[ptr] = LiveBlock{placed.handle, placed.modelAddr, bytes, placed.bytes, stream, sid, {}};
+  trace_.Add(TraceAction::kAlloc, placed.modelAddr, bytes, stream);
   Note(&mallocNs_, NowNs() - t0);
   return reinterpret_cast<void*>(ptr);
 }
@@ -169,23 +186,25 @@ void Allocator::Free(void* p) {
   const uint64_t ptr = reinterpret_cast<uint64_t>(p);
   const auto it = live_.find(ptr);
   if (it == live_.end()) return;  // not ours (PyTorch frees only what it allocated here)
+  StartCall(t0);
   LiveBlock block = std::move(it->second);
   live_.erase(it);
   imports_->SetCurrentStream(block.stream);
-  NoteFreed(ptr, policy_->BlockSize(block.handle), streamIds_[block.stream]);
+  // noted before the policy frees: the free may unmap this very range, and its fence must see it
+  NoteFreed(ptr, block.bytes, block.streamId);
+  MaybeMark(block.streamId);
   trace_.Add(TraceAction::kFreeRequested, block.modelAddr, block.requested, block.stream);
   if (block.usedBy.empty()) {
     trace_.Add(TraceAction::kFreeCompleted, block.modelAddr, block.requested, block.stream);
-    policy_->Free(block.handle);
+    policy_->FreeResolved(block.handle, true);
   } else {
     PendingFree pending{block.handle, ptr, block.modelAddr, block.requested, block.stream, {}};
     // the other streams' work is over once these events completed, before the block is free
     for (uint64_t s : block.usedBy) pending.events.push_back(events_->Record(s));
-    policy_->FreeRequest(block.handle);
+    policy_->FreeResolved(block.handle, false);
     pending_.push_back(std::move(pending));
   }
   ProcessPendingFrees();
-  ResolveTrace();
   Note(&freeNs_, NowNs() - t0);
 }
 
@@ -199,6 +218,7 @@ void Allocator::RecordStream(void* p, uint64_t stream) {
 }
 
 void Allocator::ProcessPendingFrees() {
+  if (pending_.empty()) return;
   for (size_t i = 0; i < pending_.size();) {
     PendingFree& p = pending_[i];
     bool done = true;
@@ -213,6 +233,7 @@ void Allocator::ProcessPendingFrees() {
     policy_->FreeComplete(p.handle);
     pending_.erase(pending_.begin() + static_cast<long>(i));
   }
+  ResolveTrace();
 }
 
 void Allocator::CompletePendingFreesWaiting() {
@@ -238,6 +259,24 @@ void Allocator::NoteFreed(uint64_t ptr, uint64_t bytes, int streamId) {
   if (freed_.size() > pruneAt_) PruneFreed();
 }
 
+void Allocator::MaybeMark(int streamId) {
+  const size_t id = static_cast<size_t>(streamId);
+  if (freeCount_[id] % kMarkEvery != 0) return;
+  PollMarkers(id);
+  if (markers_[id].size() >= kMaxMarkers) return;  // the stream is far behind: fences will wait anyway
+  markers_[id].push_back(Marker{events_->Record(streams_[id]), freeCount_[id]});
+}
+
+void Allocator::PollMarkers(size_t id) {
+  auto& q = markers_[id];
+  // one stream's events complete in the order they were recorded: stop at the first still running
+  while (!q.empty() && events_->Query(q.front().event)) {
+    fencedCount_[id] = std::max(fencedCount_[id], q.front().seq);
+    events_->Release(q.front().event);
+    q.pop_front();
+  }
+}
+
 void Allocator::PruneFreed() {
   for (auto it = freed_.begin(); it != freed_.end();)
     it = it->second.seq <= fencedCount_[static_cast<size_t>(it->first.second)] ? freed_.erase(it) : std::next(it);
@@ -259,12 +298,27 @@ void Allocator::FenceRange(uint64_t va, uint64_t bytes) {
   }
   for (size_t id = 0; id < needed.size(); id++) {
     if (needed[id] == 0) continue;
+    // the markers that completed already cover their frees: no wait at all for memory freed before
+    PollMarkers(id);
+    if (needed[id] <= fencedCount_[id]) continue;
     const int64_t t0 = NowNs();
-    const uint64_t covered = freeCount_[id];  // the event follows every free this stream made so far
-    const uint64_t e = events_->Record(streams_[id]);
-    events_->Wait(e);
-    events_->Release(e);
-    fencedCount_[id] = covered;
+    auto& q = markers_[id];
+    auto covering = std::find_if(q.begin(), q.end(), [&](const Marker& m) { return m.seq >= needed[id]; });
+    if (covering != q.end()) {
+      // wait only until the stream passes the first marker after those frees, not its whole queue
+      events_->Wait(covering->event);
+      fencedCount_[id] = covering->seq;
+      for (auto it = q.begin(); it != std::next(covering); ++it) events_->Release(it->event);
+      q.erase(q.begin(), std::next(covering));
+    } else {
+      const uint64_t covered = freeCount_[id];  // the event follows every free this stream made so far
+      const uint64_t e = events_->Record(streams_[id]);
+      events_->Wait(e);
+      events_->Release(e);
+      fencedCount_[id] = covered;
+      for (const Marker& m : q) events_->Release(m.event);  // all before it (INV-TA-5)
+      q.clear();
+    }
     fenceWaits_++;
     fenceNs_ += static_cast<uint64_t>(NowNs() - t0);
   }
@@ -273,6 +327,7 @@ void Allocator::FenceRange(uint64_t va, uint64_t bytes) {
 void Allocator::EmptyCache() {
   std::lock_guard<std::mutex> lock(mu_);
   if (policy_->broken()) return;
+  StartCall(NowNs());
   // PyTorch's empty_cache: synchronize_and_free_events (the pending frees' events only), then
   // release every cached segment.
   CompletePendingFreesWaiting();
@@ -283,7 +338,9 @@ void Allocator::EmptyCache() {
 void Allocator::SetMemoryFraction(double fraction) {
   std::lock_guard<std::mutex> lock(mu_);
   if (policy_->broken()) return;
+  StartCall(NowNs());
   policy_->SetCapacity(static_cast<uint64_t>(fraction * static_cast<double>(totalBytes_)));
+  ResolveTrace();
 }
 
 std::string Allocator::OutOfMemoryMessage(uint64_t bytes) {
@@ -292,7 +349,7 @@ std::string Allocator::OutOfMemoryMessage(uint64_t bytes) {
   const uint64_t allocated = static_cast<uint64_t>(policy_->Stat(kStatAllocatedAll));
   const uint64_t reserved = static_cast<uint64_t>(policy_->Stat(kStatReservedAll));
   const uint64_t inUse = totalBytes - freeBytes;
-  return "CUDA out of memory. Tried to allocate " + FormatSize(bytes) + ". GPU " + "0 has a total capacity of " +
+  return "CUDA out of memory. Tried to allocate " + FormatSize(bytes) + ". GPU " + std::to_string(device_) + " has a total capacity of " +
          FormatSize(totalBytes) + " of which " + FormatSize(freeBytes) +
          " is free. Including non-PyTorch memory, this process has " + FormatSize(inUse) +
          " memory in use. Of the allocated memory " + FormatSize(allocated) +
@@ -312,9 +369,16 @@ uint64_t Allocator::PendingFrees() {
   return pending_.size();
 }
 
-std::vector<TraceEntry> Allocator::Trace() {
+uint64_t Allocator::TraceCount() {
   std::lock_guard<std::mutex> lock(mu_);
-  return trace_.entries();
+  return trace_.size();
+}
+
+std::vector<TraceEntry> Allocator::TraceRead(uint64_t start, uint64_t count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<TraceEntry> out;
+  for (uint64_t i = start; i < trace_.size() && out.size() < count; i++) out.push_back(trace_.at(i));
+  return out;
 }
 
 CallLog Allocator::CallsCopy() {
@@ -392,7 +456,7 @@ std::string Allocator::Check() {
   return "";
 }
 
-void Allocator::Memory(uint64_t out[6]) {
+void Allocator::Memory(uint64_t out[8]) {
   std::lock_guard<std::mutex> lock(mu_);
   out[0] = baselineFreeBytes_;
   out[1] = std::min(imports_->minFreeBytes(), baselineFreeBytes_);
@@ -400,6 +464,8 @@ void Allocator::Memory(uint64_t out[6]) {
   out[3] = imports_->peakPhysicalBytes();
   out[4] = fenceWaits_;
   out[5] = fenceNs_;
+  out[6] = imports_->driverCalls();
+  out[7] = imports_->driverNs();
 }
 
 std::string Allocator::brokenReason() {

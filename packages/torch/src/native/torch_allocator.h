@@ -12,11 +12,14 @@
 //     event completed; pending frees are processed at the next malloc, free or empty_cache, never
 //     by synchronizing the device;
 //   - memory leaving a stream's hands (unmap, which lets a chunk back another stream's block):
-//     every free is noted with its range, its stream and that stream's free count; before an unmap,
-//     the frees overlapping the range that no completed fence covers yet make an event be recorded
-//     on their streams and waited for (only this thread blocks). A fence covers every free its
-//     stream made before it, so memory freed long ago (lakebed moves the chunk of the idle page
-//     forecast to be touched last) is unmapped without waiting;
+//     every free is noted with its range, its stream and that stream's free count, and every
+//     kMarkEvery-th free of a stream records a marker event on it. Before an unmap, the frees
+//     overlapping the range that no completed fence covers yet are fenced: markers that completed
+//     cover every free before them (queried, no wait); else the thread waits for the first marker
+//     recorded after those frees, else for a new event (only this thread blocks, and only until
+//     the stream passed that point, not until its queue is empty). So memory freed long ago
+//     (lakebed moves the chunk of the idle page forecast to be touched last) is unmapped without
+//     waiting;
 //   - a policy that gives up on pending frees to serve a request (its out-of-memory path, as
 //     PyTorch's synchronize_and_free_events) completes them inside the Wasm: their events are
 //     waited for before the new pointer is returned, so no kernel queued after it can meet them.
@@ -29,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,7 +87,8 @@ class Allocator {
   // The policy's statistics table (core-sim's stats.ts order) and PyTorch's own counters.
   std::vector<double> Stats();
   uint64_t PendingFrees();
-  std::vector<TraceEntry> Trace();
+  uint64_t TraceCount();
+  std::vector<TraceEntry> TraceRead(uint64_t start, uint64_t count);
   std::vector<SnapshotSegment> Segments();
   CallLog CallsCopy();
   // Nanoseconds each malloc and free took inside the library (the first kLatencyCap of each).
@@ -92,8 +97,9 @@ class Allocator {
   std::string Check();
   // cuMemGetInfo's free bytes when the allocator opened and the least seen since; the driver's
   // physical bytes for the policy now and at peak; fences made before unmaps (events waited for)
-  // and the nanoseconds spent waiting in them.
-  void Memory(uint64_t out[6]);
+  // and the nanoseconds spent waiting in them; the device calls the policy made and the
+  // nanoseconds spent in them (fences not included).
+  void Memory(uint64_t out[8]);
   std::string brokenReason();
   uint64_t driverTotalBytes() const { return totalBytes_; }
   std::string description() const { return driver_->description(); }
@@ -106,7 +112,9 @@ class Allocator {
     int handle;
     uint64_t modelAddr;  // the address the policy sees, which the trace records
     uint64_t requested;
+    uint64_t bytes;  // the block's size in the policy (fixed while it is allocated)
     uint64_t stream;
+    int streamId;
     std::vector<uint64_t> usedBy;  // other streams named through record_stream
   };
   struct PendingFree {
@@ -116,15 +124,19 @@ class Allocator {
   };
 
   Allocator() = default;
-  int StreamId(uint64_t stream);
+  int StreamId(uint64_t stream);      // the last stream's id is kept: most calls are on one stream
+  int StreamIdSlow(uint64_t stream);
+  void StartCall(int64_t nowNs);       // the trace's time for the entries of this call
   void ProcessPendingFrees();           // completes those whose events all completed
   void CompletePendingFreesWaiting();   // waits every pending event, completes all
   void FenceRange(uint64_t va, uint64_t bytes);  // before an unmap of the driver range
   void NoteFreed(uint64_t ptr, uint64_t bytes, int streamId);
   void PruneFreed();
+  void MaybeMark(int streamId);   // a marker after every kMarkEvery-th free of the stream
+  void PollMarkers(size_t id);    // completed markers advance the stream's fenced count
   std::string OutOfMemoryMessage(uint64_t bytes);
   std::string Broken();
-  void ResolveTrace();  // segment_alloc entries get their model address (after each policy call)
+  void ResolveTrace();  // segment_alloc entries get their model address (after each policy call that may make one)
 
   std::mutex mu_;
   std::unique_ptr<DriverCore> driver_;
@@ -134,9 +146,13 @@ class Allocator {
   std::unique_ptr<DeviceImports> imports_;
   std::unique_ptr<WasmPolicy> policy_;
   uint64_t totalBytes_ = 0;
+  int device_ = 0;  // PyTorch's device index, for the out-of-memory message
   std::unordered_map<uint64_t, LiveBlock> live_;
   std::vector<PendingFree> pending_;
   std::map<uint64_t, int> streamIds_;
+  uint64_t lastStream_ = 0;
+  int lastStreamId_ = -1;
+  int64_t epochOffsetNs_ = 0;  // system clock minus steady clock, at open: the trace's time from one clock read
   std::vector<uint64_t> streams_;          // by id
   // Frees not yet known to be finished on the device, by (driver address, stream id): the end of the
   // block's range and the stream's free count at its free. INV-TA-4: an entry's count is above its
@@ -150,6 +166,17 @@ class Allocator {
   size_t pruneAt_ = 4096;
   std::vector<uint64_t> freeCount_;   // by stream id: frees so far
   std::vector<uint64_t> fencedCount_; // by stream id: frees a completed fence covers
+  // Markers (INV-TA-5): by stream id, oldest first, the events recorded after every kMarkEvery-th
+  // free with the stream's free count then, each above the stream's fenced count (completed ones
+  // are polled away); at most kMaxMarkers each. Every 256th free keeps the event record (a driver
+  // call of about a microsecond) out of the free latency's 99th percentile.
+  struct Marker {
+    uint64_t event;
+    uint64_t seq;
+  };
+  static constexpr uint64_t kMarkEvery = 256;
+  static constexpr size_t kMaxMarkers = 64;
+  std::vector<std::deque<Marker>> markers_;
   std::vector<uint32_t> mallocNs_, freeNs_;
   std::string eventError_;
   uint64_t baselineFreeBytes_ = 0;

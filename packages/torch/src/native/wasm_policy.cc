@@ -102,6 +102,26 @@ bool WasmPolicy::Malloc(uint64_t requestBytes, int stream, int* handle) {
     *handle = static_cast<int32_t>(Z_core_simZ_policyMalloc(instance_, static_cast<double>(requestBytes), static_cast<u32>(stream)));
   });
 }
+bool WasmPolicy::MallocPlaced(uint64_t requestBytes, int stream, Placed* out) {
+  return Guarded([&] {
+    out->handle = static_cast<int32_t>(Z_core_simZ_policyMalloc(instance_, static_cast<double>(requestBytes), static_cast<u32>(stream)));
+    if (out->handle >= 0) {
+      const u32 h = static_cast<u32>(out->handle);
+      const double driver = Z_core_simZ_policyBlockDriverAddress(instance_, h);
+      out->driverAddr = driver > 0 ? static_cast<uint64_t>(driver) : 0;
+      out->modelAddr = static_cast<uint64_t>(Z_core_simZ_policyBlockAddress(instance_, h));
+      out->bytes = static_cast<uint64_t>(Z_core_simZ_policyBlockSize(instance_, h));
+    }
+    if (imports_->HasPendingTrace()) imports_->ResolvePending();
+  });
+}
+bool WasmPolicy::FreeResolved(int handle, bool complete) {
+  return Guarded([&] {
+    if (complete) Z_core_simZ_policyFree(instance_, static_cast<u32>(handle));
+    else Z_core_simZ_policyFreeRequest(instance_, static_cast<u32>(handle));
+    if (imports_->HasPendingTrace()) imports_->ResolvePending();
+  });
+}
 bool WasmPolicy::FreeRequest(int handle) {
   return Guarded([&] { Z_core_simZ_policyFreeRequest(instance_, static_cast<u32>(handle)); });
 }

@@ -36,6 +36,16 @@ class WasmPolicy {
   bool FreeRequest(int handle);
   bool FreeComplete(int handle);
   bool Free(int handle);  // request and completion at once
+  // The hot path's calls, each one guarded call (one setjmp) instead of three or four: a malloc
+  // with, when placed, the block's driver address, model address and size; a free (complete: the
+  // block is free at once; else only requested). Both give the trace's pending segment entries
+  // their model address before returning (DeviceImports::ResolvePending), as Run would.
+  struct Placed {
+    int handle = -1;  // < 0: out of memory
+    uint64_t driverAddr = 0, modelAddr = 0, bytes = 0;
+  };
+  bool MallocPlaced(uint64_t requestBytes, int stream, Placed* out);
+  bool FreeResolved(int handle, bool complete);
   bool EmptyCache();
   bool SetCapacity(uint64_t bytes);
   uint64_t BlockSize(int handle);
