@@ -80,12 +80,13 @@ def _load():
     return _LIB
 
 
-# The settings enable() uses when given none. lakebed's 4 MiB large pages: on both training runs
-# measured on the H200 (packages/torch/bench/results/README.md) the default 20 MiB pages held 1.045
-# and 1.054 x the peak allocated bytes, 4 MiB pages 1.019 and 1.026 (2 MiB: 1.011 and 1.008, with
-# twice the chunk moves). The conf is written into the snapshot's settings, so `lakebed replay
-# --policy lakebed` replays with it.
-DEFAULT_CONF = {"lakebed": "lakebed_large_page_mb:4"}
+# The settings enable() uses when given none: lakebed with 8 MiB large pages. The simulator, replaying
+# the requests of the H200 training runs (packages/torch/bench/results/README.md), put the default
+# 20 MiB pages at 1.045 (GPT-2) and 1.054 (Llama LoRA) x the peak allocated bytes, 8 MiB pages at
+# 1.024 and 1.026, 4 MiB at 1.019 and 1.022 with twice the chunk moves, 2 MiB at 1.009 and 1.013
+# with four times. The conf is written into the snapshot's settings, so `lakebed replay --policy
+# lakebed` replays with it.
+DEFAULT_CONF = {"lakebed": "lakebed_large_page_mb:8"}
 
 
 def enable(policy="lakebed", conf=None, device=0, capacity_bytes=0):

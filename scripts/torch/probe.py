@@ -2,12 +2,11 @@
 Prints one JSON object: for each feature, "ok" or the error's first line."""
 import json
 import sys
+import warnings
 
 import torch
 
 import lakebed_torch
-
-import warnings
 
 with warnings.catch_warnings(record=True) as enable_warnings:
     warnings.simplefilter("always")
