@@ -123,8 +123,10 @@ async function fuzzOne(importer: Importer, corpus: Corpus, options: FuzzOptions,
   const input = makeInput(importer, corpus, options.seed, k);
   // an input that makes V8 abort the whole process (not only the worker) leaves its number behind
   writeFileSync(join(options.dir, "in-flight.txt"), `${importer} seed ${options.seed} input ${k} (${input.recipe})\n`);
-  // every other input is read in small windows of 1 to 4,096 bytes, a function of its number
-  const windowBytes = k % 2 === 1 ? 1 + (Math.imul(k, 2654435761) >>> 20) : undefined;
+  // every other input is read in small windows of 1 to 4,096 bytes, a function of its number, and
+  // at most 256 windows (each window costs a few microseconds of setup; a 1-byte window on a
+  // 100 KB input would make it the slowest input of the campaign)
+  const windowBytes = k % 2 === 1 ? Math.max(1 + (Math.imul(k, 2654435761) >>> 20), Math.ceil(input.bytes.length / 256)) : undefined;
   const v = await importOnce(isolated, input, options.dir, k % 16 === 0, windowBytes);
   stats.inputs++;
   const shapeClass = SHAPE_CLASSES.find((c) => input.recipe.startsWith(`${c}(`));

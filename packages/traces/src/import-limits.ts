@@ -12,8 +12,10 @@
  * value past it, a new device list or stream as it is opened.
  *
  * Defaults, against the real traces (../shared/traces and the recordings in test/fixtures):
- *   decompressedBytes  4 GiB - 1: the most one Node buffer holds, and so the most this importer can
- *                      read at all (real snapshots reach about 3 GiB with context="all")
+ *   decompressedBytes  4 GiB - 1 (real snapshots reach about 3 GiB with context="all"). A snapshot
+ *                      pickle is read as a stream, so the limit bounds the time a gzip bomb takes,
+ *                      not memory, and may be raised without bound; a trace read whole (JSON,
+ *                      Arrow, a gzip trace in memory) is held in one buffer, at most MAX_HELD_BYTES
  *   objects            20 million values in segments, settings and annotations, each counted every
  *                      time a memo reference reaches it (stack frames are skipped, not counted); an
  *                      80 GiB device's final state is at most about 1 million blocks
@@ -45,7 +47,7 @@ export interface ImportLimits {
   dictionaryEntries: number;
 }
 
-/** The most bytes one Node buffer (and a wasm32 memory) holds: no decompressed trace can be larger. */
+/** The most bytes one Node buffer (and a wasm32 memory) holds: the most a trace read whole can have. */
 export const MAX_HELD_BYTES = 2 ** 32 - 1;
 
 export const DEFAULT_LIMITS: Readonly<ImportLimits> = Object.freeze({
@@ -80,7 +82,7 @@ export function importLimits(overrides: Partial<ImportLimits> = {}): ImportLimit
   const limits = { ...DEFAULT_LIMITS };
   for (const key of LIMIT_KEYS) {
     const value = overrides[key];
-    if (value !== undefined) limits[key] = key === "decompressedBytes" ? Math.min(value, MAX_HELD_BYTES) : value;
+    if (value !== undefined) limits[key] = value;
   }
   return limits;
 }
@@ -115,6 +117,5 @@ export function limitExceeded(
   where: { device?: number; eventIndex?: number; byteOffset?: number } = {},
 ): TraceError {
   const { noun, per } = WORDING[key];
-  const raise = key === "decompressedBytes" && limits[key] >= MAX_HELD_BYTES ? "the most lakebed can hold; decompress the file first if it is larger" : `raise it with --limits ${key}:N`;
-  return new TraceError(file, `${found} ${noun} exceed the limit of ${limits[key]} ${noun}${per} (${raise})`, where);
+  return new TraceError(file, `${found} ${noun} exceed the limit of ${limits[key]} ${noun}${per} (raise it with --limits ${key}:N)`, where);
 }

@@ -42,7 +42,9 @@ interface Decode {
 function begin(source: PickleSource, file: string, opts: PickleReadOptions): Decode {
   const hint = source.total >= 0 ? source.total : (opts.sizeHint ?? -1);
   const columns = new ColumnBuilder(file, hint >= 0 ? Math.floor(hint / PICKLE_BYTES_PER_ENTRY) : UNKNOWN_LENGTH_ROWS);
-  const windowBytes = Math.max(1, opts.windowBytes ?? DEFAULT_WINDOW_BYTES);
+  // no larger than the input where its length is known: a small trace in memory gets a small window
+  // (and the scanner a small memory), not the 8 MiB a stream reads at a time
+  const windowBytes = Math.max(1, Math.min(opts.windowBytes ?? DEFAULT_WINDOW_BYTES, source.total >= 0 ? source.total : Infinity));
   const shaper = new SnapshotShaper(file, columns, opts.limits, opts.decoder === "wasm" ? windowBytes : undefined);
   const decoder = new PickleDecoder({ file, shaper, limits: opts.limits });
   return { columns, shaper, stream: { file, decoder, scanner: shaper.scanner, windowBytes, wholeInMemory: opts.windowBytes === undefined, onProgress: opts.onProgress, onReached: opts.onReached } };

@@ -280,7 +280,8 @@ function trailerSize(bytes: Uint8Array): number {
  */
 async function gunzipBounded(file: string, bytes: Uint8Array, limits: ImportLimits): Promise<Uint8Array> {
   const isize = trailerSize(bytes);
-  const plausible = isize > 0 && isize <= limits.decompressedBytes && isize <= bytes.length * DEFLATE_MAX_RATIO;
+  const heldLimit = Math.min(limits.decompressedBytes, MAX_HELD_BYTES);
+  const plausible = isize > 0 && isize <= heldLimit && isize <= bytes.length * DEFLATE_MAX_RATIO;
   let dest: Uint8Array | null = plausible ? inputBuffer(file, isize) : null;
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -288,7 +289,7 @@ async function gunzipBounded(file: string, bytes: Uint8Array, limits: ImportLimi
   gunzip.end(bytes);
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-      if (total + chunk.length > limits.decompressedBytes) throw limitExceeded(file, "decompressedBytes", `${total + chunk.length} or more`, limits);
+      if (total + chunk.length > heldLimit) throw decompressedPastLimit(file, total + chunk.length, limits);
       if (dest !== null && total + chunk.length <= dest.length) {
         dest.set(chunk, total);
       } else {
@@ -313,14 +314,24 @@ async function gunzipBounded(file: string, bytes: Uint8Array, limits: ImportLimi
 function gunzipBoundedSync(file: string, bytes: Uint8Array, limits: ImportLimits): Uint8Array {
   const isize = trailerSize(bytes);
   const chunkSize = Math.max(MIN_CHUNK_BYTES, Math.min(isize + 1, bytes.length * DEFLATE_MAX_RATIO, MAX_CHUNK_BYTES));
+  const heldLimit = Math.min(limits.decompressedBytes, MAX_HELD_BYTES);
   try {
-    return gunzipSync(bytes, { maxOutputLength: limits.decompressedBytes, chunkSize });
+    return gunzipSync(bytes, { maxOutputLength: heldLimit, chunkSize });
   } catch (error) {
     if (error instanceof RangeError || (error as { code?: string } | null)?.code === "ERR_BUFFER_TOO_LARGE") {
-      throw limitExceeded(file, "decompressedBytes", `${limits.decompressedBytes + 1} or more`, limits);
+      throw decompressedPastLimit(file, heldLimit + 1, limits);
     }
     throw new TraceError(file, `not a valid gzip file: ${errorText(error)}`);
   }
+}
+
+/**
+ * The refusal of a gzip stream read whole past `found` bytes: the stated limit, or, where the limit
+ * was raised past it, the one buffer a trace read whole must fit in.
+ */
+function decompressedPastLimit(file: string, found: number, limits: ImportLimits): TraceError {
+  if (limits.decompressedBytes <= MAX_HELD_BYTES) return limitExceeded(file, "decompressedBytes", `${found} or more`, limits);
+  return new TraceError(file, `the gzip stream expands past ${MAX_HELD_BYTES} bytes, the most one buffer holds, which a trace read whole needs (JSON, Arrow, or a gzip trace read in memory); decompress it first, or let readTrace stream a snapshot pickle`);
 }
 
 function isGzip(bytes: Uint8Array): boolean {
