@@ -4,7 +4,8 @@
 # one process's median says is bounded by how far two processes of the same allocator differ; the
 # alternation spreads any drift of the machine (clocks, neighbours) over both.
 # Usage: scripts/torch/ab.sh OUTDIR WORKLOAD POLICY [PAIRS [STEPS [BUDGET_S]]]; pairs that would
-# start after BUDGET_S seconds are skipped.
+# start after BUDGET_S seconds are skipped. PIN_CPUS=4-7 runs every process on those cores
+# (taskset), to see whether the spread between processes is where the scheduler puts them.
 set -uo pipefail
 out=${1:?OUTDIR}
 workload=${2:?WORKLOAD}
@@ -25,7 +26,7 @@ for k in $(seq 1 "$pairs"); do
       continue
     fi
     start=$SECONDS
-    timeout 120 python3 "$here/train.py" "$workload" "$a" "$steps" "$out" "" "$a.$k" > "$out/$workload.$a.$k.log" 2>&1
+    timeout 120 ${PIN_CPUS:+taskset -c "$PIN_CPUS"} python3 "$here/train.py" "$workload" "$a" "$steps" "$out" "" "$a.$k" > "$out/$workload.$a.$k.log" 2>&1
     echo "$workload $a.$k rc=$? $((SECONDS - start)) s" | tee -a "$out/runs.txt"
   done
 done
