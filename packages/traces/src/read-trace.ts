@@ -3,16 +3,20 @@
  *
  * The format is detected from the content, never from the file name:
  *   1f 8b            gzip: decompressed with node:zlib, then detected again (once)
+ *   80 (PROTO)       a snapshot pickle: read as a stream (readTrace, and readTraceSync when plain),
+ *                    a window at a time (pickle-stream.ts), so no file is too large to read
  *   "ARROW1"         lakebed's Arrow IPC trace file (arrow-format.ts)
  *   '{' or '['       a snapshot saved with json.dump (leading whitespace and a UTF-8 BOM allowed)
  *   anything else    a pickle; the data-only decoder refuses whatever is not plain data
+ * All but the streamed pickle are read whole into one buffer (at most MAX_HELD_BYTES), as their
+ * readers need.
  *
  * Every reader keeps to the stated limits (import-limits.ts): a gzip stream is decompressed up to
  * limits.decompressedBytes and no further, the pickle decoder refuses nesting past limits.depth, and
  * what was decoded is checked against the rest (snapshot-bounds.ts) before anything is built on it.
  *
- * Progress is reported in bytes of the file on disk: decoding reports how far it got into the
- * (decompressed) payload, scaled to the file size, and the last call is (size, size).
+ * Progress is reported in bytes of the file on disk (for a streamed pickle, how far into the file
+ * the windows read so far reach), and the last call is (size, size).
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { open, stat } from "node:fs/promises";
@@ -271,9 +275,9 @@ function trailerSize(bytes: Uint8Array): number {
 }
 
 /**
- * Decompresses `bytes` as a stream, refusing at the first chunk past limits.decompressedBytes, so a
- * gzip bomb costs at most the limit in time and memory. The output goes straight into its final
- * buffer (the entry scanner's memory, sized by ISIZE) where ISIZE is plausible: deflate expands at
+ * For a trace read whole: decompresses `bytes` as a stream, refusing at the first chunk past
+ * limits.decompressedBytes, so a gzip bomb costs at most the limit in time and memory. The output
+ * goes straight into its final buffer (sized by ISIZE) where ISIZE is plausible: deflate expands at
  * most 1032:1. A stream larger than its ISIZE (several members) is collected in chunks instead.
  * Output chunks are large (up to 64 MiB): each one is a round trip to the thread pool, and with
  * zlib's 16 KiB default the gunzip of a 24 MB trace took twice as long as its whole decode.
