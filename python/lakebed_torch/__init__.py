@@ -80,12 +80,12 @@ def _load():
     return _LIB
 
 
-# The settings enable() uses when given none: lakebed with 8 MiB large pages. The simulator, replaying
-# the requests of the H200 training runs (packages/torch/bench/results/README.md), put the default
-# 20 MiB pages at 1.045 (GPT-2) and 1.054 (Llama LoRA) x the peak allocated bytes, 8 MiB pages at
-# 1.024 and 1.026, 4 MiB at 1.019 and 1.022 with twice the chunk moves, 2 MiB at 1.009 and 1.013
-# with four times. The conf is written into the snapshot's settings, so `lakebed replay --policy
-# lakebed` replays with it.
+# The settings enable() uses when given none: lakebed with 8 MiB large pages. On the H200 training
+# runs (packages/torch/bench/results/README.md, h200-2026-12-02-c) the policy's own 20 MiB pages held
+# 1.045 (GPT-2) and 1.054 (Llama LoRA) x the peak allocated bytes, 8 MiB pages 1.024 and 1.026, 4 MiB
+# 1.019 and 1.022; smaller pages cost more chunk moves every step (GPT-2: 17.5, 55.7 and 101 device
+# calls a step; about 50 us each). The conf is written into the snapshot's settings, so
+# `lakebed replay --policy lakebed` replays with it.
 DEFAULT_CONF = {"lakebed": "lakebed_large_page_mb:8"}
 
 
