@@ -136,7 +136,7 @@ export const POLICY_REGISTRY = [
     name: "lakebed",
     description: "this project's own: per-stream arenas packed at 512 bytes over fungible chunks (2 MiB small, 20 MiB large)",
     folder: "lakebed",
-    counters: ["chunkMoves", "chunks", "touchedPagesPeak"],
+    counters: ["chunkMoves", "chunks", "touchedPagesPeak", "aliasUnmaps"],
     invariants: [{ prefix: "INV-LB", from: 1, offset: 0 }],
     settings: [
       { key: "lakebed_slack_permille", default: "0", meaning: "idle chunks kept beyond the most pages ever touched, per mille" },

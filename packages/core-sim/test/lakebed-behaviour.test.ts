@@ -73,6 +73,42 @@ describe("lakebed", () => {
     expect(r.policyCounters.chunkMoves).toBe(0);
   });
 
+  it("a page let go keeps mapping its chunk after the chunk went to another page, and takes it back with no driver call", () => {
+    const ops: Op[] = [
+      { alloc: 2 * MiB, name: "a" }, // page 0
+      { alloc: 2 * MiB, name: "b" }, // page 1
+      { free: "a" }, // page 0's chunk free
+      { alloc: 4 * MiB, name: "c" }, // pages 2-3: page 0's chunk, mapped at page 2 too, and a new one
+      { free: "c" }, // both free again
+    ];
+    const before = replay(ops);
+    expect(calls(before, "memCreate")).toBe(3);
+    expect(calls(before, "map")).toBe(4);
+    expect(calls(before, "unmap")).toBe(0);
+    expect(before.policyCounters.chunkMoves).toBe(1);
+    // the layout shows each chunk once: its segments add up to the reserved bytes
+    expect(before.finalSegments.reduce((n, s) => n + s.totalSize, 0)).toBe(6 * MiB);
+    expect(before.stats["reserved_bytes.all.current"]).toBe(6 * MiB);
+    const after = replay([...ops, { alloc: 2 * MiB, name: "d" }]); // [0, 2 MiB): page 0, its chunk free
+    expect(after.driverCalls).toEqual(before.driverCalls);
+    expect(after.peakReservedBytes).toBe(6 * MiB);
+  });
+
+  it("unmaps a page whose chunk another page holds before backing it with another chunk", () => {
+    const r = replay([
+      { alloc: 2 * MiB, name: "a" }, // page 0
+      { alloc: 2 * MiB, name: "b" }, // page 1
+      { free: "a" },
+      { alloc: 4 * MiB, name: "c" }, // pages 2-3: page 0's chunk is page 2's now
+      { alloc: 2 * MiB, name: "d" }, // page 0 again: its chunk is in use, so it is unmapped there and a new one mapped
+    ]);
+    expect(calls(r, "memCreate")).toBe(4);
+    expect(calls(r, "unmap")).toBe(1);
+    expect(calls(r, "map")).toBe(5);
+    expect(r.policyCounters.aliasUnmaps).toBe(1);
+    expect(r.peakReservedBytes).toBe(8 * MiB);
+  });
+
   it("takes the chunk of the idle page forecast to be touched last, not the oldest one", () => {
     const r = replay(
       [
@@ -150,19 +186,20 @@ describe("lakebed", () => {
       expect(r.peakReservedBytes).toBe(22 * MiB);
     });
 
-    it("moves a run of idle 20 MiB chunks with one unmap, and creates only the rest", () => {
+    it("hands free 20 MiB chunks to new pages of the same arena without an unmap, and creates only the rest", () => {
       const r = replay(
         [
           { alloc: 40 * MiB, name: "a" }, // pages 0-1
           { alloc: 40 * MiB, name: "b" }, // pages 2-3
-          { free: "a" }, // pages 0-1 idle
-          { alloc: 60 * MiB, name: "c" }, // no room in [0, 40 MiB): pages 4-6, two chunks moved, one new
+          { free: "a" }, // pages 0-1 let go, their chunks free
+          { alloc: 60 * MiB, name: "c" }, // no room in [0, 40 MiB): pages 4-6, two free chunks, one new
         ],
         byDefault,
       );
       expect(calls(r, "memCreate")).toBe(5);
       expect(r.policyCounters.chunkMoves).toBe(2);
-      expect(calls(r, "unmap")).toBe(1);
+      expect(calls(r, "unmap")).toBe(0); // pages 0-1 still map their chunks, which pages 4-5 hold now
+      expect(calls(r, "map")).toBe(7);
       expect(r.peakReservedBytes).toBe(100 * MiB);
     });
 

@@ -38,3 +38,5 @@ export const BROKEN_LAKEBED_UNTOUCH_PAST_END: i32 = 9;
 export const BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED: i32 = 10;
 /** lakebed: a block placed at the back of a free range starts 512 bytes late, over its neighbour */
 export const BROKEN_LAKEBED_BACK_OVERLAPS: i32 = 11;
+/** lakebed: a page touched again takes over the chunk it maps even while another page holds it */
+export const BROKEN_LAKEBED_TAKES_HELD_CHUNK: i32 = 12;

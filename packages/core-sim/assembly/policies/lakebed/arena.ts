@@ -10,26 +10,23 @@
 //   │ h=7 t=2  │ h=8 t=1  │ h=3 t=0  │ h=0 t=0  │ h=9 t=1  │  touched    │
 //   └──────────┴──────────┴──────────┴──────────┴──────────┴──────── ··· ─┘
 //    [blk A ][ blk B      ]  idle       unmapped  [ blk C ]
-//   handles[i] > 0: page i is mapped to that chunk; touches[i]: live blocks touching page i.
-//   touches[i] > 0 implies handles[i] > 0; handles[i] > 0 with touches[i] == 0 is an idle page,
-//   linked into the idle list of the arena's chunk pool (oldest first) through idlePrev/idleNext.
-//   releasedAt[i], idleGap[i]: when page i last went from touched to untouched, and how long it
-//   stayed untouched before its next touch: what reuse-forecast.ts forecasts its next touch from.
-//
-// Idle-list links name pages across arenas as keys: arena id << 32 | page index (NO_PAGE: none).
+//   slots[i] > 0: page i maps chunk slots[i] - 1 of the arena's pool (chunk-pool.ts); touches[i]:
+//   live blocks touching page i. A touched page owns the chunk it maps; an untouched page may map
+//   a chunk that is free (it is then backed again with no driver call when touched) or that
+//   another page owns (an alias, unmapped before the page is touched again). aliasPrev/aliasNext
+//   link the pages of this arena that map one chunk. releasedAt[i], idleGap[i]: when page i last
+//   went from touched to untouched, and how long it stayed untouched before its next touch: what
+//   reuse-forecast.ts forecasts its next touch from.
 
 import { Device, NO_ADDRESS, GRANULARITY_BYTES } from "../../device/device";
 import { BlockChain } from "../../memory/block-chain";
 
 /** the page (and chunk) size of small-pool arenas, and the least a page may be */
 export const SMALL_PAGE_BYTES: u64 = GRANULARITY_BYTES;
-export const NO_PAGE: i64 = -1;
-
-@inline export function pageKey(arena: i32, page: i32): i64 {
-  return (<i64>arena << 32) | <i64>page;
-}
-@inline export function keyArena(key: i64): i32 { return <i32>(key >> 32); }
-@inline export function keyPage(key: i64): i32 { return <i32>(key & 0xffffffff); }
+/** no page (the ends of an alias list) */
+export const NO_PAGE: i32 = -1;
+/** no chunk mapped at a page (chunkAt) */
+export const UNMAPPED: i32 = -1;
 
 /** pages the tables of a new arena hold (ensurePages grows them) */
 const INITIAL_PAGE_CAPACITY: i32 = 64;
@@ -64,10 +61,12 @@ export class Arena extends BlockChain {
    * tables for the whole range made every new allocator allocate megabytes it never used.
    */
   capacity: i32;
-  handles: StaticArray<i32>;
+  /** per page: the pool slot of the chunk mapped there, plus one (0: unmapped) */
+  slots: StaticArray<i32>;
   touches: StaticArray<i32>;
-  idlePrev: StaticArray<i64>;
-  idleNext: StaticArray<i64>;
+  /** per page that maps a chunk: the previous and next page mapping the same chunk (NO_PAGE at the ends) */
+  aliasPrev: StaticArray<i32>;
+  aliasNext: StaticArray<i32>;
   /**
    * The policy's clock (LakebedPolicy.clock, its malloc count) when the last block touching each
    * page let go of it; 0: never untouched. Never later than the clock, and above 0 on every idle
@@ -79,7 +78,7 @@ export class Arena extends BlockChain {
    * 0: never touched again after being let go. Never negative, and below the clock.
    */
   idleGap: StaticArray<i64>;
-  /** pages with a chunk mapped, touched or idle */
+  /** pages with a chunk mapped, touched or not (aliases counted each) */
   mappedPages: i32 = 0;
   /** one past the highest page ever mapped (layout and emptyCache walk no further) */
   highPage: i32 = 0;
@@ -95,10 +94,10 @@ export class Arena extends BlockChain {
     this.pages = pages;
     const capacity = min(pages, INITIAL_PAGE_CAPACITY);
     this.capacity = capacity;
-    this.handles = new StaticArray<i32>(capacity);
+    this.slots = new StaticArray<i32>(capacity);
     this.touches = new StaticArray<i32>(capacity);
-    this.idlePrev = new StaticArray<i64>(capacity);
-    this.idleNext = new StaticArray<i64>(capacity);
+    this.aliasPrev = new StaticArray<i32>(capacity);
+    this.aliasNext = new StaticArray<i32>(capacity);
     this.releasedAt = new StaticArray<i64>(capacity);
     this.idleGap = new StaticArray<i64>(capacity);
   }
@@ -107,10 +106,10 @@ export class Arena extends BlockChain {
   ensurePages(end: i32): void {
     if (end <= this.capacity) return;
     const capacity = min(this.pages, max(end, this.capacity << 1));
-    this.handles = grownI32(this.handles, capacity);
+    this.slots = grownI32(this.slots, capacity);
     this.touches = grownI32(this.touches, capacity);
-    this.idlePrev = grownI64(this.idlePrev, capacity);
-    this.idleNext = grownI64(this.idleNext, capacity);
+    this.aliasPrev = grownI32(this.aliasPrev, capacity);
+    this.aliasNext = grownI32(this.aliasNext, capacity);
     this.releasedAt = grownI64(this.releasedAt, capacity);
     this.idleGap = grownI64(this.idleGap, capacity);
     this.capacity = capacity;
@@ -139,29 +138,8 @@ export class Arena extends BlockChain {
     return this.pageOf(addr + bytes - 1) + 1;
   }
 
-  /** The chunk mapped at `page` (0: none); any page of the reservation, held by the tables or not. */
-  @inline handle(page: i32): i32 { return page < this.capacity ? unchecked(this.handles[page]) : 0; }
+  /** The pool slot of the chunk mapped at `page` (UNMAPPED: none); any page of the reservation. */
+  @inline chunkAt(page: i32): i32 { return page < this.capacity ? unchecked(this.slots[page]) - 1 : UNMAPPED; }
   /** Live blocks touching `page`; any page of the reservation. */
   @inline touch(page: i32): i32 { return page < this.capacity ? unchecked(this.touches[page]) : 0; }
-
-  /**
-   * Maps chunk `handle` at `page` (no access yet: the caller sets access on the whole run). False,
-   * with nothing changed, when the device refused the map.
-   */
-  mapPage(device: Device, page: i32, handle: i32): bool {
-    if (!device.map(this.pageAddress(page), this.pageBytes, handle)) return false;
-    unchecked((this.handles[page] = handle));
-    this.mappedPages++;
-    if (page >= this.highPage) this.highPage = page + 1;
-    return true;
-  }
-
-  /** Unmaps `page` and returns the chunk that was there. */
-  unmapPage(device: Device, page: i32): i32 {
-    const h = unchecked(this.handles[page]);
-    device.unmap(this.pageAddress(page), this.pageBytes);
-    unchecked((this.handles[page] = 0));
-    this.mappedPages--;
-    return h;
-  }
 }

@@ -7,12 +7,14 @@
 // so that one page fewer is touched and backed. Physical memory is fungible chunks of the arena's
 // page size (chunk-pool.ts): 2 MiB for small arenas and lakebed_large_page_mb, 20 MiB by default,
 // for large ones. A page of an arena holds a chunk while a live block touches it. When a block is
-// freed, the pages it alone touched become idle but keep their chunk (no driver call); when a new
-// block touches a page that has no chunk, the policy takes the chunk of an idle page of the same
-// pool (unmap there, map here), the one whose next touch is forecast furthest away
-// (reuse-forecast.ts), and creates a new chunk only when none is idle. So physical memory stays
-// within one page per hole edge of the live bytes, and driver calls are made only when the live
-// set moves to pages that have no chunk.
+// freed, the pages it alone touched let their chunks go free but stay mapped (no driver call);
+// when a new block touches a page, the page takes back the chunk it maps if that chunk is still
+// free (no driver call), else it gets a free chunk of the same pool (a map here; the chunk stays
+// mapped at its old pages too, as aliases, chunk-pool.ts), the one whose next use is forecast
+// furthest away (reuse-forecast.ts), and a new chunk only when none is free. So physical memory
+// stays within one page per hole edge of the live bytes, and a training loop whose steps touch the
+// same pages in the same order soon makes no driver call at all: each page finds its chunk where
+// it left it. Only a page whose chunk another page holds is unmapped, before it is backed again.
 //
 // Why 20 MiB pages for large blocks: the driver's work is per mapping. cuMemSetAccess and
 // cuMemUnmap over a range of N mappings cost about N calls over one (measured on the H100,
@@ -27,10 +29,12 @@
 // expandable segments: 512-byte packing, and pages freed anywhere serve new blocks anywhere,
 // across streams too.
 //
-// Streams: a page's chunk moves to another page only through an unmap, which on a GPU must wait
-// for the work queued on the page's stream (as PyTorch's expandable segments synchronize before
-// unmapping). The victim is chosen among the oldest idle pages, which makes that wait unlikely to
-// block; the policy counts those moves (chunkMoves).
+// Streams: a chunk is mapped at pages of one arena only, that is of one stream, and a free chunk
+// serves another page of that stream as PyTorch serves a freed block to its own stream, in stream
+// order. It goes to another arena only after an unmap of each of its pages, which on a GPU waits
+// for the work queued there (as PyTorch's expandable segments synchronize before unmapping). The
+// policy counts chunks handed to new pages (chunkMoves) and pages unmapped because their chunk was
+// in use elsewhere (aliasUnmaps).
 //
 // Invariants (checked by brokenInvariant(), valid.ts; the number is what it returns):
 //  INV-LB-1  each arena's blocks tile its reservation exactly: the chain from the head at the base
@@ -40,19 +44,24 @@
 //  INV-LB-2  an arena's free set holds exactly its blocks that are neither allocated nor pending,
 //            ordered and heap-shaped; no two neighbours are both free.
 //  INV-LB-3  touches[p] equals the number of allocated or pending blocks touching page p, and every
-//            touched page has a chunk mapped.
-//  INV-LB-4  each chunk pool's idle list holds exactly the pages of its arenas with a chunk and
-//            no touch, linked both ways.
-//  INV-LB-5  a chunk is mapped at exactly one page (no two pages share a handle), and each page's
-//            mapping is the one the device holds, of its arena's page size, which is its pool's
-//            chunk size; with INV-LB-1, no two live blocks share a physical byte.
-//  INV-LB-6  reserved_bytes (per pool and in all) == the sum over arenas of mapped pages x page
-//            size == the bytes of the chunks created and not released (chunkBytes; chunks counts
-//            them) == the device's physical bytes.
+//            touched page maps a chunk and is its owner; a page that maps a chunk it does not own
+//            is untouched.
+//  INV-LB-4  each chunk pool's free list holds exactly its chunks that no page owns, linked both
+//            ways (freeCount counts them).
+//  INV-LB-5  each page's mapping is the one the device holds (its chunk's handle), of its arena's
+//            page size, which is its pool's chunk size; the device holds no other mapping; no two
+//            slots hold one handle. With INV-LB-1 and 3 (one owner per chunk, the only touched
+//            page mapping it), no two live blocks share a physical byte.
+//  INV-LB-6  reserved_bytes (per small/large pool and in all) == the chunks created and not
+//            released x their pool's chunk size, each counted in the pool of the arena that maps
+//            it == chunkBytes (chunks counts them) == the device's physical bytes.
 //  INV-LB-7  allocation, allocated_bytes, active, active_bytes and requested_bytes equal their sums
 //            over the blocks; segment == arenas; allocated <= active <= reserved; peaks >= current.
 //  INV-LB-8  the reuse forecast's record of every page: releasedAt <= the clock, above 0 on every
-//            idle page; idleGap >= 0 and below the clock.
+//            mapped page nobody touches; idleGap >= 0 and below the clock.
+//  INV-LB-9  each chunk's aliases: the pages mapping it, all of one arena (the slot's arena), linked
+//            both ways from the slot's aliasHead, as many as aliasCount (at least one); its owner,
+//            if any, is one of them; every mapped page is in the list of the chunk it maps.
 
 import { Device, NO_HANDLE } from "../../device/device";
 import {
@@ -73,13 +82,15 @@ import { Policy, NO_HANDLE_BLOCK } from "../policy";
 import { expandableAddressSpace } from "../caching/caching";
 import { SegmentLog, ACTION_SEGMENT_MAP, ACTION_SEGMENT_UNMAP } from "../../replay/segment-log";
 import { Layout } from "../../replay/layout";
-import { Arena, SMALL_PAGE_BYTES, NO_PAGE, pageKey, keyArena, keyPage } from "./arena";
-import { ChunkPool } from "./chunk-pool";
-import { noteRelease, noteTouchStart, victimPage } from "./reuse-forecast";
+import { Arena, SMALL_PAGE_BYTES, NO_PAGE, UNMAPPED } from "./arena";
+import { ChunkPool, NO_CHUNK, NO_OWNER } from "./chunk-pool";
+import { linkAlias, unlinkAlias } from "./aliases";
+import { noteRelease, noteTouchStart, victimChunk } from "./reuse-forecast";
 import { brokenLakebedInvariant, brokenLakebedLocalInvariant } from "./valid";
 import { writeLakebedLayout } from "./layout-writer";
 import {
   BROKEN, BROKEN_LAKEBED_UNTOUCH_PAST_END, BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED, BROKEN_LAKEBED_BACK_OVERLAPS,
+  BROKEN_LAKEBED_TAKES_HELD_CHUNK,
 } from "../broken";
 
 /** lakebed's own settings (the lakebed_* keys of the settings string), set before start(). */
@@ -111,8 +122,10 @@ export class LakebedPolicy extends Policy {
   /** chunks created and not released, in all pools, and their bytes */
   chunks: i32 = 0;
   chunkBytes: u64 = 0;
-  /** chunks taken from an idle page for another page (an unmap and a map each) */
+  /** free chunks handed to a page that did not map them (a map each, and unmaps when they leave an arena) */
   chunkMoves: i64 = 0;
+  /** pages unmapped because the chunk they mapped was in use at another page when they were touched */
+  aliasUnmaps: i64 = 0;
   /** mallocs so far: the time of the reuse forecast (reuse-forecast.ts) */
   clock: i64 = 0;
   /**
@@ -127,7 +140,7 @@ export class LakebedPolicy extends Policy {
    * smallest on ties. 1: plain best fit.
    */
   fitWindow: i32 = 1;
-  /** chunks gathered for the block being placed */
+  /** chunks (pool slots) gathered for the block being placed */
   private gathered: StaticArray<i32> = new StaticArray<i32>(64);
   // the stream of the segment being adopted (a trace recorded mid-run)
   private adoptStream: i32 = 0;
@@ -147,11 +160,26 @@ export class LakebedPolicy extends Policy {
     return unchecked(this.pools[a.poolId]);
   }
 
-  /** Idle pages in all pools. */
-  idlePages(): i32 {
+  /** Free chunks in all pools. */
+  freeChunks(): i32 {
     let n = 0;
-    for (let i = 0; i < this.pools.length; i++) n += unchecked(this.pools[i]).idleCount;
+    for (let i = 0; i < this.pools.length; i++) n += unchecked(this.pools[i]).freeCount;
     return n;
+  }
+
+  /** Whether page p of arena a maps a chunk no touched page holds (it is backed again with no driver call). */
+  @inline mapsFreeChunk(a: Arena, p: i32): bool {
+    const s = a.chunkAt(p);
+    return s != UNMAPPED && this.pool(a).ownerOf(s) == NO_OWNER;
+  }
+
+  /** Whether page p of arena a holds the chunk it maps: p owns it, or it is free and p heads its aliases (the page the layout shows it at). */
+  holdsChunk(a: Arena, p: i32): bool {
+    const s = a.chunkAt(p);
+    if (s == UNMAPPED) return false;
+    const pool = this.pool(a);
+    const owner = pool.ownerOf(s);
+    return owner == p || (owner == NO_OWNER && unchecked(pool.aliasHead[s]) == p);
   }
 
   @inline arena(id: i32): Arena {
@@ -210,12 +238,12 @@ export class LakebedPolicy extends Policy {
   private idleElsewhere(pool: ChunkPool): bool {
     for (let i = 0; i < this.pools.length; i++) {
       const other = unchecked(this.pools[i]);
-      if (other !== pool && other.idleCount > 0) return true;
+      if (other !== pool && other.freeCount > 0) return true;
     }
     return false;
   }
 
-  /** Unmaps and releases the idle chunks of every pool but `pool` (one unmap per run of idle pages). */
+  /** Unmaps and releases the free chunks of every pool but `pool` (one unmap per run of their pages). */
   private releaseIdleElsewhere(pool: ChunkPool): void {
     for (let i = 0; i < this.arenas.length; i++) {
       const a = this.arena(i);
@@ -300,24 +328,25 @@ export class LakebedPolicy extends Policy {
     for (let p = a.pageOf(addr); p < end; p++) {
       if (a.touch(p) != 0) continue;
       untouched++;
-      if (a.handle(p) == 0) missing++;
+      if (!this.mapsFreeChunk(a, p)) missing++;
     }
     return (missing << 32) | untouched;
   }
 
-  /** Pages of [addr, addr + bytes) that no block touches and no chunk backs. */
+  /** Pages of [addr, addr + bytes) that no block touches and that map no free chunk: each needs one. */
   missingChunks(a: Arena, addr: u64, bytes: u64): i32 {
     const end = a.endPage(addr, bytes);
     let missing = 0;
-    for (let p = a.pageOf(addr); p < end; p++) if (a.touch(p) == 0 && a.handle(p) == 0) missing++;
+    for (let p = a.pageOf(addr); p < end; p++) if (a.touch(p) == 0 && !this.mapsFreeChunk(a, p)) missing++;
     return missing;
   }
 
   /**
-   * Touches every page of [addr, addr + bytes) and gives each page that has no chunk one (an idle
-   * page's of the arena's pool, gatherChunks, else a new one); sets access once per run of newly
-   * mapped pages. False when no chunk could be had: then the touches are undone (pages mapped
-   * meanwhile stay, idle).
+   * Touches every page of [addr, addr + bytes) and backs each page that holds no chunk: a page
+   * mapping a free chunk takes it back (no driver call); any other gets a free chunk of the arena's
+   * pool (gatherChunks), else a new one, after unmapping the chunk another page holds, if it
+   * mapped one. Sets access once per run of newly mapped pages. False when no chunk could be had:
+   * then the touches are undone (pages mapped meanwhile stay, their chunks free).
    */
   backPages(a: Arena, addr: u64, bytes: u64): bool {
     const pool = this.pool(a);
@@ -325,14 +354,15 @@ export class LakebedPolicy extends Policy {
     const end = a.endPage(addr, bytes);
     let missing = 0;
     a.ensurePages(end);
-    // first claim the idle pages of this range, so that no chunk is taken from under it
+    // first claim the free chunks this range maps, so that none is taken from under it
     for (let p = first; p < end; p++) {
       const t = a.touch(p);
       unchecked((a.touches[p] = t + 1));
       if (t == 0) {
         pool.touchedPages++;
         noteTouchStart(a, p, this.clock);
-        if (a.handle(p) != 0) this.idleRemove(pool, a, p);
+        if (this.mapsFreeChunk(a, p)) this.claim(pool, a.chunkAt(p), p);
+        else if (BROKEN == BROKEN_LAKEBED_TAKES_HELD_CHUNK && a.chunkAt(p) != UNMAPPED) unchecked((pool.owner[a.chunkAt(p)] = p)); // broken.ts
         else missing++;
       }
     }
@@ -344,14 +374,15 @@ export class LakebedPolicy extends Policy {
     }
     if (pool.touchedPages > pool.touchedPeak) pool.touchedPeak = pool.touchedPages;
     if (missing == 0) return true;
-    const got = this.gatherChunks(pool, a.small, missing);
+    const got = this.gatherChunks(pool, a, missing);
     // map what was gathered, in page order; set access once per run of newly mapped pages
     let used = 0;
     let run = -1;
     let p = first;
     let refused = false;
     for (; p < end && used < got; p++) {
-      if (a.handle(p) != 0) {
+      const mapped = a.chunkAt(p);
+      if (mapped != UNMAPPED && pool.ownerOf(mapped) == p) {
         if (run >= 0 && !this.setAccessRun(a, run, p)) {
           refused = true;
           break;
@@ -359,122 +390,169 @@ export class LakebedPolicy extends Policy {
         run = -1;
         continue;
       }
-      const h = unchecked(this.gathered[used++]);
-      if (!a.mapPage(this.device, p, h)) {
+      // the chunk this page maps is another page's now: unmap it here first
+      if (mapped != UNMAPPED) this.unmapAlias(pool, a, p);
+      const s = unchecked(this.gathered[used++]);
+      if (!this.device.map(a.pageAddress(p), a.pageBytes, pool.handleOf(s))) {
         // the device refused the map: this chunk and the run mapped without access go back
-        this.releaseChunk(pool, a.small, h);
+        this.returnChunk(pool, a.small, s);
         if (run >= 0) this.dropRun(a, run, p);
         refused = true;
         break;
       }
+      linkAlias(pool, a, p, s);
+      unchecked((pool.owner[s] = p));
       this.stats.count(NUM_DEVICE_ALLOC);
       if (run < 0) run = p;
     }
     if (!refused && run >= 0 && !this.setAccessRun(a, run, p)) refused = true;
     if (!refused && got == missing) return true;
-    // out of memory: chunks gathered but not placed are released, the touches undone (pages
-    // mapped with access before the failure stay, idle)
-    while (used < got) this.releaseChunk(pool, a.small, unchecked(this.gathered[used++]));
+    // out of memory: chunks gathered but not placed go back (free, or released when mapped
+    // nowhere), the touches are undone (pages mapped with access before the failure stay, free)
+    while (used < got) this.returnChunk(pool, a.small, unchecked(this.gathered[used++]));
     this.unbackPages(a, addr, bytes);
     return false;
   }
 
+  /** Page p, touched, takes back free chunk s that it maps. */
+  @inline private claim(pool: ChunkPool, s: i32, p: i32): void {
+    pool.freeRemove(s);
+    unchecked((pool.owner[s] = p));
+  }
+
   /**
-   * Whether `want` chunks of the pool can be had: its idle pages' chunks, and new ones within the
+   * Whether `want` chunks of the pool can be had: its free chunks, and new ones within the
    * memory fraction and the device's free memory. A device that runs out anyway (another process
    * took memory) still answers memCreate with an OOM, which backPages undoes.
    */
   private canGather(pool: ChunkPool, want: i32): bool {
-    const fresh = <i64>want - <i64>pool.idleCount;
+    const fresh = <i64>want - <i64>pool.freeCount;
     if (fresh <= 0) return true;
     const bytes = <u64>fresh * pool.chunkBytes;
     return this.withinFraction(this.chunkBytes, bytes) && this.device.canAllocate(bytes);
   }
 
-  /** Releases a chunk of the pool that backs no page (its reserved bytes counted in the small or large pool's stats). */
-  private releaseChunk(pool: ChunkPool, small: bool, handle: i32): void {
-    this.device.memRelease(handle);
-    pool.chunks--;
+  /** Releases chunk s of the pool, mapped nowhere (its reserved bytes counted in the small or large pool's stats). */
+  private releaseChunk(pool: ChunkPool, small: bool, s: i32): void {
+    this.device.memRelease(pool.handleOf(s));
+    pool.dropSlot(s);
     this.chunks--;
     this.chunkBytes -= pool.chunkBytes;
-    this.stats.decrease(STAT_RESERVED_BYTES, small, pool.chunkBytes);
+    if (BROKEN != BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED) this.stats.decrease(STAT_RESERVED_BYTES, small, pool.chunkBytes); // broken.ts
     this.stats.count(NUM_DEVICE_FREE);
   }
 
-  /** Unmaps pages [from, to) of `a`, mapped but never given access, and releases their chunks. */
+  /** A gathered chunk that no page took: back to the free list while pages map it, else released. */
+  private returnChunk(pool: ChunkPool, small: bool, s: i32): void {
+    unchecked((pool.owner[s] = NO_OWNER));
+    if (unchecked(pool.aliasCount[s]) > 0) pool.freeAppend(s);
+    else this.releaseChunk(pool, small, s);
+  }
+
+  /** Unmaps pages [from, to) of `a`, mapped but never given access; their chunks go back (returnChunk). */
   private dropRun(a: Arena, from: i32, to: i32): void {
     this.device.unmap(a.pageAddress(from), <u64>(to - from) * a.pageBytes);
     const pool = this.pool(a);
-    for (let p = from; p < to; p++) {
-      const h = a.handle(p);
-      unchecked((a.handles[p] = 0));
-      a.mappedPages--;
-      this.releaseChunk(pool, a.small, h);
-    }
+    for (let p = from; p < to; p++) this.returnChunk(pool, a.small, unlinkAlias(pool, a, p));
+  }
+
+  /** Unmaps page p of `a`, whose chunk another page holds (a driver call, no memory freed). */
+  private unmapAlias(pool: ChunkPool, a: Arena, p: i32): void {
+    this.unmapPages(pool, a, p, p + 1);
+    this.aliasUnmaps++;
   }
 
   /**
-   * Gathers up to `want` chunks of the pool into `gathered` for pages of a small or large arena:
-   * chunks of its idle pages first, the one forecast to be touched last first (reuse-forecast.ts),
-   * a run of idle pages that are neighbours in the list and in the arena unmapped with one call;
-   * then new ones. Returns how many it got.
+   * Gathers up to `want` chunks (slots) of the pool into `gathered` for pages of arena a: free
+   * chunks first, the one forecast to be needed last first (reuse-forecast.ts), then new ones.
+   * Returns how many it got.
    */
-  gatherChunks(pool: ChunkPool, small: bool, want: i32): i32 {
+  gatherChunks(pool: ChunkPool, a: Arena, want: i32): i32 {
     if (this.gathered.length < want) this.gathered = new StaticArray<i32>(max(want, this.gathered.length * 2));
     let got = 0;
     while (got < want) {
       const budget = <i64>pool.touchedPeak + (<i64>pool.touchedPeak * this.slackPermille) / 1000;
       const canCreate = this.withinFraction(this.chunkBytes, pool.chunkBytes);
-      if (pool.idleHead != NO_PAGE && (<i64>pool.chunks >= budget || !canCreate)) {
-        got = this.moveIdleRun(pool, small, want, got);
+      if (pool.freeCount > 0 && (<i64>pool.chunks >= budget || !canCreate)) {
+        got = this.takeFree(pool, a, want, got);
         continue;
       }
       const h = canCreate ? this.device.memCreate(pool.chunkBytes) : NO_HANDLE;
       if (h == NO_HANDLE) {
-        if (pool.idleHead == NO_PAGE) break;
-        got = this.moveIdleRun(pool, small, want, got);
+        if (pool.freeCount == 0) break;
+        got = this.takeFree(pool, a, want, got);
         continue;
       }
-      pool.chunks++;
       this.chunks++;
       this.chunkBytes += pool.chunkBytes;
-      this.stats.increase(STAT_RESERVED_BYTES, small, pool.chunkBytes);
-      unchecked((this.gathered[got++] = h));
+      this.stats.increase(STAT_RESERVED_BYTES, a.small, pool.chunkBytes);
+      unchecked((this.gathered[got++] = pool.newSlot(h)));
     }
     return got;
   }
 
   /**
-   * Unmaps the pool's victim page (reuse-forecast.ts) and the idle pages right after it in the
-   * arena that follow it in the list too, idled with it (at most want - got pages), with one call;
-   * their chunks go to `gathered`, for a small or large arena. Returns the new count.
+   * Takes the pool's victim chunk (reuse-forecast.ts) off its free list into `gathered` for a page
+   * of arena a; returns the new count. Its pages in a stay mapped. A chunk mapped in another arena
+   * (another stream's, or the other pool's arenas when the page sizes are equal) is unmapped there
+   * first; when it is mapped at one page only, the free chunks after it in the list that are each
+   * mapped at the next page of that arena alone (freed with it) go too, up to want - got, with one
+   * unmap.
    */
-  moveIdleRun(pool: ChunkPool, small: bool, want: i32, got: i32): i32 {
-    const victim = victimPage(pool, this.arenas, this.clock);
-    const from = this.arena(keyArena(victim));
-    const first = keyPage(victim);
+  private takeFree(pool: ChunkPool, a: Arena, want: i32, got: i32): i32 {
+    const s = victimChunk(pool, this.arenas, this.clock);
+    const at = pool.arenaOf(s);
+    if (at == a.id) {
+      pool.freeRemove(s);
+      this.chunkMoves++;
+      unchecked((this.gathered[got++] = s));
+      return got;
+    }
+    const from = this.arena(at);
+    if (unchecked(pool.aliasCount[s]) > 1) {
+      pool.freeRemove(s);
+      this.chunkMoves++;
+      for (let p = unchecked(pool.aliasHead[s]); p != NO_PAGE; p = unchecked(pool.aliasHead[s])) this.unmapPages(pool, from, p, p + 1);
+      this.handOver(pool, from, a);
+      unchecked((this.gathered[got++] = s));
+      return got;
+    }
+    const first = unchecked(pool.aliasHead[s]);
     let end = first + 1;
-    while (got + (end - first) < want && end < from.highPage && from.handle(end) != 0 && from.touch(end) == 0 &&
-           unchecked(from.idlePrev[end]) == pageKey(from.id, end - 1)) {
+    let last = s;
+    for (;;) {
+      const next = unchecked(pool.freeNext[last]);
+      if (got + (end - first) >= want || next == NO_CHUNK || pool.arenaOf(next) != at ||
+          unchecked(pool.aliasCount[next]) != 1 || unchecked(pool.aliasHead[next]) != end) break;
+      last = next;
       end++;
     }
+    for (let p = first; p < end; p++) {
+      const c = from.chunkAt(p);
+      pool.freeRemove(c);
+      this.chunkMoves++;
+      unchecked((this.gathered[got++] = c));
+      this.handOver(pool, from, a);
+    }
+    this.unmapPages(pool, from, first, end);
+    return got;
+  }
+
+  /** Unmaps pages [first, end) of arena `from` with one call, and unlinks them from their chunks' aliases. */
+  private unmapPages(pool: ChunkPool, from: Arena, first: i32, end: i32): void {
     const va = from.pageAddress(first);
     const bytes = <u64>(end - first) * from.pageBytes;
     this.device.unmap(va, bytes);
     this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
     this.stats.count(NUM_DEVICE_FREE);
-    for (let p = first; p < end; p++) {
-      this.idleRemove(pool, from, p);
-      unchecked((this.gathered[got++] = from.handle(p)));
-      unchecked((from.handles[p] = 0));
-      from.mappedPages--;
-    }
-    if (from.small != small) {
-      this.stats.decrease(STAT_RESERVED_BYTES, from.small, bytes);
-      this.stats.increase(STAT_RESERVED_BYTES, small, bytes);
-    }
-    this.chunkMoves += end - first;
-    return got;
+    for (let p = first; p < end; p++) unlinkAlias(pool, from, p);
+  }
+
+  /** A chunk of the pool goes from arena `from` to arena `to`: its reserved bytes go with it when one is small and the other large. */
+  @inline private handOver(pool: ChunkPool, from: Arena, to: Arena): void {
+    if (from.small == to.small) return;
+    this.stats.decrease(STAT_RESERVED_BYTES, from.small, pool.chunkBytes);
+    this.stats.increase(STAT_RESERVED_BYTES, to.small, pool.chunkBytes);
   }
 
   /** Sets access on pages [from, to); when the device refuses, the run is dropped (false). */
@@ -489,7 +567,7 @@ export class LakebedPolicy extends Policy {
     return true;
   }
 
-  /** Drops the touches of [addr, addr + bytes); mapped pages left untouched become idle. */
+  /** Drops the touches of [addr, addr + bytes); the chunks of pages left untouched become free. */
   unbackPages(a: Arena, addr: u64, bytes: u64): void {
     const pool = this.pool(a);
     const end = BROKEN == BROKEN_LAKEBED_UNTOUCH_PAST_END ? min(a.endPage(addr, bytes) + 1, a.capacity) : a.endPage(addr, bytes); // broken.ts
@@ -499,35 +577,13 @@ export class LakebedPolicy extends Policy {
       if (t == 0) {
         pool.touchedPages--;
         noteRelease(a, p, this.clock);
-        if (a.handle(p) != 0) this.idleAppend(pool, a, p);
+        const s = a.chunkAt(p);
+        if (s != UNMAPPED && pool.ownerOf(s) == p) {
+          unchecked((pool.owner[s] = NO_OWNER));
+          pool.freeAppend(s);
+        }
       }
     }
-  }
-
-  // ---- the idle lists -----------------------------------------------------------------------
-
-  idleAppend(pool: ChunkPool, a: Arena, page: i32): void {
-    const key = pageKey(a.id, page);
-    unchecked((a.idlePrev[page] = pool.idleTail));
-    unchecked((a.idleNext[page] = NO_PAGE));
-    if (pool.idleTail != NO_PAGE) {
-      const t = this.arena(keyArena(pool.idleTail));
-      unchecked((t.idleNext[keyPage(pool.idleTail)] = key));
-    } else {
-      pool.idleHead = key;
-    }
-    pool.idleTail = key;
-    pool.idleCount++;
-  }
-
-  idleRemove(pool: ChunkPool, a: Arena, page: i32): void {
-    const prev = unchecked(a.idlePrev[page]);
-    const next = unchecked(a.idleNext[page]);
-    if (prev != NO_PAGE) unchecked((this.arena(keyArena(prev)).idleNext[keyPage(prev)] = next));
-    else pool.idleHead = next;
-    if (next != NO_PAGE) unchecked((this.arena(keyArena(next)).idlePrev[keyPage(next)] = prev));
-    else pool.idleTail = prev;
-    pool.idleCount--;
   }
 
   // ---- free ---------------------------------------------------------------------------------
@@ -556,19 +612,20 @@ export class LakebedPolicy extends Policy {
   }
 
   /**
-   * torch.cuda.empty_cache(): completes pending frees (a full synchronization), then unmaps every
-   * idle page and releases its chunk, one unmap per run of idle pages.
+   * torch.cuda.empty_cache(): completes pending frees (a full synchronization), then releases every
+   * free chunk, after unmapping each of its pages (one unmap per run of such pages). Pages mapping
+   * a chunk in use elsewhere keep their mapping: it holds no memory.
    */
   emptyCache(): void {
     this.completePendingFrees();
     for (let i = 0; i < this.arenas.length; i++) this.releaseIdlePages(this.arena(i));
   }
 
-  /** Unmaps every idle page of arena a and releases its chunk, one unmap per run of idle pages. */
+  /** Unmaps every page of arena a that maps a free chunk and releases those chunks, one unmap per run of such pages. */
   private releaseIdlePages(a: Arena): void {
     let run = -1;
     for (let p = 0; p <= a.highPage; p++) {
-      const idle = p < a.highPage && a.handle(p) != 0 && a.touch(p) == 0;
+      const idle = p < a.highPage && a.touch(p) == 0 && this.mapsFreeChunk(a, p);
       if (idle) {
         if (run < 0) run = p;
         continue;
@@ -584,22 +641,19 @@ export class LakebedPolicy extends Policy {
     const bytes = <u64>(to - from) * a.pageBytes;
     this.device.unmap(va, bytes);
     this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
+    this.stats.count(NUM_DEVICE_FREE);
     for (let p = from; p < to; p++) {
-      this.idleRemove(pool, a, p);
-      this.device.memRelease(a.handle(p));
-      unchecked((a.handles[p] = 0));
-      a.mappedPages--;
-      pool.chunks--;
-      this.chunks--;
-      this.chunkBytes -= pool.chunkBytes;
-      if (BROKEN != BROKEN_LAKEBED_RELEASE_KEEPS_RESERVED) this.stats.decrease(STAT_RESERVED_BYTES, a.small, pool.chunkBytes); // broken.ts
-      this.stats.count(NUM_DEVICE_FREE);
+      const s = unlinkAlias(pool, a, p);
+      if (unchecked(pool.aliasCount[s]) > 0) continue;
+      // its last page: the chunk is mapped nowhere now
+      pool.freeRemove(s);
+      this.releaseChunk(pool, a.small, s);
     }
   }
 
   /**
-   * Idle pages of the request's own pool are reused before any chunk is released; a malloc gives
-   * memory back only when its chunks cannot be had and the other pool holds idle ones (malloc).
+   * Free chunks of the request's own pool are reused before any chunk is released; a malloc gives
+   * memory back only when its chunks cannot be had and the other pool holds free ones (malloc).
    */
   mallocWouldRelease(requestBytes: u64, stream: i32): bool {
     const size = roundSize(this.conf, requestBytes);
@@ -657,6 +711,7 @@ export class LakebedPolicy extends Policy {
         for (let i = 0; i < this.pools.length; i++) peak += unchecked(this.pools[i]).touchedPeak;
         return <f64>peak;
       }
+      case 3: return <f64>this.aliasUnmaps;
     }
     return 0;
   }

@@ -1,7 +1,10 @@
 // lakebed's layout in the shape of PyTorch's snapshot: as for expandable segments, each contiguous
-// run of mapped pages of an arena is one segment. Blocks do not align to pages, so a block that
-// reaches outside a run is cut at the run's edges (only free blocks and the free ends of idle
-// pages can reach outside: every page a live block touches is mapped).
+// run of pages of an arena that hold a chunk is one segment. A chunk mapped at several pages
+// (chunk-pool.ts) is shown once, at the page that holds it (LakebedPolicy.holdsChunk: its owner,
+// or the head of its aliases when it is free), so that the segments add up to the reserved bytes.
+// Blocks do not align to pages, so a block that reaches outside a run is cut at the run's edges
+// (only free blocks and the free ends of idle pages can reach outside: every page a live block
+// touches holds its chunk).
 
 import {
   NO_BLOCK, FLAG_ALLOCATED, FLAG_PENDING, bAddr, bEnd, bRequested, bNext, bTraceId, hasFlag,
@@ -15,18 +18,18 @@ function compareBase(x: Arena, y: Arena): i32 {
 }
 
 /** Walks the mapped runs of one arena, writing them when `out` is given; returns the pieces counted. */
-function walkRuns(a: Arena, out: Layout | null): i64 {
+function walkRuns(lb: LakebedPolicy, a: Arena, out: Layout | null): i64 {
   let segments: i64 = 0;
   let pieces: i64 = 0;
   let b = a.head;
   let p = 0;
   while (p < a.highPage) {
-    if (a.handle(p) == 0) {
+    if (!lb.holdsChunk(a, p)) {
       p++;
       continue;
     }
     let q = p;
-    while (q < a.highPage && a.handle(q) != 0) q++;
+    while (q < a.highPage && lb.holdsChunk(a, q)) q++;
     const start = a.pageAddress(p);
     const end = a.pageAddress(q);
     segments++;
@@ -57,10 +60,10 @@ export function writeLakebedLayout(lb: LakebedPolicy, out: Layout): void {
   let segments: i32 = 0;
   let pieces: i32 = 0;
   for (let i = 0; i < arenas.length; i++) {
-    const counted = walkRuns(arenas[i], null);
+    const counted = walkRuns(lb, arenas[i], null);
     segments += <i32>(counted >> 32);
     pieces += <i32>(counted & 0xffffffff);
   }
   out.reset(segments, pieces);
-  for (let i = 0; i < arenas.length; i++) walkRuns(arenas[i], out);
+  for (let i = 0; i < arenas.length; i++) walkRuns(lb, arenas[i], out);
 }

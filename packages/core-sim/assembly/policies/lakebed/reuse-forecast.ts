@@ -17,14 +17,17 @@
 // (gpt2_ckpt 2,109 -> 1,945, mlp_offload 405 -> 356): how long a page rests is what the victim
 // choice is about, and a page's busy time varies with the step more than its rest does.
 //
-// The scan looks at the VICTIM_WINDOW oldest idle pages, so that a move costs O(1) whatever the
-// number of idle pages; on the real traces no victim lies further down the list (the figures above
+// With aliases (chunk-pool.ts) the choice is of a free chunk, which comes back into use as soon as
+// any page mapping it is touched again: its forecast is the nearest of its pages'.
+//
+// The scan looks at the VICTIM_WINDOW oldest free chunks, so that a move costs O(1) whatever the
+// number of free chunks; on the real traces no victim lies further down the list (the figures above
 // are the same with the whole list).
 
-import { Arena, NO_PAGE, keyArena, keyPage } from "./arena";
-import { ChunkPool } from "./chunk-pool";
+import { Arena, NO_PAGE } from "./arena";
+import { ChunkPool, NO_CHUNK } from "./chunk-pool";
 
-/** idle pages, oldest first, the victim is chosen among */
+/** free chunks, oldest freed first, the victim is chosen among */
 export const VICTIM_WINDOW: i32 = 1024;
 /** the forecast distance of a page never touched again after being let go: further than any forecast */
 const NO_FORECAST: i64 = i64.MAX_VALUE;
@@ -43,31 +46,42 @@ export function noteTouchStart(a: Arena, page: i32, clock: i64): void {
   unchecked((a.idleGap[page] = was == 0 ? gap : (was + gap) >> 1));
 }
 
-/** Mallocs from `clock` until the forecast next touch of idle page `page`; NO_FORECAST without one. */
+/** Mallocs from `clock` until the forecast next touch of untouched page `page`; NO_FORECAST without one. */
 export function forecastDistance(a: Arena, page: i32, clock: i64): i64 {
   const gap = unchecked(a.idleGap[page]);
   if (gap == 0) return NO_FORECAST;
   return gap - ((clock - unchecked(a.releasedAt[page])) % gap);
 }
 
+/** Mallocs from `clock` until free chunk s is forecast to be needed again: the nearest forecast of its pages. */
+export function chunkForecast(pool: ChunkPool, arenas: Array<Arena>, s: i32, clock: i64): i64 {
+  let nearest = NO_FORECAST;
+  const arena = pool.arenaOf(s);
+  if (arena < 0) return nearest;
+  const a = unchecked(arenas[arena]);
+  for (let p = unchecked(pool.aliasHead[s]); p != NO_PAGE; p = unchecked(a.aliasNext[p])) {
+    const d = forecastDistance(a, p, clock);
+    if (d < nearest) nearest = d;
+  }
+  return nearest;
+}
+
 /**
- * The idle page (its key) of `pool` whose chunk to take: among the VICTIM_WINDOW oldest, the one
- * forecast to be touched last (the oldest on ties). NO_PAGE when the pool has no idle page.
+ * The free chunk (its slot) of `pool` to hand to a new page: among the VICTIM_WINDOW oldest freed,
+ * the one forecast to be needed last (the oldest on ties). NO_CHUNK when the pool has none free.
  */
-export function victimPage(pool: ChunkPool, arenas: Array<Arena>, clock: i64): i64 {
-  let best = pool.idleHead;
+export function victimChunk(pool: ChunkPool, arenas: Array<Arena>, clock: i64): i32 {
+  let best = pool.freeHead;
   let furthest: i64 = -1;
-  let key = pool.idleHead;
-  for (let seen = 0; key != NO_PAGE && seen < VICTIM_WINDOW; seen++) {
-    const a = unchecked(arenas[keyArena(key)]);
-    const page = keyPage(key);
-    const distance = forecastDistance(a, page, clock);
+  let s = pool.freeHead;
+  for (let seen = 0; s != NO_CHUNK && seen < VICTIM_WINDOW; seen++) {
+    const distance = chunkForecast(pool, arenas, s, clock);
     if (distance > furthest) {
       furthest = distance;
-      best = key;
+      best = s;
       if (distance == NO_FORECAST) break;
     }
-    key = unchecked(a.idleNext[page]);
+    s = unchecked(pool.freeNext[s]);
   }
   return best;
 }
