@@ -104,7 +104,8 @@ export interface LiveShrinkReport {
   /** bytes moved / seconds, GiB/s: the figures torch_memory_saver reports as pause and resume */
   shrinkGiBps: number;
   refillGiBps: number;
-  /** with verifyData: bytes compared after the refill (every byte moved), and how many differed */
+  /** with verifyData: bytes compared after the refill (every byte moved, each through every mapping
+   * with access of its chunk), and how many differed (counted once per mapping it differs in) */
   verifiedBytes: number;
   changedBytes: number;
 }
@@ -387,53 +388,78 @@ export class HostTierTap {
    * reservations stay: every address is kept), then brings it back; returns the figures. The
    * driver must hold no arena already (the policy's host tier would be using it). `eventIndex`:
    * where in the trace it ran, for the report.
+   *
+   * It works chunk by chunk, so that a chunk mapped at several addresses (a policy that aliases one
+   * chunk's memory at two ranges, or maps parts of it) keeps being one chunk: its bytes are copied
+   * out once (the parts of it that some mapping with access covers, each part through the first
+   * such mapping), every mapping of it is unmapped and it is released; the refill creates one chunk
+   * of its size, maps it again at every address and offset it had, gives access where it had it,
+   * and copies the parts back.
    */
   shrinkAndRefill(eventIndex: number): LiveShrinkReport {
     const d = this.d;
     const report = this.driver.leakReport();
     if (report.hostArenaBytes > 0) throw new Error("live shrink: the policy holds the driver's host arena (its own tiering); shrink with the policy instead (--shrink-at)");
     const physicalBytesBefore = this.driver.counters().physicalBytes;
-    const timesMapped = new Map<number, number>();
-    for (const m of report.mappings) timesMapped.set(m.handle, (timesMapped.get(m.handle) ?? 0) + 1);
-    for (const [h, n] of timesMapped) if (n > 1) throw new Error(`live shrink: chunk ${h} is mapped at ${n} addresses; this shrink moves a chunk mapped once`);
     // the policy's number for each driver handle (the inverse of alias)
     const policyHandle = new Map<number, number>();
     for (const h of report.handles) policyHandle.set(h.handle, h.handle);
     for (const [p, r] of this.alias) policyHandle.set(r, p);
-    const moving = report.mappings.filter((m) => m.access);
-    const arenaBytes = moving.reduce((n, m) => n + m.bytes, 0);
-    const byHandle = new Map(report.handles.map((h) => [h.handle, h]));
+    type Mapping = (typeof report.mappings)[number];
+    type Part = { va: number; bytes: number; hostOffset: number };
+    const mappingsOf = new Map<number, Mapping[]>();
+    for (const m of report.mappings) {
+      const list = mappingsOf.get(m.handle) ?? [];
+      list.push(m);
+      mappingsOf.set(m.handle, list);
+    }
+    // each mapped chunk, and the parts of it to copy: the union of its mappings with access, each
+    // part read through the first mapping (by offset) that covers it
+    const chunks: Array<{ handle: number; bytes: number; released: boolean; policy: number; mappings: Mapping[]; parts: Part[] }> = [];
+    let arenaBytes = 0;
+    for (const h of report.handles) {
+      const mappings = mappingsOf.get(h.handle);
+      if (!mappings) continue;
+      const parts: Part[] = [];
+      let covered = 0;
+      for (const m of mappings.filter((x) => x.access).sort((a, b) => a.offset - b.offset)) {
+        const from = Math.max(covered, m.offset);
+        const to = m.offset + m.bytes;
+        if (from < to) {
+          parts.push({ va: m.va + (from - m.offset), bytes: to - from, hostOffset: arenaBytes });
+          arenaBytes += to - from;
+        }
+        covered = Math.max(covered, to);
+      }
+      chunks.push({ handle: h.handle, bytes: h.bytes, released: h.released, policy: policyHandle.get(h.handle) ?? h.handle, mappings, parts });
+    }
     let pinSeconds = 0;
     if (arenaBytes > 0) {
       const t0 = performance.now();
       if (d.hostReserve(arenaBytes) !== 0) throw new Error(`live shrink: the host could not pin ${arenaBytes} bytes`);
       pinSeconds = (performance.now() - t0) / 1000;
     }
+    const keptCopies = this.verifyData ? new Map<number, Buffer>() : null;
+    if (keptCopies) for (const c of chunks) for (const p of c.parts) keptCopies.set(p.va, keep(this.read(p.va, p.bytes)));
     // shrink: copy out, unmap, release
-    const moved: Array<{ va: number; bytes: number; offset: number; access: boolean; released: boolean; policy: number; kept?: Buffer }> = [];
     let shrinkCopySeconds = 0;
-    let offset = 0;
+    let chunksMoved = 0;
     let chunksReleasedEmpty = 0;
     let bytesReleasedEmpty = 0;
-    const keptCopies = this.verifyData ? new Map<number, Buffer>() : null;
-    if (keptCopies) for (const m of moving) keptCopies.set(m.va, keep(this.read(m.va, m.bytes)));
     const t0 = performance.now();
-    for (const m of report.mappings) {
-      const h = byHandle.get(m.handle)!;
-      const entry = { va: m.va, bytes: m.bytes, offset: -1, access: m.access, released: h.released, policy: policyHandle.get(m.handle) ?? m.handle };
-      if (m.access) {
+    for (const c of chunks) {
+      for (const p of c.parts) {
         const c0 = performance.now();
-        d.copyOut(m.va, offset, m.bytes);
+        d.copyOut(p.va, p.hostOffset, p.bytes);
         shrinkCopySeconds += (performance.now() - c0) / 1000;
-        entry.offset = offset;
-        offset += m.bytes;
-      } else {
-        chunksReleasedEmpty++;
-        bytesReleasedEmpty += m.bytes;
       }
-      d.unmap(m.va, m.bytes);
-      if (!h.released) d.memRelease(m.handle);
-      moved.push(entry);
+      for (const m of c.mappings) d.unmap(m.va, m.bytes);
+      if (!c.released) d.memRelease(c.handle);
+      if (c.parts.length > 0) chunksMoved++;
+      else {
+        chunksReleasedEmpty++;
+        bytesReleasedEmpty += c.bytes;
+      }
     }
     // chunks created and not mapped: cached memory, released; created again at the refill
     const idle = report.handles.filter((h) => h.mappings === 0 && !h.released);
@@ -444,21 +470,23 @@ export class HostTierTap {
     }
     const shrinkSeconds = (performance.now() - t0) / 1000;
     const physicalBytesAfterShrink = this.driver.counters().physicalBytes;
-    // refill: create, map, access, copy in, at the same addresses
+    // refill: create, map at every address it had, access, copy in
     let refillCopySeconds = 0;
     const t1 = performance.now();
-    for (const e of moved) {
-      const h = d.memCreate(e.bytes);
-      if (h < 0) throw new Error(`live shrink: the refill could not create a chunk of ${e.bytes} bytes`);
-      if (d.tryMap(e.va, e.bytes, h, 0) !== 0) throw new Error(`live shrink: the refill could not map ${e.bytes} bytes back`);
-      if (e.access) {
-        if (d.trySetAccess(e.va, e.bytes) !== 0) throw new Error("live shrink: the refill could not set access");
+    for (const c of chunks) {
+      const h = d.memCreate(c.bytes);
+      if (h < 0) throw new Error(`live shrink: the refill could not create a chunk of ${c.bytes} bytes`);
+      for (const m of c.mappings) {
+        if (d.tryMap(m.va, m.bytes, h, m.offset) !== 0) throw new Error(`live shrink: the refill could not map ${m.bytes} bytes back`);
+        if (m.access && d.trySetAccess(m.va, m.bytes) !== 0) throw new Error("live shrink: the refill could not set access");
+      }
+      for (const p of c.parts) {
         const c0 = performance.now();
-        d.copyIn(e.offset, e.va, e.bytes);
+        d.copyIn(p.hostOffset, p.va, p.bytes);
         refillCopySeconds += (performance.now() - c0) / 1000;
       }
-      if (e.released) d.memRelease(h);
-      else this.alias.set(e.policy, h);
+      if (c.released) d.memRelease(h);
+      else this.alias.set(c.policy, h);
     }
     for (const h of idle) {
       const n = d.memCreate(h.bytes);
@@ -475,12 +503,24 @@ export class HostTierTap {
     let verifiedBytes = 0;
     let changedBytes = 0;
     if (keptCopies) {
-      for (const e of moved) {
-        const before = keptCopies.get(e.va);
-        if (!before) continue;
-        const now = this.read(e.va, e.bytes);
-        verifiedBytes += e.bytes;
-        if (!before.equals(now)) for (let i = 0; i < e.bytes; i++) changedBytes += before[i] !== now[i] ? 1 : 0;
+      // every part, through every mapping with access of its chunk (an alias must show the same
+      // bytes again)
+      for (const c of chunks) {
+        for (const p of c.parts) verifiedBytes += p.bytes;
+        for (const m of c.mappings) {
+          if (!m.access) continue;
+          for (const p of c.parts) {
+            const before = keptCopies.get(p.va)!;
+            // the part's chunk offsets, seen through mapping m
+            const partOffset = this.chunkOffsetOf(c.mappings, p.va);
+            const from = Math.max(partOffset, m.offset);
+            const to = Math.min(partOffset + p.bytes, m.offset + m.bytes);
+            if (from >= to) continue;
+            const now = this.read(m.va + (from - m.offset), to - from);
+            const was = before.subarray(from - partOffset, to - partOffset);
+            if (!was.equals(now)) for (let i = 0; i < to - from; i++) changedBytes += was[i] !== now[i] ? 1 : 0;
+          }
+        }
       }
     }
     const bytesMoved = arenaBytes;
@@ -489,7 +529,7 @@ export class HostTierTap {
       physicalBytesBefore,
       physicalBytesAfterShrink,
       physicalBytesAfterRefill: this.driver.counters().physicalBytes,
-      chunksMoved: moving.length,
+      chunksMoved,
       bytesMoved,
       chunksReleasedEmpty,
       bytesReleasedEmpty,
@@ -508,6 +548,12 @@ export class HostTierTap {
     };
     this.shrinks.push(shrink);
     return shrink;
+  }
+
+  /** The chunk offset at address `va`, through whichever of a chunk's mappings covers it. */
+  private chunkOffsetOf(mappings: ReadonlyArray<{ va: number; bytes: number; offset: number }>, va: number): number {
+    const m = mappings.find((x) => va >= x.va && va < x.va + x.bytes)!;
+    return m.offset + (va - m.va);
   }
 }
 
