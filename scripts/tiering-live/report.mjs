@@ -11,7 +11,7 @@
 // bytes. Two raw figures per size: the median of the bench's copies (`median`) and their mean
 // (`mean`, the like of the replay's sum); and per size, the replay's median copy against the raw
 // median of that size.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const dir = process.argv[2];
@@ -20,6 +20,17 @@ if (!dir) {
   process.exit(1);
 }
 const read = (f) => JSON.parse(readFileSync(join(dir, f), "utf8"));
+const out = [];
+try {
+  const s = read("shrink.gpt2_ckpt.json");
+  out.push(`shrink: ${JSON.stringify(s.devices[0].hostTier.liveShrinks[0])}`, "");
+} catch (e) {
+  out.push(`shrink: not run: ${e.message}`, "");
+}
+if (!existsSync(join(dir, "bandwidth.json"))) {
+  console.log(out.join("\n"));
+  process.exit(0);
+}
 const bw = read("bandwidth.json");
 const MiB = 1024 * 1024;
 const GiB = (bytes) => bytes / 1024 ** 3;
@@ -62,7 +73,6 @@ function against(copies, way) {
   };
 }
 
-const out = [];
 const rawAt = (bytes) => bw.copies.find((c) => c.bytes === bytes).medianGBps;
 out.push(`raw medians, GB/s out / in: ${bw.copies.map((c) => `${c.bytes / MiB} MiB ${f2(c.medianGBps.rawOut)} / ${f2(c.medianGBps.rawIn)}`).join("; ")}`);
 out.push(`DriverCore / raw at 2 MiB: ${f2(rawAt(2 * MiB).driverOut / rawAt(2 * MiB).rawOut)} / ${f2(rawAt(2 * MiB).driverIn / rawAt(2 * MiB).rawIn)}`);
@@ -95,12 +105,5 @@ for (const name of ["llama_lora.exp", "gpt2_train.def", "gpt2_ckpt.def"]) {
     `| ${name} | ${f2(GiB(j.capacityBytes))} GiB | ${j.events.toLocaleString("en")} | ${f2(j.seconds)} s | ${h.copyOut.calls} / ${h.copyIn.calls} | ${f2(o.pagesPerCopy)} / ${f2(i.pagesPerCopy)} | ${f2(GiB(h.copyOut.bytes))} / ${f2(GiB(h.copyIn.bytes))} | ${f2(o.gbps)} / ${f2(i.gbps)} | ${f2(o.rawMedianGbps)} / ${f2(i.rawMedianGbps)} | ${f2(o.vsMedian)} / ${f2(i.vsMedian)} | ${f2(o.vsMean)} / ${f2(i.vsMean)} | ${two(o)} / ${two(i)} | ${f2(GB(h.copyOut.bytes, h.copyOut.seconds))} / ${f2(GB(h.copyIn.bytes, h.copyIn.seconds))} | ${(h.simulated.copyOutSeconds * 1000).toFixed(1)} / ${(h.simulated.copyInSeconds * 1000).toFixed(1)} ms | ${h.roundTrip.roundTrips} (${f2(GiB(h.roundTrip.bytesCompared))} GiB), ${h.roundTrip.failures} changed | ${h.roundTrip.checksWithPagesOnHost} | ${d.verifiedAllocations}, ${d.verifyFailures} changed | ${h.simulated.divergence === null ? "yes" : "no"} | ${leaks}, ${h.arenaLeftAfterTeardown} B |`,
   );
   out.push(`| | copy sizes out: ${h.copyOut.bySize.map((s) => `${s.bytes / MiB} MiB x${s.calls}`).join(", ")}; in: ${h.copyIn.bySize.map((s) => `${s.bytes / MiB} MiB x${s.calls}`).join(", ")} |`);
-}
-out.push("");
-try {
-  const s = read("shrink.gpt2_ckpt.json");
-  out.push(`shrink: ${JSON.stringify(s.devices[0].hostTier.liveShrinks[0])}`);
-} catch (e) {
-  out.push(`shrink: not run: ${e.message}`);
 }
 console.log(out.join("\n"));
