@@ -47,8 +47,10 @@ export class RegistryClient {
     if (message.op !== "released") throw new Error(`share registry: ${describe(message)}`);
   }
 
-  stats(): RegistryStats {
-    const { message } = this.request({ op: "stats" });
+  /** The registry's counts, and the holders of `keys` (at most FD_BATCH). */
+  stats(keys?: string[]): RegistryStats {
+    if (keys !== undefined && keys.length > FD_BATCH) throw new Error(`stats of ${keys.length} keys: at most ${FD_BATCH} a message`);
+    const { message } = this.request(keys === undefined ? { op: "stats" } : { op: "stats", keys });
     if (message.op !== "stats") throw new Error(`share registry: ${describe(message)}`);
     return message.stats;
   }

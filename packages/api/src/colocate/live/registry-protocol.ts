@@ -7,7 +7,9 @@ export type RegistryRequest =
   | { op: "acquire"; keys: string[]; bytes: number }
   | { op: "publish"; keys: string[]; bytes: number }
   | { op: "release"; keys: string[] }
-  | { op: "stats" }
+  /** keys: the ones whose holders the reply names (at most FD_BATCH; a reply names no more, so
+   * that it fits one message whatever the registry holds) */
+  | { op: "stats"; keys?: string[] }
   | { op: "shutdown" };
 
 export type RegistryReply =
