@@ -13,8 +13,8 @@ import { hostAvailable } from "./support/live-drivers.js";
  *
  * Duration: the host driver's chunks are fresh memfd pages, and every page a copy touches is a
  * first touch; where first touches are slow (15 to 30 ms a 2 MiB copy in this project's Firecracker
- * VMs under load) the 0.75 x replays take 9-25 s each (mlp_compiled: 733 copies; llama_lora: 489),
- * the whole file 31 s unloaded; on the GPU, llama_lora takes 3.4 s with verification.
+ * VMs under load) the 0.75 x replays take 9-25 s each (mlp_compiled: 733 pages moved; llama_lora: 489),
+ * the whole file 31 s unloaded; on the GPU, llama_lora takes 3.4-4.6 s with verification.
  */
 const access = (name: string) => `test/fixtures/access/${name}.pickle.gz`;
 const MiB2 = 2 * 1024 * 1024;
