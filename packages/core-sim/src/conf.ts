@@ -87,7 +87,7 @@ export function defaultAllocConf(): AllocatorConf {
     largeSegmentSizeBytes: 20 * MiB,
     perProcessMemoryFraction: null,
     gmlake: defaultGmlakeConf(),
-    lakebed: { slackPermille: 0, fitWindow: 1, largePageMiB: 20 },
+    lakebed: { slackPermille: 0, fitWindow: 4, largePageMiB: 20 },
     tiering: { victim: "online", hostMiB: null },
   };
 }

@@ -140,7 +140,7 @@ export const POLICY_REGISTRY = [
     invariants: [{ prefix: "INV-LB", from: 1, offset: 0 }],
     settings: [
       { key: "lakebed_slack_permille", default: "0", meaning: "idle chunks kept beyond the most pages ever touched, per mille" },
-      { key: "lakebed_fit_window", default: "1", meaning: "fitting free ranges placement weighs by the chunks they need (1: best fit)" },
+      { key: "lakebed_fit_window", default: "4", meaning: "fitting free ranges placement weighs by the chunks they need (1: best fit)" },
       { key: "lakebed_large_page_mb", default: "20", meaning: "the page (chunk) size of large-pool arenas, in MiB (even, 2 to 1024)" },
       { key: "roundup_power2_divisions", default: null, meaning: "PyTorch's request rounding (off: 512 bytes)" },
       { key: "per_process_memory_fraction", default: null, meaning: "the per-process limit as a fraction of the device (none)" },

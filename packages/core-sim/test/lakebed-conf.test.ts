@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { parseAllocConf } from "@lakebed/core-sim";
 
 describe("lakebed settings", () => {
-  it("default to no slack, plain best fit and 20 MiB large pages, and parse lakebed_* keys", () => {
-    expect(parseAllocConf("").lakebed).toEqual({ slackPermille: 0, fitWindow: 1, largePageMiB: 20 });
+  it("default to no slack, a fit window of 4 and 20 MiB large pages, and parse lakebed_* keys", () => {
+    expect(parseAllocConf("").lakebed).toEqual({ slackPermille: 0, fitWindow: 4, largePageMiB: 20 });
     expect(parseAllocConf("lakebed_slack_permille:20,lakebed_fit_window:16,lakebed_large_page_mb:2").lakebed).toEqual({
       slackPermille: 20,
       fitWindow: 16,

@@ -30,7 +30,7 @@ struct AllocConf {
   int reAlloc = 0;
   // lakebed's settings
   int lakebedSlackPermille = 0;
-  int lakebedFitWindow = 1;
+  int lakebedFitWindow = 4;
   int lakebedLargePageMiB = 20;
 };
 

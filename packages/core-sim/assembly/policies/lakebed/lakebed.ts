@@ -98,7 +98,7 @@ export class LakebedConfig {
   /** see LakebedPolicy.slackPermille */
   slackPermille: i32 = 0;
   /** see LakebedPolicy.fitWindow */
-  fitWindow: i32 = 1;
+  fitWindow: i32 = 4;
   /** page (and chunk) bytes of large-pool arenas (lakebed_large_page_mb), a multiple of 2 MiB */
   largePageBytes: u64 = 20 << 20;
 }
@@ -136,10 +136,13 @@ export class LakebedPolicy extends Policy {
   slackPermille: i32 = 0;
   /**
    * how many fitting free ranges, smallest first, placement weighs (lakebed_fit_window): it takes
-   * the one whose pages need the fewest chunks (pages nobody touches and no chunk backs), the
-   * smallest on ties. 1: plain best fit.
+   * the one whose pages need the fewest chunks (pages nobody touches that map no free chunk), the
+   * smallest on ties. 1: plain best fit. 4 by default: with aliases a range whose pages still map
+   * their free chunks is backed with no driver call, and of the 39 single-stream traces
+   * (docs/policies.md) gpt2_ckpt's allocator time drops from 1.58 to 1.28 x expandable segments',
+   * the geometric mean of reserved / allocated from 1.0425 to 1.0422.
    */
-  fitWindow: i32 = 1;
+  fitWindow: i32 = 4;
   /** chunks (pool slots) gathered for the block being placed */
   private gathered: StaticArray<i32> = new StaticArray<i32>(64);
   // the stream of the segment being adopted (a trace recorded mid-run)
