@@ -284,13 +284,16 @@ int Stress(const char* policy, unsigned seed, int threads, int streams, int ops,
   lakebed_reset();  // processes the last pending frees, then empties the cache
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string broken = lakebed_check();
+  uint64_t memory[8] = {0};
+  lakebed_memory(memory);
   std::printf(
       "{\"policy\":\"%s\",\"threads\":%d,\"streams\":%d,\"mallocs\":%llu,\"frees\":%llu,\"ooms\":%llu,"
       "\"recordStreams\":%llu,\"checks\":%llu,\"failures\":%llu,\"pendingAtEnd\":%llu,\"check\":\"%s\",\"seconds\":%.3f,"
-      "\"stats\":%s}\n",
+      "\"fenceWaits\":%llu,\"driverCalls\":%llu,\"stats\":%s}\n",
       policy, threads, streams, (unsigned long long)mallocs, (unsigned long long)frees, (unsigned long long)ooms,
       (unsigned long long)recorded, (unsigned long long)checks, (unsigned long long)failures,
-      (unsigned long long)lakebed_pending_frees(), broken.c_str(), seconds, StatsJson().c_str());
+      (unsigned long long)lakebed_pending_frees(), broken.c_str(), seconds, (unsigned long long)memory[4],
+      (unsigned long long)memory[6], StatsJson().c_str());
   lakebed_close();
   g_streams = nullptr;
   return 0;
