@@ -80,13 +80,16 @@ def _load():
     return _LIB
 
 
-# The settings enable() uses when given none: lakebed with 8 MiB large pages. On the H200 training
-# runs (packages/torch/bench/results/README.md, h200-2026-12-02-c) the policy's own 20 MiB pages held
-# 1.045 (GPT-2) and 1.054 (Llama LoRA) x the peak allocated bytes, 8 MiB pages 1.024 and 1.026, 4 MiB
-# 1.019 and 1.022; smaller pages cost more chunk moves every step (GPT-2: 17.5, 55.7 and 101 device
-# calls a step; about 50 us each). The conf is written into the snapshot's settings, so
-# `lakebed replay --policy lakebed` replays with it.
-DEFAULT_CONF = {"lakebed": "lakebed_large_page_mb:8"}
+# The settings enable() uses when given none: lakebed with 4 MiB large pages. On the H200 training
+# runs (packages/torch/bench/results/README.md, h200-2026-12-02-c; lakebed of commit 0c0da1a) the
+# policy's own 20 MiB pages held 1.045 (GPT-2) and 1.054 (Llama LoRA) x the peak allocated bytes,
+# 8 MiB pages 1.024 and 1.026, 4 MiB 1.019 and 1.022, and the simulator predicted every one to the
+# byte. With lakebed as of commit 7721b54 (aliased chunks, fit window 4) the simulator puts the same
+# requests at 1.045 / 1.054 (20 MiB), 1.029 / 1.032 (8 MiB) and 1.018 / 1.026 (4 MiB), with fewer
+# device calls at 4 MiB (2,888 and 961 over the 50 steps) than the older policy made at 8 (4,215 and
+# 1,966). Smaller pages still cost chunk moves every step. The conf is written into the snapshot's
+# settings, so `lakebed replay --policy lakebed` replays with it.
+DEFAULT_CONF = {"lakebed": "lakebed_large_page_mb:4"}
 
 
 def enable(policy="lakebed", conf=None, device=0, capacity_bytes=0):
