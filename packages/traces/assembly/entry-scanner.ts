@@ -10,7 +10,8 @@
 // and every value of every unusual file, is the JavaScript decoder's. It never reports an error.
 //
 // Memory, laid out by the caller (src/entry-scanner.ts):
-//   input    the pickle bytes from some byte offset on (pickle offset = input offset + inputStart)
+//   input    the window of the pickle being decoded (src/pickle-stream.ts reads the pickle a window
+//            at a time; offsets here are the window's: input offset = offset + inputStart)
 //   names    the strings with a meaning, each [length u8, field i8, action u8, frames u8, bytes...]
 //   rows     the entries decoded by one call, as columns (see ROW_* below)
 //   memo     one 12-byte record per memo index (see MEMO_* below), shared with the JS decoder's memo

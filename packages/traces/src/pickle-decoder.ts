@@ -66,7 +66,8 @@ export const SUSPENDED: unique symbol = Symbol("suspended");
  * bounds checks before it changes any state, so where one runs past a window's end, decodeWindow
  * returns SUSPENDED with `resumeAt` (the opcode's start, in the window) and `needEnd` (the pickle
  * offset the next window must reach, or the input end), and the next window begins at `resumeAt`
- * and decodes the opcode again. Where the same check fails in the last window, it is the error the
+ * and decodes the opcode again (the flat-dict fast path stops only between opcodes, leaving the
+ * state as the general loop would). Where the same check fails in the last window, it is the error the
  * whole input would give, with the same message and offsets: a truncated pickle is reported alike
  * however it was read.
  */
