@@ -61,7 +61,7 @@ async function main(): Promise<number> {
   save();
   try {
     const t0 = Date.now();
-    const dedup = await runLiveDedup(plan, { backend, verifyData: true, probeWrite: true });
+    const dedup = await runLiveDedup(plan, { backend, verifyData: true, probeWrite: true, onProgress: (line) => console.log(`  ${line}`) });
     result.dedup = dedup;
     save();
     dedupChecks("dedup", dedup, failures);
@@ -82,7 +82,7 @@ async function main(): Promise<number> {
     }
     try {
       const t0 = Date.now();
-      const d = await runLiveDedup({ ...full, tenants: full.tenants.slice(0, n) }, { backend, verifyData: true });
+      const d = await runLiveDedup({ ...full, tenants: full.tenants.slice(0, n) }, { backend, verifyData: true, onProgress: (line) => console.log(`  N = ${n}: ${line}`) });
       swept.push(d);
       save();
       dedupChecks(`sweep N = ${n}`, d, failures);

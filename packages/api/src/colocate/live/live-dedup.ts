@@ -1,7 +1,7 @@
 // A live dedup run: the share registry and one process per fingerprinted tenant, each with its
 // own driver (host memory or a GPU). All tenants share at once (the registry settles who publishes
-// each key); then, where the plan gives each its timeline, all replay it at once through their
-// policies (the rest of their memory, every allocation's pattern checked with verifyData); then
+// each key); then, where the plan gives each its timeline, each replays it in turn through its
+// policy (the rest of their memory, every allocation's pattern checked with verifyData); then
 // every process verifies every shared window (and its pattern chunks, without a timeline), and
 // hashes the shared chunks' bytes as it reads them, so equal content across processes is checked,
 // not assumed.
@@ -24,6 +24,8 @@ export interface LiveDedupOptions {
   /** the last tenant also tries to write a shared window through the driver (refused) and, on a
    * GPU, through the driver's own memset past the checks (refused by CUDA) */
   probeWrite?: boolean;
+  /** a line at each step (shared, each replay), for a run on another machine to say how far it got */
+  onProgress?: (line: string) => void;
 }
 
 export interface PerChunkCost {
@@ -96,13 +98,20 @@ export async function runLiveDedup(plan: LiveDedupPlan, options: LiveDedupOption
     for (const t of tenants) t.send("share");
     const shared: TenantShared[] = [];
     for (const t of tenants) shared.push(await t.next<TenantShared>());
+    options.onProgress?.(`shared: ${shared.map((x) => `${x.published} published, ${x.imported} imported`).join("; ")} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     const replaying = plan.tenants.every((t) => t.replay !== undefined);
     if (!replaying && plan.tenants.some((t) => t.replay !== undefined)) throw new Error("a plan replays every tenant's timeline or none");
     let replays: TenantReplayed[] | null = null;
     if (replaying) {
+      // one tenant at a time, the others holding their memory: on a GPU the processes' contexts
+      // take turns on the device, so each of a replay's small synchronous copies (its pattern fills
+      // and checks) would wait for the others' turns; the memory is measured once all have replayed
       replays = [];
-      for (const t of tenants) t.send(options.verifyData ? "replay-verify" : "replay");
-      for (const t of tenants) replays.push(await t.next<TenantReplayed>());
+      for (const t of tenants) {
+        const r = await t.ask<TenantReplayed>(options.verifyData ? "replay-verify" : "replay");
+        replays.push(r);
+        options.onProgress?.(`replayed ${r.name}: ${r.segmentsRun} requests or steps, ${r.events} events in ${r.seconds.toFixed(1)} s, peak ${r.peakReservedBytes} (simulator ${r.simulatedPeakBytes}), ${r.verifyFailures} of ${r.verifiedAllocations} checked allocations changed`);
+      }
     }
     const after = options.backend === "cuda" ? (await tenants[0].ask<{ free: number }>("meminfo")).free : 0;
     let verified: TenantVerified[] | null = null;
