@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Records the dedup fixtures (record.py) on a GPU machine with PyTorch and transformers (peft
-# optional: a plain LoRA adapter is used without it), one process per run, into $OUT/dedup.tar.gz.
-# N inference processes of one model (default 8, set N) and two LoRA fine-tunes of one base.
-# Then, on any machine: lakebed colocate on a scenario whose tenants name these traces (their
-# NAME.fingerprints.json is found beside each trace), e.g. test/fixtures/scenarios/six-infer.json
-# with the trace and fingerprints paths pointed at them.
+# Records the dedup runs (record.py: the 1.1B Llama) on a GPU machine with PyTorch and transformers
+# (peft optional: a plain LoRA adapter is used without it), one process after another, into
+# $OUT/dedup.tar.gz: N inference processes serving the one checkpoint (default 8, set N) and two
+# LoRA fine-tunes of its base. device-run.sh is the one-call version that recorded
+# test/fixtures/dedup (four processes at once) and runs the live check after. Then, on any
+# machine: lakebed colocate on a scenario whose tenants name these traces (NAME.fingerprints.json
+# is found beside each trace), as test/fixtures/scenarios/eight-llama1b.json does.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-/tmp/lakebed-dedup}"
