@@ -1,8 +1,8 @@
 // One lakebed arena: a virtual range reserved once per (stream, small/large), into which blocks
 // are packed at 512-byte granularity, and the page table that backs it with physical chunks of
 // its page size (2 MiB for the small pool, lakebed_large_page_mb for the large one). A page is
-// backed while any live block touches one of its bytes; a page nobody touches may keep its chunk
-// ("idle") until the policy needs that chunk somewhere else.
+// backed while any live block touches one of its bytes; a page nobody touches ("idle") keeps its
+// mapping, and the chunk it maps is free for whichever page needs one (chunk-pool.ts).
 //
 //   base                                                           base + pages * pageBytes
 //   ┌──────────┬──────────┬──────────┬──────────┬──────────┬──────── ··· ─┐
@@ -69,8 +69,8 @@ export class Arena extends BlockChain {
   aliasNext: StaticArray<i32>;
   /**
    * The policy's clock (LakebedPolicy.clock, its malloc count) when the last block touching each
-   * page let go of it; 0: never untouched. Never later than the clock, and above 0 on every idle
-   * page (a page gets its chunk when touched and turns idle only when let go).
+   * page let go of it; 0: never untouched. Never later than the clock, and above 0 on every mapped
+   * page nobody touches (a page is mapped when touched and untouched only once let go).
    */
   releasedAt: StaticArray<i64>;
   /**

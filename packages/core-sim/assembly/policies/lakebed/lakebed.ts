@@ -129,9 +129,9 @@ export class LakebedPolicy extends Policy {
   /** mallocs so far: the time of the reuse forecast (reuse-forecast.ts) */
   clock: i64 = 0;
   /**
-   * idle chunks a pool may keep beyond the most pages of it ever touched, per mille of that most
-   * (lakebed_slack_permille): a new chunk is created instead of moving an idle one while
-   * chunks < touchedPeak x (1 + slack). 0: move whenever a page is idle.
+   * free chunks a pool may keep beyond the most pages of it ever touched, per mille of that most
+   * (lakebed_slack_permille): a new chunk is created instead of handing over a free one while
+   * chunks < touchedPeak x (1 + slack). 0: hand one over whenever one is free.
    */
   slackPermille: i32 = 0;
   /**
@@ -221,7 +221,7 @@ export class LakebedPolicy extends Policy {
       h = this.place(size, requestBytes, stream);
     }
     if (h == NO_HANDLE_BLOCK && this.idleElsewhere(this.poolFor(isSmallSize(size)))) {
-      // Out of memory while the other pool holds idle chunks, which cannot back this arena's
+      // Out of memory while the other pool holds free chunks, which cannot back this arena's
       // pages (they are another size): release them, as PyTorch's release_cached_blocks frees
       // every cached segment before its last attempt, and try again.
       this.stats.count(NUM_ALLOC_RETRIES);
@@ -237,7 +237,7 @@ export class LakebedPolicy extends Policy {
     return small ? unchecked(this.pools[0]) : unchecked(this.pools[this.pools.length - 1]);
   }
 
-  /** Whether a pool other than `pool` has idle chunks. */
+  /** Whether a pool other than `pool` has free chunks. */
   private idleElsewhere(pool: ChunkPool): bool {
     for (let i = 0; i < this.pools.length; i++) {
       const other = unchecked(this.pools[i]);

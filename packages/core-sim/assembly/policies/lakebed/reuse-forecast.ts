@@ -1,10 +1,12 @@
-// Which idle page gives up its chunk when a newly touched page needs one. A chunk moved costs an
-// unmap, a map and a set access (about 60 us for a 20 MiB page, device/cost-model.ts), and a chunk
-// taken from a page that is touched again soon has to move back. Training repeats its allocation
-// sequence every step, so a page let go stays idle about as long as it stayed idle last time: each
-// page keeps when it was last let go and how long it stayed untouched before its next touch
-// (smoothed, arena.ts), and the victim is the idle page whose next touch, so forecast, is furthest
-// away (what Belady's optimal replacement would take, with the past standing in for the future).
+// Which free chunk a newly touched page gets when it needs one. A chunk handed over costs a map and
+// a set access (about 35 us for a 20 MiB page, device/cost-model.ts; an unmap besides, 25 us, when
+// it leaves its arena), and a chunk taken from pages that are touched again soon has to be replaced
+// there. Training repeats its allocation sequence every step, so a page let go stays idle about as
+// long as it stayed idle last time: each page keeps when it was last let go and how long it stayed
+// untouched before its next touch (smoothed, arena.ts), and the victim is the chunk whose next use,
+// so forecast, is furthest away (what Belady's optimal replacement would take, with the past
+// standing in for the future). Before aliases (chunk-pool.ts) the victim was an idle page, and the
+// measurements below are of that.
 // A page never touched again after being let go has no forecast and goes first: it held a tensor
 // of the job's start (a checkpoint load, a warm-up) more often than one of the loop. The forecast
 // repeats the gap, so that a page overdue by a whole gap is forecast again one gap on.
