@@ -161,6 +161,7 @@ export const POLICY_REGISTRY = [
       "pagesOut", "pagesIn", "bytesOut", "bytesIn", "transferSeconds", "stallSeconds", "peakHostBytes",
       "peakDeviceBytes", "unservedUses", "firstUnservedPosition", "capacityBytes", "hostBytes",
       "shrinks", "shrinkFreedBytes", "shrinkSeconds", "refillSeconds", "droppedBytes", "residentAfterShrinkBytes",
+      "prefetchedPages",
     ],
     invariants: [{ prefix: "INV-TIER", from: 1, offset: 0 }],
     settings: [

@@ -12,6 +12,16 @@
 // copyIn, after their chunks are created and mapped one by one; the cost model charges a copy by
 // its size, so the simulator, the live replay and the stall estimate see the same calls.
 //
+// Prefetch batching: an operator needs only its own blocks' pages, so a run that left in one copy
+// would come back in pieces, each a copy with its own fixed cost (~14 us on an H200, a quarter of
+// a lone 2 MiB copy). So beside each run an operator needs, its neighbours (adjacent on the device
+// and in the host arena, up to the first that is not) come back in the same copy when one of their
+// blocks is due within PREFETCH_WINDOW positions (NextUse.nextNeed: belady, the next recorded use;
+// online, from the past only, the learned or own last gap, a prediction already passed counting as
+// due now), and only into room that costs no upcoming use anything: chunks free under the capacity,
+// or those of victims whose pages are needed after the window, chosen with the operator's own
+// victims in one batch (INV-TIER-9).
+//
 // The capacity is in chunks: chunks created and not released, which are exactly the mapped pages
 // (a page whose last block goes is unmapped and its chunk released at once, so reserved bytes are
 // always the mapped ones), never pass it. A request whose own pages pass
@@ -47,6 +57,10 @@
 //              over the blocks; segment == arenas; peaks >= current.
 //  INV-TIER-8  after useBlocks, every page of every block used is resident (unless the use was
 //              counted unserved).
+//  INV-TIER-9  prefetch never evicts for itself beyond its own pages: a use evicts no more pages
+//              than it missed plus those it prefetched (each prefetched page takes free room or the
+//              room of a victim needed after the window), and over every use the same sums hold,
+//              with the prefetched pages a part of the pages brought in.
 
 import {
   Device, NO_HANDLE, CALL_COPY_OUT, CALL_COPY_IN, CALL_UNMAP, CALL_MEM_RELEASE, CALL_MEM_CREATE, CALL_MAP,
@@ -98,6 +112,11 @@ export function setTieringConf(victim: i32, hostBytes: f64): void {
 }
 
 const MIN_HOST_BYTES: u64 = 64 << 20;
+/**
+ * Prefetch batching's horizon, in trace positions (events): a page on the host beside a run being
+ * brought back comes with it when one of its blocks is needed within this many positions of now.
+ */
+export const PREFETCH_WINDOW: i32 = 64;
 
 export class TieringPolicy extends Policy {
   arenas: Array<TierArena> = new Array<TierArena>();
@@ -128,6 +147,15 @@ export class TieringPolicy extends Policy {
   pagesOut: i64 = 0;
   pagesIn: i64 = 0;
   unservedUses: i64 = 0;
+  /** pages brought back by prefetch batching (beside a needed run, not needed by its operation) */
+  prefetchedPages: i64 = 0;
+  /** pages a use's operation missed, and evicted to make room, over every use (INV-TIER-9) */
+  usesMissingPages: i64 = 0;
+  usesEvictedPages: i64 = 0;
+  // the last useBlocks: its missing pages, the pages it evicted and those it prefetched (INV-TIER-9)
+  useMissing: i32 = 0;
+  useEvicted: i32 = 0;
+  usePrefetched: i32 = 0;
   firstUnservedPosition: i32 = -1;
   // the serverless shrink (shrink below): what it did
   private uses: UseColumns | null = null;
@@ -217,24 +245,60 @@ export class TieringPolicy extends Policy {
         unchecked((a.lastTouch[p] = position));
       }
     }
-    const room = missing > 0 ? this.makeRoom(missing) : 0;
     // in address order, so that pages adjacent on the device and in the host arena come back in one copy
     const keys = this.wantedScratch;
     sortAscending(keys, wanted);
+    // prefetch batching: beside each run the operation needs, its neighbours adjacent on the device
+    // and in the host arena and due soon (dueSoon) come back in the same copy, so that one copy's
+    // fixed cost is paid once rather than again by each neighbour's own copy a few operators later.
+    // They are marked first (pinned = -stamp), so that their room is made with the operation's
+    // (one eviction batch), from victims no use within the window needs (makeRoom's horizon).
+    let extra = 0;
+    if (wanted > 0) {
+      for (let i = 0; i < wanted; ) {
+        const run = this.neededRun(keys, i, wanted);
+        const key = unchecked(keys[i]);
+        extra += this.markNeighbours(this.arena(<i32>(key >> 32)), <i32>(key & 0xffffffff), run, stamp);
+        i += run;
+      }
+    }
+    const outBefore = this.pagesOut;
+    const can = missing > 0 ? this.makeRoom(missing, extra, position + PREFETCH_WINDOW) : 0;
+    const room = min(can, missing);
+    // what is left once the operation's own pages have room; none when they have not
+    let spare = can >= missing ? can - missing : 0;
+    this.useEvicted = <i32>(this.pagesOut - outBefore);
+    this.useMissing = missing;
+    this.usePrefetched = 0;
     let fetched = 0;
     for (let i = 0; i < wanted; ) {
       const key = unchecked(keys[i]);
       const a = this.arena(<i32>(key >> 32));
       const p = <i32>(key & 0xffffffff);
-      const slot = a.hostSlot(p);
-      let run = 1;
-      if (slot >= 0) while (i + run < wanted && unchecked(keys[i + run]) == key + run && a.hostSlot(p + run) == slot + run) run++;
-      run = min(run, room - fetched);
+      let run = min(this.neededRun(keys, i, wanted), room - fetched);
       if (run <= 0) break;
-      this.fetchRun(a, p, run);
+      // the marked neighbours, as far as the room made for them goes, before and after
+      const slot = a.hostSlot(p);
+      let start = p;
+      let after = p + run;
+      if (slot >= 0) {
+        while (spare > 0 && start > 0 && slot - (p - start) > 0 && unchecked(a.pinned[start - 1]) == -stamp && a.hostSlot(start - 1) == slot - (p - start) - 1) {
+          start--;
+          spare--;
+        }
+        while (spare > 0 && after < a.highPage && unchecked(a.pinned[after]) == -stamp && a.hostSlot(after) == slot + (after - p)) {
+          after++;
+          spare--;
+        }
+      }
+      this.usePrefetched += after - start - run;
+      this.fetchRun(a, start, after - start);
       fetched += run;
       i += run;
     }
+    this.prefetchedPages += this.usePrefetched;
+    this.usesMissingPages += missing;
+    this.usesEvictedPages += this.useEvicted;
     const served = fetched == wanted;
     for (let k = 0; k < count; k++) {
       const h = unchecked(handles[k]);
@@ -247,6 +311,61 @@ export class TieringPolicy extends Policy {
     if (this.usedHandles.length < count) this.usedHandles = new StaticArray<i32>(max(count, 16));
     for (let k = 0; k < count; k++) unchecked((this.usedHandles[k] = handles[k]));
     this.usedCount = served ? count : 0;
+  }
+
+  /**
+   * How many of the wanted pages from keys[i] come back in one copy: those adjacent on the device
+   * and in the host arena (a dropped page comes back alone).
+   */
+  private neededRun(keys: StaticArray<i64>, i: i32, wanted: i32): i32 {
+    const key = unchecked(keys[i]);
+    const a = this.arena(<i32>(key >> 32));
+    const p = <i32>(key & 0xffffffff);
+    const slot = a.hostSlot(p);
+    let run = 1;
+    if (slot >= 0) while (i + run < wanted && unchecked(keys[i + run]) == key + run && a.hostSlot(p + run) == slot + run) run++;
+    return run;
+  }
+
+  /**
+   * Marks (pinned = -stamp) the pages beside the needed run [p, p + run) of arena a that may come
+   * back with it: on the host, in the host slots adjacent to the run's, each due soon (dueSoon), up
+   * to the first that is not; returns how many it marked.
+   */
+  private markNeighbours(a: TierArena, p: i32, run: i32, stamp: i32): i32 {
+    const slot = a.hostSlot(p);
+    if (slot < 0) return 0;
+    let marked = 0;
+    for (let q = p - 1; q >= 0 && slot - (p - q) >= 0 && a.hostSlot(q) == slot - (p - q) && this.dueSoon(a, q, stamp); q--) {
+      unchecked((a.pinned[q] = -stamp));
+      marked++;
+    }
+    for (let q = p + run; q < a.highPage && a.hostSlot(q) == slot + (q - p) && this.dueSoon(a, q, stamp); q++) {
+      unchecked((a.pinned[q] = -stamp));
+      marked++;
+    }
+    return marked;
+  }
+
+  /**
+   * Whether page p of arena a (on the host) is due soon enough to come back beside a needed run:
+   * not the operation's own nor marked already, and some live block on it needed (NextUse.nextNeed:
+   * belady's next recorded use, online's prediction from the past) within PREFETCH_WINDOW positions.
+   */
+  private dueSoon(a: TierArena, p: i32, stamp: i32): bool {
+    const mark = unchecked(a.pinned[p]);
+    if (mark == stamp || mark == -stamp) return false;
+    const start = a.pageAddress(p);
+    const end = start + PAGE_BYTES;
+    const horizon = this.now + PREFETCH_WINDOW;
+    // blocks are found from the arena's head: this runs only beside a copy in, rare against events
+    for (let b = a.head; b != NO_BLOCK && bAddr(b) < end; b = bNext(b)) {
+      if (bAddr(b) + bSize(b) <= start) continue;
+      if (!hasFlag(b, FLAG_ALLOCATED) && !hasFlag(b, FLAG_PENDING)) continue;
+      const need = this.next.nextNeed(b, this.now);
+      if (need != NEVER && need <= horizon) return true;
+    }
+    return false;
   }
 
   // ---- malloc -------------------------------------------------------------------------------
@@ -337,15 +456,25 @@ export class TieringPolicy extends Policy {
 
   /**
    * Makes sure `wanted` chunks can be created under the capacity, moving unpinned pages to the host
-   * when they cannot; returns how many can (fewer: the rest has no victim).
+   * when they cannot; returns how many can (fewer: the rest has no victim). Up to `optional` more
+   * (a prefetch's) are made from free room and from victims needed after `horizon` only.
    */
-  private makeRoom(wanted: i32): i32 {
+  private makeRoom(wanted: i32, optional: i32 = 0, horizon: i32 = NEVER): i32 {
     this.freedChunkAt = NaN;
-    let can = max(0, min(this.headroom(), wanted));
-    if (can >= wanted || this.capacityChunks == 0 || !this.moves || !this.openHost()) return can;
-    this.chooseVictims(wanted - can);
-    // the best victims the host arena has room for, then in address order: adjacent ones leave in one copy
-    const n = min(this.victimCount, this.host.free());
+    const total = wanted + optional;
+    let can = max(0, min(this.headroom(), total));
+    if (can >= total || this.capacityChunks == 0 || !this.moves || !this.openHost()) return can;
+    this.chooseVictims(total - can);
+    // the best victims the host arena has room for; past those `wanted` needs, only victims no use
+    // before `horizon` needs (victims come needed-last first, so those are a prefix)
+    let n = min(this.victimCount, this.host.free());
+    for (let k = max(0, wanted - can); k < n; k++) {
+      if (unchecked(this.victimScores[k]) <= horizon) {
+        n = k;
+        break;
+      }
+    }
+    // then in address order: adjacent ones leave in one copy
     const keys = this.victimPages;
     sortAscending(keys, n);
     for (let i = 0; i < n; ) {
@@ -580,6 +709,8 @@ export class TieringPolicy extends Policy {
   /** chooseVictims' answer: victimPages[0 .. victimCount) */
   private victimPages: StaticArray<i64> = new StaticArray<i64>(64);
   private victimCount: i32 = 0;
+  /** each victim's score (chooseVictims: when its page is needed next), victimScores[k] for victimPages[k] */
+  private victimScores: StaticArray<i32> = new StaticArray<i32>(64);
   /** useBlocks' pages to fetch, as keys arena << 32 | page */
   private wantedScratch: StaticArray<i64> = new StaticArray<i64>(64);
 
@@ -622,7 +753,11 @@ export class TieringPolicy extends Policy {
     sortByKeyDescending(order, this.keyScratch, candidates);
     const n = min(count, candidates);
     if (this.victimPages.length < n) this.victimPages = new StaticArray<i64>(max(n, this.victimPages.length << 1));
-    for (let k = 0; k < n; k++) unchecked((this.victimPages[k] = this.pageScratch[order[k]]));
+    if (this.victimScores.length < n) this.victimScores = new StaticArray<i32>(this.victimPages.length);
+    for (let k = 0; k < n; k++) {
+      unchecked((this.victimPages[k] = this.pageScratch[order[k]]));
+      unchecked((this.victimScores[k] = <i32>(this.keyScratch[order[k]] >> 32)));
+    }
     this.victimCount = n;
   }
 
@@ -746,6 +881,7 @@ export class TieringPolicy extends Policy {
       case 15: return this.refillMicros / 1e6;
       case 16: return this.droppedBytes;
       case 17: return this.residentAfterShrinkBytes;
+      case 18: return <f64>this.prefetchedPages;
     }
     return 0;
   }
