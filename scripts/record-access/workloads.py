@@ -165,6 +165,34 @@ WORKLOADS = {
 }
 
 
+def write_recording_stats(prefix, recording, *, workload, steps, t0, stats, max_entries, mid_run, error, **extra):
+    """Writes PREFIX.stats.json for a lakebed_record recording and returns what it wrote: the
+    workload, the allocator's configuration and memory_stats(), the device, the recording's size and
+    its error (None where the steps ran), then `extra` (what only one kind of run records)."""
+    meta = {
+        "workload": workload,
+        "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") or "default",
+        "recorded_steps": steps,
+        "operators": recording.operators,
+        "seconds": round(time.time() - t0, 2),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0),
+        "stats": stats,
+        "device_total_memory": torch.cuda.get_device_properties(0).total_memory,
+        "memory_fraction": None,
+        "capacity_bytes": None,
+        "max_entries": max_entries,
+        "mid_run": mid_run,
+        "error": error,
+        **extra,
+        "access_bytes": os.path.getsize(recording.access_path),
+        "snapshot_bytes": os.path.getsize(recording.snapshot_path),
+    }
+    with open(f"{prefix}.stats.json", "w") as f:
+        json.dump(meta, f, indent=1)
+    return meta
+
+
 def timed(step, i):
     torch.cuda.synchronize()
     t = time.perf_counter()
@@ -225,34 +253,18 @@ def main():
     except Exception as e:  # noqa: BLE001 - the recording is kept either way
         error = repr(e)
     median = {way: statistics.median(ts) if ts else float("nan") for way, ts in times.items()}
-    meta = {
-        "workload": description,
-        "alloc_conf": conf or "default",
-        "recorded_steps": steps,
-        "operators": recording.operators,
-        "seconds": round(time.time() - t0, 2),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name(0),
-        "stats": stats,
-        "device_total_memory": torch.cuda.get_device_properties(0).total_memory,
-        "memory_fraction": None,
-        "capacity_bytes": None,
-        "max_entries": 1_000_000,
-        "mid_run": mid_run,
-        "error": record_error,
-        "timing_error": error,
-        "overhead": {
+    meta = write_recording_stats(
+        prefix, recording, workload=description, steps=steps, t0=t0, stats=stats, max_entries=1_000_000,
+        mid_run=mid_run, error=record_error,
+        timing_error=error,
+        overhead={
             "timed_steps": TIMED,
             "median_step_seconds": {way: round(s, 5) for way, s in median.items()},
             "recorder_over_plain": round(median["recorder"] / median["plain"], 3),
             "recorder_over_history": round(median["recorder"] / median["history"], 3),
             "step_seconds": {way: [round(s, 5) for s in ts] for way, ts in times.items()},
         },
-        "access_bytes": os.path.getsize(recording.access_path),
-        "snapshot_bytes": os.path.getsize(recording.snapshot_path),
-    }
-    with open(f"{prefix}.stats.json", "w") as f:
-        json.dump(meta, f, indent=1)
+    )
     o = meta["overhead"]["median_step_seconds"]
     print(f"{name}: {recording.operators} operators, step {o['plain']:.4f} s plain, {o['history']:.4f} s history, "
           f"{o['recorder']:.4f} s recorder ({meta['overhead']['recorder_over_plain']}x), "

@@ -19,7 +19,6 @@ checkpoint do (the GPU machine has no network: no checkpoint is loaded).
 
 Usage: python3 record.py NAME OUTDIR     (run.sh runs them, one process each)
 """
-import json
 import os
 import sys
 import time
@@ -97,27 +96,8 @@ def main():
                 opt.zero_grad(set_to_none=True)
     stats = torch.cuda.memory_stats()
     torch.cuda.memory._record_memory_history(enabled=None)
-    meta = {
-        "workload": workload,
-        "parameters": parameters,
-        "alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") or "default",
-        "recorded_steps": steps,
-        "operators": recording.operators,
-        "seconds": round(time.time() - t0, 2),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name(0),
-        "stats": stats,
-        "device_total_memory": torch.cuda.get_device_properties(0).total_memory,
-        "memory_fraction": None,
-        "capacity_bytes": None,
-        "max_entries": MAX_ENTRIES,
-        "mid_run": False,
-        "error": None,
-        "access_bytes": os.path.getsize(recording.access_path),
-        "snapshot_bytes": os.path.getsize(recording.snapshot_path),
-    }
-    with open(f"{prefix}.stats.json", "w") as f:
-        json.dump(meta, f, indent=1)
+    meta = workloads.write_recording_stats(prefix, recording, workload=workload, steps=steps, t0=t0, stats=stats,
+                                           max_entries=MAX_ENTRIES, mid_run=False, error=None, parameters=parameters)
     print(f"{name}: {parameters} parameters, {recording.operators} operators, peak reserved {stats['reserved_bytes.all.peak']} B, "
           f"{meta['seconds']} s; {prefix}.pickle.gz, {prefix}.fingerprints.json")
 

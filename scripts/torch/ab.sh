@@ -14,19 +14,11 @@ pairs=${4:-4}
 steps=${5:-30}
 budget=${6:-150}
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$here/train-runs.sh"
 mkdir -p "$out"
-export LAKEBED_TORCH_LIB=${LAKEBED_TORCH_LIB:-$root/.device/torch/liblakebed_torch.so}
-export PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
-export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 for k in $(seq 1 "$pairs"); do
   for a in native "$policy"; do
-    if [ "$SECONDS" -ge "$budget" ]; then
-      echo "$workload $a.$k skipped (past ${budget} s)" | tee -a "$out/runs.txt"
-      continue
-    fi
-    start=$SECONDS
-    timeout 120 ${PIN_CPUS:+taskset -c "$PIN_CPUS"} python3 "$here/train.py" "$workload" "$a" "$steps" "$out" "" "$a.$k" > "$out/$workload.$a.$k.log" 2>&1
-    echo "$workload $a.$k rc=$? $((SECONDS - start)) s" | tee -a "$out/runs.txt"
+    within_budget "$workload $a.$k" "$out/$workload.$a.$k.log" \
+      timeout 120 ${PIN_CPUS:+taskset -c "$PIN_CPUS"} python3 "$here/train.py" "$workload" "$a" "$steps" "$out" "" "$a.$k"
   done
 done

@@ -11,11 +11,8 @@ out=${1:?OUTDIR}
 steps=${2:-50}
 budget=${3:-440}
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+source "$here/train-runs.sh"
 mkdir -p "$out"
-export LAKEBED_TORCH_LIB=${LAKEBED_TORCH_LIB:-$root/.device/torch/liblakebed_torch.so}
-export PYTHONPATH=$root/python${PYTHONPATH:+:$PYTHONPATH}
-export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; nproc; python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'; } > "$out/machine.txt" 2>&1
 # label allocator conf ("default": lakebed_torch's DEFAULT_CONF; "-": none)
 # (the other lakebed page sizes last: they are what the time budget drops first)
@@ -25,14 +22,8 @@ for w in gpt2_ckpt llama_lora; do
   for r in "${RUNS[@]}"; do
     read -r label a conf <<< "$r"
     [ "$conf" = - ] && conf=""
-    if [ "$SECONDS" -ge "$budget" ]; then
-      echo "$w $label skipped (past ${budget} s)" | tee -a "$out/runs.txt"
-      continue
-    fi
-    start=$SECONDS
     # the first process on a fresh machine imports torch cold (tens of seconds): a generous limit
-    timeout 150 python3 "$here/train.py" "$w" "$a" "$steps" "$out" "$conf" "$label" > "$out/$w.$label.log" 2>&1
-    echo "$w $label rc=$? $((SECONDS - start)) s" | tee -a "$out/runs.txt"
+    within_budget "$w $label" "$out/$w.$label.log" timeout 150 python3 "$here/train.py" "$w" "$a" "$steps" "$out" "$conf" "$label"
   done
 done
 timeout 90 python3 "$here/probe.py" > "$out/probe.json" 2> "$out/probe.log"

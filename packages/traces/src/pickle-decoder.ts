@@ -84,6 +84,8 @@ export class PickleDecoder {
   /** after SUSPENDED: where in the window the next one starts, and the pickle offset it must reach */
   resumeAt = 0;
   needEnd = 0;
+  /** the window decodeWindow is in (its arguments), for the paths that suspend or refuse */
+  private window = { base: 0, end: 0, final: true, total: -1 };
 
   constructor(readonly options: DecodeOptions) {
     this.limits = options.limits ?? importLimits();
@@ -97,6 +99,29 @@ export class PickleDecoder {
     this.lastOpStart = lastOpStart;
     this.opCount = opCount;
     return SUSPENDED;
+  }
+
+  /**
+   * The opcode begun at window offset `opStart` needs the input up to pickle offset `needEnd`, past
+   * this window's end: SUSPENDED where a next window follows (it decodes the opcode again), else the
+   * input is truncated and this throws.
+   */
+  private operandPastWindow(opStart: number, needEnd: number, opCount: number): typeof SUSPENDED {
+    const { base, end, final } = this.window;
+    if (!final) return this.suspend(opStart, needEnd, base + opStart, opCount);
+    throw truncated(this.options.file, base + opStart, base + end);
+  }
+
+  /**
+   * The opcode begun at window offset `opStart` has `n` bytes of data from window offset `pos`, past
+   * this window's end: SUSPENDED where the input may still hold them (a next window follows and the
+   * pickle's length is unknown or long enough), else the error `describe` words from the bytes left.
+   */
+  private dataPastWindow(pos: number, n: number, opStart: number, opCount: number, describe: (left: number) => string): typeof SUSPENDED {
+    const { base, end, final, total } = this.window;
+    const left = (final ? base + end : total) - base - pos;
+    if (!final && (total < 0 || n <= left)) return this.suspend(opStart, base + pos + n, base + opStart, opCount);
+    throw bad(this.options.file, describe(left), base + opStart);
   }
 
   /**
@@ -124,6 +149,7 @@ export class PickleDecoder {
     const end = buf.length;
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     flat.setWindow(buf, onProgress);
+    this.window = { base, end, final, total };
     let pos = start;
     let opStart = this.lastOpStart - base;
     let opCount = this.opCount;
@@ -138,20 +164,14 @@ export class PickleDecoder {
       if ((++opCount & (PROGRESS_EVERY_OPS - 1)) === 0 && onProgress !== undefined) onProgress(pos, end);
       switch (op) {
         case Op.PROTO: {
-          if (pos + 1 > end) {
-            if (!final) return this.suspend(opStart, base + pos + 1, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
+          if (pos + 1 > end) return this.operandPastWindow(opStart, base + pos + 1, opCount);
           const version = buf[pos++];
           if (version < 2 || version > 5) throw bad(file, `unsupported pickle protocol ${version} (2 to 5 are accepted)`, base + opStart);
           break;
         }
         case Op.FRAME: {
-          if (pos + 8 > end) {
-            if (!final) return this.suspend(opStart, base + pos + 8, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
-          const frameLength = view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+          if (pos + 8 > end) return this.operandPastWindow(opStart, base + pos + 8, opCount);
+          const frameLength = readLength(buf, view, pos, 8);
           pos += 8;
           if (frameLength > end - pos) {
             // frames are advisory: a frame that runs past this window is checked against the end of
@@ -274,17 +294,10 @@ export class PickleDecoder {
         case Op.BINUNICODE:
         case Op.BINUNICODE8: {
           const width = op === Op.SHORT_BINUNICODE ? 1 : op === Op.BINUNICODE ? 4 : 8;
-          if (pos + width > end) {
-            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
-          const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+          if (pos + width > end) return this.operandPastWindow(opStart, base + pos + width, opCount);
+          const n = readLength(buf, view, pos, width);
           pos += width;
-          if (n > end - pos) {
-            const left = (final ? base + end : total) - base - pos;
-            if (!final && (total < 0 || n <= left)) return this.suspend(opStart, base + pos + n, base + opStart, opCount);
-            throw bad(file, `malformed pickle: a string of ${n} bytes runs past the end of the input (${left} bytes left)`, base + opStart);
-          }
+          if (n > end - pos) return this.dataPastWindow(pos, n, opStart, opCount, (left) => `malformed pickle: a string of ${n} bytes runs past the end of the input (${left} bytes left)`);
           const s = strings.decodeAny(buf, pos, n);
           if (s === undefined) throw bad(file, "malformed pickle: string is not valid UTF-8", base + opStart);
           if (s === TOO_LONG) throw bad(file, `a string of ${n} bytes is longer than the longest string JavaScript can hold (${MAX_JS_STRING_LENGTH} UTF-16 code units); no snapshot field needs one that long`, base + opStart);
@@ -296,67 +309,42 @@ export class PickleDecoder {
         case Op.BINBYTES:
         case Op.BINBYTES8: {
           const width = op === Op.SHORT_BINBYTES ? 1 : op === Op.BINBYTES ? 4 : 8;
-          if (pos + width > end) {
-            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
-          const n = width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
+          if (pos + width > end) return this.operandPastWindow(opStart, base + pos + width, opCount);
+          const n = readLength(buf, view, pos, width);
           pos += width;
-          if (n > end - pos) {
-            const left = (final ? base + end : total) - base - pos;
-            if (!final && (total < 0 || n <= left)) return this.suspend(opStart, base + pos + n, base + opStart, opCount);
-            throw bad(file, `malformed pickle: bytes of length ${n} run past the end of the input (${left} bytes left)`, base + opStart);
-          }
+          if (n > end - pos) return this.dataPastWindow(pos, n, opStart, opCount, (left) => `malformed pickle: bytes of length ${n} run past the end of the input (${left} bytes left)`);
           stack.push(buf.slice(pos, pos + n));
           pos += n;
           break;
         }
         case Op.BININT1:
-          if (pos + 1 > end) {
-            if (!final) return this.suspend(opStart, base + pos + 1, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
+          if (pos + 1 > end) return this.operandPastWindow(opStart, base + pos + 1, opCount);
           stack.push(buf[pos++]);
           break;
         case Op.BININT2:
-          if (pos + 2 > end) {
-            if (!final) return this.suspend(opStart, base + pos + 2, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
+          if (pos + 2 > end) return this.operandPastWindow(opStart, base + pos + 2, opCount);
           stack.push(buf[pos] | (buf[pos + 1] << 8));
           pos += 2;
           break;
         case Op.BININT:
-          if (pos + 4 > end) {
-            if (!final) return this.suspend(opStart, base + pos + 4, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
+          if (pos + 4 > end) return this.operandPastWindow(opStart, base + pos + 4, opCount);
           stack.push(view.getInt32(pos, true));
           pos += 4;
           break;
         case Op.LONG1:
         case Op.LONG4: {
           const width = op === Op.LONG1 ? 1 : 4;
-          if (pos + width > end) {
-            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
+          if (pos + width > end) return this.operandPastWindow(opStart, base + pos + width, opCount);
           const n = width === 1 ? buf[pos] : view.getInt32(pos, true);
           pos += width;
           if (n < 0 || n > MAX_LONG_BYTES) throw bad(file, `malformed pickle: LONG4 integer of ${n} bytes (at most ${MAX_LONG_BYTES} accepted)`, base + opStart);
-          if (n > end - pos) {
-            if (!final && (total < 0 || n <= total - base - pos)) return this.suspend(opStart, base + pos + n, base + opStart, opCount);
-            throw bad(file, `malformed pickle: an integer of ${n} bytes runs past the end of the input`, base + opStart);
-          }
+          if (n > end - pos) return this.dataPastWindow(pos, n, opStart, opCount, () => `malformed pickle: an integer of ${n} bytes runs past the end of the input`);
           stack.push(readLittleEndianInt(buf, pos, n));
           pos += n;
           break;
         }
         case Op.BINFLOAT:
-          if (pos + 8 > end) {
-            if (!final) return this.suspend(opStart, base + pos + 8, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
+          if (pos + 8 > end) return this.operandPastWindow(opStart, base + pos + 8, opCount);
           stack.push(view.getFloat64(pos, false));
           pos += 8;
           break;
@@ -376,11 +364,8 @@ export class PickleDecoder {
         case Op.BINPUT:
         case Op.LONG_BINPUT: {
           const width = op === Op.BINPUT ? 1 : 4;
-          if (pos + width > end) {
-            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
-          const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
+          if (pos + width > end) return this.operandPastWindow(opStart, base + pos + width, opCount);
+          const index = readLength(buf, view, pos, width);
           pos += width;
           // a memo index never exceeds the number of opcodes in the input; refusing larger ones keeps a
           // hostile index from allocating a huge memo
@@ -396,11 +381,8 @@ export class PickleDecoder {
         case Op.BINGET:
         case Op.LONG_BINGET: {
           const width = op === Op.BINGET ? 1 : 4;
-          if (pos + width > end) {
-            if (!final) return this.suspend(opStart, base + pos + width, base + opStart, opCount);
-            throw truncated(file, base + opStart, base + end);
-          }
-          const index = width === 1 ? buf[pos] : view.getUint32(pos, true);
+          if (pos + width > end) return this.operandPastWindow(opStart, base + pos + width, opCount);
+          const index = readLength(buf, view, pos, width);
           pos += width;
           const value = memo.get(index);
           if (value === undefined) throw bad(file, `malformed pickle: memo index ${index} out of range (the memo holds ${memo.length} values)`, base + opStart);
@@ -438,6 +420,11 @@ function appendItems(stack: unknown[], target: unknown, from: number, to: number
   }
   if (!Array.isArray(target)) throw bad(file, "malformed pickle: APPEND(S) on a value that is not a list", at);
   for (let i = from; i < to; i++) target.push(stack[i]);
+}
+
+/** The unsigned little-endian integer of `width` bytes (1, 4 or 8) at `pos`: a length or a memo index. */
+function readLength(buf: Uint8Array, view: DataView, pos: number, width: number): number {
+  return width === 1 ? buf[pos] : width === 4 ? view.getUint32(pos, true) : view.getUint32(pos, true) + view.getUint32(pos + 4, true) * TWO_POW_32;
 }
 
 function bad(file: string, detail: string, at: number): TraceError {

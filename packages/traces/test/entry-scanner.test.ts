@@ -4,9 +4,10 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { entryScannerAvailable, parseTrace, readTrace, type Trace } from "@lakebed/traces";
+import { entryScannerAvailable, parseTrace, readTrace } from "@lakebed/traces";
 import { haveShared, shared } from "./fixtures.js";
 import { PickleWriter } from "./pickle-writer.js";
+import { decodeOutcome, expectSameTrace } from "./same-trace.js";
 
 /**
  * The WebAssembly entry scanner is a fast path of the pickle decoder: with it ("wasm", the
@@ -19,33 +20,9 @@ function pickleFiles(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => /\.pickle(\.gz)?$/.test(f)).sort().map((f) => join(dir, f)) : [];
 }
 
-/** The outcome of one decode: the trace, or the error's message. */
-function outcome(decode: () => Trace): { trace?: Trace; error?: string } {
-  try {
-    return { trace: decode() };
-  } catch (e) {
-    return { error: (e as Error).message };
-  }
-}
-
-/** Column by column, as bytes (NaN times included), then everything else. */
-function expectSameTrace(a: Trace, b: Trace): void {
-  expect(a.devices.length).toBe(b.devices.length);
-  a.devices.forEach((da, d) => {
-    const db = b.devices[d];
-    for (const name of ["action", "addr", "size", "stream", "timeUs", "blockId"] as const) {
-      const x = da.events[name];
-      const y = db.events[name];
-      expect(Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength)), `device ${da.device} column ${name}`).toBe(true);
-    }
-    expect({ ...da, events: da.events.length }).toEqual({ ...db, events: db.events.length });
-  });
-  expect({ ...a, devices: [] }).toEqual({ ...b, devices: [] });
-}
-
 function expectSameOutcome(bytes: Uint8Array): void {
-  const wasm = outcome(() => parseTrace(bytes, "t.pickle", { decoder: "wasm" }));
-  const js = outcome(() => parseTrace(bytes, "t.pickle", { decoder: "js" }));
+  const wasm = decodeOutcome(() => parseTrace(bytes, "t.pickle", { decoder: "wasm" }));
+  const js = decodeOutcome(() => parseTrace(bytes, "t.pickle", { decoder: "js" }));
   expect(wasm.error).toBe(js.error);
   if (wasm.trace && js.trace) expectSameTrace(wasm.trace, js.trace);
 }
@@ -99,7 +76,7 @@ describe("the WebAssembly entry scanner", () => {
     expect(bytes[335436]).toBe(0x8a); // LONG1 of a time_us
     bytes[335437] = 29;
     expectSameOutcome(bytes);
-    expect(outcome(() => parseTrace(bytes, "t.pickle")).error).toBe("t.pickle: device 0: event 4999: action is missing, expected a string");
+    expect(decodeOutcome(() => parseTrace(bytes, "t.pickle")).error).toBe("t.pickle: device 0: event 4999: action is missing, expected a string");
   });
 
   // found by the importer fuzzer (seed 417142017, input 2676): a 7-byte size of 2^53 was accepted

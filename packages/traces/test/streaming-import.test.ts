@@ -4,9 +4,10 @@ import { closeSync, openSync, readFileSync, readdirSync, writeFileSync, writeSyn
 import { gunzipSync, gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { TraceError, parseTrace, readTrace, readTraceSync, type Trace } from "@lakebed/traces";
+import { TraceError, parseTrace, readTrace, readTraceSync } from "@lakebed/traces";
 import { PickleWriter } from "./pickle-writer.js";
 import { scratchFolder } from "./fixtures.js";
+import { decodeOutcome, expectSameTrace } from "./same-trace.js";
 
 /**
  * A snapshot pickle is read as a stream (src/pickle-stream.ts): a window at a time, each opcode cut
@@ -18,35 +19,11 @@ const scratch = scratchFolder("streaming");
 const recorded = fileURLToPath(new URL("../../../test/fixtures/recorded/", import.meta.url));
 const recordedPickles = readdirSync(recorded).filter((f) => f.endsWith(".pickle.gz")).sort();
 
-/** The outcome of one decode: the trace, or the error's message. */
-function outcome(decode: () => Trace): { trace?: Trace; error?: string } {
-  try {
-    return { trace: decode() };
-  } catch (e) {
-    return { error: (e as Error).message };
-  }
-}
-
-/** Column by column, as bytes (NaN times included), then everything else. */
-function expectSameTrace(a: Trace, b: Trace): void {
-  expect(a.devices.length).toBe(b.devices.length);
-  a.devices.forEach((da, d) => {
-    const db = b.devices[d];
-    for (const name of ["action", "addr", "size", "stream", "timeUs", "blockId"] as const) {
-      const x = da.events[name];
-      const y = db.events[name];
-      expect(Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength)), `device ${da.device} column ${name}`).toBe(true);
-    }
-    expect({ ...da, events: da.events.length }).toEqual({ ...db, events: db.events.length });
-  });
-  expect({ ...a, devices: [] }).toEqual({ ...b, devices: [] });
-}
-
 /** The whole input decoded in one window by the JavaScript decoder, against windows of `windowBytes` with both decoders. */
 function expectSameInWindows(bytes: Uint8Array, windowBytes: number): void {
-  const whole = outcome(() => parseTrace(bytes, "t.pickle", { decoder: "js" }));
+  const whole = decodeOutcome(() => parseTrace(bytes, "t.pickle", { decoder: "js" }));
   for (const decoder of ["wasm", "js"] as const) {
-    const cut = outcome(() => parseTrace(bytes, "t.pickle", { decoder, windowBytes }));
+    const cut = decodeOutcome(() => parseTrace(bytes, "t.pickle", { decoder, windowBytes }));
     expect(cut.error, `${decoder}, windows of ${windowBytes} bytes`).toBe(whole.error);
     if (cut.trace && whole.trace) expectSameTrace(cut.trace, whole.trace);
   }
