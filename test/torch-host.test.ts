@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -23,9 +23,9 @@ const skip = !paths.built && !required;
 const why = "liblakebed_torch.so was not built (apt-get install wabt g++, then npm run build)";
 const policies = POLICY_NAMES.filter((p) => p !== "tiering");
 
-function harness(args: string[]): Record<string, unknown> {
+function harness(args: string[], env: Record<string, string> = {}): Record<string, unknown> {
   if (!paths.built) throw new Error(`${why}; LAKEBED_REQUIRE_TORCH_LIB=1 makes that a failure`);
-  return JSON.parse(execFileSync(paths.harness, args, { encoding: "utf8", timeout: 60_000 }));
+  return JSON.parse(execFileSync(paths.harness, args, { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...env } }));
 }
 
 describe.skipIf(skip)(`liblakebed_torch.so under threads and streams${skip ? ` (skipped: ${why})` : ""}`, () => {
@@ -135,25 +135,55 @@ describe.skipIf(skip || !liveBackends.includes("host"))("the library and the Nod
 describe.skipIf(skip)("a snapshot python/lakebed_torch wrote from the library", () => {
   // test/support/torch_snapshot.py: the library on the host driver, a seeded run, the snapshot
   // written by the module's own dump_snapshot (no GPU, no PyTorch needed for that part)
-  function write(policy: string, seed: number): { path: string; peaks: Record<string, number> } {
+  function write(policy: string, seed: number, conf = ""): { path: string; stats: Record<string, number> } {
     const path = tempFile(`${policy}.pickle`, "");
-    const out = execFileSync("python3", [resolve(repoRoot, "test/support/torch_snapshot.py"), policy, String(seed), "3000", path], {
+    const out = execFileSync("python3", [resolve(repoRoot, "test/support/torch_snapshot.py"), policy, String(seed), "3000", path, conf], {
       encoding: "utf8",
       timeout: 60_000,
       env: { ...process.env, PYTHONPATH: resolve(repoRoot, "python"), LAKEBED_TORCH_LIB: paths.library },
     });
-    return { path, peaks: JSON.parse(out) };
+    return { path, stats: JSON.parse(out) };
+  }
+  function replay(path: string, policy: string): { stats: Record<string, number>; peakAllocatedBytes: number; peakReservedBytes: number; ooms: number; driverCalls: Record<string, number> } {
+    // the capacity stands for the device's total (the CLI infers it from expandable-style maps otherwise)
+    // the settings (lakebed_large_page_mb and the like) come from the snapshot, as for a user
+    const r = lakebed(["replay", path, "--policy", policy, "--capacity", "1TiB", "--json"], 120_000);
+    expect(r.stderr).toBe("");
+    return JSON.parse(r.stdout).devices[0];
   }
   for (const policy of policies) {
     it(`${policy}: lakebed replay predicts the peaks the library had`, () => {
-      const { path, peaks } = write(policy, 7);
-      // the capacity stands for the device's total (the CLI infers it from expandable-style maps otherwise)
-      const r = lakebed(["replay", path, "--policy", policy, "--capacity", "1TiB", "--json"], 120_000);
-      expect(r.stderr).toBe("");
-      const [d] = JSON.parse(r.stdout).devices;
+      const { path, stats } = write(policy, 7);
+      const d = replay(path, policy);
       expect(d.ooms).toBe(0);
-      expect(d.peakAllocatedBytes).toBe(peaks["allocated_bytes.all.peak"]);
-      expect(d.peakReservedBytes).toBe(peaks["reserved_bytes.all.peak"]);
+      expect(d.peakAllocatedBytes).toBe(stats["allocated_bytes.all.peak"]);
+      expect(d.peakReservedBytes).toBe(stats["reserved_bytes.all.peak"]);
+    });
+  }
+  // With 2 MiB pages lakebed moves chunks between pages inside its mallocs (an unmap, then a map):
+  // before the snapshot named its empty_cache calls, the replay took each move's segment_unmap for an
+  // empty_cache (mallocWouldRelease answers for releases only) and predicted 178,257,920 B reserved
+  // at seed 7 against the library's 171,966,464, with 812 maps against 448.
+  for (const seed of [7, 11]) {
+    it(`lakebed moving chunks (2 MiB pages, seed ${seed}): its own snapshot replays to every statistic and device call the library had`, async () => {
+      const conf = "lakebed_large_page_mb:2";
+      const { path, stats } = write("lakebed", seed, conf);
+      const [device] = (await loadTrace(path)).devices;
+      // torch_snapshot.py calls empty_cache every 500 operations; the snapshot says where
+      expect(device.emptyCacheAt?.length).toBeGreaterThan(0);
+      const d = replay(path, "lakebed");
+      expect(stats["num_device_free"], "the run must unmap to test anything").toBeGreaterThan(100);
+      const { driver_calls: calls, ...libraryStats } = stats;
+      expect(d.stats).toEqual(libraryStats);
+      expect(Object.values(d.driverCalls).reduce((a, b) => a + b, 0)).toBe(calls);
+      // lakebed's Arrow format carries the marks (in the settings)
+      const arrow = resolve(tempFile("unused", ""), "../marked.arrow");
+      expect(lakebed(["convert", path, arrow], 120_000).status).toBe(0);
+      expect(replay(arrow, "lakebed").stats).toEqual(libraryStats);
+      // the same snapshot without the marks: the replay infers empty_cache from every unmap burst again
+      const unmarked = tempFile("unmarked.pickle", "");
+      execFileSync("python3", ["-c", "import pickle,sys; s=pickle.load(open(sys.argv[1],'rb')); del s['allocator_settings']['lakebed_empty_cache_at']; pickle.dump(s, open(sys.argv[2],'wb'))", path, unmarked]);
+      expect(replay(unmarked, "lakebed").stats["num_device_alloc"]).not.toBe(stats["num_device_alloc"]);
     });
   }
   it("caching: lakebed verify matches the segment events and the final layout", () => {
@@ -163,6 +193,53 @@ describe.skipIf(skip)("a snapshot python/lakebed_torch wrote from the library", 
       expect(r.stdout + r.stderr).toContain("MATCH (policy caching)");
       expect(r.status).toBe(0);
     }
+  });
+});
+
+describe.skipIf(skip)("the trace keeps its newest entries, as _record_memory_history(max_entries=...)", () => {
+  // LAKEBED_TORCH_TRACE_MAX_ENTRIES caps the library's trace (trace_log.h); before the cap it grew
+  // by 40 bytes an entry for the whole job. 8,000 operations write about 12,000 entries: past one
+  // 4,096-entry block and past the 8,192 slots a cap of 5,000 rounds up to, so the ring comes round.
+  type Trace = { count: number; dropped: number; actions: number[]; addrs: number[]; sizes: number[]; marks: number[]; check: string };
+  for (const policy of ["caching", "lakebed"]) {
+    it(`${policy}: capped at 1,000 and 5,000 entries, the uncapped run's newest entries and its empty_cache marks`, () => {
+      const full = harness(["trace", policy, "3", "8000"]) as unknown as Trace;
+      expect(full.check).toBe("");
+      expect(full.dropped).toBe(0); // the default cap (2^21 entries) holds a whole normal recording
+      expect(full.count).toBeGreaterThan(8192);
+      expect(full.marks.length).toBeGreaterThan(5);
+      for (const cap of [1000, 5000]) {
+        const capped = harness(["trace", policy, "3", "8000"], { LAKEBED_TORCH_TRACE_MAX_ENTRIES: String(cap) }) as unknown as Trace;
+        expect(capped.check).toBe("");
+        expect(capped.count).toBe(cap);
+        expect(capped.dropped).toBe(full.count - cap);
+        const tail = (v: number[]) => v.slice(full.count - cap);
+        expect(capped.actions).toEqual(tail(full.actions));
+        expect(capped.addrs).toEqual(tail(full.addrs));
+        expect(capped.sizes).toEqual(tail(full.sizes));
+        expect(capped.marks).toEqual(full.marks.filter((m) => m >= capped.dropped).map((m) => m - capped.dropped));
+      }
+    });
+  }
+  it("0 records nothing; a value that is not a count is refused when the library opens", () => {
+    const none = harness(["trace", "lakebed", "3", "2000"], { LAKEBED_TORCH_TRACE_MAX_ENTRIES: "0" }) as unknown as Trace;
+    expect([none.count, none.dropped, none.marks.length, none.check]).toEqual([0, 0, 0, ""]);
+    const bad = spawnSync(paths.harness, ["trace", "lakebed", "3", "10"], { encoding: "utf8", env: { ...process.env, LAKEBED_TORCH_TRACE_MAX_ENTRIES: "1e6" } });
+    expect(bad.status).toBe(2);
+    expect(JSON.parse(bad.stdout).error).toMatch(/LAKEBED_TORCH_TRACE_MAX_ENTRIES must be a whole number of entries, got '1e6'/);
+  });
+  it("caching: a capped run's snapshot says it was cut and imports as a trace that starts mid-run", async () => {
+    const path = tempFile("capped.pickle", "");
+    const r = spawnSync("python3", [resolve(repoRoot, "test/support/torch_snapshot.py"), "caching", "7", "3000", path], {
+      encoding: "utf8",
+      env: { ...process.env, PYTHONPATH: resolve(repoRoot, "python"), LAKEBED_TORCH_LIB: paths.library, LAKEBED_TORCH_TRACE_MAX_ENTRIES: "1000" },
+    });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/the trace kept its newest entries only \(\d+ older ones dropped/);
+    const [device] = (await loadTrace(path)).devices;
+    expect(device.events.length).toBe(1000);
+    expect(device.complete).toBe(false);
+    expect(device.initialState.length).toBeGreaterThan(0);
   });
 });
 

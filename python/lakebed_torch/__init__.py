@@ -11,6 +11,11 @@ decisions are the simulator's, on real GPU memory. This module only loads it, in
 it back: memory statistics under torch.cuda.memory_stats()'s names (a pluggable allocator has none
 of its own), and a snapshot in torch.cuda.memory._dump_snapshot's format from the library's trace.
 
+The library's trace keeps its newest LAKEBED_TORCH_TRACE_MAX_ENTRIES entries (default 2,097,152, 40 bytes
+each; 0 records none), a ring as _record_memory_history(max_entries=...) keeps: a longer job's snapshot
+starts mid-run (dump_snapshot warns) and lakebed rebuilds the state before it. The snapshot names where
+each empty_cache() began (allocator_settings' lakebed_empty_cache_at), which PyTorch's cannot.
+
 What a pluggable allocator cannot do (PyTorch's CUDAPluggableAllocator raises "does not yet
 support"): torch.cuda.memory_stats / memory_allocated / _record_memory_history / _snapshot, CUDA
 graphs' private pools (torch.cuda.graph, torch.compile's reduce-overhead mode), cudnn.benchmark's
@@ -65,6 +70,9 @@ def _load():
         p64 = ctypes.POINTER(u64)
         lib.lakebed_trace_read.argtypes = [u64, u64, ctypes.POINTER(ctypes.c_uint8), p64, p64, p64, ctypes.POINTER(ctypes.c_int64)]
         lib.lakebed_trace_read.restype = u64
+        lib.lakebed_trace_dropped.restype = u64
+        lib.lakebed_empty_cache_marks.argtypes = [p64, u64]
+        lib.lakebed_empty_cache_marks.restype = u64
         lib.lakebed_segment.argtypes = [c_int, p64]
         lib.lakebed_segment_block.argtypes = [c_int, c_int, p64]
         lib.lakebed_latency_read.argtypes = [c_int, ctypes.POINTER(ctypes.c_uint32), u64]
@@ -163,7 +171,22 @@ def snapshot(device=0):
                          "allocated_size": allocated, "active_size": active, "requested_size": requested,
                          "is_expandable": bool(expandable), "blocks": blocks})
     policy, conf = _ENABLED or ("lakebed", "")
-    return {"segments": segments, "device_traces": [_trace()], "allocator_settings": _settings(policy, conf)}
+    dropped = lib.lakebed_trace_dropped()
+    if dropped:
+        # as a PyTorch snapshot whose max_entries ring wrapped: lakebed rebuilds the state before it
+        warnings.warn(f"lakebed_torch: the trace kept its newest entries only ({dropped} older ones dropped, "
+                      "LAKEBED_TORCH_TRACE_MAX_ENTRIES); the snapshot starts mid-run", RuntimeWarning, stacklevel=2)
+    settings = _settings(policy, conf)
+    # Where each torch.cuda.empty_cache() began (device_traces indices): a replay then knows every other
+    # segment_unmap for the policy's own work inside a malloc (lakebed moving a chunk), which a PyTorch
+    # trace cannot say (trace_log.h). In allocator_settings, a string, so that every reader and lakebed's
+    # converted formats carry it unchanged.
+    n = lib.lakebed_empty_cache_marks(None, 0)
+    marks = (ctypes.c_uint64 * max(n, 1))()
+    n = lib.lakebed_empty_cache_marks(marks, n)
+    settings["lakebed_empty_cache_at"] = ",".join(str(marks[i]) for i in range(n))
+    traces = [[] for _ in range(device)] + [_trace()]  # device_traces is indexed by device
+    return {"segments": segments, "device_traces": traces, "allocator_settings": settings}
 
 
 _ROUNDUP_KEYS = [str(1 << i) for i in range(16)]  # bucket starts in MiB, as PyTorch writes them

@@ -1,6 +1,7 @@
 """Writes a snapshot with python/lakebed_torch from the library on the host driver (no GPU, no PyTorch):
 a seeded run of allocations and frees on two streams, some blocks left live, a few empty_cache calls.
-Usage: python3 torch_snapshot.py POLICY SEED OPS OUT.pickle  -> prints the library's peaks as JSON."""
+Usage: python3 torch_snapshot.py POLICY SEED OPS OUT.pickle [CONF]  -> prints the library's statistics
+(torch.cuda.memory_stats()'s names) and its device calls ("driver_calls") as JSON."""
 import ctypes
 import json
 import random
@@ -9,7 +10,7 @@ import sys
 import lakebed_torch
 
 policy, seed, ops, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-lib = lakebed_torch.open_host(policy)
+lib = lakebed_torch.open_host(policy, sys.argv[5] if len(sys.argv) > 5 else "")
 rng = random.Random(seed)
 live = []
 for i in range(ops):
@@ -25,4 +26,4 @@ for i in range(ops):
         lib.lakebed_reset()
 lakebed_torch.dump_snapshot(out)
 stats = lakebed_torch.memory_stats()
-print(json.dumps({k: stats[k] for k in ("allocated_bytes.all.peak", "reserved_bytes.all.peak", "allocation.all.current")}))
+print(json.dumps({**stats, "driver_calls": lakebed_torch.device_memory()["driver_calls"]}))

@@ -170,6 +170,14 @@ export function adoptDone(): void {
   thePolicy().adoptDone();
 }
 
+/**
+ * The trace names its empty_cache calls (DeviceTrace.emptyCacheAt), after start: room for `count`
+ * event indices (i32, ascending) that the caller writes at the returned address.
+ */
+export function setEmptyCacheMarks(count: i32): usize {
+  return changetype<usize>(theReplay().setEmptyCacheMarks(count));
+}
+
 /** Replays events [from, to); -1, or the event after which isValid failed (see brokenInvariant). */
 export function replay(from: i32, to: i32, checkEvery: i32): i32 {
   return theReplay().run(from, to, checkEvery);

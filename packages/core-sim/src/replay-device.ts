@@ -278,6 +278,12 @@ export class DeviceReplay {
     if (opts.callLog && wasm.deviceCallLogEnable() !== 0) throw new Error("callLog needs the simulated device");
     wasm.start(opts.traceAddresses === false ? 0 : 1, opts.timelinePoints ?? 0);
     if (opts.verifyData) wasm.setVerifyData();
+    const marks = trace.emptyCacheAt;
+    if (marks !== undefined) {
+      // the recorder named its empty_cache calls (replay.ts): replayed where they were, none inferred
+      const at = wasm.setEmptyCacheMarks(marks.length);
+      new Int32Array(wasm.memory.buffer, at, marks.length).set(marks.map((m) => m + this.prologue));
+    }
     this.checkEvery = opts.checkEvery ?? (opts.checkLocal ? FULL_CHECK_EVERY : 0);
     if (opts.checkLocal) wasm.setLocalCheck(1);
     if (midRun && !materialize) {

@@ -33,6 +33,7 @@ export interface CoreSimExports {
   adoptSegment(address: number, stream: number, small: number, expandable: number): void;
   adoptBlock(address: number, size: number, requested: number, state: number, blockId: number): void;
   adoptDone(): void;
+  setEmptyCacheMarks(count: number): number;
   replay(from: number, to: number, checkEvery: number): number;
   setVerifyData(): number;
   firstVerifyFailure(): number;

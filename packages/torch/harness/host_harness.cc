@@ -1,5 +1,5 @@
 // The library's test harness on the host driver (memfd + mmap: real memory, real unmaps), linked
-// with liblakebed_torch.so exactly as PyTorch loads it. Five modes, each printing one JSON line:
+// with liblakebed_torch.so exactly as PyTorch loads it. Six modes, each printing one JSON line:
 //
 //   stress POLICY SEED THREADS STREAMS OPS [CONF]
 //     THREADS client threads allocate and free at random on STREAMS simulated streams. A stream is
@@ -35,6 +35,12 @@
 //     event, "a id size stream", "r id" free requested, "c id" free completed, "o size stream" an
 //     out-of-memory request) and prints the device calls it made (kinds and bytes), for comparison
 //     with the Node addon's live replay of the same trace.
+//
+//   trace POLICY SEED OPS [CONF]
+//     A seeded single-threaded run of mallocs and frees (an empty_cache every 700 operations), then
+//     the library's trace as the snapshot reads it: the kept entries (actions, addresses, sizes),
+//     the count the cap dropped (LAKEBED_TORCH_TRACE_MAX_ENTRIES, trace_log.h) and the empty_cache
+//     marks. The same seed with and without a cap must keep the same newest entries.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -526,6 +532,46 @@ int Lock(const char* policy, int ops) {
   return 0;
 }
 
+int Trace(const char* policy, unsigned seed, int ops, const char* conf) {
+  if (lakebed_open_host(policy, conf, 0, 140ull << 30, 0, nullptr, nullptr, nullptr, nullptr, nullptr) != 0) {
+    std::printf("{\"error\":%s}\n", JsonString(lakebed_last_error()).c_str());
+    return 2;
+  }
+  std::mt19937_64 rng(seed);
+  std::vector<void*> live;
+  for (int i = 0; i < ops; i++) {
+    if (!live.empty() && (live.size() > 40 || rng() % 100 < 45)) {
+      const size_t k = rng() % live.size();
+      lakebed_free(live[k], 0, 0, nullptr);
+      live.erase(live.begin() + static_cast<long>(k));
+    } else {
+      // 1 B to 32 MiB, log-uniform: small and large pools, segment allocs and maps
+      const uint64_t bytes = uint64_t{1} << (rng() % 25);
+      void* p = lakebed_try_malloc(bytes + rng() % bytes, 1 + rng() % 2);
+      if (p) live.push_back(p);
+    }
+    if (i % 700 == 699) lakebed_reset();
+  }
+  const uint64_t n = lakebed_trace_count();
+  std::vector<uint8_t> action(n);
+  std::vector<uint64_t> addr(n), size(n), stream(n);
+  std::vector<int64_t> timeUs(n);
+  lakebed_trace_read(0, n, action.data(), addr.data(), size.data(), stream.data(), timeUs.data());
+  std::vector<uint64_t> marks(lakebed_empty_cache_marks(nullptr, 0));
+  lakebed_empty_cache_marks(marks.data(), marks.size());
+  auto list = [](const auto& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); i++) out += (i ? "," : "") + std::to_string(v[i]);
+    return out + "]";
+  };
+  std::printf("{\"count\":%llu,\"dropped\":%llu,\"actions\":%s,\"addrs\":%s,\"sizes\":%s,\"marks\":%s,\"check\":%s}\n",
+              (unsigned long long)n, (unsigned long long)lakebed_trace_dropped(), list(action).c_str(), list(addr).c_str(),
+              list(size).c_str(), list(marks).c_str(), JsonString(lakebed_check()).c_str());
+  for (void* p : live) lakebed_free(p, 0, 0, nullptr);
+  lakebed_close();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -539,11 +585,14 @@ int main(int argc, char** argv) {
   if (mode == "replay" && argc >= 6)
     return Replay(argv[2], std::strtoull(argv[3], nullptr, 10), std::strtoull(argv[4], nullptr, 10), argv[5],
                   argc > 6 ? argv[6] : "");
+  if (mode == "trace" && argc >= 5)
+    return Trace(argv[2], static_cast<unsigned>(std::atoi(argv[3])), std::atoi(argv[4]), argc > 5 ? argv[5] : "");
   std::fprintf(stderr,
                "usage: lakebed-torch-harness stress POLICY SEED THREADS STREAMS OPS [CONF]\n"
                "       lakebed-torch-harness lock POLICY OPS\n"
                "       lakebed-torch-harness latency POLICY PASSES EVENTS_FILE [CONF]\n"
                "       lakebed-torch-harness oom POLICY bound|unbound\n"
-               "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n");
+               "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n"
+               "       lakebed-torch-harness trace POLICY SEED OPS [CONF]\n");
   return 64;
 }

@@ -50,6 +50,7 @@ import type * as Arrow from "apache-arrow";
 import type { Data, DataType, Table } from "apache-arrow";
 import { Action, ACTION_NAMES, type AccessColumns, type DeviceTrace, type Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
+import { withEmptyCacheMarks } from "./settings.js";
 import { checkDeviceTrace } from "./validate.js";
 import { accessFromJson, accessToJson } from "./access-json.js";
 import { checkAccessColumns } from "./access-valid.js";
@@ -262,7 +263,9 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
     }
   }
   const annotations = meta.annotations.map((a) => ({ ...a, timeUs: a.timeUs ?? NaN }));
-  return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices, legacy: meta.legacy, annotations };
+  // the recorder's empty_cache calls travel in the settings, as in the snapshot it was made from
+  const marked = devices.map((d) => withEmptyCacheMarks(d, meta.allocatorSettings, file));
+  return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices: marked, legacy: meta.legacy, annotations };
 }
 
 function accessColumns(v: unknown, file: string, device: number): AccessColumns {

@@ -6,7 +6,7 @@
 import type { Annotation, DeviceTrace, EventColumns, SegmentState, Trace, TraceFormat } from "./model.js";
 import type { RawDeviceEvents } from "./column-builder.js";
 import { readSegments, type RawSegment } from "./snapshot-segments.js";
-import { readAllocatorSettings } from "./settings.js";
+import { readAllocatorSettings, withEmptyCacheMarks } from "./settings.js";
 import { isRecord } from "./decoded-values.js";
 import { buildStreamTable, renumberStreamColumn } from "./streams.js";
 import { rebuildInitialState } from "./initial-state.js";
@@ -34,7 +34,7 @@ export function assembleTrace(decoded: DecodedSnapshot): Trace {
   const ordinals = new Set<number>();
   for (const e of decoded.events) if (e.length > 0) ordinals.add(e.device);
   for (const s of segments) ordinals.add(s.device);
-  const devices = [...ordinals].sort((a, b) => a - b).map((device): DeviceTrace => {
+  function assembleDevice(device: number): DeviceTrace {
     // what no policy can be asked to do is refused before anything is built on it (event-checks.ts)
     const refuse = (problem: EventProblem | null) => {
       if (problem !== null) throw new TraceError(file, problem.detail, { device, eventIndex: problem.eventIndex });
@@ -60,7 +60,8 @@ export function assembleTrace(decoded: DecodedSnapshot): Trace {
     const events: EventColumns = { ...columns, blockId };
     refuse(freeOrderProblem(events, initialState));
     return { device, events, streams: table.streams, initialState, finalState, complete: initialState.length === 0, initialLiveBlocks, privatePools };
-  });
+  }
+  const devices = [...ordinals].sort((a, b) => a - b).map((device): DeviceTrace => withEmptyCacheMarks(assembleDevice(device), allocatorSettings, file));
   return {
     file,
     format: decoded.format,

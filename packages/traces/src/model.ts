@@ -114,6 +114,15 @@ export interface DeviceTrace {
   privatePools: PrivatePoolUse[];
   /** which live blocks each recorded operator read and wrote; absent for a plain snapshot */
   access?: AccessColumns;
+  /**
+   * Where torch.cuda.empty_cache() began, as event indices (its segment_free/unmap follow; the
+   * trace length when it released nothing after the last event), ascending. Only a recording
+   * allocator that knows its calls says so (liblakebed_torch's snapshots, allocator_settings'
+   * `lakebed_empty_cache_at`): then every other segment_free/unmap is the allocator's own work
+   * inside a malloc (a lakebed chunk move looks like a release). Absent for PyTorch's snapshots,
+   * whose replay infers empty_cache from each burst (core-sim's replay/replay.ts).
+   */
+  emptyCacheAt?: number[];
 }
 
 /** What an operator did to a block. Values are stable (u8); bits: 1 read, 2 written, 4 scratch. */

@@ -2,7 +2,7 @@
  * `allocator_settings` (reference B6) -> AllocatorSettings. Files older than about PyTorch 2.3 have
  * no such key: they get null, and consumers fall back to PyTorch's defaults.
  */
-import type { AllocatorSettings } from "./model.js";
+import type { AllocatorSettings, DeviceTrace } from "./model.js";
 import { TraceError } from "./trace-error.js";
 import { describe, isRecord } from "./decoded-values.js";
 
@@ -51,3 +51,30 @@ function displayed(v: unknown): string {
     return describe(v);
   }
 }
+
+/**
+ * The events before which the recording allocator says torch.cuda.empty_cache() was called
+ * (DeviceTrace.emptyCacheAt): allocator_settings' `lakebed_empty_cache_at`, "i,j,k" (a string, so
+ * that every reader and the Arrow metadata carry it as recorded), written by liblakebed_torch for the
+ * one device it records. undefined when the key is absent (a PyTorch snapshot); indices past the
+ * trace or out of order are refused, as a hand-edited file may hold them.
+ */
+export function emptyCacheMarks(settings: AllocatorSettings | null, events: number, file: string): number[] | undefined {
+  const text = settings?.raw.lakebed_empty_cache_at;
+  if (text === undefined) return undefined;
+  const marks = String(text) === "" ? [] : String(text).split(",").map(Number);
+  marks.forEach((m, i) => {
+    if (!Number.isInteger(m) || m < 0 || m > events || (i > 0 && m <= marks[i - 1])) {
+      throw new TraceError(file, `malformed snapshot: allocator_settings lakebed_empty_cache_at "${String(text)}" is not ascending event indices within the trace's ${events} events`);
+    }
+  });
+  return marks;
+}
+
+/** The recorder's empty_cache calls (emptyCacheMarks), on a device that has events. */
+export function withEmptyCacheMarks(d: DeviceTrace, settings: AllocatorSettings | null, file: string): DeviceTrace {
+  if (d.events.length === 0) return d;
+  const marks = emptyCacheMarks(settings, d.events.length, file);
+  return marks === undefined ? d : { ...d, emptyCacheAt: marks };
+}
+

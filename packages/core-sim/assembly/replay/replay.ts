@@ -27,6 +27,12 @@
 //                    segments). Look ahead to the next alloc/oom: if the policy could serve it
 //                    without giving memory back, the burst was an empty_cache, and the replay calls
 //                    emptyCache() here; else the malloc will do it.
+//                    A trace that names its empty_cache calls (setEmptyCacheMarks: liblakebed_torch's
+//                    snapshots, DeviceTrace.emptyCacheAt) is replayed as it says instead: emptyCache()
+//                    right before each marked event, no burst inferred, no completion held back. Its
+//                    other segment_free/unmap are the policy's own work inside a malloc (a lakebed
+//                    chunk move: an unmap that mallocWouldRelease, which answers for releases, would
+//                    take for an empty_cache), which the policy makes again by itself.
 //   oom              malloc(size) expecting failure; if the emulation serves it, the block is freed
 //                    at once and counted (unexpectedOomSuccesses).
 //   snapshot, other  nothing.
@@ -152,6 +158,9 @@ export class Replay {
   private deferredCount: i32 = 0;
   private completedRunEnd: i32 = -1;
   private completedRunPrecedesBurst: bool = false;
+  /** the events before which the trace says empty_cache was called, ascending; null: inferred from bursts */
+  private emptyCacheMarks: StaticArray<i32> | null = null;
+  private nextMark: i32 = 0;
 
   /** the trace's use events, when the policy reads them (setUses) */
   private uses: UseColumns | null = null;
@@ -252,6 +261,32 @@ export class Replay {
     }
   }
 
+  /**
+   * The trace names its empty_cache calls (before the first event): room for `count` event indices,
+   * ascending, which the caller writes (index == events: after the last event).
+   */
+  setEmptyCacheMarks(count: i32): StaticArray<i32> {
+    const marks = new StaticArray<i32>(count);
+    this.emptyCacheMarks = marks;
+    return marks;
+  }
+
+  /** The marked empty_cache calls before event i (i == events: at the end). */
+  private markedEmptyCaches(i: i32): void {
+    const marks = changetype<StaticArray<i32>>(this.emptyCacheMarks);
+    while (this.nextMark < marks.length && unchecked(marks[this.nextMark]) <= i) {
+      this.nextMark++;
+      this.emptyCache();
+    }
+  }
+
+  private emptyCache(): void {
+    unchecked((this.counters[COUNTER_EMPTY_CACHE_CALLS] += 1));
+    this.policy.emptyCache();
+    this.drainSelfCompleted();
+    this.completeDeferred();
+  }
+
   /** A block adopted from the initial state. */
   adoptHandle(blockId: i32, handle: i32): void {
     if (blockId >= 0 && blockId < this.handles.length) unchecked((this.handles[blockId] = handle));
@@ -267,8 +302,10 @@ export class Replay {
     const policy = this.policy;
     const stats = policy.stats;
     const usesOn = this.uses != null;
+    const marked = this.emptyCacheMarks != null;
     for (let i = from; i < to; i++) {
       this.log.currentEvent = i;
+      if (marked) this.markedEmptyCaches(i);
       if (usesOn) {
         this.deliverUses(i);
         // the uses' own check (the policy may move what they used once the event runs)
@@ -310,7 +347,7 @@ export class Replay {
         const id = events.blockIdAt(i);
         const h = this.handleOf(id);
         if (h >= 0) {
-          if (!this.completedAtOnce(i) && this.precedesBurst(i)) {
+          if (!marked && !this.completedAtOnce(i) && this.precedesBurst(i)) {
             this.defer(id);
           } else {
             policy.freeComplete(h);
@@ -318,7 +355,7 @@ export class Replay {
           }
         }
       } else if (action == ACTION_SEGMENT_FREE || action == ACTION_SEGMENT_UNMAP) {
-        if (!this.inBurst) this.startBurst(i);
+        if (!marked && !this.inBurst) this.startBurst(i);
       } else if (action == ACTION_OOM) {
         this.startRequest(i);
         const h = policy.malloc(events.sizeAt(i), events.streamAt(i));
@@ -352,6 +389,7 @@ export class Replay {
       }
     }
     if (to == events.length) {
+      if (marked) this.markedEmptyCaches(to);
       if (usesOn) this.deliverUses(to);
       this.completeDeferred();
       if (this.verifier) this.checkLive();
@@ -463,10 +501,7 @@ export class Replay {
       j++;
     }
     if (j < events.length && this.policy.mallocWouldRelease(events.sizeAt(j), events.streamAt(j))) return;
-    unchecked((this.counters[COUNTER_EMPTY_CACHE_CALLS] += 1));
-    this.policy.emptyCache();
-    this.drainSelfCompleted();
-    this.completeDeferred();
+    this.emptyCache();
   }
 
   /** Blocks whose pending free the policy completed itself: their free_completed will be skipped. */

@@ -27,12 +27,30 @@ int PolicyCode(const char* name) {
   return -1;
 }
 
-int Open(const AllocatorOptions& options) {
+// LAKEBED_TORCH_TRACE_MAX_ENTRIES: the trace's cap (trace_log.h), as _record_memory_history's
+// max_entries; an environment setting rather than a conf key because the conf is the policy's
+// (core-sim's conf.ts parses the same keys) and the trace is the library's alone.
+bool TraceMaxEntries(uint64_t* out) {
+  const char* text = std::getenv("LAKEBED_TORCH_TRACE_MAX_ENTRIES");
+  if (!text || !*text) return true;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(text, &end, 10);
+  if (*end != '\0' || text[0] == '-') {
+    t_error = std::string("LAKEBED_TORCH_TRACE_MAX_ENTRIES must be a whole number of entries, got '") + text + "'";
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
+int Open(const AllocatorOptions& given) {
   std::lock_guard<std::mutex> lock(g_openMu);
   if (g_allocator) {
     t_error = "lakebed allocator is already open (one per process)";
     return -1;
   }
+  AllocatorOptions options = given;
+  if (!TraceMaxEntries(&options.traceMaxEntries)) return -1;
   auto a = Allocator::Open(options, &t_error);
   if (!a) return -1;
   g_description = a->description();
@@ -192,6 +210,15 @@ uint64_t lakebed_trace_read(uint64_t start, uint64_t count, uint8_t* action, uin
     time_us[n] = e.timeUs;
   }
   return n;
+}
+
+uint64_t lakebed_trace_dropped(void) { return g_allocator ? g_allocator->TraceDropped() : 0; }
+uint64_t lakebed_empty_cache_marks(uint64_t* out, uint64_t count) {
+  if (!g_allocator) return 0;
+  const auto marks = g_allocator->EmptyCacheMarks();
+  if (out)
+    for (uint64_t i = 0; i < marks.size() && i < count; i++) out[i] = marks[i];
+  return marks.size();
 }
 
 int lakebed_segments_take(void) {

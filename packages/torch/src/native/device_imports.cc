@@ -33,8 +33,10 @@ uint64_t DeviceImports::Model(uint64_t driverVa) {
 }
 
 void DeviceImports::ResolvePending() {
-  for (size_t i : pending_) {
-    TraceEntry& e = trace_->at(i);
+  for (uint64_t n : pending_) {
+    TraceEntry* entry = trace_->atAbsolute(n);
+    if (!entry) continue;  // the cap dropped it already
+    TraceEntry& e = *entry;
     const double m = modelAddress_ ? modelAddress_(static_cast<double>(e.addr)) : -1;
     if (m >= 0) e.addr = static_cast<uint64_t>(m);
   }
@@ -43,18 +45,20 @@ void DeviceImports::ResolvePending() {
 
 void DeviceImports::Segment(TraceAction action, uint64_t driverVa, uint64_t bytes) {
   ResolvePending();
+  if (!trace_->recording()) return;
   if (action == TraceAction::kSegmentAlloc) {
-    // the model range does not exist yet: the entry gets its address at the next resolve
+    // the model range does not exist yet: the entry gets its address at the next resolve (by its
+    // absolute number: the cap may drop older entries meanwhile, which moves the kept indices)
     trace_->Add(action, driverVa, bytes, stream_);
-    pending_.push_back(trace_->size() - 1);
+    pending_.push_back(trace_->total() - 1);
     return;
   }
   const uint64_t va = Model(driverVa);
   if (action == TraceAction::kSegmentUnmap) return TraceUnmap(va, bytes);
   if (action != TraceAction::kSegmentMap) return trace_->Add(action, va, bytes, stream_);
-  const size_t before = trace_->size();
+  const uint64_t before = trace_->total();
   trace_->AddRange(action, va, bytes, stream_);
-  if (trace_->size() > before) {
+  if (trace_->total() > before) {
     traceMapped_[va] = bytes;
   } else {  // merged into the last entry: its range grew
     const TraceEntry& last = trace_->at(trace_->size() - 1);

@@ -100,7 +100,7 @@ class DeviceImports {
   TraceLog* trace_;
   std::function<void(uint64_t, uint64_t)> fence_;
   std::function<double(double)> modelAddress_;
-  std::vector<size_t> pending_;  // trace entries still holding a driver address
+  std::vector<uint64_t> pending_;  // trace entries still holding a driver address (absolute numbers)
   // The mapped ranges as the trace's segment_map entries name them (model addresses). An unmap is
   // written as one segment_unmap per map entry it cuts, so that the importer proves the trace
   // starts empty (packages/traces' empty-start.ts matches each unmap to one map). PyTorch writes one

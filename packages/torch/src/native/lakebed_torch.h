@@ -74,6 +74,12 @@ int lakebed_stats_read(double* out, int count);
 uint64_t lakebed_trace_count(void);
 uint64_t lakebed_trace_read(uint64_t start, uint64_t count, uint8_t* action, uint64_t* addr, uint64_t* size,
                             uint64_t* stream, int64_t* time_us);
+/* The trace keeps its newest LAKEBED_TORCH_TRACE_MAX_ENTRIES entries (default 2^21, 0: no trace), as
+ * _record_memory_history(max_entries=...): the count of older entries dropped. */
+uint64_t lakebed_trace_dropped(void);
+/* Where each torch.cuda.empty_cache() began, as indices of kept trace entries (its entries follow):
+ * the count; up to count of them into out (out may be NULL). */
+uint64_t lakebed_empty_cache_marks(uint64_t* out, uint64_t count);
 
 /* The segments now (call lakebed_segments_take first; it returns the segment count):
  * segment i: addr, size, stream, expandable; its blocks: addr, size, requested, state

@@ -72,6 +72,7 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
   a->device_ = options.device;
   a->totalBytes_ = options.deviceTotalBytes ? options.deviceTotalBytes : totalBytes;
   a->calls_.SetOn(options.callLog);
+  a->trace_.SetMaxEntries(options.traceMaxEntries);
   a->imports_ = std::make_unique<DeviceImports>(a->driver_.get(), &a->calls_, &a->trace_);
   Allocator* self = a.get();
   a->imports_->SetUnmapFence([self](uint64_t va, uint64_t bytes) { self->FenceRange(va, bytes); });
@@ -328,6 +329,8 @@ void Allocator::EmptyCache() {
   std::lock_guard<std::mutex> lock(mu_);
   if (policy_->broken()) return;
   StartCall(NowNs());
+  // the snapshot says this was an empty_cache, so that its unmaps are not taken for a malloc's own
+  trace_.MarkEmptyCache();
   // PyTorch's empty_cache: synchronize_and_free_events (the pending frees' events only), then
   // release every cached segment.
   CompletePendingFreesWaiting();
@@ -379,6 +382,16 @@ std::vector<TraceEntry> Allocator::TraceRead(uint64_t start, uint64_t count) {
   std::vector<TraceEntry> out;
   for (uint64_t i = start; i < trace_.size() && out.size() < count; i++) out.push_back(trace_.at(i));
   return out;
+}
+
+uint64_t Allocator::TraceDropped() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return trace_.dropped();
+}
+
+std::vector<uint64_t> Allocator::EmptyCacheMarks() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return trace_.EmptyCacheMarks();
 }
 
 CallLog Allocator::CallsCopy() {

@@ -58,6 +58,8 @@ struct AllocatorOptions {
   uint64_t capacityBytes = 0;      // the driver's and the policy's capacity; 0: the device's
   uint64_t deviceTotalBytes = 0;   // what the policy sizes reservations from; 0: the driver's total
   bool callLog = false;
+  // the trace's cap (trace_log.h): the newest this many entries are kept, 0 records none
+  uint64_t traceMaxEntries = TraceLog::kDefaultMaxEntries;
   const HostStreamCallbacks* hostStreams = nullptr;
 };
 
@@ -89,6 +91,9 @@ class Allocator {
   uint64_t PendingFrees();
   uint64_t TraceCount();
   std::vector<TraceEntry> TraceRead(uint64_t start, uint64_t count);
+  // entries the trace's cap dropped (the oldest), and where the kept trace's empty_cache calls began
+  uint64_t TraceDropped();
+  std::vector<uint64_t> EmptyCacheMarks();
   std::vector<SnapshotSegment> Segments();
   CallLog CallsCopy();
   // Nanoseconds each malloc and free took inside the library (the first kLatencyCap of each).

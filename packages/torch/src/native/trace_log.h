@@ -18,6 +18,20 @@
 // kBlockEntries that are never moved, so an append never copies the trace (a vector's growth copied
 // all of it, megabytes, inside one free), and each block is zeroed when made, so its page faults
 // come together once per 4,096 entries rather than one every hundred appends.
+//
+// A cap, as PyTorch's _record_memory_history(max_entries=N): the trace keeps the newest maxEntries
+// entries (a ring, PyTorch's RingBuffer), so a long job's trace stops growing at maxEntries x 40
+// bytes. A ring and not a stop: a snapshot is dumped at the end, or at an out-of-memory, and what a
+// user looks at then is the latest steps; the importer rebuilds the state before a trace that
+// starts mid-run from the snapshot's segments (packages/traces' initial-state.ts), as it does for a
+// PyTorch snapshot whose ring wrapped. Indices (at, size) count the kept entries, oldest first;
+// absolute numbers (every entry ever appended, dropped ones included) name an entry across drops.
+//
+// empty_cache marks: the absolute trace position at which each torch.cuda.empty_cache() began
+// (the entries after it are its own). PyTorch's trace does not record the call, and core-sim's
+// replay infers it from a burst of segment_free/unmap (a release the next malloc would not make
+// itself); a policy's own unmaps inside a malloc (lakebed moving a chunk) look the same, so the
+// snapshot names the calls instead (python/lakebed_torch writes them into allocator_settings).
 #pragma once
 
 #include <cstdint>
@@ -48,17 +62,28 @@ struct TraceEntry {
 class TraceLog {
  public:
   static constexpr size_t kBlockEntries = 4096;
+  // The default cap: 2^21 entries (80 MiB), about 350 steps of GPT-2 or Llama LoRA training (50 steps
+  // of the shared gpt2_ckpt workload wrote about 150,000 entries, 6 MB).
+  static constexpr uint64_t kDefaultMaxEntries = uint64_t{1} << 21;
+
+  // At most maxEntries entries are kept (0: none are recorded), before the first Add.
+  void SetMaxEntries(uint64_t maxEntries) {
+    maxEntries_ = maxEntries;
+    ringEntries_ = (maxEntries + kBlockEntries - 1) / kBlockEntries * kBlockEntries;
+  }
+  uint64_t maxEntries() const { return maxEntries_; }
 
   // The time of the call being served; entries appended from here on carry it.
   void SetTime(int64_t timeUs) { timeUs_ = timeUs; }
   void Add(TraceAction action, uint64_t addr, uint64_t size, uint64_t stream) {
-    if (on_) Append() = TraceEntry{action, addr, size, stream, timeUs_};
+    if (on_ && maxEntries_ > 0) Append() = TraceEntry{action, addr, size, stream, timeUs_};
   }
   // A segment_map or segment_unmap right after one of the same action and stream that ends where
   // this one starts extends it; else a new entry.
   void AddRange(TraceAction action, uint64_t addr, uint64_t size, uint64_t stream) {
-    if (!on_) return;
-    if (size_ > 0) {
+    if (!on_ || maxEntries_ == 0) return;
+    // never across an empty_cache mark: its entries start a burst of their own
+    if (size_ > 0 && total_ != markBarrier_) {
       TraceEntry& last = at(size_ - 1);
       if (last.action == action && last.stream == stream && last.addr + last.size == addr) {
         last.size += size;
@@ -67,22 +92,60 @@ class TraceLog {
     }
     Add(action, addr, size, stream);
   }
+  // kept entries
   size_t size() const { return size_; }
-  TraceEntry& at(size_t i) { return blocks_[i / kBlockEntries][i % kBlockEntries]; }
-  const TraceEntry& at(size_t i) const { return blocks_[i / kBlockEntries][i % kBlockEntries]; }
+  // entries ever appended (the next entry's absolute number), and those dropped by the cap
+  uint64_t total() const { return total_; }
+  uint64_t dropped() const { return total_ - size_; }
+  TraceEntry& at(size_t i) { return Slot(total_ - size_ + i); }
+  const TraceEntry& at(size_t i) const { return const_cast<TraceLog*>(this)->Slot(total_ - size_ + i); }
+  // The entry of absolute number n; nullptr once the cap dropped it.
+  TraceEntry* atAbsolute(uint64_t n) { return n >= total_ - size_ && n < total_ ? &Slot(n) : nullptr; }
   void SetOn(bool on) { on_ = on; }
+  bool recording() const { return on_ && maxEntries_ > 0; }
+
+  // torch.cuda.empty_cache() begins: its entries come next.
+  void MarkEmptyCache() {
+    if (!on_ || maxEntries_ == 0) return;
+    if (!marks_.empty() && marks_.back() == total_) return;  // nothing happened since the last one
+    // marks the cap dropped go with their entries (a job calling empty_cache every step keeps
+    // about as many marks as steps in the kept trace)
+    while (!marks_.empty() && marks_.front() < total_ - size_) marks_.erase(marks_.begin());
+    marks_.push_back(total_);
+    markBarrier_ = total_;
+  }
+  // The marks within the kept entries, as indices of kept entries (a mark equal to size(): the
+  // call released nothing after the last entry).
+  std::vector<uint64_t> EmptyCacheMarks() const {
+    std::vector<uint64_t> out;
+    for (uint64_t m : marks_)
+      if (m >= total_ - size_) out.push_back(m - (total_ - size_));
+    return out;
+  }
 
  private:
+  // Absolute number n's slot: the ring holds ringEntries_ slots (maxEntries_ rounded up to whole
+  // blocks, made as the trace first reaches them), so the newest maxEntries_ numbers never share one.
+  TraceEntry& Slot(uint64_t n) {
+    const uint64_t i = n % ringEntries_;
+    return blocks_[i / kBlockEntries][i % kBlockEntries];
+  }
   TraceEntry& Append() {
-    if (size_ == blocks_.size() * kBlockEntries) blocks_.emplace_back(new TraceEntry[kBlockEntries]());
-    TraceEntry& e = at(size_);
-    size_++;
+    if (total_ < ringEntries_ && total_ == blocks_.size() * kBlockEntries) blocks_.emplace_back(new TraceEntry[kBlockEntries]());
+    TraceEntry& e = Slot(total_);
+    total_++;
+    if (size_ < maxEntries_) size_++;  // else the oldest kept entry leaves the window (its slot comes round later)
     return e;
   }
 
   bool on_ = true;
   int64_t timeUs_ = 0;
+  uint64_t maxEntries_ = kDefaultMaxEntries;
+  uint64_t ringEntries_ = kDefaultMaxEntries;
   size_t size_ = 0;
+  uint64_t total_ = 0;
+  uint64_t markBarrier_ = UINT64_MAX;
+  std::vector<uint64_t> marks_;
   std::vector<std::unique_ptr<TraceEntry[]>> blocks_;
 };
 
