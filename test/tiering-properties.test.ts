@@ -23,7 +23,12 @@ import { repoRoot } from "./support/shared-traces.js";
  *                    reports are the pages live blocks touch that are not mapped, x 2 MiB, and none
  *                    are left once every block is freed;
  *   G-TIER-SHRINK    a serverless shrink (at an idle gap) gives back every byte the device held,
- *                    and nothing stays resident.
+ *                    and nothing stays resident;
+ *   G-TIER-EVICT     an event (with the uses at its position) moves no more pages off the device
+ *                    than the pages it brings on (an operator's own, those prefetched beside them, a
+ *                    new block's) lacked beyond the chunks free under the capacity before it: no
+ *                    victim leaves for room that stays unused; a shrink, a failed allocation and an
+ *                    unserved use excepted (the layout before and after each event).
  *
  * The deliberately broken variants of assembly/policies/tiering/broken-tiering.ts (in the test build,
  * scripts/build-test.mjs) each fail one of them, without the policy's own isValid().
@@ -193,11 +198,14 @@ function brokenGuarantee(g: Generated, victim: "online" | "belady", capacityByte
   const e = g.trace.events;
   const range = new Map<number, [number, number]>();
   let failedBefore = 0;
+  let residentBefore = new Set<number>();
   try {
     let shrinks = 0;
     for (let i = 0; i < e.action.length; i++) {
       const mappedBefore = wasm.deviceMappingCount() * PAGE;
       const freedBefore = wasm.policyCounter(13);
+      const shrinksBefore = shrinks;
+      const unservedBefore = wasm.policyCounter(8);
       replay.step(1);
       // a shrink before this event: it gave back everything the device held, and the host holds it
       if (wasm.policyCounter(12) > shrinks) {
@@ -217,6 +225,7 @@ function brokenGuarantee(g: Generated, victim: "online" | "belady", capacityByte
       const state = new Uint8Array(buf, wasm.layoutBlkState(), blocks);
       const traceId = new Int32Array(buf, wasm.layoutBlkTraceId(), blocks);
       const failed = wasm.replayCounter(0); // the replay's failed allocs (assembly/replay/replay.ts)
+      const paysForEvictions = shrinks === shrinksBefore && failed === failedBefore && wasm.policyCounter(8) === unservedBefore;
       if (e.action[i] === Action.Alloc && failed === failedBefore) {
         // a block is wholly on the device when it is allocated: its one piece is its range
         const id = e.blockId[i];
@@ -241,6 +250,17 @@ function brokenGuarantee(g: Generated, victim: "online" | "belady", capacityByte
       for (const p of touched) if (!resident.has(p)) onHost++;
       const hostBytes = wasm.policyCounter(11);
       if (hostBytes !== onHost * PAGE) return `G-TIER-HOST: the policy reports ${hostBytes} host bytes, ${onHost} pages are off the device at event ${i}`;
+      // evictions: pages that left the device for the host, against the pages that came on
+      if (paysForEvictions) {
+        let evicted = 0;
+        let came = 0;
+        for (const p of residentBefore) if (!resident.has(p) && touched.has(p)) evicted++;
+        for (const p of resident) if (!residentBefore.has(p)) came++;
+        // the pages that came on could take the chunks free under the capacity before the event
+        const free = capacityBytes > 0 ? Math.floor(capacityBytes / PAGE) - residentBefore.size : Infinity;
+        if (evicted > Math.max(0, came - free)) return `G-TIER-EVICT: event ${i} (with its uses) moved ${evicted} pages to the host, brought ${came} onto the device, ${free} chunks free before it`;
+      }
+      residentBefore = resident;
     }
     if (shrink && shrinks === 0) return "no shrink ran";
     const result = replay.result();
@@ -337,6 +357,28 @@ describe.skipIf(!existsSync(brokenWasm))("the tiering guarantees catch each brok
       }
       console.log(`${v.name}: ${caught[0] ?? "not caught"}`);
       expect(caught.length, `${v.name} passed every seed`).toBeGreaterThan(0);
+    });
+  }
+
+  // with the policy's own isValid (the local check after every event, the whole walk every 1,024);
+  // a shrink that keeps a page breaks no invariant (one stays resident when the host arena is full):
+  // only G-TIER-SHRINK, from outside, sees it
+  for (const v of VARIANTS.filter((x) => x.name !== "tiering-shrink-keeps-a-page")) {
+    it(`isValid catches ${v.name}`, () => {
+      const build = { module: wasmModule(pathToFileURL(brokenWasm)), globals: { brokenVariant: v.variant } };
+      let caught: string | undefined;
+      for (const seed of SEEDS) {
+        for (const victim of ["online", "belady"] as const) {
+          const g = generate(seed);
+          const r = brokenGuarantee(g, victim, capacityFor(g, seed), build, true, { idleMs: 40 });
+          if (r !== null && /INV-TIER-\d+/.test(r)) caught ??= `seed ${seed} ${victim}: ${r}`;
+        }
+        if (caught) break;
+      }
+      console.log(`${v.name} (isValid): ${caught ?? "not caught"}`);
+      expect(caught, `${v.name} passed every seed`).toBeDefined();
+      // the prefetch's extra victim is INV-TIER-9's to catch, by the local check after its event
+      if (v.name === "tiering-prefetch-evicts-extra") expect(caught).toMatch(/after trace event \d+: INV-TIER-9 broken/);
     });
   }
 });

@@ -17,3 +17,5 @@ export const BROKEN_TIERING_HOST_SLOT_LEAK: i32 = 103;
 export const BROKEN_TIERING_IGNORES_CAPACITY: i32 = 104;
 /** tiering: a serverless shrink leaves its first resident page on the device */
 export const BROKEN_TIERING_SHRINK_KEEPS_A_PAGE: i32 = 105;
+/** tiering: a use that prefetches evicts one victim more than its batch lacked, free room or not (the room stays unused; INV-TIER-9, G-TIER-EVICT) */
+export const BROKEN_TIERING_PREFETCH_EVICTS_EXTRA: i32 = 106;

@@ -58,9 +58,11 @@
 //  INV-TIER-8  after useBlocks, every page of every block used is resident (unless the use was
 //              counted unserved).
 //  INV-TIER-9  prefetch never evicts for itself beyond its own pages: a use evicts no more pages
-//              than it missed plus those it prefetched (each prefetched page takes free room or the
-//              room of a victim needed after the window), and over every use the same sums hold,
-//              with the prefetched pages a part of the pages brought in.
+//              than its batch (the pages it missed plus those it prefetched) lacked beyond the chunks
+//              free under the capacity before it (each prefetched page takes free room or the room
+//              of a victim needed after the window; no victim leaves for room that stays unused),
+//              and over every use the same sums hold, with the prefetched pages a part of the pages
+//              brought in.
 
 import {
   Device, NO_HANDLE, CALL_COPY_OUT, CALL_COPY_IN, CALL_UNMAP, CALL_MEM_RELEASE, CALL_MEM_CREATE, CALL_MAP,
@@ -92,7 +94,7 @@ import { brokenTieringInvariant, brokenTieringLocalInvariant } from "./valid";
 import { writeTieringLayout } from "./layout-writer";
 import {
   BROKEN, BROKEN_TIERING_USE_SKIPS_LAST_PAGE, BROKEN_TIERING_EVICTS_PINNED, BROKEN_TIERING_HOST_SLOT_LEAK,
-  BROKEN_TIERING_IGNORES_CAPACITY, BROKEN_TIERING_SHRINK_KEEPS_A_PAGE,
+  BROKEN_TIERING_IGNORES_CAPACITY, BROKEN_TIERING_SHRINK_KEEPS_A_PAGE, BROKEN_TIERING_PREFETCH_EVICTS_EXTRA,
 } from "./broken-tiering";
 
 /** tiering's own settings (the tiering_* keys of the settings string), set before start(). */
@@ -152,10 +154,17 @@ export class TieringPolicy extends Policy {
   /** pages a use's operation missed, and evicted to make room, over every use (INV-TIER-9) */
   usesMissingPages: i64 = 0;
   usesEvictedPages: i64 = 0;
-  // the last useBlocks: its missing pages, the pages it evicted and those it prefetched (INV-TIER-9)
-  useMissing: i32 = 0;
-  useEvicted: i32 = 0;
+  /** over every use, the chunks each lacked for its batch (useShort), summed (INV-TIER-9) */
+  usesShortPages: i64 = 0;
+  // the uses since the last local check (several operators may run at one position): the pages they
+  // evicted, and the chunks their batches lacked, each use's useShort, summed (INV-TIER-9; the local
+  // check zeroes both)
+  useEvicted: i64 = 0;
+  useLacked: i64 = 0;
+  // the last useBlocks: the pages it prefetched, and the chunks that could be created under the
+  // capacity before it evicted
   usePrefetched: i32 = 0;
+  useHeadroom: i32 = 0;
   firstUnservedPosition: i32 = -1;
   // the serverless shrink (shrink below): what it did
   private uses: UseColumns | null = null;
@@ -263,12 +272,13 @@ export class TieringPolicy extends Policy {
       }
     }
     const outBefore = this.pagesOut;
+    this.useHeadroom = this.headroom();
     const can = missing > 0 ? this.makeRoom(missing, extra, position + PREFETCH_WINDOW) : 0;
+    if (BROKEN == BROKEN_TIERING_PREFETCH_EVICTS_EXTRA && extra > 0 && this.capacityChunks > 0) this.makeRoom(this.headroom() + 1); // broken-tiering.ts
     const room = min(can, missing);
     // what is left once the operation's own pages have room; none when they have not
     let spare = can >= missing ? can - missing : 0;
-    this.useEvicted = <i32>(this.pagesOut - outBefore);
-    this.useMissing = missing;
+    const evicted = this.pagesOut - outBefore;
     this.usePrefetched = 0;
     let fetched = 0;
     for (let i = 0; i < wanted; ) {
@@ -298,7 +308,11 @@ export class TieringPolicy extends Policy {
     }
     this.prefetchedPages += this.usePrefetched;
     this.usesMissingPages += missing;
-    this.usesEvictedPages += this.useEvicted;
+    const lacked = useShort(missing, this.usePrefetched, this.useHeadroom);
+    this.usesEvictedPages += evicted;
+    this.usesShortPages += lacked;
+    this.useEvicted += evicted;
+    this.useLacked += lacked;
     const served = fetched == wanted;
     for (let k = 0; k < count; k++) {
       const h = unchecked(handles[k]);
@@ -885,6 +899,14 @@ export class TieringPolicy extends Policy {
     }
     return 0;
   }
+}
+
+/**
+ * The chunks a use's batch (its missing pages and those it prefetched) lacked beyond the `headroom`
+ * it found under the capacity: the most pages it may evict (INV-TIER-9).
+ */
+export function useShort(missing: i32, prefetched: i32, headroom: i32): i64 {
+  return max<i64>(0, <i64>missing + <i64>prefetched - <i64>headroom);
 }
 
 /** Sorts order[0 .. n) so that keys[order[k]] descend (a heap sort: no closures, no allocation). */

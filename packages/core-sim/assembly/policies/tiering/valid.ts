@@ -156,8 +156,8 @@ export function brokenTieringInvariant(t: TieringPolicy): i32 {
   const sums = brokenTieringSums(t);
   if (sums != 0) return sums;
 
-  // INV-TIER-9: over every use, evictions are paid for by the pages the uses needed or prefetched
-  if (t.usesEvictedPages > t.usesMissingPages + t.prefetchedPages || t.prefetchedPages > t.pagesIn) return INV_PREFETCH;
+  // INV-TIER-9: over every use, evictions are paid for by the chunks the uses' batches lacked
+  if (t.usesEvictedPages > t.usesShortPages || t.usesShortPages > t.usesMissingPages + t.prefetchedPages || t.prefetchedPages > t.pagesIn) return INV_PREFETCH;
 
   // INV-TIER-6: slots in use are the host pages'
   if (hostPages != t.pagesOnHost) return INV_HOST;
@@ -186,8 +186,8 @@ function countMapped(a: TierArena): i32 {
 // After every event (and after every position's uses), the invariants of what changed: each
 // changed block and its neighbours against INV-TIER-1 and 2 (its place in its arena's chain, its
 // free-set membership), the pages they cover against INV-TIER-3 and 4; the blocks the last uses
-// named against INV-TIER-8, the last use's evictions against INV-TIER-9; then the O(1) sums of
-// INV-TIER-5 and 6 and the peaks of INV-TIER-7.
+// named against INV-TIER-8, the evictions of the uses since the last check against INV-TIER-9;
+// then the O(1) sums of INV-TIER-5 and 6 and the peaks of INV-TIER-7.
 // What needs every record, page or slot (the free sets' shape, the recomputed stats, no slot held
 // twice) is the whole walk's, which the caller runs every N events and at the end.
 
@@ -210,8 +210,14 @@ export function brokenTieringLocalInvariant(t: TieringPolicy): i32 {
     for (let p = a.pageOf(bAddr(h)); p < end; p++) if (!a.resident(p)) return INV_USED_RESIDENT;
   }
   t.usedCount = 0;
-  // INV-TIER-9: the last use evicted no more pages than it missed plus those it prefetched
-  if (t.useEvicted > t.useMissing + t.usePrefetched || t.usePrefetched < 0) return INV_PREFETCH;
+  // INV-TIER-9: the uses since the last check (every operator at the position, not only the last)
+  // evicted no more pages than their batches (missed plus prefetched) lacked beyond the chunks free
+  // under the capacity before each
+  const evicted = t.useEvicted;
+  const lacked = t.useLacked;
+  t.useEvicted = 0;
+  t.useLacked = 0;
+  if (evicted > lacked || t.usePrefetched < 0) return INV_PREFETCH;
   return brokenTieringSums(t);
 }
 
