@@ -11,7 +11,9 @@
 // when a new block touches a page, the page takes back the chunk it maps if that chunk is still
 // free (no driver call), else it gets a free chunk of the same pool (a map here; the chunk stays
 // mapped at its old pages too, as aliases, chunk-pool.ts), the one whose next use is forecast
-// furthest away (reuse-forecast.ts), and a new chunk only when none is free. So physical memory
+// furthest away (reuse-forecast.ts), and a new chunk only when none is free; a new chunk that would
+// raise the peak reserved is created only after the other pool's free chunks are released
+// (releaseOthersFree: a 20 MiB chunk cannot back a 2 MiB page nor the reverse). So physical memory
 // stays within one page per hole edge of the live bytes, and a training loop whose steps touch the
 // same pages in the same order soon makes no driver call at all: each page finds its chunk where
 // it left it. Only a page whose chunk another page holds is unmapped, before it is backed again.
@@ -54,7 +56,8 @@
 //            page mapping it), no two live blocks share a physical byte.
 //  INV-LB-6  reserved_bytes (per small/large pool and in all) == the chunks created and not
 //            released x their pool's chunk size, each counted in the pool of the arena that maps
-//            it == chunkBytes (chunks counts them) == the device's physical bytes.
+//            it == chunkBytes (chunks counts them) == the device's physical bytes; chunkBytes <=
+//            the stats' peak reserved <= peakChunkBytes.
 //  INV-LB-7  allocation, allocated_bytes, active, active_bytes and requested_bytes equal their sums
 //            over the blocks; segment == arenas; allocated <= active <= reserved; peaks >= current.
 //  INV-LB-8  the reuse forecast's record of every page: releasedAt <= the clock, above 0 on every
@@ -122,6 +125,13 @@ export class LakebedPolicy extends Policy {
   /** chunks created and not released, in all pools, and their bytes */
   chunks: i32 = 0;
   chunkBytes: u64 = 0;
+  /**
+   * The most chunkBytes has been: the policy's own peak reserved, which a new chunk raises only
+   * when the other pool has no free chunk left to release (releaseOthersFree). Kept apart from the
+   * stats' peak, which reset_peak_memory_stats may lower, so that what the policy does never
+   * depends on when the job resets its statistics.
+   */
+  peakChunkBytes: u64 = 0;
   /** free chunks handed to a page that did not map them (a map each, and unmaps when they leave an arena) */
   chunkMoves: i64 = 0;
   /** pages unmapped because the chunk they mapped was in use at another page when they were touched */
@@ -480,6 +490,7 @@ export class LakebedPolicy extends Policy {
         got = this.takeFree(pool, a, want, got);
         continue;
       }
+      if (canCreate && this.chunkBytes + pool.chunkBytes > this.peakChunkBytes) this.releaseOthersFree(pool);
       const h = canCreate ? this.device.memCreate(pool.chunkBytes) : NO_HANDLE;
       if (h == NO_HANDLE) {
         if (pool.freeCount == 0) break;
@@ -488,6 +499,7 @@ export class LakebedPolicy extends Policy {
       }
       this.chunks++;
       this.chunkBytes += pool.chunkBytes;
+      if (this.chunkBytes > this.peakChunkBytes) this.peakChunkBytes = this.chunkBytes;
       this.stats.increase(STAT_RESERVED_BYTES, a.small, pool.chunkBytes);
       unchecked((this.gathered[got++] = pool.newSlot(h)));
     }
@@ -539,6 +551,30 @@ export class LakebedPolicy extends Policy {
     }
     this.unmapPages(pool, from, first, end);
     return got;
+  }
+
+  /**
+   * Before a chunk of `pool` is created that would raise the peak reserved: releases free chunks of
+   * the other pool (each unmapped at every page that maps it, then released) until the new chunk no
+   * longer raises it or none is left. The two pools' chunks cannot back each other's pages (their
+   * sizes differ), so without this the peak is the small pool's most plus the large pool's most,
+   * even when they are reached at different times: on the recorded traces of 0.1-1.7 GiB, free 20
+   * MiB chunks stayed reserved while the small pool grew, and free 2 MiB chunks while the large one
+   * did (docs/policies.md, kv_cache 1.313 -> 1.196 x, tfm_gc_cap 1.072 -> 1.042 x). Chunks go in
+   * the order the reuse forecast would hand them over, the one needed last first.
+   */
+  private releaseOthersFree(pool: ChunkPool): void {
+    for (let i = 0; i < this.pools.length; i++) {
+      const other = unchecked(this.pools[i]);
+      if (other === pool) continue;
+      while (other.freeCount > 0 && this.chunkBytes + pool.chunkBytes > this.peakChunkBytes) {
+        const s = victimChunk(other, this.arenas, this.clock);
+        other.freeRemove(s);
+        const from = this.arena(other.arenaOf(s));
+        for (let p = unchecked(other.aliasHead[s]); p != NO_PAGE; p = unchecked(other.aliasHead[s])) this.unmapPages(other, from, p, p + 1);
+        this.releaseChunk(other, from.small, s);
+      }
+    }
   }
 
   /** Unmaps pages [first, end) of arena `from` with one call, and unlinks them from their chunks' aliases. */
@@ -656,7 +692,8 @@ export class LakebedPolicy extends Policy {
 
   /**
    * Free chunks of the request's own pool are reused before any chunk is released; a malloc gives
-   * memory back only when its chunks cannot be had and the other pool holds free ones (malloc).
+   * memory back only while the other pool holds free ones: when its chunks cannot be had (malloc),
+   * or when the chunks it creates would raise the peak reserved (releaseOthersFree).
    */
   mallocWouldRelease(requestBytes: u64, stream: i32): bool {
     const size = roundSize(this.conf, requestBytes);
@@ -675,7 +712,13 @@ export class LakebedPolicy extends Policy {
       if (b == NO_BLOCK) return false;
       missing = this.missingChunks(a, this.placeIn(a, b, size), size);
     }
-    return missing > 0 && !this.canGather(pool, missing);
+    if (missing <= 0) return false;
+    if (!this.canGather(pool, missing)) return true;
+    // the chunks gatherChunks would create: those the free ones do not cover, all of them while
+    // the pool holds fewer chunks than its slack allows (counted against the peak before this touch)
+    const budget = <i64>pool.touchedPeak + (<i64>pool.touchedPeak * this.slackPermille) / 1000;
+    const fresh = <i64>pool.chunks >= budget ? <i64>missing - <i64>pool.freeCount : <i64>missing;
+    return fresh > 0 && this.chunkBytes + <u64>fresh * pool.chunkBytes > this.peakChunkBytes;
   }
 
   // ---- the rest of the Policy interface ------------------------------------------------------

@@ -12,7 +12,7 @@ import { BY_SIZE, setWellFormed } from "../../memory/free-set";
 import {
   STAT_ALLOCATION, STAT_SEGMENT, STAT_ACTIVE, STAT_ALLOCATED_BYTES, STAT_RESERVED_BYTES,
   STAT_ACTIVE_BYTES, STAT_REQUESTED_BYTES, ARRAY_STAT_KINDS, POOL_ALL, POOL_SMALL, POOL_LARGE,
-  METRIC_CURRENT, statIndex,
+  METRIC_CURRENT, METRIC_PEAK, statIndex,
 } from "../stats";
 import { MIN_BLOCK_BYTES } from "../rounding";
 import { SimulatedDevice } from "../../device/simulated";
@@ -175,6 +175,7 @@ export function brokenLakebedInvariant(lb: LakebedPolicy): i32 {
 
   // INV-LB-5, INV-LB-6: the device holds exactly these mappings and chunks
   if (chunks != lb.chunks || physicalBytes != lb.chunkBytes) return INV_RESERVED;
+  if (brokenPeak(lb)) return INV_RESERVED;
   if (simulated) {
     if (simulated.mappings.count != mappedPages) return INV_CHUNKS;
     if (simulated.physicalBytes != lb.chunkBytes) return INV_RESERVED;
@@ -354,6 +355,16 @@ function touchesAt(a: Arena, p: i32, b: i32): i32 {
   return t;
 }
 
+/**
+ * INV-LB-6's peak: chunkBytes <= the stats' peak reserved <= peakChunkBytes (equal to it until
+ * reset_peak_memory_stats lowers the stats' peak), so that a chunk created without raising the
+ * policy's own peak, which releaseOthersFree reads, is caught.
+ */
+function brokenPeak(lb: LakebedPolicy): bool {
+  const statsPeak = lb.stats.get(statIndex(STAT_RESERVED_BYTES, POOL_ALL, METRIC_PEAK));
+  return <i64>lb.chunkBytes > statsPeak || statsPeak > <i64>lb.peakChunkBytes;
+}
+
 /** INV-LB-5, 6 as sums over the arenas and pools, and INV-LB-7's bounds. O(arenas + pools). */
 function brokenLakebedSums(lb: LakebedPolicy): i32 {
   let mapped: i64 = 0;
@@ -366,6 +377,7 @@ function brokenLakebedSums(lb: LakebedPolicy): i32 {
     bytes += <i64>pool.chunks * <i64>pool.chunkBytes;
   }
   if (chunks != <i64>lb.chunks || bytes != <i64>lb.chunkBytes) return INV_RESERVED;
+  if (brokenPeak(lb)) return INV_RESERVED;
   const small = lb.stats.get(statIndex(STAT_RESERVED_BYTES, POOL_SMALL, METRIC_CURRENT));
   const large = lb.stats.get(statIndex(STAT_RESERVED_BYTES, POOL_LARGE, METRIC_CURRENT));
   if (small < 0 || large < 0 || small + large != bytes) return INV_RESERVED;
