@@ -29,8 +29,6 @@ export interface PickleReadOptions {
   windowBytes?: number;
   /** told the pickle offset reached so far, for the internal-error line */
   onReached?: (pickleOffset: number) => void;
-  /** the pickle's length where known (a file's size, a gzip trailer's), to size the columns */
-  sizeHint?: number;
 }
 
 interface Decode {
@@ -40,8 +38,7 @@ interface Decode {
 }
 
 function begin(source: PickleSource, file: string, opts: PickleReadOptions): Decode {
-  const hint = source.total >= 0 ? source.total : (opts.sizeHint ?? -1);
-  const columns = new ColumnBuilder(file, hint >= 0 ? Math.floor(hint / PICKLE_BYTES_PER_ENTRY) : UNKNOWN_LENGTH_ROWS);
+  const columns = new ColumnBuilder(file, source.total >= 0 ? Math.floor(source.total / PICKLE_BYTES_PER_ENTRY) : UNKNOWN_LENGTH_ROWS);
   // no larger than the input where its length is known: a small trace in memory gets a small window
   // (and the scanner a small memory), not the 8 MiB a stream reads at a time
   const windowBytes = Math.max(1, Math.min(opts.windowBytes ?? DEFAULT_WINDOW_BYTES, source.total >= 0 ? source.total : Infinity));

@@ -59,7 +59,7 @@ export class MemorySource implements PickleSource {
 }
 
 /** One read call takes at most this many bytes (Node's fs.read takes a 32-bit length). */
-const READ_BYTES = 1024 ** 3;
+export const READ_BYTES = 1024 ** 3;
 
 /** A plain file, read with positioned reads from an open descriptor (readTrace and readTraceSync alike). */
 export class FileSource implements PickleSource {

@@ -31,7 +31,7 @@ import { MAX_JS_STRING_LENGTH, utf16Length } from "./pickle-scalars.js";
 import { MAX_HELD_BYTES, importLimits, limitExceeded, type ImportLimits } from "./import-limits.js";
 import { checkSnapshotBounds } from "./snapshot-bounds.js";
 import { ImportInternalError } from "./import-internal-error.js";
-import { FileSource, GunzipSource, MemorySource, type PickleSource } from "./pickle-stream.js";
+import { FileSource, GunzipSource, MemorySource, READ_BYTES, type PickleSource } from "./pickle-stream.js";
 
 export interface ReadTraceOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -50,8 +50,6 @@ const PICKLE_PROTO = 0x80;
 const MIN_CHUNK_BYTES = 64 * 1024;
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 const DEFLATE_MAX_RATIO = 1032;
-/** one read call takes at most this many bytes (Node's fs.read takes a 32-bit length) */
-const READ_BYTES = 1024 ** 3;
 
 /**
  * A pickle that begins with PROTO (every snapshot PyTorch writes), plain or gzip, is read as a
