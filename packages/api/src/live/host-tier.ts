@@ -157,7 +157,7 @@ export class HostTierTap {
   readonly shrinks: LiveShrinkReport[] = [];
   readonly policyShrinks: PolicyShrinkReport[] = [];
   /** the policy's shrink being watched: armed before its event, open from its first copy-out */
-  private watch: { report: PolicyShrinkReport; open: boolean; closed: boolean; start: number; verifying: number } | null = null;
+  private watch: { report: PolicyShrinkReport; open: boolean; start: number; verifying: number } | null = null;
   /** granules (va / granule) of earlier watched shrinks not back yet -> their shrink */
   private shrunkAway = new Map<number, PolicyShrinkReport>();
   /** when the first chunk since the last copy was created (a fetch's run starts there), -1: none */
@@ -250,12 +250,12 @@ export class HostTierTap {
     this.closeShrink();
     const report: PolicyShrinkReport = { eventIndex, pagesOut: 0, bytesOut: 0, shrinkSeconds: 0, pagesBack: 0, bytesBack: 0, refillSeconds: 0, shrinkGiBps: 0, refillGiBps: 0 };
     this.policyShrinks.push(report);
-    this.watch = { report, open: false, closed: false, start: 0, verifying: 0 };
+    this.watch = { report, open: false, start: 0, verifying: 0 };
   }
 
   private shrinkCopyOut(va: number, bytes: number, t0: number): void {
     const w = this.watch;
-    if (!w || w.closed) return;
+    if (!w) return;
     if (!w.open) {
       w.open = true;
       w.start = t0;
@@ -268,14 +268,13 @@ export class HostTierTap {
   private shrinkCallEnded(): void {
     const w = this.watch;
     // the round-trip check's reads between its calls are not the shrink's
-    if (w && w.open && !w.closed) w.report.shrinkSeconds = (performance.now() - w.start - w.verifying) / 1000;
+    if (w?.open) w.report.shrinkSeconds = (performance.now() - w.start - w.verifying) / 1000;
   }
 
   /** The policy created a chunk: the shrink being watched, if it ran, is over. */
   private closeShrink(): void {
     const w = this.watch;
-    if (w && w.open && !w.closed) {
-      w.closed = true;
+    if (w?.open) {
       w.report.shrinkGiBps = w.report.bytesOut / 1024 ** 3 / Math.max(w.report.shrinkSeconds, 1e-9);
       this.watch = null;
     }
@@ -406,7 +405,7 @@ export class HostTierTap {
     for (const h of report.handles) policyHandle.set(h.handle, h.handle);
     for (const [p, r] of this.alias) policyHandle.set(r, p);
     type Mapping = (typeof report.mappings)[number];
-    type Part = { va: number; bytes: number; hostOffset: number };
+    type Part = { va: number; bytes: number; hostOffset: number; chunkOffset: number };
     const mappingsOf = new Map<number, Mapping[]>();
     for (const m of report.mappings) {
       const list = mappingsOf.get(m.handle) ?? [];
@@ -426,7 +425,7 @@ export class HostTierTap {
         const from = Math.max(covered, m.offset);
         const to = m.offset + m.bytes;
         if (from < to) {
-          parts.push({ va: m.va + (from - m.offset), bytes: to - from, hostOffset: arenaBytes });
+          parts.push({ va: m.va + (from - m.offset), bytes: to - from, hostOffset: arenaBytes, chunkOffset: from });
           arenaBytes += to - from;
         }
         covered = Math.max(covered, to);
@@ -512,7 +511,7 @@ export class HostTierTap {
           for (const p of c.parts) {
             const before = keptCopies.get(p.va)!;
             // the part's chunk offsets, seen through mapping m
-            const partOffset = this.chunkOffsetOf(c.mappings, p.va);
+            const partOffset = p.chunkOffset;
             const from = Math.max(partOffset, m.offset);
             const to = Math.min(partOffset + p.bytes, m.offset + m.bytes);
             if (from >= to) continue;
@@ -548,12 +547,6 @@ export class HostTierTap {
     };
     this.shrinks.push(shrink);
     return shrink;
-  }
-
-  /** The chunk offset at address `va`, through whichever of a chunk's mappings covers it. */
-  private chunkOffsetOf(mappings: ReadonlyArray<{ va: number; bytes: number; offset: number }>, va: number): number {
-    const m = mappings.find((x) => va >= x.va && va < x.va + x.bytes)!;
-    return m.offset + (va - m.va);
   }
 }
 
