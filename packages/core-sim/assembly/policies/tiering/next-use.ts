@@ -172,17 +172,9 @@ export class NextUse {
     const last = unchecked(this.lastUse[h]);
     const sig = unchecked(this.signature[h]);
     const ordinal = unchecked(this.ordinal[h]);
-    const key = gapKey(sig, ordinal);
-    let predicted = NEVER;
-    if (this.learnedUses.has(sig) && ordinal >= this.learnedUses.get(sig)) {
-      predicted = unchecked(this.allocatedAt[h]) + this.learnedLifetime.get(sig);
-    } else if (this.learnedGap.has(key)) predicted = last + this.learnedGap.get(key);
-    else if (unchecked(this.lastGap[h]) > 0) {
-      // the sooner of its last two gaps: a block whose gaps alternate (a weight used in forward, in
-      // recomputation and in backward) is kept through its short gaps
-      const before = unchecked(this.gapBefore[h]);
-      predicted = last + (before > 0 ? min(before, unchecked(this.lastGap[h])) : unchecked(this.lastGap[h]));
-    }
+    let predicted = this.learnedUses.has(sig) && ordinal >= this.learnedUses.get(sig)
+      ? unchecked(this.allocatedAt[h]) + this.learnedLifetime.get(sig)
+      : this.fromGaps(h, sig, ordinal, last);
     if (predicted == NEVER || predicted <= now) predicted = now + (now - last);
     return predicted == NEVER ? NEVER : max(predicted, now + 1);
   }
@@ -201,15 +193,22 @@ export class NextUse {
     const sig = unchecked(this.signature[h]);
     const ordinal = unchecked(this.ordinal[h]);
     if (this.learnedUses.has(sig) && ordinal >= this.learnedUses.get(sig)) return NEVER;
-    const last = unchecked(this.lastUse[h]);
+    return this.fromGaps(h, sig, ordinal, unchecked(this.lastUse[h]));
+  }
+
+  /**
+   * Block h's next use (online) from the gap its signature learned at this ordinal, else from its
+   * own last gaps; NEVER when neither is known. The sooner of its last two gaps: a block whose gaps
+   * alternate (a weight used in forward, in recomputation and in backward) is kept through its
+   * short gaps.
+   */
+  private fromGaps(h: i32, sig: u64, ordinal: i32, last: i32): i32 {
     const key = gapKey(sig, ordinal);
-    let predicted = NEVER;
-    if (this.learnedGap.has(key)) predicted = last + this.learnedGap.get(key);
-    else if (unchecked(this.lastGap[h]) > 0) {
-      const before = unchecked(this.gapBefore[h]);
-      predicted = last + (before > 0 ? min(before, unchecked(this.lastGap[h])) : unchecked(this.lastGap[h]));
-    }
-    return predicted;
+    if (this.learnedGap.has(key)) return last + this.learnedGap.get(key);
+    const gap = unchecked(this.lastGap[h]);
+    if (gap <= 0) return NEVER;
+    const before = unchecked(this.gapBefore[h]);
+    return last + (before > 0 ? min(before, gap) : gap);
   }
 
   /** The last position at which block h was allocated or used. */
