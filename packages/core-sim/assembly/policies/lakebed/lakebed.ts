@@ -347,11 +347,8 @@ export class LakebedPolicy extends Policy {
   }
 
   /** Pages of [addr, addr + bytes) that no block touches and that map no free chunk: each needs one. */
-  missingChunks(a: Arena, addr: u64, bytes: u64): i32 {
-    const end = a.endPage(addr, bytes);
-    let missing = 0;
-    for (let p = a.pageOf(addr); p < end; p++) if (a.touch(p) == 0 && !this.mapsFreeChunk(a, p)) missing++;
-    return missing;
+  @inline missingChunks(a: Arena, addr: u64, bytes: u64): i32 {
+    return <i32>(this.backingCost(a, addr, bytes) >> 32);
   }
 
   /**
@@ -484,7 +481,7 @@ export class LakebedPolicy extends Policy {
     if (this.gathered.length < want) this.gathered = new StaticArray<i32>(max(want, this.gathered.length * 2));
     let got = 0;
     while (got < want) {
-      const budget = <i64>pool.touchedPeak + (<i64>pool.touchedPeak * this.slackPermille) / 1000;
+      const budget = this.chunkBudget(pool);
       const canCreate = this.withinFraction(this.chunkBytes, pool.chunkBytes);
       if (pool.freeCount > 0 && (<i64>pool.chunks >= budget || !canCreate)) {
         got = this.takeFree(pool, a, want, got);
@@ -504,6 +501,11 @@ export class LakebedPolicy extends Policy {
       unchecked((this.gathered[got++] = pool.newSlot(h)));
     }
     return got;
+  }
+
+  /** The chunks the pool may hold before its free ones are reused rather than new ones created: its touched peak plus the slack. */
+  @inline private chunkBudget(pool: ChunkPool): i64 {
+    return <i64>pool.touchedPeak + (<i64>pool.touchedPeak * this.slackPermille) / 1000;
   }
 
   /**
@@ -716,7 +718,7 @@ export class LakebedPolicy extends Policy {
     if (!this.canGather(pool, missing)) return true;
     // the chunks gatherChunks would create: those the free ones do not cover, all of them while
     // the pool holds fewer chunks than its slack allows (counted against the peak before this touch)
-    const budget = <i64>pool.touchedPeak + (<i64>pool.touchedPeak * this.slackPermille) / 1000;
+    const budget = this.chunkBudget(pool);
     const fresh = <i64>pool.chunks >= budget ? <i64>missing - <i64>pool.freeCount : <i64>missing;
     return fresh > 0 && this.chunkBytes + <u64>fresh * pool.chunkBytes > this.peakChunkBytes;
   }
