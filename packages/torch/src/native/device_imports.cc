@@ -107,11 +107,7 @@ void DeviceImports::Fail(const char* call, const Status& s) {
 int32_t DeviceImports::memCreate(double bytes) {
   calls_->Add(CallKind::kMemCreate, U64(bytes));
   uint32_t handle = 0;
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->MemCreate(U64(bytes), &handle);
-  }
+  const Status s = Timed([&] { return driver_->MemCreate(U64(bytes), &handle); });
   if (s.code == Status::Code::kOutOfMemory) return -1;
   if (!s.ok()) {
     Fail("memCreate", s);
@@ -125,11 +121,7 @@ int32_t DeviceImports::memCreate(double bytes) {
 void DeviceImports::memRelease(int32_t handle) {
   const auto it = handleBytes_.find(static_cast<uint32_t>(handle));
   calls_->Add(CallKind::kMemRelease, it == handleBytes_.end() ? 0 : it->second);
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->MemRelease(static_cast<uint32_t>(handle));
-  }
+  const Status s = Timed([&] { return driver_->MemRelease(static_cast<uint32_t>(handle)); });
   if (!s.ok()) return Fail("memRelease", s);
   if (it != handleBytes_.end()) {
     physical_ -= it->second;
@@ -140,11 +132,7 @@ void DeviceImports::memRelease(int32_t handle) {
 double DeviceImports::addressReserve(double bytes, double alignment) {
   calls_->Add(CallKind::kAddressReserve, U64(bytes));
   uint64_t va = 0;
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->AddressReserve(U64(bytes), U64(alignment), &va);
-  }
+  const Status s = Timed([&] { return driver_->AddressReserve(U64(bytes), U64(alignment), &va); });
   if (s.code == Status::Code::kOutOfMemory) return kRefused;
   if (!s.ok()) {
     Fail("addressReserve", s);
@@ -155,21 +143,13 @@ double DeviceImports::addressReserve(double bytes, double alignment) {
 
 void DeviceImports::addressFree(double va, double bytes) {
   calls_->Add(CallKind::kAddressFree, U64(bytes));
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->AddressFree(U64(va), U64(bytes));
-  }
+  const Status s = Timed([&] { return driver_->AddressFree(U64(va), U64(bytes)); });
   if (!s.ok()) Fail("addressFree", s);
 }
 
 int32_t DeviceImports::map(double va, double bytes, int32_t handle, double offset) {
   calls_->Add(CallKind::kMap, U64(bytes));
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->Map(U64(va), U64(bytes), static_cast<uint32_t>(handle), U64(offset));
-  }
+  const Status s = Timed([&] { return driver_->Map(U64(va), U64(bytes), static_cast<uint32_t>(handle), U64(offset)); });
   if (Refusal(s)) return -1;
   if (!s.ok()) {
     Fail("map", s);
@@ -182,11 +162,7 @@ int32_t DeviceImports::map(double va, double bytes, int32_t handle, double offse
 
 int32_t DeviceImports::setAccess(double va, double bytes) {
   calls_->Add(CallKind::kSetAccess, U64(bytes));
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->SetAccess(U64(va), U64(bytes));
-  }
+  const Status s = Timed([&] { return driver_->SetAccess(U64(va), U64(bytes)); });
   if (Refusal(s)) return -1;
   if (!s.ok()) Fail("setAccess", s);
   return 0;
@@ -195,11 +171,7 @@ int32_t DeviceImports::setAccess(double va, double bytes) {
 void DeviceImports::unmap(double va, double bytes) {
   if (fence_) fence_(U64(va), U64(bytes));
   calls_->Add(CallKind::kUnmap, U64(bytes));
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->Unmap(U64(va), U64(bytes));
-  }
+  const Status s = Timed([&] { return driver_->Unmap(U64(va), U64(bytes)); });
   if (!s.ok()) return Fail("unmap", s);
   // an unmap covers whole mappings (DriverCore checks it): forget each one inside the range
   const uint64_t start = U64(va), end = start + U64(bytes);
@@ -210,11 +182,7 @@ void DeviceImports::unmap(double va, double bytes) {
 double DeviceImports::malloc(double bytes) {
   calls_->Add(CallKind::kMalloc, U64(bytes));
   uint64_t va = 0;
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->Malloc(U64(bytes), &va);
-  }
+  const Status s = Timed([&] { return driver_->Malloc(U64(bytes), &va); });
   if (s.code == Status::Code::kOutOfMemory) return kRefused;
   if (!s.ok()) {
     Fail("malloc", s);
@@ -233,11 +201,7 @@ void DeviceImports::free(double va) {
   // on that); the host driver's munmap does not, so the same fence as an unmap's comes first
   if (fence_) fence_(U64(va), bytes);
   calls_->Add(CallKind::kFree, bytes);
-  Status s;
-  {
-    DriverTimer timed(this);
-    s = driver_->Free(U64(va));
-  }
+  const Status s = Timed([&] { return driver_->Free(U64(va)); });
   if (!s.ok()) return Fail("free", s);
   if (it != mallocBytes_.end()) {
     physical_ -= it->second;

@@ -126,6 +126,11 @@ class DeviceImports {
     DeviceImports* owner_;
     int64_t start_;
   };
+  template <class Call>
+  Status Timed(Call call) {
+    DriverTimer timed(this);
+    return call();
+  }
   uint64_t driverCalls_ = 0;
   uint64_t driverNs_ = 0;
   uint64_t physical_ = 0;

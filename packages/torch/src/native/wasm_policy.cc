@@ -97,11 +97,6 @@ bool WasmPolicy::Start(int policyCode, const AllocConf& conf, uint64_t capacityB
   });
 }
 
-bool WasmPolicy::Malloc(uint64_t requestBytes, int stream, int* handle) {
-  return Guarded([&] {
-    *handle = static_cast<int32_t>(Z_core_simZ_policyMalloc(instance_, static_cast<double>(requestBytes), static_cast<u32>(stream)));
-  });
-}
 bool WasmPolicy::MallocPlaced(uint64_t requestBytes, int stream, Placed* out) {
   return Guarded([&] {
     out->handle = static_cast<int32_t>(Z_core_simZ_policyMalloc(instance_, static_cast<double>(requestBytes), static_cast<u32>(stream)));
@@ -122,14 +117,8 @@ bool WasmPolicy::FreeResolved(int handle, bool complete) {
     if (imports_->HasPendingTrace()) imports_->ResolvePending();
   });
 }
-bool WasmPolicy::FreeRequest(int handle) {
-  return Guarded([&] { Z_core_simZ_policyFreeRequest(instance_, static_cast<u32>(handle)); });
-}
 bool WasmPolicy::FreeComplete(int handle) {
   return Guarded([&] { Z_core_simZ_policyFreeComplete(instance_, static_cast<u32>(handle)); });
-}
-bool WasmPolicy::Free(int handle) {
-  return Guarded([&] { Z_core_simZ_policyFree(instance_, static_cast<u32>(handle)); });
 }
 bool WasmPolicy::EmptyCache() {
   return Guarded([&] { Z_core_simZ_policyEmptyCache(instance_); });

@@ -31,11 +31,8 @@ class WasmPolicy {
   // setup (imported device) + the settings + start: the policy is ready for requests.
   bool Start(int policyCode, const AllocConf& conf, uint64_t capacityBytes, uint64_t deviceTotalBytes);
 
-  // The exports of "driving a policy directly"; handle < 0: out of memory. False: trapped.
-  bool Malloc(uint64_t requestBytes, int stream, int* handle);
-  bool FreeRequest(int handle);
+  // The exports of "driving a policy directly". False: trapped.
   bool FreeComplete(int handle);
-  bool Free(int handle);  // request and completion at once
   // The hot path's calls, each one guarded call (one setjmp) instead of three or four: a malloc
   // with, when placed, the block's driver address, model address and size; a free (complete: the
   // block is free at once; else only requested). Both give the trace's pending segment entries
