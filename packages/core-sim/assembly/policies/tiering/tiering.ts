@@ -350,11 +350,20 @@ export class TieringPolicy extends Policy {
     const slot = a.hostSlot(p);
     if (slot < 0) return 0;
     let marked = 0;
-    for (let q = p - 1; q >= 0 && slot - (p - q) >= 0 && a.hostSlot(q) == slot - (p - q) && this.dueSoon(a, q, stamp); q--) {
+    // the block at page p's start, found once from the arena's head; the neighbours' blocks are
+    // found from it, backwards and forwards, rather than from the head again for each
+    const at = a.pageAddress(p);
+    let from = a.head;
+    while (bAddr(from) + bSize(from) <= at) from = bNext(from);
+    let back = from;
+    for (let q = p - 1; q >= 0 && slot - (p - q) >= 0 && a.hostSlot(q) == slot - (p - q); q--) {
+      const start = a.pageAddress(q);
+      while (bAddr(back) > start) back = bPrev(back);
+      if (!this.dueSoon(a, q, stamp, back)) break;
       unchecked((a.pinned[q] = -stamp));
       marked++;
     }
-    for (let q = p + run; q < a.highPage && a.hostSlot(q) == slot + (q - p) && this.dueSoon(a, q, stamp); q++) {
+    for (let q = p + run; q < a.highPage && a.hostSlot(q) == slot + (q - p) && this.dueSoon(a, q, stamp, from); q++) {
       unchecked((a.pinned[q] = -stamp));
       marked++;
     }
@@ -366,14 +375,13 @@ export class TieringPolicy extends Policy {
    * not the operation's own nor marked already, and some live block on it needed (NextUse.nextNeed:
    * belady's next recorded use, online's prediction from the past) within PREFETCH_WINDOW positions.
    */
-  private dueSoon(a: TierArena, p: i32, stamp: i32): bool {
+  private dueSoon(a: TierArena, p: i32, stamp: i32, from: i32): bool {
     const mark = unchecked(a.pinned[p]);
     if (mark == stamp || mark == -stamp) return false;
     const start = a.pageAddress(p);
     const end = start + PAGE_BYTES;
     const horizon = this.now + PREFETCH_WINDOW;
-    // blocks are found from the arena's head: this runs only beside a copy in, rare against events
-    for (let b = a.head; b != NO_BLOCK && bAddr(b) < end; b = bNext(b)) {
+    for (let b = from; b != NO_BLOCK && bAddr(b) < end; b = bNext(b)) {
       if (bAddr(b) + bSize(b) <= start) continue;
       if (!hasFlag(b, FLAG_ALLOCATED) && !hasFlag(b, FLAG_PENDING)) continue;
       const need = this.next.nextNeed(b, this.now);
