@@ -273,6 +273,88 @@ describe.skipIf(!hostAvailable)("sharing chunks between processes (host driver)"
   });
 });
 
+describe.skipIf(!hostAvailable)("a handover whose training process (the pool's exporter) is killed (host driver)", () => {
+  // training exports an 8-chunk pool to one inference process (handover-tenant: commands on its
+  // stdin); a handover gives inference chunks training freed from the top of the pool, and
+  // inference claims FREE chunks from the bottom
+  const P = 8;
+  type Memfds = { fds: number; chunkMappings: number; booksMappings: number };
+  type Books = { free: number; train: number; infer: number; lockHolder: number; valid: string | null; trainingAlive: boolean; reaped: number | null; physicalBytes: number; memfds: Memfds };
+
+  async function pool(extra: string[] = []): Promise<{ training: LineChild; inference: LineChild }> {
+    const path = `@lakebed-test-handover-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    const training = child("training", ["handover-train", "--backend", "host", "--path", path, "--pool-bytes", String(P * G), "--acquire-bytes", String(G), "--iterations", "1", ...extra]);
+    expect(await training.next()).toMatchObject({ phase: "ready", chunks: P });
+    const inference = child("inference", ["handover-tenant", "--backend", "host", "--path", path]);
+    const opened = await inference.next<{ chunks: number; trainingPid: number; memfds: Memfds }>();
+    expect(opened).toMatchObject({ phase: "connected", chunks: P, trainingPid: training.pid });
+    expect(opened.memfds.fds).toBe(P); // a handle a chunk; every descriptor received was closed
+    // a handover done: training frees 3 cached chunks (tags only), inference claims them, finds
+    // them zero-filled and writes its data (a check pattern a chunk)
+    expect(await inference.ask("acquire 3")).toMatchObject({ phase: "acquired", freedByTraining: 3, claimed: [5, 6, 7], zeroFilled: 3, notZeroBytes: 0, trainingLost: false });
+    expect(await inference.ask<Books>("books")).toMatchObject({ free: 0, train: 5, infer: 3, lockHolder: 0, valid: null, trainingAlive: true, reaped: null });
+    return { training, inference };
+  }
+
+  /** inference holds `held` chunks with its data intact and usable, and leaves nothing behind */
+  async function endsClean(inference: LineChild, held: number[]): Promise<void> {
+    expect(await inference.ask("verify")).toEqual({ phase: "verified", held, mismatchedBytes: 0, rewrittenMismatchedBytes: 0 });
+    const exited = await inference.ask<{ saidBye: boolean; teardownErrors: string[]; leaks: boolean; memfds: Memfds }>("exit");
+    expect(exited).toMatchObject({ saidBye: false, teardownErrors: [], leaks: false });
+    // no chunk's memfd open or mapped (the books' mapping goes with its buffer, at collection or exit)
+    expect([exited.memfds.fds, exited.memfds.chunkMappings]).toEqual([0, 0]);
+    expect(await inference.exited).toMatchObject({ code: 0, signal: null });
+  }
+
+  it("killed with SIGKILL mid-handover, holding the books' lock: the handover completes from its reaped chunks, inference's data stays intact", async () => {
+    // training stops in its second adjustment, after freeing 1 of the 2 chunks asked for, with the lock held
+    const { training, inference } = await pool(["--stall-at", "adjust:2"]);
+    inference.send("acquire 2");
+    expect(await training.next()).toEqual({ phase: "stalled", op: "adjust", freed: 1, lockHolder: training.pid });
+    training.kill("SIGKILL");
+    expect((await training.exited).signal).toBe("SIGKILL");
+    // inference sees training's socket close while waiting for its answer: it releases the dead
+    // lock, reaps training's 4 remaining chunks (INV-HO-4) and claims 2, zero-filled: they held training's data
+    expect(await inference.next()).toMatchObject({ phase: "acquired", freedByTraining: null, claimed: [0, 1], zeroFilled: 2, notZeroBytes: 0, trainingLost: true, reaped: 4 });
+    const books = await inference.ask<Books>("books");
+    expect(books).toMatchObject({ free: 3, train: 0, infer: 5, lockHolder: 0, valid: null, trainingAlive: false, reaped: 4 });
+    // the pool's memory is all there: inference's handles hold every chunk
+    expect([books.physicalBytes, books.memfds.fds]).toEqual([P * G, P]);
+    // without training, a claim takes what is FREE: chunk 4 (training freed it before dying) and 2, 3
+    expect(await inference.ask("acquire 3")).toMatchObject({ freedByTraining: null, claimed: [2, 3, 4], zeroFilled: 3, notZeroBytes: 0 });
+    expect(await inference.ask<Books>("books")).toMatchObject({ free: 0, train: 0, infer: P, lockHolder: 0, valid: null });
+    await endsClean(inference, [5, 6, 7, 0, 1, 2, 3, 4]);
+  });
+
+  it("killed with SIGKILL mid-reclaim, its data written into a chunk the books still say held inference's: the chunk is zero-filled before inference reads it", async () => {
+    // training stops taking inference's chunks home: owners flipped to it, its data in the first,
+    // its lastOwner mark not yet written
+    const { training, inference } = await pool(["--stall-at", "reclaim:1"]);
+    inference.send("give-back");
+    expect(await training.next()).toEqual({ phase: "stalled", op: "reclaim", took: [5, 6, 7], lastOwners: [2, 2, 2] });
+    training.kill("SIGKILL");
+    expect((await training.exited).signal).toBe("SIGKILL");
+    expect(await inference.next()).toEqual({ phase: "gave-back", released: 3, reclaimedByTraining: null, trainingLost: true, reaped: P });
+    expect(await inference.ask<Books>("books")).toMatchObject({ free: P, train: 0, infer: 0, lockHolder: 0, valid: null, physicalBytes: P * G });
+    // a reaped chunk may hold the dead process's data whatever its last owner was: all zero-filled
+    expect(await inference.ask("acquire 8")).toMatchObject({ claimed: [0, 1, 2, 3, 4, 5, 6, 7], zeroFilled: P, notZeroBytes: 0 });
+    await endsClean(inference, [0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("killed with SIGKILL right after a handover: its chunks go FREE when its socket closes, inference's stay intact", async () => {
+    const { training, inference } = await pool();
+    training.kill("SIGKILL");
+    expect((await training.exited).signal).toBe("SIGKILL");
+    const books = await inference.ask<Books>("books"); // polls training's socket: closed, so reaped
+    expect(books).toMatchObject({ free: 5, train: 0, infer: 3, lockHolder: 0, valid: null, trainingAlive: false, reaped: 5 });
+    expect([books.physicalBytes, books.memfds.fds]).toEqual([P * G, P]);
+    expect(await inference.ask("verify")).toMatchObject({ mismatchedBytes: 0, rewrittenMismatchedBytes: 0 });
+    // training's chunks are inference's to take, each zero-filled: they held training's data
+    expect(await inference.ask("acquire 5")).toMatchObject({ freedByTraining: null, claimed: [0, 1, 2, 3, 4], zeroFilled: 5, notZeroBytes: 0, trainingLost: true, reaped: 5 });
+    await endsClean(inference, [5, 6, 7, 0, 1, 2, 3, 4]);
+  });
+});
+
 describe.skipIf(!hostAvailable)("lakebed colocate --backend host", () => {
   it("two llama_infer tenant processes replay their requests through their policies beside shared parameter chunks, data verified across processes, and hand memory over", () => {
     // each tenant: its prologue (the weights' whole windows from the registry, the rest through

@@ -10,6 +10,11 @@
 // INV-HO-2  owners change only under the lock.
 // INV-HO-3  a process reads or writes a chunk only while it owns it, and only after zero-filling
 //           it when its last owner was another process (so no process reads another's data).
+// INV-HO-4  ownership follows socket lifetime: when a process's socket closes (it exited or was
+//           killed, SIGKILL included), the one left reaps it: its chunks go FREE with it as their
+//           last owner (they may hold its data, so whoever claims them zero-fills them), and a lock
+//           it held is released (its critical section stopped between two one-word stores, so
+//           every owner word is valid). The memory stays: the survivor's handles hold every chunk.
 export const FREE = 0;
 export const TRAIN = 1;
 export const INFER = 2;
@@ -67,6 +72,42 @@ export class HandoverBooks {
     } finally {
       Atomics.store(this.words, 0, 0);
     }
+  }
+
+  /** The pid holding the lock, or 0. */
+  lockHolder(): number {
+    return Atomics.load(this.words, 0);
+  }
+
+  /** Chunks by owner. */
+  counts(): { free: number; train: number; infer: number } {
+    const out = { free: 0, train: 0, infer: 0 };
+    for (let c = 0; c < this.chunks; c++) {
+      const o = this.owner(c);
+      if (o === FREE) out.free++;
+      else if (o === TRAIN) out.train++;
+      else if (o === INFER) out.infer++;
+    }
+    return out;
+  }
+
+  /**
+   * INV-HO-4: `owner`'s process is gone (its socket closed; `pid` was its pid). A lock it held is
+   * released, then, under the lock, each of its chunks goes FREE with it as the last owner.
+   * Returns how many chunks it held.
+   */
+  reap(owner: number, pid: number): number {
+    Atomics.compareExchange(this.words, 0, pid, 0);
+    return this.withLock(() => {
+      let n = 0;
+      for (let c = 0; c < this.chunks; c++)
+        if (this.owner(c) === owner) {
+          this.setLastOwner(c, owner);
+          this.setOwner(c, FREE);
+          n++;
+        }
+      return n;
+    });
   }
 
   /** Walks INV-HO-1; the first broken one, or null. */

@@ -14,7 +14,13 @@
 // inference side but the memsets (the run counts them: vmmCalls must stay 0). Beside it, in the same
 // processes, PyTorch's path: training frees a cudaMalloc'd block of the same size, inference mallocs
 // one (cuMemFree + cuMemAlloc, plus the message; without the wait for training's step to end).
-import { FD_BATCH, openDriver, recvMessage, sendMessage, shareSockets, type Driver, type DriverKind } from "@lakebed/native-cuda";
+//
+// Training, the pool's exporter, may die at any point (SIGKILL included): inference's imported
+// handles keep every chunk, and when it sees training's socket close (an answer that never comes, a
+// send refused, or a poll) it reaps training's share of the books (INV-HO-4: training's chunks FREE
+// and to be zero-filled, a lock it held released) and goes on claiming from the pool alone.
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { FD_BATCH, POLLHUP, POLLIN, openDriver, recvMessage, sendMessage, shareSockets, type Driver, type DriverKind } from "@lakebed/native-cuda";
 import { HandoverBooks, FREE, INFER, TRAIN } from "./handover-books.js";
 import { CHUNK_BYTES } from "../shared-pool.js";
 import { LineChild } from "./child-lines.js";
@@ -29,6 +35,13 @@ export interface HandoverOptions {
   /** what inference acquires each time (1 GiB in Sirius' comparison) */
   acquireBytes: number;
   iterations: number;
+  /**
+   * For the crash tests, training stops at the n-th request of this kind (1 = the first) until it
+   * is killed, after printing {phase: "stalled"}: in an adjustment, having freed half the chunks
+   * asked for, holding the books' lock; in a reclaim, having taken the FREE chunks back and
+   * written its data into the first, before marking it its own (lastOwner)
+   */
+  stallAt?: { op: "adjust" | "reclaim"; n: number };
 }
 
 type Request = { op: "adjust"; chunks: number } | { op: "reclaim" } | { op: "free" } | { op: "remalloc" } | { op: "done" };
@@ -102,11 +115,40 @@ export function runHandoverTraining(o: HandoverOptions, print: (doc: unknown) =>
     const each = Number(nowNs() - t0) / fds.length;
     for (let i = 0; i < fds.length; i++) exportWallNs.push(each);
   }
+  const seen = new Map<string, number>();
+  const stall = (doc: Record<string, unknown>) => {
+    print({ phase: "stalled", ...doc });
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // until killed
+  };
   for (;;) {
     const got = recvMessage<Request>(peer.fd);
     if (got === null) break;
     const m = got.message;
-    if (m.op === "adjust") {
+    seen.set(m.op, (seen.get(m.op) ?? 0) + 1);
+    const stallHere = o.stallAt?.op === m.op && o.stallAt.n === seen.get(m.op);
+    if (m.op === "adjust" && stallHere) {
+      books.withLock(() => {
+        let n = 0;
+        for (let c = P - 1; c >= 0 && n < Math.ceil(m.chunks / 2); c--)
+          if (books.owner(c) === TRAIN) {
+            books.setOwner(c, FREE);
+            n++;
+          }
+        stall({ op: m.op, freed: n, lockHolder: books.lockHolder() });
+      });
+    } else if (m.op === "reclaim" && stallHere) {
+      const back = books.withLock(() => {
+        const out: number[] = [];
+        for (let c = 0; c < P; c++)
+          if (books.owner(c) === FREE) {
+            books.setOwner(c, TRAIN);
+            out.push(c);
+          }
+        return out;
+      });
+      if (back.length > 0) d.memset(va + back[0] * G, TRAIN_BYTE, G);
+      stall({ op: m.op, took: back, lastOwners: back.map((c) => books.lastOwner(c)) });
+    } else if (m.op === "adjust") {
       // training empties K chunks of its cache: tags only (its mappings stay: lazy unmap)
       const freed = books.withLock(() => {
         let n = 0;
@@ -179,57 +221,274 @@ export interface HandoverMeasured {
   books: string | null;
 }
 
-function send(fd: number, m: Request): Record<string, unknown> {
-  sendMessage(fd, m);
-  const got = recvMessage(fd);
-  if (got === null) throw new Error("the training process closed the connection");
-  return got.message;
-}
-
 function vmmCalls(d: Driver): number {
   const calls = d.counters().calls;
   return VMM_CALLS.reduce((a, k) => a + calls[k], 0);
 }
 
+/**
+ * The inference process's side of the pool: connects to the training process, receives the books
+ * and every chunk, imports each (closing its descriptor at once), maps the whole pool once and
+ * sets access with one call. A handover is `ask({op: "adjust"})` then `claim`.
+ */
+export class HandoverInference {
+  readonly d: Driver;
+  readonly books: HandoverBooks;
+  readonly chunks: number;
+  /** the pool's mapping in this process: chunk c at va + c * CHUNK_BYTES */
+  readonly va: number;
+  /** the training process (SO_PEERCRED of the connection) */
+  readonly trainingPid: number;
+  readonly importDriverNs: number[] = [];
+  readonly importWallNs: number[] = [];
+  readonly setAccessWholePoolUs: number;
+  /** training's socket closed and its chunks were reaped (INV-HO-4): how many it held then */
+  reaped: number | null = null;
+  private readonly s = shareSockets();
+  private fd: number;
+
+  constructor(o: Pick<HandoverOptions, "backend" | "device" | "path">) {
+    const s = this.s;
+    const d = (this.d = openDriver(o.backend, { device: o.device ?? 0 }));
+    const G = CHUNK_BYTES;
+    this.fd = s.connect(o.path);
+    this.trainingPid = s.peerCred(this.fd).pid;
+    const first = recvMessage<{ op: string; chunks: number; chunkBytes: number; why?: string }>(this.fd);
+    if (first === null || first.message.op !== "books") throw new Error(`the training process: ${first?.message.why ?? "closed"}`);
+    const P = (this.chunks = first.message.chunks);
+    this.books = new HandoverBooks(s.shmMap(first.fds[0], HandoverBooks.bytesFor(P)));
+    s.close(first.fds[0]); // the mapping keeps the books
+    const va = (this.va = d.addressReserve(P * G));
+    d.timeCalls(true);
+    for (let got = 0; got < P; ) {
+      const m = recvMessage<{ op: string; first: number; count: number }>(this.fd);
+      if (m === null || m.message.op !== "chunks") throw new Error("the pool did not arrive");
+      if (m.fds.length > FD_BATCH) throw new Error(`${m.fds.length} descriptors in one message: more than ${FD_BATCH}`);
+      m.fds.forEach((chunkFd, i) => {
+        d.takeCallTimes();
+        const t0 = nowNs();
+        const imp = d.importHandle(chunkFd, G);
+        s.close(chunkFd);
+        d.map(va + (m.message.first + i) * G, G, imp.handle);
+        this.importWallNs.push(Number(nowNs() - t0));
+        const t = d.takeCallTimes();
+        this.importDriverNs.push(imp.driverNs + Math.max(0, t.driverNs[0] ?? 0));
+      });
+      got += m.fds.length;
+    }
+    d.timeCalls(false);
+    const t0 = nowNs();
+    d.setAccess(va, P * G); // the static mapping region: once, over the whole pool
+    this.setAccessWholePoolUs = Number(nowNs() - t0) / 1000;
+  }
+
+  get trainingLost(): boolean {
+    return this.reaped !== null;
+  }
+
+  /**
+   * One request to training and its answer; null when training is gone (its socket closed,
+   * before or while it answered: exited or killed, mid-adjustment too): then its chunks are
+   * reaped (INV-HO-4) and what it had not done is not done.
+   */
+  ask(m: Request): Record<string, unknown> | null {
+    if (this.trainingLost) return null;
+    let got: { message: Record<string, unknown> } | null = null;
+    try {
+      sendMessage(this.fd, m);
+      got = recvMessage(this.fd);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== "EPIPE" && code !== "ECONNRESET") throw e; // the peer is gone: as a closed socket
+    }
+    if (got === null) {
+      this.lost();
+      return null;
+    }
+    return got.message;
+  }
+
+  /** Whether training is still there: its socket is polled, and a closed one reaps it. */
+  trainingAlive(): boolean {
+    if (this.trainingLost) return false;
+    const [revents] = this.s.poll([this.fd], 0);
+    if ((revents & POLLHUP) !== 0 || ((revents & POLLIN) !== 0 && recvMessage(this.fd) === null)) this.lost();
+    return !this.trainingLost;
+  }
+
+  /**
+   * Claims up to `k` FREE chunks under the lock, zero-fills those whose last owner was another
+   * process (one memset per run of adjacent chunks, then a one-byte read that waits for them), and
+   * marks them its own data. Returns the chunks claimed and how many were zero-filled.
+   */
+  claim(k: number): { claimed: number[]; zeroFilled: number } {
+    const d = this.d;
+    const G = CHUNK_BYTES;
+    const books = this.books;
+    const claimed = books.withLock(() => {
+      const out: number[] = [];
+      for (let c = 0; c < this.chunks && out.length < k; c++)
+        if (books.owner(c) === FREE) {
+          books.setOwner(c, INFER);
+          out.push(c);
+        }
+      return out;
+    });
+    const dirty = claimed.filter((c) => books.lastOwner(c) !== INFER);
+    for (let i = 0; i < dirty.length; ) {
+      let j = i + 1;
+      while (j < dirty.length && dirty[j] === dirty[j - 1] + 1) j++;
+      memsetChunks(d, this.va + dirty[i] * G, 0, (j - i) * G);
+      i = j;
+    }
+    if (dirty.length > 0) d.copyToHost(this.va + dirty[dirty.length - 1] * G, new Uint8Array(1), 1); // waits for the memsets
+    for (const c of dirty) books.setLastOwner(c, INFER);
+    return { claimed, zeroFilled: dirty.length };
+  }
+
+  /** Gives chunks back to the pool (FREE, still holding its data: the next owner zero-fills). */
+  release(chunks: readonly number[]): void {
+    this.books.withLock(() => {
+      for (const c of chunks) this.books.setOwner(c, FREE);
+    });
+  }
+
+  /** Says goodbye to training when it is there (its answer, else null), closes the socket, tears the driver down. */
+  close(): { bye: Record<string, unknown> | null; teardownErrors: string[]; leaks: boolean } {
+    const bye = this.trainingLost ? null : this.ask({ op: "done" });
+    this.s.close(this.fd);
+    this.fd = -1;
+    const t = this.d.teardown();
+    return { bye, teardownErrors: t.errors, leaks: !this.d.leakReport().clean };
+  }
+
+  /** INV-HO-4: training's socket closed; its chunks go FREE, a lock it held is released. */
+  private lost(): void {
+    this.reaped = this.books.reap(TRAIN, this.trainingPid);
+  }
+}
+
+/** Descriptors and mappings of memfds in this process (/proc/self): chunks, and the books'. */
+export function memfdsHere(): { fds: number; chunkMappings: number; booksMappings: number } {
+  let fds = 0;
+  for (const name of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`).startsWith("/memfd:")) fds++;
+    } catch {
+      // the directory's own descriptor, closed by now
+    }
+  }
+  const maps = readFileSync("/proc/self/maps", "utf8")
+    .split("\n")
+    .filter((l) => l.includes("/memfd:"));
+  const books = maps.filter((l) => l.includes("lakebed:share-books")).length;
+  return { fds, chunkMappings: maps.length - books, booksMappings: books };
+}
+
+/**
+ * An inference process that takes commands (live-child's `handover-tenant`, for the crash tests):
+ * `acquire K` (a handover: training adjusts, inference claims K chunks, checks they read zero and
+ * writes its data: a check pattern per chunk), `verify` (every chunk it holds keeps its pattern,
+ * then takes a new one: still usable), `books` (the books' counts, training polled), `give-back`
+ * (everything it holds to the pool, training asked to reclaim it) and `exit` (tears down; the memfds left in this process). Training may die at any point:
+ * INV-HO-4.
+ */
+export class HandoverTenant {
+  private readonly inf: HandoverInference;
+  /** the chunks it holds and the pattern seed of each */
+  private readonly held = new Map<number, number>();
+  private round = 0;
+
+  constructor(o: Pick<HandoverOptions, "backend" | "device" | "path">) {
+    this.inf = new HandoverInference(o);
+  }
+
+  get opened(): Record<string, unknown> {
+    return { phase: "connected", pid: process.pid, chunks: this.inf.chunks, trainingPid: this.inf.trainingPid, memfds: memfdsHere() };
+  }
+
+  /** One command; its answer, and whether it was the last. */
+  command(line: string): { answer: Record<string, unknown>; last: boolean } {
+    const [op, arg] = line.split(/\s+/);
+    const inf = this.inf;
+    const d = inf.d;
+    const G = CHUNK_BYTES;
+    if (op === "acquire") {
+      const k = Number(arg);
+      if (!Number.isInteger(k) || k < 1) throw new Error(`acquire: a chunk count, got ${JSON.stringify(arg)}`);
+      const adjusted = inf.ask({ op: "adjust", chunks: k });
+      const { claimed, zeroFilled } = inf.claim(k);
+      const buf = new Uint8Array(G);
+      let notZero = 0;
+      for (const c of claimed) {
+        d.copyToHost(inf.va + c * G, buf, G);
+        for (const b of buf) if (b !== 0) notZero++;
+        const seed = this.seedOf(c);
+        d.fillPattern(inf.va + c * G, G, seed);
+        this.held.set(c, seed);
+      }
+      return {
+        answer: { phase: "acquired", asked: k, freedByTraining: (adjusted?.freed as number | undefined) ?? null, claimed, zeroFilled, notZeroBytes: notZero, trainingLost: inf.trainingLost, reaped: inf.reaped },
+        last: false,
+      };
+    }
+    if (op === "verify") {
+      let mismatched = 0;
+      for (const [c, seed] of this.held) mismatched += d.checkPattern(inf.va + c * G, G, seed);
+      this.round++;
+      let rewritten = 0;
+      for (const c of this.held.keys()) {
+        const seed = this.seedOf(c);
+        d.fillPattern(inf.va + c * G, G, seed);
+        this.held.set(c, seed);
+        rewritten += d.checkPattern(inf.va + c * G, G, seed);
+      }
+      return { answer: { phase: "verified", held: [...this.held.keys()], mismatchedBytes: mismatched, rewrittenMismatchedBytes: rewritten }, last: false };
+    }
+    if (op === "books") {
+      const trainingAlive = inf.trainingAlive();
+      return {
+        answer: {
+          phase: "books", ...inf.books.counts(), lockHolder: inf.books.lockHolder(), valid: inf.books.isValid(), held: this.held.size, trainingAlive, reaped: inf.reaped,
+          physicalBytes: d.counters().physicalBytes, memfds: memfdsHere(),
+        },
+        last: false,
+      };
+    }
+    if (op === "give-back") {
+      // every chunk it holds back to the pool, and training asked to take them home
+      inf.release([...this.held.keys()]);
+      const released = this.held.size;
+      this.held.clear();
+      const reclaimed = inf.ask({ op: "reclaim" });
+      return { answer: { phase: "gave-back", released, reclaimedByTraining: (reclaimed?.chunks as number | undefined) ?? null, trainingLost: inf.trainingLost, reaped: inf.reaped }, last: false };
+    }
+    if (op === "exit") {
+      const { bye, teardownErrors, leaks } = inf.close();
+      return { answer: { phase: "exited", saidBye: bye !== null, teardownErrors, leaks, memfds: memfdsHere() }, last: true };
+    }
+    throw new Error(`unknown command ${JSON.stringify(line)} (acquire K, verify, books, give-back, exit)`);
+  }
+
+  private seedOf(c: number): number {
+    return 0x1f0000 + this.round * 0x1000 + c;
+  }
+}
+
 /** The inference side: receives the pool, maps it once, measures, and says goodbye. */
 export function runHandoverInference(o: HandoverOptions): HandoverMeasured {
-  const s = shareSockets();
-  const d = openDriver(o.backend, { device: o.device ?? 0 });
+  const inf = new HandoverInference(o);
+  const d = inf.d;
   const G = CHUNK_BYTES;
-  const fd = s.connect(o.path);
-  const first = recvMessage<{ op: string; chunks: number; chunkBytes: number; why?: string }>(fd);
-  if (first === null || first.message.op !== "books") throw new Error(`the training process: ${first?.message.why ?? "closed"}`);
-  const P = first.message.chunks;
-  const books = new HandoverBooks(s.shmMap(first.fds[0], HandoverBooks.bytesFor(P)));
-  s.close(first.fds[0]); // the mapping keeps the books
-  const va = d.addressReserve(P * G);
-  const importDriverNs: number[] = [];
-  const importWallNs: number[] = [];
-  d.timeCalls(true);
-  for (let got = 0; got < P; ) {
-    const m = recvMessage<{ op: string; first: number; count: number }>(fd);
-    if (m === null || m.message.op !== "chunks") throw new Error("the pool did not arrive");
-    if (m.fds.length > FD_BATCH) throw new Error(`${m.fds.length} descriptors in one message: more than ${FD_BATCH}`);
-    m.fds.forEach((chunkFd, i) => {
-      d.takeCallTimes();
-      const t0 = nowNs();
-      const imp = d.importHandle(chunkFd, G);
-      s.close(chunkFd);
-      d.map(va + (m.message.first + i) * G, G, imp.handle);
-      importWallNs.push(Number(nowNs() - t0));
-      const t = d.takeCallTimes();
-      importDriverNs.push(imp.driverNs + Math.max(0, t.driverNs[0] ?? 0));
-    });
-    got += m.fds.length;
-  }
-  d.timeCalls(false);
-  const t0 = nowNs();
-  d.setAccess(va, P * G); // the static mapping region: once, over the whole pool
-  const setAccessWholePoolUs = Number(nowNs() - t0) / 1000;
-
+  const P = inf.chunks;
+  const va = inf.va;
+  const send = (m: Request): Record<string, unknown> => {
+    const got = inf.ask(m);
+    if (got === null) throw new Error("the training process closed the connection");
+    return got;
+  };
   const K = Math.floor(o.acquireBytes / G);
   const probe = new Uint8Array(4096);
-  const one = new Uint8Array(1);
   const handoverNs: number[] = [];
   let warmUpNs = 0;
   let zeroFilled = 0;
@@ -240,31 +499,13 @@ export function runHandoverInference(o: HandoverOptions): HandoverMeasured {
   for (let it = -1; it < o.iterations; it++) {
     const calls0 = vmmCalls(d);
     const start = nowNs();
-    send(fd, { op: "adjust", chunks: K });
-    const claimed = books.withLock(() => {
-      const out: number[] = [];
-      for (let c = 0; c < P && out.length < K; c++)
-        if (books.owner(c) === FREE) {
-          books.setOwner(c, INFER);
-          out.push(c);
-        }
-      return out;
-    });
+    send({ op: "adjust", chunks: K });
+    const { claimed, zeroFilled: dirty } = inf.claim(K);
     if (claimed.length < K) throw new Error(`claimed ${claimed.length} chunks of ${K}`);
-    // zero-fill what held another process's data, one memset per run of adjacent chunks
-    const dirty = claimed.filter((c) => books.lastOwner(c) !== INFER);
-    for (let i = 0; i < dirty.length; ) {
-      let j = i + 1;
-      while (j < dirty.length && dirty[j] === dirty[j - 1] + 1) j++;
-      memsetChunks(d, va + dirty[i] * G, 0, (j - i) * G);
-      i = j;
-    }
-    if (dirty.length > 0) d.copyToHost(va + dirty[dirty.length - 1] * G, one, 1); // waits for the memsets
-    for (const c of dirty) books.setLastOwner(c, INFER);
     if (it >= 0) handoverNs.push(Number(nowNs() - start));
     else warmUpNs = Number(nowNs() - start);
     vmm += vmmCalls(d) - calls0;
-    zeroFilled += dirty.length;
+    zeroFilled += dirty;
     // untimed: the claimed chunks read zero (a sample of each), then inference writes its data
     for (const c of claimed) {
       const at = (((it + 1) * 7 + c) * 4096) % (G - 4096); // it starts at -1 (the warm-up)
@@ -272,32 +513,30 @@ export function runHandoverInference(o: HandoverOptions): HandoverMeasured {
       for (const b of probe) if (b !== 0) notZero++;
       d.memset(va + c * G, INFER_BYTE, G);
     }
-    books.withLock(() => {
-      for (const c of claimed) books.setOwner(c, FREE);
-    });
-    send(fd, { op: "reclaim" });
+    inf.release(claimed);
+    send({ op: "reclaim" });
   }
   const freeMallocNs: number[] = [];
   for (let it = -1; it < o.iterations; it++) {
     const start = nowNs();
-    send(fd, { op: "free" });
+    send({ op: "free" });
     const block = d.malloc(o.acquireBytes);
     if (it >= 0) freeMallocNs.push(Number(nowNs() - start)); // the same warm-up, not counted
     if (block < 0) throw new Error("out of memory in free-then-malloc");
     d.free(block);
-    send(fd, { op: "remalloc" });
+    send({ op: "remalloc" });
   }
-  const bye = send(fd, { op: "done" }) as { exportDriver: PerChunkCost; exportWall: PerChunkCost; books: string | null };
-  s.close(fd);
   const driver = d.info().description;
-  d.teardown();
+  const closed = inf.close();
+  const bye = closed.bye as { exportDriver: PerChunkCost; exportWall: PerChunkCost; books: string | null } | null;
+  if (bye === null) throw new Error("the training process closed the connection");
   return {
     backend: o.backend,
     driver,
     pool: { chunks: P, bytes: P * G },
-    importDriver: perChunk(importDriverNs),
-    importWall: perChunk(importWallNs),
-    setAccessWholePoolUs,
+    importDriver: perChunk(inf.importDriverNs),
+    importWall: perChunk(inf.importWallNs),
+    setAccessWholePoolUs: inf.setAccessWholePoolUs,
     exportDriver: bye.exportDriver,
     exportWall: bye.exportWall,
     acquireBytes: K * G,
@@ -308,7 +547,7 @@ export function runHandoverInference(o: HandoverOptions): HandoverMeasured {
     notZeroBytes: notZero,
     vmmCalls: vmm,
     freeThenMalloc: perChunk(freeMallocNs),
-    books: bye.books ?? books.isValid(),
+    books: bye.books ?? inf.books.isValid(),
   };
 }
 

@@ -1,5 +1,6 @@
 // The processes of a live colocate run (built as dist/colocate-live-child.js): the share registry,
-// a dedup tenant, and the two sides of a handover. Each prints one JSON document a line on stdout
+// a dedup tenant, and the two sides of a handover (the inference side measuring, or taking
+// commands: handover-tenant, for the crash tests). Each prints one JSON document a line on stdout
 // and, where it takes commands, reads one a line on stdin (child-lines.ts is the parent's side).
 // Any failure: the message on stderr, exit 1.
 import { readFileSync } from "node:fs";
@@ -8,7 +9,7 @@ import type { DriverKind } from "@lakebed/native-cuda";
 import { serveRegistry } from "./share-registry.js";
 import { DedupTenant } from "./dedup-tenant.js";
 import type { LiveDedupPlan } from "./dedup-plan.js";
-import { runHandoverInference, runHandoverTraining, type HandoverOptions } from "./handover-live.js";
+import { HandoverTenant, runHandoverInference, runHandoverTraining, type HandoverOptions } from "./handover-live.js";
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
@@ -52,6 +53,14 @@ async function dedupTenant(args: string[]): Promise<void> {
   });
 }
 
+/** --stall-at adjust:N or reclaim:N (the crash tests) */
+function stallAt(v: string | undefined): HandoverOptions["stallAt"] {
+  if (v === undefined) return undefined;
+  const [op, n] = v.split(":");
+  if ((op !== "adjust" && op !== "reclaim") || !(Number(n) >= 1)) throw new Error(`--stall-at: adjust:N or reclaim:N, got ${JSON.stringify(v)}`);
+  return { op, n: Number(n) };
+}
+
 function handoverOptions(args: string[]): HandoverOptions {
   return {
     backend: required(args, "backend") as DriverKind,
@@ -60,7 +69,18 @@ function handoverOptions(args: string[]): HandoverOptions {
     poolBytes: Number(required(args, "pool-bytes")),
     acquireBytes: Number(required(args, "acquire-bytes")),
     iterations: Number(required(args, "iterations")),
+    stallAt: stallAt(flag(args, "stall-at")),
   };
+}
+
+async function handoverTenant(args: string[]): Promise<void> {
+  const tenant = new HandoverTenant({ backend: required(args, "backend") as DriverKind, device: Number(flag(args, "device") ?? 0), path: required(args, "path") });
+  print(tenant.opened);
+  await commands((line) => {
+    const { answer, last } = tenant.command(line);
+    print(answer);
+    return last;
+  });
 }
 
 async function main(): Promise<void> {
@@ -75,8 +95,10 @@ async function main(): Promise<void> {
     runHandoverTraining(handoverOptions(args), print);
   } else if (role === "handover-infer") {
     print({ phase: "measured", ...runHandoverInference(handoverOptions(args)) });
+  } else if (role === "handover-tenant") {
+    await handoverTenant(args);
   } else {
-    throw new Error(`unknown role ${JSON.stringify(role)} (registry, dedup-tenant, handover-train, handover-infer)`);
+    throw new Error(`unknown role ${JSON.stringify(role)} (registry, dedup-tenant, handover-train, handover-infer, handover-tenant)`);
   }
 }
 
