@@ -66,6 +66,7 @@ struct CUmemAccessDesc {
   X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", CUresult (*)(CUcontext*, CUdevice))     \
   X(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2", CUresult (*)(CUdevice))            \
   X(cuCtxSetCurrent, "cuCtxSetCurrent", CUresult (*)(CUcontext))                                  \
+  X(cuCtxSynchronize, "cuCtxSynchronize", CUresult (*)())                                          \
   X(cuGetErrorName, "cuGetErrorName", CUresult (*)(CUresult, const char**))                       \
   X(cuGetErrorString, "cuGetErrorString", CUresult (*)(CUresult, const char**))                   \
   X(cuMemGetAllocationGranularity, "cuMemGetAllocationGranularity",                               \

@@ -102,7 +102,13 @@ class CudaBackend final : public Backend {
     return FromCu(api_, "cuMemFree", Drive([&] { return api_.cuMemFree(va); }));
   }
 
-  // Synchronous copies through pageable host memory: the call returns with the data in place.
+  // Copies through pageable host memory and memsets; each returns with the bytes in place. A copy
+  // to the host is synchronous by itself. A copy from pageable memory returns once the source is
+  // staged, with the DMA possibly still running, and cuMemsetD8 on device memory is asynchronous
+  // (CUDA's "API synchronization behavior"): both wait for the context here, since a caller may
+  // turn the range read-only or unmap it next. Without the wait, a dedup tenant that filled a
+  // chunk and set it read-only at once failed on an H200 now and then: the write still in flight
+  // faulted, and the context's next call returned CUDA_ERROR_LAUNCH_FAILED.
   Status copyToHost(void* dst, uint64_t va, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
@@ -112,13 +118,15 @@ class CudaBackend final : public Backend {
   Status copyFromHost(uint64_t va, const void* src, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemcpyHtoD", Drive([&] { return api_.cuMemcpyHtoD(va, src, bytes); }));
+    return FromCu(api_, "cuMemcpyHtoD + cuCtxSynchronize",
+                  Drive([&] { return Waited(api_.cuMemcpyHtoD(va, src, bytes)); }));
   }
 
   Status memset(uint64_t va, uint8_t value, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemsetD8", Drive([&] { return api_.cuMemsetD8(va, value, bytes); }));
+    return FromCu(api_, "cuMemsetD8 + cuCtxSynchronize",
+                  Drive([&] { return Waited(api_.cuMemsetD8(va, value, bytes)); }));
   }
 
   Status memGetInfo(uint64_t* freeBytes, uint64_t* totalBytes) override {
@@ -211,6 +219,11 @@ class CudaBackend final : public Backend {
   // memory calls (reserve, map, set access, unmap, release) name their device explicitly or act
   // on the process's address space, so they go without it.
   Status Bind() { return FromCu(api_, "cuCtxSetCurrent", api_.cuCtxSetCurrent(context_)); }
+
+  // An asynchronous call's result, then the wait for it: the first error of the two.
+  CUresult Waited(CUresult issued) const {
+    return issued == CUDA_SUCCESS ? api_.cuCtxSynchronize() : issued;
+  }
 
   const CudaApi& api_;
   const int ordinal_;
