@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { readAccessTrace, readFingerprints } from "@lakebed/traces";
+import { readAccessTrace, readFingerprints, readTrace } from "@lakebed/traces";
 import { replayTrace, verifyTrace } from "@lakebed/api";
 import { segmentTrace } from "../packages/api/src/colocate/trace-segments.js";
 import { joinParameters } from "../packages/api/src/colocate/parameter-chunks.js";
@@ -50,6 +50,28 @@ describe("the 1.1B Llama's dedup recordings", () => {
     expect(sweep.map((f) => f.withBytes / MiB)).toEqual([2274, 2496, 2718, 2940, 3162, 3384, 3606, 3828]);
     expect(sweep[5].ratio).toBeCloseTo(0.248, 3);
     expect(sweep[5].ratio).toBeLessThanOrEqual(0.4);
+  });
+
+  it("infer: the segment finder finds the three requests record.py served, though the first holds its input into the second", async () => {
+    // record.py: for (batch, tokens) in [(1, 256), (2, 96), (1, 384)]: ids = randint(...), a prompt,
+    // 32 tokens. `ids` is freed when the next request rebinds it, after the new one is allocated,
+    // so the live bytes never come back to rest between the first two requests (they did between
+    // the second and the third only because the third's ids are never freed: they end up kept)
+    const d = (await readTrace(join(dir, "llama1b_infer.def.pickle.gz"))).devices[0];
+    const { prologue, segments } = segmentTrace(d);
+    expect(segments).toHaveLength(3);
+    const firstAlloc = (k: number) => segments[k].ops.bytes[segments[k].ops.isAlloc.indexOf(1)];
+    // each request starts with its input ids (int64): 1 x 256, then 2 x 96
+    expect([firstAlloc(0), firstAlloc(1)]).toEqual([1 * 256 * 8, 2 * 96 * 8]);
+    // the third's (1 x 384) is never freed: a kept block, in the prologue
+    expect(firstAlloc(2)).not.toBe(1 * 384 * 8);
+    expect([...prologue.bytes].filter((b) => b === 1 * 384 * 8)).toHaveLength(1);
+    // the same operators in each (a prompt, then 32 tokens): as many operations, but the third's input
+    expect(segments.map((g) => g.ops.length)).toEqual([62548, 62548, 62546]);
+    // the pieces cover the run they were cut from: no event of a request is lost
+    expect(segments[1].firstEvent).toBe(segments[0].lastEvent + 1);
+    expect(segments.map((g) => Math.round((g.peakAboveRestBytes / MiB) * 10) / 10)).toEqual([22.1, 16.6, 33.2]);
+    expect(segments.map((g) => Math.round(g.durationUs / 1e5) / 10)).toEqual([5.7, 5, 2.9]);
   });
 
   it("two LoRA fine-tunes of the one base: the base's chunks shared, the adapters the optimizer writes private", async () => {

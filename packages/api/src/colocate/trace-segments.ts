@@ -9,11 +9,14 @@
 //   segment  = a maximal run of events during which those bytes stand above rest(i), closed by
 //              the event that brings them back; only runs whose peak above rest is at least
 //              MIN_PEAK_SHARE of the largest run's are steps or requests (the others are the
-//              temporaries of model set-up)
+//              temporaries of model set-up); a run that joins two requests, because the
+//              program holds a request's input until the next request's is allocated, is cut
+//              where its bytes come back within 1% of the largest run's peak (splitJoined)
 //
 // On the recorded traces (test/fixtures/access) this finds gpt2_train's four steps (the optimizer's
-// state, created in the first, is kept, so it is prologue) and llama_infer's three requests (a
-// prompt, then 48 tokens); docs/colocate.md lists them. A segment replays on its own: a block it
+// state, created in the first, is kept, so it is prologue), llama_infer's three requests (a
+// prompt, then 48 tokens) and llama1b_infer's three (a prompt, then 32 tokens; the first two
+// joined by the first's input ids until cut); docs/colocate.md lists them. A segment replays on its own: a block it
 // allocates and does not free is freed at its end, and a free of a block from before it is left
 // out, so that a step or a request can be replayed any number of times, in any order.
 import { Action, type DeviceTrace } from "@lakebed/traces";
@@ -77,22 +80,19 @@ export function segmentTrace(trace: DeviceTrace): SegmentedTrace {
   let least = Infinity;
   for (let i = n - 1; i >= 0; i--) rest[i] = least = Math.min(least, live[i]);
 
-  const ranges: [number, number][] = [];
-  let start = -1;
-  for (let i = 0; i < n; i++) {
-    const above = live[i] > rest[i];
-    if (above && start < 0) start = i;
-    if (!above && start >= 0) {
-      ranges.push([start, i]);
-      start = -1;
-    }
-  }
-  const time = (i: number) => (Number.isFinite(e.timeUs[i]) ? e.timeUs[i] : i);
   const peakOf = ([a, b]: [number, number]) => {
     let peak = 0;
     for (let i = a; i <= b; i++) peak = Math.max(peak, live[i] - rest[b]);
     return peak;
   };
+  const strict = runsAbove(live, rest, 0, 0, n - 1);
+  // a run holding several requests, joined by what one request holds into the next, is cut
+  // between them (splitJoined)
+  const slack = SLACK_SHARE * Math.max(0, ...strict.map(peakOf));
+  const inner = strict.map(([a, b]) => runsAbove(live, rest, slack, a, b).map((r) => ({ close: r[1], peak: peakOf(r) })));
+  const floor = MIN_PEAK_SHARE * Math.max(0, ...inner.flat().map((r) => r.peak));
+  const ranges = strict.flatMap((run, k) => splitJoined(run, inner[k].filter((r) => r.peak >= floor && r.peak > 0).map((r) => r.close)));
+  const time = (i: number) => (Number.isFinite(e.timeUs[i]) ? e.timeUs[i] : i);
   const peaks = ranges.map(peakOf);
   const largest = Math.max(0, ...peaks);
   const segments: TraceSegment[] = [];
@@ -108,6 +108,48 @@ export function segmentTrace(trace: DeviceTrace): SegmentedTrace {
 
 /** Runs of the trace smaller than this share of its largest are set-up temporaries, not steps. */
 const MIN_PEAK_SHARE = 0.25;
+
+/**
+ * Within a run, live bytes back within this share of the largest run's peak above rest may be the
+ * boundary between two requests that the run joins: a program can hold a request's input into the
+ * next request (Python frees `ids` when the next request rebinds it, after allocating the new
+ * one), so the bytes never come back to rest between them. Kilobytes of token ids against a
+ * request's megabytes of activations and KV cache.
+ */
+const SLACK_SHARE = 0.01;
+
+/** Maximal runs of events in [from, to] whose live bytes stand more than `slack` above rest, each closed by the event that brings them back within it. */
+function runsAbove(live: Float64Array, rest: Float64Array, slack: number, from: number, to: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  let start = -1;
+  for (let i = from; i <= to; i++) {
+    const above = live[i] - rest[i] > slack;
+    if (above && start < 0) start = i;
+    if (!above && start >= 0) {
+      ranges.push([start, i]);
+      start = -1;
+    }
+  }
+  return ranges;
+}
+
+/**
+ * A run cut where its live bytes come back within the slack between two inner runs that are each
+ * a step's or a request's size (`closes`: the events closing those): a piece ends at the event
+ * that closes its inner run, and the next starts right after it (the allocations in the valley,
+ * the next request's input, are the next request's), so the pieces cover the run. With one such
+ * inner run (every recorded trace but llama1b_infer), the run is kept as it is.
+ */
+function splitJoined(run: [number, number], closes: number[]): [number, number][] {
+  const pieces: [number, number][] = [];
+  let first = run[0];
+  for (const close of closes.slice(0, -1)) {
+    pieces.push([first, close]);
+    first = close + 1;
+  }
+  pieces.push([first, run[1]]);
+  return pieces;
+}
 
 /**
  * The allocations of the blocks `takes` in events [a, b], with their frees there, as operations;
