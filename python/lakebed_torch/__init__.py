@@ -14,7 +14,8 @@ of its own), and a snapshot in torch.cuda.memory._dump_snapshot's format from th
 The library's trace keeps its newest LAKEBED_TORCH_TRACE_MAX_ENTRIES entries (default 2,097,152, 40 bytes
 each; 0 records none), a ring as _record_memory_history(max_entries=...) keeps: a longer job's snapshot
 starts mid-run (dump_snapshot warns) and lakebed rebuilds the state before it. The snapshot names where
-each empty_cache() began (allocator_settings' lakebed_empty_cache_at), which PyTorch's cannot.
+each empty_cache() began (allocator_settings' lakebed_empty_cache_at) and the device's total memory
+(lakebed_device_total), which PyTorch's cannot.
 
 What a pluggable allocator cannot do (PyTorch's CUDAPluggableAllocator raises "does not yet
 support"): torch.cuda.memory_stats / memory_allocated / _record_memory_history / _snapshot, CUDA
@@ -78,6 +79,7 @@ def _load():
         lib.lakebed_latency_read.argtypes = [c_int, ctypes.POINTER(ctypes.c_uint32), u64]
         lib.lakebed_latency_read.restype = u64
         lib.lakebed_pending_frees.restype = u64
+        lib.lakebed_device_total.restype = u64
         lib.lakebed_check.restype = c_char_p
         lib.lakebed_memory.argtypes = [p64]
         lib.lakebed_conf_parse.argtypes = [c_char_p, ctypes.POINTER(c_double)]
@@ -177,6 +179,13 @@ def snapshot(device=0):
         warnings.warn(f"lakebed_torch: the trace kept its newest entries only ({dropped} older ones dropped, "
                       "LAKEBED_TORCH_TRACE_MAX_ENTRIES); the snapshot starts mid-run", RuntimeWarning, stacklevel=2)
     settings = _settings(policy, conf)
+    trace = _trace()
+    # A wrapped trace starts after the last free_completed whose free_requested the cap dropped: the
+    # start state rebuilt from the segments would hold that block pending, which the policies that
+    # allocate the start state afresh (vms, lakebed) cannot take; a few more of the oldest entries
+    # dropped, and the block is simply free at the start.
+    skip = _orphaned_frees(trace) if dropped else 0
+    trace = trace[skip:]
     # Where each torch.cuda.empty_cache() began (device_traces indices): a replay then knows every other
     # segment_unmap for the policy's own work inside a malloc (lakebed moving a chunk), which a PyTorch
     # trace cannot say (trace_log.h). In allocator_settings, a string, so that every reader and lakebed's
@@ -184,9 +193,29 @@ def snapshot(device=0):
     n = lib.lakebed_empty_cache_marks(None, 0)
     marks = (ctypes.c_uint64 * max(n, 1))()
     n = lib.lakebed_empty_cache_marks(marks, n)
-    settings["lakebed_empty_cache_at"] = ",".join(str(marks[i]) for i in range(n))
-    traces = [[] for _ in range(device)] + [_trace()]  # device_traces is indexed by device
+    settings["lakebed_empty_cache_at"] = ",".join(str(marks[i] - skip) for i in range(n) if marks[i] >= skip)
+    # The device's total memory, which sizes the policy's reservations (expandable segments reserve
+    # 1 1/8 of it each): a replay reserves the same and finds the segments where they were. PyTorch's
+    # snapshots do not say it and core-sim infers it from the trace's maps, which a wrapped trace may
+    # no longer hold (on the host driver, whose total is the machine's memory, far below a GPU's).
+    settings["lakebed_device_total"] = str(lib.lakebed_device_total())
+    traces = [[] for _ in range(device)] + [trace]  # device_traces is indexed by device
     return {"segments": segments, "device_traces": traces, "allocator_settings": settings}
+
+
+def _orphaned_frees(trace):
+    """How many entries to leave out of a wrapped trace's start: up to its last free_completed whose
+    free_requested came before the first entry (0 when none)."""
+    requested, cut = set(), 0
+    for i, e in enumerate(trace):
+        if e["action"] == "free_requested":
+            requested.add(e["addr"])
+        elif e["action"] == "free_completed":
+            if e["addr"] in requested:
+                requested.discard(e["addr"])
+            else:
+                cut = i + 1
+    return cut
 
 
 _ROUNDUP_KEYS = [str(1 << i) for i in range(16)]  # bucket starts in MiB, as PyTorch writes them

@@ -36,8 +36,9 @@ export interface ReplayOptions {
    */
   capacityBytes?: number;
   /**
-   * the device's total memory (sizes expandable reservations); default H100_TOTAL_BYTES, or less
-   * where the trace's expandable reservations show a smaller device (device-total.ts)
+   * the device's total memory (sizes expandable reservations); default the trace's own where its
+   * recorder says it (DeviceTrace.deviceTotalBytes), else H100_TOTAL_BYTES, or less where the
+   * trace's expandable reservations show a smaller device (device-total.ts)
    */
   deviceTotalBytes?: number;
   /** take segment base addresses from the trace where it has them (default true) */
@@ -208,7 +209,7 @@ export function replayDevice(trace: DeviceTrace, opts: ReplayOptions): DeviceRep
  */
 /** The device a trace replays on: its total memory and PyTorch's per-process limit (0: none). */
 function deviceSize(trace: DeviceTrace, opts: Pick<ReplayOptions, "conf" | "capacityBytes" | "deviceTotalBytes">): { total: number; capacity: number } {
-  const total = opts.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
+  const total = opts.deviceTotalBytes ?? trace.deviceTotalBytes ?? inferDeviceTotalBytes(trace, H100_TOTAL_BYTES);
   const fraction = opts.conf.perProcessMemoryFraction;
   const capacity = opts.capacityBytes ?? (fraction !== null ? Math.floor(fraction * total) : 0);
   return { total, capacity };

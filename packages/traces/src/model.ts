@@ -123,6 +123,12 @@ export interface DeviceTrace {
    * whose replay infers empty_cache from each burst (core-sim's replay/replay.ts).
    */
   emptyCacheAt?: number[];
+  /**
+   * The device's total memory, where the recording allocator says it (liblakebed_torch's snapshots,
+   * allocator_settings' `lakebed_device_total`): the replay sizes expandable reservations from it.
+   * Absent for PyTorch's snapshots (core-sim infers it from the trace's reservations).
+   */
+  deviceTotalBytes?: number;
 }
 
 /** What an operator did to a block. Values are stable (u8); bits: 1 read, 2 written, 4 scratch. */

@@ -71,10 +71,29 @@ export function emptyCacheMarks(settings: AllocatorSettings | null, events: numb
   return marks;
 }
 
-/** The recorder's empty_cache calls (emptyCacheMarks), on a device that has events. */
+/**
+ * The device's total memory as the recording allocator knew it (DeviceTrace.deviceTotalBytes):
+ * allocator_settings' `lakebed_device_total`, a whole number of bytes as a string, written by
+ * liblakebed_torch. undefined when the key is absent (a PyTorch snapshot: core-sim infers the total
+ * from the trace's expandable reservations); anything but a positive whole number is refused.
+ */
+export function recordedDeviceTotal(settings: AllocatorSettings | null, file: string): number | undefined {
+  const text = settings?.raw.lakebed_device_total;
+  if (text === undefined) return undefined;
+  const total = /^[0-9]+$/.test(String(text)) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(total) || total <= 0) {
+    throw new TraceError(file, `malformed snapshot: allocator_settings lakebed_device_total "${String(text)}" is not a positive whole number of bytes`);
+  }
+  return total;
+}
+
+/** What the recorder says of a device that has events: its empty_cache calls (emptyCacheMarks) and its total memory (recordedDeviceTotal). */
 export function withEmptyCacheMarks(d: DeviceTrace, settings: AllocatorSettings | null, file: string): DeviceTrace {
   if (d.events.length === 0) return d;
   const marks = emptyCacheMarks(settings, d.events.length, file);
-  return marks === undefined ? d : { ...d, emptyCacheAt: marks };
+  const total = recordedDeviceTotal(settings, file);
+  let out = marks === undefined ? d : { ...d, emptyCacheAt: marks };
+  if (total !== undefined) out = { ...out, deviceTotalBytes: total };
+  return out;
 }
 

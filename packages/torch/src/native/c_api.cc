@@ -265,6 +265,8 @@ int lakebed_memory(uint64_t out[8]) {
   return 0;
 }
 
+uint64_t lakebed_device_total(void) { return g_allocator ? g_allocator->driverTotalBytes() : 0; }
+
 uint64_t lakebed_latency_read(int frees, uint32_t* out, uint64_t count) {
   if (!g_allocator) return 0;
   const auto v = g_allocator->Latencies(frees != 0);

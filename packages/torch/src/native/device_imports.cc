@@ -43,26 +43,26 @@ void DeviceImports::ResolvePending() {
   pending_.clear();
 }
 
-void DeviceImports::Segment(TraceAction action, uint64_t driverVa, uint64_t bytes) {
+void DeviceImports::Segment(TraceAction action, uint64_t driverVa, uint64_t bytes, uint64_t stream) {
   ResolvePending();
   if (!trace_->recording()) return;
   if (action == TraceAction::kSegmentAlloc) {
     // the model range does not exist yet: the entry gets its address at the next resolve (by its
     // absolute number: the cap may drop older entries meanwhile, which moves the kept indices)
-    trace_->Add(action, driverVa, bytes, stream_);
+    trace_->Add(action, driverVa, bytes, stream);
     pending_.push_back(trace_->total() - 1);
     return;
   }
   const uint64_t va = Model(driverVa);
   if (action == TraceAction::kSegmentUnmap) return TraceUnmap(va, bytes);
-  if (action != TraceAction::kSegmentMap) return trace_->Add(action, va, bytes, stream_);
+  if (action != TraceAction::kSegmentMap) return trace_->Add(action, va, bytes, stream);
   const uint64_t before = trace_->total();
-  trace_->AddRange(action, va, bytes, stream_);
+  trace_->AddRange(action, va, bytes, stream);
   if (trace_->total() > before) {
-    traceMapped_[va] = bytes;
-  } else {  // merged into the last entry: its range grew
+    traceMapped_[va] = {bytes, stream};
+  } else {  // merged into the last entry (same stream): its range grew
     const TraceEntry& last = trace_->at(trace_->size() - 1);
-    traceMapped_[last.addr] = last.size;
+    traceMapped_[last.addr] = {last.size, last.stream};
   }
 }
 
@@ -71,16 +71,17 @@ void DeviceImports::TraceUnmap(uint64_t va, uint64_t bytes) {
   auto it = traceMapped_.upper_bound(va);
   if (it != traceMapped_.begin()) --it;
   while (it != traceMapped_.end() && it->first < end) {
-    const uint64_t s = it->first, e = it->first + it->second;
+    const uint64_t s = it->first, e = it->first + it->second.size, stream = it->second.stream;
     if (e <= va) {
       ++it;
       continue;
     }
     const uint64_t cutFrom = std::max(s, va), cutTo = std::min(e, end);
-    trace_->Add(TraceAction::kSegmentUnmap, cutFrom, cutTo - cutFrom, stream_);
+    // the stream the range was mapped on (its segment's), not the request's that releases it
+    trace_->Add(TraceAction::kSegmentUnmap, cutFrom, cutTo - cutFrom, stream);
     it = traceMapped_.erase(it);
-    if (s < cutFrom) traceMapped_[s] = cutFrom - s;
-    if (cutTo < e) it = traceMapped_.emplace(cutTo, e - cutTo).first, ++it;
+    if (s < cutFrom) traceMapped_[s] = {cutFrom - s, stream};
+    if (cutTo < e) it = traceMapped_.emplace(cutTo, TraceRange{e - cutTo, stream}).first, ++it;
   }
 }
 
@@ -156,7 +157,8 @@ int32_t DeviceImports::map(double va, double bytes, int32_t handle, double offse
     return 0;
   }
   mapped_[U64(va)] = U64(bytes);
-  Segment(TraceAction::kSegmentMap, U64(va), U64(bytes));
+  rangeStream_[U64(va)] = stream_;
+  Segment(TraceAction::kSegmentMap, U64(va), U64(bytes), stream_);
   return 0;
 }
 
@@ -175,8 +177,11 @@ void DeviceImports::unmap(double va, double bytes) {
   if (!s.ok()) return Fail("unmap", s);
   // an unmap covers whole mappings (DriverCore checks it): forget each one inside the range
   const uint64_t start = U64(va), end = start + U64(bytes);
-  for (auto it = mapped_.lower_bound(start); it != mapped_.end() && it->first < end;) it = mapped_.erase(it);
-  Segment(TraceAction::kSegmentUnmap, start, U64(bytes));
+  for (auto it = mapped_.lower_bound(start); it != mapped_.end() && it->first < end;) {
+    rangeStream_.erase(it->first);
+    it = mapped_.erase(it);
+  }
+  Segment(TraceAction::kSegmentUnmap, start, U64(bytes), 0);  // each cut piece gets its map's stream
 }
 
 double DeviceImports::malloc(double bytes) {
@@ -189,8 +194,9 @@ double DeviceImports::malloc(double bytes) {
     return 0;
   }
   mallocBytes_[va] = U64(bytes);
+  rangeStream_[va] = stream_;
   Took(U64(bytes));
-  Segment(TraceAction::kSegmentAlloc, va, U64(bytes));
+  Segment(TraceAction::kSegmentAlloc, va, U64(bytes), stream_);
   return static_cast<double>(va);
 }
 
@@ -203,11 +209,13 @@ void DeviceImports::free(double va) {
   calls_->Add(CallKind::kFree, bytes);
   const Status s = Timed([&] { return driver_->Free(U64(va)); });
   if (!s.ok()) return Fail("free", s);
+  const uint64_t stream = StreamOf(U64(va));
+  rangeStream_.erase(U64(va));
   if (it != mallocBytes_.end()) {
     physical_ -= it->second;
     mallocBytes_.erase(it);
   }
-  Segment(TraceAction::kSegmentFree, U64(va), bytes);
+  Segment(TraceAction::kSegmentFree, U64(va), bytes, stream);
 }
 
 double DeviceImports::memGetInfoFree() {

@@ -43,8 +43,16 @@ class DeviceImports {
   // model range only once the malloc import returned) their model address.
   void ResolvePending();
   bool HasPendingTrace() const { return !pending_.empty(); }
-  // The stream the current request runs on (segment events are recorded with it).
+  // The stream the current request runs on: a segment_alloc or segment_map is recorded with it,
+  // and the range keeps it (its segment's stream, as PyTorch's segments have one each): the
+  // segment_free or segment_unmap that gives the range back, whichever request's call makes it, and
+  // the snapshot's segment list name that stream too.
   void SetCurrentStream(uint64_t stream) { stream_ = stream; }
+  // The stream a cudaMalloc'd segment or mapped range (by its driver address) was taken on.
+  uint64_t StreamOf(uint64_t driverVa) const {
+    const auto it = rangeStream_.find(driverVa);
+    return it == rangeStream_.end() ? 0 : it->second;
+  }
 
   bool HasError() const { return !error_.empty(); }
   // The driver error that made an import trap, once (empty when none).
@@ -107,10 +115,15 @@ class DeviceImports {
   // segment_unmap across the pages of several maps; the importer's backward rebuild of such a
   // trace failed on the library's expandable traces, so lakebed verify compares these cut unmaps
   // with the emulator's whole ones and reports the first as a divergence (the README says so).
-  std::map<uint64_t, uint64_t> traceMapped_;
+  // Each with the stream its segment_map was recorded with, for the segment_unmap that cuts it.
+  struct TraceRange {
+    uint64_t size, stream;
+  };
+  std::map<uint64_t, TraceRange> traceMapped_;
   void TraceUnmap(uint64_t va, uint64_t bytes);
   uint64_t Model(uint64_t driverVa);
-  void Segment(TraceAction action, uint64_t driverVa, uint64_t bytes);
+  void Segment(TraceAction action, uint64_t driverVa, uint64_t bytes, uint64_t stream);
+  std::unordered_map<uint64_t, uint64_t> rangeStream_;  // driver address of a malloc or map -> its stream
   uint64_t stream_ = 0;
   std::string error_;
   std::unordered_map<uint32_t, uint64_t> handleBytes_;

@@ -98,6 +98,9 @@ uint64_t lakebed_call_read(uint64_t start, uint64_t count, uint8_t* kind, uint64
  * out[6] the device calls the policy made (map, unmap, memCreate, ...) and out[7] the nanoseconds
  * spent in them. 0, or -1 when not open. */
 int lakebed_memory(uint64_t out[8]);
+/* The device's total memory as the policy knows it (it sizes expandable reservations from it): the
+ * driver's total (cuMemGetInfo), or the total lakebed_open_host was given; 0 when not open. */
+uint64_t lakebed_device_total(void);
 /* Nanoseconds each malloc (frees 0) or free (frees 1) took inside the library. */
 uint64_t lakebed_latency_read(int frees, uint32_t* out, uint64_t count);
 

@@ -407,35 +407,32 @@ std::vector<uint32_t> Allocator::Latencies(bool frees) {
 std::vector<SnapshotSegment> Allocator::Segments() {
   std::lock_guard<std::mutex> lock(mu_);
   // In the policy's address space, as the trace (trace_log.h says why): cudaMalloc'd segments as
-  // they are, mapped ranges joined where adjacent (one expandable segment each, as the importer's
-  // empty-start proof joins them).
+  // they are, mapped ranges joined where adjacent and of one stream (one expandable segment each,
+  // as the importer's empty-start proof joins them). Each with the stream it was taken on, which
+  // the trace's segment events name: a snapshot whose trace the cap cut is rebuilt backwards from
+  // these segments, and undoing a segment_unmap joins the range to its neighbour only where their
+  // streams agree, as PyTorch's expandable segments are one per stream.
   std::vector<SnapshotSegment> mallocs, mappings;
   policy_->Run([&] {
     for (const auto& [addr, size] : imports_->mallocs())
-      mallocs.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, 0, false, {}});
+      mallocs.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, imports_->StreamOf(addr), false, {}});
     for (const auto& [addr, size] : imports_->mappings())
-      mappings.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, 0, true, {}});
+      mappings.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, imports_->StreamOf(addr), true, {}});
   });
   auto byAddress = [](const SnapshotSegment& a, const SnapshotSegment& b) { return a.addr < b.addr; };
   std::sort(mappings.begin(), mappings.end(), byAddress);
   std::vector<SnapshotSegment> segments = std::move(mallocs);
   for (const SnapshotSegment& m : mappings) {
-    if (!segments.empty() && segments.back().expandable && segments.back().addr + segments.back().size == m.addr)
+    const SnapshotSegment* last = segments.empty() ? nullptr : &segments.back();
+    if (last && last->expandable && last->stream == m.stream && last->addr + last->size == m.addr)
       segments.back().size += m.size;
     else
       segments.push_back(m);
   }
   std::sort(segments.begin(), segments.end(), byAddress);
   std::vector<SnapshotBlock> blocks;
-  std::vector<uint64_t> blockStreams;
-  for (const auto& [ptr, b] : live_) {
-    blocks.push_back({b.modelAddr, policy_->BlockSize(b.handle), b.requested, 0});
-    blockStreams.push_back(b.stream);
-  }
-  for (const auto& p : pending_) {
-    blocks.push_back({p.modelAddr, policy_->BlockSize(p.handle), p.requested, 1});
-    blockStreams.push_back(p.stream);
-  }
+  for (const auto& [ptr, b] : live_) blocks.push_back({b.modelAddr, policy_->BlockSize(b.handle), b.requested, 0});
+  for (const auto& p : pending_) blocks.push_back({p.modelAddr, policy_->BlockSize(p.handle), p.requested, 1});
   std::vector<size_t> order(blocks.size());
   for (size_t i = 0; i < order.size(); i++) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return blocks[a].addr < blocks[b].addr; });
@@ -448,7 +445,6 @@ std::vector<SnapshotSegment> Allocator::Segments() {
     const uint64_t end = seg.blocks.empty() ? seg.addr : seg.blocks.back().addr + seg.blocks.back().size;
     if (b.addr > end) seg.blocks.push_back({end, b.addr - end, 0, 2});
     seg.blocks.push_back(b);
-    seg.stream = blockStreams[k];
   }
   for (auto& seg : segments) {
     const uint64_t end = seg.blocks.empty() ? seg.addr : seg.blocks.back().addr + seg.blocks.back().size;
