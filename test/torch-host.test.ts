@@ -188,14 +188,24 @@ describe.skipIf(skip)("a snapshot python/lakebed_torch wrote from the library", 
       expect(replay(unmarked, "lakebed").stats["num_device_alloc"]).not.toBe(stats["num_device_alloc"]);
     });
   }
-  it("caching: lakebed verify matches the segment events and the final layout", () => {
-    for (const seed of [1, 2]) {
-      const { path } = write("caching", seed);
-      const r = lakebed(["verify", path], 120_000);
-      expect(r.stdout + r.stderr).toContain("MATCH (policy caching)");
-      expect(r.status).toBe(0);
-    }
-  });
+  // verify checks a library snapshot against the policy it names (lakebed_policy): the driver calls
+  // the library made against the emulator's segments, as memory taken and given back per request
+  // (api's verify.ts takenAndGivenBack: the library writes one segment_unmap per map it cuts, and a
+  // chunk move's map before its unmap)
+  for (const [policy, conf] of [["caching", ""], ["expandable", ""], ["vms", ""], ["lakebed", ""], ["lakebed", "lakebed_large_page_mb:2"]]) {
+    it(`${policy}${conf ? ` (${conf})` : ""}: lakebed verify matches its own segment events and final layout, and not another policy's`, () => {
+      for (const seed of [1, 2]) {
+        const { path } = write(policy, seed, conf);
+        const r = lakebed(["verify", path], 120_000);
+        expect(r.stdout + r.stderr).toContain(`MATCH (policy ${policy})`);
+        expect(r.status).toBe(0);
+      }
+      const { path } = write(policy, 3, conf);
+      const other = lakebed(["verify", path, "--policy", policy === "caching" ? "lakebed" : "caching"], 120_000);
+      expect(other.stdout).toContain("MISMATCH");
+      expect(other.status).toBe(1);
+    });
+  }
 });
 
 describe.skipIf(skip)("the trace keeps its newest entries, as _record_memory_history(max_entries=...)", () => {

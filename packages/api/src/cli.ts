@@ -99,8 +99,9 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command("verify")
-    .description("replay with the recorded settings and compare segment events and the final layout with PyTorch's")
+    .description("replay with the recorded settings and compare segment events and the final layout with PyTorch's (or the library's policy's)")
     .argument("<trace>", "trace file")
+    .option("--policy <name>", "the policy whose segment events to compare with (default: the one the snapshot names, lakebed_torch's; else caching, or expandable under expandable_segments)")
     .option("--capacity <bytes>", "the device capacity the trace was recorded under (set_per_process_memory_fraction x total)")
     .option("--json", "print one JSON document on stdout")
     .action(run(commands.verify));

@@ -1,13 +1,18 @@
 import { Action, ACTION_NAMES, type DeviceTrace, type SegmentState, type Trace } from "@lakebed/traces";
 import type { DeviceReplayResult } from "@lakebed/core-sim";
 import { allocationEvents } from "./describe.js";
-import { replayTrace, type ReplayRequest } from "./replay.js";
+import { POLICIES, replayTrace, type PolicyName, type ReplayRequest } from "./replay.js";
 import { privatePoolCaveat } from "./caveats.js";
 
 /**
  * `lakebed verify`: replay a trace with the settings PyTorch recorded and compare what the emulator
  * did at the device level (segment_alloc/free, segment_map/unmap) with what PyTorch did, event by
  * event, then compare the final segment and block layout with the snapshot's.
+ *
+ * Under which policy: request.policy, else the one the snapshot names (liblakebed_torch writes
+ * allocator_settings' `lakebed_policy`: a snapshot recorded under policy P is checked against P's
+ * own segment events), else PyTorch's allocator (caching; expandable where the recorded settings
+ * turn expandable_segments on).
  *
  * Device-level events are compared by (action, address, bytes) and by how many allocation requests
  * came before them: PyTorch logs a segment_alloc just before the alloc that caused it, while the
@@ -46,21 +51,32 @@ export interface VerifyDocument {
   match: boolean;
   /** why the trace cannot be verified, when it cannot */
   reason?: string;
+  /** the policy whose segment events were compared (--policy, else the snapshot's lakebed_policy, else caching or expandable) */
   policy?: string;
+  /** the policy the snapshot says it was recorded under (liblakebed_torch's snapshots), when it names one */
+  recordedPolicy?: string;
   devices: DeviceVerifyDocument[];
 }
 
 const SEGMENT_ACTIONS = new Set<number>([Action.SegmentAlloc, Action.SegmentFree, Action.SegmentMap, Action.SegmentUnmap]);
 
-export function verifyTrace(trace: Trace, request: Pick<ReplayRequest, "capacityBytes" | "onProgress" | "checkEvery"> = {}): VerifyDocument {
+/** The policy a snapshot says it was recorded under (allocator_settings' `lakebed_policy`, written by liblakebed_torch), when it names one lakebed has. */
+export function recordedPolicy(trace: Trace): PolicyName | undefined {
+  const name = trace.allocatorSettings?.raw.lakebed_policy;
+  return typeof name === "string" && (POLICIES as readonly string[]).includes(name) ? (name as PolicyName) : undefined;
+}
+
+export function verifyTrace(trace: Trace, request: Pick<ReplayRequest, "policy" | "capacityBytes" | "onProgress" | "checkEvery"> = {}): VerifyDocument {
   const unverifiable = whyUnverifiable(trace);
   if (unverifiable) return { match: false, reason: unverifiable, devices: [] };
-  const { document, results } = replayTrace(trace, { ...request, traceAddresses: true });
-  const devices = trace.devices.map((d, i) => compareDevice(d, results[i]));
+  const recorded = recordedPolicy(trace);
+  const policy = request.policy ?? recorded;
+  const { document, results } = replayTrace(trace, { ...request, policy, traceAddresses: true });
+  const devices = trace.devices.map((d, i) => compareDevice(d, results[i], recorded !== undefined));
   const match = devices.every((d) => d.firstMismatch === null && d.finalStateMatches);
   // A divergence in a trace with private pools is expected, not an emulation error: say why.
   const caveat = match ? null : privatePoolCaveat(trace);
-  return { match, ...(caveat === null ? {} : { reason: caveat }), policy: document.policy, devices };
+  return { match, ...(caveat === null ? {} : { reason: caveat }), policy: document.policy, ...(recorded ? { recordedPolicy: recorded } : {}), devices };
 }
 
 function whyUnverifiable(trace: Trace): string | null {
@@ -74,9 +90,16 @@ function whyUnverifiable(trace: Trace): string | null {
   return null;
 }
 
-export function compareDevice(trace: DeviceTrace, result: DeviceReplayResult): DeviceVerifyDocument {
+/**
+ * library: the trace is liblakebed_torch's, whose segment events are the driver calls the policy
+ * made (cudaMalloc: segment_alloc, a map: segment_map, one segment_unmap per map an unmap cuts), in
+ * the policy's address space, where the emulator logs the policy's own segments (vms: a stitched
+ * range is a segment_alloc). Both are then compared as memory taken and given back per request
+ * (takenAndGivenBack); the final layouts, as the live blocks (address, size, state, request).
+ */
+export function compareDevice(trace: DeviceTrace, result: DeviceReplayResult, library = false): DeviceVerifyDocument {
   const requestsBefore = requestCounter(trace);
-  const expected: SegmentEventView[] = [];
+  let expected: SegmentEventView[] = [];
   for (let i = 0; i < trace.events.length; i++) {
     const action = trace.events.action[i];
     if (!SEGMENT_ACTIONS.has(action)) continue;
@@ -88,13 +111,17 @@ export function compareDevice(trace: DeviceTrace, result: DeviceReplayResult): D
       requestsBefore: requestsBefore[i],
     });
   }
-  const actual: SegmentEventView[] = result.segmentEvents.map((e) => ({
+  let actual: SegmentEventView[] = result.segmentEvents.map((e) => ({
     eventIndex: e.eventIndex,
     action: ACTION_NAMES[e.action as Action],
     addr: e.addr,
     size: e.size,
     requestsBefore: e.eventIndex < requestsBefore.length ? requestsBefore[e.eventIndex] : requestsBefore[requestsBefore.length - 1] ?? 0,
   }));
+  if (library) {
+    expected = takenAndGivenBack(expected);
+    actual = takenAndGivenBack(actual);
+  }
   let firstMismatch: SegmentMismatch | null = null;
   const n = Math.max(expected.length, actual.length);
   for (let k = 0; k < n; k++) {
@@ -104,7 +131,7 @@ export function compareDevice(trace: DeviceTrace, result: DeviceReplayResult): D
     firstMismatch = { position: k, expected: e, actual: a };
     break;
   }
-  const finalStateDifference = compareLayouts(trace.finalState, result.finalSegments);
+  const finalStateDifference = library ? compareHeld(trace.finalState, result.finalSegments) : compareLayouts(trace.finalState, result.finalSegments);
   return {
     device: trace.device,
     segmentEventsCompared: firstMismatch ? firstMismatch.position : n,
@@ -113,6 +140,56 @@ export function compareDevice(trace: DeviceTrace, result: DeviceReplayResult): D
     finalStateDifference,
     complete: trace.complete,
   };
+}
+
+/**
+ * The events as memory taken ("take") and given back ("give back") per request (compareDevice's
+ * library): within the calls made before one request is served, the ranges given back, then those
+ * taken, each in address order with side-by-side ranges joined. The order inside one request is the
+ * recorder's (the library writes each driver call as made, a chunk move's map before its unmap; the
+ * emulator's log may name the unmap first); what the request left mapped is the same either way.
+ */
+export function takenAndGivenBack(events: SegmentEventView[]): SegmentEventView[] {
+  const out: SegmentEventView[] = [];
+  for (let i = 0; i < events.length; ) {
+    let j = i;
+    while (j < events.length && events[j].requestsBefore === events[i].requestsBefore) j++;
+    const group = events.slice(i, j).map((e) => ({ ...e, action: e.action === "segment_alloc" || e.action === "segment_map" ? "take" : "give back" }));
+    for (const action of ["give back", "take"]) {
+      let last: SegmentEventView | undefined;
+      for (const e of group.filter((g) => g.action === action).sort((a, b) => a.addr - b.addr)) {
+        if (last && last.addr + last.size === e.addr) {
+          last.size += e.size;
+          continue;
+        }
+        last = { ...e, eventIndex: events[i].eventIndex };
+        out.push(last);
+      }
+    }
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * compareLayouts for a library trace: the live blocks (its segments are the driver's mapped ranges,
+ * aliases included where vms stitches, the emulator's the policy's own segments; what each took and
+ * gave back is the segment events' to compare).
+ */
+export function compareHeld(expected: SegmentState[], actual: SegmentState[]): string | null {
+  const live = (segs: SegmentState[]) => segs.flatMap((s) => s.blocks.filter((b) => b.state !== "inactive")).sort((a, b) => a.address - b.address);
+  const want = live(expected);
+  const got = live(actual);
+  for (let j = 0; j < Math.max(want.length, got.length); j++) {
+    const w = want[j];
+    const g = got[j];
+    if (!w) return `the emulator has an extra live block at ${hex(g.address)} (${g.size} bytes)`;
+    if (!g) return `the emulator lacks the live block at ${hex(w.address)} (${w.size} bytes)`;
+    if (w.address !== g.address || w.size !== g.size || w.state !== g.state || w.requestedSize !== g.requestedSize) {
+      return `live block ${j}: snapshot ${hex(w.address)} ${w.size} bytes ${w.state} (requested ${w.requestedSize}), emulator ${hex(g.address)} ${g.size} bytes ${g.state} (requested ${g.requestedSize})`;
+    }
+  }
+  return null;
 }
 
 function sameSegmentEvent(e: SegmentEventView, a: SegmentEventView): boolean {

@@ -113,8 +113,8 @@ class DeviceImports {
   // written as one segment_unmap per map entry it cuts, so that the importer proves the trace
   // starts empty (packages/traces' empty-start.ts matches each unmap to one map). PyTorch writes one
   // segment_unmap across the pages of several maps; the importer's backward rebuild of such a
-  // trace failed on the library's expandable traces, so lakebed verify compares these cut unmaps
-  // with the emulator's whole ones and reports the first as a divergence (the README says so).
+  // trace failed on the library's expandable traces. lakebed verify joins the cut unmaps again
+  // (api's verify.ts, takenAndGivenBack) before it compares them with the emulator's whole ones.
   // Each with the stream its segment_map was recorded with, for the segment_unmap that cuts it.
   struct TraceRange {
     uint64_t size, stream;

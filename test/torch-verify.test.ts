@@ -1,0 +1,42 @@
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { lakebed } from "./support/cli.js";
+import { repoRoot } from "./support/shared-traces.js";
+
+/**
+ * `lakebed verify` on snapshots liblakebed_torch wrote on an H200 (packages/torch/bench/results/
+ * h200-2026-12-02-c: GPT-2 and Llama LoRA under each policy through the library). Such a snapshot
+ * names its policy (allocator_settings' lakebed_policy) and verify checks it against that policy's
+ * own segment events by default, or against --policy's. These snapshots predate the device total in
+ * the snapshot (lakebed_device_total): vms sizes from the device, so --capacity gives the H200's.
+ */
+const results = resolve(repoRoot, "packages/torch/bench/results/h200-2026-12-02-c");
+
+describe("lakebed verify --policy on the library's recorded snapshots", () => {
+  it("vms's snapshot verifies against vms's own segment events by default, and not against caching's", () => {
+    const file = resolve(results, "llama_lora.vms.pickle.gz");
+    const r = lakebed(["verify", file, "--capacity", "139GiB", "--json"], 120_000);
+    expect(r.status, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ match: true, policy: "vms", recordedPolicy: "vms" });
+    expect(doc.devices[0].segmentEventsCompared).toBeGreaterThan(30);
+    expect(lakebed(["verify", file, "--capacity", "139GiB", "--policy", "vms"], 120_000).stdout).toContain("MATCH (policy vms)");
+    const other = lakebed(["verify", file, "--capacity", "139GiB", "--policy", "caching"], 120_000);
+    expect(other.status).toBe(1);
+    expect(other.stdout).toContain("MISMATCH (policy caching)");
+    expect(other.stdout).toMatch(/first diverging segment event #\d+: the library \(vms\) did take 0x[0-9a-f]+ \d+ B after \d+ requests/);
+  });
+  it("caching's and expandable's verify against their own policies (PyTorch's allocator, emulated)", () => {
+    for (const [file, policy] of [["gpt2_ckpt.caching.pickle.gz", "caching"], ["llama_lora.expandable.pickle.gz", "expandable"]]) {
+      const r = lakebed(["verify", resolve(results, file)], 120_000);
+      expect(r.stdout, file).toContain(`MATCH (policy ${policy})`);
+      expect(r.status).toBe(0);
+    }
+  });
+  it("a policy that does not exist is one line naming the choices, exit status 2", () => {
+    const r = lakebed(["verify", resolve(results, "gpt2_ckpt.caching.pickle.gz"), "--policy", "nope"]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^lakebed: --policy: unknown policy 'nope' \(choose one of caching, expandable, vms, lakebed/)]);
+  });
+});
