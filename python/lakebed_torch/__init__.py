@@ -79,7 +79,8 @@ def _load():
         lib.lakebed_latency_read.argtypes = [c_int, ctypes.POINTER(ctypes.c_uint32), u64]
         lib.lakebed_latency_read.restype = u64
         lib.lakebed_pending_frees.restype = u64
-        lib.lakebed_device_total.restype = u64
+        if hasattr(lib, "lakebed_device_total"):  # a library built before it has none (snapshot() then leaves the key out)
+            lib.lakebed_device_total.restype = u64
         lib.lakebed_check.restype = c_char_p
         lib.lakebed_memory.argtypes = [p64]
         lib.lakebed_conf_parse.argtypes = [c_char_p, ctypes.POINTER(c_double)]
@@ -198,7 +199,8 @@ def snapshot(device=0):
     # 1 1/8 of it each): a replay reserves the same and finds the segments where they were. PyTorch's
     # snapshots do not say it and core-sim infers it from the trace's maps, which a wrapped trace may
     # no longer hold (on the host driver, whose total is the machine's memory, far below a GPU's).
-    settings["lakebed_device_total"] = str(lib.lakebed_device_total())
+    if hasattr(lib, "lakebed_device_total"):
+        settings["lakebed_device_total"] = str(lib.lakebed_device_total())
     traces = [[] for _ in range(device)] + [trace]  # device_traces is indexed by device
     return {"segments": segments, "device_traces": traces, "allocator_settings": settings}
 

@@ -353,10 +353,16 @@ def main(argv):
             json.dump(plan, f, indent=1)
 
     write_plan()
-    longest = {w: 0.0 for w in workloads_list}  # the longest run of each workload so far
+    took_s = {w: [] for w in workloads_list}  # each workload's runs' seconds so far
+
+    def expected_s(w):
+        """A run's seconds, as this workload's runs took (the median: the first, cold one is slower)."""
+        t = took_s[w]
+        return statistics.median(t) if len(t) >= 2 else (t[0] if t else 0.0)
+
     for r in range(args.rounds):
         # a round is every arm of every workload; it starts only where the last one's time fits
-        round_estimate = sum(longest.values()) * len(arms) * 1.1
+        round_estimate = sum(expected_s(w) for w in workloads_list) * len(arms) * 1.1
         if r > 0 and time.monotonic() - t0 + round_estimate > args.budget_s:
             note(f"round {r} not started: {round(time.monotonic() - t0)} s + about {round(round_estimate)} s > budget {args.budget_s} s")
             break
@@ -364,7 +370,7 @@ def main(argv):
             order = arms[r % len(arms):] + arms[:r % len(arms)]  # rotated: each arm at every position in turn
             for position, arm in enumerate(order):
                 elapsed = time.monotonic() - t0
-                if elapsed + longest[w] * 1.1 > args.budget_s:
+                if elapsed + expected_s(w) * 1.3 > args.budget_s:
                     note(f"{w} {arm} r{r} skipped ({round(elapsed)} s, past the budget)")
                     continue
                 spec = {"workload_spec": w, "arm": arm, "round_index": r, "position": position, "outdir": args.outdir,
@@ -382,7 +388,7 @@ def main(argv):
                     spawn = plan["spawn"] = True
                     rc = wait_run(start_run(spec, log, spawn), args.run_timeout)
                 took = time.monotonic() - started
-                longest[w] = max(longest[w], took)
+                took_s[w].append(took)
                 plan["runs"].append({"workload": w, "arm": arm, "round": r, "position": position, "rc": rc, "s": round(took, 2)})
                 note(f"{w} {arm} r{r} rc={rc} {took:.1f} s {last_line(log)}")
         plan["rounds_run"] = r + 1

@@ -4,8 +4,8 @@
 # GPT-2 training and Llama LoRA, many short processes in rotating rounds (steptime.py says how and
 # why). Then, here: node scripts/torch/steptime-report.mjs OUTDIR (the ratio to native, its interval).
 # Usage: scripts/torch/steptime.sh OUTDIR [BUDGET_S [steptime.py options...]]
-#   BUDGET_S (default 380): no process starts that would end after it, as the last ones took; the
-#   longest process so far is the guess. WORKLOADS / ARMS / CYCLES override steptime.py's defaults
+#   BUDGET_S (default 380): no round (or process) starts that would end after it, as the workload's
+#   processes took so far (their median). WORKLOADS / ARMS / CYCLES override steptime.py's defaults
 #   (e.g. WORKLOADS='gpt2_ckpt,gpt2_ckpt*4' adds GPT-2 with four times the batch, a GPU-bound variant).
 set -uo pipefail
 out=${1:?OUTDIR}
