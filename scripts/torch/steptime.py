@@ -11,6 +11,8 @@ the device tool, measured so that a 2% difference in the median step time can be
       --warmup-cycles 3 --cycles 12      cycles of the four batch shapes left out / measured
       --rounds N                         at most N rounds (default: as many as BUDGET_S allows)
       --run-timeout 120                  seconds one process may take
+      --pin CPUS                         run every process on these CPUs only (a list: 2-5 or 2,3,8,9),
+                                         its threads too, the same set for every arm
 
 Why it is built this way (packages/torch/bench/results/README.md, h200-2026-12-02-c): one median
 over train.py's four cycling batch shapes spans 15-30% between quartiles, and two processes of the
@@ -71,6 +73,7 @@ def parse_args(argv):
     p.add_argument("--cycles", type=int, default=12)
     p.add_argument("--rounds", type=int, default=1000)
     p.add_argument("--run-timeout", type=float, default=120)
+    p.add_argument("--pin", default="", help="CPUs every run is confined to, e.g. 2-5 or 2,3,8,9")
     return p.parse_args(argv)
 
 
@@ -85,6 +88,31 @@ def split_workload(name):
     """'gpt2_ckpt*4' -> ('gpt2_ckpt', 4)."""
     base, _, scale = name.partition("*")
     return base, int(scale or 1)
+
+
+def cpu_list(text):
+    """'2-5,8' -> {2, 3, 4, 5, 8}; '' -> None (no pinning)."""
+    cpus = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus or None
+
+
+def cpu_mhz(cpus):
+    """/proc/cpuinfo's current clock of each CPU in cpus (None where the kernel does not say)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            blocks = f.read().split("\n\n")
+    except OSError:
+        return None
+    out = {}
+    for b in blocks:
+        fields = dict(line.split(":", 1) for line in b.splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        if "processor" in fields and int(fields["processor"]) in cpus and "cpu MHz" in fields:
+            out[int(fields["processor"])] = float(fields["cpu MHz"])
+    return out or None
 
 
 def proc_stat_cpu():
@@ -110,11 +138,17 @@ class ScaledTorch:
         return self._torch.randint(low, high, size, *args, **kwargs)
 
 
-def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cycles):
+def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cycles, pin=""):
     """One process's run: the allocator, the workload, every step timed; writes its JSON."""
+    # Pinned before torch makes its threads (autograd's device threads, OpenMP's), which inherit the
+    # set: a host-bound step's time then does not depend on which cores a process happened to get.
+    pinned = cpu_list(pin)
+    if pinned:
+        os.sched_setaffinity(0, pinned)
     import torch
 
     t_start = time.time()
+    mhz_before = cpu_mhz(os.sched_getaffinity(0))
     try:  # fewer preemptions by the machine's other processes, where allowed (the same for every arm)
         os.nice(-10)
         niced = True
@@ -212,6 +246,7 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
             "involuntary_switches": rusage1.ru_nivcsw - rusage0.ru_nivcsw,
             "voluntary_switches": rusage1.ru_nvcsw - rusage0.ru_nvcsw,
             "loadavg_before": load0, "loadavg_after": load1,
+            "cpu_mhz_before": mhz_before, "cpu_mhz_after": cpu_mhz(os.sched_getaffinity(0)),
         },
     }
     if stat0 and stat1:
@@ -344,7 +379,7 @@ def main(argv):
             note("CUDA was initialized by the imports: every run is spawned instead of forked")
             spawn = True
     note(f"imports {round(time.monotonic() - t0, 1)} s {json.dumps(imports)}")
-    plan = {"workloads": workloads_list, "arms": arms, "warmup_cycles": args.warmup_cycles, "cycles": args.cycles,
+    plan = {"workloads": workloads_list, "arms": arms, "warmup_cycles": args.warmup_cycles, "cycles": args.cycles, "pin": args.pin,
             "shapes": SHAPES, "budget_s": args.budget_s, "spawn": spawn, "imports": imports, "library_conf": LIBRARY_CONF,
             "lib": os.environ.get("LAKEBED_TORCH_LIB"), "rounds_run": 0, "runs": []}
 
@@ -374,7 +409,7 @@ def main(argv):
                     note(f"{w} {arm} r{r} skipped ({round(elapsed)} s, past the budget)")
                     continue
                 spec = {"workload_spec": w, "arm": arm, "round_index": r, "position": position, "outdir": args.outdir,
-                        "warmup_cycles": args.warmup_cycles, "cycles": args.cycles}
+                        "warmup_cycles": args.warmup_cycles, "cycles": args.cycles, "pin": args.pin}
                 log = os.path.join(args.outdir, "runs", f"{w.replace('*', 'x')}.{arm}.r{r}.log")
                 started = time.monotonic()
                 limit = min(args.run_timeout, max(10.0, args.budget_s + 30 - elapsed))

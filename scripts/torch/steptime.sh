@@ -6,7 +6,9 @@
 # Usage: scripts/torch/steptime.sh OUTDIR [BUDGET_S [steptime.py options...]]
 #   BUDGET_S (default 380): no round (or process) starts that would end after it, as the workload's
 #   processes took so far (their median). WORKLOADS / ARMS / CYCLES override steptime.py's defaults
-#   (e.g. WORKLOADS='gpt2_ckpt,gpt2_ckpt*4' adds GPT-2 with four times the batch, a GPU-bound variant).
+#   (e.g. WORKLOADS='gpt2_ckpt,gpt2_ckpt*4' adds GPT-2 with four times the batch, a GPU-bound variant);
+#   PIN=2-5 confines every process, threads included, to those CPUs (host-bound workloads: Llama LoRA's
+#   steps were 20-29% apart between processes of one allocator, unpinned).
 set -uo pipefail
 out=${1:?OUTDIR}
 budget=${2:-380}
@@ -24,6 +26,7 @@ opts=()
 [ -n "${WORKLOADS:-}" ] && opts+=(--workloads "$WORKLOADS")
 [ -n "${ARMS:-}" ] && opts+=(--arms "$ARMS")
 [ -n "${CYCLES:-}" ] && opts+=(--cycles "$CYCLES")
+[ -n "${PIN:-}" ] && opts+=(--pin "$PIN")
 python3 "$here/steptime.py" "$out" "$(( budget - SECONDS - 5 ))" ${opts[@]+"${opts[@]}"} "$@" > "$out/steptime.log" 2>&1
 rc=$?
 kill "$smi" 2> /dev/null
