@@ -22,6 +22,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { seededRandom } from "@lakebed/api";
 
 export const TIMERS = { wall: "step_wall_ms", gpu: "step_gpu_ms", enqueueCpu: "step_enqueue_cpu_ms", enqueue: "step_enqueue_ms" };
 
@@ -42,17 +43,8 @@ function quantile(sorted, q) {
 
 const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
 
-/** A seeded generator (mulberry32), so the interval is the same on every run of the report. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (@lakebed/api's mulberry32), so the interval is the same on every run of the report. */
+export const rng = seededRandom;
 
 /** The runs of OUTDIR/runs/*.json (steptime.py), each with its measured steps grouped by shape. */
 export function loadRuns(dir) {

@@ -33,6 +33,9 @@ export type { Scenario, TenantSpec } from "./colocate/scenario.js";
 export { runColocate } from "./colocate/run-colocate.js";
 export type { ColocateResult, ColocateOptions } from "./colocate/run-colocate.js";
 export { SharedPool } from "./colocate/shared-pool.js";
+// seeded randomness (mulberry32): the scenarios' arrivals, and any report whose resampling must give
+// the same figures on every run (scripts/torch/steptime-report.mjs)
+export { seededRandom } from "./colocate/seeded-random.js";
 export type { ChunkBacking, PoolFault } from "./colocate/shared-pool.js";
 export type { StrategyName, StrategyRun } from "./colocate/colocate-engine.js";
 // the live half: real processes sharing chunks by file descriptor, and a handover (docs/colocate.md)

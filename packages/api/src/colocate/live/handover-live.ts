@@ -65,6 +65,29 @@ function memsetChunks(d: Driver, va: number, value: number, bytes: number): void
   }
 }
 
+/** Training empties up to `k` chunks of its cache, the highest first: tags only (its mappings stay:
+ * lazy unmap). Under the books' lock. Returns how many it freed. */
+function freeTrainingChunks(books: HandoverBooks, chunks: number, k: number): number {
+  let n = 0;
+  for (let c = chunks - 1; c >= 0 && n < k; c--)
+    if (books.owner(c) === TRAIN) {
+      books.setOwner(c, FREE);
+      n++;
+    }
+  return n;
+}
+
+/** Training takes back every FREE chunk (the ones inference gave back). Under the books' lock. */
+function takeFreeChunks(books: HandoverBooks, chunks: number): number[] {
+  const out: number[] = [];
+  for (let c = 0; c < chunks; c++)
+    if (books.owner(c) === FREE) {
+      books.setOwner(c, TRAIN);
+      out.push(c);
+    }
+  return out;
+}
+
 function nowNs(): bigint {
   return process.hrtime.bigint();
 }
@@ -128,50 +151,21 @@ export function runHandoverTraining(o: HandoverOptions, print: (doc: unknown) =>
     const stallHere = o.stallAt?.op === m.op && o.stallAt.n === seen.get(m.op);
     if (m.op === "adjust" && stallHere) {
       books.withLock(() => {
-        let n = 0;
-        for (let c = P - 1; c >= 0 && n < Math.ceil(m.chunks / 2); c--)
-          if (books.owner(c) === TRAIN) {
-            books.setOwner(c, FREE);
-            n++;
-          }
+        const n = freeTrainingChunks(books, P, Math.ceil(m.chunks / 2));
         stall({ op: m.op, freed: n, lockHolder: books.lockHolder() });
       });
     } else if (m.op === "reclaim" && stallHere) {
-      const back = books.withLock(() => {
-        const out: number[] = [];
-        for (let c = 0; c < P; c++)
-          if (books.owner(c) === FREE) {
-            books.setOwner(c, TRAIN);
-            out.push(c);
-          }
-        return out;
-      });
+      const back = books.withLock(() => takeFreeChunks(books, P));
       if (back.length > 0) d.memset(va + back[0] * G, TRAIN_BYTE, G);
       stall({ op: m.op, took: back, lastOwners: back.map((c) => books.lastOwner(c)) });
     } else if (m.op === "adjust") {
       // training empties K chunks of its cache: tags only (its mappings stay: lazy unmap)
-      const freed = books.withLock(() => {
-        let n = 0;
-        for (let c = P - 1; c >= 0 && n < m.chunks; c--)
-          if (books.owner(c) === TRAIN) {
-            books.setOwner(c, FREE);
-            n++;
-          }
-        return n;
-      });
+      const freed = books.withLock(() => freeTrainingChunks(books, P, m.chunks));
       sendMessage(peer.fd, { op: "adjusted", freed });
     } else if (m.op === "reclaim") {
       // the chunks inference gave back come home: zero-filled (they held inference's data), then
       // training's data again
-      const back = books.withLock(() => {
-        const out: number[] = [];
-        for (let c = 0; c < P; c++)
-          if (books.owner(c) === FREE) {
-            books.setOwner(c, TRAIN);
-            out.push(c);
-          }
-        return out;
-      });
+      const back = books.withLock(() => takeFreeChunks(books, P));
       for (const c of back) {
         if (books.lastOwner(c) !== TRAIN) d.memset(va + c * G, 0, G);
         books.setLastOwner(c, TRAIN);
