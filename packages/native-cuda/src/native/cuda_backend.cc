@@ -102,13 +102,16 @@ class CudaBackend final : public Backend {
     return FromCu(api_, "cuMemFree", Drive([&] { return api_.cuMemFree(va); }));
   }
 
-  // Copies through pageable host memory and memsets; each returns with the bytes in place. A copy
-  // to the host is synchronous by itself. A copy from pageable memory returns once the source is
-  // staged, with the DMA possibly still running, and cuMemsetD8 on device memory is asynchronous
-  // (CUDA's "API synchronization behavior"): both wait for the context here, since a caller may
-  // turn the range read-only or unmap it next. Without the wait, a dedup tenant that filled a
-  // chunk and set it read-only at once failed on an H200 now and then: the write still in flight
-  // faulted, and the context's next call returned CUDA_ERROR_LAUNCH_FAILED.
+  // Copies and memsets; each returns with the bytes in place. A copy to the host is synchronous by
+  // itself, and so is a copy from pinned host memory (the host tier's arena: copyIn). A copy from
+  // pageable memory returns once the source is staged, with the DMA possibly still running, and
+  // cuMemsetD8 on device memory is asynchronous (CUDA's "API synchronization behavior"): those two
+  // wait for the context here, since a caller may turn the range read-only or unmap it next.
+  // Without the wait, a dedup tenant that filled a chunk and set it read-only at once failed on an
+  // H200 now and then: the write still in flight faulted, and the context's next call returned
+  // CUDA_ERROR_LAUNCH_FAILED. The arena's copies go without it: they are timed against raw pinned
+  // copies (the host tier's bandwidth) and, in the torch library, a context-wide wait would also
+  // wait for every stream's kernels.
   Status copyToHost(void* dst, uint64_t va, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
@@ -118,6 +121,8 @@ class CudaBackend final : public Backend {
   Status copyFromHost(uint64_t va, const void* src, uint64_t bytes) override {
     Status s = Bind();
     if (!s.ok()) return s;
+    if (InArena(src, bytes))
+      return FromCu(api_, "cuMemcpyHtoD", Drive([&] { return api_.cuMemcpyHtoD(va, src, bytes); }));
     return FromCu(api_, "cuMemcpyHtoD + cuCtxSynchronize",
                   Drive([&] { return Waited(api_.cuMemcpyHtoD(va, src, bytes)); }));
   }
@@ -144,13 +149,23 @@ class CudaBackend final : public Backend {
   Status hostReserve(uint64_t bytes, void** arena) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemHostAlloc", Drive([&] { return api_.cuMemHostAlloc(arena, bytes, 0); }));
+    s = FromCu(api_, "cuMemHostAlloc", Drive([&] { return api_.cuMemHostAlloc(arena, bytes, 0); }));
+    if (s.ok()) {
+      arena_ = static_cast<const uint8_t*>(*arena);
+      arenaBytes_ = bytes;
+    }
+    return s;
   }
 
   Status hostRelease(void* arena, uint64_t) override {
     Status s = Bind();
     if (!s.ok()) return s;
-    return FromCu(api_, "cuMemFreeHost", Drive([&] { return api_.cuMemFreeHost(arena); }));
+    s = FromCu(api_, "cuMemFreeHost", Drive([&] { return api_.cuMemFreeHost(arena); }));
+    if (s.ok() && arena == arena_) {
+      arena_ = nullptr;
+      arenaBytes_ = 0;
+    }
+    return s;
   }
 
   Status memCreateShareable(uint64_t bytes, uint64_t* native) override {
@@ -225,12 +240,22 @@ class CudaBackend final : public Backend {
     return issued == CUDA_SUCCESS ? api_.cuCtxSynchronize() : issued;
   }
 
+  // Whether [src, src + bytes) lies in the pinned arena (hostReserve's; DriverCore holds one at a
+  // time), whose copies to the device are synchronous with respect to the host.
+  bool InArena(const void* src, uint64_t bytes) const {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(src);
+    const uintptr_t a = reinterpret_cast<uintptr_t>(arena_);
+    return arena_ != nullptr && p >= a && bytes <= arenaBytes_ && p - a <= arenaBytes_ - bytes;
+  }
+
   const CudaApi& api_;
   const int ordinal_;
   const CUdevice device_;
   CUcontext context_;
   const uint64_t granularity_;
   const std::string name_;
+  const uint8_t* arena_ = nullptr;
+  uint64_t arenaBytes_ = 0;
 };
 
 }  // namespace
