@@ -8,7 +8,7 @@
 //   inference: "adjust K"  ->  training: K of its cached chunks to FREE in the books (no free, no
 //   unmap: its stale mappings stay, lazy unmap)  ->  inference: claims K FREE chunks under the lock,
 //   zero-fills those whose last owner was training (memset through its mapping, one call per run of
-//   adjacent chunks, then one synchronizing 1-byte read).
+//   adjacent chunks, each returning with its bytes set, then a 1-byte read).
 //
 // Its latency is measured from the request to the zero-fill done, with no driver call on the
 // inference side but the memsets (the run counts them: vmmCalls must stay 0). Beside it, in the same
@@ -312,8 +312,9 @@ export class HandoverInference {
 
   /**
    * Claims up to `k` FREE chunks under the lock, zero-fills those whose last owner was another
-   * process (one memset per run of adjacent chunks, then a one-byte read that waits for them), and
-   * marks them its own data. Returns the chunks claimed and how many were zero-filled.
+   * process (one memset per run of adjacent chunks, each returning with its bytes set, then a
+   * one-byte read), and marks them its own data. Returns the chunks claimed and how many were
+   * zero-filled.
    */
   claim(k: number): { claimed: number[]; zeroFilled: number } {
     const d = this.d;
@@ -335,7 +336,9 @@ export class HandoverInference {
       memsetChunks(d, this.va + dirty[i] * G, 0, (j - i) * G);
       i = j;
     }
-    if (dirty.length > 0) d.copyToHost(this.va + dirty[dirty.length - 1] * G, new Uint8Array(1), 1); // waits for the memsets
+    // the memsets have landed already (the cuda backend's memset waits for the context since
+    // 4fdcbce; before, this read was the wait): kept, as every measured handover made it
+    if (dirty.length > 0) d.copyToHost(this.va + dirty[dirty.length - 1] * G, new Uint8Array(1), 1);
     for (const c of dirty) books.setLastOwner(c, INFER);
     return { claimed, zeroFilled: dirty.length };
   }
