@@ -306,7 +306,16 @@ export class HandoverInference {
   trainingAlive(): boolean {
     if (this.trainingLost) return false;
     const [revents] = this.s.poll([this.fd], 0);
-    if ((revents & POLLHUP) !== 0 || ((revents & POLLIN) !== 0 && recvMessage(this.fd) === null)) this.lost();
+    if ((revents & POLLHUP) !== 0) this.lost();
+    else if ((revents & POLLIN) !== 0) {
+      // training speaks only to answer: anything but the close is the protocol broken
+      const got = recvMessage(this.fd);
+      if (got !== null) {
+        for (const fd of got.fds) this.s.close(fd);
+        throw new Error(`the training process sent ${JSON.stringify(got.message)} unasked`);
+      }
+      this.lost();
+    }
     return !this.trainingLost;
   }
 
