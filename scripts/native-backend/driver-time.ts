@@ -12,9 +12,10 @@
 //
 // --rounds N replays every case N times, round by round in the order of CASES (so that a drift of
 // the machine over the run touches every case alike), and the summary gives each case's median
-// driver time over the rounds with the smallest and largest: two runs on two H200 hosts put the
-// same replay's driver time 38 points apart (-13.9% and +24.2% of the same estimate), so one round
-// on one host says little about the estimate's error.
+// driver time over the rounds with the smallest and largest, since one round on one host says
+// little about the estimate's error: lakebed's gpt2_ckpt came out -13.9% of its estimate on one
+// H200 host (run A) and +24.2% on another (run B, the policy changed a little in between: 3,505
+// and 3,592 calls), and run C's three rounds on one host spread from -13.2% to +7.3%.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
