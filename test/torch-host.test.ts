@@ -197,7 +197,7 @@ describe.skipIf(skip)("a snapshot python/lakebed_torch wrote from the library", 
       for (const seed of [1, 2]) {
         const { path } = write(policy, seed, conf);
         const r = lakebed(["verify", path], 120_000);
-        expect(r.stdout + r.stderr).toContain(`MATCH (policy ${policy})`);
+        expect(r.stdout + r.stderr).toContain(`: MATCH (policy ${policy})`);
         expect(r.status).toBe(0);
       }
       const { path } = write(policy, 3, conf);
