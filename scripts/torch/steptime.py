@@ -147,6 +147,13 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
         os.sched_setaffinity(0, pinned)
     import torch
 
+    if pinned:
+        # The intra-op pool's size is not the set's: torch sized it at import (the forking parent's,
+        # or this process's) from the machine's core count (cpuinfo ignores the affinity), so an
+        # unpinned count of OpenMP workers would share these CPUs with the step's own threads.
+        # Threads started from here on (autograd's device threads) take this count too.
+        torch.set_num_threads(len(pinned))
+
     t_start = time.time()
     mhz_before = cpu_mhz(os.sched_getaffinity(0))
     try:  # fewer preemptions by the machine's other processes, where allowed (the same for every arm)
@@ -237,7 +244,7 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
         "workload": workload_spec, "base_workload": workload, "batch_scale": scale, "arm": arm, "allocator": allocator,
         "conf": conf, "description": description, "what": what, "round": round_index, "position": position,
         "shapes": SHAPES, "warmup_steps": warmup, "steps": total, "pid": os.getpid(),
-        "cpu_affinity": sorted(os.sched_getaffinity(0)), "niced": niced,
+        "cpu_affinity": sorted(os.sched_getaffinity(0)), "intraop_threads": torch.get_num_threads(), "niced": niced,
         "unix_start": t_start, "unix_cuda": t_cuda, "unix_built": t_built, "unix_measured": t_measured, "unix_end": t_end,
         "step_wall_ms": [x / 1e6 for x in wall_ns], "step_gpu_ms": gpu_ms,
         "step_enqueue_ms": [x / 1e6 for x in enqueue_ns], "step_enqueue_cpu_ms": [x / 1e6 for x in enqueue_cpu_ns],
