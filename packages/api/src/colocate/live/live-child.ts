@@ -57,7 +57,7 @@ async function dedupTenant(args: string[]): Promise<void> {
 function stallAt(v: string | undefined): HandoverOptions["stallAt"] {
   if (v === undefined) return undefined;
   const [op, n] = v.split(":");
-  if ((op !== "adjust" && op !== "reclaim") || !(Number(n) >= 1)) throw new Error(`--stall-at: adjust:N or reclaim:N, got ${JSON.stringify(v)}`);
+  if ((op !== "adjust" && op !== "reclaim") || !Number.isInteger(Number(n)) || Number(n) < 1) throw new Error(`--stall-at: adjust:N or reclaim:N, got ${JSON.stringify(v)}`);
   return { op, n: Number(n) };
 }
 
