@@ -50,7 +50,7 @@ import type * as Arrow from "apache-arrow";
 import type { Data, DataType, Table } from "apache-arrow";
 import { Action, ACTION_NAMES, type AccessColumns, type DeviceTrace, type Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
-import { withEmptyCacheMarks } from "./settings.js";
+import { withRecordedSettings } from "./settings.js";
 import { checkDeviceTrace } from "./validate.js";
 import { accessFromJson, accessToJson } from "./access-json.js";
 import { checkAccessColumns } from "./access-valid.js";
@@ -263,8 +263,8 @@ export function readTraceArrowBytes(bytes: Uint8Array, source: { file: string; g
     }
   }
   const annotations = meta.annotations.map((a) => ({ ...a, timeUs: a.timeUs ?? NaN }));
-  // the recorder's empty_cache calls travel in the settings, as in the snapshot it was made from
-  const marked = devices.map((d) => withEmptyCacheMarks(d, meta.allocatorSettings, file));
+  // the recorder's empty_cache calls and device total travel in the settings, as in the snapshot it was made from
+  const marked = devices.map((d) => withRecordedSettings(d, meta.allocatorSettings, file));
   return { file, format: "arrow", gzip: source.gzip, allocatorSettings: meta.allocatorSettings, devices: marked, legacy: meta.legacy, annotations };
 }
 

@@ -6,7 +6,7 @@
 import type { Annotation, DeviceTrace, EventColumns, SegmentState, Trace, TraceFormat } from "./model.js";
 import type { RawDeviceEvents } from "./column-builder.js";
 import { readSegments, type RawSegment } from "./snapshot-segments.js";
-import { readAllocatorSettings, withEmptyCacheMarks } from "./settings.js";
+import { readAllocatorSettings, withRecordedSettings } from "./settings.js";
 import { isRecord } from "./decoded-values.js";
 import { buildStreamTable, renumberStreamColumn } from "./streams.js";
 import { rebuildInitialState } from "./initial-state.js";
@@ -61,7 +61,7 @@ export function assembleTrace(decoded: DecodedSnapshot): Trace {
     refuse(freeOrderProblem(events, initialState));
     return { device, events, streams: table.streams, initialState, finalState, complete: initialState.length === 0, initialLiveBlocks, privatePools };
   }
-  const devices = [...ordinals].sort((a, b) => a - b).map((device): DeviceTrace => withEmptyCacheMarks(assembleDevice(device), allocatorSettings, file));
+  const devices = [...ordinals].sort((a, b) => a - b).map((device): DeviceTrace => withRecordedSettings(assembleDevice(device), allocatorSettings, file));
   return {
     file,
     format: decoded.format,

@@ -88,7 +88,7 @@ export function recordedDeviceTotal(settings: AllocatorSettings | null, file: st
 }
 
 /** What the recorder says of a device that has events: its empty_cache calls (emptyCacheMarks) and its total memory (recordedDeviceTotal). */
-export function withEmptyCacheMarks(d: DeviceTrace, settings: AllocatorSettings | null, file: string): DeviceTrace {
+export function withRecordedSettings(d: DeviceTrace, settings: AllocatorSettings | null, file: string): DeviceTrace {
   if (d.events.length === 0) return d;
   const marks = emptyCacheMarks(settings, d.events.length, file);
   const total = recordedDeviceTotal(settings, file);
