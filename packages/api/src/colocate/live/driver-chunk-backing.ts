@@ -29,8 +29,8 @@ export class DriverChunkBacking implements ChunkBacking {
 
   /**
    * memset 0 through the pool's mapping (it returns with the bytes set: the cuda backend waits for
-   * the context since 4fdcbce), then a one-byte read (the wait before that, kept so the timing stays
-   * the same); the microseconds it took.
+   * the context since 4fdcbce), then a one-byte read (the wait before that; kept); the microseconds
+   * it took.
    */
   zeroFill(chunk: number): number {
     const t0 = process.hrtime.bigint();
