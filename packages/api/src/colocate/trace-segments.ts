@@ -88,13 +88,13 @@ export function segmentTrace(trace: DeviceTrace): SegmentedTrace {
   const strict = runsAbove(live, rest, 0, 0, n - 1);
   // a run holding several requests, joined by what one request holds into the next, is cut
   // between them (splitJoined)
-  const slack = SLACK_SHARE * Math.max(0, ...strict.map(peakOf));
+  const slack = SLACK_SHARE * largestOf(strict.map(peakOf));
   const inner = strict.map(([a, b]) => runsAbove(live, rest, slack, a, b).map((r) => ({ close: r[1], peak: peakOf(r) })));
-  const floor = MIN_PEAK_SHARE * Math.max(0, ...inner.flat().map((r) => r.peak));
+  const floor = MIN_PEAK_SHARE * largestOf(inner.flat().map((r) => r.peak));
   const ranges = strict.flatMap((run, k) => splitJoined(run, inner[k].filter((r) => r.peak >= floor && r.peak > 0).map((r) => r.close)));
   const time = (i: number) => (Number.isFinite(e.timeUs[i]) ? e.timeUs[i] : i);
   const peaks = ranges.map(peakOf);
-  const largest = Math.max(0, ...peaks);
+  const largest = largestOf(peaks);
   const segments: TraceSegment[] = [];
   ranges.forEach(([a, b], k) => {
     if (peaks[k] < MIN_PEAK_SHARE * largest || peaks[k] === 0) return;
@@ -188,4 +188,12 @@ function opsOf(trace: DeviceTrace, a: number, b: number, time: (i: number) => nu
     traceAddress: Float64Array.from(traceAddress),
     blocks: nextLocal,
   };
+}
+
+/** The largest of xs, 0 for none: a loop, since spreading a long trace's runs into Math.max's
+ * arguments throws a RangeError past about 100,000 of them. */
+function largestOf(xs: readonly number[]): number {
+  let out = 0;
+  for (const x of xs) if (x > out) out = x;
+  return out;
 }
