@@ -181,12 +181,6 @@ def snapshot(device=0):
                       "LAKEBED_TORCH_TRACE_MAX_ENTRIES); the snapshot starts mid-run", RuntimeWarning, stacklevel=2)
     settings = _settings(policy, conf)
     trace = _trace()
-    # A wrapped trace starts after the last free_completed whose free_requested the cap dropped: the
-    # start state rebuilt from the segments would hold that block pending, which the policies that
-    # allocate the start state afresh (vms, lakebed) cannot take; a few more of the oldest entries
-    # dropped, and the block is simply free at the start.
-    skip = _orphaned_frees(trace) if dropped else 0
-    trace = trace[skip:]
     # Where each torch.cuda.empty_cache() began (device_traces indices): a replay then knows every other
     # segment_unmap for the policy's own work inside a malloc (lakebed moving a chunk), which a PyTorch
     # trace cannot say (trace_log.h). In allocator_settings, a string, so that every reader and lakebed's
@@ -194,7 +188,7 @@ def snapshot(device=0):
     n = lib.lakebed_empty_cache_marks(None, 0)
     marks = (ctypes.c_uint64 * max(n, 1))()
     n = lib.lakebed_empty_cache_marks(marks, n)
-    settings["lakebed_empty_cache_at"] = ",".join(str(marks[i] - skip) for i in range(n) if marks[i] >= skip)
+    settings["lakebed_empty_cache_at"] = ",".join(str(marks[i]) for i in range(n))
     # The device's total memory, which sizes the policy's reservations (expandable segments reserve
     # 1 1/8 of it each): a replay reserves the same and finds the segments where they were. PyTorch's
     # snapshots do not say it and core-sim infers it from the trace's maps, which a wrapped trace may
@@ -203,21 +197,6 @@ def snapshot(device=0):
         settings["lakebed_device_total"] = str(lib.lakebed_device_total())
     traces = [[] for _ in range(device)] + [trace]  # device_traces is indexed by device
     return {"segments": segments, "device_traces": traces, "allocator_settings": settings}
-
-
-def _orphaned_frees(trace):
-    """How many entries to leave out of a wrapped trace's start: up to its last free_completed whose
-    free_requested came before the first entry (0 when none)."""
-    requested, cut = set(), 0
-    for i, e in enumerate(trace):
-        if e["action"] == "free_requested":
-            requested.add(e["addr"])
-        elif e["action"] == "free_completed":
-            if e["addr"] in requested:
-                requested.discard(e["addr"])
-            else:
-                cut = i + 1
-    return cut
 
 
 _ROUNDUP_KEYS = [str(1 << i) for i in range(16)]  # bucket starts in MiB, as PyTorch writes them
