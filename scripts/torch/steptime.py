@@ -74,7 +74,10 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=1000)
     p.add_argument("--run-timeout", type=float, default=120)
     p.add_argument("--pin", default="", help="CPUs every run is confined to, e.g. 2-5 or 2,3,8,9")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.cycles < 1 or args.warmup_cycles < 0:
+        p.error("--cycles must be at least 1 and --warmup-cycles at least 0")
+    return args
 
 
 def allocator_of(arm):
@@ -276,11 +279,9 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
             "step_driver_ms": [x / 1e6 for x in device_ns], "step_fence_waits": fences, "step_fence_ms": [x / 1e6 for x in fence_ns],
             "latencies_capped": any(len(v) >= lat_cap for v in lat.values()),
         }
-        s = lakebed_torch.memory_stats()
-        result.update(peak_allocated=s["allocated_bytes.all.peak"], peak_reserved=s["reserved_bytes.all.peak"])
-    else:
-        s = torch.cuda.memory_stats()
-        result.update(peak_allocated=s["allocated_bytes.all.peak"], peak_reserved=s["reserved_bytes.all.peak"])
+    # a pluggable allocator has no torch.cuda.memory_stats(): the library gives them under PyTorch's names
+    s = lakebed_torch.memory_stats() if lib is not None else torch.cuda.memory_stats()
+    result.update(peak_allocated=s["allocated_bytes.all.peak"], peak_reserved=s["reserved_bytes.all.peak"])
     path = os.path.join(outdir, "runs", f"{workload_spec.replace('*', 'x')}.{arm}.r{round_index}.json")
     with open(path + ".tmp", "w") as f:
         json.dump(result, f)
