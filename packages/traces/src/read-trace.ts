@@ -18,8 +18,8 @@
  * Progress is reported in bytes of the file on disk (for a streamed pickle, how far into the file
  * the windows read so far reach), and the last call is (size, size).
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { closeSync, fstatSync, openSync, read, readSync } from "node:fs";
+import { promisify } from "node:util";
 import { createGunzip, gunzipSync } from "node:zlib";
 import type { Trace } from "./model.js";
 import { TraceError } from "./trace-error.js";
@@ -50,6 +50,7 @@ const PICKLE_PROTO = 0x80;
 const MIN_CHUNK_BYTES = 64 * 1024;
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 const DEFLATE_MAX_RATIO = 1032;
+const readAsync = promisify(read);
 
 /**
  * A pickle that begins with PROTO (every snapshot PyTorch writes), plain or gzip, is read as a
@@ -73,10 +74,10 @@ export async function readTrace(path: string, opts: ReadTraceOptions = {}): Prom
     source.close();
   } else if (head.first === PICKLE_PROTO) {
     return streamedTrace(new FileSource(head.fd), path, false, opts, limits);
-  } else {
-    closeSync(head.fd);
   }
-  const bytes = await readInput(path);
+  // read whole: a plain file through the descriptor openHead checked; a gzip one again from the
+  // start (its stream took the descriptor and closed it)
+  const bytes = await readWhole(head.gzip ? openHead(path) : head, path);
   const payload = isGzip(bytes) ? await gunzipBounded(path, bytes, limits) : bytes;
   return decodeTrace(payload, path, isGzip(bytes), bytes.length, opts, limits);
 }
@@ -88,15 +89,7 @@ export function readTraceSync(path: string, opts: ReadTraceOptions = {}): Trace 
     const trace = streamedTrace(new FileSource(head.fd), path, false, opts, limits);
     return trace as Trace;
   }
-  closeSync(head.fd);
-  let bytes: Uint8Array;
-  try {
-    bytes = readInputSync(path);
-  } catch (error) {
-    if (error instanceof TraceError) throw error;
-    throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
-  }
-  return parseTrace(bytes, path, opts);
+  return parseTrace(readWholeSync(head, path), path, opts);
 }
 
 /** Decodes a trace held in memory; `file` names it in errors. */
@@ -106,15 +99,23 @@ export function parseTrace(bytes: Uint8Array, file: string, opts: ReadTraceOptio
   return decodeTrace(payload, file, isGzip(bytes), bytes.length, opts, limits);
 }
 
-/** An open regular file and its first bytes: whether it is gzip, and its first byte (-1 when empty). */
-function openHead(path: string): { fd: number; gzip: boolean; first: number } {
+/** An open regular file: its size, whether it is gzip, and its first byte (-1 when empty). */
+interface FileHead {
+  fd: number;
+  size: number;
+  gzip: boolean;
+  first: number;
+}
+
+function openHead(path: string): FileHead {
   let fd = -1;
   try {
     fd = openSync(path, "r");
-    if (!fstatSync(fd).isFile()) throw new TraceError(path, "not a regular file");
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new TraceError(path, "not a regular file");
     const head = new Uint8Array(2);
     const n = readSync(fd, head, 0, 2, 0);
-    return { fd, gzip: n === 2 && head[0] === 0x1f && head[1] === 0x8b, first: n > 0 ? head[0] : -1 };
+    return { fd, size: info.size, gzip: n === 2 && head[0] === 0x1f && head[1] === 0x8b, first: n > 0 ? head[0] : -1 };
   } catch (error) {
     if (fd >= 0) closeSync(fd);
     if (error instanceof TraceError) throw error;
@@ -221,45 +222,40 @@ function inputBuffer(path: string, size: number): Uint8Array {
   return Buffer.allocUnsafe(size);
 }
 
-async function readInput(path: string): Promise<Uint8Array> {
+/** The whole file behind `head` (sized by its stat), its descriptor closed after; fewer bytes if it shrank since. */
+async function readWhole(head: FileHead, path: string): Promise<Uint8Array> {
   try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new TraceError(path, "not a regular file");
-    const view = inputBuffer(path, info.size);
-    const handle = await open(path, "r");
-    try {
-      let done = 0;
-      while (done < view.length) {
-        const { bytesRead } = await handle.read(view, done, Math.min(view.length - done, READ_BYTES), done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      // fewer bytes if the file shrank since its stat
-      return done === view.length ? view : view.subarray(0, done);
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    if (error instanceof TraceError) throw error;
-    throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
-  }
-}
-
-function readInputSync(path: string): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const info = fstatSync(fd);
-    if (!info.isFile()) throw new TraceError(path, "not a regular file");
-    const view = inputBuffer(path, info.size);
+    const view = inputBuffer(path, head.size);
     let done = 0;
     while (done < view.length) {
-      const bytesRead = readSync(fd, view, done, Math.min(view.length - done, READ_BYTES), done);
+      const { bytesRead } = await readAsync(head.fd, view, done, Math.min(view.length - done, READ_BYTES), done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
     return done === view.length ? view : view.subarray(0, done);
+  } catch (error) {
+    if (error instanceof TraceError) throw error;
+    throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
   } finally {
-    closeSync(fd);
+    closeSync(head.fd);
+  }
+}
+
+function readWholeSync(head: FileHead, path: string): Uint8Array {
+  try {
+    const view = inputBuffer(path, head.size);
+    let done = 0;
+    while (done < view.length) {
+      const bytesRead = readSync(head.fd, view, done, Math.min(view.length - done, READ_BYTES), done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === view.length ? view : view.subarray(0, done);
+  } catch (error) {
+    if (error instanceof TraceError) throw error;
+    throw new TraceError(path, `cannot read the file: ${errorText(error)}`);
+  } finally {
+    closeSync(head.fd);
   }
 }
 
