@@ -156,8 +156,7 @@ int32_t DeviceImports::map(double va, double bytes, int32_t handle, double offse
     Fail("map", s);
     return 0;
   }
-  mapped_[U64(va)] = U64(bytes);
-  rangeStream_[U64(va)] = stream_;
+  mapped_[U64(va)] = {U64(bytes), stream_};
   Segment(TraceAction::kSegmentMap, U64(va), U64(bytes), stream_);
   return 0;
 }
@@ -177,10 +176,7 @@ void DeviceImports::unmap(double va, double bytes) {
   if (!s.ok()) return Fail("unmap", s);
   // an unmap covers whole mappings (DriverCore checks it): forget each one inside the range
   const uint64_t start = U64(va), end = start + U64(bytes);
-  for (auto it = mapped_.lower_bound(start); it != mapped_.end() && it->first < end;) {
-    rangeStream_.erase(it->first);
-    it = mapped_.erase(it);
-  }
+  for (auto it = mapped_.lower_bound(start); it != mapped_.end() && it->first < end;) it = mapped_.erase(it);
   Segment(TraceAction::kSegmentUnmap, start, U64(bytes), 0);  // each cut piece gets its map's stream
 }
 
@@ -193,8 +189,7 @@ double DeviceImports::malloc(double bytes) {
     Fail("malloc", s);
     return 0;
   }
-  mallocBytes_[va] = U64(bytes);
-  rangeStream_[va] = stream_;
+  mallocBytes_[va] = {U64(bytes), stream_};
   Took(U64(bytes));
   Segment(TraceAction::kSegmentAlloc, va, U64(bytes), stream_);
   return static_cast<double>(va);
@@ -202,17 +197,16 @@ double DeviceImports::malloc(double bytes) {
 
 void DeviceImports::free(double va) {
   const auto it = mallocBytes_.find(U64(va));
-  const uint64_t bytes = it == mallocBytes_.end() ? 0 : it->second;
+  const uint64_t bytes = it == mallocBytes_.end() ? 0 : it->second.bytes;
+  const uint64_t stream = it == mallocBytes_.end() ? 0 : it->second.stream;
   // cuMemFree waits for the device's work itself (PyTorch's release of a cudaMalloc'd segment relies
   // on that); the host driver's munmap does not, so the same fence as an unmap's comes first
   if (fence_) fence_(U64(va), bytes);
   calls_->Add(CallKind::kFree, bytes);
   const Status s = Timed([&] { return driver_->Free(U64(va)); });
   if (!s.ok()) return Fail("free", s);
-  const uint64_t stream = StreamOf(U64(va));
-  rangeStream_.erase(U64(va));
   if (it != mallocBytes_.end()) {
-    physical_ -= it->second;
+    physical_ -= it->second.bytes;
     mallocBytes_.erase(it);
   }
   Segment(TraceAction::kSegmentFree, U64(va), bytes, stream);

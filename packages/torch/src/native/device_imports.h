@@ -48,11 +48,6 @@ class DeviceImports {
   // segment_free or segment_unmap that gives the range back, whichever request's call makes it, and
   // the snapshot's segment list name that stream too.
   void SetCurrentStream(uint64_t stream) { stream_ = stream; }
-  // The stream a cudaMalloc'd segment or mapped range (by its driver address) was taken on.
-  uint64_t StreamOf(uint64_t driverVa) const {
-    const auto it = rangeStream_.find(driverVa);
-    return it == rangeStream_.end() ? 0 : it->second;
-  }
 
   bool HasError() const { return !error_.empty(); }
   // The driver error that made an import trap, once (empty when none).
@@ -93,9 +88,13 @@ class DeviceImports {
   uint64_t driverNs() const { return driverNs_; }
   void SampleFree();
 
-  // Memory the driver holds for the policy now: cudaMalloc'd segments and mapped ranges, address -> bytes.
-  const std::map<uint64_t, uint64_t>& mallocs() const { return mallocBytes_; }
-  const std::map<uint64_t, uint64_t>& mappings() const { return mapped_; }
+  // Memory the driver holds for the policy now: cudaMalloc'd segments and mapped ranges, by driver
+  // address, each with the stream it was taken on.
+  struct HeldRange {
+    uint64_t bytes, stream;
+  };
+  const std::map<uint64_t, HeldRange>& mallocs() const { return mallocBytes_; }
+  const std::map<uint64_t, HeldRange>& mappings() const { return mapped_; }
 
   // Counts memory a memCreate or malloc took.
   void Took(uint64_t bytes);
@@ -123,12 +122,11 @@ class DeviceImports {
   void TraceUnmap(uint64_t va, uint64_t bytes);
   uint64_t Model(uint64_t driverVa);
   void Segment(TraceAction action, uint64_t driverVa, uint64_t bytes, uint64_t stream);
-  std::unordered_map<uint64_t, uint64_t> rangeStream_;  // driver address of a malloc or map -> its stream
   uint64_t stream_ = 0;
   std::string error_;
   std::unordered_map<uint32_t, uint64_t> handleBytes_;
-  std::map<uint64_t, uint64_t> mallocBytes_;
-  std::map<uint64_t, uint64_t> mapped_;
+  std::map<uint64_t, HeldRange> mallocBytes_;
+  std::map<uint64_t, HeldRange> mapped_;
   // Times one driver call into driverNs_ (an RAII scope around the call).
   class DriverTimer {
    public:

@@ -414,10 +414,10 @@ std::vector<SnapshotSegment> Allocator::Segments() {
   // streams agree, as PyTorch's expandable segments are one per stream.
   std::vector<SnapshotSegment> mallocs, mappings;
   policy_->Run([&] {
-    for (const auto& [addr, size] : imports_->mallocs())
-      mallocs.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, imports_->StreamOf(addr), false, {}});
-    for (const auto& [addr, size] : imports_->mappings())
-      mappings.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), size, imports_->StreamOf(addr), true, {}});
+    for (const auto& [addr, r] : imports_->mallocs())
+      mallocs.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), r.bytes, r.stream, false, {}});
+    for (const auto& [addr, r] : imports_->mappings())
+      mappings.push_back({static_cast<uint64_t>(policy_->ModelAddressNested(static_cast<double>(addr))), r.bytes, r.stream, true, {}});
   });
   auto byAddress = [](const SnapshotSegment& a, const SnapshotSegment& b) { return a.addr < b.addr; };
   std::sort(mappings.begin(), mappings.end(), byAddress);
