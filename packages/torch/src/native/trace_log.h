@@ -35,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -76,12 +77,12 @@ class TraceLog {
   // The time of the call being served; entries appended from here on carry it.
   void SetTime(int64_t timeUs) { timeUs_ = timeUs; }
   void Add(TraceAction action, uint64_t addr, uint64_t size, uint64_t stream) {
-    if (on_ && maxEntries_ > 0) Append() = TraceEntry{action, addr, size, stream, timeUs_};
+    if (recording()) Append() = TraceEntry{action, addr, size, stream, timeUs_};
   }
   // A segment_map or segment_unmap right after one of the same action and stream that ends where
   // this one starts extends it; else a new entry.
   void AddRange(TraceAction action, uint64_t addr, uint64_t size, uint64_t stream) {
-    if (!on_ || maxEntries_ == 0) return;
+    if (!recording()) return;
     // never across an empty_cache mark: its entries start a burst of their own
     if (size_ > 0 && total_ != markBarrier_) {
       TraceEntry& last = at(size_ - 1);
@@ -106,11 +107,11 @@ class TraceLog {
 
   // torch.cuda.empty_cache() begins: its entries come next.
   void MarkEmptyCache() {
-    if (!on_ || maxEntries_ == 0) return;
+    if (!recording()) return;
     if (!marks_.empty() && marks_.back() == total_) return;  // nothing happened since the last one
     // marks the cap dropped go with their entries (a job calling empty_cache every step keeps
     // about as many marks as steps in the kept trace)
-    while (!marks_.empty() && marks_.front() < total_ - size_) marks_.erase(marks_.begin());
+    while (!marks_.empty() && marks_.front() < total_ - size_) marks_.pop_front();
     marks_.push_back(total_);
     markBarrier_ = total_;
   }
@@ -145,7 +146,7 @@ class TraceLog {
   size_t size_ = 0;
   uint64_t total_ = 0;
   uint64_t markBarrier_ = UINT64_MAX;
-  std::vector<uint64_t> marks_;
+  std::deque<uint64_t> marks_;  // ascending absolute numbers; the oldest leave from the front
   std::vector<std::unique_ptr<TraceEntry[]>> blocks_;
 };
 
