@@ -1,7 +1,7 @@
 import { Action, ACTION_NAMES, type DeviceTrace, type SegmentState, type Trace } from "@lakebed/traces";
-import { policyEntry, type DeviceReplayResult } from "@lakebed/core-sim";
+import { isPolicyName, policyEntry, type DeviceReplayResult } from "@lakebed/core-sim";
 import { allocationEvents } from "./describe.js";
-import { POLICIES, replayTrace, type PolicyName, type ReplayRequest } from "./replay.js";
+import { replayTrace, type PolicyName, type ReplayRequest } from "./replay.js";
 import { privatePoolCaveat } from "./caveats.js";
 
 /**
@@ -63,7 +63,7 @@ const SEGMENT_ACTIONS = new Set<number>([Action.SegmentAlloc, Action.SegmentFree
 /** The policy a snapshot says it was recorded under (allocator_settings' `lakebed_policy`, written by liblakebed_torch), when it names one lakebed has. */
 export function recordedPolicy(trace: Trace): PolicyName | undefined {
   const name = trace.allocatorSettings?.raw.lakebed_policy;
-  return typeof name === "string" && (POLICIES as readonly string[]).includes(name) ? (name as PolicyName) : undefined;
+  return typeof name === "string" && isPolicyName(name) ? name : undefined;
 }
 
 export function verifyTrace(trace: Trace, request: Pick<ReplayRequest, "policy" | "capacityBytes" | "onProgress" | "checkEvery"> = {}): VerifyDocument {

@@ -1,17 +1,15 @@
 // The values of the options that several commands share (--policy, --policies, --conf,
 // --capacity), checked before any trace is read. A value that does not parse is a UsageError (exit
 // status 2) naming the option as the user typed it, with the value quoted and cut to a readable length.
-import { parseAllocConf } from "@lakebed/core-sim";
+import { isPolicyName, parseAllocConf } from "@lakebed/core-sim";
 import { POLICIES, type PolicyName } from "../replay.js";
 import { parseBytes } from "../units.js";
 import { UsageError, quoted } from "../usage-error.js";
 
 export function parsePolicy(name: string | undefined, option = "--policy"): PolicyName | undefined {
   if (name === undefined) return undefined;
-  if (!(POLICIES as readonly string[]).includes(name)) {
-    throw new UsageError(`${option}: unknown policy ${quoted(name)} (choose one of ${POLICIES.join(", ")})`);
-  }
-  return name as PolicyName;
+  if (!isPolicyName(name)) throw new UsageError(`${option}: unknown policy ${quoted(name)} (choose one of ${POLICIES.join(", ")})`);
+  return name;
 }
 
 /** `--policies a,b`: each name checked as --policies names it; default: every policy. */
