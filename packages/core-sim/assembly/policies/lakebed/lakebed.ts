@@ -581,12 +581,17 @@ export class LakebedPolicy extends Policy {
 
   /** Unmaps pages [first, end) of arena `from` with one call, and unlinks them from their chunks' aliases. */
   private unmapPages(pool: ChunkPool, from: Arena, first: i32, end: i32): void {
-    const va = from.pageAddress(first);
-    const bytes = <u64>(end - first) * from.pageBytes;
+    this.unmapRun(from, first, end);
+    for (let p = first; p < end; p++) unlinkAlias(pool, from, p);
+  }
+
+  /** The device call for pages [first, end) of arena a: one unmap, logged and counted. The pages' books are the caller's. */
+  private unmapRun(a: Arena, first: i32, end: i32): void {
+    const va = a.pageAddress(first);
+    const bytes = <u64>(end - first) * a.pageBytes;
     this.device.unmap(va, bytes);
     this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
     this.stats.count(NUM_DEVICE_FREE);
-    for (let p = first; p < end; p++) unlinkAlias(pool, from, p);
   }
 
   /** A chunk of the pool goes from arena `from` to arena `to`: its reserved bytes go with it when one is small and the other large. */
@@ -678,11 +683,7 @@ export class LakebedPolicy extends Policy {
 
   private releaseRun(a: Arena, from: i32, to: i32): void {
     const pool = this.pool(a);
-    const va = a.pageAddress(from);
-    const bytes = <u64>(to - from) * a.pageBytes;
-    this.device.unmap(va, bytes);
-    this.log.record(ACTION_SEGMENT_UNMAP, va, bytes);
-    this.stats.count(NUM_DEVICE_FREE);
+    this.unmapRun(a, from, to);
     for (let p = from; p < to; p++) {
       const s = unlinkAlias(pool, a, p);
       if (unchecked(pool.aliasCount[s]) > 0) continue;
