@@ -16,7 +16,8 @@
 //
 // Beside: the same ratio on the GPU's clock (CUDA events around each step), the host's enqueue time
 // (CPU time of the launching thread until the step function returned: near the step time means
-// launch bound), and under the library its own time per step (its malloc and free latencies summed:
+// launch bound), the CPU time of all the process's threads over the step (autograd's backward thread
+// included), and under the library its own time per step (its malloc and free latencies summed:
 // lock, policy, device calls and fence waits), a direct bound on what it adds on the host's critical
 // path, as a share of native's step.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -24,7 +25,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { seededRandom } from "@lakebed/api";
 
-export const TIMERS = { wall: "step_wall_ms", gpu: "step_gpu_ms", enqueueCpu: "step_enqueue_cpu_ms", enqueue: "step_enqueue_ms" };
+export const TIMERS = { wall: "step_wall_ms", gpu: "step_gpu_ms", enqueueCpu: "step_enqueue_cpu_ms", enqueue: "step_enqueue_ms", processCpu: "step_process_cpu_ms" };
 
 function median(v) {
   if (v.length === 0) return NaN;
@@ -160,6 +161,7 @@ export function summarizeWorkload(runs, { bootstrap = 2000, bound = 0.02, seed =
       gpuMs: armTime(procs, "gpu"),
       enqueueCpuMs: armTime(procs, "enqueueCpu"),
       enqueueMs: armTime(procs, "enqueue"),
+      processCpuMs: armTime(procs, "processCpu"),
       spread: wall.length > 1 ? (Math.max(...wall) - Math.min(...wall)) / median(wall) : 0,
       perShapeMs: perShape,
       wall: ratios.wall[a],
@@ -224,13 +226,13 @@ export function toMarkdown(summaries, { bound = 0.02 } = {}) {
   for (const s of summaries) {
     out.push(`### ${s.workload}: ${s.rounds} rounds; native ${fmt(s.nativeMs, 2)} ms per step, its processes within ${fmt(100 * s.nativeSpread, 1)}% of each other`, "");
     out.push(
-      `| arm | processes | step ms (per process) | ratio to native [95%] | within ${100 * bound}%? | GPU-clock ratio [95%] | enqueue CPU ms | library ms / step (% of native) | device calls, ms / step | fence ms / step | SM MHz | steal ticks | max loss diff |`,
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+      `| arm | processes | step ms (per process) | ratio to native [95%] | within ${100 * bound}%? | GPU-clock ratio [95%] | enqueue CPU ms | process CPU ms | library ms / step (% of native) | device calls, ms / step | fence ms / step | SM MHz | steal ticks | max loss diff |`,
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const a of s.arms) {
       const label = a.arm === "native" ? "native (reference)" : a.allocator === "native" ? `${a.arm} (A/A: over native)` : `${a.arm}${a.conf ? ` \`${a.conf}\`` : ""}`;
       out.push(
-        `| ${label} | ${a.processes} | ${fmt(a.stepMs, 2)} (${a.processMs.map((x) => fmt(x, 1)).join(", ")}) | ${ratioText(a.wall)} | ${a.wall.verdict ?? ""} | ${ratioText(a.gpu)} | ${fmt(a.enqueueCpuMs, 2)} | ${a.libraryMs === null ? "" : `${fmt(a.libraryMs, 3)} (${fmt(100 * a.libraryShare, 2)}%)`} | ${a.driverCallsPerStep === null ? "" : `${fmt(a.driverCallsPerStep, 1)}, ${fmt(a.driverMsPerStep, 2)}`} | ${a.fenceMsPerStep === null ? "" : fmt(a.fenceMsPerStep, 2)} | ${fmt(a.smClockMhz, 0)} | ${a.steal} | ${a.lossMaxRelDiff === null ? "" : a.lossMaxRelDiff.toExponential(1)} |`,
+        `| ${label} | ${a.processes} | ${fmt(a.stepMs, 2)} (${a.processMs.map((x) => fmt(x, 1)).join(", ")}) | ${ratioText(a.wall)} | ${a.wall.verdict ?? ""} | ${ratioText(a.gpu)} | ${fmt(a.enqueueCpuMs, 2)} | ${fmt(a.processCpuMs, 2)} | ${a.libraryMs === null ? "" : `${fmt(a.libraryMs, 3)} (${fmt(100 * a.libraryShare, 2)}%)`} | ${a.driverCallsPerStep === null ? "" : `${fmt(a.driverCallsPerStep, 1)}, ${fmt(a.driverMsPerStep, 2)}`} | ${a.fenceMsPerStep === null ? "" : fmt(a.fenceMsPerStep, 2)} | ${fmt(a.smClockMhz, 0)} | ${a.steal} | ${a.lossMaxRelDiff === null ? "" : a.lossMaxRelDiff.toExponential(1)} |`,
       );
     }
     out.push("", "Per shape (median over processes of each process's median step, ms):", "");

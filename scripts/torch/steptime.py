@@ -29,7 +29,9 @@ same allocator differed by 37% (GPT-2) and 10% (Llama). So:
 - Three clocks per step, with a barrier (torch.cuda.synchronize) before and after it: host wall time
   (the step time), CUDA events around it on the stream (GPU time from the first launch to the last
   kernel's end), and the host's time to enqueue it (wall and the thread's CPU time until the step
-  function returned; the enqueue CPU time near the wall time means the step is launch bound).
+  function returned; the enqueue CPU time near the wall time means the step is launch bound), and
+  the CPU time of all the process's threads over the step (autograd runs backward on a thread of
+  its own, so the launching thread's CPU time is only part of the host's work).
 - Python's garbage collector is collected, frozen and off during the steps (as timeit does): its
   pauses land at random steps and are the same for every allocator.
 - Under the library, its own time in every step: the sum of its malloc and free latencies (its
@@ -204,7 +206,7 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
     total = warmup + cycles * SHAPES
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(total)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(total)]
-    wall_ns, enqueue_ns, enqueue_cpu_ns, losses = [], [], [], []
+    wall_ns, enqueue_ns, enqueue_cpu_ns, process_cpu_ns, losses = [], [], [], [], []
     lib_counts, lib_device = [], []  # after each step: (mallocs, frees) so far; (driver calls, ns, fence waits, ns) so far
 
     def library_marks():
@@ -224,14 +226,15 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
             t_measured = time.time()
         torch.cuda.synchronize()
         torch.manual_seed(SEED + i)  # same data in every run (outside the timed span)
-        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        t0, c0, p0 = time.perf_counter_ns(), time.thread_time_ns(), time.process_time_ns()
         starts[i].record()
         step(i)
         t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
         ends[i].record()
         torch.cuda.synchronize()
-        t2 = time.perf_counter_ns()
+        t2, p2 = time.perf_counter_ns(), time.process_time_ns()
         wall_ns.append(t2 - t0)
+        process_cpu_ns.append(p2 - p0)
         enqueue_ns.append(t1 - t0)
         enqueue_cpu_ns.append(c1 - c0)
         losses.append(float(captured["loss"].float().item()))
@@ -251,6 +254,7 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
         "unix_start": t_start, "unix_cuda": t_cuda, "unix_built": t_built, "unix_measured": t_measured, "unix_end": t_end,
         "step_wall_ms": [x / 1e6 for x in wall_ns], "step_gpu_ms": gpu_ms,
         "step_enqueue_ms": [x / 1e6 for x in enqueue_ns], "step_enqueue_cpu_ms": [x / 1e6 for x in enqueue_cpu_ns],
+        "step_process_cpu_ms": [x / 1e6 for x in process_cpu_ns],
         "losses": losses,
         "measured": {
             "involuntary_switches": rusage1.ru_nivcsw - rusage0.ru_nivcsw,
