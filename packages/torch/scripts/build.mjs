@@ -46,7 +46,21 @@ function run(command, args) {
 function newerThan(target, sources) {
   if (!existsSync(target)) return false;
   const t = statSync(target).mtimeMs;
-  return sources.every((s) => statSync(s).mtimeMs <= t);
+  return sources.every((s) => existsSync(s) && statSync(s).mtimeMs <= t);
+}
+
+/**
+ * The files an object was built from, as the compiler listed them (-MMD's make rule: the source and
+ * every header it included, however deep), or null where there is no list yet. A hand-kept list of
+ * headers misses some (it once left cuda_loader.o built against an older cuda_abi.h beside a
+ * cuda_backend.o built against the newer one: one struct, two layouts, and a library that reported
+ * "0 device(s)" on an H200).
+ */
+function dependenciesOf(depFile) {
+  if (!existsSync(depFile)) return null;
+  const rule = readFileSync(depFile, "utf8").replace(/\\\n/g, " ");
+  const colon = rule.indexOf(": ");
+  return colon < 0 ? null : rule.slice(colon + 2).split(/\s+/).filter(Boolean);
 }
 
 async function writeDist() {
@@ -111,22 +125,27 @@ ${stats}
   const common = ["-fPIC", "-O2", "-g0", `-I${gen}`, `-I${WABT_RUNTIME}`, `-I${nativeDir}`, `-I${ownDir}`, ...WASM_RT_DEFINES];
   const cxxFlags = [...common, "-std=c++17", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"];
   const objects = [];
-  const compile = (compiler, flags, source, name, deps) => {
+  // An object is rebuilt when its source, any header the compiler saw it include, or its flags
+  // changed since it was built.
+  const compile = (compiler, flags, source, name) => {
     const out = join(obj, name);
     objects.push(out);
-    if (newerThan(out, [source, ...deps])) return;
-    run(compiler, [...flags, "-c", source, "-o", out]);
+    const flagsFile = `${out}.flags`;
+    const flagsText = [compiler, ...flags].join(" ");
+    const deps = dependenciesOf(`${out}.d`);
+    const sameFlags = existsSync(flagsFile) && readFileSync(flagsFile, "utf8") === flagsText;
+    if (deps && sameFlags && newerThan(out, [source, ...deps])) return;
+    run(compiler, [...flags, "-MMD", "-MF", `${out}.d`, "-c", source, "-o", out]);
+    writeFileSync(flagsFile, flagsText);
   };
   if (!fresh) {
     run(cc, [...common, "-w", "-c", join(gen, "core_sim.c"), "-o", join(obj, "core_sim.o")]);
     writeFileSync(stamp, hash);
   }
   objects.push(join(obj, "core_sim.o"));
-  compile(cc, [...common, "-w"], join(WABT_RUNTIME, "wasm-rt-impl.c"), "wasm-rt-impl.o", []);
-  const nativeHeaders = ["driver_core.h", "backend.h", "status.h", "call_kinds.h", "handle_table.h"].map((h) => join(nativeDir, h));
-  for (const s of NATIVE_SOURCES) compile(cxx, cxxFlags, join(nativeDir, s), `native_${s.replace(".cc", ".o")}`, nativeHeaders);
-  const ownHeaders = ["alloc_conf.h", "stream_events.h", "device_imports.h", "wasm_policy.h", "torch_allocator.h", "torch_errors.h", "lakebed_torch.h", "trace_log.h", "call_log.h"].map((h) => join(ownDir, h));
-  for (const s of OWN_SOURCES) compile(cxx, cxxFlags, join(ownDir, s), s.replace(".cc", ".o"), [...ownHeaders, ...nativeHeaders, codesPath, join(gen, "core_sim.h")]);
+  compile(cc, [...common, "-w"], join(WABT_RUNTIME, "wasm-rt-impl.c"), "wasm-rt-impl.o");
+  for (const s of NATIVE_SOURCES) compile(cxx, cxxFlags, join(nativeDir, s), `native_${s.replace(".cc", ".o")}`);
+  for (const s of OWN_SOURCES) compile(cxx, cxxFlags, join(ownDir, s), s.replace(".cc", ".o"));
 
   // 5. link (exports: lakebed_torch.h's functions and the wasm2c runtime's, nothing of C++)
   const lib = join(build, "liblakebed_torch.so");
