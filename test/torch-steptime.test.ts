@@ -47,11 +47,15 @@ async function syntheticRuns(s: Synth): Promise<Array<Record<string, unknown>>> 
         step_wall_ms: wall, step_gpu_ms: gpu, step_enqueue_ms: wall.map((x) => x * 0.9), step_enqueue_cpu_ms: wall.map((x) => x * 0.85),
         losses: Array.from({ length: steps }, (_, i) => 10 - i * 0.01), unix_measured: 1000 + r * 100 + position * 10, unix_end: 1005 + r * 100 + position * 10,
         measured: { involuntary_switches: 3, machine_cpu_ticks: { steal: 1 } }, peak_reserved: 5e9,
+        // latency_probe.py's figures: this round's process of the arm, a known spread around the arm's
+        python_malloc_ns: { n: 10000, median: 2000 * a.factor + 10 * r, p99: 5000 + r },
+        python_free_ns: { n: 10000, median: 700 + r, p99: 2000 },
       };
       if (a.libraryMs !== undefined) {
         run.library = {
           step_ms: wall.map(() => a.libraryMs! * (1 + 0.1 * normal())), step_driver_calls: wall.map(() => 2), step_driver_ms: wall.map(() => 0.1),
           step_fence_ms: wall.map(() => 0),
+          malloc_ns: { n: 5000, median: 600 + r, p99: 1600 }, free_ns: { n: 5000, median: 800, p99: 2300 + r },
         };
       }
       runs.push(run);
@@ -111,6 +115,12 @@ describe("steptime-report: the ratio to native with a bootstrap interval", () =>
     expect(arm("lakebed").libraryShare).toBeGreaterThan(3 / 27 / 1.2);
     expect(arm("lakebed").libraryShare).toBeLessThan((3 / 26) * 1.2);
     expect(arm("native").libraryMs).toBeNull();
+    // latency: the median over the arm's 8 processes (rounds 0-7) of each process's median and p99
+    expect(arm("native").latencyNs.python.malloc).toEqual({ median: 2035, p99: 5003.5 });
+    expect(arm("vms").latencyNs.python.free).toEqual({ median: 703.5, p99: 2000 });
+    expect(arm("lakebed").latencyNs.library.malloc).toEqual({ median: 603.5, p99: 1600 });
+    expect(arm("lakebed").latencyNs.library.free).toEqual({ median: 800, p99: 2303.5 });
+    expect(arm("native").latencyNs.library.malloc).toEqual({ median: null, p99: null });
     expect(arm("native").smClockMhz).toBe(1940); // the samples inside round 0's native process
     expect(arm("caching").lossMaxRelDiff).toBe(0);
     // per-shape medians: the four shapes apart, the mixture kept out of the step time
@@ -131,6 +141,8 @@ describe("steptime-report: the ratio to native with a bootstrap interval", () =>
     expect(s!.arms[1].wall.verdict).toBe("not resolved");
     const text = execFileSync(process.execPath, [script, dir, "--bootstrap", "200"], { encoding: "utf8" });
     expect(text).toContain("### gpt2_ckpt: 3 rounds");
+    expect(text).toMatch(/\| caching \| 2050 \/ 5001 \| 701 \/ 2000 \| 601 \/ 1600 \| 800 \/ 2301 \|/);
+    expect(text).toMatch(/\| native \| 2010 \/ 5001 \| 701 \/ 2000 \|  \|  \|/);
     expect(text).toMatch(/\| caching \| 3 \| [\d.]+ \([\d., ]+\) \| [\d.]+ \[[\d.]+, [\d.]+\] \| not resolved \|/);
   });
 

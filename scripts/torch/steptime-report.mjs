@@ -16,8 +16,8 @@
 //
 // Beside: the same ratio on the GPU's clock (CUDA events around each step), the host's enqueue time
 // (CPU time of the launching thread until the step function returned: near the step time means
-// launch bound), the CPU time of all the process's threads over the step (autograd's backward thread
-// included), and under the library its own time per step (its malloc and free latencies summed:
+// launch bound), the CPU time of all the process's threads over the step (--json only: a thread
+// spinning in the synchronize makes it the step's wall time wherever the GPU is the bottleneck), and under the library its own time per step (its malloc and free latencies summed:
 // lock, policy, device calls and fence waits), a direct bound on what it adds on the host's critical
 // path, as a share of native's step.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -175,10 +175,29 @@ export function summarizeWorkload(runs, { bootstrap = 2000, bound = 0.02, seed =
       involuntarySwitches: median(procs.map((p) => p.measured?.involuntary_switches ?? 0)),
       smClockMhz: median(procs.map((p) => p.smClockMhz).filter((x) => x !== undefined && Number.isFinite(x))),
       peakReserved: median(procs.map((p) => p.peak_reserved ?? NaN)),
+      latencyNs: latencyOf(procs),
       lossMaxRelDiff: lossDiff(procs, natives),
     };
   });
   return { workload: runs[0]?.workload, rounds: rounds.length, nativeMs: nativeWall, nativeSpread: spreadOf(natives), arms: armsOut };
+}
+
+/**
+ * Allocation and free latency, nanoseconds, each the median over the arm's processes of a process's
+ * median or p99: "python" (steptime.py's seeded alloc/delete sequence after the steps, timed from
+ * Python, the same under every allocator) and, under the library, "library" (its own time in each
+ * malloc and free of the measured steps). null where no process measured it.
+ */
+function latencyOf(procs) {
+  const pick = (get) => {
+    const v = procs.map(get).filter((x) => x !== undefined && x !== null && Number.isFinite(x));
+    return v.length ? median(v) : null;
+  };
+  const pair = (get) => ({ median: pick((p) => get(p)?.median), p99: pick((p) => get(p)?.p99) });
+  return {
+    python: { malloc: pair((p) => p.python_malloc_ns), free: pair((p) => p.python_free_ns) },
+    library: { malloc: pair((p) => p.library?.malloc_ns), free: pair((p) => p.library?.free_ns) },
+  };
 }
 
 function spreadOf(procs) {
@@ -226,13 +245,13 @@ export function toMarkdown(summaries, { bound = 0.02 } = {}) {
   for (const s of summaries) {
     out.push(`### ${s.workload}: ${s.rounds} rounds; native ${fmt(s.nativeMs, 2)} ms per step, its processes within ${fmt(100 * s.nativeSpread, 1)}% of each other`, "");
     out.push(
-      `| arm | processes | step ms (per process) | ratio to native [95%] | within ${100 * bound}%? | GPU-clock ratio [95%] | enqueue CPU ms | process CPU ms | library ms / step (% of native) | device calls, ms / step | fence ms / step | SM MHz | steal ticks | max loss diff |`,
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+      `| arm | processes | step ms (per process) | ratio to native [95%] | within ${100 * bound}%? | GPU-clock ratio [95%] | enqueue CPU ms | library ms / step (% of native) | device calls, ms / step | fence ms / step | SM MHz | steal ticks | max loss diff |`,
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     for (const a of s.arms) {
       const label = a.arm === "native" ? "native (reference)" : a.allocator === "native" ? `${a.arm} (A/A: over native)` : `${a.arm}${a.conf ? ` \`${a.conf}\`` : ""}`;
       out.push(
-        `| ${label} | ${a.processes} | ${fmt(a.stepMs, 2)} (${a.processMs.map((x) => fmt(x, 1)).join(", ")}) | ${ratioText(a.wall)} | ${a.wall.verdict ?? ""} | ${ratioText(a.gpu)} | ${fmt(a.enqueueCpuMs, 2)} | ${fmt(a.processCpuMs, 2)} | ${a.libraryMs === null ? "" : `${fmt(a.libraryMs, 3)} (${fmt(100 * a.libraryShare, 2)}%)`} | ${a.driverCallsPerStep === null ? "" : `${fmt(a.driverCallsPerStep, 1)}, ${fmt(a.driverMsPerStep, 2)}`} | ${a.fenceMsPerStep === null ? "" : fmt(a.fenceMsPerStep, 2)} | ${fmt(a.smClockMhz, 0)} | ${a.steal} | ${a.lossMaxRelDiff === null ? "" : a.lossMaxRelDiff.toExponential(1)} |`,
+        `| ${label} | ${a.processes} | ${fmt(a.stepMs, 2)} (${a.processMs.map((x) => fmt(x, 1)).join(", ")}) | ${ratioText(a.wall)} | ${a.wall.verdict ?? ""} | ${ratioText(a.gpu)} | ${fmt(a.enqueueCpuMs, 2)} | ${a.libraryMs === null ? "" : `${fmt(a.libraryMs, 3)} (${fmt(100 * a.libraryShare, 2)}%)`} | ${a.driverCallsPerStep === null ? "" : `${fmt(a.driverCallsPerStep, 1)}, ${fmt(a.driverMsPerStep, 2)}`} | ${a.fenceMsPerStep === null ? "" : fmt(a.fenceMsPerStep, 2)} | ${fmt(a.smClockMhz, 0)} | ${a.steal} | ${a.lossMaxRelDiff === null ? "" : a.lossMaxRelDiff.toExponential(1)} |`,
       );
     }
     out.push("", "Per shape (median over processes of each process's median step, ms):", "");
@@ -240,6 +259,20 @@ export function toMarkdown(summaries, { bound = 0.02 } = {}) {
     out.push(`| arm | ${Array.from({ length: n }, (_, i) => `shape ${i}`).join(" | ")} |`, `|---|${"---|".repeat(n)}`);
     for (const a of s.arms) out.push(`| ${a.arm} | ${a.perShapeMs.map((x) => fmt(x, 2)).join(" | ")} |`);
     out.push("");
+    if (s.arms.some((a) => a.latencyNs.python.malloc.median !== null)) {
+      const ns = (q) => (q.median === null ? "" : `${fmt(q.median, 0)} / ${fmt(q.p99, 0)}`);
+      out.push(
+        "Latency, ns, median / p99 (each the median over the arm's processes). Python: the same seeded alloc/delete sequence after the steps, timed from Python under every allocator; library: its own time in each malloc and free of the measured steps.",
+        "",
+        "| arm | Python alloc | Python free | library malloc | library free |",
+        "|---|---|---|---|---|",
+      );
+      for (const a of s.arms) {
+        const l = a.latencyNs;
+        out.push(`| ${a.arm} | ${ns(l.python.malloc)} | ${ns(l.python.free)} | ${ns(l.library.malloc)} | ${ns(l.library.free)} |`);
+      }
+      out.push("");
+    }
   }
   return out.join("\n");
 }

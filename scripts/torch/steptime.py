@@ -37,6 +37,9 @@ same allocator differed by 37% (GPT-2) and 10% (Llama). So:
 - Under the library, its own time in every step: the sum of its malloc and free latencies (its
   lock, the policy, device calls and fence waits included), device calls and fence waits: a direct
   bound on what the library spends on the step's critical path.
+- Allocation and free latency beside PyTorch's, in the same processes: after the steps, the same
+  seeded alloc/delete sequence timed from Python under every arm (latency_probe.py), and under the
+  library its own time in each malloc and free of the measured steps (median, p99).
 - Where the noise is, per process: involuntary context switches, the machine's steal time
   (/proc/stat: a virtual machine's CPU taken by neighbours), the load average; steptime.sh logs the
   GPU's clocks, power and temperature beside (nvidia-smi), with each process's start and end time.
@@ -186,6 +189,7 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
     torch.cuda.init()
     t_cuda = time.time()
 
+    import latency_probe
     import workloads
 
     workloads.torch = torch if scale == 1 else ScaledTorch(torch, scale)
@@ -282,10 +286,15 @@ def run_one(workload_spec, arm, round_index, position, outdir, warmup_cycles, cy
             "step_driver_calls": [b[0] - a[0] for a, b in zip(lib_device, lib_device[1:])],
             "step_driver_ms": [x / 1e6 for x in device_ns], "step_fence_waits": fences, "step_fence_ms": [x / 1e6 for x in fence_ns],
             "latencies_capped": any(len(v) >= lat_cap for v in lat.values()),
+            # each call's time inside the library over the measured steps (lock, policy, device calls, fence waits)
+            "malloc_ns": latency_probe.summary(lat["malloc"][lib_counts[warmup][0]:]),
+            "free_ns": latency_probe.summary(lat["free"][lib_counts[warmup][1]:]),
         }
     # a pluggable allocator has no torch.cuda.memory_stats(): the library gives them under PyTorch's names
     s = lakebed_torch.memory_stats() if lib is not None else torch.cuda.memory_stats()
     result.update(peak_allocated=s["allocated_bytes.all.peak"], peak_reserved=s["reserved_bytes.all.peak"])
+    # after the peaks and the library's latencies were read: the probe's own blocks touch neither
+    result.update(latency_probe.python_latency(torch, SEED))
     path = os.path.join(outdir, "runs", f"{workload_spec.replace('*', 'x')}.{arm}.r{round_index}.json")
     with open(path + ".tmp", "w") as f:
         json.dump(result, f)

@@ -34,6 +34,8 @@ WARMUP = 12
 
 import torch  # noqa: E402
 
+import latency_probe  # noqa: E402 - beside this file
+
 # The allocator is swapped before CUDA is initialized (initialization sets up the allocator).
 # The baseline is cuMemGetInfo's free bytes with the context made and nothing allocated.
 if allocator != "native":
@@ -106,41 +108,20 @@ else:
     s = lakebed_torch.memory_stats()
     mem = lakebed_torch.device_memory()
     lat = lakebed_torch.latencies()
-    q = lambda v, p: sorted(v)[int(p * (len(v) - 1))] if v else None  # noqa: E731
     result.update(peak_allocated=s["allocated_bytes.all.peak"], peak_reserved=s["reserved_bytes.all.peak"],
                   num_alloc_retries=s["num_alloc_retries"], num_ooms=s["num_ooms"],
                   driver_peak_physical=mem["peak_physical"], fence_waits=mem["fence_waits"], fence_ms=mem["fence_ns"] / 1e6,
                   driver_calls=mem["driver_calls"], driver_ms=mem["driver_ns"] / 1e6,
                   growth_bytes_sampled=mem["baseline_free"] - mem["min_free"],
-                  library_malloc_ns={"n": len(lat["malloc"]), "median": q(lat["malloc"], 0.5), "p99": q(lat["malloc"], 0.99)},
-                  library_free_ns={"n": len(lat["free"]), "median": q(lat["free"], 0.5), "p99": q(lat["free"], 0.99)})
+                  library_malloc_ns=latency_probe.summary(lat["malloc"]), library_free_ns=latency_probe.summary(lat["free"]))
     if steps > WARMUP:  # the same over the measured steps only (after the warm-up's device calls)
         for name in ("malloc", "free"):
             v = lat[name][warm_calls[name]:]
-            result[f"library_{name}_ns_measured_steps"] = {"n": len(v), "median": q(v, 0.5), "p99": q(v, 0.99), "mean": statistics.fmean(v)}
+            result[f"library_{name}_ns_measured_steps"] = {**latency_probe.summary(v), "mean": statistics.fmean(v)}
     lakebed_torch.dump_snapshot(os.path.join(outdir, f"{workload}.{label}.pickle.gz"))
 
 # The same malloc/free sequence in every run, timed the same way (Python included in both).
-rng = random.Random(SEED)
-stream = torch.cuda.current_stream().cuda_stream
-live, t_alloc, t_free = [], [], []
-for i in range(20000):
-    if live and (len(live) >= 64 or rng.random() < 0.5):
-        p = live.pop(rng.randrange(len(live)))
-        t0 = time.perf_counter_ns()
-        torch.cuda.caching_allocator_delete(p)
-        t_free.append(time.perf_counter_ns() - t0)
-    else:
-        size = int(2 ** rng.uniform(9, 26))
-        t0 = time.perf_counter_ns()
-        p = torch.cuda.caching_allocator_alloc(size, stream=stream)
-        t_alloc.append(time.perf_counter_ns() - t0)
-        live.append(p)
-for p in live:
-    torch.cuda.caching_allocator_delete(p)
-q = lambda v, p: sorted(v)[int(p * (len(v) - 1))]  # noqa: E731
-result["python_malloc_ns"] = {"n": len(t_alloc), "median": q(t_alloc, 0.5), "p99": q(t_alloc, 0.99)}
-result["python_free_ns"] = {"n": len(t_free), "median": q(t_free, 0.5), "p99": q(t_free, 0.99)}
+result.update(latency_probe.python_latency(torch, SEED))
 
 with open(os.path.join(outdir, f"{workload}.{label}.json"), "w") as f:
     json.dump(result, f, indent=1)
