@@ -7,8 +7,9 @@
 #   BUDGET_S (default 380): no round (or process) starts that would end after it, as the workload's
 #   processes took so far (their median). WORKLOADS / ARMS / CYCLES override steptime.py's defaults
 #   (e.g. WORKLOADS='gpt2_ckpt,gpt2_ckpt*4' adds GPT-2 with four times the batch, a GPU-bound variant);
-#   PIN=2-5 confines every process, threads included, to those CPUs (host-bound workloads: Llama LoRA's
-#   steps were 20-29% apart between processes of one allocator, unpinned).
+#   PIN=2-5 confines every process, threads included, to those CPUs, the same for every arm (tried on
+#   the host-bound Llama LoRA, whose processes of one allocator were 20-29% apart unpinned: pinned to
+#   eight CPUs they were still 19.8% apart, run h200-2026-12-02-h).
 set -uo pipefail
 out=${1:?OUTDIR}
 budget=${2:-380}
