@@ -198,3 +198,35 @@ describe("the good file passes the same commands", () => {
     });
   }
 });
+
+describe("replay without --policy of a snapshot that names its policy (lakebed_torch's allocator_settings' lakebed_policy)", () => {
+  /** `json` as lakebed_torch.dump_snapshot writes it under `policy`: the policy and its conf in the settings */
+  const naming = (policy: string, json: string): string => {
+    const snapshot = JSON.parse(json);
+    snapshot.allocator_settings = { ...snapshot.allocator_settings, PYTORCH_CUDA_ALLOC_CONF: "lakebed_large_page_mb:4", lakebed_policy: policy };
+    return JSON.stringify(snapshot);
+  };
+  it("bad input under the policy it names is still one line naming the file, exit status 1", () => {
+    const doubleFree = tempFile("double-free-lakebed.json", naming("lakebed", blockLife(512, [{ action: "free_requested", addr: SEGMENT, size: 512 }])));
+    const noUses = tempFile("no-uses-tiering.json", naming("tiering", blockLife(512)));
+    for (const [file, says, json] of [[doubleFree, /device 0.*event 2\b/, false], [noUses, /policy tiering needs a trace with use events/, true]] as const) {
+      const r = lakebed(["replay", file, ...(json ? ["--json"] : [])]);
+      expect(r.status, file).toBe(1);
+      const line = expectOneLine(r.stderr);
+      expect(line).toContain(file);
+      expect(line).toMatch(says);
+      expectCleanStdout(r.stdout, json);
+    }
+  });
+  it("--shrink-idle where the named policy is not tiering is a usage error, exit status 2", () => {
+    const r = lakebed(["replay", tempFile("lakebed.json", naming("lakebed", blockLife(512))), "--shrink-idle", "5"]);
+    expect(r.status).toBe(2);
+    expect(expectOneLine(r.stderr)).toMatch(/--shrink-idle.*need --policy tiering/);
+    expect(r.stdout).toBe("");
+  });
+  it("a good one replays under the policy it names and says so", () => {
+    const r = lakebed(["replay", tempFile("lakebed.json", naming("lakebed", blockLife(512))), "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ policy: "lakebed", policySource: "recorded", conf: "lakebed_large_page_mb:4" });
+  });
+});

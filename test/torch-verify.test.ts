@@ -43,3 +43,43 @@ describe("lakebed verify --policy on the library's recorded snapshots", () => {
     expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^lakebed: --policy: unknown policy 'nope' \(choose one of caching, expandable, vms, lakebed/)]);
   });
 });
+
+/**
+ * `lakebed replay` without --policy chooses as verify does (api's replay.ts resolvePolicy): the
+ * policy a library snapshot names, with the settings it recorded (h200-2026-12-02-d: lakebed with
+ * lakebed_torch's default lakebed_large_page_mb:4), else PyTorch's allocator under the recorded
+ * settings; the first line and --json's policySource say which and why.
+ */
+describe("lakebed replay without --policy", () => {
+  const replayJson = (args: string[]) => {
+    const r = lakebed(["replay", ...args, "--json"], 120_000);
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout);
+  };
+  it("a library snapshot replays under the policy it names, with its recorded settings, as verify chooses", () => {
+    const file = resolve(repoRoot, "packages/torch/bench/results/h200-2026-12-02-d/gpt2_ckpt.lakebed.pickle.gz");
+    const chosen = replayJson([file]);
+    expect(chosen).toMatchObject({ policy: "lakebed", policySource: "recorded", conf: "lakebed_large_page_mb:4" });
+    const named = replayJson([file, "--policy", "lakebed"]);
+    expect(named.policySource).toBe("requested");
+    expect(chosen.devices).toEqual(named.devices);
+    // the lakebed policy's figures, not caching's, and at the recorded 4 MiB pages, not the policy's 20 MiB default
+    expect(chosen.devices[0].peakReservedBytes).not.toBe(replayJson([file, "--policy", "caching"]).devices[0].peakReservedBytes);
+    expect(chosen.devices[0].stats).not.toEqual(replayJson([file, "--policy", "lakebed", "--conf", "lakebed_large_page_mb:20"]).devices[0].stats);
+    expect(chosen.devices[0].peakReservedBytes / chosen.devices[0].peakAllocatedBytes).toBeLessThan(1.03);
+    const text = lakebed(["replay", file], 120_000);
+    expect(text.status).toBe(0);
+    expect(text.stdout.split("\n")[0]).toMatch(/: policy lakebed \(recorded in the snapshot\), settings lakebed_large_page_mb:4, capacity unlimited$/);
+    const verified = lakebed(["verify", file, "--json"], 120_000);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ policy: "lakebed", recordedPolicy: "lakebed" });
+  });
+  it("a PyTorch snapshot still replays under caching, or expandable under expandable_segments", () => {
+    for (const [name, policy] of [["gc_nocap", "caching"], ["exp_msplit", "expandable"]]) {
+      const file = resolve(repoRoot, `test/fixtures/recorded/${name}.pickle.gz`);
+      const chosen = replayJson([file]);
+      expect(chosen, name).toMatchObject({ policy, policySource: "pytorch" });
+      expect(chosen.devices, name).toEqual(replayJson([file, "--policy", policy]).devices);
+      expect(lakebed(["replay", file]).stdout.split("\n")[0]).toContain(`: policy ${policy} (PyTorch's allocator under the recorded settings)`);
+    }
+  });
+});

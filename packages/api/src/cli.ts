@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     .command("replay")
     .description("replay a trace through a policy and report peak memory, device calls and OOMs")
     .argument("<trace>", "trace file")
-    .option("--policy <name>", `one of ${POLICIES.join(", ")} (default: the policy the trace was recorded with)`)
+    .option("--policy <name>", `one of ${POLICIES.join(", ")} (default: the one a lakebed_torch snapshot names, with its recorded settings; else caching, or expandable under expandable_segments; the output says which and why)`)
     .option("--conf <settings>", "PYTORCH_CUDA_ALLOC_CONF-style settings, e.g. max_split_size_mb:128,roundup_power2_divisions:4 (default: the recorded settings)")
     .option("--capacity <bytes>", "device capacity, e.g. 40GiB (default: unlimited)")
     .option("--check [level]", "check the policy's invariants: after every event what it changed, and all of them every 1,024 events and at the end; --check full: all of them after every event (slow)")

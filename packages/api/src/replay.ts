@@ -1,6 +1,7 @@
 import type { Trace } from "@lakebed/traces";
 import {
   confFromSettings,
+  isPolicyName,
   parseAllocConf,
   policyEntry,
   replayDevice,
@@ -17,7 +18,7 @@ export { POLICY_NAMES as POLICIES } from "@lakebed/core-sim/policies";
 export type { PolicyName };
 
 export interface ReplayRequest {
-  /** default: the policy the trace was recorded with */
+  /** default: the policy the snapshot names (lakebed_torch's), else PyTorch's (resolvePolicy) */
   policy?: PolicyName;
   /**
    * PYTORCH_CUDA_ALLOC_CONF-style settings. As in PyTorch, a settings string is the whole
@@ -105,6 +106,8 @@ export interface DeviceReplayDocument {
 
 export interface ReplayDocument {
   policy: PolicyName;
+  /** why that policy (resolvePolicy): requested (--policy), recorded (the snapshot's lakebed_policy) or pytorch */
+  policySource: PolicySource;
   conf: string;
   capacityBytes: number | null;
   events: number;
@@ -113,13 +116,41 @@ export interface ReplayDocument {
   devices: DeviceReplayDocument[];
 }
 
-/** Resolves what a replay request means for this trace: which policy and which settings. */
-export function resolvePolicy(trace: Trace, request: ReplayRequest): { policy: PolicyName; conf: AllocatorConf; confText: string } {
+/**
+ * Why a replay runs the policy it does: `requested` (the request's policy, --policy); `recorded`
+ * (the one a snapshot written by lakebed_torch names, recordedPolicy); `pytorch` (a snapshot that
+ * names none: PyTorch's allocator, caching, or expandable where the recorded settings turn
+ * expandable_segments on).
+ */
+export type PolicySource = "requested" | "recorded" | "pytorch";
+
+/** A policy's source in words, for the CLI's lines. */
+export const POLICY_SOURCE_TEXT: Record<PolicySource, string> = {
+  requested: "named by --policy",
+  recorded: "recorded in the snapshot",
+  pytorch: "PyTorch's allocator under the recorded settings",
+};
+
+/** The policy a snapshot says it was recorded under (allocator_settings' `lakebed_policy`, written by liblakebed_torch), when it names one lakebed has. */
+export function recordedPolicy(trace: Trace): PolicyName | undefined {
+  const name = trace.allocatorSettings?.raw.lakebed_policy;
+  return typeof name === "string" && isPolicyName(name) ? name : undefined;
+}
+
+/**
+ * Resolves what a replay request means for this trace: which policy (request.policy, else the one
+ * the snapshot names, else PyTorch's: policySource says which) and which settings (request.conf,
+ * else the recorded ones: a lakebed_torch snapshot's hold the library's conf, lakebed_large_page_mb
+ * and the like). Every replay (replay, verify, the live and differential replays) asks this.
+ */
+export function resolvePolicy(trace: Trace, request: ReplayRequest): { policy: PolicyName; policySource: PolicySource; conf: AllocatorConf; confText: string } {
   const recorded = trace.allocatorSettings;
   const confText = request.conf ?? recorded?.conf ?? "";
   const conf = request.conf !== undefined ? parseAllocConf(request.conf) : confFromSettings(recorded);
-  const policy = request.policy ?? (conf.expandableSegments ? "expandable" : "caching");
-  return { policy, conf: { ...conf, expandableSegments: policyEntry(policy).expandableSegments }, confText };
+  const named = recordedPolicy(trace);
+  const [policy, policySource]: [PolicyName, PolicySource] =
+    request.policy !== undefined ? [request.policy, "requested"] : named !== undefined ? [named, "recorded"] : [conf.expandableSegments ? "expandable" : "caching", "pytorch"];
+  return { policy, policySource, conf: { ...conf, expandableSegments: policyEntry(policy).expandableSegments }, confText };
 }
 
 /** A policy's internal error (a Wasm trap or assertion) as the one line that names the file, device and event. */
@@ -133,7 +164,7 @@ function replayReporting<T>(file: string, device: number, replay: () => T): T {
 }
 
 export function replayTrace(trace: Trace, request: ReplayRequest = {}): { document: ReplayDocument; results: DeviceReplayResult[] } {
-  const { policy, conf, confText } = resolvePolicy(trace, request);
+  const { policy, policySource, conf, confText } = resolvePolicy(trace, request);
   const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
   const started = performance.now();
   let before = 0;
@@ -159,6 +190,7 @@ export function replayTrace(trace: Trace, request: ReplayRequest = {}): { docume
     results,
     document: {
       policy,
+      policySource,
       conf: confText,
       capacityBytes: request.capacityBytes ?? null,
       events: total,

@@ -1,7 +1,7 @@
 import { Action, ACTION_NAMES, type DeviceTrace, type SegmentState, type Trace } from "@lakebed/traces";
-import { isPolicyName, policyEntry, type DeviceReplayResult } from "@lakebed/core-sim";
+import { policyEntry, type DeviceReplayResult } from "@lakebed/core-sim";
 import { allocationEvents } from "./describe.js";
-import { replayTrace, type PolicyName, type ReplayRequest } from "./replay.js";
+import { recordedPolicy, replayTrace, resolvePolicy, type PolicyName, type ReplayRequest } from "./replay.js";
 import { privatePoolCaveat } from "./caveats.js";
 
 /**
@@ -9,10 +9,10 @@ import { privatePoolCaveat } from "./caveats.js";
  * did at the device level (segment_alloc/free, segment_map/unmap) with what PyTorch did, event by
  * event, then compare the final segment and block layout with the snapshot's.
  *
- * Under which policy: request.policy, else the one the snapshot names (liblakebed_torch writes
- * allocator_settings' `lakebed_policy`: a snapshot recorded under policy P is checked against P's
- * own segment events), else PyTorch's allocator (caching; expandable where the recorded settings
- * turn expandable_segments on).
+ * Under which policy: replay's own choice (replay.ts's resolvePolicy): request.policy, else the one
+ * the snapshot names (liblakebed_torch writes allocator_settings' `lakebed_policy`: a snapshot
+ * recorded under policy P is checked against P's own segment events), else PyTorch's allocator
+ * (caching; expandable where the recorded settings turn expandable_segments on).
  *
  * Device-level events are compared by (action, address, bytes) and by how many allocation requests
  * came before them: PyTorch logs a segment_alloc just before the alloc that caused it, while the
@@ -60,20 +60,14 @@ export interface VerifyDocument {
 
 const SEGMENT_ACTIONS = new Set<number>([Action.SegmentAlloc, Action.SegmentFree, Action.SegmentMap, Action.SegmentUnmap]);
 
-/** The policy a snapshot says it was recorded under (allocator_settings' `lakebed_policy`, written by liblakebed_torch), when it names one lakebed has. */
-export function recordedPolicy(trace: Trace): PolicyName | undefined {
-  const name = trace.allocatorSettings?.raw.lakebed_policy;
-  return typeof name === "string" && isPolicyName(name) ? name : undefined;
-}
-
 export function verifyTrace(trace: Trace, request: Pick<ReplayRequest, "policy" | "capacityBytes" | "onProgress" | "checkEvery"> = {}): VerifyDocument {
   const unverifiable = whyUnverifiable(trace);
   if (unverifiable) return { match: false, reason: unverifiable, devices: [] };
   const recorded = recordedPolicy(trace);
-  const policy = request.policy ?? recorded;
-  const afresh = policy === undefined ? null : startsAfresh(trace, policy);
+  const { policy } = resolvePolicy(trace, request);
+  const afresh = startsAfresh(trace, policy);
   if (afresh) return { match: false, reason: afresh, policy, ...(recorded ? { recordedPolicy: recorded } : {}), devices: [] };
-  const { document, results } = replayTrace(trace, { ...request, policy, traceAddresses: true });
+  const { document, results } = replayTrace(trace, { ...request, traceAddresses: true });
   const devices = trace.devices.map((d, i) => compareDevice(d, results[i], recorded !== undefined));
   const match = devices.every((d) => d.firstMismatch === null && d.finalStateMatches);
   // A divergence in a trace with private pools is expected, not an emulation error: say why.

@@ -17,7 +17,7 @@ import { firstDivergence } from "../live/call-sequence.js";
 import { resolvePolicy } from "../replay.js";
 import { parseFailEvery } from "../live/backend-options.js";
 import type { PolicyName } from "../replay.js";
-import type { InvariantChecks } from "./replay.js";
+import { policyWords, type InvariantChecks } from "./replay.js";
 import { renderTable } from "../table.js";
 import { formatBytes, formatCount } from "../units.js";
 import { warn, writeHuman, writeJson } from "../output.js";
@@ -135,7 +135,7 @@ export async function replayLiveCommand(trace: Trace, request: LiveCliRequest, p
   } else {
     writeHuman(
       [
-        `${printable(request.file)}: policy ${document.policy}${document.conf ? ` (${printable(document.conf)})` : ""}, live on ${document.driver}`,
+        `${printable(request.file)}: ${policyWords(document)}, live on ${document.driver}`,
         renderTable(
           ["device", "events", "peak allocated", "peak reserved", "device calls", "OOMs", ...(request.verifyData ? ["verified allocations", "pattern changed"] : []), "left after teardown"],
           document.devices.map((d) => [

@@ -1,7 +1,7 @@
 import { loadTrace } from "../load.js";
 import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
-import { replayTrace, type TieringSummary } from "../replay.js";
+import { POLICY_SOURCE_TEXT, replayTrace, resolvePolicy, type PolicyName, type ReplayDocument, type TieringSummary } from "../replay.js";
 import type { ShrinkRequest } from "@lakebed/core-sim";
 import { renderTable } from "../table.js";
 import { formatBytes, formatCount } from "../units.js";
@@ -46,10 +46,11 @@ function parseLiveShrinkAt(text: string | undefined): number | "peak" | undefine
   return n;
 }
 
-/** --shrink-idle, --shrink-at, --shrink-discard: undefined when none is given. */
-function parseShrink(options: ReplayCliOptions, policyReadsUses: boolean): ShrinkRequest | undefined {
+const SHRINK_NEEDS_USES = "--shrink-idle, --shrink-at and --shrink-discard need --policy tiering";
+
+/** --shrink-idle, --shrink-at, --shrink-discard: undefined when none is given. (Only a policy that reads uses takes them: SHRINK_NEEDS_USES.) */
+function parseShrink(options: ReplayCliOptions): ShrinkRequest | undefined {
   if (options.shrinkIdle === undefined && options.shrinkAt === undefined && options.shrinkDiscard === undefined) return undefined;
-  if (!policyReadsUses) throw new UsageError("--shrink-idle, --shrink-at and --shrink-discard need --policy tiering");
   const list = (text: string | undefined, option: string): number[] | undefined => {
     if (text === undefined) return undefined;
     const values = text.split(",").map((v) => v.trim());
@@ -79,6 +80,11 @@ function parseCheck(level: boolean | string | undefined): InvariantChecks {
   throw new UsageError(`--check takes local (the default) or full, not ${quoted(level)} (the trace file goes before --check)`);
 }
 
+/** Whether the policy reads use events (tiering): it needs the operator record beside the snapshot, and takes the shrinks. */
+function readsUses(policy: PolicyName): boolean {
+  return (policyEntry(policy) as PolicyEntry).readsUses === true;
+}
+
 export async function replayCommand(file: string, options: ReplayCliOptions): Promise<number> {
   const policy = parsePolicy(options.policy);
   const checks = parseCheck(options.check);
@@ -91,19 +97,23 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   if (isLive(backend) && options.findMinCapacity) throw new UsageError("--find-min-capacity runs on the simulator only (leave out --backend)");
   if (!isLive(backend) && options.liveShrinkAt !== undefined) throw new UsageError("--live-shrink-at needs a live backend (--backend host or --backend cuda)");
   if (options.failEvery !== undefined) parseFailEvery(options.failEvery);
-  // a policy that reads use events (tiering) needs the operator record beside the snapshot
-  const readsUses = policy !== undefined && (policyEntry(policy) as PolicyEntry).readsUses === true;
-  const shrink = parseShrink(options, readsUses);
-  const trace = await loadTrace(file, !options.json, { withAccess: readsUses });
-  if (readsUses) {
+  const shrink = parseShrink(options);
+  if (shrink && policy !== undefined && !readsUses(policy)) throw new UsageError(SHRINK_NEEDS_USES);
+  // the policy replayed: --policy, else the one the snapshot names, else PyTorch's (resolvePolicy);
+  // one that reads use events (tiering) needs the operator record beside the snapshot
+  const trace = await loadTrace(file, !options.json, { withAccess: (t) => readsUses(resolvePolicy(t, { policy, conf }).policy) });
+  const chosen = resolvePolicy(trace, { policy, conf }).policy;
+  const usesRead = readsUses(chosen);
+  if (shrink && !usesRead) throw new UsageError(SHRINK_NEEDS_USES);
+  if (usesRead) {
     for (const d of trace.devices) {
-      const missing = useEventsMissing(d, policy!);
+      const missing = useEventsMissing(d, chosen);
       if (missing) throw new Error(`${file}: ${missing}`);
     }
   }
   warnAboutCaveats(trace);
   if (isLive(backend)) {
-    const progress = startProgress(`replay ${policy ?? ""} on ${backend}`.replace("  ", " "), "events", !options.json);
+    const progress = startProgress(`replay ${chosen} on ${backend}`, "events", !options.json);
     // the live path (native addon, drivers, teardown) is loaded only for a live replay
     const { replayLiveCommand } = await import("./replay-live.js");
     return replayLiveCommand(
@@ -118,15 +128,15 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
         checks,
         failEvery: options.failEvery,
         json: options.json === true,
-        clockCalibration: readsUses ? clockCalibrationBeside(file) : undefined,
+        clockCalibration: usesRead ? clockCalibrationBeside(file) : undefined,
         shrink,
         liveShrinkAt: parseLiveShrinkAt(options.liveShrinkAt),
-        hostTier: readsUses,
+        hostTier: usesRead,
       },
       progress,
     );
   }
-  const progress = startProgress(`replay ${policy ?? ""}`.trim(), "events", !options.json);
+  const progress = startProgress(`replay ${chosen}`, "events", !options.json);
   let document;
   try {
     ({ document } = replayTrace(trace, {
@@ -134,7 +144,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
       conf,
       capacityBytes,
       ...checks,
-      clockCalibration: readsUses ? clockCalibrationBeside(file) : undefined,
+      clockCalibration: usesRead ? clockCalibrationBeside(file) : undefined,
       shrink,
       onProgress: (done, total) => progress.update(done, total),
     }));
@@ -151,7 +161,7 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   }
   writeHuman(
     [
-      `${printable(file)}: policy ${document.policy}${document.conf ? ` (${printable(document.conf)})` : ""}, capacity ${document.capacityBytes === null ? "unlimited" : formatBytes(document.capacityBytes)}`,
+      `${printable(file)}: ${policyWords(document)}, capacity ${document.capacityBytes === null ? "unlimited" : formatBytes(document.capacityBytes)}`,
       renderTable(
         ["device", "events", "peak allocated", "peak reserved", "reserved/allocated", "device allocs", "device frees", "OOMs", "allocator time", ...(options.findMinCapacity ? ["min capacity"] : [])],
         document.devices.map((d) => [
@@ -172,6 +182,11 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
     ].join("\n"),
   );
   return 0;
+}
+
+/** The replay's policy, why that one, and its settings, as replay's first line says them (the live replay's too). */
+export function policyWords(document: Pick<ReplayDocument, "policy" | "policySource" | "conf">): string {
+  return `policy ${document.policy} (${POLICY_SOURCE_TEXT[document.policySource]})${document.conf ? `, settings ${printable(document.conf)}` : ""}`;
 }
 
 /** tiering's figures for one device, in a line. */

@@ -206,7 +206,7 @@ function nextChunkEvents(events: number, ms: number): number {
 }
 
 export async function replayLive(trace: Trace, request: LiveReplayRequest): Promise<{ document: LiveReplayDocument; runs: LiveDeviceRun[] }> {
-  const { policy, conf, confText } = resolvePolicy(trace, request);
+  const { policy, policySource, conf, confText } = resolvePolicy(trace, request);
   const total = trace.devices.reduce((n, d) => n + d.events.length, 0);
   const started = performance.now();
   const runs: LiveDeviceRun[] = [];
@@ -225,6 +225,7 @@ export async function replayLive(trace: Trace, request: LiveReplayRequest): Prom
       driver: description,
       verifyData: request.verifyData === true,
       policy,
+      policySource,
       conf: confText,
       capacityBytes: request.capacityBytes ?? null,
       events: total,
