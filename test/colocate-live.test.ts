@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openDriver, shareSockets, sendMessage, recvMessage, DeviceError, type Driver } from "@lakebed/native-cuda";
@@ -281,19 +282,42 @@ describe.skipIf(!hostAvailable)("a handover whose training process (the pool's e
   type Memfds = { fds: number; chunkMappings: number; booksMappings: number };
   type Books = { free: number; train: number; infer: number; lockHolder: number; valid: string | null; trainingAlive: boolean; reaped: number | null; physicalBytes: number; memfds: Memfds };
 
-  async function pool(extra: string[] = []): Promise<{ training: LineChild; inference: LineChild }> {
+  async function pool(extra: string[] = [], inferenceExtra: string[] = []): Promise<{ training: LineChild; inference: LineChild; trainingToken: number }> {
     const path = `@lakebed-test-handover-${process.pid}-${Math.random().toString(36).slice(2)}`;
     const training = child("training", ["handover-train", "--backend", "host", "--path", path, "--pool-bytes", String(P * G), "--acquire-bytes", String(G), "--iterations", "1", ...extra]);
     expect(await training.next()).toMatchObject({ phase: "ready", chunks: P });
-    const inference = child("inference", ["handover-tenant", "--backend", "host", "--path", path]);
-    const opened = await inference.next<{ chunks: number; trainingPid: number; memfds: Memfds }>();
+    const inference = child("inference", ["handover-tenant", "--backend", "host", "--path", path, ...inferenceExtra]);
+    const opened = await inference.next<{ chunks: number; trainingPid: number; trainingToken: number; token: number; memfds: Memfds }>();
     expect(opened).toMatchObject({ phase: "connected", chunks: P, trainingPid: training.pid });
+    // the books know each process by the token it announced over the socket, not by its pid
+    expect(Number.isInteger(opened.trainingToken) && opened.trainingToken !== 0 && opened.trainingToken !== opened.token).toBe(true);
     expect(opened.memfds.fds).toBe(P); // a handle a chunk; every descriptor received was closed
     // a handover done: training frees 3 cached chunks (tags only), inference claims them, finds
     // them zero-filled and writes its data (a check pattern a chunk)
     expect(await inference.ask("acquire 3")).toMatchObject({ phase: "acquired", freedByTraining: 3, claimed: [5, 6, 7], zeroFilled: 3, notZeroBytes: 0, trainingLost: false });
     expect(await inference.ask<Books>("books")).toMatchObject({ free: 0, train: 5, infer: 3, lockHolder: 0, valid: null, trainingAlive: true, reaped: null });
-    return { training, inference };
+    return { training, inference, trainingToken: opened.trainingToken };
+  }
+
+  /**
+   * After training died mid-handover and inference claimed chunks 0 and 1 (training had freed 4,
+   * or 3 and 4): the books valid and the lock free, the whole pool held, and a claim takes what is
+   * FREE (2, 3, 4) zero-filled; inference ends clean.
+   */
+  async function goesOnAlone(inference: LineChild, reaped: number): Promise<void> {
+    const books = await inference.ask<Books>("books");
+    expect(books).toMatchObject({ free: 3, train: 0, infer: 5, lockHolder: 0, valid: null, trainingAlive: false, reaped });
+    // the pool's memory is all there: inference's handles hold every chunk
+    expect([books.physicalBytes, books.memfds.fds]).toEqual([P * G, P]);
+    expect(await inference.ask("acquire 3")).toMatchObject({ freedByTraining: null, claimed: [2, 3, 4], zeroFilled: 3, notZeroBytes: 0 });
+    expect(await inference.ask<Books>("books")).toMatchObject({ free: 0, train: 0, infer: P, lockHolder: 0, valid: null });
+    await endsClean(inference, [5, 6, 7, 0, 1, 2, 3, 4]);
+  }
+
+  /** user + system CPU seconds of a live process so far (/proc: clock ticks of USER_HZ, 100) */
+  function cpuSeconds(pid: number): number {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
   /** inference holds `held` chunks with its data intact and usable, and leaves nothing behind */
@@ -308,22 +332,47 @@ describe.skipIf(!hostAvailable)("a handover whose training process (the pool's e
 
   it("killed with SIGKILL mid-handover, holding the books' lock: the handover completes from its reaped chunks, inference's data stays intact", async () => {
     // training stops in its second adjustment, after freeing 1 of the 2 chunks asked for, with the lock held
-    const { training, inference } = await pool(["--stall-at", "adjust:2"]);
+    const { training, inference, trainingToken } = await pool(["--stall-at", "adjust:2"]);
     inference.send("acquire 2");
-    expect(await training.next()).toEqual({ phase: "stalled", op: "adjust", freed: 1, lockHolder: training.pid });
+    expect(await training.next()).toEqual({ phase: "stalled", op: "adjust", freed: 1, lockHolder: trainingToken });
     training.kill("SIGKILL");
     expect((await training.exited).signal).toBe("SIGKILL");
-    // inference sees training's socket close while waiting for its answer: it releases the dead
-    // lock, reaps training's 4 remaining chunks (INV-HO-4) and claims 2, zero-filled: they held training's data
+    // inference sees training's socket close while waiting for its answer: it takes the dead
+    // lock over, reaps training's 4 remaining chunks (INV-HO-4) and claims 2, zero-filled: they held training's data
     expect(await inference.next()).toMatchObject({ phase: "acquired", freedByTraining: null, claimed: [0, 1], zeroFilled: 2, notZeroBytes: 0, trainingLost: true, reaped: 4 });
-    const books = await inference.ask<Books>("books");
-    expect(books).toMatchObject({ free: 3, train: 0, infer: 5, lockHolder: 0, valid: null, trainingAlive: false, reaped: 4 });
-    // the pool's memory is all there: inference's handles hold every chunk
-    expect([books.physicalBytes, books.memfds.fds]).toEqual([P * G, P]);
-    // without training, a claim takes what is FREE: chunk 4 (training freed it before dying) and 2, 3
-    expect(await inference.ask("acquire 3")).toMatchObject({ freedByTraining: null, claimed: [2, 3, 4], zeroFilled: 3, notZeroBytes: 0 });
-    expect(await inference.ask<Books>("books")).toMatchObject({ free: 0, train: 0, infer: P, lockHolder: 0, valid: null });
-    await endsClean(inference, [5, 6, 7, 0, 1, 2, 3, 4]);
+    await goesOnAlone(inference, 4);
+  });
+
+  it("killed with SIGKILL holding the books' lock while inference waits for it: inference sleeps, takes the lock over within a bounded time, reaps it and stays valid", async () => {
+    // training answers its second adjustment (2 chunks freed) from inside the lock, then stops holding
+    // it: inference's claim waits for the lock (a minute allowed: only the takeover may end the wait)
+    const { training, inference, trainingToken } = await pool(["--stall-at", "hold:2"], ["--lock-timeout-ms", "60000"]);
+    inference.send("acquire 2");
+    expect(await training.next()).toEqual({ phase: "stalled", op: "hold", freed: 2, lockHolder: trainingToken });
+    // the wait sleeps: a busy loop would burn the whole second
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const cpu0 = cpuSeconds(inference.pid);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(cpuSeconds(inference.pid) - cpu0).toBeLessThan(0.3);
+    const t0 = performance.now();
+    training.kill("SIGKILL");
+    // its socket closed: inference takes the lock over, reaps training's 3 chunks (INV-HO-4) and
+    // claims the lowest FREE ones, zero-filled: they held training's data
+    expect(await inference.next()).toMatchObject({ phase: "acquired", freedByTraining: 2, claimed: [0, 1], zeroFilled: 2, notZeroBytes: 0, trainingLost: true, reaped: 3 });
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect((await training.exited).signal).toBe("SIGKILL");
+    await goesOnAlone(inference, 3);
+  });
+
+  it("stopped alive holding the books' lock: inference's wait ends at its bound with a one-line error, not a hang", async () => {
+    const { training, inference, trainingToken } = await pool(["--stall-at", "hold:2"], ["--lock-timeout-ms", "500"]);
+    inference.send("acquire 2");
+    expect(await training.next()).toMatchObject({ phase: "stalled", op: "hold", lockHolder: trainingToken });
+    await expect(inference.next()).rejects.toThrow(
+      new RegExp(`^inference ended \\(exit 1\\) before answering: the books' lock: held by the training process \\(token ${trainingToken}\\), whose socket is still open, for \\d+ ms: gave up after 500 ms$`),
+    );
+    expect((await inference.exited).stderr.trim().split("\n")).toHaveLength(1);
+    training.kill("SIGKILL");
   });
 
   it("killed with SIGKILL mid-reclaim, its data written into a chunk the books still say held inference's: the chunk is zero-filled before inference reads it", async () => {

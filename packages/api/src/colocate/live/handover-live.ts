@@ -17,8 +17,10 @@
 //
 // Training, the pool's exporter, may die at any point (SIGKILL included): inference's imported
 // handles keep every chunk, and when it sees training's socket close (an answer that never comes, a
-// send refused, or a poll) it reaps training's share of the books (INV-HO-4: training's chunks FREE
-// and to be zero-filled, a lock it held released) and goes on claiming from the pool alone.
+// send refused, a poll, or a wait for the books' lock training holds) it reaps training's share of
+// the books (INV-HO-4: training's chunks FREE and to be zero-filled, a lock it held taken over) and
+// goes on claiming from the pool alone. The books know each process by a random token announced
+// over the socket at connect (training's in "books", inference's in "hello"), not by its pid.
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { FD_BATCH, POLLHUP, POLLIN, openDriver, recvMessage, sendMessage, shareSockets, type Driver, type DriverKind } from "@lakebed/native-cuda";
 import { HandoverBooks, FREE, INFER, TRAIN } from "./handover-books.js";
@@ -39,12 +41,16 @@ export interface HandoverOptions {
    * For the crash tests, training stops at the n-th request of this kind (1 = the first) until it
    * is killed, after printing {phase: "stalled"}: in an adjustment, having freed half the chunks
    * asked for, holding the books' lock; in a reclaim, having taken the FREE chunks back and
-   * written its data into the first, before marking it its own (lastOwner)
+   * written its data into the first, before marking it its own (lastOwner); "hold": in the n-th
+   * adjustment, having answered it from inside the books' lock, still holding it (inference's
+   * claim then waits for the lock)
    */
-  stallAt?: { op: "adjust" | "reclaim"; n: number };
+  stallAt?: { op: "adjust" | "reclaim" | "hold"; n: number };
+  /** how long a wait for the books' lock held by a live peer may last (ms; HandoverBooks' default) */
+  lockTimeoutMs?: number;
 }
 
-type Request = { op: "adjust"; chunks: number } | { op: "reclaim" } | { op: "free" } | { op: "remalloc" } | { op: "done" };
+type Request = { op: "hello"; token: number } | { op: "adjust"; chunks: number } | { op: "reclaim" } | { op: "free" } | { op: "remalloc" } | { op: "done" };
 
 // each side's data: a byte neither zero nor the other's, written with memset (a 1 GiB pattern fill
 // would take the CPU a second an iteration); a skipped zero-fill shows as that byte in the sample
@@ -88,6 +94,11 @@ function takeFreeChunks(books: HandoverBooks, chunks: number): number[] {
   return out;
 }
 
+/** Whether the peer's end of the socket closed (INV-HO-4: it is gone). */
+function socketClosed(s: ReturnType<typeof shareSockets>, fd: number): boolean {
+  return fd < 0 || (s.poll([fd], 0)[0] & POLLHUP) !== 0;
+}
+
 function nowNs(): bigint {
   return process.hrtime.bigint();
 }
@@ -109,7 +120,7 @@ export function runHandoverTraining(o: HandoverOptions, print: (doc: unknown) =>
   d.setAccess(va, P * G);
   memsetChunks(d, va, TRAIN_BYTE, P * G); // training's data, which inference must never read
   const booksFd = s.shmCreate(HandoverBooks.bytesFor(P));
-  const books = new HandoverBooks(s.shmMap(booksFd, HandoverBooks.bytesFor(P)));
+  const books = new HandoverBooks(s.shmMap(booksFd, HandoverBooks.bytesFor(P)), { lockTimeoutMs: o.lockTimeoutMs });
   books.init(P, TRAIN);
   let block = d.malloc(o.acquireBytes); // the free-then-malloc path's cached block
   const listenFd = s.listen(o.path);
@@ -121,7 +132,7 @@ export function runHandoverTraining(o: HandoverOptions, print: (doc: unknown) =>
     s.close(peer.fd);
     throw new Error(`refused a peer of uid ${peer.uid}`);
   }
-  sendMessage(peer.fd, { op: "books", chunks: P, chunkBytes: G }, [booksFd]);
+  sendMessage(peer.fd, { op: "books", chunks: P, chunkBytes: G, token: books.token }, [booksFd]);
   s.close(booksFd);
   const exportDriverNs: number[] = [];
   const exportWallNs: number[] = [];
@@ -148,8 +159,18 @@ export function runHandoverTraining(o: HandoverOptions, print: (doc: unknown) =>
     if (got === null) break;
     const m = got.message;
     seen.set(m.op, (seen.get(m.op) ?? 0) + 1);
-    const stallHere = o.stallAt?.op === m.op && o.stallAt.n === seen.get(m.op);
-    if (m.op === "adjust" && stallHere) {
+    const stallOp = o.stallAt?.op === "hold" ? "adjust" : o.stallAt?.op;
+    const stallHere = stallOp === m.op && o.stallAt?.n === seen.get(m.op);
+    if (m.op === "hello") {
+      // inference's token in the books (INV-HO-4: a lock it held when its socket closed is taken over)
+      books.setPeer({ token: m.token, owner: INFER, name: "the inference process", gone: () => socketClosed(s, peer.fd) });
+    } else if (m.op === "adjust" && stallHere && o.stallAt?.op === "hold") {
+      books.withLock(() => {
+        const freed = freeTrainingChunks(books, P, m.chunks);
+        sendMessage(peer.fd, { op: "adjusted", freed });
+        stall({ op: "hold", freed, lockHolder: books.lockHolder() });
+      });
+    } else if (m.op === "adjust" && stallHere) {
       books.withLock(() => {
         const n = freeTrainingChunks(books, P, Math.ceil(m.chunks / 2));
         stall({ op: m.op, freed: n, lockHolder: books.lockHolder() });
@@ -231,27 +252,30 @@ export class HandoverInference {
   readonly chunks: number;
   /** the pool's mapping in this process: chunk c at va + c * CHUNK_BYTES */
   readonly va: number;
-  /** the training process (SO_PEERCRED of the connection) */
+  /** the training process's pid (SO_PEERCRED of the connection), as this pid namespace sees it: reported, never an identity in the books */
   readonly trainingPid: number;
+  /** the training process's token in the books, which it announced with them */
+  readonly trainingToken: number;
   readonly importDriverNs: number[] = [];
   readonly importWallNs: number[] = [];
   readonly setAccessWholePoolUs: number;
-  /** training's socket closed and its chunks were reaped (INV-HO-4): how many it held then */
-  reaped: number | null = null;
   private readonly s = shareSockets();
   private fd: number;
 
-  constructor(o: Pick<HandoverOptions, "backend" | "device" | "path">) {
+  constructor(o: Pick<HandoverOptions, "backend" | "device" | "path" | "lockTimeoutMs">) {
     const s = this.s;
     const d = (this.d = openDriver(o.backend, { device: o.device ?? 0 }));
     const G = CHUNK_BYTES;
     this.fd = s.connect(o.path);
     this.trainingPid = s.peerCred(this.fd).pid;
-    const first = recvMessage<{ op: string; chunks: number; chunkBytes: number; why?: string }>(this.fd);
+    const first = recvMessage<{ op: string; chunks: number; chunkBytes: number; token: number; why?: string }>(this.fd);
     if (first === null || first.message.op !== "books") throw new Error(`the training process: ${first?.message.why ?? "closed"}`);
     const P = (this.chunks = first.message.chunks);
-    this.books = new HandoverBooks(s.shmMap(first.fds[0], HandoverBooks.bytesFor(P)));
+    this.trainingToken = first.message.token;
+    this.books = new HandoverBooks(s.shmMap(first.fds[0], HandoverBooks.bytesFor(P)), { token: HandoverBooks.newToken(this.trainingToken), lockTimeoutMs: o.lockTimeoutMs });
     s.close(first.fds[0]); // the mapping keeps the books
+    this.books.setPeer({ token: this.trainingToken, owner: TRAIN, name: "the training process", gone: () => socketClosed(s, this.fd) });
+    sendMessage(this.fd, { op: "hello", token: this.books.token } satisfies Request);
     const va = (this.va = d.addressReserve(P * G));
     d.timeCalls(true);
     for (let got = 0; got < P; ) {
@@ -274,6 +298,11 @@ export class HandoverInference {
     const t0 = nowNs();
     d.setAccess(va, P * G); // the static mapping region: once, over the whole pool
     this.setAccessWholePoolUs = Number(nowNs() - t0) / 1000;
+  }
+
+  /** training's socket closed and its chunks were reaped (INV-HO-4): how many it held then */
+  get reaped(): number | null {
+    return this.books.peerReaped;
   }
 
   get trainingLost(): boolean {
@@ -368,9 +397,9 @@ export class HandoverInference {
     return { bye, teardownErrors: t.errors, leaks: !this.d.leakReport().clean };
   }
 
-  /** INV-HO-4: training's socket closed; its chunks go FREE, a lock it held is released. */
+  /** INV-HO-4: training's socket closed; its chunks go FREE, a lock it held is taken over. */
   private lost(): void {
-    this.reaped = this.books.reap(TRAIN, this.trainingPid);
+    this.books.reapPeer();
   }
 }
 
@@ -405,12 +434,12 @@ export class HandoverTenant {
   private readonly held = new Map<number, number>();
   private round = 0;
 
-  constructor(o: Pick<HandoverOptions, "backend" | "device" | "path">) {
+  constructor(o: Pick<HandoverOptions, "backend" | "device" | "path" | "lockTimeoutMs">) {
     this.inf = new HandoverInference(o);
   }
 
   get opened(): Record<string, unknown> {
-    return { phase: "connected", pid: process.pid, chunks: this.inf.chunks, trainingPid: this.inf.trainingPid, memfds: memfdsHere() };
+    return { phase: "connected", pid: process.pid, chunks: this.inf.chunks, trainingPid: this.inf.trainingPid, trainingToken: this.inf.trainingToken, token: this.inf.books.token, memfds: memfdsHere() };
   }
 
   /** One command; its answer, and whether it was the last. */

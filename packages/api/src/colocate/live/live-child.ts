@@ -53,12 +53,20 @@ async function dedupTenant(args: string[]): Promise<void> {
   });
 }
 
-/** --stall-at adjust:N or reclaim:N (the crash tests) */
+/** --stall-at adjust:N, reclaim:N or hold:N (the crash tests) */
 function stallAt(v: string | undefined): HandoverOptions["stallAt"] {
   if (v === undefined) return undefined;
   const [op, n] = v.split(":");
-  if ((op !== "adjust" && op !== "reclaim") || !Number.isInteger(Number(n)) || Number(n) < 1) throw new Error(`--stall-at: adjust:N or reclaim:N, got ${JSON.stringify(v)}`);
+  if ((op !== "adjust" && op !== "reclaim" && op !== "hold") || !Number.isInteger(Number(n)) || Number(n) < 1) throw new Error(`--stall-at: adjust:N, reclaim:N or hold:N, got ${JSON.stringify(v)}`);
   return { op, n: Number(n) };
+}
+
+/** --lock-timeout-ms MS: how long a wait for the books' lock held by a live peer may last */
+function lockTimeoutMs(args: string[]): number | undefined {
+  const v = flag(args, "lock-timeout-ms");
+  if (v === undefined) return undefined;
+  if (!(Number(v) > 0)) throw new Error(`--lock-timeout-ms: a positive number of ms, got ${JSON.stringify(v)}`);
+  return Number(v);
 }
 
 function handoverOptions(args: string[]): HandoverOptions {
@@ -70,11 +78,12 @@ function handoverOptions(args: string[]): HandoverOptions {
     acquireBytes: Number(required(args, "acquire-bytes")),
     iterations: Number(required(args, "iterations")),
     stallAt: stallAt(flag(args, "stall-at")),
+    lockTimeoutMs: lockTimeoutMs(args),
   };
 }
 
 async function handoverTenant(args: string[]): Promise<void> {
-  const tenant = new HandoverTenant({ backend: required(args, "backend") as DriverKind, device: Number(flag(args, "device") ?? 0), path: required(args, "path") });
+  const tenant = new HandoverTenant({ backend: required(args, "backend") as DriverKind, device: Number(flag(args, "device") ?? 0), path: required(args, "path"), lockTimeoutMs: lockTimeoutMs(args) });
   print(tenant.opened);
   await commands((line) => {
     const { answer, last } = tenant.command(line);
