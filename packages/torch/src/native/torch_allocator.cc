@@ -90,6 +90,7 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
   a->mallocNs_.reserve(kLatencyCap);
   a->freeNs_.reserve(kLatencyCap);
   a->live_.reserve(1 << 14);
+  a->spareLive_.reserve(1 << 14);
   const int64_t wallNs = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   a->epochOffsetNs_ = wallNs - NowNs();
   return a;
@@ -173,7 +174,20 @@ void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, boo
     return nullptr;
   }
   const uint64_t ptr = placed.driverAddr;
-  live_[ptr] = LiveBlock{placed.handle, placed.modelAddr, bytes, placed.bytes, stream, sid, {}};
+  LiveBlock block{placed.handle, placed.modelAddr, bytes, placed.bytes, stream, sid, {}};
+  if (spareLive_.empty()) {
+    live_[ptr] = std::move(block);
+  } else {
+    auto node = std::move(spareLive_.back());
+    spareLive_.pop_back();
+    node.key() = ptr;
+    node.mapped() = std::move(block);
+    auto put = live_.insert(std::move(node));
+    if (!put.inserted) {  // as live_[ptr] = block would (the pointer is never live twice: INV-TA-3)
+      put.position->second = std::move(put.node.mapped());
+      spareLive_.push_back(std::move(put.node));
+    }
+  }
   trace_.Add(TraceAction::kAlloc, placed.modelAddr, bytes, stream);
   Note(&mallocNs_, NowNs() - t0);
   return reinterpret_cast<void*>(ptr);
@@ -188,8 +202,8 @@ void Allocator::Free(void* p) {
   const auto it = live_.find(ptr);
   if (it == live_.end()) return;  // not ours (PyTorch frees only what it allocated here)
   StartCall(t0);
-  LiveBlock block = std::move(it->second);
-  live_.erase(it);
+  auto node = live_.extract(it);
+  const LiveBlock& block = node.mapped();
   imports_->SetCurrentStream(block.stream);
   // noted before the policy frees: the free may unmap this very range, and its fence must see it
   NoteFreed(ptr, block.bytes, block.streamId);
@@ -205,6 +219,7 @@ void Allocator::Free(void* p) {
     policy_->FreeResolved(block.handle, false);
     pending_.push_back(std::move(pending));
   }
+  spareLive_.push_back(std::move(node));
   ProcessPendingFrees();
   Note(&freeNs_, NowNs() - t0);
 }
@@ -254,8 +269,12 @@ void Allocator::NoteFreed(uint64_t ptr, uint64_t bytes, int streamId) {
   const uint64_t seq = ++freeCount_[static_cast<size_t>(streamId)];
   // a later free at the same address on the same stream stands for the earlier one too (a fence
   // covering it covers every earlier free of that stream), so the entry keeps the longer range
-  Freed& f = freed_[{ptr, streamId}];
-  f = Freed{std::max(f.end, ptr + bytes), seq};
+  Freed* f = freedIndex_.Find(ptr, streamId);
+  if (!f) {
+    freed_.insert(FreedKey{ptr, streamId});
+    f = freedIndex_.Insert(ptr, streamId, Freed{0, 0});
+  }
+  *f = Freed{std::max(f->end, ptr + bytes), seq};
   maxFreedBytes_ = std::max(maxFreedBytes_, bytes);
   if (freed_.size() > pruneAt_) PruneFreed();
 }
@@ -278,9 +297,14 @@ void Allocator::PollMarkers(size_t id) {
   }
 }
 
+std::set<Allocator::FreedKey>::iterator Allocator::EraseFreed(std::set<FreedKey>::iterator it) {
+  freedIndex_.Erase(it->first, it->second);
+  return freed_.erase(it);
+}
+
 void Allocator::PruneFreed() {
   for (auto it = freed_.begin(); it != freed_.end();)
-    it = it->second.seq <= fencedCount_[static_cast<size_t>(it->first.second)] ? freed_.erase(it) : std::next(it);
+    it = FreedAt(*it).seq <= fencedCount_[static_cast<size_t>(it->second)] ? EraseFreed(it) : std::next(it);
   pruneAt_ = std::max<size_t>(4096, freed_.size() * 2);
 }
 
@@ -288,13 +312,14 @@ void Allocator::FenceRange(uint64_t va, uint64_t bytes) {
   const uint64_t end = va + bytes;
   std::vector<uint64_t> needed(streams_.size(), 0);  // by stream id: the latest free to wait for
   auto it = freed_.lower_bound({va > maxFreedBytes_ ? va - maxFreedBytes_ : 0, -1});
-  while (it != freed_.end() && it->first.first < end) {
-    const size_t id = static_cast<size_t>(it->first.second);
-    if (it->second.seq <= fencedCount_[id]) {
-      it = freed_.erase(it);  // finished already (INV-TA-4)
+  while (it != freed_.end() && it->first < end) {
+    const size_t id = static_cast<size_t>(it->second);
+    const Freed& f = FreedAt(*it);
+    if (f.seq <= fencedCount_[id]) {
+      it = EraseFreed(it);  // finished already (INV-TA-4)
       continue;
     }
-    if (it->second.end > va) needed[id] = std::max(needed[id], it->second.seq);
+    if (f.end > va) needed[id] = std::max(needed[id], f.seq);
     ++it;
   }
   for (size_t id = 0; id < needed.size(); id++) {

@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +45,7 @@
 #include "call_log.h"
 #include "device_imports.h"
 #include "driver_core.h"
+#include "freed_index.h"
 #include "stream_events.h"
 #include "trace_log.h"
 #include "wasm_policy.h"
@@ -153,6 +155,9 @@ class Allocator {
   uint64_t totalBytes_ = 0;
   int device_ = 0;  // PyTorch's device index, for the out-of-memory message
   std::unordered_map<uint64_t, LiveBlock> live_;
+  // live_'s nodes that a free took out, kept for the next malloc's entry: a malloc and a free each
+  // took a trip through the heap for the node (at most as many as blocks were ever live at once)
+  std::vector<std::unordered_map<uint64_t, LiveBlock>::node_type> spareLive_;
   std::vector<PendingFree> pending_;
   std::map<uint64_t, int> streamIds_;
   uint64_t lastStream_ = 0;
@@ -162,11 +167,18 @@ class Allocator {
   // Frees not yet known to be finished on the device, by (driver address, stream id): the end of the
   // block's range and the stream's free count at its free. INV-TA-4: an entry's count is above its
   // stream's fenced count (entries at or below it are pruned, at queries and when the table grows).
+  // The keys in address order (freed_, for the fences' range searches) and each key's entry
+  // (freedIndex_, one probe for a free's update: freed_index.h says why); both hold the same keys,
+  // and every erase goes through EraseFreed.
   struct Freed {
     uint64_t end;
     uint64_t seq;
   };
-  std::map<std::pair<uint64_t, int>, Freed> freed_;
+  using FreedKey = std::pair<uint64_t, int>;
+  std::set<FreedKey> freed_;
+  FreedIndex<Freed> freedIndex_;
+  const Freed& FreedAt(const FreedKey& key) { return *freedIndex_.Find(key.first, key.second); }
+  std::set<FreedKey>::iterator EraseFreed(std::set<FreedKey>::iterator it);
   uint64_t maxFreedBytes_ = 0;
   size_t pruneAt_ = 4096;
   std::vector<uint64_t> freeCount_;   // by stream id: frees so far

@@ -16,8 +16,11 @@
 //
 // On the hot path (every malloc and free appends one or two entries): entries live in blocks of
 // kBlockEntries that are never moved, so an append never copies the trace (a vector's growth copied
-// all of it, megabytes, inside one free), and each block is zeroed when made, so its page faults
-// come together once per 4,096 entries rather than one every hundred appends.
+// all of it, megabytes, inside one free). Each block is fresh anonymous memory mapped with its pages
+// populated (MAP_POPULATE): the kernel hands them over zeroed, all in the one mmap call, rather
+// than one page fault every hundred appends, or a zeroing pass over them in the library that took
+// the same faults one page at a time (which, on the host driver, was the largest single cost of a
+// free while the trace grew). An append writes its ring slot from a running index, not a division.
 //
 // A cap, as PyTorch's _record_memory_history(max_entries=N): the trace keeps the newest maxEntries
 // entries (a ring, PyTorch's RingBuffer), so a long job's trace stops growing at maxEntries x 40
@@ -34,9 +37,13 @@
 // snapshot names the calls instead (python/lakebed_torch writes them into allocator_settings).
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <new>
+#include <type_traits>
 #include <vector>
 
 namespace lakebed::torch {
@@ -132,11 +139,31 @@ class TraceLog {
     return blocks_[i / kBlockEntries][i % kBlockEntries];
   }
   TraceEntry& Append() {
-    if (total_ < ringEntries_ && total_ == blocks_.size() * kBlockEntries) blocks_.emplace_back(new TraceEntry[kBlockEntries]());
-    TraceEntry& e = Slot(total_);
+    if (total_ < ringEntries_ && total_ == blocks_.size() * kBlockEntries) AddBlock();
+    // the slot of absolute number total_ (Slot(total_)), kept as the appends advance
+    TraceEntry& e = blocks_[nextSlot_ / kBlockEntries][nextSlot_ % kBlockEntries];
+    if (++nextSlot_ == ringEntries_) nextSlot_ = 0;
     total_++;
     if (size_ < maxEntries_) size_++;  // else the oldest kept entry leaves the window (its slot comes round later)
     return e;
+  }
+  static constexpr size_t kBlockBytes = kBlockEntries * sizeof(TraceEntry);
+  struct BlockUnmap {
+    void operator()(TraceEntry* p) const { munmap(p, kBlockBytes); }
+  };
+  using Block = std::unique_ptr<TraceEntry[], BlockUnmap>;
+  static_assert(std::is_trivial_v<TraceEntry>, "a block's entries are its mapped zero bytes");
+  // One more block of kBlockEntries zeroed entries (TraceEntry is a plain struct: zero bytes are its
+  // value-initialized state). Out of line, so that Add stays small enough to be inlined.
+  [[gnu::noinline]] void AddBlock() {
+    void* p = mmap(nullptr, kBlockBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    // one write per page now, not at the appends: under a hypervisor that maps guest pages on
+    // their first write (shadow or nested paging), that first write is an exit of microseconds,
+    // and one every hundred appends put one free or malloc in fifty there
+    for (size_t offset = 0; offset < kBlockBytes; offset += 4096) static_cast<volatile char*>(p)[offset] = 0;
+    Block block(static_cast<TraceEntry*>(p));
+    blocks_.push_back(std::move(block));
   }
 
   bool on_ = true;
@@ -145,9 +172,10 @@ class TraceLog {
   uint64_t ringEntries_ = kDefaultMaxEntries;
   size_t size_ = 0;
   uint64_t total_ = 0;
+  uint64_t nextSlot_ = 0;  // total_ % ringEntries_
   uint64_t markBarrier_ = UINT64_MAX;
   std::deque<uint64_t> marks_;  // ascending absolute numbers; the oldest leave from the front
-  std::vector<std::unique_ptr<TraceEntry[]>> blocks_;
+  std::vector<Block> blocks_;
 };
 
 }  // namespace lakebed::torch
