@@ -14,6 +14,7 @@
 //
 //   node packages/torch/bench/wrapper-bench.mjs --label before [--passes 7] [--rounds 3]
 //        [--trace ../shared/traces/gpt2_ckpt.def.pickle.gz] [--policies caching,lakebed]
+//   node packages/torch/bench/wrapper-bench.mjs --report      (the .md again from the .json, no run)
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -46,7 +47,7 @@ function buildBench() {
   const out = join(build, "lakebed-torch-wrapper-bench");
   const objects = ["core_sim.o", "wasm-rt-impl.o", "wasm_policy.o", "device_imports.o", "alloc_conf.o", "native_driver_core.o", "native_host_backend.o"].map((o) => join(obj, o));
   const flags = ["-std=c++17", "-O2", "-D_GNU_SOURCE", "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0", "-DWASM_RT_USE_STACK_DEPTH_COUNT=1", "-DWASM_RT_MAX_CALL_STACK_DEPTH=100000"];
-  const includes = [join(build, "gen"), process.env.WASM2C_RUNTIME ?? "/usr/share/wabt/wasm2c", "/usr/src/wasm2c", join(repoRoot, "packages/native-cuda/src/native"), join(pkgRoot, "src/native")].map((d) => `-I${d}`);
+  const includes = [join(build, "gen"), process.env.WASM2C_RUNTIME ?? "/usr/share/wabt/wasm2c", "/usr/src/wasm2c", join(repoRoot, "packages/native-cuda/src/native"), join(pkgRoot, "src/native"), join(pkgRoot, "harness")].map((d) => `-I${d}`);
   execFileSync(process.env.CXX ?? "c++", [...flags, ...includes, join(benchDir, "wrapper_bench.cc"), ...objects, "-o", out, "-ldl", "-lpthread"], { stdio: "inherit" });
   return { library, bench: out };
 }
@@ -107,6 +108,14 @@ function summarize(policy, runs) {
 }
 
 async function main() {
+  const file = join(benchDir, "results/wrapper-host.json");
+  if (process.argv.includes("--report")) {
+    // the tables again from the JSON (after its findings were edited), no run
+    writeFileSync(join(benchDir, "results/wrapper-host.md"), markdown(JSON.parse(readFileSync(file, "utf8"))));
+    return;
+  }
+  // whether the library's sources differ from the commit, as it is built (checked before the run)
+  const dirty = git(["status", "--porcelain", "--", "packages/torch/src", "packages/torch/scripts"]) !== "";
   const { library, bench } = buildBench();
   const requests = await writeRequests();
   log(`${basename(tracePath)}: ${requests.allocs} mallocs on ${requests.streams} stream(s); ${passes} passes x ${rounds} rounds per policy`);
@@ -121,9 +130,7 @@ async function main() {
     }
     results.push(summarize(policy, runs));
   }
-  const file = join(benchDir, "results/wrapper-host.json");
   const all = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : { runs: {} };
-  const dirty = git(["status", "--porcelain", "--", "packages/torch/src", "packages/torch/scripts"]) !== "";
   all.runs[label] = {
     date: new Date().toISOString(),
     commit: git(["rev-parse", "--short", "HEAD"]),
@@ -157,7 +164,7 @@ function markdown(all) {
   ];
   for (const [label, run] of Object.entries(all.runs)) {
     out.push(`## ${label}: commit ${run.commit}${run.torchSourcesDirty ? " (with uncommitted packages/torch changes)" : ""}`, "");
-    out.push(`${run.date.slice(0, 16).replace("T", " ")} UTC, ${run.machine}; ${run.trace}, ${run.mallocsPerPass.toLocaleString("en-US")} mallocs a pass, ${run.passes} passes x ${run.rounds} rounds.`, "");
+    out.push(`${run.date.slice(0, 16).replace("T", " ")} UTC, ${run.machine}; ${run.trace}, ${run.mallocsPerPass.toLocaleString("en-US")} mallocs a pass, ${run.passes} passes x ${run.rounds} rounds${run.note ? `; ${run.note}` : ""}.`, "");
     out.push("| policy | call | library median | p99 | reference median | p99 | ratio median | ratio p99 | wrapper ns | of which placed ns | inside median |");
     out.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (const r of run.results) {
@@ -167,9 +174,14 @@ function markdown(all) {
       }
     }
     out.push("");
+    if (run.tests) out.push(`Tests: ${run.tests}`, "");
+    out.push("Means (the trace's growth and page faults show here, not in the medians): library / reference " +
+      run.results.map((r) => `${r.policy} malloc ${Math.round(r.laterMalloc.library.mean)}/${Math.round(r.laterMalloc.reference.mean)}, free ${Math.round(r.laterFree.library.mean)}/${Math.round(r.laterFree.reference.mean)}`).join("; ") + ".", "");
     out.push("First pass (the device calls are made here): library / reference medians " +
       run.results.map((r) => `${r.policy} malloc ${r.firstMalloc.library.median}/${r.firstMalloc.reference.median}, free ${r.firstFree.library.median}/${r.firstFree.reference.median}`).join("; ") + ".", "");
   }
+  // what the runs were read to mean (kept in the JSON by hand: a run rewrites the tables, not these)
+  if (all.findings?.length) out.push("## Where the time goes", "", ...all.findings.map((f) => `- ${f}`), "");
   return out.join("\n");
 }
 

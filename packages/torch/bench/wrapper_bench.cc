@@ -33,9 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -45,6 +43,7 @@
 #include "device_imports.h"
 #include "host_backend.h"
 #include "policy_codes.h"
+#include "requests.h"
 #include "trace_log.h"
 #include "wasm-rt-impl.h"
 #include "wasm_policy.h"
@@ -59,26 +58,14 @@ constexpr uint64_t kDeviceTotal = 140ull << 30;  // the H200 the shared traces c
   std::exit(2);
 }
 
-struct Request {
-  char op;
-  uint64_t id, size, stream;
-};
+using lakebed::torch::harness::Request;
 
+// The requests with a block (a 0-byte malloc has none, and the library records no call for it).
 std::vector<Request> ReadRequests(const char* path) {
   std::vector<Request> out;
-  std::ifstream in(path);
-  if (!in) Die(std::string("cannot open ") + path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    Request r{0, 0, 0, 0};
-    ls >> r.op;
-    if (r.op == 'a') ls >> r.id >> r.size >> r.stream;
-    else if (r.op == 'r') ls >> r.id;
-    else continue;
-    if (r.op == 'a' && r.size == 0) continue;  // no block, no call the library records (its free finds none)
-    out.push_back(r);
-  }
+  for (const Request& r : lakebed::torch::harness::ReadRequests(path))
+    if (r.op != 'a' || r.size > 0) out.push_back(r);
+  if (out.empty()) Die(std::string("no requests in ") + path);
   return out;
 }
 

@@ -62,6 +62,7 @@
 
 #include "c10_standin.h"
 #include "lakebed_torch.h"
+#include "requests.h"
 
 namespace {
 
@@ -404,22 +405,8 @@ int Latency(const char* policy, int passes, const char* path, const char* conf) 
     std::printf("{\"error\":\"%s\"}\n", lakebed_last_error());
     return 2;
   }
-  struct Request {
-    char op;
-    uint64_t id, size, stream;
-  };
-  std::vector<Request> requests;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    Request r{0, 0, 0, 0};
-    ls >> r.op;
-    if (r.op == 'a') ls >> r.id >> r.size >> r.stream;
-    else if (r.op == 'r') ls >> r.id;
-    else continue;  // completions follow their requests here (plain frees); out-of-memory requests are not timed
-    requests.push_back(r);
-  }
+  using lakebed::torch::harness::Request;
+  const std::vector<Request> requests = lakebed::torch::harness::ReadRequests(path);
   using Clock = std::chrono::steady_clock;
   auto ns = [](Clock::time_point a, Clock::time_point b) {
     return static_cast<uint32_t>(std::min<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count(), UINT32_MAX));
