@@ -102,6 +102,16 @@ describe.skipIf(skip)("an out-of-memory as PyTorch raises it", () => {
     expect(r.message).toMatch(/^CUDA out of memory\. Tried to allocate 1024\.00 MiB\./);
     expect(r.standinErrorsDestroyed).toBe(0);
   });
+  it("a request for another device than the one enabled is refused with the device to enable, and device 0 is served on", () => {
+    // memory mapped for device 0 would fault in device 1's kernels: the library must not hand it out
+    const r = harness(["oom", "lakebed", "other-device"]);
+    expect(r.caught).toBe("std::exception");
+    expect(r.message).toBe(
+      "lakebed_torch serves CUDA device 0 (lakebed_torch.enable(device=0)) and was asked for memory on device 1: one device a process; enable(device=1) before the first CUDA allocation",
+    );
+    expect(r.servesAfter).toBe(true);
+    expect(r.check).toBe("");
+  });
 });
 
 /** A trace's requests as the harness's replay reads them (host_harness.cc says the format). */

@@ -105,7 +105,9 @@ DEFAULT_CONF = {"lakebed": "lakebed_large_page_mb:4"}
 
 def enable(policy="lakebed", conf=None, device=0, capacity_bytes=0):
     """Makes the policy PyTorch's CUDA allocator. Call before the first CUDA allocation.
-    conf: PYTORCH_CUDA_ALLOC_CONF-style settings; None takes DEFAULT_CONF's for the policy."""
+    conf: PYTORCH_CUDA_ALLOC_CONF-style settings; None takes DEFAULT_CONF's for the policy.
+    device: the one CUDA device this process allocates on (under torchrun, its LOCAL_RANK); a
+    request for another device is refused with a RuntimeError that names it."""
     global _ENABLED
     import torch
 

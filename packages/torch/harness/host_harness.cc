@@ -23,12 +23,14 @@
 //     the steady clock. Prints the median, p99 and mean of each, for the first pass (which makes
 //     the device calls) and the later ones (the steady state, where a training step repeats).
 //
-//   oom POLICY bound|unbound
+//   oom POLICY bound|unbound|other-device
 //     An out-of-memory through lakebed_malloc, as PyTorch calls it, on a 64 MiB device: with the
 //     library bound to the c10 it finds loaded (here the stand-in, c10_standin.h), the exception
 //     must be c10::OutOfMemoryError carrying PyTorch's message; unbound, a std::runtime_error.
-//     Prints what was caught, its message, whether the thrown object was destroyed once, and
-//     whether the allocator still serves a request afterwards.
+//     other-device: instead, 1 MiB asked for on device 1 of a library opened for device 0 (refused
+//     with a std::runtime_error that says which device to enable). Prints what was caught, its
+//     message, whether the thrown object was destroyed once, and whether the allocator still serves
+//     a request afterwards.
 //
 //   replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]
 //     Drives the library with a trace's requests (written by test/torch-host.test.ts: one line per
@@ -468,7 +470,10 @@ int Oom(const char* policy, const std::string& mode) {
   std::string caught = "nothing", message;
   const uint64_t destroyedBefore = c10_standin_destroyed();
   try {
-    lakebed_malloc(1ull << 30, 0, reinterpret_cast<void*>(1));
+    if (mode == "other-device")
+      lakebed_malloc(1 << 20, 1, reinterpret_cast<void*>(1));
+    else
+      lakebed_malloc(1ull << 30, 0, reinterpret_cast<void*>(1));
   } catch (const c10::OutOfMemoryError& e) {  // the first handler torch's HANDLE_TH_ERRORS has for it
     caught = "c10::OutOfMemoryError";
     message = e.what_without_backtrace();
@@ -578,7 +583,7 @@ int main(int argc, char** argv) {
                "usage: lakebed-torch-harness stress POLICY SEED THREADS STREAMS OPS [CONF]\n"
                "       lakebed-torch-harness lock POLICY OPS\n"
                "       lakebed-torch-harness latency POLICY PASSES EVENTS_FILE [CONF]\n"
-               "       lakebed-torch-harness oom POLICY bound|unbound\n"
+               "       lakebed-torch-harness oom POLICY bound|unbound|other-device\n"
                "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n"
                "       lakebed-torch-harness trace POLICY SEED OPS [CONF]\n");
   return 64;

@@ -76,6 +76,16 @@ extern "C" {
 
 void* lakebed_malloc(size_t size, int device, void* stream) {
   Allocator* a = Get();
+  // One device a process, as the library was opened: memory mapped for device N is not another
+  // device's to use (with no access set for it, its kernels would fault on the addresses). A job
+  // that moved to another device after enable() (torch.cuda.set_device, a torchrun rank) is told
+  // so at its first allocation there, instead of being served memory it cannot touch.
+  if (device != a->device())
+    throw std::runtime_error("lakebed_torch serves CUDA device " + std::to_string(a->device()) +
+                             " (lakebed_torch.enable(device=" + std::to_string(a->device()) +
+                             ")) and was asked for memory on device " + std::to_string(device) +
+                             ": one device a process; enable(device=" + std::to_string(device) +
+                             ") before the first CUDA allocation");
   std::string error;
   bool oom = false;
   void* p = a->Malloc(size, reinterpret_cast<uint64_t>(stream), &error, &oom);
@@ -84,7 +94,6 @@ void* lakebed_malloc(size_t size, int device, void* stream) {
     if (oom) lakebed::torch::ThrowOutOfMemory(error);
     throw std::runtime_error(error);
   }
-  (void)device;
   return p;
 }
 

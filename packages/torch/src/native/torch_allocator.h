@@ -110,6 +110,9 @@ class Allocator {
   std::string brokenReason();
   uint64_t driverTotalBytes() const { return totalBytes_; }
   std::string description() const { return driver_->description(); }
+  // The device index the allocator serves (PyTorch's, as CUDA_VISIBLE_DEVICES numbers them): every
+  // request must name it, since the memory is mapped for that device alone.
+  int device() const { return device_; }
   DriverCore* driver() { return driver_.get(); }
 
   static constexpr size_t kLatencyCap = 1 << 22;
