@@ -31,7 +31,9 @@ same allocator differed by 37% (GPT-2) and 10% (Llama). So:
   kernel's end), and the host's time to enqueue it (wall and the thread's CPU time until the step
   function returned; the enqueue CPU time near the wall time means the step is launch bound), and
   the CPU time of all the process's threads over the step (autograd runs backward on a thread of
-  its own, so the launching thread's CPU time is only part of the host's work).
+  its own, so the launching thread's CPU time is only part of the host's work; but the closing
+  torch.cuda.synchronize spins, so this comes out at the step's wall time, runs h200-2026-12-02-g
+  and -h, and the report's table leaves it out).
 - Python's garbage collector is collected, frozen and off during the steps (as timeit does): its
   pauses land at random steps and are the same for every allocator.
 - Under the library, its own time in every step: the sum of its malloc and free latencies (its
