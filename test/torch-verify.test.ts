@@ -79,7 +79,15 @@ describe("lakebed replay without --policy", () => {
       const chosen = replayJson([file]);
       expect(chosen, name).toMatchObject({ policy, policySource: "pytorch" });
       expect(chosen.devices, name).toEqual(replayJson([file, "--policy", policy]).devices);
-      expect(lakebed(["replay", file]).stdout.split("\n")[0]).toContain(`: policy ${policy} (PyTorch's allocator under the recorded settings)`);
+      expect(lakebed(["replay", file]).stdout.split("\n")[0]).toContain(`: policy ${policy} (PyTorch's allocator: the trace names no policy)`);
     }
+  });
+  it("a PyTorch snapshot under --conf's settings: the first line does not call them the recorded ones", () => {
+    // gc_nocap recorded garbage_collection_threshold:0.6; --conf's expandable_segments picks expandable
+    const file = resolve(repoRoot, "test/fixtures/recorded/gc_nocap.pickle.gz");
+    expect(replayJson([file, "--conf", "expandable_segments:True"])).toMatchObject({ policy: "expandable", policySource: "pytorch", conf: "expandable_segments:True" });
+    const line = lakebed(["replay", file, "--conf", "expandable_segments:True"]).stdout.split("\n")[0];
+    expect(line).toMatch(/: policy expandable \(PyTorch's allocator: the trace names no policy\), settings expandable_segments:True, capacity unlimited$/);
+    expect(line.slice(file.length)).not.toContain("recorded");
   });
 });

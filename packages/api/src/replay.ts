@@ -128,7 +128,8 @@ export type PolicySource = "requested" | "recorded" | "pytorch";
 export const POLICY_SOURCE_TEXT: Record<PolicySource, string> = {
   requested: "named by --policy",
   recorded: "recorded in the snapshot",
-  pytorch: "PyTorch's allocator under the recorded settings",
+  // the settings may be --conf's, not the recorded ones: expandable_segments in them picks expandable
+  pytorch: "PyTorch's allocator: the trace names no policy",
 };
 
 /** The policy a snapshot says it was recorded under (allocator_settings' `lakebed_policy`, written by liblakebed_torch), when it names one lakebed has. */
