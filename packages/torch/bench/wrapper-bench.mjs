@@ -21,6 +21,7 @@ import { cpus, tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Action, readTrace } from "@lakebed/traces";
+import { WABT_RUNTIME, WASM_RT_DEFINES } from "../scripts/wasm-rt.mjs";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const pkgRoot = resolve(benchDir, "..");
@@ -42,12 +43,14 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The bench executable: wrapper_bench.cc with the library's module, runtime, policy and driver objects. */
 function buildBench() {
+  // the library's build first: it rebuilds whatever objects a source, header or flag change left stale
+  execFileSync(process.execPath, [join(pkgRoot, "scripts/build.mjs")], { stdio: ["ignore", "ignore", "inherit"] });
   const library = join(build, "liblakebed_torch.so");
-  if (!existsSync(library)) throw new Error("liblakebed_torch.so is not built: node packages/torch/scripts/build.mjs");
+  if (!existsSync(library)) throw new Error("liblakebed_torch.so was not built (wasm2c or a compiler missing: apt-get install wabt g++)");
   const out = join(build, "lakebed-torch-wrapper-bench");
   const objects = ["core_sim.o", "wasm-rt-impl.o", "wasm_policy.o", "device_imports.o", "alloc_conf.o", "native_driver_core.o", "native_host_backend.o"].map((o) => join(obj, o));
-  const flags = ["-std=c++17", "-O2", "-D_GNU_SOURCE", "-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0", "-DWASM_RT_USE_STACK_DEPTH_COUNT=1", "-DWASM_RT_MAX_CALL_STACK_DEPTH=100000"];
-  const includes = [join(build, "gen"), process.env.WASM2C_RUNTIME ?? "/usr/share/wabt/wasm2c", "/usr/src/wasm2c", join(repoRoot, "packages/native-cuda/src/native"), join(pkgRoot, "src/native"), join(pkgRoot, "harness")].map((d) => `-I${d}`);
+  const flags = ["-std=c++17", "-O2", "-D_GNU_SOURCE", ...WASM_RT_DEFINES];
+  const includes = [join(build, "gen"), WABT_RUNTIME, "/usr/src/wasm2c", join(repoRoot, "packages/native-cuda/src/native"), join(pkgRoot, "src/native"), join(pkgRoot, "harness")].map((d) => `-I${d}`);
   execFileSync(process.env.CXX ?? "c++", [...flags, ...includes, join(benchDir, "wrapper_bench.cc"), ...objects, "-o", out, "-ldl", "-lpthread"], { stdio: "inherit" });
   return { library, bench: out };
 }

@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { WABT_RUNTIME, WASM_RT_DEFINES } from "./wasm-rt.mjs";
 
 const pkgRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const repoRoot = resolve(pkgRoot, "../..");
@@ -25,13 +26,9 @@ const ownDir = join(pkgRoot, "src/native");
 const build = join(pkgRoot, "build");
 const gen = join(build, "gen");
 const obj = join(build, "obj");
-const WABT_RUNTIME = process.env.WASM2C_RUNTIME ?? "/usr/share/wabt/wasm2c";
 
 const NATIVE_SOURCES = ["driver_core.cc", "cuda_backend.cc", "host_backend.cc", "cuda_loader.cc"];
 const OWN_SOURCES = ["alloc_conf.cc", "stream_events.cc", "device_imports.cc", "wasm_policy.cc", "torch_allocator.cc", "torch_errors.cc", "c_api.cc"];
-// wasm-rt without the signal handler: PyTorch's process keeps its own SIGSEGV handling, and
-// bounds are checked explicitly (a trap is a failed call, never a signal).
-const WASM_RT_DEFINES = ["-DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0", "-DWASM_RT_USE_STACK_DEPTH_COUNT=1", "-DWASM_RT_MAX_CALL_STACK_DEPTH=100000"];
 
 function which(tool) {
   const r = spawnSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" });
@@ -82,15 +79,22 @@ async function main() {
   }
   const wasmPath = join(repoRoot, "packages/core-sim/dist/core-sim.wasm");
   const wasm = readFileSync(wasmPath);
-  const hash = createHash("sha256").update(wasm).digest("hex").slice(0, 16);
+  // the generated C depends on the module and on the wasm2c that wrote it (a newer wabt's runtime
+  // header beside C an older one generated would not match)
+  const wasm2cVersion = spawnSync(wasm2c, ["--version"], { encoding: "utf8" }).stdout?.trim() ?? "";
+  const hash = createHash("sha256").update(wasm).update(wasm2cVersion).digest("hex").slice(0, 16);
   mkdirSync(gen, { recursive: true });
   mkdirSync(obj, { recursive: true });
 
-  // 1. the policy as C
+  // 1. the policy as C, written again only when the module or wasm2c changed (its object is then
+  // rebuilt by the rule of step 4, as every other object)
   const stamp = join(gen, "core_sim.hash");
-  const fresh = existsSync(stamp) && readFileSync(stamp, "utf8") === hash && existsSync(join(obj, "core_sim.o"));
+  const fresh = existsSync(stamp) && readFileSync(stamp, "utf8") === hash && existsSync(join(gen, "core_sim.c"));
   const started = performance.now();
-  if (!fresh) run(wasm2c, [wasmPath, "-o", join(gen, "core_sim.c"), "-n", "core_sim"]);
+  if (!fresh) {
+    run(wasm2c, [wasmPath, "-o", join(gen, "core_sim.c"), "-n", "core_sim"]);
+    writeFileSync(stamp, hash);
+  }
 
   // 2. every import implemented
   const header = readFileSync(join(gen, "core_sim.h"), "utf8");
@@ -138,11 +142,7 @@ ${stats}
     run(compiler, [...flags, "-MMD", "-MF", `${out}.d`, "-c", source, "-o", out]);
     writeFileSync(flagsFile, flagsText);
   };
-  if (!fresh) {
-    run(cc, [...common, "-w", "-c", join(gen, "core_sim.c"), "-o", join(obj, "core_sim.o")]);
-    writeFileSync(stamp, hash);
-  }
-  objects.push(join(obj, "core_sim.o"));
+  compile(cc, [...common, "-w"], join(gen, "core_sim.c"), "core_sim.o");
   compile(cc, [...common, "-w"], join(WABT_RUNTIME, "wasm-rt-impl.c"), "wasm-rt-impl.o");
   for (const s of NATIVE_SOURCES) compile(cxx, cxxFlags, join(nativeDir, s), `native_${s.replace(".cc", ".o")}`);
   for (const s of OWN_SOURCES) compile(cxx, cxxFlags, join(ownDir, s), s.replace(".cc", ".o"));
