@@ -10,7 +10,8 @@
 // peer over their socket at connect (training's in the "books" message, inference's in its
 // "hello"). It is the lock's identity, not the pid: a pid means nothing across pid namespaces
 // (SO_PEERCRED gives the peer's pid as seen from the receiver's namespace, process.pid is the
-// holder's own), and a token is never reused by a later process.
+// holder's own), and a token is not recycled as pids are: a later process draws its own (equal to
+// an earlier one's by a chance of 1 in 2^31), and the two peers' never match (checked at connect).
 //
 // INV-HO-1  every chunk has exactly one owner: FREE, TRAIN or INFER.
 // INV-HO-2  owners change only under the lock.
