@@ -1,9 +1,9 @@
 #include "device_imports.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "core_sim.h"
+#include "steady_clock.h"
 #include "wasm-rt.h"
 
 
@@ -13,12 +13,6 @@ namespace {
 constexpr double kRefused = -1;  // the addon's kOom: out of memory, or a refused map/setAccess
 uint64_t U64(double v) { return static_cast<uint64_t>(v); }
 bool Refusal(const Status& s) { return s.code == Status::Code::kOutOfMemory || s.code == Status::Code::kInjected; }
-}  // namespace
-
-namespace {
-int64_t SteadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 }  // namespace
 
 DeviceImports::DriverTimer::DriverTimer(DeviceImports* owner) : owner_(owner), start_(SteadyNs()) {}

@@ -8,6 +8,7 @@
 
 #include "cuda_backend.h"
 #include "host_backend.h"
+#include "steady_clock.h"
 
 namespace lakebed::torch {
 
@@ -17,10 +18,6 @@ namespace {
 constexpr int kStatReservedAll = (5 * 3 + 0) * 4;   // reserved_bytes.all.current
 constexpr int kStatAllocatedAll = (4 * 3 + 0) * 4;  // allocated_bytes.all.current
 constexpr int kNumSyncAllStreams = 118;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // PyTorch's format_size (c10/cuda/CUDACachingAllocator.cpp), for its out-of-memory message.
 std::string FormatSize(uint64_t bytes) {
@@ -92,7 +89,7 @@ std::unique_ptr<Allocator> Allocator::Open(const AllocatorOptions& options, std:
   a->live_.reserve(1 << 14);
   a->spareLive_.reserve(1 << 14);
   const int64_t wallNs = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  a->epochOffsetNs_ = wallNs - NowNs();
+  a->epochOffsetNs_ = wallNs - SteadyNs();
   return a;
 }
 
@@ -139,7 +136,7 @@ std::string Allocator::Broken() {
 void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, bool* outOfMemory) {
   *outOfMemory = false;
   if (bytes == 0) return nullptr;  // as PyTorch's allocator: no block, no trace entry
-  const int64_t t0 = NowNs();
+  const int64_t t0 = SteadyNs();
   std::lock_guard<std::mutex> lock(mu_);
   if (policy_->broken()) {
     *error = Broken();
@@ -189,13 +186,13 @@ void* Allocator::Malloc(uint64_t bytes, uint64_t stream, std::string* error, boo
     }
   }
   trace_.Add(TraceAction::kAlloc, placed.modelAddr, bytes, stream);
-  Note(&mallocNs_, NowNs() - t0);
+  Note(&mallocNs_, SteadyNs() - t0);
   return reinterpret_cast<void*>(ptr);
 }
 
 void Allocator::Free(void* p) {
   if (!p) return;
-  const int64_t t0 = NowNs();
+  const int64_t t0 = SteadyNs();
   std::lock_guard<std::mutex> lock(mu_);
   if (policy_->broken()) return;
   const uint64_t ptr = reinterpret_cast<uint64_t>(p);
@@ -221,7 +218,7 @@ void Allocator::Free(void* p) {
   }
   spareLive_.push_back(std::move(node));
   ProcessPendingFrees();
-  Note(&freeNs_, NowNs() - t0);
+  Note(&freeNs_, SteadyNs() - t0);
 }
 
 void Allocator::RecordStream(void* p, uint64_t stream) {
@@ -327,7 +324,7 @@ void Allocator::FenceRange(uint64_t va, uint64_t bytes) {
     // the markers that completed already cover their frees: no wait at all for memory freed before
     PollMarkers(id);
     if (needed[id] <= fencedCount_[id]) continue;
-    const int64_t t0 = NowNs();
+    const int64_t t0 = SteadyNs();
     auto& q = markers_[id];
     auto covering = std::find_if(q.begin(), q.end(), [&](const Marker& m) { return m.seq >= needed[id]; });
     if (covering != q.end()) {
@@ -346,14 +343,14 @@ void Allocator::FenceRange(uint64_t va, uint64_t bytes) {
       q.clear();
     }
     fenceWaits_++;
-    fenceNs_ += static_cast<uint64_t>(NowNs() - t0);
+    fenceNs_ += static_cast<uint64_t>(SteadyNs() - t0);
   }
 }
 
 void Allocator::EmptyCache() {
   std::lock_guard<std::mutex> lock(mu_);
   if (policy_->broken()) return;
-  StartCall(NowNs());
+  StartCall(SteadyNs());
   // the snapshot says this was an empty_cache, so that its unmaps are not taken for a malloc's own
   trace_.MarkEmptyCache();
   // PyTorch's empty_cache: synchronize_and_free_events (the pending frees' events only), then
@@ -366,7 +363,7 @@ void Allocator::EmptyCache() {
 void Allocator::SetMemoryFraction(double fraction) {
   std::lock_guard<std::mutex> lock(mu_);
   if (policy_->broken()) return;
-  StartCall(NowNs());
+  StartCall(SteadyNs());
   policy_->SetCapacity(static_cast<uint64_t>(fraction * static_cast<double>(totalBytes_)));
   ResolveTrace();
 }
