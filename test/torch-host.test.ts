@@ -316,6 +316,44 @@ describe.skipIf(skip)("the trace keeps its newest entries, as _record_memory_his
   });
 });
 
+describe.skipIf(skip)("a snapshot taken while another thread allocates is of one moment", () => {
+  // PyTorch allocates from more than one thread (the autograd engine's own) and a snapshot may be
+  // dumped mid-step (an out-of-memory observer). python/lakebed_torch's snapshot() reads one copy the
+  // library took under one acquisition of its lock (lakebed_snapshot_take); it used to read the
+  // segments, the trace and the empty_cache marks through separate calls, each under the lock on its
+  // own, and got pieces of different moments: segments the trace did not end in, marks past its end.
+  // The harness's snapshot mode takes snapshots while a worker thread allocates and frees, and checks
+  // each as lakebed verify and the importer need it: the trace, undone from its end, finds what each
+  // entry made in the snapshot's segments and blocks (down to an empty allocator when nothing was
+  // dropped), the blocks tile their segments, the marks lie within the trace.
+  type Race = { snapshots: number; moments: number; torn: number; firstTorn: string; traceAtEnd: number; dropped: number; marksAtEnd: number; final: string; sameAsTraceCalls: boolean; check: string };
+  for (const policy of policies) {
+    it(`${policy}: every snapshot taken mid-run is consistent, with the whole trace and with one the cap cut`, () => {
+      for (const cap of [null, 3000]) {
+        const env: Record<string, string> = cap ? { LAKEBED_TORCH_TRACE_MAX_ENTRIES: String(cap) } : {};
+        const r = harness(["snapshot", policy, "3", "20000", "whole"], env) as unknown as Race;
+        expect({ cap, torn: r.torn, firstTorn: r.firstTorn, final: r.final, check: r.check }).toEqual({ cap, torn: 0, firstTorn: "", final: "", check: "" });
+        expect(r.moments, "snapshots taken while the worker ran, at different points of its run").toBeGreaterThan(10);
+        expect(r.marksAtEnd).toBeGreaterThan(0);
+        // the copy's trace, dropped count and marks are those the trace calls read at rest (the
+        // copy takes the ring's slots a block at a time; the cap's 3,000 entries wrap its 4,096 slots)
+        expect(r.sameAsTraceCalls).toBe(true);
+        if (cap) expect([r.traceAtEnd, r.dropped > 0]).toEqual([cap, true]);
+        else expect(r.dropped).toBe(0);
+      }
+    });
+  }
+  it("the check catches the pieces of different moments that separate calls read", () => {
+    // each piece from a take of its own, with the module's work between them, as it read them before
+    for (const policy of ["caching", "lakebed"]) {
+      const r = harness(["snapshot", policy, "3", "20000", "pieces"]) as unknown as Race;
+      expect(r.torn, policy).toBeGreaterThan(0);
+      expect(r.firstTorn).toMatch(/does not lead to the snapshot's segments and blocks|beyond the trace's|leaves/);
+      expect(r.final).toBe(""); // at rest, the pieces agree
+    }
+  });
+});
+
 describe.skipIf(skip)("the library parses settings as core-sim's conf.ts does", () => {
   // A PyTorch process has no Node to run conf.ts: the library carries a C++ twin (alloc_conf.cc)
   const texts = [

@@ -9,7 +9,8 @@ The library (packages/torch, built by `npm run build`; `lakebed torch` prints wh
 policy's own WebAssembly compiled to C and linked with lakebed's native CUDA driver: the allocation
 decisions are the simulator's, on real GPU memory. This module only loads it, installs it and reads
 it back: memory statistics under torch.cuda.memory_stats()'s names (a pluggable allocator has none
-of its own), and a snapshot in torch.cuda.memory._dump_snapshot's format from the library's trace.
+of its own), and a snapshot in torch.cuda.memory._dump_snapshot's format from the library's trace,
+read from one copy of the library's state taken at one moment (snapshot() says why).
 
 The library's trace keeps its newest LAKEBED_TORCH_TRACE_MAX_ENTRIES entries (default 2,097,152, 40 bytes
 each; 0 records none), a ring as _record_memory_history(max_entries=...) keeps: a longer job's snapshot
@@ -67,20 +68,28 @@ def _load():
         lib.lakebed_description.restype = c_char_p
         lib.lakebed_stat_name.restype = c_char_p
         lib.lakebed_stats_read.argtypes = [ctypes.POINTER(c_double), c_int]
-        lib.lakebed_trace_count.restype = u64
         p64 = ctypes.POINTER(u64)
-        lib.lakebed_trace_read.argtypes = [u64, u64, ctypes.POINTER(ctypes.c_uint8), p64, p64, p64, ctypes.POINTER(ctypes.c_int64)]
-        lib.lakebed_trace_read.restype = u64
-        lib.lakebed_trace_dropped.restype = u64
-        lib.lakebed_empty_cache_marks.argtypes = [p64, u64]
-        lib.lakebed_empty_cache_marks.restype = u64
-        lib.lakebed_segment.argtypes = [c_int, p64]
-        lib.lakebed_segment_block.argtypes = [c_int, c_int, p64]
+        if hasattr(lib, "lakebed_snapshot_take"):  # a library built before it has none: snapshot() says to rebuild
+            snap = ctypes.c_void_p
+            lib.lakebed_snapshot_take.restype = snap
+            lib.lakebed_snapshot_free.argtypes = [snap]
+            lib.lakebed_snapshot_trace_count.argtypes = [snap]
+            lib.lakebed_snapshot_trace_count.restype = u64
+            lib.lakebed_snapshot_trace_read.argtypes = [snap, u64, u64, ctypes.POINTER(ctypes.c_uint8), p64, p64, p64,
+                                                        ctypes.POINTER(ctypes.c_int64)]
+            lib.lakebed_snapshot_trace_read.restype = u64
+            lib.lakebed_snapshot_trace_dropped.argtypes = [snap]
+            lib.lakebed_snapshot_trace_dropped.restype = u64
+            lib.lakebed_snapshot_empty_cache_marks.argtypes = [snap, p64, u64]
+            lib.lakebed_snapshot_empty_cache_marks.restype = u64
+            lib.lakebed_snapshot_segment_count.argtypes = [snap]
+            lib.lakebed_snapshot_segment.argtypes = [snap, c_int, p64]
+            lib.lakebed_snapshot_block_count.argtypes = [snap, c_int]
+            lib.lakebed_snapshot_block.argtypes = [snap, c_int, c_int, p64]
         lib.lakebed_latency_read.argtypes = [c_int, ctypes.POINTER(ctypes.c_uint32), u64]
         lib.lakebed_latency_read.restype = u64
         lib.lakebed_pending_frees.restype = u64
-        if hasattr(lib, "lakebed_device_total"):  # a library built before it has none (snapshot() then leaves the key out)
-            lib.lakebed_device_total.restype = u64
+        lib.lakebed_device_total.restype = u64
         lib.lakebed_check.restype = c_char_p
         lib.lakebed_memory.argtypes = [p64]
         lib.lakebed_conf_parse.argtypes = [c_char_p, ctypes.POINTER(c_double)]
@@ -140,28 +149,25 @@ def memory_stats():
     return {lib.lakebed_stat_name(i).decode(): int(values[i]) for i in range(n)}
 
 
-def _trace():
-    lib = _load()
-    n = lib.lakebed_trace_count()
+def _trace(lib, snap):
+    n = lib.lakebed_snapshot_trace_count(snap)
     action = (ctypes.c_uint8 * n)()
     addr, size, stream = (ctypes.c_uint64 * n)(), (ctypes.c_uint64 * n)(), (ctypes.c_uint64 * n)()
     time_us = (ctypes.c_int64 * n)()
-    n = lib.lakebed_trace_read(0, n, action, addr, size, stream, time_us)
+    n = lib.lakebed_snapshot_trace_read(snap, 0, n, action, addr, size, stream, time_us)
     return [{"action": _ACTIONS[action[i]], "addr": addr[i], "size": size[i], "stream": stream[i],
              "time_us": time_us[i], "frames": []} for i in range(n)]
 
 
-def snapshot(device=0):
-    """torch.cuda.memory._snapshot()'s dict, from the library's own trace and segments."""
-    lib = _load()
+def _segments(lib, snap, device):
     segments = []
     out = (ctypes.c_uint64 * 4)()
-    for i in range(lib.lakebed_segments_take()):
-        lib.lakebed_segment(i, out)
+    for i in range(lib.lakebed_snapshot_segment_count(snap)):
+        lib.lakebed_snapshot_segment(snap, i, out)
         seg_addr, seg_size, seg_stream, expandable = out[0], out[1], out[2], out[3]
         blocks, allocated, active, requested = [], 0, 0, 0
-        for j in range(lib.lakebed_segment_block_count(i)):
-            lib.lakebed_segment_block(i, j, out)
+        for j in range(lib.lakebed_snapshot_block_count(snap, i)):
+            lib.lakebed_snapshot_block(snap, i, j, out)
             state = _BLOCK_STATES[out[3]]
             blocks.append({"address": out[0], "size": out[1], "requested_size": out[2], "state": state, "frames": []})
             if state != "inactive":
@@ -175,28 +181,48 @@ def snapshot(device=0):
                          "segment_type": "small" if small else "large",
                          "allocated_size": allocated, "active_size": active, "requested_size": requested,
                          "is_expandable": bool(expandable), "blocks": blocks})
+    return segments
+
+
+def snapshot(device=0):
+    """torch.cuda.memory._snapshot()'s dict, from the library's own trace and segments.
+
+    Its pieces (segments, trace, dropped count, empty_cache marks) are one copy the library took at one
+    moment under its lock (lakebed_snapshot_take), so a snapshot taken while other threads allocate (the
+    autograd engine's, an out-of-memory observer's mid-step) is still one state: the segments are those
+    the trace ends in. The lock is held for the copy alone, not while this reads it."""
+    lib = _load()
+    if not hasattr(lib, "lakebed_snapshot_take"):
+        raise RuntimeError(f"lakebed_torch: {library_path()} predates lakebed_snapshot_take; rebuild it (npm run build)")
+    snap = lib.lakebed_snapshot_take()
+    if not snap:
+        raise MemoryError("lakebed_torch: " + lib.lakebed_last_error().decode())
+    try:
+        segments = _segments(lib, snap, device)
+        dropped = lib.lakebed_snapshot_trace_dropped(snap)
+        trace = _trace(lib, snap)
+        n = lib.lakebed_snapshot_empty_cache_marks(snap, None, 0)
+        marks = (ctypes.c_uint64 * max(n, 1))()
+        n = lib.lakebed_snapshot_empty_cache_marks(snap, marks, n)
+    finally:
+        lib.lakebed_snapshot_free(snap)
     policy, conf = _ENABLED or ("lakebed", "")
-    dropped = lib.lakebed_trace_dropped()
     if dropped:
         # as a PyTorch snapshot whose max_entries ring wrapped: lakebed rebuilds the state before it
         warnings.warn(f"lakebed_torch: the trace kept its newest entries only ({dropped} older ones dropped, "
                       "LAKEBED_TORCH_TRACE_MAX_ENTRIES); the snapshot starts mid-run", RuntimeWarning, stacklevel=2)
     settings = _settings(policy, conf)
-    trace = _trace()
     # Where each torch.cuda.empty_cache() began (device_traces indices): a replay then knows every other
     # segment_unmap for the policy's own work inside a malloc (lakebed moving a chunk), which a PyTorch
     # trace cannot say (trace_log.h). In allocator_settings, a string, so that every reader and lakebed's
     # converted formats carry it unchanged.
-    n = lib.lakebed_empty_cache_marks(None, 0)
-    marks = (ctypes.c_uint64 * max(n, 1))()
-    n = lib.lakebed_empty_cache_marks(marks, n)
     settings["lakebed_empty_cache_at"] = ",".join(str(marks[i]) for i in range(n))
     # The device's total memory, which sizes the policy's reservations (expandable segments reserve
     # 1 1/8 of it each): a replay reserves the same and finds the segments where they were. PyTorch's
     # snapshots do not say it and core-sim infers it from the trace's maps, which a wrapped trace may
     # no longer hold (on the host driver, whose total is the machine's memory, far below a GPU's).
-    if hasattr(lib, "lakebed_device_total"):
-        settings["lakebed_device_total"] = str(lib.lakebed_device_total())
+    # Fixed once the library opened: read beside the copy.
+    settings["lakebed_device_total"] = str(lib.lakebed_device_total())
     traces = [[] for _ in range(device)] + [trace]  # device_traces is indexed by device
     return {"segments": segments, "device_traces": traces, "allocator_settings": settings}
 

@@ -1,5 +1,5 @@
 // The library's test harness on the host driver (memfd + mmap: real memory, real unmaps), linked
-// with liblakebed_torch.so exactly as PyTorch loads it. Six modes, each printing one JSON line:
+// with liblakebed_torch.so exactly as PyTorch loads it. Seven modes, each printing one JSON line:
 //
 //   stress POLICY SEED THREADS STREAMS OPS [CONF]
 //     THREADS client threads allocate and free at random on STREAMS simulated streams. A stream is
@@ -43,6 +43,25 @@
 //     the library's trace as the snapshot reads it: the kept entries (actions, addresses, sizes),
 //     the count the cap dropped (LAKEBED_TORCH_TRACE_MAX_ENTRIES, trace_log.h) and the empty_cache
 //     marks. The same seed with and without a cap must keep the same newest entries.
+//
+//   snapshot POLICY SEED OPS whole|pieces [CONF]
+//     Snapshots taken while another thread allocates, as PyTorch's are (the autograd engine allocates
+//     from its own thread; a user dumps one mid-step, or from an out-of-memory observer): a worker
+//     thread makes OPS seeded mallocs and frees on 2 streams (a quarter of the blocks named through
+//     record_stream, so their frees wait pending; an empty_cache every 700 operations) while the main
+//     thread takes snapshots and checks each, then one more once the worker stopped. whole: each
+//     snapshot is one lakebed_snapshot_take, as python/lakebed_torch's snapshot() reads it. pieces:
+//     its segments, its trace and dropped count, and its marks each from a take of their own, as the
+//     module read them before (each piece under the lock on its own): what the check catches. A
+//     snapshot is consistent (SnapshotInconsistency) when its pieces are one state: the trace ends in
+//     the snapshot's segments (the cudaMalloc'd ones, the mapped ranges) and active blocks (address,
+//     requested size, allocated or pending free), so that undone entry by entry from them it finds
+//     what each entry made, and an uncapped one an empty allocator before its first; each segment's
+//     blocks tile it; the marks lie within the trace. The same with a cap that drops entries
+//     (LAKEBED_TORCH_TRACE_MAX_ENTRIES), short of the empty start. Prints the snapshots taken, the moments they were of (those taken while the worker
+//     ran, each after another operation than the last one), the inconsistent ones and the first
+//     one's reason, the final snapshot's, and whether its trace, dropped count and marks are those
+//     the trace calls (lakebed_trace_read, ...) read then.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -524,6 +543,47 @@ int Lock(const char* policy, int ops) {
   return 0;
 }
 
+// One operation of a seeded run on 2 streams (trace and snapshot modes): a free of a random live
+// block, else a malloc of 1 B to 32 MiB, log-uniform (small and large pools, segment allocs and
+// maps), with recordStreams a quarter of them also named as used by the other stream; an empty_cache
+// every 700th.
+void RandomOperation(std::mt19937_64& rng, int i, bool recordStreams, std::vector<void*>* live) {
+  if (!live->empty() && (live->size() > 40 || rng() % 100 < 45)) {
+    const size_t k = rng() % live->size();
+    lakebed_free((*live)[k], 0, 0, nullptr);
+    live->erase(live->begin() + static_cast<long>(k));
+  } else {
+    const uint64_t bytes = uint64_t{1} << (rng() % 25);
+    const uint64_t stream = 1 + rng() % 2;
+    void* p = lakebed_try_malloc(bytes + rng() % bytes, stream);
+    if (p) live->push_back(p);
+    if (p && recordStreams && rng() % 4 == 0) lakebed_record_stream(p, reinterpret_cast<void*>(3 - stream));
+  }
+  if (i % 700 == 699) lakebed_reset();
+}
+
+// The trace as the trace calls read it now (lakebed_trace_read, lakebed_trace_dropped,
+// lakebed_empty_cache_marks), each under the lock on its own.
+struct TraceCalls {
+  std::vector<uint8_t> action;
+  std::vector<uint64_t> addr, size, stream, marks;
+  uint64_t dropped = 0;
+};
+TraceCalls ReadTraceCalls() {
+  TraceCalls t;
+  const uint64_t n = lakebed_trace_count();
+  t.action.resize(n);
+  t.addr.resize(n);
+  t.size.resize(n);
+  t.stream.resize(n);
+  std::vector<int64_t> timeUs(n);
+  lakebed_trace_read(0, n, t.action.data(), t.addr.data(), t.size.data(), t.stream.data(), timeUs.data());
+  t.marks.resize(lakebed_empty_cache_marks(nullptr, 0));
+  lakebed_empty_cache_marks(t.marks.data(), t.marks.size());
+  t.dropped = lakebed_trace_dropped();
+  return t;
+}
+
 int Trace(const char* policy, unsigned seed, int ops, const char* conf) {
   if (lakebed_open_host(policy, conf, 0, 140ull << 30, 0, nullptr, nullptr, nullptr, nullptr, nullptr) != 0) {
     std::printf("{\"error\":%s}\n", JsonString(lakebed_last_error()).c_str());
@@ -531,34 +591,261 @@ int Trace(const char* policy, unsigned seed, int ops, const char* conf) {
   }
   std::mt19937_64 rng(seed);
   std::vector<void*> live;
-  for (int i = 0; i < ops; i++) {
-    if (!live.empty() && (live.size() > 40 || rng() % 100 < 45)) {
-      const size_t k = rng() % live.size();
-      lakebed_free(live[k], 0, 0, nullptr);
-      live.erase(live.begin() + static_cast<long>(k));
-    } else {
-      // 1 B to 32 MiB, log-uniform: small and large pools, segment allocs and maps
-      const uint64_t bytes = uint64_t{1} << (rng() % 25);
-      void* p = lakebed_try_malloc(bytes + rng() % bytes, 1 + rng() % 2);
-      if (p) live.push_back(p);
-    }
-    if (i % 700 == 699) lakebed_reset();
-  }
-  const uint64_t n = lakebed_trace_count();
-  std::vector<uint8_t> action(n);
-  std::vector<uint64_t> addr(n), size(n), stream(n);
-  std::vector<int64_t> timeUs(n);
-  lakebed_trace_read(0, n, action.data(), addr.data(), size.data(), stream.data(), timeUs.data());
-  std::vector<uint64_t> marks(lakebed_empty_cache_marks(nullptr, 0));
-  lakebed_empty_cache_marks(marks.data(), marks.size());
+  for (int i = 0; i < ops; i++) RandomOperation(rng, i, false, &live);
+  const TraceCalls t = ReadTraceCalls();
   auto list = [](const auto& v) {
     std::string out = "[";
     for (size_t i = 0; i < v.size(); i++) out += (i ? "," : "") + std::to_string(v[i]);
     return out + "]";
   };
-  std::printf("{\"count\":%llu,\"dropped\":%llu,\"actions\":%s,\"addrs\":%s,\"sizes\":%s,\"marks\":%s,\"check\":%s}\n",
-              (unsigned long long)n, (unsigned long long)lakebed_trace_dropped(), list(action).c_str(), list(addr).c_str(),
-              list(size).c_str(), list(marks).c_str(), JsonString(lakebed_check()).c_str());
+  std::printf("{\"count\":%zu,\"dropped\":%llu,\"actions\":%s,\"addrs\":%s,\"sizes\":%s,\"marks\":%s,\"check\":%s}\n",
+              t.action.size(), (unsigned long long)t.dropped, list(t.action).c_str(), list(t.addr).c_str(),
+              list(t.size).c_str(), list(t.marks).c_str(), JsonString(lakebed_check()).c_str());
+  for (void* p : live) lakebed_free(p, 0, 0, nullptr);
+  lakebed_close();
+  return 0;
+}
+
+// ---- snapshot consistency ----------------------------------------------------------------------
+
+struct SnapBlock {
+  uint64_t addr, size, requested, state;
+};
+struct SnapSegment {
+  uint64_t addr, size, stream;
+  bool expandable;
+  std::vector<SnapBlock> blocks;
+};
+struct SnapEntry {
+  uint8_t action;
+  uint64_t addr, size, stream;
+};
+struct SnapView {
+  std::vector<SnapSegment> segments;
+  std::vector<SnapEntry> trace;
+  uint64_t dropped = 0;
+  std::vector<uint64_t> marks;
+};
+
+void ReadSegments(const lakebed_snapshot* s, SnapView* v) {
+  uint64_t out[4];
+  for (int i = 0; i < lakebed_snapshot_segment_count(s); i++) {
+    lakebed_snapshot_segment(s, i, out);
+    SnapSegment seg{out[0], out[1], out[2], out[3] != 0, {}};
+    for (int j = 0; j < lakebed_snapshot_block_count(s, i); j++) {
+      lakebed_snapshot_block(s, i, j, out);
+      seg.blocks.push_back({out[0], out[1], out[2], out[3]});
+    }
+    v->segments.push_back(std::move(seg));
+  }
+}
+
+void ReadTrace(const lakebed_snapshot* s, SnapView* v) {
+  v->dropped = lakebed_snapshot_trace_dropped(s);
+  const uint64_t n = lakebed_snapshot_trace_count(s);
+  std::vector<uint8_t> action(n);
+  std::vector<uint64_t> addr(n), size(n), stream(n);
+  std::vector<int64_t> timeUs(n);
+  lakebed_snapshot_trace_read(s, 0, n, action.data(), addr.data(), size.data(), stream.data(), timeUs.data());
+  for (uint64_t i = 0; i < n; i++) v->trace.push_back({action[i], addr[i], size[i], stream[i]});
+}
+
+void ReadMarks(const lakebed_snapshot* s, SnapView* v) {
+  v->marks.resize(lakebed_snapshot_empty_cache_marks(s, nullptr, 0));
+  lakebed_snapshot_empty_cache_marks(s, v->marks.data(), v->marks.size());
+}
+
+// Busy for us microseconds (a sleep takes 50 or more): a thread's own work between library calls.
+void SpinUs(uint64_t us) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+// One snapshot: whole, every piece from one take; else each piece from a take of its own, in the
+// order python/lakebed_torch read them before lakebed_snapshot_take (segments, trace, marks), with
+// the module's work between its calls (building the dicts: a millisecond and more), here 50 us.
+SnapView TakeSnapView(bool whole) {
+  SnapView v;
+  const std::vector<void (*)(const lakebed_snapshot*, SnapView*)> pieces = {ReadSegments, ReadTrace, ReadMarks};
+  lakebed_snapshot* s = lakebed_snapshot_take();
+  for (auto read : pieces) {
+    if (!whole) {
+      lakebed_snapshot_free(s);
+      SpinUs(50);
+      s = lakebed_snapshot_take();
+    }
+    read(s, &v);
+  }
+  lakebed_snapshot_free(s);
+  return v;
+}
+
+// Disjoint byte ranges, start -> end, adjacent ones joined.
+class RangeSet {
+ public:
+  bool Add(uint64_t a, uint64_t e) {
+    auto next = ranges_.lower_bound(a);
+    if (next != ranges_.end() && next->first < e) return false;
+    if (next != ranges_.begin() && std::prev(next)->second > a) return false;
+    if (next != ranges_.begin() && std::prev(next)->second == a) {
+      a = std::prev(next)->first;
+      ranges_.erase(std::prev(next));
+    }
+    if (next != ranges_.end() && next->first == e) {
+      e = next->second;
+      ranges_.erase(next);
+    }
+    ranges_[a] = e;
+    return true;
+  }
+  bool Remove(uint64_t a, uint64_t e) {
+    auto it = ranges_.upper_bound(a);
+    if (it == ranges_.begin()) return false;
+    --it;
+    const uint64_t s = it->first, end = it->second;
+    if (end < e) return false;
+    ranges_.erase(it);
+    if (s < a) ranges_[s] = a;
+    if (e < end) ranges_[e] = end;
+    return true;
+  }
+  bool empty() const { return ranges_.empty(); }
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;
+};
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// "" when the snapshot's pieces are one state (the harness's snapshot mode says what is checked),
+// else the first disagreement: what lakebed verify and the importer need of a library snapshot's
+// pieces (api's verify.ts replays the trace and compares where it ends with the segments).
+std::string SnapshotInconsistency(const SnapView& v) {
+  for (size_t i = 0; i < v.marks.size(); i++) {
+    if (v.marks[i] > v.trace.size())
+      return "empty_cache mark " + std::to_string(v.marks[i]) + " beyond the trace's " + std::to_string(v.trace.size()) + " entries";
+    if (i > 0 && v.marks[i] < v.marks[i - 1]) return "empty_cache marks out of order";
+  }
+  using Held = std::pair<uint64_t, uint64_t>;
+  std::map<uint64_t, Held> mallocs;  // cudaMalloc'd segments: addr -> size, stream
+  RangeSet mapped;                   // the expandable segments' bytes
+  std::map<uint64_t, Held> active;   // blocks: addr -> requested size, state (0 allocated, 1 pending free)
+  for (const SnapSegment& seg : v.segments) {
+    if (seg.expandable ? !mapped.Add(seg.addr, seg.addr + seg.size) : !mallocs.emplace(seg.addr, Held{seg.size, seg.stream}).second)
+      return "segment " + Hex(seg.addr) + " overlaps another";
+    uint64_t at = seg.addr;
+    for (const SnapBlock& b : seg.blocks) {
+      if (b.addr != at) return "segment " + Hex(seg.addr) + ": a block at " + Hex(b.addr) + ", the last ended at " + Hex(at);
+      at += b.size;
+      if (b.state < 2) active[b.addr] = {b.requested, b.state};
+    }
+    if (at != seg.addr + seg.size) return "segment " + Hex(seg.addr) + ": its blocks end at " + Hex(at);
+  }
+  // Undone from its last entry back, the trace must find at each step the state the entry left (the
+  // block it allocated, the range it mapped, ...), starting from the snapshot's; an uncapped trace
+  // then ends at an empty allocator. (The importer rebuilds a trace that starts mid-run so, from its
+  // segments: packages/traces' initial-state.ts.)
+  auto take = [](std::map<uint64_t, Held>& m, uint64_t addr, Held want) {  // the entry's, removed
+    const auto it = m.find(addr);
+    if (it == m.end() || it->second != want) return false;
+    m.erase(it);
+    return true;
+  };
+  for (size_t i = v.trace.size(); i-- > 0;) {
+    const SnapEntry& e = v.trace[i];
+    bool ok = true;
+    switch (e.action) {
+      case 1: ok = take(active, e.addr, {e.size, 0}); break;  // alloc: allocated after it
+      case 2: ok = take(active, e.addr, {e.size, 1}) && active.emplace(e.addr, Held{e.size, 0}).second; break;
+      case 3: ok = active.emplace(e.addr, Held{e.size, 1}).second; break;  // free_completed: pending before it
+      case 4: ok = take(mallocs, e.addr, {e.size, e.stream}); break;
+      case 5: ok = mallocs.emplace(e.addr, Held{e.size, e.stream}).second; break;
+      case 6: ok = mapped.Remove(e.addr, e.addr + e.size); break;
+      case 7: ok = mapped.Add(e.addr, e.addr + e.size); break;
+      default: break;
+    }
+    if (!ok)
+      return "trace entry " + std::to_string(i) + " of " + std::to_string(v.trace.size()) + " (action " + std::to_string(e.action) +
+             " at " + Hex(e.addr) + ", " + std::to_string(e.size) + " B) does not lead to the snapshot's segments and blocks";
+  }
+  if (v.dropped == 0 && !(active.empty() && mallocs.empty() && mapped.empty()))
+    return "the trace, undone, leaves " + std::to_string(active.size()) + " active blocks, " + std::to_string(mallocs.size()) +
+           " cudaMalloc'd segments and mapped ranges " + (mapped.empty() ? "none" : "some") + " before its first entry";
+  return "";
+}
+
+// Events that complete at their third query (or a wait): some frees stay pending a while.
+std::mutex g_snapEventsMu;
+std::unordered_map<uint64_t, int> g_snapEventsLeft;
+uint64_t g_snapEventsNext = 0;
+uint64_t SnapRecord(void*, uint64_t) {
+  std::lock_guard<std::mutex> lock(g_snapEventsMu);
+  g_snapEventsLeft[++g_snapEventsNext] = 3;
+  return g_snapEventsNext;
+}
+int SnapQuery(void*, uint64_t t) {
+  std::lock_guard<std::mutex> lock(g_snapEventsMu);
+  int& left = g_snapEventsLeft[t];
+  if (left > 0) left--;
+  return left == 0 ? 1 : 0;
+}
+void SnapWait(void*, uint64_t t) {
+  std::lock_guard<std::mutex> lock(g_snapEventsMu);
+  g_snapEventsLeft[t] = 0;
+}
+void SnapRelease(void*, uint64_t t) {
+  std::lock_guard<std::mutex> lock(g_snapEventsMu);
+  g_snapEventsLeft.erase(t);
+}
+
+int SnapshotRace(const char* policy, unsigned seed, int ops, const std::string& mode, const char* conf) {
+  if (lakebed_open_host(policy, conf, 0, 140ull << 30, 0, SnapRecord, SnapQuery, SnapWait, SnapRelease, nullptr) != 0) {
+    std::printf("{\"error\":%s}\n", JsonString(lakebed_last_error()).c_str());
+    return 2;
+  }
+  std::atomic<bool> done{false};
+  std::vector<void*> live;
+  std::thread worker([&] {
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < ops; i++) {
+      RandomOperation(rng, i, true, &live);
+      SpinUs(rng() % 16);  // the step's work between its allocations
+    }
+    done = true;
+  });
+  const bool whole = mode == "whole";
+  uint64_t snapshots = 0, moments = 0, torn = 0;
+  size_t lastEntries = 0;
+  std::string firstTorn;
+  while (!done) {
+    const SnapView v = TakeSnapView(whole);
+    const bool running = !done;
+    const std::string why = SnapshotInconsistency(v);
+    snapshots++;
+    if (running && v.trace.size() != lastEntries) moments++;
+    lastEntries = v.trace.size();
+    if (!why.empty() && torn++ == 0) firstTorn = why;
+    SpinUs(20);  // not back to the lock at once: a thread that does, starves the worker of it
+  }
+  worker.join();
+  const SnapView last = TakeSnapView(whole);
+  // the copy (whole runs of a ring's slots) against the trace calls' reads, entry by entry (at rest)
+  const TraceCalls t = ReadTraceCalls();
+  bool sameAsTraceCalls = t.action.size() == last.trace.size() && t.marks == last.marks && t.dropped == last.dropped;
+  for (size_t i = 0; sameAsTraceCalls && i < t.action.size(); i++) {
+    const SnapEntry& e = last.trace[i];
+    sameAsTraceCalls = e.action == t.action[i] && e.addr == t.addr[i] && e.size == t.size[i] && e.stream == t.stream[i];
+  }
+  std::printf("{\"policy\":\"%s\",\"mode\":\"%s\",\"snapshots\":%llu,\"moments\":%llu,\"torn\":%llu,\"firstTorn\":%s,"
+              "\"traceAtEnd\":%zu,\"dropped\":%llu,\"marksAtEnd\":%zu,\"final\":%s,\"sameAsTraceCalls\":%s,\"check\":%s}\n",
+              policy, mode.c_str(), (unsigned long long)snapshots, (unsigned long long)moments, (unsigned long long)torn,
+              JsonString(firstTorn).c_str(), last.trace.size(), (unsigned long long)last.dropped, last.marks.size(),
+              JsonString(SnapshotInconsistency(last)).c_str(), sameAsTraceCalls ? "true" : "false", JsonString(lakebed_check()).c_str());
   for (void* p : live) lakebed_free(p, 0, 0, nullptr);
   lakebed_close();
   return 0;
@@ -579,12 +866,15 @@ int main(int argc, char** argv) {
                   argc > 6 ? argv[6] : "");
   if (mode == "trace" && argc >= 5)
     return Trace(argv[2], static_cast<unsigned>(std::atoi(argv[3])), std::atoi(argv[4]), argc > 5 ? argv[5] : "");
+  if (mode == "snapshot" && argc >= 6)
+    return SnapshotRace(argv[2], static_cast<unsigned>(std::atoi(argv[3])), std::atoi(argv[4]), argv[5], argc > 6 ? argv[6] : "");
   std::fprintf(stderr,
                "usage: lakebed-torch-harness stress POLICY SEED THREADS STREAMS OPS [CONF]\n"
                "       lakebed-torch-harness lock POLICY OPS\n"
                "       lakebed-torch-harness latency POLICY PASSES EVENTS_FILE [CONF]\n"
                "       lakebed-torch-harness oom POLICY bound|unbound|other-device\n"
                "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n"
-               "       lakebed-torch-harness trace POLICY SEED OPS [CONF]\n");
+               "       lakebed-torch-harness trace POLICY SEED OPS [CONF]\n"
+               "       lakebed-torch-harness snapshot POLICY SEED OPS whole|pieces [CONF]\n");
   return 64;
 }

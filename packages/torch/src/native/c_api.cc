@@ -1,6 +1,7 @@
 // The library's C entry points (lakebed_torch.h) over one process-wide Allocator.
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 
@@ -19,7 +20,6 @@ Allocator* g_allocator = nullptr;  // set once, freed by lakebed_close (tests) o
 thread_local std::string t_error;
 thread_local std::string t_check;
 std::string g_description;
-std::vector<lakebed::torch::SnapshotSegment> g_segments;  // the last lakebed_segments_take
 
 int PolicyCode(const char* name) {
   for (const auto& p : lakebed::torch::kPolicyCodes)
@@ -70,7 +70,34 @@ Allocator* Get() {
   return g_allocator;
 }
 
+// Trace entries [start, start + count) of entries into the caller's arrays: how many there were.
+uint64_t ReadEntries(const std::vector<lakebed::torch::TraceEntry>& entries, uint64_t start, uint64_t count, uint8_t* action,
+                     uint64_t* addr, uint64_t* size, uint64_t* stream, int64_t* time_us) {
+  uint64_t n = 0;
+  for (uint64_t i = start; i < entries.size() && n < count; i++, n++) {
+    const auto& e = entries[i];
+    action[n] = static_cast<uint8_t>(e.action);
+    addr[n] = e.addr;
+    size[n] = e.size;
+    stream[n] = e.stream;
+    time_us[n] = e.timeUs;
+  }
+  return n;
+}
+
+// The marks' count; up to count of them into out (out may be NULL).
+uint64_t ReadMarks(const std::vector<uint64_t>& marks, uint64_t* out, uint64_t count) {
+  if (out)
+    for (uint64_t i = 0; i < marks.size() && i < count; i++) out[i] = marks[i];
+  return marks.size();
+}
+
 }  // namespace
+
+// lakebed_snapshot's handle: the copy, read without the allocator's lock.
+struct lakebed_snapshot {
+  lakebed::torch::Snapshot copy;
+};
 
 extern "C" {
 
@@ -208,47 +235,50 @@ uint64_t lakebed_trace_count(void) { return g_allocator ? g_allocator->TraceCoun
 uint64_t lakebed_trace_read(uint64_t start, uint64_t count, uint8_t* action, uint64_t* addr, uint64_t* size,
                             uint64_t* stream, int64_t* time_us) {
   if (!g_allocator) return 0;
-  const auto entries = g_allocator->TraceRead(start, count);
-  uint64_t n = 0;
-  for (; n < entries.size(); n++) {
-    const auto& e = entries[n];
-    action[n] = static_cast<uint8_t>(e.action);
-    addr[n] = e.addr;
-    size[n] = e.size;
-    stream[n] = e.stream;
-    time_us[n] = e.timeUs;
-  }
-  return n;
+  return ReadEntries(g_allocator->TraceRead(start, count), 0, count, action, addr, size, stream, time_us);
 }
 
 uint64_t lakebed_trace_dropped(void) { return g_allocator ? g_allocator->TraceDropped() : 0; }
 uint64_t lakebed_empty_cache_marks(uint64_t* out, uint64_t count) {
-  if (!g_allocator) return 0;
-  const auto marks = g_allocator->EmptyCacheMarks();
-  if (out)
-    for (uint64_t i = 0; i < marks.size() && i < count; i++) out[i] = marks[i];
-  return marks.size();
+  return g_allocator ? ReadMarks(g_allocator->EmptyCacheMarks(), out, count) : 0;
 }
 
-int lakebed_segments_take(void) {
-  g_segments = g_allocator ? g_allocator->Segments() : std::vector<lakebed::torch::SnapshotSegment>{};
-  return static_cast<int>(g_segments.size());
+lakebed_snapshot* lakebed_snapshot_take(void) {
+  try {
+    auto s = std::make_unique<lakebed_snapshot>();
+    if (g_allocator) g_allocator->TakeSnapshot(&s->copy);
+    return s.release();
+  } catch (const std::exception& e) {  // out of host memory for the copy
+    t_error = std::string("snapshot: ") + e.what();
+    return nullptr;
+  }
 }
-int lakebed_segment(int i, uint64_t out[4]) {
-  if (i < 0 || i >= static_cast<int>(g_segments.size())) return -1;
-  const auto& s = g_segments[static_cast<size_t>(i)];
-  out[0] = s.addr;
-  out[1] = s.size;
-  out[2] = s.stream;
-  out[3] = s.expandable ? 1 : 0;
+void lakebed_snapshot_free(lakebed_snapshot* s) { delete s; }
+uint64_t lakebed_snapshot_trace_count(const lakebed_snapshot* s) { return s->copy.trace.size(); }
+uint64_t lakebed_snapshot_trace_read(const lakebed_snapshot* s, uint64_t start, uint64_t count, uint8_t* action,
+                                     uint64_t* addr, uint64_t* size, uint64_t* stream, int64_t* time_us) {
+  return ReadEntries(s->copy.trace, start, count, action, addr, size, stream, time_us);
+}
+uint64_t lakebed_snapshot_trace_dropped(const lakebed_snapshot* s) { return s->copy.traceDropped; }
+uint64_t lakebed_snapshot_empty_cache_marks(const lakebed_snapshot* s, uint64_t* out, uint64_t count) {
+  return ReadMarks(s->copy.emptyCacheMarks, out, count);
+}
+int lakebed_snapshot_segment_count(const lakebed_snapshot* s) { return static_cast<int>(s->copy.segments.size()); }
+int lakebed_snapshot_segment(const lakebed_snapshot* s, int i, uint64_t out[4]) {
+  if (i < 0 || i >= lakebed_snapshot_segment_count(s)) return -1;
+  const auto& seg = s->copy.segments[static_cast<size_t>(i)];
+  out[0] = seg.addr;
+  out[1] = seg.size;
+  out[2] = seg.stream;
+  out[3] = seg.expandable ? 1 : 0;
   return 0;
 }
-int lakebed_segment_block_count(int i) {
-  return i < 0 || i >= static_cast<int>(g_segments.size()) ? -1 : static_cast<int>(g_segments[static_cast<size_t>(i)].blocks.size());
+int lakebed_snapshot_block_count(const lakebed_snapshot* s, int i) {
+  return i < 0 || i >= lakebed_snapshot_segment_count(s) ? -1 : static_cast<int>(s->copy.segments[static_cast<size_t>(i)].blocks.size());
 }
-int lakebed_segment_block(int i, int j, uint64_t out[4]) {
-  if (lakebed_segment_block_count(i) <= j || j < 0) return -1;
-  const auto& b = g_segments[static_cast<size_t>(i)].blocks[static_cast<size_t>(j)];
+int lakebed_snapshot_block(const lakebed_snapshot* s, int i, int j, uint64_t out[4]) {
+  if (j < 0 || j >= lakebed_snapshot_block_count(s, i)) return -1;
+  const auto& b = s->copy.segments[static_cast<size_t>(i)].blocks[static_cast<size_t>(j)];
   out[0] = b.addr;
   out[1] = b.size;
   out[2] = b.requested;

@@ -13,8 +13,8 @@
  * (Python: RuntimeError). It never returns NULL for a request: PyTorch does not check.
  *
  * The rest is lakebed's own: open a policy (before the first allocation), read the statistics,
- * the trace and the segments for a snapshot, the device-call log and latencies. One policy and one
- * device per process. cudaStream_t is passed as a void* (the library needs no CUDA headers).
+ * a snapshot's trace and segments (one copy of one moment), the device-call log and latencies. One
+ * policy and one device per process. cudaStream_t is passed as a void* (the library needs no CUDA headers).
  */
 #ifndef LAKEBED_TORCH_H_
 #define LAKEBED_TORCH_H_
@@ -70,24 +70,41 @@ int lakebed_stat_count(void);
 const char* lakebed_stat_name(int index);
 int lakebed_stats_read(double* out, int count);
 
-/* The trace (PyTorch's device_traces actions, packages/traces' numbers): entries from start. */
+/* A snapshot's pieces (python/lakebed_torch's snapshot() reads them): the trace, the count of
+ * entries its cap dropped, where each empty_cache began, the segments and their blocks, copied
+ * together under one acquisition of the allocator's lock, so that they are of one moment while
+ * other threads allocate and free (the segments are the state the trace ends in, the marks lie
+ * within it). The lock is held for the copy alone; the handle is read without it, from any thread,
+ * until lakebed_snapshot_free. NULL (lakebed_last_error says why) only when the copy finds no host
+ * memory; before the allocator opened, an empty snapshot.
+ *   trace: PyTorch's device_traces actions, packages/traces' numbers; entries from start, oldest
+ *     first. The trace keeps its newest LAKEBED_TORCH_TRACE_MAX_ENTRIES entries (default 2^21, 0: no
+ *     trace), as _record_memory_history(max_entries=...): dropped counts the older ones.
+ *   empty_cache marks: where each torch.cuda.empty_cache() began, as indices of kept entries (its
+ *     entries follow; an index equal to the count: nothing after it): the count; up to count of
+ *     them into out (out may be NULL).
+ *   segment i: addr, size, stream, expandable; its blocks: addr, size, requested, state
+ *     (0 active_allocated, 1 active_pending_free, 2 inactive). -1 for an index out of range. */
+typedef struct lakebed_snapshot lakebed_snapshot;
+lakebed_snapshot* lakebed_snapshot_take(void);
+void lakebed_snapshot_free(lakebed_snapshot* snapshot);
+uint64_t lakebed_snapshot_trace_count(const lakebed_snapshot* snapshot);
+uint64_t lakebed_snapshot_trace_read(const lakebed_snapshot* snapshot, uint64_t start, uint64_t count, uint8_t* action,
+                                     uint64_t* addr, uint64_t* size, uint64_t* stream, int64_t* time_us);
+uint64_t lakebed_snapshot_trace_dropped(const lakebed_snapshot* snapshot);
+uint64_t lakebed_snapshot_empty_cache_marks(const lakebed_snapshot* snapshot, uint64_t* out, uint64_t count);
+int lakebed_snapshot_segment_count(const lakebed_snapshot* snapshot);
+int lakebed_snapshot_segment(const lakebed_snapshot* snapshot, int i, uint64_t out[4]);
+int lakebed_snapshot_block_count(const lakebed_snapshot* snapshot, int i);
+int lakebed_snapshot_block(const lakebed_snapshot* snapshot, int i, int j, uint64_t out[4]);
+
+/* The trace now, as the snapshot's, each call under the lock on its own (for a single-threaded
+ * reader; a snapshot reads lakebed_snapshot_take's copy instead). */
 uint64_t lakebed_trace_count(void);
 uint64_t lakebed_trace_read(uint64_t start, uint64_t count, uint8_t* action, uint64_t* addr, uint64_t* size,
                             uint64_t* stream, int64_t* time_us);
-/* The trace keeps its newest LAKEBED_TORCH_TRACE_MAX_ENTRIES entries (default 2^21, 0: no trace), as
- * _record_memory_history(max_entries=...): the count of older entries dropped. */
 uint64_t lakebed_trace_dropped(void);
-/* Where each torch.cuda.empty_cache() began, as indices of kept trace entries (its entries follow):
- * the count; up to count of them into out (out may be NULL). */
 uint64_t lakebed_empty_cache_marks(uint64_t* out, uint64_t count);
-
-/* The segments now (call lakebed_segments_take first; it returns the segment count):
- * segment i: addr, size, stream, expandable; its blocks: addr, size, requested, state
- * (0 active_allocated, 1 active_pending_free, 2 inactive). */
-int lakebed_segments_take(void);
-int lakebed_segment(int i, uint64_t out[4]);
-int lakebed_segment_block_count(int i);
-int lakebed_segment_block(int i, int j, uint64_t out[4]);
 
 /* The device calls made (kinds: native-cuda's CALL_KINDS indices), when opened with call_log. */
 uint64_t lakebed_call_count(void);
@@ -99,7 +116,8 @@ uint64_t lakebed_call_read(uint64_t start, uint64_t count, uint8_t* kind, uint64
  * spent in them. 0, or -1 when not open. */
 int lakebed_memory(uint64_t out[8]);
 /* The device's total memory as the policy knows it (it sizes expandable reservations from it): the
- * driver's total (cuMemGetInfo), or the total lakebed_open_host was given; 0 when not open. */
+ * driver's total (cuMemGetInfo), or the total lakebed_open_host was given; 0 when not open. Fixed
+ * once open: a snapshot reads it beside its copy. */
 uint64_t lakebed_device_total(void);
 /* Nanoseconds each malloc (frees 0) or free (frees 1) took inside the library. */
 uint64_t lakebed_latency_read(int frees, uint32_t* out, uint64_t count);

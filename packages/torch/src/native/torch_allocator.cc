@@ -426,8 +426,28 @@ std::vector<uint32_t> Allocator::Latencies(bool frees) {
   return frees ? freeNs_ : mallocNs_;
 }
 
-std::vector<SnapshotSegment> Allocator::Segments() {
-  std::lock_guard<std::mutex> lock(mu_);
+void Allocator::TakeSnapshot(Snapshot* out) {
+  size_t room = 0;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const size_t n = trace_.size();
+      if (n <= room) {
+        trace_.CopyKept(out->trace.data());
+        out->trace.resize(n);  // shrinks: no writes
+        out->traceDropped = trace_.dropped();
+        out->emptyCacheMarks = trace_.EmptyCacheMarks();
+        out->segments = SegmentsLocked();
+        return;
+      }
+      // room for the entries appended while it is made, up to the cap's
+      room = std::max<size_t>(n, std::min<uint64_t>(n + n / 8 + TraceLog::kBlockEntries, trace_.maxEntries()));
+    }
+    out->trace.resize(room);  // zero-filled: its pages are touched here, outside the lock
+  }
+}
+
+std::vector<SnapshotSegment> Allocator::SegmentsLocked() {
   // In the policy's address space, as the trace (trace_log.h says why): cudaMalloc'd segments as
   // they are, mapped ranges joined where adjacent and of one stream (one expandable segment each,
   // as the importer's empty-start proof joins them). Each with the stream it was taken on, which

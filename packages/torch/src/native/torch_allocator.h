@@ -75,6 +75,17 @@ struct SnapshotSegment {
   bool expandable;
   std::vector<SnapshotBlock> blocks;
 };
+// What a snapshot reads from the allocator, copied together under one acquisition of its lock, so
+// that every piece is of the same moment: the segments and their blocks are the state the kept trace
+// ends in, and the marks and the dropped count are the kept trace's. (PyTorch's threads allocate
+// while a snapshot is taken: the autograd engine from its own thread, an out-of-memory observer
+// dumping one mid-step; pieces read under the lock one at a time came from different moments.)
+struct Snapshot {
+  std::vector<SnapshotSegment> segments;
+  std::vector<TraceEntry> trace;  // the kept entries, oldest first
+  uint64_t traceDropped = 0;
+  std::vector<uint64_t> emptyCacheMarks;  // indices into trace (TraceLog::EmptyCacheMarks)
+};
 
 class Allocator {
  public:
@@ -96,7 +107,9 @@ class Allocator {
   // entries the trace's cap dropped (the oldest), and where the kept trace's empty_cache calls began
   uint64_t TraceDropped();
   std::vector<uint64_t> EmptyCacheMarks();
-  std::vector<SnapshotSegment> Segments();
+  // A snapshot's pieces at one moment. The lock is held for the copies alone: the trace's room is
+  // allocated and its pages touched before (again, larger, should the trace have outgrown it).
+  void TakeSnapshot(Snapshot* out);
   CallLog CallsCopy();
   // Nanoseconds each malloc and free took inside the library (the first kLatencyCap of each).
   std::vector<uint32_t> Latencies(bool frees);
@@ -147,6 +160,7 @@ class Allocator {
   std::string OutOfMemoryMessage(uint64_t bytes);
   std::string Broken();
   void ResolveTrace();  // segment_alloc entries get their model address (after each policy call that may make one)
+  std::vector<SnapshotSegment> SegmentsLocked();  // the segments and their blocks now (mu_ held)
 
   std::mutex mu_;
   std::unique_ptr<DriverCore> driver_;

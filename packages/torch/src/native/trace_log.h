@@ -39,7 +39,9 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <new>
@@ -107,6 +109,17 @@ class TraceLog {
   uint64_t dropped() const { return total_ - size_; }
   TraceEntry& at(size_t i) { return Slot(total_ - size_ + i); }
   const TraceEntry& at(size_t i) const { return const_cast<TraceLog*>(this)->Slot(total_ - size_ + i); }
+  // Copies the kept entries, oldest first, into out (room for size() entries): a block's run of
+  // slots at a time, for a snapshot's copy taken under the allocator's lock.
+  void CopyKept(TraceEntry* out) const {
+    for (uint64_t n = total_ - size_; n < total_;) {
+      const uint64_t i = n % ringEntries_;
+      const uint64_t run = std::min<uint64_t>(total_ - n, kBlockEntries - i % kBlockEntries);
+      std::memcpy(out, &blocks_[i / kBlockEntries][i % kBlockEntries], run * sizeof(TraceEntry));
+      out += run;
+      n += run;
+    }
+  }
   // The entry of absolute number n; nullptr once the cap dropped it.
   TraceEntry* atAbsolute(uint64_t n) { return n >= total_ - size_ && n < total_ ? &Slot(n) : nullptr; }
   void SetOn(bool on) { on_ = on; }
