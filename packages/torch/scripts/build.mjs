@@ -82,7 +82,8 @@ async function main() {
   // the generated C depends on the module and on the wasm2c that wrote it (a newer wabt's runtime
   // header beside C an older one generated would not match)
   const wasm2cVersion = spawnSync(wasm2c, ["--version"], { encoding: "utf8" }).stdout?.trim() ?? "";
-  const hash = createHash("sha256").update(wasm).update(wasm2cVersion).digest("hex").slice(0, 16);
+  // the stamp: the module's hash (test/torch-host.test.ts checks it against the simulator's), then wasm2c's version
+  const hash = `${createHash("sha256").update(wasm).digest("hex").slice(0, 16)} wasm2c ${wasm2cVersion}`;
   mkdirSync(gen, { recursive: true });
   mkdirSync(obj, { recursive: true });
 
