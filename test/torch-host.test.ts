@@ -107,7 +107,7 @@ describe.skipIf(skip)("an out-of-memory as PyTorch raises it", () => {
     const r = harness(["oom", "lakebed", "other-device"]);
     expect(r.caught).toBe("std::exception");
     expect(r.message).toBe(
-      "lakebed_torch serves CUDA device 0 (lakebed_torch.enable(device=0)) and was asked for memory on device 1: one device a process; enable(device=1) before the first CUDA allocation",
+      "lakebed_torch serves CUDA device 0 (lakebed_torch.enable(device=0)) and was asked for memory on device 1: one device a process; torch.cuda.set_device(0) before allocating, or enable(device=1) before the first CUDA allocation",
     );
     expect(r.servesAfter).toBe(true);
     expect(r.check).toBe("");

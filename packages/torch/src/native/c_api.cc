@@ -107,11 +107,13 @@ void* lakebed_malloc(size_t size, int device, void* stream) {
   // device's to use (with no access set for it, its kernels would fault on the addresses). A job
   // that moved to another device after enable() (torch.cuda.set_device, a torchrun rank) is told
   // so at its first allocation there, instead of being served memory it cannot touch.
-  if (device != a->device())
+  // (A request of no bytes touches no memory and is answered below whatever its device.)
+  if (device != a->device() && size > 0)
     throw std::runtime_error("lakebed_torch serves CUDA device " + std::to_string(a->device()) +
                              " (lakebed_torch.enable(device=" + std::to_string(a->device()) +
                              ")) and was asked for memory on device " + std::to_string(device) +
-                             ": one device a process; enable(device=" + std::to_string(device) +
+                             ": one device a process; torch.cuda.set_device(" + std::to_string(a->device()) +
+                             ") before allocating, or enable(device=" + std::to_string(device) +
                              ") before the first CUDA allocation");
   std::string error;
   bool oom = false;
