@@ -820,15 +820,18 @@ int SnapshotRace(const char* policy, unsigned seed, int ops, const std::string& 
   });
   const bool whole = mode == "whole";
   uint64_t snapshots = 0, moments = 0, torn = 0;
-  size_t lastEntries = 0;
+  uint64_t lastAppended = 0;
   std::string firstTorn;
   while (!done) {
     const SnapView v = TakeSnapView(whole);
     const bool running = !done;
     const std::string why = SnapshotInconsistency(v);
     snapshots++;
-    if (running && v.trace.size() != lastEntries) moments++;
-    lastEntries = v.trace.size();
+    // a moment by the entries ever appended, kept and dropped: a capped trace's kept count stops
+    // at the cap once it fills, and would count every later snapshot as the same moment
+    const uint64_t appended = v.dropped + v.trace.size();
+    if (running && appended != lastAppended) moments++;
+    lastAppended = appended;
     if (!why.empty() && torn++ == 0) firstTorn = why;
     SpinUs(20);  // not back to the lock at once: a thread that does, starves the worker of it
   }
