@@ -89,7 +89,8 @@ def _load():
         lib.lakebed_latency_read.argtypes = [c_int, ctypes.POINTER(ctypes.c_uint32), u64]
         lib.lakebed_latency_read.restype = u64
         lib.lakebed_pending_frees.restype = u64
-        lib.lakebed_device_total.restype = u64
+        if hasattr(lib, "lakebed_device_total"):  # an older library has none: snapshot() then says to rebuild
+            lib.lakebed_device_total.restype = u64
         lib.lakebed_check.restype = c_char_p
         lib.lakebed_memory.argtypes = [p64]
         lib.lakebed_conf_parse.argtypes = [c_char_p, ctypes.POINTER(c_double)]

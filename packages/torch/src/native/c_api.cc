@@ -58,9 +58,12 @@ int Open(const AllocatorOptions& given) {
   return 0;
 }
 
-Allocator* Get() {
+// The allocator, opened at the first request where nothing opened it (LAKEBED_POLICY and
+// LAKEBED_CONF name the policy), on the device that request is for.
+Allocator* Get(int device) {
   if (g_allocator) return g_allocator;
   AllocatorOptions options;
+  options.device = device;
   const char* policy = std::getenv("LAKEBED_POLICY");
   const char* conf = std::getenv("LAKEBED_CONF");
   options.policyCode = PolicyCode(policy ? policy : "lakebed");
@@ -102,7 +105,7 @@ struct lakebed_snapshot {
 extern "C" {
 
 void* lakebed_malloc(size_t size, int device, void* stream) {
-  Allocator* a = Get();
+  Allocator* a = Get(device);
   // One device a process, as the library was opened: memory mapped for device N is not another
   // device's to use (with no access set for it, its kernels would fault on the addresses). A job
   // that moved to another device after enable() (torch.cuda.set_device, a torchrun rank) is told
@@ -136,7 +139,7 @@ void lakebed_reset(void) {
   if (g_allocator) g_allocator->EmptyCache();
 }
 
-void lakebed_set_memory_fraction(double fraction, int) { Get()->SetMemoryFraction(fraction); }
+void lakebed_set_memory_fraction(double fraction, int device) { Get(device)->SetMemoryFraction(fraction); }
 
 void lakebed_record_stream(void* ptr, void* stream) {
   if (g_allocator) g_allocator->RecordStream(ptr, reinterpret_cast<uint64_t>(stream));
