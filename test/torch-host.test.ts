@@ -111,6 +111,11 @@ describe.skipIf(skip)("an out-of-memory as PyTorch raises it", () => {
     );
     expect(r.servesAfter).toBe(true);
     expect(r.check).toBe("");
+    // a memory fraction for another device is not applied to this one
+    const f = harness(["oom", "lakebed", "other-device-fraction"]);
+    expect(f.caught).toBe("std::exception");
+    expect(f.message).toMatch(/^lakebed_torch serves CUDA device 0 \(lakebed_torch\.enable\(device=0\)\) and was asked for a memory fraction on device 1: /);
+    expect(f.servesAfter).toBe(true);
   });
 });
 

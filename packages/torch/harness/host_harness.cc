@@ -23,14 +23,15 @@
 //     the steady clock. Prints the median, p99 and mean of each, for the first pass (which makes
 //     the device calls) and the later ones (the steady state, where a training step repeats).
 //
-//   oom POLICY bound|unbound|other-device
+//   oom POLICY bound|unbound|other-device|other-device-fraction
 //     An out-of-memory through lakebed_malloc, as PyTorch calls it, on a 64 MiB device: with the
 //     library bound to the c10 it finds loaded (here the stand-in, c10_standin.h), the exception
 //     must be c10::OutOfMemoryError carrying PyTorch's message; unbound, a std::runtime_error.
 //     other-device: instead, 1 MiB asked for on device 1 of a library opened for device 0 (refused
-//     with a std::runtime_error that says which device to enable). Prints what was caught, its
-//     message, whether the thrown object was destroyed once, and whether the allocator still serves
-//     a request afterwards.
+//     with a std::runtime_error that says which device to enable); other-device-fraction: a memory
+//     fraction set for device 1, refused the same way. Prints what was caught, its message, whether
+//     the thrown object was destroyed once, and whether the allocator still serves a request
+//     afterwards.
 //
 //   replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]
 //     Drives the library with a trace's requests (written by test/torch-host.test.ts: one line per
@@ -491,6 +492,8 @@ int Oom(const char* policy, const std::string& mode) {
   try {
     if (mode == "other-device")
       lakebed_malloc(1 << 20, 1, reinterpret_cast<void*>(1));
+    else if (mode == "other-device-fraction")
+      lakebed_set_memory_fraction(0.5, 1);
     else
       lakebed_malloc(1ull << 30, 0, reinterpret_cast<void*>(1));
   } catch (const c10::OutOfMemoryError& e) {  // the first handler torch's HANDLE_TH_ERRORS has for it
@@ -875,7 +878,7 @@ int main(int argc, char** argv) {
                "usage: lakebed-torch-harness stress POLICY SEED THREADS STREAMS OPS [CONF]\n"
                "       lakebed-torch-harness lock POLICY OPS\n"
                "       lakebed-torch-harness latency POLICY PASSES EVENTS_FILE [CONF]\n"
-               "       lakebed-torch-harness oom POLICY bound|unbound|other-device\n"
+               "       lakebed-torch-harness oom POLICY bound|unbound|other-device|other-device-fraction\n"
                "       lakebed-torch-harness replay POLICY TOTAL_BYTES CAPACITY_BYTES EVENTS_FILE [CONF]\n"
                "       lakebed-torch-harness trace POLICY SEED OPS [CONF]\n"
                "       lakebed-torch-harness snapshot POLICY SEED OPS whole|pieces [CONF]\n");

@@ -90,7 +90,7 @@ async function main() {
   // 1. the policy as C, written again only when the module or wasm2c changed (its object is then
   // rebuilt by the rule of step 4, as every other object)
   const stamp = join(gen, "core_sim.hash");
-  const fresh = existsSync(stamp) && readFileSync(stamp, "utf8") === hash && existsSync(join(gen, "core_sim.c"));
+  const fresh = existsSync(stamp) && readFileSync(stamp, "utf8") === hash && existsSync(join(gen, "core_sim.c")) && existsSync(join(gen, "core_sim.h"));
   const started = performance.now();
   if (!fresh) {
     run(wasm2c, [wasmPath, "-o", join(gen, "core_sim.c"), "-n", "core_sim"]);

@@ -97,6 +97,21 @@ uint64_t ReadMarks(const std::vector<uint64_t>& marks, uint64_t* out, uint64_t c
 
 }  // namespace
 
+// One device a process, as the library was opened: memory mapped for device N is not another
+// device's to use (with no access set for it, its kernels would fault on the addresses). A job that
+// moved to another device after enable() (torch.cuda.set_device, a torchrun rank) is told so at its
+// first call there, instead of being served memory it cannot touch. Throws into PyTorch's caller
+// (a C++ frame: CUDAPluggableAllocator), which raises it in Python as a RuntimeError.
+static void RequireServedDevice(const Allocator* a, int device, const char* what) {
+  if (device == a->device()) return;
+  const std::string served = std::to_string(a->device());
+  throw std::runtime_error("lakebed_torch serves CUDA device " + served + " (lakebed_torch.enable(device=" + served +
+                           ")) and was asked for " + what + " on device " + std::to_string(device) +
+                           ": one device a process; torch.cuda.set_device(" + served +
+                           ") before allocating, or enable(device=" + std::to_string(device) +
+                           ") before the first CUDA allocation");
+}
+
 // lakebed_snapshot's handle: the copy, read without the allocator's lock.
 struct lakebed_snapshot {
   lakebed::torch::Snapshot copy;
@@ -106,18 +121,8 @@ extern "C" {
 
 void* lakebed_malloc(size_t size, int device, void* stream) {
   Allocator* a = Get(device);
-  // One device a process, as the library was opened: memory mapped for device N is not another
-  // device's to use (with no access set for it, its kernels would fault on the addresses). A job
-  // that moved to another device after enable() (torch.cuda.set_device, a torchrun rank) is told
-  // so at its first allocation there, instead of being served memory it cannot touch.
   // (A request of no bytes touches no memory and is answered below whatever its device.)
-  if (device != a->device() && size > 0)
-    throw std::runtime_error("lakebed_torch serves CUDA device " + std::to_string(a->device()) +
-                             " (lakebed_torch.enable(device=" + std::to_string(a->device()) +
-                             ")) and was asked for memory on device " + std::to_string(device) +
-                             ": one device a process; torch.cuda.set_device(" + std::to_string(a->device()) +
-                             ") before allocating, or enable(device=" + std::to_string(device) +
-                             ") before the first CUDA allocation");
+  if (size > 0) RequireServedDevice(a, device, "memory");
   std::string error;
   bool oom = false;
   void* p = a->Malloc(size, reinterpret_cast<uint64_t>(stream), &error, &oom);
@@ -139,7 +144,11 @@ void lakebed_reset(void) {
   if (g_allocator) g_allocator->EmptyCache();
 }
 
-void lakebed_set_memory_fraction(double fraction, int device) { Get(device)->SetMemoryFraction(fraction); }
+void lakebed_set_memory_fraction(double fraction, int device) {
+  Allocator* a = Get(device);
+  RequireServedDevice(a, device, "a memory fraction");  // not another device's cap applied to this one
+  a->SetMemoryFraction(fraction);
+}
 
 void lakebed_record_stream(void* ptr, void* stream) {
   if (g_allocator) g_allocator->RecordStream(ptr, reinterpret_cast<uint64_t>(stream));
