@@ -13,6 +13,7 @@ budget=${3:-440}
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/train-runs.sh"
 mkdir -p "$out"
+require_library_opens
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader; nproc; python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'; } > "$out/machine.txt" 2>&1
 # label allocator conf ("default": lakebed_torch's DEFAULT_CONF; "-": none)
 # (the other lakebed page sizes last: they are what the time budget drops first)

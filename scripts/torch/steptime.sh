@@ -17,6 +17,7 @@ shift $(( $# < 2 ? $# : 2 ))
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/train-runs.sh"
 mkdir -p "$out"
+require_library_opens
 { date -u +%FT%TZ; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.sm,power.limit,persistence_mode,compute_mode --format=csv; nproc; uname -r;
   grep -m1 'model name' /proc/cpuinfo; echo "LAKEBED_TORCH_LIB=$LAKEBED_TORCH_LIB"; ls -l "$LAKEBED_TORCH_LIB"; } > "$out/machine.txt" 2>&1
 # the GPU's clocks, power and load every 200 ms beside the runs (the report lines them up with each process)
