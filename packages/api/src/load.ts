@@ -4,10 +4,10 @@ import { importLimits } from "./import-limits-option.js";
 
 /**
  * Reads a trace file with a progress bar on stderr (when it is a terminal and the file is large).
- * With `withAccess` (or where it says so of the trace read), the operator record the recorder wrote beside a snapshot (NAME.access.json.gz,
+ * With `withAccess`, the operator record the recorder wrote beside a snapshot (NAME.access.json.gz,
  * python/lakebed_record.py) is joined to it as use events; an Arrow trace carries its own.
  */
-export async function loadTrace(file: string, showProgress = true, options: { withAccess?: boolean | ((trace: Trace) => boolean) } = {}): Promise<Trace> {
+export async function loadTrace(file: string, showProgress = true, options: { withAccess?: boolean } = {}): Promise<Trace> {
   const progress = startProgress("import", "bytes", showProgress);
   let trace: Trace;
   try {
@@ -15,7 +15,6 @@ export async function loadTrace(file: string, showProgress = true, options: { wi
   } finally {
     progress.stop();
   }
-  const withAccess = typeof options.withAccess === "function" ? options.withAccess(trace) : options.withAccess;
-  const record = withAccess ? accessRecordBeside(file) : null;
+  const record = options.withAccess ? accessRecordBeside(file) : null;
   return record === null ? trace : withAccessRecord(trace, record);
 }

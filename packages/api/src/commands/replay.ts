@@ -1,4 +1,5 @@
 import { loadTrace } from "../load.js";
+import { accessRecordBeside, withAccessRecord } from "@lakebed/traces";
 import { warnAboutCaveats } from "../caveats.js";
 import { startProgress } from "../progress.js";
 import { POLICY_SOURCE_TEXT, replayTrace, resolvePolicy, type PolicyName, type ReplayDocument, type TieringSummary } from "../replay.js";
@@ -101,10 +102,12 @@ export async function replayCommand(file: string, options: ReplayCliOptions): Pr
   if (shrink && policy !== undefined && !readsUses(policy)) throw new UsageError(SHRINK_NEEDS_USES);
   // the policy replayed: --policy, else the one the snapshot names, else PyTorch's (resolvePolicy);
   // one that reads use events (tiering) needs the operator record beside the snapshot
-  const trace = await loadTrace(file, !options.json, { withAccess: (t) => readsUses(resolvePolicy(t, { policy, conf }).policy) });
-  const chosen = resolvePolicy(trace, { policy, conf }).policy;
+  const read = await loadTrace(file, !options.json);
+  const chosen = resolvePolicy(read, { policy, conf }).policy;
   const usesRead = readsUses(chosen);
   if (shrink && !usesRead) throw new UsageError(SHRINK_NEEDS_USES);
+  const record = usesRead ? accessRecordBeside(file) : null;
+  const trace = record === null ? read : withAccessRecord(read, record);
   if (usesRead) {
     for (const d of trace.devices) {
       const missing = useEventsMissing(d, chosen);
