@@ -151,6 +151,9 @@ export class FlatDictDecoder {
       let code: number;
       if (op === Op.SETITEMS) {
         marks.pop();
+        // the pairs are all handed over: setItems of none, as the general loop's SETITEMS would
+        // after this path took them, so the sink does at SETITEMS what it does there
+        sink.setItems(stack, stack.length, stack.length);
         return pos + 1;
       } else if (op === Op.BINGET || op === Op.LONG_BINGET) {
         const width = op === Op.BINGET ? 1 : 4;

@@ -20,7 +20,9 @@ export abstract class ContainerSink {
    *   0    the value is decoded (memo entries must exist) and dropped
    *   > 0  an integer value is stored in row[code]; any other value goes to setOther(code, value)
    *   < 0  every value goes to setOther(code, value)
-   * Together they must behave exactly like setItems on the same pairs.
+   * Together they must behave exactly like setItems on the same pairs. At the dict's SETITEMS the
+   * fast path calls setItems with no pairs (from === to), where the general loop calls it with the
+   * pairs it holds: a sink may keep what setOther finds wrong until then.
    */
   keyCode?(key: string): number;
   row?: Float64Array;

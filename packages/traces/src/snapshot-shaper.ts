@@ -78,14 +78,31 @@ class EntrySink extends ContainerSink {
     super();
     this.row = columns.pending;
   }
+  /**
+   * A value the fast path handed over (setOther) and the builder refused, held until the entry's
+   * SETITEMS: the general loop hands the same pairs over only there (setItems), so an opcode later in
+   * the entry that fails is reported first, and the error does not depend on where a streamed
+   * input's windows end (the fast path stops at a window's end; test/streaming-import.test.ts).
+   */
+  private refused: unknown = undefined;
   setItems(items: unknown[], from: number, to: number): void {
+    const refused = this.refused;
+    if (refused !== undefined) {
+      this.refused = undefined;
+      throw refused; // its pair came before these
+    }
     for (let i = from; i < to; i += 2) this.columns.setField(items[i], items[i + 1]);
   }
   override keyCode(key: string): number {
     return fieldOf(key);
   }
   override setOther(code: number, value: unknown): void {
-    this.columns.setOther(code as Field, value);
+    if (this.refused !== undefined) return; // the first refusal stands, as setItems' first failing pair
+    try {
+      this.columns.setOther(code as Field, value);
+    } catch (e) {
+      this.refused = e;
+    }
   }
   appendItems(): void {
     this.columns.setField("action", undefined); // a list where an entry dict belongs: reported as a bad entry
